@@ -1,0 +1,242 @@
+"""The Run in the in-toto Statement v1 / SLSA Provenance v1 shape.
+
+An attestation is about one output: its ``subject`` is that output, and the
+predicate describes the run that made it, listing as dependencies only the
+inputs read before the output was finished. The mapping is lossless for what
+lineage views need, so a sidecar alone is enough to answer "where did this
+come from" offline (:func:`statement_to_run` inverts :func:`run_to_statement`).
+
+Where each fact goes (see docs/manifest.md for the field table):
+
+* ``buildDefinition.externalParameters``: ``argv`` and ``cwd`` (what the user chose);
+* ``buildDefinition.internalParameters``: user, host, pid, backend, run key and
+  the environment identity;
+* ``buildDefinition.resolvedDependencies``: code (script, local modules, git
+  commit), data inputs (with the digest of their own attestation) and downloads,
+  told apart by ``annotations.role``;
+* ``runDetails``: builder, invocation id, start and finish times, and a
+  ``sharklib/run`` byproduct with exit status, parent and child runs, execs,
+  connects, temporaries and removals.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from typing import Any
+
+from sharklib.model.run import (
+    Artifact,
+    CodeIdentity,
+    Download,
+    Environment,
+    Exec,
+    GitInfo,
+    Output,
+    Run,
+    decode_path,
+    encode_path,
+)
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://sharklib.dev/run/v1"
+BUILDER_ID = "https://sharklib.dev/builder/"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+
+
+def iso(ts: float | None) -> str | None:
+    """Seconds since the epoch as RFC 3339 UTC with microseconds."""
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def from_iso(text: str | None) -> float | None:
+    if not text:
+        return None
+    return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _file_uri(path: str) -> str:
+    return "file://" + encode_path(path)
+
+
+def _path_from_uri(uri: str) -> str:
+    return decode_path(uri[len("file://"):]) if uri.startswith("file://") else decode_path(uri)
+
+
+def subject_name(output_path: str, cwd: str) -> str:
+    """The subject name: the path relative to the run's directory when inside it."""
+    try:
+        rel = os.path.relpath(output_path, cwd)
+    except ValueError:
+        rel = output_path
+    if rel.startswith(".." + os.sep) or rel == "..":
+        rel = output_path
+    return encode_path(rel)
+
+
+def _artifact_dep(a: Artifact, role: str) -> dict[str, Any]:
+    ann: dict[str, Any] = {"role": role, "size": a.size}
+    if a.attestation:
+        ann["attestation"] = a.attestation
+    return {"uri": _file_uri(a.path), "name": os.path.basename(encode_path(a.path)),
+            "digest": {"sha256": a.sha256}, "annotations": ann}
+
+
+def _download_dep(d: Download) -> dict[str, Any]:
+    dep: dict[str, Any] = {"uri": d.url, "annotations": {"role": "download"}}
+    if d.sha256:
+        dep["digest"] = {"sha256": d.sha256}
+    for key, value in (("size", d.size), ("etag", d.etag), ("lastModified", d.last_modified),
+                       ("status", d.status), ("method", d.method), ("savedTo", d.saved_to)):
+        if value is not None:
+            dep["annotations"][key] = value
+    return dep
+
+
+def run_to_statement(run: Run, output: Output) -> dict[str, Any]:
+    """The in-toto Statement v1 about ``output``, describing ``run``."""
+    deps: list[dict[str, Any]] = []
+    if run.code.script:
+        deps.append(_artifact_dep(run.code.script, "script"))
+    deps.extend(_artifact_dep(m, "module") for m in run.code.modules)
+    if run.code.git:
+        g = run.code.git
+        dep: dict[str, Any] = {
+            "uri": ("git+" + g.remote) if g.remote else _file_uri(g.root),
+            "annotations": {"role": "git", "root": g.root, "branch": g.branch, "dirty": g.dirty,
+                            "remote": g.remote},
+        }
+        if g.commit:
+            dep["digest"] = {"gitCommit": g.commit}
+        deps.append(dep)
+    deps.extend(_artifact_dep(a, "input") for a in run.inputs_of(output))
+    deps.extend(_download_dep(d) for d in run.downloads)
+
+    predicate = {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": {"argv": [encode_path(a) for a in run.argv],
+                                   "cwd": encode_path(run.cwd)},
+            "internalParameters": {
+                "user": run.user, "host": run.host, "pid": run.pid, "backend": run.backend,
+                "runKey": run.run_key, "environment": run.environment.to_dict(),
+            },
+            "resolvedDependencies": deps,
+        },
+        "runDetails": {
+            "builder": {"id": BUILDER_ID + run.backend},
+            "metadata": {"invocationId": run.run_id, "startedOn": iso(run.started),
+                         "finishedOn": iso(run.ended)},
+            "byproducts": [{
+                "name": "sharklib/run",
+                "annotations": {
+                    "exitStatus": run.exit_status,
+                    "parent": run.parent,
+                    "children": list(run.children),
+                    "execs": [e.to_dict() for e in run.execs],
+                    "connects": list(run.connects),
+                    "temporaries": [encode_path(p) for p in run.temporaries],
+                    "removed": [encode_path(p) for p in run.removed],
+                    "outputPath": encode_path(output.path),
+                    "outputSize": output.size,
+                    "outputStream": output.stream,
+                    "warnings": list(run.warnings),
+                },
+            }],
+        },
+    }
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": subject_name(output.path, run.cwd),
+                     "digest": {"sha256": output.sha256}}],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": predicate,
+    }
+
+
+def statement_to_run(statement: dict[str, Any]) -> tuple[Run, Output]:
+    """Rebuild the (partial) Run and the output one statement describes.
+
+    The Run holds exactly what the statement says: its ``inputs`` are the
+    inputs of this output only. Raises ``KeyError``, ``TypeError`` or
+    ``ValueError`` on a statement of the wrong shape; callers reading files turn
+    those into one-line errors naming the file.
+    """
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise ValueError(f"not an in-toto Statement v1 (_type={statement.get('_type')!r})")
+    if statement.get("predicateType") != PREDICATE_TYPE:
+        raise ValueError(f"unknown predicate type {statement.get('predicateType')!r}")
+    pred = statement["predicate"]
+    bd = pred["buildDefinition"]
+    rd = pred["runDetails"]
+    ext = bd["externalParameters"]
+    internal = bd.get("internalParameters") or {}
+    meta = rd.get("metadata") or {}
+    extra: dict[str, Any] = {}
+    for bp in rd.get("byproducts") or []:
+        if isinstance(bp, dict) and bp.get("name") == "sharklib/run":
+            extra = bp.get("annotations") or {}
+
+    code = CodeIdentity()
+    inputs: list[Artifact] = []
+    downloads: list[Download] = []
+    for dep in bd.get("resolvedDependencies") or []:
+        ann = dep.get("annotations") or {}
+        role = ann.get("role")
+        if role in ("script", "module", "input"):
+            art = Artifact(path=_path_from_uri(dep["uri"]), sha256=dep["digest"]["sha256"],
+                           size=int(ann.get("size", 0)), attestation=ann.get("attestation"))
+            if role == "script":
+                code.script = art
+            elif role == "module":
+                code.modules.append(art)
+            else:
+                inputs.append(art)
+        elif role == "git":
+            code.git = GitInfo(root=ann.get("root", ""),
+                               commit=(dep.get("digest") or {}).get("gitCommit"),
+                               branch=ann.get("branch"), dirty=bool(ann.get("dirty")),
+                               remote=ann.get("remote"))
+        elif role == "download":
+            downloads.append(Download(
+                url=dep["uri"], sha256=(dep.get("digest") or {}).get("sha256"),
+                size=ann.get("size"), etag=ann.get("etag"), last_modified=ann.get("lastModified"),
+                status=ann.get("status"), method=ann.get("method", "GET"),
+                saved_to=ann.get("savedTo")))
+
+    subject = statement["subject"][0]
+    cwd = decode_path(ext["cwd"])
+    out_path = decode_path(extra["outputPath"]) if extra.get("outputPath") else \
+        os.path.join(cwd, decode_path(subject["name"]))
+    output = Output(path=out_path, sha256=subject["digest"]["sha256"],
+                    size=int(extra.get("outputSize", 0) or 0),
+                    inputs=[a.path for a in inputs], stream=extra.get("outputStream"))
+    run = Run(
+        run_id=str(meta.get("invocationId", "")),
+        argv=[decode_path(a) for a in ext["argv"]],
+        cwd=cwd,
+        started=from_iso(meta.get("startedOn")) or 0.0,
+        ended=from_iso(meta.get("finishedOn")),
+        exit_status=extra.get("exitStatus"),
+        user=internal.get("user", ""),
+        host=internal.get("host", ""),
+        pid=int(internal.get("pid", 0) or 0),
+        backend=internal.get("backend", "python"),
+        code=code,
+        environment=Environment.from_dict(internal.get("environment") or {}),
+        inputs=inputs,
+        downloads=downloads,
+        outputs=[output],
+        temporaries=[decode_path(p) for p in extra.get("temporaries", [])],
+        removed=[decode_path(p) for p in extra.get("removed", [])],
+        execs=[Exec.from_dict(e) for e in extra.get("execs", [])],
+        connects=list(extra.get("connects", [])),
+        children=list(extra.get("children", [])),
+        parent=extra.get("parent"),
+        run_key=internal.get("runKey"),
+        warnings=list(extra.get("warnings", [])),
+    )
+    return run, output

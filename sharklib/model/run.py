@@ -1,0 +1,339 @@
+"""The Run: what one execution read, wrote, downloaded and ran.
+
+This module is the centre of sharklib and does no I/O: capture and the tracer
+fill a :class:`Run`, attest signs it, stores index it, the runner compares it,
+views read it. Every field is plain data so a Run round-trips through JSON
+(``to_dict`` / ``from_dict``) without loss; the cache index keeps that JSON and
+attestations carry the same facts in the SLSA provenance shape
+(:mod:`sharklib.model.provenance`).
+
+Paths are absolute, normalised POSIX strings. A path that is not valid UTF-8
+is kept losslessly with ``os.fsdecode`` (surrogateescape) in memory and
+written to JSON through :func:`encode_path` / :func:`decode_path`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+Role = Literal["input", "code", "output"]
+Backend = Literal["python", "ebpf", "ptrace", "merged"]
+
+
+def encode_path(path: str) -> str:
+    """Turn an in-memory path (maybe with surrogate escapes) into JSON-safe text.
+
+    Valid UTF-8 paths are returned unchanged; others become ``b64:<base64 of the
+    raw bytes>`` so that newlines, tabs and invalid UTF-8 survive a round trip.
+    """
+    try:
+        path.encode("utf-8")
+        if not path.startswith("b64:"):
+            return path
+    except UnicodeEncodeError:
+        pass
+    import base64
+
+    return "b64:" + base64.b64encode(os.fsencode(path)).decode("ascii")
+
+
+def decode_path(text: str) -> str:
+    """Inverse of :func:`encode_path`."""
+    if text.startswith("b64:"):
+        import base64
+
+        return os.fsdecode(base64.b64decode(text[4:]))
+    return text
+
+
+@dataclass(slots=True)
+class Artifact:
+    """A file identified by its content.
+
+    ``attestation`` is the digest (``sha256:<hex>``) of the DSSE envelope that
+    produced this file, when the file was read and had a sidecar; it is how a
+    later step links to its upstream lineage.
+    """
+
+    path: str
+    sha256: str
+    size: int = 0
+    attestation: str | None = None
+    mtime_ns: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": encode_path(self.path), "sha256": self.sha256, "size": self.size}
+        if self.attestation:
+            d["attestation"] = self.attestation
+        if self.mtime_ns is not None:
+            d["mtime_ns"] = self.mtime_ns
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Artifact:
+        return cls(
+            path=decode_path(str(d["path"])),
+            sha256=str(d["sha256"]),
+            size=int(d.get("size", 0)),
+            attestation=d.get("attestation"),
+            mtime_ns=d.get("mtime_ns"),
+        )
+
+
+@dataclass(slots=True)
+class Output(Artifact):
+    """An artifact the run wrote.
+
+    ``inputs`` lists the paths of the data inputs read before this output was
+    finished (closed, renamed into place, or the run ended), so unrelated later
+    reads do not pollute its lineage. ``None`` means "all inputs of the run".
+    """
+
+    inputs: list[str] | None = None
+    stream: Literal["stdout", "stderr"] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = Artifact.to_dict(self)
+        if self.inputs is not None:
+            d["inputs"] = [encode_path(p) for p in self.inputs]
+        if self.stream:
+            d["stream"] = self.stream
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Output:
+        a = Artifact.from_dict(d)
+        inputs = d.get("inputs")
+        return cls(
+            path=a.path, sha256=a.sha256, size=a.size, attestation=a.attestation,
+            mtime_ns=a.mtime_ns,
+            inputs=[decode_path(str(p)) for p in inputs] if inputs is not None else None,
+            stream=d.get("stream"),
+        )
+
+
+@dataclass(slots=True)
+class Download:
+    """Bytes fetched over the network, hashed as they streamed."""
+
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    status: int | None = None
+    method: str = "GET"
+    saved_to: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Download:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(slots=True)
+class GitInfo:
+    """Where the code came from, when it lives in a git repository."""
+
+    root: str
+    commit: str | None = None
+    branch: str | None = None
+    dirty: bool = False
+    remote: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GitInfo:
+        return cls(root=d["root"], commit=d.get("commit"), branch=d.get("branch"),
+                   dirty=bool(d.get("dirty", False)), remote=d.get("remote"))
+
+
+@dataclass(slots=True)
+class CodeIdentity:
+    """The code that ran: the main script, local modules it imported, git state."""
+
+    script: Artifact | None = None
+    modules: list[Artifact] = field(default_factory=list)
+    git: GitInfo | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "script": self.script.to_dict() if self.script else None,
+            "modules": [m.to_dict() for m in self.modules],
+            "git": self.git.to_dict() if self.git else None,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CodeIdentity:
+        return cls(
+            script=Artifact.from_dict(d["script"]) if d.get("script") else None,
+            modules=[Artifact.from_dict(m) for m in d.get("modules", [])],
+            git=GitInfo.from_dict(d["git"]) if d.get("git") else None,
+        )
+
+
+@dataclass(slots=True)
+class Environment:
+    """The environment the code ran in.
+
+    ``distributions`` maps distribution names (normalised, lower-case) to the
+    versions of those whose modules were actually imported; ``variables`` holds
+    only allow-listed environment variables.
+    """
+
+    interpreter: str = ""
+    python_version: str = ""
+    platform: str = ""
+    prefix: str = ""
+    distributions: dict[str, str] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    tag: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Environment:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(slots=True)
+class Exec:
+    """A program executed inside the run (native tracer), with its argv."""
+
+    pid: int
+    path: str
+    argv: list[str]
+    cwd: str | None = None
+    parent_pid: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "path": encode_path(self.path),
+                "argv": [encode_path(a) for a in self.argv],
+                "cwd": encode_path(self.cwd) if self.cwd else None,
+                "parent_pid": self.parent_pid}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Exec:
+        return cls(pid=int(d["pid"]), path=decode_path(d["path"]),
+                   argv=[decode_path(a) for a in d.get("argv", [])],
+                   cwd=decode_path(d["cwd"]) if d.get("cwd") else None,
+                   parent_pid=d.get("parent_pid"))
+
+
+@dataclass(slots=True)
+class Run:
+    """One execution of a command and what it touched.
+
+    ``children`` holds the ``run_id`` of every captured child process run (a
+    Python subprocess under the bootstrap, or a recipe line under the tracer);
+    a child's ``parent`` points back. ``run_key`` is filled by the runner
+    (:mod:`sharklib.model.runkey`).
+    """
+
+    run_id: str
+    argv: list[str]
+    cwd: str
+    started: float
+    ended: float | None = None
+    exit_status: int | None = None
+    user: str = ""
+    host: str = ""
+    pid: int = 0
+    backend: Backend = "python"
+    code: CodeIdentity = field(default_factory=CodeIdentity)
+    environment: Environment = field(default_factory=Environment)
+    inputs: list[Artifact] = field(default_factory=list)
+    downloads: list[Download] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    temporaries: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    execs: list[Exec] = field(default_factory=list)
+    connects: list[str] = field(default_factory=list)
+    children: list[str] = field(default_factory=list)
+    parent: str | None = None
+    run_key: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "argv": [encode_path(a) for a in self.argv],
+            "cwd": encode_path(self.cwd),
+            "started": self.started,
+            "ended": self.ended,
+            "exit_status": self.exit_status,
+            "user": self.user,
+            "host": self.host,
+            "pid": self.pid,
+            "backend": self.backend,
+            "code": self.code.to_dict(),
+            "environment": self.environment.to_dict(),
+            "inputs": [a.to_dict() for a in self.inputs],
+            "downloads": [d.to_dict() for d in self.downloads],
+            "outputs": [o.to_dict() for o in self.outputs],
+            "temporaries": [encode_path(p) for p in self.temporaries],
+            "removed": [encode_path(p) for p in self.removed],
+            "execs": [e.to_dict() for e in self.execs],
+            "connects": list(self.connects),
+            "children": list(self.children),
+            "parent": self.parent,
+            "run_key": self.run_key,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Run:
+        """Rebuild a Run; raises ``KeyError``/``TypeError``/``ValueError`` on bad data.
+
+        Callers that read untrusted files wrap this and turn the exception into
+        a one-line :class:`sharklib.errors.SharkError` naming the file.
+        """
+        return cls(
+            run_id=str(d["run_id"]),
+            argv=[decode_path(str(a)) for a in d["argv"]],
+            cwd=decode_path(str(d["cwd"])),
+            started=float(d["started"]),
+            ended=None if d.get("ended") is None else float(d["ended"]),
+            exit_status=d.get("exit_status"),
+            user=str(d.get("user", "")),
+            host=str(d.get("host", "")),
+            pid=int(d.get("pid", 0)),
+            backend=d.get("backend", "python"),
+            code=CodeIdentity.from_dict(d.get("code") or {}),
+            environment=Environment.from_dict(d.get("environment") or {}),
+            inputs=[Artifact.from_dict(a) for a in d.get("inputs", [])],
+            downloads=[Download.from_dict(x) for x in d.get("downloads", [])],
+            outputs=[Output.from_dict(o) for o in d.get("outputs", [])],
+            temporaries=[decode_path(p) for p in d.get("temporaries", [])],
+            removed=[decode_path(p) for p in d.get("removed", [])],
+            execs=[Exec.from_dict(e) for e in d.get("execs", [])],
+            connects=list(d.get("connects", [])),
+            children=list(d.get("children", [])),
+            parent=d.get("parent"),
+            run_key=d.get("run_key"),
+            warnings=list(d.get("warnings", [])),
+        )
+
+    def inputs_of(self, output: Output) -> list[Artifact]:
+        """The data inputs that fed ``output`` (read before it was finished)."""
+        if output.inputs is None:
+            return list(self.inputs)
+        wanted = set(output.inputs)
+        return [a for a in self.inputs if a.path in wanted]

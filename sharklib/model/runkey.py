@@ -1,0 +1,60 @@
+"""The run key: what must be equal for a past run to count as this one.
+
+Inputs are deliberately not part of the key: a script discovers what it reads
+while it runs, so the runner looks up past runs by key and then checks each
+recorded input (see :mod:`sharklib.runner`). Everything here is pure: callers
+pass in the facts (digests, versions) they gathered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+KEY_VERSION = "sharklib-runkey-v1"
+
+
+def canonical_json(value: object) -> bytes:
+    """Deterministic JSON bytes (sorted keys, no spaces) for digests."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode("utf-8", "surrogateescape")
+
+
+def relative_to_root(path: str, root: str) -> str:
+    """``path`` relative to ``root`` when inside it, else unchanged (absolute)."""
+    if not os.path.isabs(path):
+        return path
+    rel = os.path.relpath(path, root)
+    return path if rel == ".." or rel.startswith(".." + os.sep) else rel
+
+
+@dataclass(slots=True)
+class RunKeyParts:
+    """The facts a run key is made of, kept so ``sharklib diff``/plans can say *what* differs."""
+
+    argv: list[str]
+    cwd: str
+    code: dict[str, str] = field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        body = {"v": KEY_VERSION, "argv": self.argv, "cwd": self.cwd, "code": self.code,
+                "environment": self.environment}
+        return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def run_key_parts(argv: Sequence[str], cwd: str, root: str, code: Mapping[str, str],
+                  environment: Mapping[str, str]) -> RunKeyParts:
+    """Normalise argv and cwd against the project root.
+
+    ``code`` maps a code identifier (the script path relative to the root, or
+    ``"command"`` for a native program) to its digest; ``environment`` holds the
+    environment identity (interpreter, prefix, allow-listed variables, an
+    environment tag from a pipeline's ``shark-build`` block).
+    """
+    norm_argv = [relative_to_root(a, root) if os.path.isabs(a) else a for a in argv]
+    return RunKeyParts(argv=norm_argv, cwd=relative_to_root(os.path.abspath(cwd), root),
+                       code=dict(code), environment=dict(environment))
