@@ -1,0 +1,222 @@
+"""Ed25519 signing keys: created on first use, kept private, trusted explicitly.
+
+The private key lives in ``config_dir()/keys/default.pem`` (PKCS#8 PEM, mode
+0600) unless ``SHARKLIB_KEY`` or an explicit path names another. Public keys of
+colleagues and institutions are imported into ``config_dir()/trusted/`` and
+together with the own key form the set :func:`trusted_keys` verifies against.
+
+A key id is the hex sha256 of the raw 32-byte public key: short to compare,
+independent of the PEM encoding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sharklib.config import ENV_KEY, config_dir
+from sharklib.errors import KeyMaterialError
+from sharklib.hashing import atomic_write
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+
+
+def keys_dir() -> Path:
+    return config_dir() / "keys"
+
+
+def trusted_dir() -> Path:
+    return config_dir() / "trusted"
+
+
+def default_key_path() -> Path:
+    return keys_dir() / "default.pem"
+
+
+def keyid_of(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def public_pem(public: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return public.public_bytes(serialization.Encoding.PEM,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A private key able to sign, with its public half and id."""
+
+    private: Ed25519PrivateKey
+    path: Path
+
+    @property
+    def public(self) -> Ed25519PublicKey:
+        return self.private.public_key()
+
+    @property
+    def keyid(self) -> str:
+        return keyid_of(self.public)
+
+    def sign(self, data: bytes) -> bytes:
+        return self.private.sign(data)
+
+    def public_pem(self) -> bytes:
+        return public_pem(self.public)
+
+
+def generate_key(path: Path) -> SigningKey:
+    """Create a new Ed25519 key at ``path`` (0600, parent 0700), atomically."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, pem, mode=0o600)
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot create signing key: {exc.strerror}", path) from None
+    return SigningKey(private, path)
+
+
+def _load_private(path: Path) -> SigningKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyMaterialError("signing key not found", path) from None
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot read signing key: {exc.strerror}", path) from None
+    try:
+        private = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError(f"not a usable PEM private key ({exc})", path) from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KeyMaterialError("not an Ed25519 private key", path)
+    return SigningKey(private, path)
+
+
+_loaded: dict[Path, SigningKey] = {}
+
+
+def load_signing_key(path: str | os.PathLike[str] | None = None, create: bool = True) -> SigningKey:
+    """The key to sign with: ``path``, else ``$SHARKLIB_KEY``, else the default key.
+
+    Only the default key is created when missing (and its id printed once);
+    an explicitly named key that is missing is an error, never replaced.
+    """
+    explicit = path if path is not None else os.environ.get(ENV_KEY) or None
+    target = Path(explicit) if explicit else default_key_path()
+    cached = _loaded.get(target)
+    if cached is not None:
+        return cached
+    if explicit is None and create and not target.exists():
+        key = generate_key(target)
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"sharklib: created signing key {key.keyid[:16]} at {target}\n")
+    else:
+        key = _load_private(target)
+    _loaded[target] = key
+    return key
+
+
+def load_public_key(data: bytes, source: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """Parse a PEM public key (or the public half of a PEM private key)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+
+    try:
+        if b"PRIVATE KEY" in data:
+            priv = serialization.load_pem_private_key(data, password=None)
+            if not isinstance(priv, Ed25519PrivateKey):
+                raise ValueError("not Ed25519")
+            return priv.public_key()
+        pub = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as exc:
+        raise KeyMaterialError(f"not a usable PEM key ({exc})", source) from None
+    if not isinstance(pub, Ed25519PublicKey):
+        raise KeyMaterialError("not an Ed25519 public key", source)
+    return pub
+
+
+def import_public_key(source: str | os.PathLike[str], name: str | None = None) -> tuple[str, Path]:
+    """Trust a public key from a PEM file; returns its id and where it was stored."""
+    src = Path(source)
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot read key: {exc.strerror}", src) from None
+    pub = load_public_key(data, src)
+    keyid = keyid_of(pub)
+    label = name or src.stem
+    if not _NAME_RE.match(label):
+        raise KeyMaterialError(f"key name {label!r} must be 1-64 letters, digits, '.', '_', '@', '-'")
+    dest = trusted_dir() / f"{label}.{keyid[:16]}.pem"
+    trusted_dir().mkdir(parents=True, exist_ok=True)
+    atomic_write(dest, public_pem(pub))
+    return keyid, dest
+
+
+def trusted_keys(include_own: bool = True) -> dict[str, Ed25519PublicKey]:
+    """Key id -> public key for the own default key (if it exists) and every imported key.
+
+    An unreadable file in the trusted directory is skipped with a warning line
+    rather than breaking verification of everything else.
+    """
+    keys: dict[str, Ed25519PublicKey] = {}
+    if include_own:
+        own = Path(os.environ.get(ENV_KEY) or default_key_path())
+        if own.exists():
+            with contextlib.suppress(KeyMaterialError):
+                k = load_signing_key(own, create=False)
+                keys[k.keyid] = k.public
+    tdir = trusted_dir()
+    if tdir.is_dir():
+        for pem in sorted(tdir.glob("*.pem")):
+            try:
+                pub = load_public_key(pem.read_bytes(), pem)
+            except (KeyMaterialError, OSError) as exc:
+                sys.stderr.write(f"sharklib: warning: skipping trusted key: {exc}\n")
+                continue
+            keys[keyid_of(pub)] = pub
+    return keys
+
+
+def trusted_key_names() -> dict[str, str]:
+    """Key id -> a human label (the file stem it was imported under, or 'own')."""
+    names: dict[str, str] = {}
+    tdir = trusted_dir()
+    if tdir.is_dir():
+        for pem in sorted(tdir.glob("*.pem")):
+            stem = pem.name[: -len(".pem")]
+            label, _, short = stem.rpartition(".")
+            with contextlib.suppress(KeyMaterialError, OSError):
+                names[keyid_of(load_public_key(pem.read_bytes(), pem))] = label or short
+    own = Path(os.environ.get(ENV_KEY) or default_key_path())
+    if own.exists():
+        with contextlib.suppress(KeyMaterialError):
+            names[load_signing_key(own, create=False).keyid] = "own"
+    return names

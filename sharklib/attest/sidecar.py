@@ -1,0 +1,181 @@
+"""Sidecar bundles: ``X.intoto.jsonl`` beside every output ``X``.
+
+Line 1 is the DSSE envelope of the attestation about ``X``; the following lines
+hold every upstream attestation in ``X``'s lineage, one envelope per line,
+deduplicated by attestation digest (the in-toto bundle convention). Flat, not
+nested, so size grows with the number of steps, not with depth x fan-in.
+
+Reading is defensive: sidecars travel with published files and may be
+truncated, tampered with or hostile. Every problem is a one-line
+:class:`~sharklib.errors.SidecarError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from sharklib.attest.dsse import attestation_digest, envelope_line, merge_signatures, payload_of
+from sharklib.errors import SidecarError
+from sharklib.hashing import atomic_write
+from sharklib.model.provenance import PAYLOAD_TYPE, STATEMENT_TYPE
+
+SUFFIX = ".intoto.jsonl"
+MAX_LINE = 32 * 1024 * 1024
+
+
+def sidecar_path(output: str | os.PathLike[str]) -> str:
+    return os.fspath(output) + SUFFIX
+
+
+def is_sidecar(path: str) -> bool:
+    return path.endswith(SUFFIX)
+
+
+@dataclass(slots=True)
+class BundleEntry:
+    """One attestation in a bundle: its digest, envelope, decoded statement and line number."""
+
+    digest: str
+    envelope: dict[str, Any]
+    statement: dict[str, Any]
+    line: int
+
+    @property
+    def subject_digest(self) -> str | None:
+        subjects = self.statement.get("subject") or []
+        return (subjects[0].get("digest") or {}).get("sha256") if subjects else None
+
+    @property
+    def subject_name(self) -> str | None:
+        subjects = self.statement.get("subject") or []
+        return subjects[0].get("name") if subjects else None
+
+
+@dataclass(slots=True)
+class Bundle:
+    path: str
+    entries: list[BundleEntry] = field(default_factory=list)
+
+    @property
+    def head(self) -> BundleEntry:
+        return self.entries[0]
+
+    @property
+    def by_digest(self) -> dict[str, BundleEntry]:
+        return {e.digest: e for e in self.entries}
+
+
+def _check_statement(statement: Any, path: str, lineno: int) -> None:
+    if not isinstance(statement, dict):
+        raise SidecarError("payload is not a JSON object", path, lineno)
+    if statement.get("_type") != STATEMENT_TYPE:
+        raise SidecarError(f"payload is not an in-toto Statement v1 (_type={statement.get('_type')!r})",
+                           path, lineno)
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or not subjects or not isinstance(subjects[0], dict):
+        raise SidecarError("statement has no subject", path, lineno)
+    for s in subjects:
+        name = s.get("name") if isinstance(s, dict) else None
+        digest = s.get("digest") if isinstance(s, dict) else None
+        if not isinstance(name, str) or not isinstance(digest, dict):
+            raise SidecarError("subject without name or digest", path, lineno)
+        if ".." in name.replace("\\", "/").split("/"):
+            raise SidecarError(f"subject name {name[:80]!r} escapes its directory", path, lineno)
+    if not isinstance(statement.get("predicate"), dict):
+        raise SidecarError("statement has no predicate object", path, lineno)
+
+
+def parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
+    """Validate one sidecar line and decode its statement."""
+    try:
+        envelope = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SidecarError(f"malformed JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
+                           path, lineno) from None
+    if not isinstance(envelope, dict):
+        raise SidecarError("line is not a DSSE envelope object", path, lineno)
+    if envelope.get("payloadType") != PAYLOAD_TYPE:
+        raise SidecarError(f"wrong payload type {str(envelope.get('payloadType'))[:60]!r}", path, lineno)
+    sigs = envelope.get("signatures")
+    if not isinstance(sigs, list) or not all(isinstance(s, dict) for s in sigs):
+        raise SidecarError("envelope has no signature list", path, lineno)
+    try:
+        payload = payload_of(envelope)
+        statement = json.loads(payload)
+    except ValueError as exc:
+        raise SidecarError(f"undecodable payload ({str(exc)[:80]})", path, lineno) from None
+    _check_statement(statement, path, lineno)
+    return BundleEntry(attestation_digest(envelope), envelope, statement, lineno)
+
+
+def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle:
+    """Read and validate a sidecar. Duplicate entries are merged (signatures united)."""
+    p = os.fspath(path)
+    bundle = Bundle(p)
+    index: dict[str, int] = {}
+    try:
+        fh = open(p, "rb")  # noqa: SIM115 - closed below; readline needs the handle
+    except FileNotFoundError:
+        raise SidecarError("no sidecar", p) from None
+    except OSError as exc:
+        raise SidecarError(f"cannot read sidecar: {exc.strerror}", p) from None
+    with fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE + 1)
+            if not raw:
+                break
+            lineno += 1
+            if len(raw) > MAX_LINE:
+                raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB", p, lineno)
+            if not raw.endswith(b"\n") and fh.read(1):
+                raise SidecarError("unterminated line", p, lineno)
+            if not raw.strip():
+                continue
+            entry = parse_line(raw, p, lineno)
+            if entry.digest in index:
+                i = index[entry.digest]
+                old = bundle.entries[i]
+                old.envelope = merge_signatures(old.envelope, entry.envelope)
+            else:
+                index[entry.digest] = len(bundle.entries)
+                bundle.entries.append(entry)
+            if head_only:
+                break
+    if not bundle.entries:
+        raise SidecarError("empty sidecar", p)
+    return bundle
+
+
+def write_bundle(path: str | os.PathLike[str], envelopes: list[dict[str, Any]]) -> None:
+    """Write envelopes (the head first) as a sidecar, deduplicated, atomically."""
+    seen: dict[str, int] = {}
+    ordered: list[dict[str, Any]] = []
+    for env in envelopes:
+        d = attestation_digest(env)
+        if d in seen:
+            ordered[seen[d]] = merge_signatures(ordered[seen[d]], env)
+            continue
+        seen[d] = len(ordered)
+        ordered.append(env)
+    data = b"".join(envelope_line(e) + b"\n" for e in ordered)
+    atomic_write(path, data, fsync=False)
+
+
+def input_attestation(path: str, sha256: str) -> str | None:
+    """Digest of the attestation that produced ``path``, if its sidecar describes these bytes.
+
+    A sidecar whose subject digest differs (the file changed since) does not link.
+    Unreadable or malformed sidecars do not link either; verification reports them.
+    """
+    side = sidecar_path(path)
+    if not os.path.exists(side):
+        return None
+    try:
+        head = read_bundle(side, head_only=True).head
+    except SidecarError:
+        return None
+    return head.digest if head.subject_digest == sha256 else None

@@ -1,0 +1,68 @@
+"""sha256 of files and streams."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, int]:
+    """Hex sha256 and size of a file, read once through one reused buffer."""
+    h = hashlib.sha256()
+    buf = bytearray(chunk)
+    view = memoryview(buf)
+    size = 0
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+            size += n
+    return h.hexdigest(), size
+
+
+def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tuple[str, int]]:
+    """Digests of many files, in parallel. Unreadable files are left out of the result."""
+    unique = list(dict.fromkeys(paths))
+    if not unique:
+        return {}
+
+    def one(p: str) -> tuple[str, tuple[str, int] | None]:
+        try:
+            return p, sha256_file(p)
+        except OSError:
+            return p, None
+
+    if len(unique) == 1:
+        results = [one(unique[0])]
+    else:
+        n = min(workers or os.cpu_count() or 2, len(unique))
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sharklib-hash") as pool:
+            results = list(pool.map(one, unique))
+    return {p: d for p, d in results if d is not None}
+
+
+class StreamingDigest:
+    """sha256 of bytes as they stream past (downloads), without keeping them."""
+
+    __slots__ = ("_h", "size")
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._h.update(data)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()

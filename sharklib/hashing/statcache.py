@@ -1,0 +1,165 @@
+"""A persistent stat cache: unchanged files are never re-hashed.
+
+Keyed by path and validated by (st_dev, st_ino, st_size, st_mtime_ns,
+st_ctime_ns): any write, truncation, rename-over or ``chmod`` changes one of
+them. ``touch`` changes mtime too, so a touched file is hashed again, and the
+*digest* (not the timestamp) decides whether anything changed.
+
+Racy entries: a file modified within the same timestamp tick right after it
+was hashed would look unchanged. As git does, an entry recorded less than
+:data:`RACY_NS` after the file's mtime is re-hashed on its next use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from sharklib.hashing.digest import hash_files
+
+RACY_NS = 2_000_000_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS stat (
+    path TEXT PRIMARY KEY,
+    dev INTEGER, ino INTEGER, size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER,
+    sha256 TEXT NOT NULL, recorded_ns INTEGER NOT NULL
+)
+"""
+
+
+def _sig(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class StatCache:
+    """Digest lookups that cost one ``stat`` when the file is unchanged.
+
+    Safe to share between threads; several processes may use the same
+    database (SQLite WAL, short transactions). If the database cannot be
+    opened (read-only home, corrupt file) the cache degrades to hashing.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is None:
+            from sharklib.config import cache_dir
+
+            path = cache_dir() / "statcache.sqlite"
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._opened = False
+        self.hashed_bytes = 0
+        self.hashed_files = 0
+
+    def _conn(self) -> sqlite3.Connection | None:
+        if self._opened:
+            return self._db
+        self._opened = True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
+                                 isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+            self._db = db
+        except sqlite3.Error:
+            quarantine = self.path.with_suffix(".corrupt")
+            with contextlib.suppress(OSError):
+                if self.path.exists():
+                    os.replace(self.path, quarantine)
+            self._db = None
+        return self._db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+            self._opened = False
+
+    def _lookup(self, path: str, st: os.stat_result) -> str | None:
+        db = self._conn()
+        if db is None:
+            return None
+        with self._lock:
+            try:
+                row = db.execute("SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, recorded_ns "
+                                 "FROM stat WHERE path = ?", (path,)).fetchone()
+            except sqlite3.Error:
+                return None
+        if row is None or tuple(row[:5]) != _sig(st):
+            return None
+        if row[6] - st.st_mtime_ns < RACY_NS:
+            return None
+        return str(row[5])
+
+    def _store(self, entries: Iterable[tuple[str, os.stat_result, str]]) -> None:
+        db = self._conn()
+        if db is None:
+            return
+        now = time.time_ns()
+        rows = [(p, *_sig(st), digest, now) for p, st, digest in entries]
+        if not rows:
+            return
+        with self._lock:
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?,?)", rows)
+                db.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+
+    def digests(self, paths: Iterable[str]) -> dict[str, tuple[str, int]]:
+        """Digest and size of each readable regular file; misses are hashed in parallel."""
+        result: dict[str, tuple[str, int]] = {}
+        misses: dict[str, os.stat_result] = {}
+        for p in dict.fromkeys(paths):
+            try:
+                st = os.stat(p)
+            except OSError:
+                continue
+            if not _is_regular(st):
+                continue
+            known = self._lookup(p, st)
+            if known is not None:
+                result[p] = (known, st.st_size)
+            else:
+                misses[p] = st
+        if misses:
+            hashed = hash_files(misses)
+            fresh: list[tuple[str, os.stat_result, str]] = []
+            for p, (digest, size) in hashed.items():
+                self.hashed_bytes += size
+                self.hashed_files += 1
+                result[p] = (digest, size)
+                try:
+                    after = os.stat(p)
+                except OSError:
+                    continue
+                if _sig(after) == _sig(misses[p]):
+                    fresh.append((p, after, digest))
+            self._store(fresh)
+        return result
+
+    def digest(self, path: str) -> tuple[str, int] | None:
+        """Digest and size of one file, or None when it is missing or unreadable."""
+        return self.digests([path]).get(path)
+
+    def unchanged(self, path: str, sha256: str) -> bool:
+        """True when ``path`` still has digest ``sha256`` (a stat when known, else a hash)."""
+        got = self.digest(path)
+        return got is not None and got[0] == sha256
+
+
+def _is_regular(st: os.stat_result) -> bool:
+    import stat as _stat
+
+    return _stat.S_ISREG(st.st_mode)
