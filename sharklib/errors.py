@@ -38,7 +38,7 @@ class SignatureError(SharkError):
     """A signature does not verify, or the key that should check it is missing."""
 
 
-class KeyError_(SharkError):
+class KeyMaterialError(SharkError):
     """A signing key is missing, unreadable or malformed."""
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sharklib.config import ENV_KEY, config_dir
-from sharklib.errors import KeyError_ as KeyMaterialError
+from sharklib.errors import KeyMaterialError
 from sharklib.hashing import atomic_write
 
 if TYPE_CHECKING:
