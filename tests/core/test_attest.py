@@ -68,7 +68,7 @@ def test_key_created_once_with_private_permissions(capsys: pytest.CaptureFixture
 
 def test_explicit_missing_key_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHARKLIB_KEY", str(tmp_path / "nope.pem"))
-    with pytest.raises(KeyMaterialError, match="nope.pem"):
+    with pytest.raises(KeyMaterialError, match=r"nope\.pem"):
         load_signing_key()
 
 
