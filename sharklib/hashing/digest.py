@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import queue
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 1 << 20
+PIPELINE_MIN = 8 << 20
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -15,18 +19,66 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, int]:
-    """Hex sha256 and size of a file, read once through one reused buffer."""
-    h = hashlib.sha256()
-    buf = bytearray(chunk)
-    view = memoryview(buf)
-    size = 0
+    """Hex sha256 and size of a file, read once.
+
+    Large files are read by a second thread into alternating buffers while
+    this one hashes, so reading (which releases the GIL) overlaps with hashing
+    (which does too) and the hash function alone sets the pace.
+    """
     with open(path, "rb", buffering=0) as fh:
+        try:
+            big = os.fstat(fh.fileno()).st_size >= PIPELINE_MIN
+        except OSError:
+            big = False
+        if big:
+            return _sha256_pipelined(fh, chunk)
+        h = hashlib.sha256()
+        buf = bytearray(chunk)
+        view = memoryview(buf)
+        size = 0
         while True:
             n = fh.readinto(buf)
             if not n:
                 break
             h.update(view[:n])
             size += n
+    return h.hexdigest(), size
+
+
+def _sha256_pipelined(fh: io.RawIOBase, chunk: int) -> tuple[str, int]:
+    h = hashlib.sha256()
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[bytearray, int] | BaseException | None] = queue.SimpleQueue()
+    for _ in range(3):
+        free.put(bytearray(chunk))
+
+    def reader() -> None:
+        try:
+            while True:
+                buf = free.get()
+                n = fh.readinto(buf)
+                if not n:
+                    full.put(None)
+                    return
+                full.put((buf, n))
+        except BaseException as exc:  # handed to the hashing thread, re-raised there
+            full.put(exc)
+
+    t = threading.Thread(target=reader, name="sharklib-read", daemon=True)
+    t.start()
+    size = 0
+    while True:
+        item = full.get()
+        if item is None:
+            break
+        if isinstance(item, BaseException):
+            t.join()
+            raise item
+        buf, n = item
+        h.update(memoryview(buf)[:n])
+        size += n
+        free.put(buf)
+    t.join()
     return h.hexdigest(), size
 
 

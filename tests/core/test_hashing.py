@@ -127,3 +127,12 @@ def test_atomic_write_replaces_whole_and_leaves_no_temp(tmp_path: Path) -> None:
     assert p.read_bytes() == b"two"
     assert (p.stat().st_mode & 0o777) == 0o600
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_sha256_file_large_pipelined_path(tmp_path: Path) -> None:
+    from sharklib.hashing.digest import PIPELINE_MIN
+
+    data = os.urandom(PIPELINE_MIN + (1 << 20) + 7)
+    p = tmp_path / "large"
+    p.write_bytes(data)
+    assert sha256_file(p) == (hashlib.sha256(data).hexdigest(), len(data))
