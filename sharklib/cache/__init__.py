@@ -1,0 +1,16 @@
+"""Stores, the run index and the shared cache: what was made, kept by content.
+
+* :mod:`sharklib.cache.store`: the small :class:`ObjectStore` interface and the backend registry;
+* backends: :mod:`~sharklib.cache.cas` (default), :mod:`~sharklib.cache.btrfs`,
+  :mod:`~sharklib.cache.zfs`, :mod:`~sharklib.cache.remote` (any fsspec URL);
+* :mod:`sharklib.cache.index`: the SQLite run index;
+* :mod:`sharklib.cache.runcache`: the three put together for the runner;
+* :mod:`sharklib.cache.maintenance`: ls, du, gc, verify, push, pull.
+"""
+
+from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
+from sharklib.cache.runcache import RunCache
+from sharklib.cache.store import ObjectInfo, ObjectStore, Restored, open_store
+
+__all__ = ["IndexEntry", "ObjectInfo", "ObjectStore", "Restored", "RunCache", "RunIndex",
+           "StoredObject", "open_store"]

@@ -1,0 +1,217 @@
+"""The default store: a content-addressed directory of read-only objects.
+
+Layout under the store root::
+
+    objects/ab/abcdef...   one file per sha256, mode 0444, mtime pinned
+    tmp/                   partial writes (renamed into objects/ when complete)
+    quarantine/            objects that failed verification, kept for inspection
+
+An object is written to ``tmp/`` while its digest is computed, checked, then
+renamed into place, so a killed writer leaves at most an orphan in ``tmp/``
+and never a wrong object under a right name. Serving goes through the stat
+cache: an object is re-hashed only when its stat signature changed since it
+was last verified, so a multi-gigabyte restore by reflink costs milliseconds
+and a tampered object (any write changes mtime and ctime) is still caught.
+The objects' mtime is pinned to a fixed old value so a fresh object is never
+"racy" in the stat cache's sense.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from sharklib.cache.links import copy_hashing, materialise, reflink
+from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
+from sharklib.errors import StoreError
+from sharklib.hashing import StatCache, StreamingDigest, sha256_file
+
+#: every object's mtime (seconds since the epoch): fixed, old, meaningless.
+PINNED_MTIME_NS = 1_000_000_000 * 1_000_000_000
+
+
+class ContentStore(ObjectStore):
+    """Objects by sha256 in a directory; restore by reflink, hardlink (opt-in) or copy."""
+
+    name = "cas"
+
+    def __init__(self, root: str | os.PathLike[str] | None = None,
+                 statcache: StatCache | None = None) -> None:
+        if root is None:
+            from sharklib.config import cache_dir
+
+            root = cache_dir()
+        self.root = Path(root)
+        self.objects = self.root / "objects"
+        self.tmp = self.root / "tmp"
+        self.quarantined = self.root / "quarantine"
+        for d in (self.objects, self.tmp, self.quarantined):
+            d.mkdir(parents=True, exist_ok=True)
+        self.statcache = statcache if statcache is not None else StatCache(
+            self.root / "objects-stat.sqlite")
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def path(self, sha256: str) -> Path:
+        check_digest(sha256, str(self.root))
+        return self.objects / sha256[:2] / sha256
+
+    # -- writing -------------------------------------------------------------------------
+    def _tmpfile(self) -> str:
+        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="put-")
+        os.close(fd)
+        return tmp
+
+    def _commit(self, tmp: str, sha256: str, size: int) -> ObjectInfo:
+        final = self.path(sha256)
+        os.chmod(tmp, 0o444)
+        os.utime(tmp, ns=(PINNED_MTIME_NS, PINNED_MTIME_NS))
+        if final.exists() and self.verify(sha256):
+            os.unlink(tmp)
+        else:
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+            self._remember(final, sha256)
+        return ObjectInfo(sha256, size)
+
+    def _remember(self, final: Path, sha256: str) -> None:
+        remember = getattr(self.statcache, "remember", None)
+        if remember is not None:
+            remember(str(final), sha256)
+        else:  # prime the stat cache (re-reads once; later serves are a stat)
+            self.statcache.digest(str(final))
+
+    def put(self, path: str, sha256: str | None = None) -> ObjectInfo:
+        if sha256 is not None:
+            check_digest(sha256, path)
+            if self.path(sha256).exists() and self.verify(sha256):
+                return ObjectInfo(sha256, self.path(sha256).stat().st_size)
+        tmp = self._tmpfile()
+        try:
+            try:
+                reflink(path, tmp)
+                got, size = sha256_file(tmp)
+            except OSError:
+                sd = StreamingDigest()
+                size = copy_hashing(path, tmp, sd.update)
+                got = sd.hexdigest()
+            if sha256 is not None and got != sha256:
+                raise StoreError(f"file changed since it was recorded (sha256 {got[:12]}…, "
+                                 f"expected {sha256[:12]}…)", path)
+            return self._commit(tmp, got, size)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        sd = StreamingDigest()
+        sd.update(data)
+        sha = sd.hexdigest()
+        if self.path(sha).exists() and self.verify(sha):
+            return ObjectInfo(sha, len(data))
+        tmp = self._tmpfile()
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            return self._commit(tmp, sha, len(data))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_stream(self, stream: BinaryIO, sha256: str) -> ObjectInfo:
+        """Store bytes read from ``stream`` (a remote pull); they must hash to ``sha256``."""
+        check_digest(sha256)
+        tmp = self._tmpfile()
+        try:
+            sd = StreamingDigest()
+            with open(tmp, "wb") as fh:
+                while chunk := stream.read(1 << 20):
+                    sd.update(chunk)
+                    fh.write(chunk)
+            if sd.hexdigest() != sha256:
+                raise StoreError(f"object {sha256} arrived with different bytes "
+                                 f"(sha256 {sd.hexdigest()[:12]}…)", str(self.root))
+            return self._commit(tmp, sha256, sd.size)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    # -- reading -------------------------------------------------------------------------
+    def has(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            return open(self.path(sha256), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"object {sha256} is not in the store", str(self.root)) from None
+
+    def verify(self, sha256: str, *, full: bool = False) -> bool:
+        p = self.path(sha256)
+        if full:
+            try:
+                return sha256_file(p)[0] == sha256
+            except OSError:
+                return False
+        got = self.statcache.digest(str(p))
+        return got is not None and got[0] == sha256
+
+    def restore(self, sha256: str, dest: str, *, link: LinkMode = "auto",
+                read_only: bool = False) -> Restored:
+        if not self.has(sha256):
+            raise StoreError(f"object {sha256} is not in the store", str(self.root))
+        if not self.verify(sha256):
+            self.quarantine(sha256)
+            raise StoreError(f"object {sha256} does not match its digest (quarantined)",
+                             str(self.path(sha256)))
+        strategy = materialise(str(self.path(sha256)), dest, link=link, read_only=read_only)
+        if strategy == "copy" and not self._same_bytes(dest, sha256):
+            with contextlib.suppress(OSError):
+                os.unlink(dest)
+            self.quarantine(sha256)
+            raise StoreError(f"object {sha256} changed during restore (quarantined)",
+                             str(self.path(sha256)))
+        return Restored(dest, strategy)
+
+    def _same_bytes(self, path: str, sha256: str) -> bool:
+        # a copy is cheap to double-check only if the object's stat did not move under us
+        return self.verify(sha256)
+
+    # -- housekeeping --------------------------------------------------------------------
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(sha256))
+
+    def quarantine(self, sha256: str) -> None:
+        src = self.path(sha256)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(src, self.quarantined / sha256)
+
+    def list(self) -> Iterator[ObjectInfo]:
+        for sub in sorted(self.objects.iterdir()):
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                name = entry.name
+                if len(name) == 64 and name.startswith(sub.name) and entry.is_file():
+                    yield ObjectInfo(name, entry.stat().st_size)
+
+    def clean_tmp(self) -> int:
+        """Remove partial writes left by killed writers; returns how many."""
+        n = 0
+        for entry in os.scandir(self.tmp):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                n += 1
+        return n
+
+    def close(self) -> None:
+        self.statcache.close()

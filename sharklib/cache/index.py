@@ -1,0 +1,296 @@
+"""The run index: which runs were recorded under which key, and the objects they left.
+
+One SQLite database in WAL mode, shared by every process that uses the cache:
+readers never block the one writer, each record is one transaction, and a
+process killed mid-write leaves the previous state. Objects are always stored
+*before* the run that names them is indexed, so an entry never points to an
+object that was not completely written (see :mod:`sharklib.cache.cas`).
+
+An :class:`IndexEntry` is also the unit exchanged with a remote cache, so it is
+parsed as untrusted input: :meth:`IndexEntry.from_dict` refuses anything of
+the wrong shape with a one-line :class:`~sharklib.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sharklib.cache.store import check_digest
+from sharklib.errors import StoreError
+from sharklib.model import Run
+from sharklib.model.run import decode_path, encode_path
+
+ENTRY_VERSION = 1
+ROLES = ("output", "stdout", "stderr")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    created REAL NOT NULL,
+    duration REAL NOT NULL,
+    exit_status INTEGER,
+    entry TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    indexed REAL NOT NULL,
+    last_used REAL NOT NULL,
+    uses INTEGER NOT NULL DEFAULT 0,
+    saved REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_key ON runs(key, created DESC);
+CREATE TABLE IF NOT EXISTS run_objects (
+    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    role TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (run_id, role, path)
+);
+CREATE INDEX IF NOT EXISTS run_objects_by_sha ON run_objects(sha256);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An object a run left: an output file (``path`` relative to the root) or a stream."""
+
+    role: str
+    path: str
+    sha256: str
+    size: int
+    mode: int = 0o644
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": self.role, "path": encode_path(self.path), "sha256": self.sha256,
+                "size": self.size, "mode": self.mode}
+
+
+@dataclass(slots=True)
+class IndexEntry:
+    """One recorded run as the cache keeps it.
+
+    ``inputs`` are ``(path, sha256)`` pairs with paths relative to the project
+    root when they were inside it (so a colleague's checkout elsewhere matches),
+    absolute otherwise; ``modules`` likewise for local code modules.
+    """
+
+    key: str
+    run: Run
+    root: str
+    objects: list[StoredObject]
+    inputs: list[tuple[str, str]] = field(default_factory=list)
+    modules: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.run.duration or 0.0)
+
+    @property
+    def size(self) -> int:
+        return sum(o.size for o in self.objects)
+
+    def outputs(self) -> list[StoredObject]:
+        return [o for o in self.objects if o.role == "output"]
+
+    def stream(self, role: str) -> StoredObject | None:
+        return next((o for o in self.objects if o.role == role), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": ENTRY_VERSION, "key": self.key, "root": encode_path(self.root),
+            "run": self.run.to_dict(), "objects": [o.to_dict() for o in self.objects],
+            "inputs": [[encode_path(p), s] for p, s in self.inputs],
+            "modules": [[encode_path(p), s] for p, s in self.modules],
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str | None = None) -> IndexEntry:
+        """Parse an untrusted entry; any deviation is a one-line StoreError naming ``where``."""
+        try:
+            if not isinstance(d, dict) or d.get("version") != ENTRY_VERSION:
+                raise ValueError("unknown entry version")
+            key = d["key"]
+            if not (isinstance(key, str) and key.startswith("sha256:")):
+                raise ValueError("bad run key")
+            check_digest(key[7:], where)
+            run = Run.from_dict(d["run"])
+            if run.run_key not in (None, key):
+                raise ValueError("run key does not match the entry")
+            objects = []
+            for o in d["objects"]:
+                role = o["role"]
+                if role not in ROLES:
+                    raise ValueError(f"unknown object role {role!r}")
+                mode = int(o.get("mode", 0o644)) & 0o777
+                objects.append(StoredObject(role, decode_path(str(o["path"])),
+                                            check_digest(o["sha256"], where), int(o["size"]),
+                                            mode))
+            pairs = {}
+            for name in ("inputs", "modules"):
+                pairs[name] = [(decode_path(str(p)), check_digest(s, where))
+                               for p, s in d.get(name, [])]
+            return cls(key=key, run=run, root=decode_path(str(d["root"])), objects=objects,
+                       inputs=pairs["inputs"], modules=pairs["modules"])
+        except StoreError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"malformed cache index entry: {exc}", where) from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str | None = None) -> IndexEntry:
+        try:
+            data = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise StoreError(f"cache index entry is not JSON: {exc}", where) from None
+        return cls.from_dict(data, where)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """Bookkeeping for one indexed run (what ``sharklib cache ls`` shows)."""
+
+    run_id: str
+    key: str
+    created: float
+    duration: float
+    exit_status: int | None
+    bytes: int
+    last_used: float
+    uses: int
+    saved: float
+    argv: list[str]
+
+
+class RunIndex:
+    """The SQLite run index (WAL). One instance per process; cheap to open."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            with self._tx():
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"run index unreadable: {exc}", str(self.path)) from None
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(args)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"run index unreadable: {exc}", str(self.path)) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, entry: IndexEntry) -> bool:
+        """Index a run whose objects are already stored; False if it was already there."""
+        now = time.time()
+        run = entry.run
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
+                "bytes, indexed, last_used) VALUES (?,?,?,?,?,?,?,?,?)",
+                (run.run_id, entry.key, run.started, entry.duration, run.exit_status,
+                 entry.to_json(), entry.size, now, now))
+            if cur.rowcount == 0:
+                return False
+            db.executemany(
+                "INSERT OR REPLACE INTO run_objects VALUES (?,?,?,?,?)",
+                [(run.run_id, o.role, encode_path(o.path), o.sha256, o.size)
+                 for o in entry.objects])
+        return True
+
+    def mark_used(self, run_id: str, saved: float) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE runs SET last_used=?, uses=uses+1, saved=saved+? WHERE run_id=?",
+                       (time.time(), max(0.0, saved), run_id))
+
+    def remove(self, run_ids: Iterable[str]) -> int:
+        ids = list(run_ids)
+        with self._tx() as db:
+            n = 0
+            for rid in ids:
+                db.execute("DELETE FROM run_objects WHERE run_id=?", (rid,))
+                n += db.execute("DELETE FROM runs WHERE run_id=?", (rid,)).rowcount
+        return n
+
+    # -- reading ---------------------------------------------------------------------------
+    def candidates(self, key: str) -> list[IndexEntry]:
+        """Successful runs recorded under ``key``, newest first."""
+        rows = self._query("SELECT run_id, entry FROM runs WHERE key=? AND exit_status=0 "
+                           "ORDER BY created DESC", (key,))
+        return [IndexEntry.from_json(text, f"{self.path} (run {rid})") for rid, text in rows]
+
+    def has_run(self, run_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM runs WHERE run_id=?", (run_id,)))
+
+    def entry(self, run_id: str) -> IndexEntry | None:
+        rows = self._query("SELECT entry FROM runs WHERE run_id=?", (run_id,))
+        return IndexEntry.from_json(rows[0][0], f"{self.path} (run {run_id})") if rows else None
+
+    def entries(self) -> Iterator[IndexEntry]:
+        for rid, text in self._query("SELECT run_id, entry FROM runs ORDER BY created"):
+            yield IndexEntry.from_json(text, f"{self.path} (run {rid})")
+
+    def rows(self) -> list[RunRow]:
+        out = []
+        for (rid, key, created, duration, status, size, last_used, uses, saved,
+             entry) in self._query("SELECT run_id, key, created, duration, exit_status, bytes, "
+                                   "last_used, uses, saved, entry FROM runs ORDER BY created"):
+            try:
+                argv = [decode_path(a) for a in json.loads(entry)["run"]["argv"]]
+            except (ValueError, KeyError, TypeError):
+                argv = ["?"]
+            out.append(RunRow(rid, key, created, duration, status, size, last_used, uses,
+                              saved, argv))
+        return out
+
+    def referenced(self) -> dict[str, int]:
+        """Every object some indexed run names, with its size."""
+        return {sha: size for sha, size in
+                self._query("SELECT sha256, MAX(size) FROM run_objects GROUP BY sha256")}
+
+    def runs_referencing(self, sha256: str) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT run_id FROM run_objects "
+                                          "WHERE sha256=?", (sha256,))]
+
+    def count(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM runs")[0][0])

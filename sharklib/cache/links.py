@@ -1,0 +1,96 @@
+"""Ways to materialise a stored object at a path: reflink, hardlink, copy.
+
+Tried in that order (dvc-data's link chain): a reflink (``FICLONE``) shares
+blocks copy-on-write, costs milliseconds for gigabytes and leaves the user a
+private, writable file; a hardlink shares the inode, so it is used only when
+the user opted into read-only outputs (editing one would corrupt the store);
+a copy always works. Every function writes to a temporary name in the
+destination directory and renames, so a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Callable
+
+from sharklib.cache.store import LinkMode
+
+FICLONE = 0x40049409  # _IOW(0x94, 9, int) from linux/fs.h
+_BUFSIZE = 1 << 20
+
+#: errors meaning "this filesystem cannot do that link", so the next strategy is tried.
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS,
+                errno.EPERM, errno.EMLINK}
+
+
+def temp_beside(dest: str) -> str:
+    """A fresh, unique temporary name in ``dest``'s directory (same filesystem, so rename works)."""
+    d, base = os.path.split(os.path.abspath(dest))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base[:64]}.", suffix=".sharklib-tmp", dir=d)
+    os.close(fd)
+    return tmp
+
+
+def reflink(src: str, dst: str) -> None:
+    """Clone ``src``'s blocks into a new file ``dst`` (raises OSError where unsupported)."""
+    with open(src, "rb") as s, open(dst, "wb") as d:
+        fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+
+
+def copy_hashing(src: str, dst: str, update: Callable[[bytes | memoryview], object] | None = None,
+                 ) -> int:
+    """Copy bytes with one reused buffer, feeding each chunk to ``update``; returns the size."""
+    buf = bytearray(_BUFSIZE)
+    view = memoryview(buf)
+    total = 0
+    with open(src, "rb") as s, open(dst, "wb") as d:
+        while True:
+            n = s.readinto(buf)
+            if not n:
+                break
+            chunk = view[:n]
+            if update is not None:
+                update(chunk)
+            d.write(chunk)
+            total += n
+    return total
+
+
+def materialise(src: str, dest: str, *, link: LinkMode = "auto", read_only: bool = False) -> str:
+    """Put ``src``'s content at ``dest`` atomically; returns the strategy used.
+
+    ``auto`` tries reflink, then hardlink (only with ``read_only``), then copy.
+    The result is mode 0644 (0444 when ``read_only``).
+    """
+    order: list[str]
+    if link == "auto":
+        order = ["reflink", "hardlink", "copy"] if read_only else ["reflink", "copy"]
+    else:
+        order = [link]
+    last: OSError | None = None
+    for strategy in order:
+        tmp = temp_beside(dest)
+        try:
+            if strategy == "reflink":
+                reflink(src, tmp)
+            elif strategy == "hardlink":
+                os.unlink(tmp)
+                os.link(src, tmp)
+            else:
+                copy_hashing(src, tmp)
+            if strategy != "hardlink":
+                os.chmod(tmp, 0o444 if read_only else 0o644)
+            os.replace(tmp, dest)
+            return strategy
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if exc.errno not in _UNSUPPORTED or link != "auto":
+                raise
+            last = exc
+    assert last is not None
+    raise last

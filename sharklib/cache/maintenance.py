@@ -1,0 +1,223 @@
+"""Looking after a cache: list, measure, collect garbage, verify, push and pull.
+
+Each function is what one ``sharklib cache`` sub-command calls. Garbage
+collection takes the cache's exclusive lock, so it waits for every run that is
+recording or restoring (they hold the shared lock) and never removes what a
+live run holds; objects are removed only once no indexed run names them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sharklib.cache.cas import ContentStore
+from sharklib.cache.index import IndexEntry, RunRow
+from sharklib.cache.runcache import RunCache
+from sharklib.errors import StoreError
+
+
+@dataclass(slots=True)
+class Usage:
+    """How much the cache holds."""
+
+    runs: int
+    objects: int
+    stored_bytes: int
+    referenced_bytes: int
+    unreferenced_objects: int
+    saved_seconds: float
+    location: str
+
+
+@dataclass(slots=True)
+class GcReport:
+    runs_removed: list[str] = field(default_factory=list)
+    objects_removed: int = 0
+    bytes_freed: int = 0
+    dry_run: bool = False
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    checked: int = 0
+    bad: list[str] = field(default_factory=list)
+    dangling: list[tuple[str, str]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.bad or self.dangling or self.problems)
+
+
+@dataclass(slots=True)
+class SyncReport:
+    entries: int = 0
+    skipped: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def list_runs(cache: RunCache) -> list[RunRow]:
+    """Every indexed run, oldest first."""
+    return cache.index.rows()
+
+
+def disk_usage(cache: RunCache) -> Usage:
+    rows = cache.index.rows()
+    referenced = cache.index.referenced()
+    objects = list(cache.store.list())
+    return Usage(runs=len(rows), objects=len(objects),
+                 stored_bytes=sum(o.size for o in objects),
+                 referenced_bytes=sum(referenced.values()),
+                 unreferenced_objects=sum(1 for o in objects if o.sha256 not in referenced),
+                 saved_seconds=sum(r.saved for r in rows), location=str(cache.directory))
+
+
+def _object_sizes(cache: RunCache, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    sizes: dict[str, dict[str, int]] = {}
+    for rid in run_ids:
+        entry = cache.index.entry(rid)
+        sizes[rid] = {o.sha256: o.size for o in entry.objects} if entry else {}
+    return sizes
+
+
+def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = None,
+       dry_run: bool = False, now: float | None = None) -> GcReport:
+    """Drop runs unused for ``max_age`` seconds, then least recently used ones until the
+    objects they name fit in ``max_size`` bytes; then delete objects no run names."""
+    report = GcReport(dry_run=dry_run)
+    now = time.time() if now is None else now
+    with cache.exclusive():
+        rows = sorted(cache.index.rows(), key=lambda r: r.last_used)
+        doomed = [r.run_id for r in rows if max_age is not None and r.last_used < now - max_age]
+        if max_size is not None:
+            keep = [r.run_id for r in rows if r.run_id not in set(doomed)]
+            sizes = _object_sizes(cache, keep)
+            held: dict[str, int] = {}
+            counts: dict[str, int] = {}
+            for rid in keep:
+                for sha, size in sizes[rid].items():
+                    held[sha] = size
+                    counts[sha] = counts.get(sha, 0) + 1
+            total = sum(held.values())
+            for rid in keep:  # least recently used first
+                if total <= max_size:
+                    break
+                doomed.append(rid)
+                for sha, size in sizes[rid].items():
+                    counts[sha] -= 1
+                    if counts[sha] == 0:
+                        total -= size
+        report.runs_removed = doomed
+        if not dry_run:
+            cache.index.remove(doomed)
+        referenced = cache.index.referenced()
+        dropping = set(doomed)
+        for info in list(cache.store.list()):
+            still = info.sha256 in referenced
+            if dry_run and still:
+                still = any(rid not in dropping for rid in cache.index.runs_referencing(info.sha256))
+            if still:
+                continue
+            report.objects_removed += 1
+            report.bytes_freed += info.size
+            if not dry_run:
+                cache.store.delete(info.sha256)
+        if not dry_run and isinstance(cache.store, ContentStore):
+            cache.store.clean_tmp()  # partial writes of killed processes (none is live now)
+    return report
+
+
+def verify(cache: RunCache, *, full: bool = True,
+           progress: Callable[[int], None] | None = None) -> VerifyReport:
+    """Check every object against its digest (quarantining bad ones) and every index entry."""
+    report = VerifyReport()
+    with cache.shared():
+        for info in list(cache.store.list()):
+            report.checked += 1
+            if not cache.store.verify(info.sha256, full=full):
+                cache.store.quarantine(info.sha256)
+                report.bad.append(info.sha256)
+            if progress is not None:
+                progress(report.checked)
+        try:
+            entries = list(cache.index.entries())
+        except StoreError as exc:
+            report.problems.append(str(exc))
+            entries = []
+        for entry in entries:
+            for obj in entry.objects:
+                if not cache.store.has(obj.sha256):
+                    report.dangling.append((entry.run_id, obj.sha256))
+    return report
+
+
+def push(cache: RunCache) -> SyncReport:
+    """Upload every local run (objects first, then its entry) the remote lacks."""
+    if cache.remote is None:
+        raise StoreError("no remote configured (set SHARKLIB_CACHE_REMOTE or "
+                         "SHARKLIB_CACHE to a URL)", str(cache.directory))
+    report = SyncReport()
+    known = {p.rsplit("/", 1)[-1].removesuffix(".json.zst") for p in cache.remote.entry_paths()}
+    with cache.shared():
+        for entry in cache.index.entries():
+            if entry.run_id in known:
+                report.skipped += 1
+                continue
+            try:
+                cache.push_entry(entry)
+                report.entries += 1
+            except StoreError as exc:
+                report.problems.append(str(exc))
+    return report
+
+
+def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
+    """Fetch every remote entry the local index lacks (and, by default, its objects)."""
+    if cache.remote is None:
+        raise StoreError("no remote configured (set SHARKLIB_CACHE_REMOTE or "
+                         "SHARKLIB_CACHE to a URL)", str(cache.directory))
+    report = SyncReport()
+    with cache.shared():
+        for path in cache.remote.entry_paths():
+            run_id = path.rsplit("/", 1)[-1].removesuffix(".json.zst")
+            if cache.index.has_run(run_id):
+                report.skipped += 1
+                continue
+            try:
+                entry: IndexEntry = cache.remote.get_entry(path)
+                if objects:
+                    for obj in entry.objects:
+                        if not cache.ensure_local(obj.sha256):
+                            raise StoreError(f"object {obj.sha256} missing from the remote",
+                                             cache.remote.describe())
+                cache.index.add(entry)
+                report.entries += 1
+            except StoreError as exc:
+                report.problems.append(str(exc))
+    return report
+
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_AGES = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``10G``, ``1234`` -> bytes."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    try:
+        return int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise StoreError(f"not a size: {text!r} (try 500M or 10G)") from None
+
+
+def parse_age(text: str) -> float:
+    """``30d``, ``12h``, ``90m``, ``2w`` -> seconds."""
+    t = text.strip().lower()
+    unit = t[-1:] if t[-1:] in _AGES else "s"
+    try:
+        return float(t.rstrip("smhdw")) * _AGES[unit]
+    except ValueError:
+        raise StoreError(f"not an age: {text!r} (try 30d or 12h)") from None

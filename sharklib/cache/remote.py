@@ -1,0 +1,253 @@
+"""A shared cache at any fsspec URL: zstd-compressed objects and index entries.
+
+Layout under the URL (``s3://bucket/prefix``, ``file:///shared/cache``, ...)::
+
+    objects/ab/abcdef....zst          one compressed object per sha256
+    runs/<key hex>/<run id>.json.zst  one compressed index entry per recorded run
+    quarantine/                       objects that failed verification
+
+Colleagues point their caches at the same URL: a local miss pulls the entry
+and its objects through, a new run is pushed. Nothing from the remote is
+trusted: objects are decompressed while hashed and refused unless the bytes
+match their name; entries are parsed as hostile input
+(:meth:`~sharklib.cache.index.IndexEntry.from_dict`).
+
+Writes are atomic: on object stores (S3, GCS) an upload becomes visible only
+when complete; on a local or mounted filesystem the object is written under a
+temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+import fsspec
+import zstandard
+
+from sharklib.cache.index import IndexEntry
+from sharklib.cache.links import temp_beside
+from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
+from sharklib.errors import StoreError
+from sharklib.hashing import StreamingDigest, sha256_file
+
+_CHUNK = 1 << 20
+#: an index entry larger than this (decompressed) is refused as hostile.
+MAX_ENTRY_BYTES = 64 << 20
+
+
+class RemoteStore(ObjectStore):
+    """Objects and index entries under an fsspec URL, zstd-compressed."""
+
+    name = "remote"
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
+                 level: int = 3, threads: int = 0) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.base = self.base.rstrip("/")
+        self.level = level
+        self.threads = threads
+        self._local = "file" in _protocols(self.fs)
+        if self._local:
+            self.fs.makedirs(self.base, exist_ok=True)
+
+    def describe(self) -> str:
+        return self.url
+
+    # -- names -----------------------------------------------------------------------------
+    def _obj(self, sha256: str) -> str:
+        check_digest(sha256, self.url)
+        return f"{self.base}/objects/{sha256[:2]}/{sha256}.zst"
+
+    def _entry(self, key: str, run_id: str) -> str:
+        if not run_id or "/" in run_id or run_id.startswith(".") or len(run_id) > 200:
+            raise StoreError(f"unusable run id {run_id[:80]!r}", self.url)
+        return f"{self.base}/runs/{check_digest(key.removeprefix('sha256:'), self.url)}/" \
+               f"{run_id}.json.zst"
+
+    # -- atomic upload ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _upload(self, target: str) -> Iterator[BinaryIO]:
+        """A writable stream that appears at ``target`` only when closed without error."""
+        if self._local:
+            self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+            tmp = f"{target}.{uuid.uuid4().hex}.tmp"
+        else:
+            tmp = target
+        try:
+            with self.fs.open(tmp, "wb") as fh:
+                yield fh
+            if tmp != target:
+                os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.fs.rm(tmp)
+            raise
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        return zstandard.ZstdCompressor(level=self.level, threads=self.threads)
+
+    # -- ObjectStore -----------------------------------------------------------------------
+    def put(self, path: str, sha256: str | None = None) -> ObjectInfo:
+        if sha256 is None:
+            sha256, _ = sha256_file(path)
+        target = self._obj(sha256)
+        if self.fs.exists(target):
+            return ObjectInfo(sha256, os.path.getsize(path))
+        sd = StreamingDigest()
+        try:
+            with self._upload(target) as raw, open(path, "rb") as src, \
+                    self._compressor().stream_writer(raw, closefd=False) as zw:
+                while chunk := src.read(_CHUNK):
+                    sd.update(chunk)
+                    zw.write(chunk)
+                zw.flush(zstandard.FLUSH_FRAME)
+                if sd.hexdigest() != sha256:
+                    raise StoreError(f"file changed since it was recorded (sha256 "
+                                     f"{sd.hexdigest()[:12]}…, expected {sha256[:12]}…)", path)
+        except OSError as exc:
+            raise StoreError(f"cannot upload object {sha256}: {exc}", self.url) from None
+        return ObjectInfo(sha256, sd.size)
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        sd = StreamingDigest()
+        sd.update(data)
+        sha = sd.hexdigest()
+        target = self._obj(sha)
+        if not self.fs.exists(target):
+            with self._upload(target) as fh:
+                fh.write(self._compressor().compress(data))
+        return ObjectInfo(sha, len(data))
+
+    def has(self, sha256: str) -> bool:
+        return bool(self.fs.exists(self._obj(sha256)))
+
+    def open(self, sha256: str) -> BinaryIO:
+        try:
+            raw = self.fs.open(self._obj(sha256), "rb")
+        except FileNotFoundError:
+            raise StoreError(f"object {sha256} is not in the remote", self.url) from None
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+
+    def copy_to(self, sha256: str, sink: Any) -> int:
+        """Decompress the object into ``sink`` (``write``), raising unless it hashes right."""
+        sd = StreamingDigest()
+        try:
+            with self.open(sha256) as src:
+                while chunk := src.read(_CHUNK):
+                    sd.update(chunk)
+                    sink.write(chunk)
+        except zstandard.ZstdError as exc:
+            self.quarantine(sha256)
+            raise StoreError(f"object {sha256} is not valid zstd ({exc}; quarantined)",
+                             self.url) from None
+        if sd.hexdigest() != sha256:
+            self.quarantine(sha256)
+            raise StoreError(f"object {sha256} does not match its digest (quarantined)",
+                             self._obj(sha256))
+        return sd.size
+
+    def restore(self, sha256: str, dest: str, *, link: LinkMode = "auto",
+                read_only: bool = False) -> Restored:
+        tmp = temp_beside(dest)
+        try:
+            with open(tmp, "wb") as fh:
+                self.copy_to(sha256, fh)
+            os.chmod(tmp, 0o444 if read_only else 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return Restored(dest, "download")
+
+    def read(self, sha256: str) -> bytes:
+        buf = io.BytesIO()
+        self.copy_to(sha256, buf)
+        return buf.getvalue()
+
+    def verify(self, sha256: str, *, full: bool = False) -> bool:
+        try:
+            self.copy_to(sha256, _Null())
+        except StoreError:
+            return False
+        return True
+
+    def quarantine(self, sha256: str) -> None:
+        src = self._obj(sha256)
+        with contextlib.suppress(Exception):
+            self.fs.mv(src, f"{self.base}/quarantine/{sha256}.zst")
+
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._obj(sha256))
+
+    def list(self) -> Iterator[ObjectInfo]:
+        root = f"{self.base}/objects"
+        try:
+            found = self.fs.find(root, detail=True)
+        except FileNotFoundError:
+            return
+        for path, info in sorted(found.items()):
+            name = path.rsplit("/", 1)[-1]
+            if name.endswith(".zst") and len(name) == 68:
+                yield ObjectInfo(name[:64], int(info.get("size") or 0))
+
+    # -- index entries ---------------------------------------------------------------------
+    def put_entry(self, entry: IndexEntry) -> bool:
+        """Upload an index entry (after its objects); False if it was already there."""
+        target = self._entry(entry.key, entry.run_id)
+        if self.fs.exists(target):
+            return False
+        with self._upload(target) as fh:
+            fh.write(self._compressor().compress(entry.to_json().encode()))
+        return True
+
+    def entry_paths(self, key: str | None = None) -> list[str]:
+        """Entry files for one run key (or all of them)."""
+        if key is not None:
+            where = f"{self.base}/runs/{check_digest(key.removeprefix('sha256:'), self.url)}"
+            try:
+                names = self.fs.ls(where, detail=False)
+            except FileNotFoundError:
+                return []
+        else:
+            try:
+                names = self.fs.find(f"{self.base}/runs")
+            except FileNotFoundError:
+                return []
+        return sorted(str(n) for n in names if str(n).endswith(".json.zst"))
+
+    def get_entry(self, path: str) -> IndexEntry:
+        where = f"{self.fs.unstrip_protocol(path)}"
+        try:
+            with self.fs.open(path, "rb") as fh:
+                raw = fh.read(MAX_ENTRY_BYTES)
+            data = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read(
+                MAX_ENTRY_BYTES + 1)
+            if len(data) > MAX_ENTRY_BYTES:
+                raise StoreError("cache index entry is too large", where)
+        except zstandard.ZstdError as exc:
+            raise StoreError(f"cache index entry is not valid zstd: {exc}", where) from None
+        except OSError as exc:
+            raise StoreError(f"cannot read cache index entry: {exc}", where) from None
+        entry = IndexEntry.from_json(data, where)
+        if not path.endswith(f"/{entry.run_id}.json.zst") or \
+                f"/runs/{entry.key.removeprefix('sha256:')}/" not in path:
+            raise StoreError("cache index entry is filed under another key or run id", where)
+        return entry
+
+
+class _Null:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    proto = fs.protocol
+    return (proto,) if isinstance(proto, str) else tuple(proto)

@@ -1,0 +1,226 @@
+"""The cache as the runner sees it: a local store, the run index, and an optional remote.
+
+:class:`RunCache` puts the pieces together so callers never touch object
+paths: it lists candidate runs for a key (pulling entries through from the
+remote on a local miss), fetches and verifies objects, restores them inside a
+workspace, indexes new runs and pushes them.
+
+Where it lives, in order of precedence:
+
+1. arguments to :class:`RunCache` / :meth:`RunCache.from_env`;
+2. ``SHARKLIB_CACHE``: a directory, or an fsspec URL (``s3://...``,
+   ``file:///shared/...``) meaning "the default local cache, plus this remote";
+   ``SHARKLIB_CACHE_REMOTE`` adds a remote to a local directory,
+   ``SHARKLIB_CACHE_PUSH=0`` stops pushing new runs;
+3. a per-project ``.sharklib/cache.toml`` under the project root
+   (``dir``, ``remote``, ``push``, ``store``, ``link``, ``read_only``, ``[store_options]``);
+4. the platform's user cache directory (:func:`sharklib.config.cache_dir`).
+
+Concurrency: recording and restoring hold a shared ``flock`` on ``gc.lock``;
+``gc`` takes it exclusively, so garbage collection never removes what a live
+run is writing or restoring. The kernel drops the lock when a process dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sharklib.cache.cas import ContentStore
+from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
+from sharklib.cache.remote import RemoteStore
+from sharklib.cache.store import LinkMode, ObjectStore, Restored, open_store
+from sharklib.errors import StoreError
+from sharklib.hashing import StatCache
+
+ENV_CACHE_REMOTE = "SHARKLIB_CACHE_REMOTE"
+ENV_CACHE_PUSH = "SHARKLIB_CACHE_PUSH"
+PROJECT_CONFIG = os.path.join(".sharklib", "cache.toml")
+
+
+def is_url(location: str) -> bool:
+    return "://" in location
+
+
+def project_settings(root: str | None) -> dict[str, Any]:
+    """The project's ``.sharklib/cache.toml`` (empty when absent)."""
+    if not root:
+        return {}
+    path = os.path.join(root, PROJECT_CONFIG)
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise StoreError(f"unreadable cache settings: {exc}", path) from None
+    return data.get("cache", data)
+
+
+class RunCache:
+    """Local store + run index (+ remote). Open one per process; close when done."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *,
+                 remote: str | RemoteStore | None = None, push: bool = True,
+                 store: ObjectStore | None = None, link: LinkMode = "auto",
+                 read_only: bool = False, statcache: StatCache | None = None) -> None:
+        if directory is None:
+            from sharklib.config import cache_dir
+
+            directory = cache_dir()
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.store: ObjectStore = store if store is not None else ContentStore(self.directory)
+        self.index = RunIndex(self.directory / "index.sqlite")
+        self.remote = RemoteStore(remote) if isinstance(remote, str) else remote
+        self.push_new = push
+        self.link: LinkMode = link
+        self.read_only = read_only
+        self.statcache = statcache if statcache is not None else StatCache()
+        self._lockfile = self.directory / "gc.lock"
+
+    @classmethod
+    def from_env(cls, root: str | None = None) -> RunCache:
+        """The cache the environment and the project's settings ask for."""
+        settings = project_settings(root)
+        location = os.environ.get("SHARKLIB_CACHE") or None
+        directory: str | None = settings.get("dir")
+        remote: str | None = settings.get("remote")
+        if location:
+            if is_url(location):
+                remote = location
+            else:
+                directory = location
+        remote = os.environ.get(ENV_CACHE_REMOTE) or remote
+        push_env = os.environ.get(ENV_CACHE_PUSH)
+        push = bool(settings.get("push", True)) if push_env is None else \
+            push_env.strip().lower() not in ("0", "false", "no", "off")
+        if directory and root and not os.path.isabs(directory):
+            directory = os.path.join(root, directory)
+        store = None
+        backend = settings.get("store", "cas")
+        if backend != "cas":
+            store = open_store(backend, **settings.get("store_options", {}))
+        return cls(directory, remote=remote, push=push, store=store,
+                   link=settings.get("link", "auto"), read_only=bool(settings.get("read_only")))
+
+    def close(self) -> None:
+        self.index.close()
+        self.store.close()
+
+    def __enter__(self) -> RunCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- locking ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _flock(self, mode: int) -> Iterator[None]:
+        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, mode)
+            yield
+        finally:
+            os.close(fd)
+
+    def shared(self) -> contextlib.AbstractContextManager[None]:
+        """Held while recording or restoring: gc waits."""
+        return self._flock(fcntl.LOCK_SH)
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        """Held by gc: no run records or restores meanwhile."""
+        return self._flock(fcntl.LOCK_EX)
+
+    # -- lookups ---------------------------------------------------------------------------
+    def candidates(self, key: str) -> list[IndexEntry]:
+        """Successful local runs recorded under ``key``, newest first."""
+        return self.index.candidates(key)
+
+    def pull_candidates(self, key: str, warn: Any = None) -> list[IndexEntry]:
+        """Entries for ``key`` the remote has and the local index lacks (indexed locally)."""
+        if self.remote is None:
+            return []
+        found = []
+        for path in self.remote.entry_paths(key):
+            run_id = path.rsplit("/", 1)[-1].removesuffix(".json.zst")
+            if self.index.has_run(run_id):
+                continue
+            try:
+                entry = self.remote.get_entry(path)
+            except StoreError as exc:
+                if warn is not None:
+                    warn(str(exc))
+                continue
+            if entry.run.exit_status != 0:
+                continue
+            self.index.add(entry)
+            found.append(entry)
+        found.sort(key=lambda e: e.run.started, reverse=True)
+        return found
+
+    # -- objects ---------------------------------------------------------------------------
+    def ensure_local(self, sha256: str) -> bool:
+        """Make the verified object available locally, pulling it from the remote if needed."""
+        if self.store.has(sha256):
+            if self.store.verify(sha256):
+                return True
+            self.store.quarantine(sha256)
+        if self.remote is None or not isinstance(self.store, ContentStore):
+            return False
+        try:
+            with self.remote.open(sha256) as src:
+                self.store.put_stream(src, sha256)  # type: ignore[arg-type]
+        except StoreError:
+            self.remote.quarantine(sha256)
+            raise
+        except Exception:
+            return False
+        return True
+
+    def restore(self, obj: StoredObject, dest: str) -> Restored:
+        if not self.ensure_local(obj.sha256):
+            raise StoreError(f"object {obj.sha256} is missing from the cache", str(self.directory))
+        return self.store.restore(obj.sha256, dest, link=self.link, read_only=self.read_only)
+
+    def read(self, sha256: str) -> bytes:
+        if not self.ensure_local(sha256):
+            raise StoreError(f"object {sha256} is missing from the cache", str(self.directory))
+        return self.store.read(sha256)
+
+    # -- writing ---------------------------------------------------------------------------
+    def add(self, entry: IndexEntry, push: bool | None = None) -> bool:
+        """Index a run whose objects are stored; push it when a remote is configured."""
+        added = self.index.add(entry)
+        if push is None:
+            push = self.push_new
+        if added and self.remote is not None and push:
+            self.push_entry(entry)
+        return added
+
+    def push_entry(self, entry: IndexEntry) -> bool:
+        """Upload the entry's objects, then the entry (so a reader never sees dangling names)."""
+        assert self.remote is not None
+        for obj in entry.objects:
+            if self.remote.has(obj.sha256):
+                continue
+            if not self.ensure_local(obj.sha256):
+                raise StoreError(f"object {obj.sha256} is missing from the cache",
+                                 str(self.directory))
+            with self.store.open(obj.sha256) as src:
+                _push_stream(self.remote, src, obj.sha256)
+        return self.remote.put_entry(entry)
+
+
+def _push_stream(remote: RemoteStore, src: Any, sha256: str) -> None:
+    """Push a local object; a file-backed source uses the path (one streaming pass)."""
+    name = getattr(src, "name", None)
+    if isinstance(name, str) and os.path.isfile(name):
+        remote.put(name, sha256)
+    else:
+        remote.put_bytes(src.read())

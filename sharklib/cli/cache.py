@@ -1,0 +1,134 @@
+"""``sharklib cache``: inspect, verify, clean and share the run cache."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sharklib.cache import maintenance
+from sharklib.cache.runcache import RunCache
+
+
+def _open(root: str | None) -> RunCache:
+    return RunCache.from_env(os.path.abspath(root or os.getcwd()))
+
+
+def _when(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+root_option = click.option("--root", type=click.Path(file_okay=False), default=None,
+                           help="Project root (for its .sharklib/cache.toml). Default: cwd.")
+
+
+@click.group(name="cache")
+def command() -> None:
+    """Inspect, verify, clean and share the run cache."""
+
+
+@command.command("ls")
+@root_option
+def ls_command(root: str | None) -> None:
+    """Runs in the cache: when, size, last use, time saved."""
+    with _open(root) as cache:
+        rows = maintenance.list_runs(cache)
+    table = Table(box=None, header_style="bold")
+    for col in ("run", "recorded", "took", "size", "last use", "reused", "saved", "command"):
+        table.add_column(col, justify="right" if col in ("took", "size", "reused", "saved")
+                         else "left")
+    for r in rows:
+        table.add_row(r.run_id[:12], _when(r.created), f"{r.duration:.1f} s", _size(r.bytes),
+                      _when(r.last_used), str(r.uses), f"{r.saved:.1f} s",
+                      " ".join(r.argv)[:60])
+    Console().print(table if rows else "no runs cached")
+
+
+@command.command("du")
+@root_option
+def du_command(root: str | None) -> None:
+    """Disk usage of the cache."""
+    with _open(root) as cache:
+        u = maintenance.disk_usage(cache)
+    Console().print(
+        f"{u.location}: {u.runs} runs, {u.objects} objects, {_size(u.stored_bytes)} stored "
+        f"({_size(u.referenced_bytes)} referenced, {u.unreferenced_objects} unreferenced "
+        f"objects); {u.saved_seconds:.1f} s saved so far")
+
+
+@command.command("gc")
+@root_option
+@click.option("--max-age", default=None, help="Drop runs not used for this long (30d, 12h).")
+@click.option("--max-size", default=None, help="Then keep the most recently used runs "
+              "within this budget (10G, 500M).")
+@click.option("--dry-run", is_flag=True, help="Only say what would go.")
+def gc_command(root: str | None, max_age: str | None, max_size: str | None,
+               dry_run: bool) -> None:
+    """Remove old runs and unreferenced objects (never what a live run holds)."""
+    with _open(root) as cache:
+        rep = maintenance.gc(cache, max_age=maintenance.parse_age(max_age) if max_age else None,
+                             max_size=maintenance.parse_size(max_size) if max_size else None,
+                             dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    Console().print(f"{verb} {len(rep.runs_removed)} runs and {rep.objects_removed} objects "
+                    f"({_size(rep.bytes_freed)})")
+
+
+@command.command("verify")
+@root_option
+@click.option("--fast", is_flag=True, help="Trust objects whose stat is unchanged since "
+              "they were last verified.")
+def verify_command(root: str | None, fast: bool) -> None:
+    """Check every object against its digest; quarantine bad ones (exit 1 if any)."""
+    with _open(root) as cache:
+        rep = maintenance.verify(cache, full=not fast)
+    console = Console(stderr=not rep.ok)
+    for sha in rep.bad:
+        console.print(f"bad object {sha} (quarantined)")
+    for run_id, sha in rep.dangling:
+        console.print(f"run {run_id} names missing object {sha}")
+    for problem in rep.problems:
+        console.print(problem)
+    console.print(f"{rep.checked} objects checked: " + ("all good" if rep.ok else
+                  f"{len(rep.bad)} bad, {len(rep.dangling)} dangling references"))
+    if not rep.ok:
+        raise click.exceptions.Exit(1)
+
+
+@command.command("push")
+@root_option
+def push_command(root: str | None) -> None:
+    """Upload local runs the remote lacks."""
+    with _open(root) as cache:
+        rep = maintenance.push(cache)
+    _sync_report("pushed", rep)
+
+
+@command.command("pull")
+@root_option
+@click.option("--index-only", is_flag=True, help="Fetch entries only; objects on first use.")
+def pull_command(root: str | None, index_only: bool) -> None:
+    """Fetch runs the remote has and the local cache lacks."""
+    with _open(root) as cache:
+        rep = maintenance.pull(cache, objects=not index_only)
+    _sync_report("pulled", rep)
+
+
+def _sync_report(verb: str, rep: maintenance.SyncReport) -> None:
+    console = Console()
+    for p in rep.problems:
+        console.print(f"[red]{p}[/red]")
+    console.print(f"{verb} {rep.entries} runs ({rep.skipped} already there)")
+    if rep.problems:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,350 @@
+"""Verifying-trace reuse: prove a run is already done, restore its results, replay it.
+
+Two calls serve the capture path:
+
+* :func:`check` before a script's body runs: look up past successful runs
+  with the same run key (newest first, local then the remote), and take the
+  first whose every recorded input and local module still has its recorded
+  digest (through the stat cache: an unchanged file costs one ``stat``, a
+  ``touch``\\ ed one is re-hashed to the same answer), whose imported
+  distributions still have the recorded versions and whose downloads the
+  trust policy accepts. Its outputs that are missing or differ are restored
+  (atomically, never outside the project root), and the caller gets the
+  recorded stdout/stderr to replay, the exit status, and the one-line report.
+* :func:`record` after a run: store its outputs and streams, then index it.
+
+Neither ever raises into the user's script: a failure becomes one
+``sharklib: warning: ...`` line and the run simply happens (or is not cached).
+A corrupt object is quarantined by the store and the run recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib.metadata
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from sharklib.cache.index import IndexEntry, StoredObject
+from sharklib.cache.runcache import RunCache
+from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
+from sharklib.errors import StoreError
+from sharklib.model import Run, RunKeyParts
+from sharklib.model.runkey import relative_to_root
+from sharklib.runner.downloads import default_policy, judge
+
+Warn = Callable[[str], None]
+
+
+def _stderr_warn(message: str) -> None:
+    try:
+        from sharklib.capture.safety import warn_once  # type: ignore[import-not-found]
+    except ImportError:
+        sys.stderr.write(f"sharklib: warning: {message}\n")
+        sys.stderr.flush()
+    else:
+        warn_once(message)
+
+
+@dataclass(slots=True)
+class ReuseDecision:
+    """A past run that counts as this one, with what is needed to stand in for it."""
+
+    run: Run
+    entry: IndexEntry
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    saved: float
+    restored: list[str] = field(default_factory=list)
+    in_place: int = 0
+    checked: int = 0
+    downloads: dict[str, int] = field(default_factory=dict)
+    policy: str = "revalidate"
+    message: str = ""
+
+
+# -- paths ---------------------------------------------------------------------------------
+def rebase(path: str, root: str) -> str:
+    """A recorded path (relative to the recording's root, or absolute) on this machine."""
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def safe_destination(root: str, relpath: str) -> str:
+    """Where a recorded output goes, refusing anything that would land outside ``root``.
+
+    Refused: absolute paths, ``..`` escapes, and paths whose existing parent
+    directories resolve (through symlinks) outside the root.
+    """
+    where = f"{root} (cache entry path {relpath!r})"
+    if not relpath or "\0" in relpath or os.path.isabs(relpath):
+        raise StoreError("refusing to restore to a path outside the project", where)
+    norm = os.path.normpath(relpath)
+    if norm in (".", "..") or norm.startswith(".." + os.sep):
+        raise StoreError("refusing to restore to a path outside the project", where)
+    real_root = os.path.realpath(root)
+    dest = os.path.join(root, norm)
+    probe = os.path.dirname(dest)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not _inside(os.path.realpath(probe), real_root):
+        raise StoreError("refusing to restore through a symlink leading outside the project",
+                         where)
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        raise StoreError("refusing to replace a directory with a file", where)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if not _inside(os.path.realpath(os.path.dirname(dest)), real_root):
+        raise StoreError("refusing to restore through a symlink leading outside the project",
+                         where)
+    return dest
+
+
+# -- environment ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _installed_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+
+
+def _distributions_unchanged(run: Run) -> str | None:
+    for name, version in run.environment.distributions.items():
+        now = _installed_version(name)
+        if now != version:
+            return f"{name} {version} -> {now or 'not installed'}"
+    return None
+
+
+# -- the decision ----------------------------------------------------------------------------
+def _inputs_unchanged(entry: IndexEntry, root: str, cache: RunCache) -> tuple[bool, int]:
+    pairs = [(rebase(p, root), s) for p, s in (*entry.inputs, *entry.modules)]
+    if not pairs:
+        return True, 0
+    got = cache.statcache.digests([p for p, _ in pairs])
+    for path, sha in pairs:
+        now = got.get(path)
+        if now is None or now[0] != sha:
+            return False, len(pairs)
+    return True, len(pairs)
+
+
+def _downloads_trusted(run: Run, policy: str, pins: Mapping[str, str] | None,
+                       ) -> dict[str, int] | None:
+    counts: dict[str, int] = {}
+    for d in run.downloads:
+        verdict = judge(d, policy, pins)
+        if not verdict.trusted:
+            return None
+        counts[verdict.how] = counts.get(verdict.how, 0) + 1
+    return counts
+
+
+def _restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list[str], int]:
+    """Restore every output that is missing or differs; refuse hostile paths first."""
+    plan = [(obj, safe_destination(root, obj.path)) for obj in entry.outputs()]
+    restored: list[str] = []
+    in_place = 0
+    for obj, dest in plan:
+        if os.path.isfile(dest) and not os.path.islink(dest) and \
+                cache.statcache.unchanged(dest, obj.sha256):
+            in_place += 1
+            continue
+        cache.restore(obj, dest)
+        restored.append(dest)
+    return restored, in_place
+
+
+def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
+    obj = entry.stream(role)
+    return b"" if obj is None else cache.read(obj.sha256)
+
+
+def reuse_message(decision: ReuseDecision) -> str:
+    when = _dt.datetime.fromtimestamp(decision.run.started).strftime("%Y-%m-%d %H:%M")
+    outputs = f"{len(decision.restored)} output{'s' if len(decision.restored) != 1 else ''} " \
+              f"restored"
+    if decision.in_place:
+        outputs += f" ({decision.in_place} already in place)"
+    text = (f"sharklib: reused run of {when} (saved {decision.saved:.1f} s): {outputs}; "
+            f"inputs unchanged ({decision.checked} checked)")
+    if decision.downloads:
+        parts = ", ".join(f"{n} {how}" for how, n in sorted(decision.downloads.items()))
+        text += f"; downloads {parts} (policy {decision.policy})"
+    return text
+
+
+def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
+         pins: Mapping[str, str] | None, started: float) -> ReuseDecision | None:
+    ok, checked = _inputs_unchanged(entry, root, cache)
+    if not ok or _distributions_unchanged(entry.run) is not None:
+        return None
+    downloads = _downloads_trusted(entry.run, policy, pins)
+    if downloads is None:
+        return None
+    with cache.shared():
+        # fetch streams first: if an object is bad we learn it before touching the workspace
+        stdout = _stream(entry, "stdout", cache)
+        stderr = _stream(entry, "stderr", cache)
+        restored, in_place = _restore_outputs(entry, root, cache)
+    saved = max(0.0, entry.duration - (time.monotonic() - started))
+    decision = ReuseDecision(run=entry.run, entry=entry, exit_status=entry.run.exit_status or 0,
+                             stdout=stdout, stderr=stderr, saved=saved, restored=restored,
+                             in_place=in_place, checked=checked, downloads=downloads,
+                             policy=policy)
+    decision.message = reuse_message(decision)
+    cache.index.mark_used(entry.run_id, saved)
+    return decision
+
+
+def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None = None,
+          policy: str | None = None, pins: Mapping[str, str] | None = None,
+          warn: Warn | None = None) -> ReuseDecision | None:
+    """A past run that can stand in for this one (outputs already restored), or None.
+
+    ``cwd`` is accepted for symmetry with the key; what matters is ``root``,
+    against which recorded relative paths are rebased. Honors
+    ``SHARKLIB_NO_CACHE`` and ``SHARKLIB_RERUN``. Never raises.
+    """
+    warn = warn or _stderr_warn
+    if flag(ENV_NO_CACHE) or flag(ENV_RERUN):
+        return None
+    started = time.monotonic()
+    own = cache is None
+    try:
+        root = os.path.abspath(root)
+        if cache is None:
+            cache = RunCache.from_env(root)
+        policy = policy or default_policy()
+        key = key_parts.digest()
+        local = cache.candidates(key)
+        for batch in (local, None):
+            entries = batch if batch is not None else cache.pull_candidates(key, warn)
+            for entry in entries:
+                decision = _try(entry, root, cache, policy, pins, started)
+                if decision is not None:
+                    return decision
+        return None
+    except StoreError as exc:
+        warn(f"{exc}; running the step instead")
+        return None
+    except Exception as exc:  # never break the user's script
+        warn(f"cache lookup failed ({type(exc).__name__}: {exc}); running the step instead")
+        return None
+    finally:
+        if own and cache is not None:
+            cache.close()
+
+
+def replay(decision: ReuseDecision, *, quiet: bool | None = None) -> int:
+    """Write the recorded stdout/stderr and the reuse line; returns the exit status to use."""
+    for stream, data in ((sys.stdout, decision.stdout), (sys.stderr, decision.stderr)):
+        if data:
+            stream.flush()
+            buf = getattr(stream, "buffer", None)
+            if buf is not None:
+                buf.write(data)
+                buf.flush()
+            else:
+                stream.write(data.decode("utf-8", "replace"))
+    if not (flag(ENV_QUIET) if quiet is None else quiet):
+        sys.stderr.write(decision.message + "\n")
+        sys.stderr.flush()
+    return decision.exit_status
+
+
+# -- recording -------------------------------------------------------------------------------
+def _read_stream(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    try:
+        with open(value, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        return None
+
+
+def build_entry(run: Run, root: str, objects: list[StoredObject]) -> IndexEntry:
+    assert run.run_key is not None
+    return IndexEntry(
+        key=run.run_key, run=run, root=root, objects=objects,
+        inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
+        modules=[(relative_to_root(m.path, root), m.sha256) for m in run.code.modules],
+    )
+
+
+def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
+           root: str | None = None, cache: RunCache | None = None,
+           stdout: bytes | str | os.PathLike[str] | None = None,
+           stderr: bytes | str | os.PathLike[str] | None = None,
+           warn: Warn | None = None) -> IndexEntry | None:
+    """Store a finished run's outputs and streams, then index it. Never raises.
+
+    ``stdout``/``stderr`` are the captured bytes (or files holding them);
+    by default ``<session_dir>/stdout`` and ``<session_dir>/stderr`` are used
+    when present. An output recorded with ``stream="stdout"`` (the script's
+    stdout redirected to a file) is replayed rather than restored as a file.
+    Runs that failed, have no run key, or wrote outside the project root are
+    not cached (the last with a warning).
+    """
+    warn = warn or _stderr_warn
+    if flag(ENV_NO_CACHE) or run.exit_status != 0 or not run.run_key:
+        return None
+    own = cache is None
+    try:
+        root = os.path.abspath(root or (run.code.git.root if run.code.git else run.cwd))
+        if session_dir is not None:
+            stdout = stdout if stdout is not None else os.path.join(session_dir, "stdout")
+            stderr = stderr if stderr is not None else os.path.join(session_dir, "stderr")
+        streams = {"stdout": _read_stream(stdout), "stderr": _read_stream(stderr)}
+        files: list[tuple[str, str, str, int]] = []
+        for out in run.outputs:
+            if out.stream:
+                if streams.get(out.stream) is None:  # stdout went to this file: replay it
+                    files.append((out.stream, "", out.path, out.size))
+                continue
+            rel = relative_to_root(out.path, root)
+            if os.path.isabs(rel):
+                warn(f"{out.path}: output outside the project root {root}; run not cached")
+                return None
+            files.append(("output", rel, out.path, out.size))
+        if cache is None:
+            cache = RunCache.from_env(root)
+        shas = {o.path: o.sha256 for o in run.outputs}
+        objects: list[StoredObject] = []
+        with cache.shared():
+            cache.store.snapshot(run.run_id, root)
+            for role, rel, path, _size in files:
+                info = cache.store.put(path, shas[path])
+                mode = os.stat(path).st_mode & 0o777 if role == "output" else 0o644
+                objects.append(StoredObject(role, rel, info.sha256, info.size, mode))
+            for role, data in streams.items():
+                if data:
+                    info = cache.store.put_bytes(data)
+                    objects.append(StoredObject(role, "", info.sha256, info.size))
+            entry = build_entry(run, root, objects)
+            added = cache.add(entry, push=False)
+        if added and cache.remote is not None and cache.push_new:
+            try:
+                cache.push_entry(entry)
+            except Exception as exc:
+                warn(f"pushing the run to {cache.remote.describe()} failed ({exc}); "
+                     f"kept locally")
+        return entry
+    except StoreError as exc:
+        warn(f"{exc}; run not cached")
+        return None
+    except Exception as exc:  # never break the user's script
+        warn(f"caching the run failed ({type(exc).__name__}: {exc})")
+        return None
+    finally:
+        if own and cache is not None:
+            cache.close()
