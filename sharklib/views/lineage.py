@@ -1,0 +1,263 @@
+"""A file's lineage as a graph of steps, loaded from its sidecar alone.
+
+Every view (show, why, diff, graph, export, pipeline-from, verify) starts
+here, so the structural checks live here once: a sidecar that parses line by
+line (``sharklib.attest.sidecar.parse_line``) can still be nonsense as a
+lineage — the same attestation twice, two different records of one run's
+output, a predicate nobody knows, or links that loop. Each of those is a
+one-line :class:`~sharklib.errors.SidecarError` naming the sidecar and line,
+because a lineage that cannot be a DAG cannot be shown or trusted.
+
+Steps are linked by the attestation digest an input recorded (the normal
+case) and, failing that, by an input's (path, sha256) matching another step's
+output, so lineages written by tools that do not record links still connect.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sharklib.attest.sidecar import MAX_LINE, Bundle, BundleEntry, parse_line, sidecar_path
+from sharklib.errors import SidecarError
+from sharklib.model import Artifact, Output, Run, statement_to_run
+
+if TYPE_CHECKING:
+    from sharklib.hashing import StatCache
+
+
+@dataclass(slots=True)
+class Step:
+    """One attestation: the run it describes and the output it is about."""
+
+    entry: BundleEntry
+    run: Run
+    output: Output
+    #: input path -> digest of the step that produced it (only inputs with a producer here)
+    producers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return self.entry.digest
+
+    @property
+    def line(self) -> int:
+        return self.entry.line
+
+    @property
+    def inputs(self) -> list[Artifact]:
+        return self.run.inputs
+
+    @property
+    def command(self) -> str:
+        """The recorded argv with the program shortened to its base name."""
+        return command_text(self.run.argv)
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id or self.digest
+
+
+def command_text(argv: list[str], width: int | None = None) -> str:
+    import shlex
+
+    parts = [os.path.basename(a) if i == 0 else a for i, a in enumerate(argv)]
+    text = shlex.join(parts) if parts else "?"
+    if width is not None and len(text) > width:
+        text = text[: width - 1] + "…"
+    return text
+
+
+@dataclass(slots=True)
+class Lineage:
+    """The steps of one file's lineage, head first, linked into a DAG."""
+
+    path: str
+    sidecar: str
+    bundle: Bundle
+    steps: dict[str, Step]
+
+    @property
+    def head(self) -> Step:
+        return self.steps[self.bundle.head.digest]
+
+    def parents(self, step: Step) -> list[Step]:
+        return [self.steps[d] for d in dict.fromkeys(step.producers.values())]
+
+    def reachable(self) -> list[Step]:
+        """Steps reachable from the head (a bundle may carry extras; views ignore them)."""
+        seen: dict[str, Step] = {}
+        stack = [self.head]
+        while stack:
+            step = stack.pop()
+            if step.digest in seen:
+                continue
+            seen[step.digest] = step
+            stack.extend(self.parents(step))
+        return [s for d, s in self.steps.items() if d in seen]
+
+    def topological(self) -> list[Step]:
+        """Steps reachable from the head, every producer before its consumers."""
+        order: list[Step] = []
+        done: set[str] = set()
+        for start in self.reachable():
+            if start.digest in done:
+                continue
+            stack: list[tuple[Step, Iterator[Step]]] = [(start, iter(self.parents(start)))]
+            done.add(start.digest)
+            while stack:
+                step, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    order.append(step)
+                elif nxt.digest not in done:
+                    done.add(nxt.digest)
+                    stack.append((nxt, iter(self.parents(nxt))))
+        return order
+
+    def artifact_paths(self) -> set[str]:
+        paths = {self.path}
+        for step in self.steps.values():
+            paths.add(step.output.path)
+            paths.update(a.path for a in step.inputs)
+            code = step.run.code
+            paths.update(m.path for m in ([code.script] if code.script else []) + code.modules)
+        return paths
+
+    def disk_digests(self, statcache: StatCache | None = None) -> dict[str, str]:
+        """Current sha256 of every artifact of the lineage still on disk (a stat when known)."""
+        from sharklib.hashing import StatCache
+
+        cache = statcache or StatCache()
+        return {p: d for p, (d, _) in cache.digests(p for p in self.artifact_paths()
+                                                   if os.path.isfile(p)).items()}
+
+
+def disk_state(path: str, recorded: str, on_disk: dict[str, str]) -> str:
+    """``ok``, ``stale`` (content differs from the record) or ``missing``."""
+    now = on_disk.get(path)
+    if now is None:
+        return "missing"
+    return "ok" if now == recorded else "stale"
+
+
+def read_entries(sidecar: str) -> list[BundleEntry]:
+    """Every line of a sidecar, validated; a repeated attestation is an error naming both lines."""
+    entries: list[BundleEntry] = []
+    first_line: dict[str, int] = {}
+    try:
+        fh = open(sidecar, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise SidecarError("no sidecar (this file has no recorded lineage)", sidecar) from None
+    except OSError as exc:
+        raise SidecarError(f"cannot read sidecar: {exc.strerror}", sidecar) from None
+    with fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE + 1)
+            if not raw:
+                break
+            lineno += 1
+            if len(raw) > MAX_LINE:
+                raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB "
+                                   "(not a sidecar?)", sidecar, lineno)
+            if not raw.strip():
+                continue
+            entry = parse_line(raw, sidecar, lineno)
+            if entry.digest in first_line:
+                raise SidecarError(f"duplicate attestation {entry.digest[:19]} "
+                                   f"(same as line {first_line[entry.digest]})", sidecar, lineno)
+            first_line[entry.digest] = lineno
+            entries.append(entry)
+    if not entries:
+        raise SidecarError("empty sidecar", sidecar)
+    return entries
+
+
+def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
+    try:
+        run, output = statement_to_run(entry.statement)
+    except ValueError as exc:
+        raise SidecarError(str(exc)[:120], sidecar, entry.line) from None
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)[:80]
+        raise SidecarError(f"statement of the wrong shape ({what})", sidecar, entry.line) from None
+    if not isinstance(run.argv, list) or not run.cwd:
+        raise SidecarError("statement has no command or working directory", sidecar, entry.line)
+    return run, output
+
+
+def _link(steps: dict[str, Step], sidecar: str) -> None:
+    by_output: dict[tuple[str, str], str] = {}
+    owner: dict[tuple[str, str], Step] = {}
+    for step in steps.values():
+        key = (step.output.path, step.output.sha256)
+        by_output.setdefault(key, step.digest)
+        if step.run.run_id:
+            other = owner.get((step.run.run_id, step.output.path))
+            if other is not None and other.output.sha256 != step.output.sha256:
+                raise SidecarError(
+                    f"conflicting attestations: run {step.run.run_id[:16]} recorded "
+                    f"{os.path.basename(step.output.path)!r} with two different digests "
+                    f"(see line {other.line})", sidecar, step.line)
+            owner[(step.run.run_id, step.output.path)] = step
+    for step in steps.values():
+        for art in step.inputs:
+            producer = None
+            if art.attestation and art.attestation in steps:
+                producer = art.attestation
+            else:
+                producer = by_output.get((art.path, art.sha256))
+            if producer is not None:
+                step.producers[art.path] = producer
+
+
+def _check_acyclic(lineage: Lineage) -> None:
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for start in lineage.steps.values():
+        if start.digest in state:
+            continue
+        path: list[Step] = [start]
+        iters = [iter(lineage.parents(start))]
+        state[start.digest] = 1
+        while iters:
+            nxt = next(iters[-1], None)
+            if nxt is None:
+                state[path.pop().digest] = 2
+                iters.pop()
+                continue
+            st = state.get(nxt.digest)
+            if st == 1:
+                loop = path[path.index(nxt):] + [nxt]
+                chain = " -> ".join(f"line {s.line}" for s in loop)
+                raise SidecarError(f"lineage has a cycle ({chain})", lineage.sidecar, nxt.line)
+            if st is None:
+                state[nxt.digest] = 1
+                path.append(nxt)
+                iters.append(iter(lineage.parents(nxt)))
+
+
+def lineage_from_entries(path: str, sidecar: str, entries: Iterable[BundleEntry]) -> Lineage:
+    """Decode, link and check already-parsed entries (the first is the head)."""
+    bundle = Bundle(sidecar, list(entries))
+    steps: dict[str, Step] = {}
+    for entry in bundle.entries:
+        run, output = _decode(entry, sidecar)
+        steps[entry.digest] = Step(entry, run, output)
+    _link(steps, sidecar)
+    lineage = Lineage(path=path, sidecar=sidecar, bundle=bundle, steps=steps)
+    _check_acyclic(lineage)
+    return lineage
+
+
+def load_lineage(path: str | os.PathLike[str]) -> Lineage:
+    """The lineage of ``path`` (a file with a sidecar, or the sidecar itself)."""
+    p = os.path.abspath(os.fspath(path))
+    if p.endswith(".intoto.jsonl"):
+        sidecar, p = p, p[: -len(".intoto.jsonl")]
+    else:
+        sidecar = sidecar_path(p)
+    return lineage_from_entries(p, sidecar, read_entries(sidecar))
