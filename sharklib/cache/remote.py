@@ -102,7 +102,8 @@ class RemoteStore(ObjectStore):
         sd = StreamingDigest()
         try:
             with self._upload(target) as raw, open(path, "rb") as src, \
-                    self._compressor().stream_writer(raw, closefd=False) as zw:
+                    self._compressor().stream_writer(raw, size=os.fstat(src.fileno()).st_size,
+                                                     closefd=False) as zw:
                 while chunk := src.read(_CHUNK):
                     sd.update(chunk)
                     zw.write(chunk)
@@ -181,7 +182,12 @@ class RemoteStore(ObjectStore):
     def quarantine(self, sha256: str) -> None:
         src = self._obj(sha256)
         with contextlib.suppress(Exception):
+            if self._local:
+                self.fs.makedirs(f"{self.base}/quarantine", exist_ok=True)
             self.fs.mv(src, f"{self.base}/quarantine/{sha256}.zst")
+        with contextlib.suppress(Exception):  # never serve it again, even if the move failed
+            if self.fs.exists(src):
+                self.fs.rm(src)
 
     def delete(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -196,7 +202,16 @@ class RemoteStore(ObjectStore):
         for path, info in sorted(found.items()):
             name = path.rsplit("/", 1)[-1]
             if name.endswith(".zst") and len(name) == 68:
-                yield ObjectInfo(name[:64], int(info.get("size") or 0))
+                yield ObjectInfo(name[:64], self._content_size(path, info))
+
+    def _content_size(self, path: str, info: dict[str, Any]) -> int:
+        """The uncompressed size, from the zstd frame header (compressed size if unknown)."""
+        try:
+            with self.fs.open(path, "rb") as fh:
+                size = zstandard.frame_content_size(fh.read(18))
+        except (OSError, zstandard.ZstdError):
+            size = -1
+        return size if size >= 0 else int(info.get("size") or 0)
 
     # -- index entries ---------------------------------------------------------------------
     def put_entry(self, entry: IndexEntry) -> bool:

@@ -167,21 +167,28 @@ class RunCache:
     # -- objects ---------------------------------------------------------------------------
     def ensure_local(self, sha256: str) -> bool:
         """Make the verified object available locally, pulling it from the remote if needed."""
+        bad = False
         if self.store.has(sha256):
             if self.store.verify(sha256):
                 return True
             self.store.quarantine(sha256)
-        if self.remote is None or not isinstance(self.store, ContentStore):
-            return False
-        try:
-            with self.remote.open(sha256) as src:
-                self.store.put_stream(src, sha256)  # type: ignore[arg-type]
-        except StoreError:
-            self.remote.quarantine(sha256)
-            raise
-        except Exception:
-            return False
-        return True
+            bad = True
+        if self.remote is not None and isinstance(self.store, ContentStore):
+            try:
+                with self.remote.open(sha256) as src:
+                    self.store.put_stream(src, sha256)  # type: ignore[arg-type]
+                return True
+            except StoreError:
+                if self.remote.has(sha256):  # present but wrong: never serve it again
+                    self.remote.quarantine(sha256)
+                    raise StoreError(f"object {sha256} does not match its digest "
+                                     f"(quarantined)", self.remote.describe()) from None
+            except Exception:  # unreachable remote: treated as a miss
+                pass
+        if bad:
+            raise StoreError(f"object {sha256} does not match its digest (quarantined)",
+                             self.store.describe())
+        return False
 
     def restore(self, obj: StoredObject, dest: str) -> Restored:
         if not self.ensure_local(obj.sha256):

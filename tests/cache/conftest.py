@@ -15,16 +15,16 @@ from sharklib.hashing import sha256_file
 from sharklib.model import Artifact, Output, Run, RunKeyParts, run_key_parts
 
 
-def key_for(argv: list[str], root: Path, script_sha: str = "0" * 64) -> RunKeyParts:
+def build_key(argv: list[str], root: Path, script_sha: str = "0" * 64) -> RunKeyParts:
     return run_key_parts(argv, str(root), str(root), {"step.py": script_sha},
                          {"python": "3.11"})
 
 
-def make_run(root: Path, argv: list[str], inputs: list[Path], outputs: list[Path], *,
+def build_run(root: Path, argv: list[str], inputs: list[Path], outputs: list[Path], *,
              duration: float = 4.0, exit_status: int = 0, modules: list[Path] = (),
              key: RunKeyParts | None = None, **extra: object) -> Run:
     """A Run as capture would produce it, for files that exist on disk."""
-    key = key or key_for(argv, root)
+    key = key or build_key(argv, root)
     now = time.time()
 
     def art(p: Path) -> Artifact:
@@ -40,6 +40,18 @@ def make_run(root: Path, argv: list[str], inputs: list[Path], outputs: list[Path
               outputs=outs, run_key=key.digest(), **extra)  # type: ignore[arg-type]
     run.code.modules = [art(p) for p in modules]
     return run
+
+
+@pytest.fixture(name="key_for")
+def key_for_fixture() -> Callable[..., RunKeyParts]:
+    """The run key a step with this argv has in a project (fixed code and environment)."""
+    return build_key
+
+
+@pytest.fixture(name="make_run")
+def make_run_fixture() -> Callable[..., Run]:
+    """Build a Run as capture would, from files on disk."""
+    return build_run
 
 
 @pytest.fixture
@@ -71,3 +83,164 @@ def write() -> Callable[[Path, str | bytes], Path]:
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+# -- real backends -------------------------------------------------------------------------
+import contextlib  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+@pytest.fixture(scope="session")
+def btrfs_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A loop-mounted btrfs filesystem (root only), unmounted and detached afterwards."""
+    if not is_root():
+        pytest.skip("btrfs tests need root (loop devices, mount)")
+    if not (shutil.which("mkfs.btrfs") and shutil.which("losetup") and shutil.which("btrfs")):
+        pytest.skip("btrfs-progs not installed (scripts/apt-packages.txt lists it)")
+    base = tmp_path_factory.mktemp("btrfs")
+    img, mnt = base / "fs.img", base / "mnt"
+    mnt.mkdir()
+    with open(img, "wb") as fh:
+        fh.truncate(3 << 30)
+    dev = _run("losetup", "-f", "--show", str(img), check=False)
+    if dev.returncode != 0:
+        pytest.skip(f"no loop device available: {dev.stderr.strip()}")
+    loop = dev.stdout.strip()
+    try:
+        _run("mkfs.btrfs", "-q", loop)
+        _run("mount", loop, str(mnt))
+    except subprocess.CalledProcessError as exc:
+        _run("losetup", "-d", loop, check=False)
+        pytest.skip(f"cannot make a btrfs filesystem: {exc.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        _run("umount", "-l", str(mnt), check=False)
+        _run("losetup", "-d", loop, check=False)
+        img.unlink(missing_ok=True)
+
+
+_ws_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def btrfs_workspace(btrfs_mount: Path) -> Iterator[Path]:
+    """A fresh btrfs subvolume to use as a workspace."""
+    from sharklib.cache.btrfs import create_workspace
+
+    ws = btrfs_mount / f"ws{next(_ws_counter)}"
+    create_workspace(str(ws))
+    yield ws
+
+
+@pytest.fixture(scope="session")
+def zfs_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A zfs-fuse pool on a file: the daemon is started (unless one runs) and the pool destroyed."""
+    if not is_root():
+        pytest.skip("ZFS tests need root (zfs-fuse)")
+    if not (shutil.which("zfs-fuse") and shutil.which("zpool") and shutil.which("zfs")):
+        pytest.skip("zfs-fuse not installed (scripts/apt-packages.txt lists it)")
+    if not os.path.exists("/dev/fuse"):
+        pytest.skip("no /dev/fuse")
+    base = tmp_path_factory.mktemp("zfs")
+    daemon = None
+    if _run("zpool", "list", check=False).returncode != 0:
+        daemon = subprocess.Popen(["zfs-fuse", "--no-daemon", "--no-kstat-mount",
+                                   "-p", str(base / "zfs.pid")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if _run("zpool", "list", check=False).returncode == 0:
+                break
+            time.sleep(0.1)
+        else:
+            daemon.kill()
+            daemon.wait()
+            pytest.skip("zfs-fuse did not start")
+    pool = f"sharkcache{os.getpid()}"
+    img = base / "pool.img"
+    with open(img, "wb") as fh:
+        fh.truncate(1 << 30)
+    made = _run("zpool", "create", "-m", str(base / "mnt"), pool, str(img), check=False)
+    try:
+        if made.returncode != 0:
+            pytest.skip(f"cannot create a zfs-fuse pool: {made.stderr.strip()}")
+        yield pool
+    finally:
+        _run("zpool", "destroy", "-f", pool, check=False)
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        img.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def zfs_dataset(zfs_pool: str) -> str:
+    ds = f"{zfs_pool}/ws{next(_ws_counter)}"
+    _run("zfs", "create", ds)
+    return ds
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """A real S3 API (moto's server mode) on loopback; returns its endpoint URL."""
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        pytest.skip("moto[server] not installed")
+    port = free_port()
+    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.05)
+        else:
+            pytest.skip("moto server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Credentials and endpoint so that plain ``s3://`` URLs reach the moto server."""
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": moto_server,
+           "AWS_ENDPOINT_URL_S3": moto_server}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    return env
+
+
+@pytest.fixture
+def s3_bucket(s3_env: dict[str, str]) -> str:
+    import s3fs
+
+    name = f"shark{uuid.uuid4().hex[:12]}"
+    fs = s3fs.S3FileSystem(skip_instance_cache=True,
+                           client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]})
+    fs.mkdir(name)
+    return name
