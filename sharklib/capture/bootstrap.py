@@ -1,0 +1,212 @@
+"""Starting and ending capture in one process.
+
+:func:`start` is what ``sitecustomize`` calls in every Python process started
+with ``SHARKLIB_CAPTURE=1`` (children of a captured run, steps under
+``sharklib env``); :func:`install` is shared with ``run_main``, which starts
+the top-level run itself. Ending happens in exactly one of: ``atexit`` (normal
+exit, ``sys.exit``, an uncaught exception), the ``os._exit`` patch (forked
+children, multiprocessing workers), the ``os.exec`` audit event (before the
+image is replaced) or the top-level SIGTERM handler.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+
+from sharklib.capture import hooks
+from sharklib.capture import recorder as _rec
+from sharklib.capture.safety import describe, warn_once
+from sharklib.config import ENV_PARENT_RUN, ENV_SESSION
+
+ENV_EXEC_TOP = "SHARKLIB_EXEC_TOP"
+ENV_STREAMS = "SHARKLIB_STREAMS"
+ENV_OWNS_SESSION = "SHARKLIB_OWNS_SESSION"
+
+
+def _is_sharklib_run(argv: list[str]) -> bool:
+    """Is this interpreter ``python -m sharklib run ...`` (which starts capture itself)?"""
+    for i, a in enumerate(argv[1:], 1):
+        if a == "-m" and i + 1 < len(argv) and argv[i + 1] in ("sharklib", "sharklib.__main__"):
+            return True
+        if os.path.basename(a) == "sharklib" and not a.startswith("-"):
+            return True
+        if not a.startswith("-"):
+            return False
+    return False
+
+
+def parse_python_argv(argv: list[str]) -> tuple[str | None, str | None, str | None]:
+    """(script, code, module) from an interpreter command line (``sys.orig_argv``)."""
+    takes_value = {"-W", "-X", "--check-hash-based-pycs"}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a == "-c":
+            return None, argv[i + 1] if i + 1 < len(argv) else "", None
+        if a.startswith("-c") and len(a) > 2:
+            return None, a[2:], None
+        if a == "-m":
+            return None, None, argv[i + 1] if i + 1 < len(argv) else None
+        if a.startswith("-m") and len(a) > 2:
+            return None, None, a[2:]
+        if a in takes_value:
+            i += 2
+            continue
+        if a == "-" or not a.startswith("-"):
+            return (None if a == "-" else a), None, None
+        i += 1
+    return None, None, None
+
+
+def start() -> None:
+    """Capture this process (called by the bootstrap when ``SHARKLIB_CAPTURE=1``)."""
+    if _rec.current() is not None:
+        return
+    argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
+    if _is_sharklib_run(argv):
+        return
+    top = os.environ.pop(ENV_EXEC_TOP, None) is not None
+    rec = _rec.Recorder(argv, parent=os.environ.get(ENV_PARENT_RUN) or None, top=top,
+                        session=os.environ.get(ENV_SESSION) or None)
+    script, code, module = parse_python_argv(argv)
+    rec.script = os.path.abspath(script) if script else None
+    rec.code_text = code
+    try:
+        from sharklib.capture.identity import key_parts
+
+        script_argv = [a for a in (sys.argv or [])]
+        rec.key_parts = key_parts(script_argv, rec.cwd, rec.script, code, module)
+        rec.run_key = rec.key_parts.digest()
+    except Exception as exc:
+        warn_once(f"run key not computed: {describe(exc)}")
+    if _is_multiprocessing_child(argv, code):
+        preload_for_children()
+    install(rec)
+
+
+def install(rec: _rec.Recorder, sigterm: bool = False) -> None:
+    """Make ``rec`` this process's recorder and install every hook."""
+    _rec.set_current(rec)
+    os.environ[ENV_PARENT_RUN] = rec.run_id
+    hooks.install_audit_hook()
+    hooks.patch_open()
+    hooks.patch_os_open()
+    hooks.patch_exit(save_at_exit)
+    hooks.install_fork_handler(_before_fork, _after_fork_in_child)
+    if sigterm:
+        hooks.install_sigterm(save_at_exit)
+    record_stream_outputs(rec)
+    atexit.register(_at_exit)
+
+
+def record_stream_outputs(rec: _rec.Recorder) -> None:
+    """stdout/stderr redirected to a regular file are outputs (unless an ancestor records them)."""
+    from sharklib.capture.session import stream_file
+
+    known = set(filter(None, os.environ.get(ENV_STREAMS, "").split(",")))
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        found = stream_file(fd)
+        if found is None:
+            continue
+        path, (dev, ino) = found
+        ident = f"{dev}:{ino}"
+        if ident in known:
+            continue
+        known.add(ident)
+        if path.startswith(rec.ignore):
+            continue
+        out = rec.outputs.get(path) or _rec.PendingOutput(path, append=True, confirmed=True)
+        out.stream = name
+        rec.outputs[path] = out
+    if known:
+        os.environ[ENV_STREAMS] = ",".join(sorted(known))
+
+
+def preload_for_children() -> None:
+    """Import what ending a run needs while it still can be imported.
+
+    multiprocessing children end after ``threading._shutdown()``, and from then
+    on importing ``concurrent.futures.thread`` (which the hashing module uses)
+    raises. Importing it at the ``os.fork`` audit event (not in an at-fork
+    handler: the import lock is held there), or at the start of a
+    multiprocessing child, costs a few milliseconds once and only there.
+    """
+    try:
+        import sharklib.hashing  # noqa: F401
+    except Exception:
+        pass
+
+
+def _is_multiprocessing_child(argv: list[str], code: str | None) -> bool:
+    return "--multiprocessing-fork" in argv or bool(code and "multiprocessing" in code)
+
+
+def _before_fork() -> None:
+    try:
+        from sharklib.capture.session import flush_sinks
+
+        flush_sinks()
+    except Exception:
+        pass
+
+
+def _after_fork_in_child() -> None:
+    try:
+        rec = _rec.current()
+        if rec is None:
+            return
+        child = rec.forked()
+        _rec.set_current(child)
+        os.environ[ENV_PARENT_RUN] = child.run_id
+    except Exception as exc:
+        warn_once(f"forked child not captured: {describe(exc)}")
+        _rec.set_current(None)
+
+
+def save_at_exit(status: int | None = None) -> None:
+    """End capture now with ``status`` (``os._exit``, SIGTERM)."""
+    rec = _rec.current()
+    if rec is not None and status is not None:
+        rec.exit_status = status
+    _at_exit()
+
+
+def before_exec(env: object) -> None:
+    """``os.exec*`` is about to replace this image: save first, hand over the top-level role."""
+    rec = _rec.current()
+    if rec is None or not rec.active:
+        return
+    if rec.top:
+        os.environ[ENV_EXEC_TOP] = "1"
+    top, rec.top = rec.top, False
+    _end(rec, None, top_handover=top)
+
+
+def _at_exit() -> None:
+    rec = _rec.current()
+    if rec is None or not rec.active:
+        return
+    status = rec.exit_status if rec.exit_status is not None else 0
+    _end(rec, status)
+
+
+def _end(rec: _rec.Recorder, status: int | None, top_handover: bool = False) -> None:
+    try:
+        from sharklib.capture.finish import finish
+        from sharklib.capture.session import flush_sinks
+
+        flush_sinks()
+        done = finish(rec, status)
+    except BaseException as exc:  # noqa: BLE001 - a sharklib failure never changes the exit
+        rec.active = False
+        warn_once(f"run not recorded: {describe(exc)}")
+        return
+    if rec.top and not top_handover:
+        try:
+            from sharklib.capture.main import end_of_top
+
+            end_of_top(rec, done)
+        except BaseException as exc:  # noqa: BLE001
+            warn_once(f"summary failed: {describe(exc)}")

@@ -1,0 +1,116 @@
+"""Run a script, a module or a code string as ``__main__``, exactly as ``python`` would.
+
+Modelled on coverage.py's ``execfile.py``: a fresh ``__main__`` module with
+the globals Python gives it, ``sys.argv`` and ``sys.path[0]`` as Python sets
+them, compiled with the script's absolute path as filename so tracebacks
+name the same file, and errors printed through ``sys.excepthook`` with
+sharklib's own frames removed, so the user sees Python's output and no trace
+of sharklib.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import types
+from importlib.machinery import BuiltinImporter, SourceFileLoader
+from typing import Any
+
+
+class NoScript(Exception):
+    """The script cannot be opened; the message is Python's own."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _fresh_main() -> types.ModuleType:
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = sys.modules["builtins"]
+    sys.modules["__main__"] = main
+    return main
+
+
+def read_script(path: str) -> tuple[str, Any]:
+    """Absolute path and code object of a script (SyntaxError propagates, as in Python)."""
+    abspath = os.path.abspath(path)
+    try:
+        with io.open_code(abspath) as fh:
+            source = fh.read()
+    except OSError as exc:
+        prog = (getattr(sys, "orig_argv", None) or [sys.executable])[0]
+        raise NoScript(f"{prog}: can't open file {abspath!r}: [Errno {exc.errno}] "
+                       f"{exc.strerror}") from None
+    return abspath, compile(source, abspath, "exec", dont_inherit=True)
+
+
+def run_script(abspath: str, code: Any, argv: list[str]) -> None:
+    """``python script.py ARGS``."""
+    main = _fresh_main()
+    main.__file__ = abspath
+    main.__cached__ = None  # type: ignore[attr-defined]
+    main.__loader__ = SourceFileLoader("__main__", abspath)
+    main.__spec__ = None
+    main.__package__ = None
+    sys.argv = list(argv)
+    path0 = os.path.dirname(os.path.realpath(abspath))
+    if sys.path:
+        sys.path[0] = path0
+    else:
+        sys.path.insert(0, path0)
+    exec(code, main.__dict__)
+
+
+def run_code(source: str, argv: list[str]) -> None:
+    """``python -c CODE ARGS``."""
+    main = _fresh_main()
+    main.__loader__ = BuiltinImporter  # type: ignore[assignment]
+    main.__spec__ = None
+    main.__package__ = None
+    main.__dict__["__annotations__"] = {}
+    sys.argv = ["-c", *argv]
+    if sys.path:
+        sys.path[0] = ""
+    code = compile(source, "<string>", "exec", dont_inherit=True)
+    exec(code, main.__dict__)
+
+
+def run_module(name: str, argv: list[str]) -> None:
+    """``python -m MODULE ARGS`` (runpy's frames show in tracebacks, as with python -m)."""
+    import runpy
+
+    _fresh_main()
+    sys.argv = [name, *argv]
+    cwd = os.getcwd()
+    if sys.path:
+        sys.path[0] = cwd
+    else:
+        sys.path.insert(0, cwd)
+    runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
+
+
+def _ours(tb: Any) -> bool:
+    name = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and (name == "sharklib" or name.startswith("sharklib."))
+
+
+def strip_own_frames(exc: BaseException) -> Any:
+    """The exception's traceback without sharklib's frames at its head."""
+    tb = exc.__traceback__
+    while tb is not None and _ours(tb):
+        tb = tb.tb_next
+    return tb
+
+
+def print_exception(exc: BaseException) -> None:
+    """Print an uncaught exception as the interpreter would (``sys.excepthook``)."""
+    tb = strip_own_frames(exc)
+    exc.__traceback__ = tb
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+    try:
+        sys.excepthook(type(exc), exc, tb)
+    except Exception:
+        sys.__excepthook__(type(exc), exc, tb)
+

@@ -1,0 +1,243 @@
+"""Turn what a recorder saw into a Run: hash, classify, sign, write to the session.
+
+Runs once per process at exit (or per notebook cell for finished outputs).
+Everything expensive lives here and only here: digests (through the stat cache,
+so unchanged inputs cost one ``stat``), module and distribution identity,
+git state and signatures. A run with nothing to sign skips git, distributions
+and the signing key, which keeps ``python -m sharklib run noop.py`` cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sharklib.capture import identity, paths
+from sharklib.capture.recorder import PendingOutput, Recorder
+from sharklib.capture.safety import describe, warn_once
+
+if TYPE_CHECKING:
+    from sharklib.model import Artifact, Output, Run
+
+
+@dataclass(slots=True)
+class Finished:
+    """The outcome of finishing a recorder."""
+
+    run: Run
+    sidecars: list[str] = field(default_factory=list)
+    json_path: str | None = None
+
+
+def _sequential_digests(files: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """Digests without threads or SQLite: start-up-cheap, and safe after threading shut down."""
+    out: dict[str, tuple[str, int]] = {}
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for p in files:
+        try:
+            with open(p, "rb", buffering=0) as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    continue
+                h = hashlib.sha256()
+                size = 0
+                while n := fh.readinto(buf):
+                    h.update(view[:n])
+                    size += n
+        except OSError:
+            continue
+        out[p] = (h.hexdigest(), size)
+    return out
+
+
+def _digests(files: list[str], heavy: bool) -> dict[str, tuple[str, int]]:
+    """Through the stat cache (parallel misses) when there is data, else directly.
+
+    In a forked child ending through ``os._exit`` (multiprocessing workers),
+    threading has already shut down and a thread pool cannot start: hash
+    sequentially then.
+    """
+    if not heavy:
+        return _sequential_digests(files)
+    from sharklib.hashing import StatCache
+
+    cache = StatCache()
+    try:
+        return cache.digests(files)
+    except RuntimeError:
+        return _sequential_digests(files)
+    finally:
+        cache.close()
+
+
+def _main_script(rec: Recorder) -> str | None:
+    if rec.code_text is not None:
+        return None
+    if rec.script:
+        return os.path.abspath(rec.script)
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    return os.path.abspath(path) if isinstance(path, str) else None
+
+
+def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
+              final: bool) -> tuple[Run, list[PendingOutput]]:
+    """Build the Run for ``outputs``; returns it and the outputs that turned out to exist."""
+    from sharklib.model import Artifact, Output, Run
+
+    script = _main_script(rec)
+    modules = identity.local_module_paths(rec.ignore, exclude=[script] if script else [])
+    code_files = set(modules)
+    if script:
+        code_files.add(script)
+    input_paths = [p for p in rec.inputs if p not in code_files]
+    out_paths = [o.path for o in outputs]
+    heavy = bool(input_paths or out_paths)
+    wanted = [*input_paths, *out_paths, *sorted(code_files)]
+    digests = _digests(wanted, heavy)
+
+    kept: list[PendingOutput] = []
+    temporaries = list(rec.temporaries)
+    for o in outputs:
+        if o.path in digests:
+            kept.append(o)
+        elif final and o.confirmed and not os.path.lexists(o.path) and o.path not in temporaries:
+            temporaries.append(o.path)
+
+    inputs: list[Artifact] = []
+    attest_links = heavy and bool(kept)
+    for p in input_paths:
+        d = rec.pre_digests.get(p) or digests.get(p)
+        if d is None:
+            continue
+        art = Artifact(path=p, sha256=d[0], size=d[1])
+        if attest_links:
+            art.attestation = _input_attestation(p, d[0])
+        inputs.append(art)
+    known_inputs = {a.path for a in inputs}
+    order = list(rec.inputs)
+
+    outs: list[Output] = []
+    for o in kept:
+        sha, size = digests[o.path]
+        feeding: list[str] | None = None
+        if o.finished is not None:
+            feeding = [p for p in order[: o.finished] if p in known_inputs]
+        outs.append(Output(path=o.path, sha256=sha, size=size, inputs=feeding, stream=o.stream))  # type: ignore[arg-type]
+
+    full = bool(kept)
+    user, host = identity.user_and_host()
+    run = Run(
+        run_id=rec.run_id,
+        argv=list(rec.argv),
+        cwd=rec.cwd,
+        started=rec.started,
+        ended=time.time(),
+        exit_status=status,
+        user=user,
+        host=host,
+        pid=rec.pid,
+        backend="python",
+        code=identity.code_identity(script, rec.code_text, modules, digests, git=full,
+                                    cwd=rec.cwd),
+        environment=identity.environment_identity(full, paths.environment_dirs()),
+        inputs=inputs,
+        downloads=list(rec.downloads),
+        outputs=outs,
+        temporaries=temporaries,
+        removed=list(rec.removed),
+        execs=list(rec.execs),
+        connects=list(rec.connects),
+        parent=rec.parent,
+        run_key=rec.run_key,
+        warnings=list(rec.warnings),
+    )
+    return run, kept
+
+
+def _input_attestation(path: str, sha: str) -> str | None:
+    from sharklib.attest import input_attestation, sidecar_path
+
+    if not os.path.exists(sidecar_path(path)):
+        return None
+    try:
+        return input_attestation(path, sha)
+    except Exception as exc:
+        warn_once(f"{path}: upstream sidecar not linked: {describe(exc)}")
+        return None
+
+
+def sign(run: Run) -> list[str]:
+    """Write sidecars for the run's outputs; a failure becomes a warning line."""
+    if not run.outputs:
+        return []
+    try:
+        from sharklib.attest import attest_run
+
+        return attest_run(run)
+    except Exception as exc:
+        msg = f"sidecars not written: {describe(exc)}"
+        run.warnings.append(msg)
+        warn_once(msg)
+        return []
+
+
+def finish(rec: Recorder, status: int | None) -> Finished:
+    """Final record of a process: every output, children, sidecars, the session JSON."""
+    rec.active = False
+    count = len(rec.inputs)
+    for o in rec.outputs.values():
+        if o.finished is None:
+            o.finished = count
+    rec.open_outputs = []
+    run, _ = build_run(rec, list(rec.outputs.values()), status, final=True)
+    if rec.session:
+        from sharklib.capture.session import children_of
+
+        run.children = [c["run_id"] for c in children_of(rec.session, rec.run_id)]
+    sidecars = sign(run)
+    json_path = None
+    if rec.session:
+        try:
+            from sharklib.capture.session import write_run
+
+            json_path = write_run(rec.session, run.to_dict())
+        except Exception as exc:
+            warn_once(f"run record not written to the session: {describe(exc)}")
+    return Finished(run=run, sidecars=sidecars, json_path=json_path)
+
+
+def finish_closed_outputs(rec: Recorder) -> Finished | None:
+    """Sign the outputs finished so far (notebook cells), keeping the recorder running."""
+    if rec.open_outputs:
+        rec.poll()
+    done = [o for o in rec.outputs.values() if o.finished is not None]
+    open_now = _open_paths()
+    done = [o for o in done if o.path not in open_now]
+    if not done:
+        return None
+    run, kept = build_run(rec, done, None, final=False)
+    sidecars = sign(run)
+    for o in kept:
+        rec.outputs.pop(o.path, None)
+    return Finished(run=run, sidecars=sidecars)
+
+
+def _open_paths() -> set[str]:
+    """Files this process still holds open (a write through a bare descriptor is not done)."""
+    found: set[str] = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for n in names:
+        p = paths.fd_path(int(n))
+        if p:
+            found.add(p)
+    return found

@@ -1,0 +1,301 @@
+"""Every hook capture installs in a process, each small and unable to hurt it.
+
+* :func:`audit_hook` (``sys.addaudithook``) sees ``open`` (builtin, ``io``,
+  ``os.open``, ``open_code``), ``os.rename``/``os.replace``, ``os.remove``/
+  ``os.unlink``, ``os.link``, ``os.truncate``, ``os.chdir``, ``subprocess.Popen``,
+  ``os.exec``, ``os.posix_spawn``, ``socket.connect``. One dict lookup per
+  event; anything that goes wrong becomes a warning line.
+* :func:`patch_open` wraps ``builtins.open``/``io.open`` only to keep a weak
+  reference to files opened for writing (their close ends the output).
+* :func:`patch_os_open` passes ``dir_fd`` to the recorder (the audit event
+  does not carry it).
+* :func:`patch_exit` saves the record before ``os._exit`` and notes the exit
+  status given to ``sys.exit`` or shown by ``sys.excepthook``.
+* :func:`install_fork_handler` makes a forked child its own run.
+
+Audit hooks cannot be removed; when capture stops they find no recorder and
+return at once.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from sharklib.capture import recorder as _rec
+from sharklib.capture.safety import describe, warn_once
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_installed: set[str] = set()
+_originals: dict[str, Any] = {}
+
+
+def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    path, mode, flags = args
+    if path.__class__ is int:
+        return
+    if mode is None:
+        if flags & _WRITE_FLAGS:
+            rec.write_event(path, bool(flags & os.O_APPEND))
+        else:
+            rec.read(path)
+    elif "w" in mode or "a" in mode or "x" in mode or "+" in mode:
+        rec.write_event(path, "a" in mode)
+    else:
+        rec.read(path)
+
+
+def _on_rename(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    src, dst, sfd, dfd = args
+    rec.rename(src, dst, sfd if sfd is not None and sfd >= 0 else None,
+               dfd if dfd is not None and dfd >= 0 else None)
+
+
+def _on_remove(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    path, dir_fd = args
+    rec.remove(path, dir_fd if dir_fd is not None and dir_fd >= 0 else None)
+
+
+def _on_link(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.write(args[1], args[3] if args[3] is not None and args[3] >= 0 else None)
+    rec.closed(args[1])
+
+
+def _on_truncate(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    if args[0].__class__ is not int:
+        rec.write(args[0])
+        rec.closed(args[0])
+
+
+def _on_chdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.cwd_changed()
+
+
+def _on_popen(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    executable, argv, cwd = args[0], args[1], args[2]
+    rec.exec_(executable, argv, cwd)
+
+
+def _on_exec(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.exec_(args[0], args[1])
+    from sharklib.capture import bootstrap
+
+    bootstrap.before_exec(args[2] if len(args) > 2 else None)
+
+
+def _on_spawn(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.exec_(args[0], args[1])
+
+
+def _on_system(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.exec_("/bin/sh", ["/bin/sh", "-c", args[0]])
+
+
+def _on_fork(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    if "fork-preload" not in _installed:
+        _installed.add("fork-preload")
+        from sharklib.capture import bootstrap
+
+        bootstrap.preload_for_children()
+
+
+def _on_connect(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    sock, address = args
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        rec.connect(f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}")
+
+
+_HANDLERS: dict[str, Callable[[_rec.Recorder, tuple[Any, ...]], None]] = {
+    "open": _on_open,
+    "os.rename": _on_rename,
+    "os.remove": _on_remove,
+    "os.link": _on_link,
+    "os.truncate": _on_truncate,
+    "os.chdir": _on_chdir,
+    "subprocess.Popen": _on_popen,
+    "os.exec": _on_exec,
+    "os.posix_spawn": _on_spawn,
+    "os.spawn": _on_spawn,
+    "os.system": _on_system,
+    "socket.connect": _on_connect,
+    "os.fork": _on_fork,
+}
+
+
+def audit_hook(event: str, args: tuple[Any, ...]) -> None:
+    """The per-event path: a dict lookup, and nothing at all for other events."""
+    handler = _HANDLERS.get(event)
+    if handler is None:
+        return
+    rec = _rec._current
+    if rec is None or not rec.active:
+        return
+    try:
+        handler(rec, args)
+    except Exception as exc:
+        try:
+            rec._fail(exc)
+        except Exception:
+            pass
+
+
+def install_audit_hook() -> None:
+    if "audit" in _installed:
+        return
+    _installed.add("audit")
+    sys.addaudithook(audit_hook)
+
+
+# -- open --------------------------------------------------------------------------------
+
+
+def _make_open(original: Callable[..., Any]) -> Callable[..., Any]:
+    def open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:  # noqa: A001
+        rec = _rec._current
+        if rec is None or mode == "r" or mode == "rb" or mode == "rt":
+            return original(file, mode, *args, **kwargs)
+        opener = kwargs.get("opener") if kwargs else None
+        if opener is None and len(args) >= 6:
+            opener = args[5]
+        if opener is not None:
+            rec._skip = file
+        try:
+            f = original(file, mode, *args, **kwargs)
+        finally:
+            if opener is not None:
+                rec._skip = None
+        if "w" in mode or "a" in mode or "x" in mode or "+" in mode:
+            rec.track(f, file, by_fd=opener is not None or file.__class__ is int)
+        return f
+
+    open.__doc__ = original.__doc__
+    open.__wrapped__ = original  # type: ignore[attr-defined]
+    return open
+
+
+def patch_open() -> None:
+    """Wrap ``builtins.open`` and ``io.open`` (the same function) once."""
+    if "open" in _installed:
+        return
+    _installed.add("open")
+    original = io.open
+    _originals["open"] = original
+    wrapped = _make_open(original)
+    builtins.open = wrapped
+    io.open = wrapped
+
+
+def patch_os_open() -> None:
+    """``os.open(..., dir_fd=)``: tell the recorder which directory a relative path is in."""
+    if "os.open" in _installed:
+        return
+    _installed.add("os.open")
+    original = os.open
+    _originals["os.open"] = original
+
+    def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:  # noqa: A001
+        rec = _rec._current
+        if dir_fd is None or rec is None:
+            return original(path, flags, mode, dir_fd=dir_fd)
+        rec._dir_hint = (path, dir_fd)
+        try:
+            return original(path, flags, mode, dir_fd=dir_fd)
+        finally:
+            rec._dir_hint = None
+
+    open.__doc__ = original.__doc__
+    open.__wrapped__ = original  # type: ignore[attr-defined]
+    os.open = open
+
+
+# -- exit ---------------------------------------------------------------------------------
+
+
+def exit_code_of(code: Any) -> int:
+    """The process exit status Python derives from ``SystemExit.code``."""
+    if code is None:
+        return 0
+    if isinstance(code, bool):
+        return int(code)
+    if isinstance(code, int):
+        return code & 0xFF
+    return 1
+
+
+def patch_exit(save: Callable[[int], None]) -> None:
+    """Save first on ``os._exit`` (as coverage.py does); note ``sys.exit`` statuses."""
+    if "exit" in _installed:
+        return
+    _installed.add("exit")
+    real_os_exit = os._exit
+    _originals["os._exit"] = real_os_exit
+
+    def _exit(status: int) -> None:
+        try:
+            save(int(status))
+        except BaseException as exc:  # noqa: BLE001 - nothing may stop the exit
+            warn_once(f"could not save the record before os._exit: {describe(exc)}")
+        real_os_exit(status)
+
+    os._exit = _exit
+
+    real_sys_exit = sys.exit
+    _originals["sys.exit"] = real_sys_exit
+
+    def exit(status: Any = None) -> None:  # noqa: A001
+        rec = _rec._current
+        if rec is not None:
+            try:
+                rec.exit_status = exit_code_of(status)
+            except Exception:
+                pass
+        real_sys_exit(status)
+
+    exit.__doc__ = real_sys_exit.__doc__
+    sys.exit = exit
+
+    previous_hook = sys.excepthook
+
+    def excepthook(typ: type[BaseException], value: BaseException, tb: Any) -> None:
+        rec = _rec._current
+        if rec is not None:
+            rec.exit_status = 1
+        previous_hook(typ, value, tb)
+
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = excepthook
+
+
+def install_sigterm(save: Callable[[int], None]) -> None:
+    """Top-level process only: save the record on SIGTERM, then die of it as Python would."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+    except (ValueError, TypeError):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            save(-signum)
+        except BaseException as exc:  # noqa: BLE001
+            warn_once(f"could not save the record on SIGTERM: {describe(exc)}")
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        pass
+
+
+def install_fork_handler(before: Callable[[], None], after_in_child: Callable[[], None]) -> None:
+    if "fork" in _installed:
+        return
+    _installed.add("fork")
+    os.register_at_fork(before=before, after_in_child=after_in_child)

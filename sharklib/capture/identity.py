@@ -1,0 +1,295 @@
+"""Code and environment identity, and the run key built from them.
+
+Two moments need these facts. At start, before the script body runs, the run
+key (argv, cwd relative to the project, script digest, interpreter, allow-listed
+variables) must be cheap: it is computed on every run, reused or not. At exit
+the full identity is gathered for the attestation: digests of local modules
+actually imported, the distributions those imports came from, and git state
+(GitPython is imported only then, and only when there is something to sign).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sharklib.model import Artifact, CodeIdentity, Environment, GitInfo, RunKeyParts
+
+#: Variables that change what a scientific script computes; more via SHARKLIB_ENV_ALLOW.
+ALLOWED_VARIABLES = ("LANG", "LANGUAGE", "LC_*", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                     "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "PYTHONHASHSEED",
+                     "CUDA_VISIBLE_DEVICES", "PYTHONIOENCODING", "PYTHONUTF8")
+ENV_ALLOW = "SHARKLIB_ENV_ALLOW"
+ENV_TAG = "SHARKLIB_ENV_TAG"
+
+
+def allowed_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed environment variables that are set."""
+    env = os.environ if environ is None else environ
+    patterns = list(ALLOWED_VARIABLES)
+    extra = env.get(ENV_ALLOW, "")
+    patterns.extend(p for p in re.split(r"[\s,:]+", extra) if p)
+    out: dict[str, str] = {}
+    for name in sorted(env):
+        if any(fnmatch.fnmatchcase(name, p) for p in patterns):
+            out[name] = env[name]
+    return out
+
+
+def project_root(cwd: str) -> str:
+    """The nearest directory holding ``.git`` (walking up, no git needed), else ``cwd``."""
+    path = os.path.abspath(cwd)
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return os.path.abspath(cwd)
+        path = parent
+
+
+def _digest_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def script_digest(script: str | None, code_text: str | None = None) -> str | None:
+    if code_text is not None:
+        return _digest_text(code_text)
+    if not script:
+        return None
+    try:
+        with open(script, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def environment_key() -> dict[str, str]:
+    """What of the environment enters the run key (cheap: no metadata scan)."""
+    env = {"interpreter": sys.executable, "python": sys.version.split()[0],
+           "implementation": sys.implementation.name, "prefix": sys.prefix}
+    for name, value in allowed_variables().items():
+        env["env:" + name] = value
+    tag = os.environ.get(ENV_TAG)
+    if tag:
+        env["tag"] = tag
+    return env
+
+
+def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | None = None,
+              module: str | None = None) -> RunKeyParts:
+    """The run key parts of a Python run, computed before its body executes."""
+    from sharklib.model.runkey import relative_to_root, run_key_parts
+
+    root = project_root(cwd)
+    code: dict[str, str] = {}
+    digest = script_digest(script, code_text)
+    if module:
+        code["module:" + module] = digest or ""
+    elif code_text is not None:
+        code["-c"] = digest or ""
+    elif script:
+        code[relative_to_root(os.path.abspath(script), root)] = digest or ""
+    return run_key_parts(argv, cwd, root, code, environment_key())
+
+
+# -- at exit -------------------------------------------------------------------------------
+
+
+def _module_files(ignore: tuple[str, ...], exclude: Iterable[str]) -> list[str]:
+    skip = set(exclude)
+    files: list[str] = []
+    for mod in list(sys.modules.values()):
+        path = getattr(mod, "__file__", None)
+        if not path or not isinstance(path, str):
+            continue
+        path = os.path.abspath(path)
+        if path in skip or path.startswith(ignore) or "/__pycache__/" in path:
+            continue
+        if path.endswith((".pyc", ".pyo")):
+            continue
+        files.append(path)
+    return sorted(set(files))
+
+
+def local_module_paths(ignore: tuple[str, ...], exclude: Iterable[str] = ()) -> list[str]:
+    """Files of imported modules living outside stdlib, site-packages and sharklib."""
+    return [p for p in _module_files(ignore, exclude) if os.path.isfile(p)]
+
+
+def code_identity(script: str | None, code_text: str | None, modules: list[str],
+                  digests: Mapping[str, tuple[str, int]], git: bool, cwd: str) -> CodeIdentity:
+    from sharklib.model import Artifact, CodeIdentity
+
+    ident = CodeIdentity()
+    if code_text is not None:
+        ident.script = Artifact(path="<string>", sha256=_digest_text(code_text),
+                                size=len(code_text.encode("utf-8", "surrogateescape")))
+    elif script and script in digests:
+        sha, size = digests[script]
+        ident.script = Artifact(path=script, sha256=sha, size=size)
+    ident.modules = [_artifact(p, digests[p]) for p in modules if p in digests]
+    if git:
+        ident.git = git_info(os.path.dirname(script) if script else cwd)
+    return ident
+
+
+def _artifact(path: str, d: tuple[str, int]) -> Artifact:
+    from sharklib.model import Artifact
+
+    return Artifact(path=path, sha256=d[0], size=d[1])
+
+
+def git_info(path: str) -> GitInfo | None:
+    """Commit, branch, dirty state and remote of the repository holding ``path``, if any."""
+    root = project_root(path)
+    if not os.path.exists(os.path.join(root, ".git")):
+        return None
+    from sharklib.model import GitInfo
+
+    try:
+        import git
+    except Exception:
+        return GitInfo(root=root)
+    try:
+        repo = git.Repo(root, search_parent_directories=False)
+    except Exception:
+        return GitInfo(root=root)
+    try:
+        info = GitInfo(root=str(repo.working_tree_dir or root))
+        with contextlib.suppress(Exception):
+            info.commit = repo.head.commit.hexsha
+        with contextlib.suppress(Exception):
+            info.branch = repo.active_branch.name
+        with contextlib.suppress(Exception):
+            info.dirty = bool(repo.is_dirty(untracked_files=False))
+        with contextlib.suppress(Exception):
+            remotes = list(repo.remotes)
+            chosen = next((r for r in remotes if r.name == "origin"), remotes[0] if remotes else None)
+            if chosen is not None:
+                info.remote = next(iter(chosen.urls), None)
+        return info
+    finally:
+        with contextlib.suppress(Exception):
+            repo.close()
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _dist_infos(dirs: Iterable[str]) -> list[tuple[str, str, str]]:
+    """(normalised name, version, dist-info path) of every installed distribution."""
+    found: list[tuple[str, str, str]] = []
+    for d in dirs:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            if e.name.endswith(".dist-info") or e.name.endswith(".egg-info"):
+                stem = e.name.rsplit(".", 1)[0]
+                name, _, version = stem.partition("-")
+                found.append((_norm(name), version.split("-")[0], e.path))
+    return found
+
+
+def _top_levels(info: str) -> set[str]:
+    tops: set[str] = set()
+    try:
+        with open(os.path.join(info, "top_level.txt"), encoding="utf-8") as fh:
+            tops.update(line.strip() for line in fh if line.strip())
+        return tops
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(info, "RECORD"), encoding="utf-8") as fh:
+            for line in fh:
+                first = line.split(",", 1)[0].split("/", 1)[0]
+                if first.endswith(".py"):
+                    first = first[:-3]
+                elif ".cpython-" in first or first.endswith(".so"):
+                    first = first.split(".", 1)[0]
+                if first and not first.endswith((".dist-info", ".data")) and first != "..":
+                    tops.add(first)
+    except OSError:
+        pass
+    return tops
+
+
+def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str] = ("sharklib",)) -> dict[str, str]:
+    """Name → version of the distributions whose modules were actually imported.
+
+    Much cheaper than ``importlib.metadata.packages_distributions()`` (which
+    parses every RECORD, ~0.2 s here): distribution names come from the
+    ``*.dist-info`` directory names, and a distribution's files are only read
+    when its name does not already match an imported top-level module.
+    """
+    site_dirs = [d for d in dict.fromkeys(site_dirs) if os.path.isdir(d)]
+    prefixes = tuple(d.rstrip("/") + "/" for d in site_dirs)
+    skip = set(ignore_names)
+    tops: set[str] = set()
+    for name, mod in list(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        top = name.partition(".")[0]
+        if top in skip or top.startswith("__editable__"):
+            continue
+        if isinstance(path, str) and path.startswith(prefixes):
+            tops.add(top)
+    if not tops:
+        return {}
+    infos = _dist_infos(site_dirs)
+    result: dict[str, str] = {}
+    remaining = set(tops)
+    by_name = {n: (v, p) for n, v, p in infos}
+    for top in list(remaining):
+        hit = by_name.get(_norm(top))
+        if hit is not None:
+            result[_norm(top)] = hit[0]
+            remaining.discard(top)
+    if remaining:
+        for name, version, path in infos:
+            if name in result:
+                continue
+            provided = _top_levels(path) & remaining
+            if provided:
+                result[name] = version
+                remaining -= provided
+            if not remaining:
+                break
+    result.pop("sharklib", None)
+    return dict(sorted(result.items()))
+
+
+def environment_identity(full: bool, site_dirs: Iterable[str]) -> Environment:
+    from sharklib.model import Environment
+
+    uname = os.uname()
+    env = Environment(
+        interpreter=sys.executable,
+        python_version=sys.version.split()[0],
+        platform=f"{sys.platform}-{uname.machine}-{uname.release}",
+        prefix=sys.prefix,
+        variables=allowed_variables(),
+        tag=os.environ.get(ENV_TAG) or None,
+    )
+    if full:
+        env.distributions = imported_distributions(site_dirs)
+    return env
+
+
+def user_and_host() -> tuple[str, str]:
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or ""
+    if not user:
+        with contextlib.suppress(Exception):
+            import pwd
+
+            user = pwd.getpwuid(os.getuid()).pw_name
+    return user, os.uname().nodename

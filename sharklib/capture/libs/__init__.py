@@ -1,0 +1,94 @@
+"""Library patches: what the audit hook cannot see, applied only to libraries the program imports.
+
+Audit events cover Python's ``open``, renames, removals and sockets. They do not
+cover bytes streaming out of HTTP clients (downloads must be hashed as the
+program reads them), remote filesystems behind fsspec, or C libraries that
+open files themselves (GDAL/OGR, rasterio, fiona, pyogrio, h5py, netCDF4,
+sqlite3). :func:`install` registers one post-import hook per library with
+``wrapt``: nothing here imports any of them, and a patch is applied the moment
+the program's own import of that library completes (at once if it is already
+imported). Each patch lives in its own module, wraps only what it names, calls
+through to the original with the same arguments, return value and exceptions,
+and turns any failure of its own into one warning line.
+
+The capture core calls :func:`install` once when capture starts and
+:func:`flush` before it builds the Run at exit, so half-read downloads and
+open SQLite connections are accounted for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+#: imported module name -> (patch module, function) applied when the program imports it
+PATCHES: dict[str, tuple[str, str]] = {
+    "requests.adapters": ("downloads_requests", "patch"),
+    "urllib.request": ("downloads_urllib", "patch"),
+    "httpx._models": ("downloads_httpx", "patch"),
+    "fsspec.spec": ("fsspec_io", "patch"),
+    "osgeo.gdal": ("gdal_io", "patch_gdal"),
+    "osgeo.ogr": ("gdal_io", "patch_ogr"),
+    "rasterio": ("rasterio_io", "patch"),
+    "rasterio.shutil": ("rasterio_io", "patch_shutil"),
+    "fiona": ("fiona_io", "patch"),
+    "pyogrio": ("pyogrio_io", "patch"),
+    "h5py": ("h5py_io", "patch"),
+    "netCDF4": ("netcdf4_io", "patch"),
+    "sqlite3": ("sqlite3_io", "patch"),
+}
+
+_lock = threading.Lock()
+_installed = False
+#: library module names whose patch has been applied in this process
+applied: set[str] = set()
+
+
+def install() -> None:
+    """Register the post-import hooks (idempotent). Imports none of the patched libraries."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        _installed = True
+    import wrapt
+
+    for name in PATCHES:
+        wrapt.register_post_import_hook(_hook(name), name)
+
+
+def _hook(name: str) -> Callable[[Any], None]:
+    def apply(module: Any) -> None:
+        if name in applied:
+            return
+        applied.add(name)
+        try:
+            patch_module, function = PATCHES[name]
+            patcher = importlib.import_module(f"{__name__}.{patch_module}")
+            getattr(patcher, function)(module)
+        except Exception as exc:
+            from sharklib.capture.libs.recording import warn
+
+            warn(f"could not patch {name}", exc)
+
+    return apply
+
+
+def flush() -> None:
+    """Report what is still open: downloads never read to the end, SQLite connections never closed.
+
+    Safe to call any number of times; the same also runs at interpreter exit.
+    """
+    for module_name, function in ((f"{__name__}.body_digest", "finish_all"),
+                                  (f"{__name__}.sqlite3_io", "check_open")):
+        module = sys.modules.get(module_name)
+        if module is not None:
+            try:
+                getattr(module, function)()
+            except Exception as exc:
+                from sharklib.capture.libs.recording import warn
+
+                warn("flushing library records", exc)

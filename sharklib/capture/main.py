@@ -1,0 +1,348 @@
+"""``python -m sharklib run [OPTIONS] SCRIPT ARGS...``: run a script under capture, in-process.
+
+Start-up must stay within a few milliseconds of plain ``python``: this module
+imports neither click nor rich nor cryptography; signing, git and
+distribution metadata are loaded at exit, and only when there is an output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_SESSION, flag
+
+if TYPE_CHECKING:
+    from sharklib.capture.finish import Finished
+    from sharklib.capture.recorder import Recorder
+    from sharklib.model import RunKeyParts
+
+ENV_KEEP_SESSION = "SHARKLIB_KEEP_SESSION"
+
+USAGE = """\
+usage: sharklib run [-q] [--rerun] [--no-cache] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+
+Run a Python script exactly as `python SCRIPT ARGS` would, recording what it
+read and wrote; a signed sidecar (X.intoto.jsonl) is written beside every output X.
+
+options:
+  -q, --quiet   no summary line
+  --rerun       run even if a past run could be reused (still records)
+  --no-cache    neither read nor write the run cache
+  -m MODULE     run a library module as a script
+  -c CODE       run a program passed as a string
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """What ``sharklib run`` was asked to do."""
+
+    quiet: bool = False
+    rerun: bool = False
+    no_cache: bool = False
+    script: str | None = None
+    module: str | None = None
+    code: str | None = None
+    args: list[str] = field(default_factory=list)
+    help: bool = False
+
+
+def parse_args(argv: list[str]) -> RunOptions:
+    """Options stop at the script (or ``-m``/``-c``): everything after belongs to it."""
+    opts = RunOptions()
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-q", "--quiet"):
+            opts.quiet = True
+        elif a == "--rerun":
+            opts.rerun = True
+        elif a == "--no-cache":
+            opts.no_cache = True
+        elif a in ("-h", "--help"):
+            opts.help = True
+            return opts
+        elif a in ("-m", "-c"):
+            if i + 1 >= len(argv):
+                raise UsageError(f"argument expected for the {a} option")
+            if a == "-m":
+                opts.module = argv[i + 1]
+            else:
+                opts.code = argv[i + 1]
+            opts.args = argv[i + 2:]
+            return opts
+        elif a == "--":
+            if i + 1 >= len(argv):
+                raise UsageError("a script to run is required")
+            opts.script = argv[i + 1]
+            opts.args = argv[i + 2:]
+            return opts
+        elif a.startswith("-") and a != "-":
+            raise UsageError(f"unknown option {a}")
+        else:
+            opts.script = a
+            opts.args = argv[i + 1:]
+            return opts
+        i += 1
+    raise UsageError("a script to run is required")
+
+
+def prepare_environment(opts: RunOptions) -> tuple[str, bool]:
+    """Export the capture environment for children; returns (session, owned)."""
+    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
+    from sharklib.capture.environ import capture_environ
+
+    for key, value in capture_environ(os.environ).items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+    if opts.quiet:
+        os.environ[ENV_QUIET] = "1"
+    if opts.rerun:
+        os.environ[ENV_RERUN] = "1"
+    if opts.no_cache:
+        os.environ[ENV_NO_CACHE] = "1"
+    session = os.environ.get(ENV_SESSION)
+    owned = False
+    if not session or not os.path.isdir(session):
+        from sharklib.capture.session import create_session_dir
+
+        session = create_session_dir()
+        os.environ[ENV_SESSION] = session
+        owned = True
+    os.environ[ENV_OWNS_SESSION] = "1" if owned else "0"
+    return session, owned
+
+
+def before_script(run: Recorder, key_parts: RunKeyParts | None) -> int | None:
+    """The one place where a past run may be reused instead of running the script.
+
+    Called after capture is installed and before the script body executes.
+    Returns an exit status when the run was reused (the script then does not
+    run and nothing is recorded), or ``None`` to run it. The reuse step
+    (:mod:`sharklib.runner.reuse`) plugs in here.
+    """
+    return None
+
+
+def run_main(argv: list[str]) -> int:
+    """``sharklib run``: returns the exit status (``SystemExit`` from the script propagates)."""
+    try:
+        opts = parse_args(list(argv))
+    except UsageError as exc:
+        sys.stderr.write(USAGE.splitlines()[0] + "\n" + f"sharklib run: error: {exc}\n")
+        return 2
+    if opts.help:
+        sys.stdout.write(USAGE)
+        return 0
+
+    from sharklib.capture import execfile
+
+    code_obj: Any = None
+    abspath: str | None = None
+    if opts.script is not None:
+        try:
+            abspath, code_obj = execfile.read_script(opts.script)
+        except execfile.NoScript as exc:
+            sys.stderr.write(exc.message + "\n")
+            return 2
+        except SyntaxError as exc:
+            execfile.print_exception(exc)
+            return 1
+
+    rec = _start_recording(opts, abspath)
+    if rec is not None:
+        status = _reuse_check(rec)
+        if status is not None:
+            return status
+
+    from sharklib.capture.hooks import exit_code_of
+
+    try:
+        if opts.module is not None:
+            execfile.run_module(opts.module, opts.args)
+        elif opts.code is not None:
+            execfile.run_code(opts.code, opts.args)
+        else:
+            assert abspath is not None
+            execfile.run_script(abspath, code_obj, [opts.script or abspath, *opts.args])
+    except SystemExit as exc:
+        if rec is not None:
+            rec.exit_status = exit_code_of(exc.code)
+        raise
+    except KeyboardInterrupt as exc:
+        execfile.print_exception(exc)
+        if rec is not None:
+            rec.exit_status = -2
+        _die_of_sigint()
+        return 130
+    except BaseException as exc:  # noqa: BLE001 - printed exactly as Python would
+        execfile.print_exception(exc)
+        if rec is not None:
+            rec.exit_status = 1
+        return 1
+    if rec is not None:
+        rec.exit_status = 0
+    return 0
+
+
+def _start_recording(opts: RunOptions, abspath: str | None) -> Recorder | None:
+    """Install capture for this process; a failure leaves the script to run uncaptured."""
+    try:
+        from sharklib.capture import bootstrap, identity
+        from sharklib.capture.recorder import Recorder
+        from sharklib.capture.session import tee_streams
+        from sharklib.config import ENV_PARENT_RUN
+
+        session, _owned = prepare_environment(opts)
+        prog = (getattr(sys, "orig_argv", None) or [sys.executable])[0]
+        if opts.module is not None:
+            run_argv = [prog, "-m", opts.module, *opts.args]
+            script_argv = [opts.module, *opts.args]
+        elif opts.code is not None:
+            run_argv = [prog, "-c", opts.code, *opts.args]
+            script_argv = ["-c", *opts.args]
+        else:
+            run_argv = [prog, opts.script or "", *opts.args]
+            script_argv = [opts.script or "", *opts.args]
+        rec = Recorder(run_argv, parent=os.environ.get(ENV_PARENT_RUN) or None, top=True,
+                       session=session)
+        rec.script = abspath
+        rec.code_text = opts.code
+        module_file = _module_file(opts.module) if opts.module else None
+        rec.key_parts = identity.key_parts(script_argv, rec.cwd, module_file or abspath,
+                                           opts.code, opts.module)
+        rec.run_key = rec.key_parts.digest()
+        if module_file:
+            rec.script = module_file
+        bootstrap.install(rec, sigterm=True)
+        tee_streams(session)
+        return rec
+    except Exception as exc:
+        from sharklib.capture.safety import describe, warn_once
+
+        warn_once(f"capture not started: {describe(exc)}")
+        return None
+
+
+def _module_file(name: str) -> str | None:
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            spec = importlib.util.find_spec(name + ".__main__")
+        origin = spec.origin if spec is not None else None
+        return origin if origin and os.path.isfile(origin) else None
+    except Exception:
+        return None
+
+
+def _reuse_check(rec: Recorder) -> int | None:
+    try:
+        status = before_script(rec, rec.key_parts)
+    except Exception as exc:
+        from sharklib.capture.safety import describe, warn_once
+
+        warn_once(f"reuse check failed: {describe(exc)}")
+        return None
+    if status is None:
+        return None
+    from sharklib.capture import recorder
+
+    rec.active = False
+    recorder.set_current(None)
+    _cleanup_session(rec)
+    return status
+
+
+def _die_of_sigint() -> None:
+    """Exit as Python does on an uncaught KeyboardInterrupt: atexit, flush, then SIGINT."""
+    import atexit
+    import signal
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+# -- the end of the top-level run --------------------------------------------------------------
+
+
+def end_of_top(rec: Recorder, done: Finished) -> None:
+    """Print the one summary line and remove the session the command created."""
+    try:
+        if not flag(ENV_QUIET):
+            line = summary_line(rec, done)
+            try:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            except Exception:
+                os.write(2, (line + "\n").encode("utf-8", "replace"))
+    finally:
+        _cleanup_session(rec)
+
+
+def _cleanup_session(rec: Recorder) -> None:
+    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
+
+    if rec.session and os.environ.get(ENV_OWNS_SESSION) == "1" and not flag(ENV_KEEP_SESSION):
+        from sharklib.capture.session import remove_session_dir
+
+        remove_session_dir(rec.session)
+
+
+def _rel(path: str, cwd: str) -> str:
+    rel = os.path.relpath(path, cwd)
+    return path if rel.startswith("..") else rel
+
+
+def summary_line(rec: Recorder, done: Finished) -> str:
+    """``sharklib: recorded 3 outputs (2 inputs) in 0.41 s; sidecars: a.csv.intoto.jsonl — sharklib show a.csv``."""
+    from sharklib.capture.session import read_runs
+    from sharklib.model import Run
+
+    runs = [done.run]
+    if rec.session:
+        for d in read_runs(rec.session):
+            if d.get("run_id") != done.run.run_id:
+                try:
+                    runs.append(Run.from_dict(d))
+                except Exception:
+                    continue
+    outputs: dict[str, None] = {}
+    inputs: set[str] = set()
+    produced: set[str] = set()
+    for r in runs:
+        for o in r.outputs:
+            outputs[o.path] = None
+            produced.add(o.path)
+    for r in runs:
+        inputs.update(a.path for a in r.inputs if a.path not in produced)
+    elapsed = (done.run.ended or done.run.started) - done.run.started
+    cwd = os.getcwd()
+    n_out, n_in = len(outputs), len(inputs)
+    outs = "no outputs" if n_out == 0 else f"{n_out} output{'s' if n_out != 1 else ''}"
+    ins = f"{n_in} input{'s' if n_in != 1 else ''}"
+    line = f"sharklib: recorded {outs} ({ins}) in {elapsed:.2f} s"
+    sidecars = [p + ".intoto.jsonl" for p in outputs if os.path.exists(p + ".intoto.jsonl")]
+    if sidecars:
+        shown = ", ".join(_rel(s, cwd) for s in sidecars[:3])
+        more = ", …" if len(sidecars) > 3 else ""
+        first = _rel(sidecars[0][: -len(".intoto.jsonl")], cwd)
+        line += f"; sidecars: {shown}{more} — sharklib show {first}"
+    if done.run.warnings:
+        line += f" ({len(done.run.warnings)} warning{'s' if len(done.run.warnings) != 1 else ''})"
+    return line

@@ -1,0 +1,87 @@
+"""Canonical paths and the "ignored" class of the capture rules.
+
+Every way a program can name a file (``str``, ``bytes``, ``pathlib.Path``,
+any ``os.PathLike``, a path relative to the working directory *at the time of
+the open*, a path relative to a ``dir_fd``, a bare file descriptor) is turned
+into one absolute, normalised string, so that a file opened through pathlib
+and read back with bytes is one artifact, not three. Symlinks are not
+resolved (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+import site
+import sys
+
+#: Never data: kernel views, devices, system configuration and shared system data.
+SYSTEM_PREFIXES = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/lib/", "/usr/share/",
+                   "/usr/local/lib/python", "/lib/", "/lib64/")
+IGNORED_SUFFIXES = (".pyc", ".pyo", ".intoto.jsonl")
+
+
+def fd_path(fd: int) -> str | None:
+    """The path an open descriptor refers to, if it is a file on a filesystem."""
+    try:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    if not target.startswith("/") or target.endswith(" (deleted)"):
+        return None
+    return target
+
+
+def normalise(path: str) -> str:
+    """``os.path.normpath`` only when the path needs it (it is Python code in 3.11)."""
+    if "/." in path or "//" in path or (len(path) > 1 and path.endswith("/")):
+        return os.path.normpath(path)
+    return path
+
+
+def environment_dirs() -> list[str]:
+    """Directories holding the interpreter's stdlib and installed distributions."""
+    dirs: set[str] = set()
+    stdlib = os.path.dirname(os.__file__)
+    dirs.add(stdlib)
+    for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
+        ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        dirs.add(os.path.join(prefix, "lib", ver))
+        dirs.add(os.path.join(prefix, "lib64", ver))
+        dirs.add(os.path.join(prefix, "include"))
+        dirs.add(os.path.join(prefix, "bin"))
+    try:
+        dirs.update(site.getsitepackages())
+        user_site = site.getusersitepackages()
+        if user_site:
+            dirs.add(user_site)
+    except Exception:
+        pass
+    for entry in sys.path:
+        if entry and ("site-packages" in entry or "dist-packages" in entry):
+            dirs.add(entry)
+    return sorted(d for d in dirs if d)
+
+
+def sharklib_dirs() -> list[str]:
+    """sharklib's own package and bootstrap directories."""
+    pkg = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return [pkg, os.path.join(os.path.dirname(pkg), "sitecustomize")]
+
+
+def ignored_prefixes(extra: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Every prefix whose files are environment or sharklib's own, never data."""
+    out: list[str] = list(SYSTEM_PREFIXES)
+    for d in [*environment_dirs(), *sharklib_dirs(), *extra]:
+        if not d:
+            continue
+        for variant in {os.path.abspath(d), os.path.realpath(d)}:
+            out.append(variant.rstrip("/") + "/")
+    home = os.environ.get("SHARKLIB_HOME")
+    if home:
+        out.append(os.path.abspath(home).rstrip("/") + "/")
+    return tuple(dict.fromkeys(out))
+
+
+def is_ignored(path: str, prefixes: tuple[str, ...]) -> bool:
+    return (path.startswith(prefixes) or path.endswith(IGNORED_SUFFIXES)
+            or "/__pycache__/" in path)

@@ -1,0 +1,364 @@
+"""The recorder: one per captured process, fed by the audit hook and library patches.
+
+This module is the contract between the capture core and the library patches
+(``sharklib.capture.libs``): every public method takes a path in any form a
+program may use and **never raises**. It only records; hashing, identity and
+signing happen once, at exit (:mod:`sharklib.capture.finish`), so the hot path
+is a few dictionary operations.
+
+How an output's end is known without costing every write: a file opened for
+writing through ``open``/``io.open`` is remembered by a weak reference; each
+time an *input* is read, the still-open outputs are checked (``.closed``, or
+the object is gone). An output found closed then was finished before that
+read, so its inputs are exactly the inputs counted so far. Files written
+through bare descriptors (``os.open``) are finished by a rename or at exit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from sharklib.capture import paths
+from sharklib.capture.safety import describe, warn_once
+
+if TYPE_CHECKING:
+    from sharklib.model import Download, Exec
+
+_current: Recorder | None = None
+
+
+def current() -> Recorder | None:
+    """The recorder of this process, or ``None`` when capture is off (patches then do nothing)."""
+    return _current
+
+
+def set_current(recorder: Recorder | None) -> None:
+    global _current
+    _current = recorder
+
+
+def new_run_id() -> str:
+    return os.urandom(16).hex()
+
+
+class PendingOutput:
+    """A file the run opened for writing, until it is hashed at exit."""
+
+    __slots__ = ("append", "confirmed", "finished", "handle", "path", "stream")
+
+    def __init__(self, path: str, append: bool = False, confirmed: bool = False,
+                 stream: str | None = None) -> None:
+        self.path = path
+        self.append = append
+        self.confirmed = confirmed
+        self.stream = stream
+        #: number of inputs read when the output was finished; None while still open
+        self.finished: int | None = None
+        self.handle: weakref.ref[Any] | None = None
+
+
+class Recorder:
+    """What one process read, wrote, removed, downloaded and connected to."""
+
+    def __init__(self, argv: list[str], *, run_id: str | None = None, parent: str | None = None,
+                 top: bool = False, session: str | None = None,
+                 ignore: tuple[str, ...] | None = None) -> None:
+        self.run_id = run_id or new_run_id()
+        self.parent = parent
+        self.argv = list(argv)
+        self.top = top
+        self.session = session
+        self.pid = os.getpid()
+        self.started = time.time()
+        self.cwd = os.getcwd()
+        extra = [session] if session else []
+        self.ignore = ignore if ignore is not None else paths.ignored_prefixes(extra)
+        self.active = True
+        self.exit_status: int | None = None
+        self.run_key: str | None = None
+        self.key_parts: Any = None
+        self.script: str | None = None
+        self.code_text: str | None = None
+        self.inputs: dict[str, None] = {}
+        self.pre_digests: dict[str, tuple[str, int]] = {}
+        self.outputs: dict[str, PendingOutput] = {}
+        self.open_outputs: list[PendingOutput] = []
+        self.temporaries: list[str] = []
+        self.removed: list[str] = []
+        self.downloads: list[Download] = []
+        self.connects: list[str] = []
+        self.execs: list[Exec] = []
+        self.warnings: list[str] = []
+        self._cwd: str | None = self.cwd
+        self._dir_hint: tuple[Any, int] | None = None
+        self._skip: Any = None
+        self._last_write: tuple[Any, str] | None = None
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def canonical(self, path: Any, dir_fd: int | None = None) -> str | None:
+        """Absolute normalised path for any path form, or None when it names no file."""
+        cls = path.__class__
+        if cls is str:
+            p = path
+        elif cls is bytes:
+            p = os.fsdecode(path)
+        elif cls is int:
+            return paths.fd_path(path)
+        else:
+            p = os.fspath(path)
+            if p.__class__ is bytes:
+                p = os.fsdecode(p)
+        if not p:
+            return None
+        if p[0] != "/":
+            hint = self._dir_hint
+            if dir_fd is None and hint is not None and hint[0] is path:
+                dir_fd = hint[1]
+            if dir_fd is not None and dir_fd >= 0:
+                base = paths.fd_path(dir_fd)
+                if base is None:
+                    return None
+            else:
+                base = self._cwd
+                if base is None:
+                    base = self._cwd = os.getcwd()
+            p = base + "/" + p
+        return paths.normalise(p)
+
+    def cwd_changed(self) -> None:
+        self._cwd = None
+
+    def _ignored(self, p: str) -> bool:
+        return paths.is_ignored(p, self.ignore)
+
+    # -- finishing outputs ---------------------------------------------------------------
+
+    def poll(self) -> None:
+        """Finish every tracked output whose file object is closed or gone."""
+        still: list[PendingOutput] = []
+        count = len(self.inputs)
+        for out in self.open_outputs:
+            ref = out.handle
+            obj = ref() if ref is not None else None
+            closed = True
+            if obj is not None:
+                try:
+                    closed = bool(obj.closed)
+                except Exception:
+                    closed = True
+            if closed:
+                if out.finished is None:
+                    out.finished = count
+            else:
+                still.append(out)
+        self.open_outputs = still
+
+    def track(self, fileobj: Any, file: Any, by_fd: bool = False) -> None:
+        """Remember a file object opened for writing so its close is noticed."""
+        try:
+            if not self.active:
+                return
+            p: str | None = None
+            last = self._last_write
+            if by_fd:
+                p = paths.fd_path(fileobj.fileno())
+            elif last is not None and last[0] is file:
+                p = last[1]
+            else:
+                p = self.canonical(file)
+            if p is None:
+                return
+            out = self.outputs.get(p)
+            if out is None:
+                if self._ignored(p):
+                    return
+                out = self.outputs[p] = PendingOutput(p)
+            out.confirmed = True
+            out.finished = None
+            out.handle = weakref.ref(fileobj)
+            if out not in self.open_outputs:
+                self.open_outputs.append(out)
+        except Exception as exc:
+            self._fail(exc)
+
+    # -- the contract ----------------------------------------------------------------------
+
+    def read(self, path: Any, dir_fd: int | None = None) -> None:
+        """A file was opened for reading."""
+        try:
+            if not self.active:
+                return
+            p = self.canonical(path, dir_fd)
+            if p is None or self._ignored(p):
+                return
+            if self.open_outputs:
+                self.poll()
+            if p in self.inputs or p in self.outputs:
+                return
+            self.inputs[p] = None
+        except Exception as exc:
+            self._fail(exc)
+
+    def write(self, path: Any, dir_fd: int | None = None, append: bool = False) -> None:
+        """A file was opened for writing, creation or appending."""
+        self._write(path, dir_fd, append, confirmed=True)
+
+    def write_event(self, path: Any, append: bool) -> None:
+        """The audit hook saw a write-open: it may still fail, so it is not confirmed yet."""
+        self._write(path, None, append, confirmed=False)
+
+    def _write(self, path: Any, dir_fd: int | None, append: bool, confirmed: bool) -> None:
+        try:
+            if not self.active:
+                return
+            if self._skip is not None and self._skip is path:
+                self._skip = None
+                return
+            p = self.canonical(path, dir_fd)
+            if p is None or self._ignored(p):
+                return
+            self._last_write = (path, p)
+            if p in self.inputs and p not in self.pre_digests and p not in self.outputs:
+                self._digest_before_overwrite(p)
+            out = self.outputs.get(p)
+            if out is None:
+                self.outputs[p] = PendingOutput(p, append=append, confirmed=confirmed)
+                if p in self.temporaries:
+                    self.temporaries.remove(p)
+            else:
+                out.finished = None
+                out.confirmed = out.confirmed or confirmed
+                out.append = out.append or append
+        except Exception as exc:
+            self._fail(exc)
+
+    def _digest_before_overwrite(self, p: str) -> None:
+        """An input is about to be rewritten: keep the digest of what was read."""
+        try:
+            from sharklib.hashing import sha256_file
+
+            self.pre_digests[p] = sha256_file(p)
+        except OSError:
+            pass
+
+    def closed(self, path: Any) -> None:
+        """A written file was finished."""
+        try:
+            p = self.canonical(path)
+            out = self.outputs.get(p) if p else None
+            if out is not None:
+                out.confirmed = True
+                if out.finished is None:
+                    out.finished = len(self.inputs)
+                if out in self.open_outputs:
+                    self.open_outputs.remove(out)
+        except Exception as exc:
+            self._fail(exc)
+
+    def rename(self, src: Any, dst: Any, src_dir_fd: int | None = None,
+               dst_dir_fd: int | None = None) -> None:
+        """``src`` was moved to ``dst``: a pending output travels with its record."""
+        try:
+            if not self.active:
+                return
+            s = self.canonical(src, src_dir_fd)
+            d = self.canonical(dst, dst_dir_fd)
+            if s is None or d is None:
+                return
+            if self.open_outputs:
+                self.poll()
+            out = self.outputs.pop(s, None)
+            if self._ignored(d):
+                return
+            if out is None:
+                out = PendingOutput(d, confirmed=True)
+                out.finished = len(self.inputs)
+            else:
+                out.path = d
+                out.confirmed = True
+                if out.finished is None:
+                    out.finished = len(self.inputs)
+                if out in self.open_outputs:
+                    self.open_outputs.remove(out)
+                out.handle = None
+            previous = self.outputs.pop(d, None)
+            if previous is not None and previous.finished is None and previous in self.open_outputs:
+                self.open_outputs.remove(previous)
+            self.outputs[d] = out
+            if d in self.temporaries:
+                self.temporaries.remove(d)
+        except Exception as exc:
+            self._fail(exc)
+
+    def remove(self, path: Any, dir_fd: int | None = None) -> None:
+        """A file was deleted: written in this run means temporary, else a removal."""
+        try:
+            if not self.active:
+                return
+            p = self.canonical(path, dir_fd)
+            if p is None or self._ignored(p):
+                return
+            out = self.outputs.pop(p, None)
+            if out is not None:
+                if out in self.open_outputs:
+                    self.open_outputs.remove(out)
+                if p not in self.temporaries:
+                    self.temporaries.append(p)
+            elif p not in self.removed:
+                self.removed.append(p)
+        except Exception as exc:
+            self._fail(exc)
+
+    def download(self, d: Download) -> None:
+        """Bytes were fetched from a URL (the library patches hash them as they stream)."""
+        try:
+            if self.active:
+                self.downloads.append(d)
+        except Exception as exc:
+            self._fail(exc)
+
+    def connect(self, address: str) -> None:
+        """A network connection was opened."""
+        try:
+            if self.active and address not in self.connects:
+                self.connects.append(address)
+        except Exception as exc:
+            self._fail(exc)
+
+    def exec_(self, path: Any, argv: Any, cwd: Any = None) -> None:
+        """A program was started (``subprocess``, ``os.exec*``, ``os.posix_spawn``)."""
+        try:
+            if not self.active:
+                return
+            from sharklib.model import Exec
+
+            args = [os.fsdecode(a) if isinstance(a, bytes | os.PathLike) else str(a)
+                    for a in (argv if isinstance(argv, list | tuple) else [argv])]
+            prog = os.fsdecode(path) if path is not None else (args[0] if args else "")
+            self.execs.append(Exec(pid=0, path=str(prog), argv=args,
+                                   cwd=os.fsdecode(cwd) if cwd is not None else None,
+                                   parent_pid=os.getpid()))
+        except Exception as exc:
+            self._fail(exc)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def forked(self) -> Recorder:
+        """The recorder of a forked child: its own run, whose parent is this one."""
+        child = Recorder(self.argv, parent=self.run_id, top=False, session=self.session,
+                         ignore=self.ignore)
+        child.script = self.script
+        child.code_text = self.code_text
+        child.run_key = self.run_key
+        child.key_parts = self.key_parts
+        return child
+
+    def _fail(self, exc: BaseException) -> None:
+        msg = f"capture problem: {describe(exc)}"
+        if msg not in self.warnings:
+            self.warnings.append(msg)
+        warn_once(msg)

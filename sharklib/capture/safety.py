@@ -1,0 +1,42 @@
+"""Failures inside sharklib never reach the user's script.
+
+Capture runs inside someone else's program: anything that goes wrong in
+sharklib (a read-only sidecar directory, a corrupt key, a bug) must become
+one line on stderr and the program goes on exactly as it would have.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    """Print ``sharklib: warning: message`` once per process; never raises."""
+    try:
+        line = message.splitlines()[0] if message else "internal error"
+        if line in _warned:
+            return
+        _warned.add(line)
+        data = f"sharklib: warning: {line}\n"
+        stream = sys.stderr
+        if stream is not None:
+            try:
+                stream.write(data)
+                stream.flush()
+                return
+            except Exception:
+                pass
+        os.write(2, data.encode("utf-8", "replace"))
+    except Exception:
+        pass
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an internal failure, naming the file when known."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text

@@ -1,0 +1,59 @@
+"""sharklib's start-up hook, put first on PYTHONPATH by ``sharklib run`` / ``sharklib env``.
+
+Free when ``SHARKLIB_CAPTURE`` is unset: no sharklib import, one environment
+lookup. It always chains to the ``sitecustomize`` it shadows (the next one on
+``sys.path``), so a site's or a distribution's own start-up code still runs.
+"""
+
+import os
+import sys
+
+
+def _chain() -> None:
+    """Execute the next ``sitecustomize`` on sys.path after this file's directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    seen_self = False
+    for entry in list(sys.path):
+        try:
+            directory = os.path.abspath(entry or os.getcwd())
+        except OSError:
+            continue
+        if directory == here:
+            seen_self = True
+            continue
+        if not seen_self:
+            continue
+        candidate = os.path.join(directory, "sitecustomize.py")
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate, "rb") as fh:
+                    code = compile(fh.read(), candidate, "exec")
+                exec(code, {"__name__": "sitecustomize", "__file__": candidate,
+                            "__builtins__": __builtins__})
+            except Exception as exc:
+                sys.stderr.write(f"Error in sitecustomize; set PYTHONVERBOSE for traceback:\n"
+                                 f"{type(exc).__name__}: {exc}\n")
+            return
+
+
+def _start() -> None:
+    try:
+        from sharklib.capture.bootstrap import start
+    except ImportError:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.path.append(root)
+        try:
+            from sharklib.capture.bootstrap import start
+        except Exception as exc:
+            sys.stderr.write(f"sharklib: warning: capture not started: {exc}\n")
+            return
+    try:
+        start()
+    except Exception as exc:
+        sys.stderr.write(f"sharklib: warning: capture not started: {exc}\n")
+
+
+_chain()
+if os.environ.get("SHARKLIB_CAPTURE", "") not in ("", "0"):
+    _start()
+del _chain, _start
