@@ -141,10 +141,8 @@ async def _aclose(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def patch(module: Any) -> None:
-    """Wrap ``httpx.Response``'s byte iterators and close methods."""
-    from httpx import _models
-
+    """Wrap ``httpx.Response``'s byte iterators and close methods (``module`` is ``httpx._models``)."""
     for name, wrapper in (("iter_bytes", _iter_bytes), ("iter_raw", _iter_raw),
                           ("aiter_bytes", _aiter_bytes), ("aiter_raw", _aiter_raw),
                           ("close", _close), ("aclose", _aclose)):
-        wrapt.wrap_function_wrapper(_models, f"Response.{name}", wrapper)
+        wrapt.wrap_function_wrapper(module, f"Response.{name}", wrapper)

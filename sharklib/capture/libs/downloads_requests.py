@@ -102,7 +102,5 @@ def _build_response(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def patch(module: Any) -> None:
-    """Wrap ``requests.adapters.HTTPAdapter.build_response``."""
-    from requests import adapters
-
-    wrapt.wrap_function_wrapper(adapters, "HTTPAdapter.build_response", _build_response)
+    """Wrap ``requests.adapters.HTTPAdapter.build_response`` (``module`` is ``requests.adapters``)."""
+    wrapt.wrap_function_wrapper(module, "HTTPAdapter.build_response", _build_response)

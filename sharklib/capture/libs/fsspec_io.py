@@ -171,7 +171,5 @@ def _open(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def patch(module: Any) -> None:
-    """Wrap ``fsspec.spec.AbstractFileSystem.open``."""
-    from fsspec import spec
-
-    wrapt.wrap_function_wrapper(spec, "AbstractFileSystem.open", _open)
+    """Wrap ``fsspec.spec.AbstractFileSystem.open`` (``module`` is ``fsspec.spec``)."""
+    wrapt.wrap_function_wrapper(module, "AbstractFileSystem.open", _open)

@@ -14,6 +14,7 @@ for connections still open (``with conn:`` commits without calling
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sqlite3
 import threading
@@ -85,11 +86,8 @@ def tracked_factory(base: type) -> type:
     def close(self: Any) -> Any:
         state = _states.get(self)
         if state is not None:
-            with guarded("sqlite3 close"):
-                try:
-                    state.written = state.written or self.total_changes > 0
-                except sqlite3.ProgrammingError:
-                    pass
+            with contextlib.suppress(Exception):
+                state.written = state.written or self.total_changes > 0
         result = base.close(self)
         if state is not None:
             with guarded("sqlite3 close"):
