@@ -137,7 +137,6 @@ class _Walker:
         ia = {_rel(a.path, sa.run.cwd): a for a in sa.inputs}
         ib = {_rel(b.path, sb.run.cwd): b for b in sb.inputs}
         if set(ia) != set(ib):
-            base_a = {os.path.basename(k): k for k in ia}
             base_b = {os.path.basename(k): k for k in ib}
             for name in sorted(set(ia) - set(ib)):
                 alt = base_b.get(os.path.basename(name))

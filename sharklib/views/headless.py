@@ -81,7 +81,7 @@ class Browser:
                 "about:blank"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, pass_fds=(3, 4),
-                                     preexec_fn=child_fds)  # noqa: PLW1509 - fd plumbing only
+                                     preexec_fn=child_fds)
         for fd in (to_browser_r, from_browser_w, hi_r, hi_w):
             os.close(fd)
         self._out = os.fdopen(to_browser_w, "wb", buffering=0)

@@ -231,7 +231,8 @@ def _check_acyclic(lineage: Lineage) -> None:
                 continue
             st = state.get(nxt.digest)
             if st == 1:
-                loop = path[path.index(nxt):] + [nxt]
+                start_at = next(i for i, s in enumerate(path) if s is nxt)
+                loop = [*path[start_at:], nxt]
                 chain = " -> ".join(f"line {s.line}" for s in loop)
                 raise SidecarError(f"lineage has a cycle ({chain})", lineage.sidecar, nxt.line)
             if st is None:

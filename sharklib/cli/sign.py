@@ -1,0 +1,23 @@
+"""``sharklib sign --countersign FILE``: add your signature to a file's attestation."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from sharklib.views.countersign import countersign_file
+
+
+@click.command(name="sign")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--countersign", is_flag=True, required=True,
+              help="Add a signature to the file's own attestation (payload unchanged).")
+@click.option("--key", type=click.Path(dir_okay=False), default=None, envvar="SHARKLIB_KEY",
+              help="Private key to sign with (default: $SHARKLIB_KEY or the default key).")
+def command(file: str, countersign: bool, key: str | None) -> None:
+    """Countersign FILE's attestation (for example an institution before publishing)."""
+    done = countersign_file(file, key)
+    Console(highlight=False).print(
+        f"countersigned {escape(done.sidecar)} with key {done.keyid[:16]}: "
+        f"{done.signatures} signatures on {done.attestation[:19]}")
