@@ -120,6 +120,8 @@ def record_stream_outputs(rec: _rec.Recorder) -> None:
         out = rec.outputs.get(path) or _rec.PendingOutput(path, append=True, confirmed=True)
         out.stream = name
         rec.outputs[path] = out
+        if not rec._preloaded:
+            rec.preload()
     if known:
         os.environ[ENV_STREAMS] = ",".join(sorted(known))
 
@@ -157,6 +159,7 @@ def _after_fork_in_child() -> None:
         rec = _rec.current()
         if rec is None:
             return
+        hooks.drop_sigterm_in_child()
         child = rec.forked()
         _rec.set_current(child)
         os.environ[ENV_PARENT_RUN] = child.run_id

@@ -290,8 +290,16 @@ def install_sigterm(save: Callable[[int], None]) -> None:
 
     try:
         signal.signal(signal.SIGTERM, handler)
+        _originals["sigterm"] = handler
     except (ValueError, OSError):
         pass
+
+
+def drop_sigterm_in_child() -> None:
+    """A forked child must die of SIGTERM as usual (``Pool.terminate``), not save a record."""
+    handler = _originals.pop("sigterm", None)
+    if handler is not None and signal.getsignal(signal.SIGTERM) is handler:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def install_fork_handler(before: Callable[[], None], after_in_child: Callable[[], None]) -> None:

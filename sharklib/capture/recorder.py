@@ -96,6 +96,7 @@ class Recorder:
         self._dir_hint: tuple[Any, int] | None = None
         self._skip: Any = None
         self._last_write: tuple[Any, str] | None = None
+        self._preloaded = False
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -200,6 +201,8 @@ class Recorder:
             if p in self.inputs or p in self.outputs:
                 return
             self.inputs[p] = None
+            if not self._preloaded:
+                self.preload()
         except Exception as exc:
             self._fail(exc)
 
@@ -227,6 +230,8 @@ class Recorder:
             out = self.outputs.get(p)
             if out is None:
                 self.outputs[p] = PendingOutput(p, append=append, confirmed=confirmed)
+                if not self._preloaded:
+                    self.preload()
                 if p in self.temporaries:
                     self.temporaries.remove(p)
             else:
@@ -346,6 +351,20 @@ class Recorder:
             self._fail(exc)
 
     # -- bookkeeping -----------------------------------------------------------------------
+
+    def preload(self) -> None:
+        """Import the hashing module while imports still work (once, on the first data file).
+
+        Interpreter shutdown runs ``threading._shutdown()`` before ``atexit``;
+        from then on ``concurrent.futures.thread`` (parallel hashing) can no
+        longer be imported, so it must be loaded during the run. Runs that touch
+        no data file never pay for it.
+        """
+        self._preloaded = True
+        try:
+            import sharklib.hashing  # noqa: F401
+        except Exception as exc:
+            self._fail(exc)
 
     def forked(self) -> Recorder:
         """The recorder of a forked child: its own run, whose parent is this one."""

@@ -1,0 +1,37 @@
+"""``sharklib env``: run any command with the capture bootstrap in its environment.
+
+Every Python process below the command (``make all`` calling scripts, a shell
+loop) starts captured and writes sidecars beside its own outputs. There is no
+top-level Python run, so no session is created: each process records alone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from sharklib.capture.environ import capture_environ, shell_exports
+from sharklib.config import ENV_QUIET
+from sharklib.errors import SharkError
+
+
+def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
+    """Run ``argv`` captured (its exit status is returned), or print export lines."""
+    env = capture_environ(os.environ)
+    if shell:
+        sys.stdout.write(shell_exports(env))
+        return 0
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        raise SharkError("a command to run is required: sharklib env -- CMD ARGS")
+    if quiet:
+        env[ENV_QUIET] = "1"
+    try:
+        proc = subprocess.run(argv, env=env, check=False)
+    except FileNotFoundError:
+        raise SharkError("command not found", argv[0]) from None
+    except PermissionError:
+        raise SharkError("permission denied", argv[0]) from None
+    return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode

@@ -1,0 +1,142 @@
+"""A corpus of scripts behaves identically plainly and under ``python -m sharklib run -q``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+CORPUS: dict[str, tuple[str, str | None]] = {
+    "raise": ("import sys\nprint('before')\ndef f():\n    raise ValueError('boom')\nf()\n", None),
+    "exit3": ("import sys\nprint('x')\nsys.exit(3)\n", None),
+    "exitmsg": ("import sys\nsys.exit('fatal: msg')\n", None),
+    "raise_systemexit": ("raise SystemExit(7)\n", None),
+    "os_exit": ("import os, sys\nprint('partial', flush=True)\nopen('o.txt', 'w').write('1')\nos._exit(4)\n", None),
+    "sigterm": ("import os, signal, sys\nsys.stdout.write('lost?')\nos.kill(os.getpid(), signal.SIGTERM)\n", None),
+    "keyboard": ("raise KeyboardInterrupt\n", None),
+    "syntax": ("def (:\n", None),
+    "chained": ("try:\n    1/0\nexcept ZeroDivisionError as e:\n    raise RuntimeError('wrapped') from e\n", None),
+    "threads": ("import threading\n"
+                "def w(i):\n    open(f't{i}.txt', 'w').write(str(i) * 1000)\n"
+                "ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]\n"
+                "[t.start() for t in ts]; [t.join() for t in ts]\nprint('ok')\n", None),
+    "stdin": ("import sys\ndata = sys.stdin.read()\nprint(len(data), data.upper())\n", "hello\nworld\n"),
+    "chdir": ("import os\nos.mkdir('sub')\nos.chdir('sub')\nopen('in_sub.txt', 'w').write('x')\n"
+              "print(os.getcwd().endswith('sub'), open('in_sub.txt').read())\n", None),
+    "prints_lots": ("import sys\nfor i in range(20000):\n    print(i, 'x' * 40)\n"
+                    "sys.stderr.write('err line\\n' * 100)\n", None),
+    "argv_main": ("import sys, __main__\nprint(sys.argv, __name__, __file__.endswith('s.py'),"
+                  " __spec__, __package__, type(__loader__).__name__, sys.path[0] == __import__('os').path.dirname(__file__))\n", None),
+    "multiprocessing": ("import multiprocessing as mp\n"
+                        "def sq(x):\n    return x * x\n"
+                        "if __name__ == '__main__':\n"
+                        "    for m in ('fork', 'spawn', 'forkserver'):\n"
+                        "        with mp.get_context(m).Pool(2) as p:\n"
+                        "            print(m, p.map(sq, range(5)))\n", None),
+    "futures": ("import concurrent.futures as cf\n"
+                "def sq(x):\n    return x * x\n"
+                "if __name__ == '__main__':\n"
+                "    with cf.ProcessPoolExecutor(2) as ex:\n        print(list(ex.map(sq, range(6))))\n"
+                "    with cf.ThreadPoolExecutor(2) as ex:\n        print(list(ex.map(sq, range(6))))\n", None),
+    "subprocess": ("import subprocess, sys\n"
+                   "r = subprocess.run([sys.executable, '-c', 'import sys; print(\"child\", sys.argv[1:]); sys.exit(5)', 'a'],"
+                   " capture_output=True, text=True)\nprint(r.returncode, r.stdout.strip())\n", None),
+    "execv": ("import os, sys\nprint('before exec', flush=True)\n"
+              "os.execv(sys.executable, [sys.executable, '-c', 'import sys; print(\"after\"); sys.exit(6)'])\n", None),
+    "atexit": ("import atexit\natexit.register(lambda: print('bye'))\nprint('hi')\n", None),
+    "excepthook": ("import sys\nsys.excepthook = lambda t, v, tb: print('custom', t.__name__, v)\nraise OSError('x')\n", None),
+}
+
+
+def _strip(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("sharklib: "))
+
+
+#: buffering only matters for scripts that die without flushing or print a lot
+UNBUFFERED_TOO = ("sigterm", "os_exit", "prints_lots", "execv", "raise")
+CASES = [(n, False) for n in sorted(CORPUS)] + [(n, True) for n in UNBUFFERED_TOO]
+
+
+@pytest.mark.parametrize(("name", "unbuffered"), CASES,
+                         ids=[f"{n}-{'unbuffered' if u else 'buffered'}" for n, u in CASES])
+def test_same_as_plain(name: str, unbuffered: bool, tmp_path: Path, run_plain, run_captured) -> None:
+    source, stdin = CORPUS[name]
+    env = {"PYTHONUNBUFFERED": "1"} if unbuffered else {"PYTHONUNBUFFERED": ""}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    plain_dir, cap_dir = tmp_path / "plain", tmp_path / "captured"
+    for d in (plain_dir, cap_dir):
+        d.mkdir()
+        (d / "s.py").write_text(source)
+    if not unbuffered:
+        env.pop("PYTHONUNBUFFERED")
+    plain = run_plain(["s.py"], cwd=plain_dir, stdin=stdin, env=env)
+    cap = run_captured(["s.py"], cwd=cap_dir, stdin=stdin, env=env)
+    assert cap.returncode == plain.returncode
+    assert cap.stdout == plain.stdout
+    assert cap.stderr.replace(str(cap_dir), str(plain_dir)) == plain.stderr
+    assert "sharklib" not in cap.stderr
+
+
+def test_summary_line_is_the_only_difference(tmp_path: Path, run_plain, run_captured) -> None:
+    (tmp_path / "s.py").write_text("open('a.txt', 'w').write('a')\nprint('done')\n")
+    plain = run_plain(["s.py"])
+    cap = run_captured(["s.py"], quiet=False)
+    assert cap.stdout == plain.stdout
+    lines = cap.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sharklib: recorded 1 output (0 inputs) in ")
+    assert "sidecars: a.txt.intoto.jsonl — sharklib show a.txt" in lines[0]
+
+
+def test_read_only_output_dir_degrades_to_one_warning(tmp_path: Path, run_captured) -> None:
+    if os.geteuid() == 0:
+        # root ignores directory permissions: make the sidecar path a directory instead
+        (tmp_path / "a.txt.intoto.jsonl").mkdir()
+    else:
+        pytest.skip("needs root to exercise the sidecar-collision failure path here")
+    (tmp_path / "s.py").write_text("open('a.txt', 'w').write('a')\nprint('done')\nraise SystemExit(2)\n")
+    cap = run_captured(["s.py"])
+    assert cap.returncode == 2 and cap.stdout == "done\n"
+    warnings = [line for line in cap.stderr.splitlines() if line.startswith("sharklib: warning:")]
+    assert len(warnings) == 1 and "a.txt.intoto.jsonl" in warnings[0], cap.stderr
+    assert cap.stderr.strip() == warnings[0]
+
+
+def test_corrupt_key_degrades_to_one_warning(tmp_path: Path, run_captured) -> None:
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "s.py").write_text("open('a.txt', 'w').write('a')\nprint('done')\n")
+    cap = run_captured(["s.py"], env={"SHARKLIB_KEY": str(bad)})
+    assert cap.returncode == 0 and cap.stdout == "done\n"
+    lines = cap.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sharklib: warning:") and "bad.pem" in lines[0]
+    assert not (tmp_path / "a.txt.intoto.jsonl").exists()
+    # the run is still recorded in the session, with the warning
+    assert cap.top()["warnings"]
+
+
+def test_missing_script_matches_python(tmp_path: Path, run_plain, run_captured) -> None:
+    plain = run_plain(["nope.py"])
+    cap = run_captured(["nope.py"])
+    assert cap.returncode == plain.returncode == 2
+    assert cap.stderr.split(":", 1)[1] == plain.stderr.split(":", 1)[1]
+
+
+def test_module_and_code_forms(tmp_path: Path, run_plain, run_captured) -> None:
+    (tmp_path / "mod.py").write_text("import sys\nprint(__name__, sys.argv[1:])\nraise SystemExit(3)\n")
+    for args in (["-m", "mod", "x"], ["-c", "import sys; print(sys.argv); open('c.txt','w')", "y"]):
+        plain = run_plain(args)
+        cap = run_captured(args)
+        assert (cap.returncode, cap.stdout, cap.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_console_script_runs_the_same(tmp_path: Path, run_plain, capture_env) -> None:
+    import subprocess
+
+    (tmp_path / "s.py").write_text("import sys\nprint(sys.argv)\nsys.exit(3)\n")
+    exe = Path(sys.executable).parent / "sharklib"
+    p = subprocess.run([str(exe), "run", "-q", "s.py", "a"], cwd=tmp_path, capture_output=True,
+                       text=True, env=capture_env())
+    plain = run_plain(["s.py", "a"])
+    assert (p.returncode, p.stdout, p.stderr) == (plain.returncode, plain.stdout, plain.stderr)
