@@ -1,0 +1,27 @@
+"""``sharklib trace [--backend ebpf|ptrace|auto] [--proxy] -- CMD ARGS...``"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("trace", context_settings={"ignore_unknown_options": True,
+                                          "allow_interspersed_args": False})
+@click.option("--backend", type=click.Choice(["auto", "ebpf", "ptrace"]), default="auto",
+              show_default=True, help="eBPF when permitted (root or CAP_BPF+CAP_PERFMON), else strace.")
+@click.option("--proxy", "use_proxy", is_flag=True,
+              help="Route HTTP(S) through a loopback proxy that records downloads.")
+@click.option("--no-python-capture", is_flag=True,
+              help="Do not put the Python capture bootstrap on the tree's PYTHONPATH.")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def command(backend: str, use_proxy: bool, no_python_capture: bool, cmd: tuple[str, ...]) -> int:
+    """Run CMD with its whole process tree traced, and sign what it read and wrote."""
+    from sharklib.trace import exit_like, trace_command
+    from sharklib.trace.report import report
+
+    result = trace_command(list(cmd), backend, use_proxy=use_proxy,  # type: ignore[arg-type]
+                           python_capture=not no_python_capture)
+    report(result, quiet=os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
+    return exit_like(result)

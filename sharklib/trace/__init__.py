@@ -1,0 +1,12 @@
+"""The native tracer: any program's process tree recorded into the same signed Runs.
+
+``trace_command(argv)`` runs a command under the eBPF backend (BTF
+tracepoints, loaded through libbpf via ctypes) or, where eBPF is not
+permitted, under ``strace --seccomp-bpf``; events become Runs
+(:mod:`sharklib.trace.assemble`), Python processes in the tree add their own
+finer record (:mod:`sharklib.trace.merge`), and every output gets a sidecar.
+"""
+
+from sharklib.trace.session import TraceResult, choose_backend, exit_like, trace_command
+
+__all__ = ["TraceResult", "choose_backend", "exit_like", "trace_command"]

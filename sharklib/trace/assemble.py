@@ -1,0 +1,347 @@
+"""Events → one Run per process subtree that forms a step → the Run tree.
+
+The assembler consumes the ordered event stream of either backend *online*
+(memory grows with distinct processes and files, not with events), so a
+command that floods millions of opens of the same files costs no more memory
+than one that opens them once.
+
+Which processes form a Run: the traced command is the root Run; every process
+forked by a ``make`` starts a child Run (one per recipe line, including
+``$(shell ...)``), whose own descendants belong to it. Nested makes nest. So
+``sharklib trace -- make all`` gives one Run per executed command, and a file
+one recipe writes and a later one reads links the two through its sidecar.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import platform
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sharklib.model import Artifact, CodeIdentity, Environment, Exec, Output, Run
+from sharklib.trace.classify import Classifier
+from sharklib.trace.events import Event
+
+MAKE_NAMES = frozenset({"make", "gmake", "remake", "bmake"})
+INFINITY = float("inf")
+
+
+@dataclass(slots=True)
+class _Out:
+    """An output being built: who wrote it and when it was finished."""
+
+    first: int
+    writers: set[int] = field(default_factory=set)
+    finished: float = INFINITY
+    symlink: bool = False
+
+
+@dataclass(slots=True)
+class Draft:
+    """A Run while events are still arriving."""
+
+    run_id: str
+    top: int
+    parent: Draft | None
+    started: float
+    argv: list[str] | None = None
+    cwd: str = ""
+    ended: float | None = None
+    ended_seq: float = INFINITY
+    exit_status: int | None = None
+    inputs: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, _Out] = field(default_factory=dict)
+    temporaries: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    execs: list[Exec] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    connects: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    children: list[Draft] = field(default_factory=list)
+    pids: set[int] = field(default_factory=set)
+    streams: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Proc:
+    pid: int
+    draft: Draft
+    cwd: str
+    argv: list[str]
+    started: float
+    ppid: int | None = None
+    is_make: bool = False
+    alive: bool = True
+
+
+def wait_status_to_exit(status: int) -> int:
+    """A kernel wait status as a Run's exit status: the code, or ``-signal``."""
+    sig = status & 0x7F
+    return -sig if sig else (status >> 8) & 0xFF
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Assembler:
+    """Builds Drafts from events; :meth:`finish` turns them into Runs."""
+
+    def __init__(self, argv: list[str], cwd: str, classify: Classifier,
+                 backend: str, root_pid: int | None = None) -> None:
+        self.classify = classify
+        self.backend = backend
+        self.root_pid = root_pid
+        self.root = Draft(run_id=_new_id(), top=root_pid or 0, parent=None, started=time.time(),
+                          argv=list(argv), cwd=cwd)
+        self.drafts: list[Draft] = [self.root]
+        self.procs: dict[int, _Proc] = {}
+        self.seq = 0
+        if root_pid:
+            self._start_root(root_pid)
+
+    def _start_root(self, pid: int) -> None:
+        self.root_pid = pid
+        self.root.top = pid
+        self.root.pids.add(pid)
+        self.procs[pid] = _Proc(pid, self.root, self.root.cwd, list(self.root.argv or []),
+                                time.time())
+
+    def _proc(self, pid: int) -> _Proc:
+        p = self.procs.get(pid)
+        if p is None:
+            if self.root_pid is None:
+                self._start_root(pid)
+                return self.procs[pid]
+            # a process whose fork we did not see (traced before the root started): root's
+            p = _Proc(pid, self.root, self.root.cwd, [], time.time())
+            self.root.pids.add(pid)
+            self.procs[pid] = p
+        return p
+
+    # -- the event stream --------------------------------------------------------------
+
+    def feed(self, ev: Event) -> None:
+        self.seq += 1
+        seq = self.seq
+        kind = ev.kind
+        if kind == "open":
+            if not ev.regular:
+                return
+            self._open(self._proc(ev.pid).draft, ev.path, ev.mode, ev.pid, seq)
+            return
+        if kind == "fork":
+            self._fork(ev.pid, ev.status)
+            return
+        if kind == "exec":
+            self._exec(ev)
+            return
+        if kind == "exit":
+            self._exit(ev.pid, ev.status, seq)
+            return
+        proc = self._proc(ev.pid)
+        d = proc.draft
+        if kind == "rename":
+            self._rename(d, ev.path, ev.path2, seq)
+        elif kind in ("link", "symlink"):
+            if self.classify(ev.path2) != "ignored":
+                d.outputs[ev.path2] = _Out(seq, {ev.pid}, finished=seq, symlink=kind == "symlink")
+        elif kind in ("unlink", "rmdir"):
+            self._unlink(d, ev.path)
+        elif kind == "truncate":
+            self._open(d, ev.path, "w", ev.pid, seq)
+        elif kind == "chdir":
+            proc.cwd = ev.path
+        elif kind == "connect" and ev.address not in d.connects:
+            d.connects.append(ev.address)
+
+    def _fork(self, pid: int, ppid: int) -> None:
+        if self.root_pid is None or pid == self.root_pid:
+            if pid not in self.procs:
+                self._start_root(pid)
+            return
+        parent = self.procs.get(ppid)
+        if parent is None:
+            parent = self._proc(ppid)
+        draft = parent.draft
+        if parent.is_make:
+            draft = Draft(run_id=_new_id(), top=pid, parent=parent.draft, started=time.time(),
+                          cwd=parent.cwd)
+            parent.draft.children.append(draft)
+            self.drafts.append(draft)
+        draft.pids.add(pid)
+        self.procs[pid] = _Proc(pid, draft, parent.cwd, list(parent.argv), time.time(), ppid)
+
+    def _exec(self, ev: Event) -> None:
+        proc = self._proc(ev.pid)
+        d = proc.draft
+        if ev.cwd:
+            proc.cwd = ev.cwd
+        proc.argv = list(ev.argv)
+        names = {os.path.basename(ev.path), os.path.basename(ev.path2)}
+        if ev.argv:
+            names.add(os.path.basename(ev.argv[0]))
+        proc.is_make = bool(names & MAKE_NAMES)
+        d.execs.append(Exec(pid=ev.pid, path=ev.path, argv=list(ev.argv), cwd=proc.cwd,
+                            parent_pid=proc.ppid))
+        if ev.pid == d.top and d is not self.root and d.argv is None:
+            d.argv = list(ev.argv)
+            d.cwd = proc.cwd
+        for f in {os.path.realpath(ev.path), ev.path2}:
+            if f and self.classify(f) == "data" and f not in d.code and f not in d.outputs:
+                d.code.append(f)
+                d.inputs.pop(f, None)
+
+    def _exit(self, pid: int, status: int, seq: int) -> None:
+        proc = self.procs.get(pid)
+        if proc is None:
+            return
+        proc.alive = False
+        d = proc.draft
+        for out in d.outputs.values():
+            if pid in out.writers and out.finished == INFINITY:
+                out.writers.discard(pid)
+                if not out.writers:
+                    out.finished = seq
+        if pid == d.top:
+            d.ended = time.time()
+            d.ended_seq = seq
+            if d.exit_status is None:
+                d.exit_status = wait_status_to_exit(status)
+
+    def _open(self, d: Draft, path: str, mode: str, pid: int, seq: int) -> None:
+        cls = self.classify(path)
+        if cls == "ignored":
+            return
+        if mode == "r":
+            if cls == "data" and path not in d.outputs and path not in d.inputs and \
+                    path not in d.code:
+                d.inputs[path] = seq
+            return
+        out = d.outputs.get(path)
+        if out is None:
+            out = d.outputs[path] = _Out(seq)
+        out.writers.add(pid)
+        out.finished = INFINITY
+        if path in d.removed:
+            d.removed.remove(path)
+
+    def _rename(self, d: Draft, old: str, new: str, seq: int) -> None:
+        out = d.outputs.pop(old, None)
+        if self.classify(new) == "ignored":
+            return
+        if out is None:
+            out = _Out(seq)
+            if self.classify(old) != "ignored" and old not in d.removed:
+                d.removed.append(old)
+        out.finished = seq
+        out.writers.clear()
+        d.outputs[new] = out
+        if new in d.removed:
+            d.removed.remove(new)
+
+    def _unlink(self, d: Draft, path: str) -> None:
+        if self.classify(path) == "ignored":
+            return
+        if d.outputs.pop(path, None) is not None:
+            if path not in d.temporaries:
+                d.temporaries.append(path)
+        elif path not in d.removed:
+            d.removed.append(path)
+
+    # -- the end -------------------------------------------------------------------------
+
+    def root_exited(self, exit_status: int) -> None:
+        """The root is gone: fix its status (from waitpid) and name what outlived it."""
+        self.root.exit_status = exit_status
+        if self.root.ended is None:
+            self.root.ended = time.time()
+            self.root.ended_seq = self.seq + 1
+        for p in self.procs.values():
+            if p.alive and p.pid != self.root_pid:
+                what = " ".join(p.argv[:4]) or "?"
+                msg = (f"process {p.pid} ({what}) outlived the command; it was recorded up to "
+                       "the command's exit")
+                p.draft.warnings.append(msg)
+                if p.draft is not self.root:
+                    self.root.warnings.append(msg)
+
+    def stream_output(self, stream: str, path: str) -> None:
+        """The command's stdout/stderr was redirected to a regular file: an output."""
+        if self.classify(path) == "ignored":
+            return
+        self.root.outputs.setdefault(path, _Out(0))
+        self.root.streams[path] = stream
+
+    def all_paths(self) -> set[str]:
+        paths: set[str] = set()
+        for d in self.drafts:
+            paths.update(d.inputs)
+            paths.update(d.outputs)
+            paths.update(d.code)
+        return paths
+
+    def build(self, digests: dict[str, tuple[str, int]]) -> list[Run]:
+        """Runs in the order they finished (upstream before downstream), root last."""
+        user = _user()
+        host = socket.gethostname()
+        env = Environment(platform=platform.platform())
+        runs: dict[int, Run] = {}
+        for d in self.drafts:
+            runs[id(d)] = self._to_run(d, digests, user, host, env)
+        for d in self.drafts:
+            r = runs[id(d)]
+            r.children = [c.run_id for c in d.children]
+            r.parent = d.parent.run_id if d.parent else None
+        order = sorted(self.drafts, key=lambda d: (d is self.root, d.ended_seq))
+        return [runs[id(d)] for d in order]
+
+    def _to_run(self, d: Draft, digests: dict[str, tuple[str, int]], user: str, host: str,
+                env: Environment) -> Run:
+        inputs: list[Artifact] = []
+        warnings = list(d.warnings)
+        missing: list[str] = []
+        for path in d.inputs:
+            dg = digests.get(path)
+            if dg is None:
+                missing.append(path)
+                continue
+            inputs.append(Artifact(path=path, sha256=dg[0], size=dg[1]))
+        if missing:
+            warnings.append(f"{len(missing)} input(s) were gone before they could be hashed: "
+                            + ", ".join(missing[:5]))
+        outputs: list[Output] = []
+        for path, out in d.outputs.items():
+            dg = digests.get(path)
+            if dg is None:
+                if out.symlink:
+                    warnings.append(f"symlink {path} points to no regular file; not an output")
+                continue
+            finish = out.finished if out.finished != INFINITY else d.ended_seq
+            outputs.append(Output(
+                path=path, sha256=dg[0], size=dg[1],
+                inputs=[p for p, s in d.inputs.items() if s < finish and p in digests],
+                stream=d.streams.get(path)))  # type: ignore[arg-type]
+        code = CodeIdentity()
+        arts = [Artifact(path=p, sha256=digests[p][0], size=digests[p][1])
+                for p in d.code if p in digests]
+        if arts:
+            code.script, code.modules = arts[0], arts[1:]
+        return Run(
+            run_id=d.run_id, argv=list(d.argv or []), cwd=d.cwd or self.root.cwd,
+            started=d.started, ended=d.ended, exit_status=d.exit_status, user=user, host=host,
+            pid=d.top, backend=self.backend,  # type: ignore[arg-type]
+            code=code, environment=env, inputs=inputs, outputs=outputs,
+            temporaries=list(d.temporaries), removed=list(d.removed), execs=list(d.execs),
+            connects=list(d.connects), warnings=warnings)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.geteuid())

@@ -1,0 +1,84 @@
+"""Which traced paths are data, which are environment, which are never recorded.
+
+A native program touches far more than its data: the dynamic loader opens
+``libc.so.6``, locale files and ``/etc/ld.so.cache``; Python opens its stdlib.
+Those are the *environment* (identified by the interpreter and system, not
+hashed one by one). Kernel views, devices, sharklib's own files (sidecars,
+the session directory, the signing key and caches) are *ignored*. Everything
+else a process reads is a data input, everything it writes an output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import site
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+
+Class = Literal["data", "environment", "ignored"]
+
+IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/", "/run/")
+ENVIRONMENT_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/",
+                        "/etc/", "/var/lib/", "/var/cache/", "/nix/store/", "/snap/")
+IGNORED_SUFFIXES = (".intoto.jsonl", ".pyc", ".pyo")
+ENVIRONMENT_PARTS = ("/site-packages/", "/dist-packages/", "/__pycache__/")
+
+
+def _python_dirs() -> list[str]:
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+            os.path.dirname(os.__file__)}
+    with contextlib.suppress(Exception):
+        dirs.update(site.getsitepackages())
+    return [d for d in dirs if d and d != "/"]
+
+
+def _sharklib_dirs() -> list[str]:
+    pkg = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return [pkg, os.path.join(os.path.dirname(pkg), "sitecustomize")]
+
+
+@dataclass
+class Classifier:
+    """Classifies absolute paths; ``extra_ignored`` adds run-specific directories."""
+
+    extra_ignored: list[str] = field(default_factory=list)
+    extra_environment: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def norm(dirs: list[str]) -> tuple[str, ...]:
+            out: set[str] = set()
+            for d in dirs:
+                for v in (os.path.abspath(d), os.path.realpath(d)):
+                    out.add(v.rstrip("/") + "/")
+            return tuple(sorted(out))
+
+        home = os.environ.get("SHARKLIB_HOME")
+        ignored = [*self.extra_ignored, *([home] if home else [])]
+        try:
+            from sharklib.config import cache_dir, config_dir
+
+            ignored += [str(cache_dir()), str(config_dir())]
+        except Exception:
+            pass
+        self._ignored = IGNORED_PREFIXES + norm(ignored)
+        self._environment = ENVIRONMENT_PREFIXES + norm(
+            [*_python_dirs(), *_sharklib_dirs(), *self.extra_environment])
+        self._memo: dict[str, Class] = {}
+
+    def __call__(self, path: str) -> Class:
+        hit = self._memo.get(path)
+        if hit is not None:
+            return hit
+        cls: Class
+        if path.startswith(self._ignored) or path.endswith(IGNORED_SUFFIXES) or \
+                path.endswith(" (deleted)"):
+            cls = "ignored"
+        elif path.startswith(self._environment) or any(p in path for p in ENVIRONMENT_PARTS):
+            cls = "environment"
+        else:
+            cls = "data"
+        if len(self._memo) < 200_000:
+            self._memo[path] = cls
+        return cls

@@ -1,0 +1,345 @@
+"""``sharklib trace``: run a command under the native tracer and sign what it did.
+
+The order of things is chosen for the user's command, not for the tracer:
+the programs are loaded before the command starts (~30 ms), the command runs
+with the caller's stdio, environment and working directory, its exit is taken
+the moment ``waitpid`` returns, and only then is the record hashed, merged
+and signed. Signals a supervisor sends to ``sharklib trace`` (TERM, HUP, USR1,
+USR2, ALRM) are passed on to the command; INT and QUIT from the terminal
+already reach it directly, so the tracer ignores them while it waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from sharklib.errors import SharkError, TraceError
+from sharklib.model import Run
+from sharklib.trace import ebpf, ptrace
+from sharklib.trace.assemble import Assembler
+from sharklib.trace.classify import Classifier
+from sharklib.trace.merge import merge_python, session_runs
+
+BackendChoice = Literal["auto", "ebpf", "ptrace"]
+FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
+IGNORED_WHILE_WAITING = (signal.SIGINT, signal.SIGQUIT)
+
+
+@dataclass
+class TraceResult:
+    """What ``trace_command`` observed; ``exit_status`` is shell style (128+N on signal N)."""
+
+    exit_status: int
+    signal: int | None = None
+    backend: str = ""
+    runs: list[Run] = field(default_factory=list)
+    sidecars: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    events: int = 0
+    dropped: int = 0
+    startup_seconds: float = 0.0
+    command_seconds: float = 0.0
+    record_seconds: float = 0.0
+
+
+def choose_backend(requested: BackendChoice) -> str:
+    """The backend to use, or a one-line TraceError saying why none can run."""
+    why_ebpf = ebpf.unavailable_reason()
+    why_ptrace = ptrace.unavailable_reason()
+    if requested == "ebpf":
+        if why_ebpf:
+            raise TraceError(f"eBPF backend unavailable: {why_ebpf}")
+        return "ebpf"
+    if requested == "ptrace":
+        if why_ptrace:
+            raise TraceError(f"ptrace backend unavailable: {why_ptrace}")
+        return "ptrace"
+    if why_ebpf is None:
+        return "ebpf"
+    if why_ptrace is None:
+        return "ptrace"
+    raise TraceError(f"cannot trace here: eBPF: {why_ebpf}; ptrace: {why_ptrace}")
+
+
+def _resolve(argv0: str, env: Mapping[str, str], cwd: str) -> tuple[str | None, int, str]:
+    """Find the program like execvp would; (path, exit code, message) when it cannot run."""
+    if "/" in argv0:
+        path = os.path.join(cwd, argv0)
+        if not os.path.exists(path):
+            return None, 127, f"command not found: {argv0}"
+    else:
+        found = shutil.which(argv0, path=env.get("PATH", os.defpath))
+        if found is None:
+            return None, 127, f"command not found: {argv0}"
+        path = found
+    if os.path.isdir(path) or not os.access(path, os.X_OK):
+        return None, 126, f"permission denied: {argv0}"
+    return path, 0, ""
+
+
+def _stream_targets() -> dict[str, str]:
+    """stdout/stderr of this process when they are regular files (the command inherits them)."""
+    out: dict[str, str] = {}
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        with contextlib.suppress(OSError):
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                if target.startswith("/") and target not in out:
+                    out[target] = name
+    return out
+
+
+def _python_capture_env(env: dict[str, str], session: Path, parent_run: str) -> dict[str, str]:
+    with contextlib.suppress(Exception):
+        from sharklib.capture.environ import capture_environ
+
+        env = capture_environ(env)
+    env["SHARKLIB_SESSION"] = str(session)
+    env["SHARKLIB_PARENT_RUN"] = parent_run
+    env.setdefault("SHARKLIB_QUIET", "1")
+    return env
+
+
+class _Signals:
+    """Forward supervisor signals to the command while it runs."""
+
+    def __init__(self) -> None:
+        self.target: int | None = None
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in FORWARDED:
+            self._saved[sig] = signal.signal(sig, self._forward)
+        for sig in IGNORED_WHILE_WAITING:
+            self._saved[sig] = signal.signal(sig, signal.SIG_IGN)
+        return self
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        if self.target:
+            with contextlib.suppress(OSError):
+                os.kill(self.target, signum)
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _status_from_returncode(rc: int) -> tuple[int, int | None]:
+    return (128 - rc, -rc) if rc < 0 else (rc, None)
+
+
+def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_proxy: bool = False,
+                  cwd: str | None = None, env: Mapping[str, str] | None = None,
+                  sign: bool = True, python_capture: bool = True) -> TraceResult:
+    """Run ``argv`` under the tracer, write signed sidecars beside every output, return the record.
+
+    Raises :class:`TraceError` (one line) when no backend can run here. A
+    command that cannot be found or executed is reported like a shell does
+    (127/126) without tracing anything.
+    """
+    t_enter = time.perf_counter()
+    if not argv:
+        raise TraceError("no command given (usage: sharklib trace -- CMD ARGS...)")
+    run_cwd = os.path.abspath(cwd or os.getcwd())
+    base_env = dict(os.environ if env is None else env)
+    chosen = choose_backend(backend)
+    program, code, message = _resolve(argv[0], base_env, run_cwd)
+    if program is None:
+        return TraceResult(exit_status=code, backend=chosen, messages=[message])
+
+    session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
+    try:
+        return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
+                      python_capture, t_enter)
+    finally:
+        shutil.rmtree(session, ignore_errors=True)
+
+
+def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
+           session: Path, sign: bool, python_capture: bool, t_enter: float) -> TraceResult:
+    classify = Classifier(extra_ignored=[str(session)])
+    asm = Assembler(argv, cwd, classify, backend)
+    result = TraceResult(exit_status=0, backend=backend)
+    if python_capture:
+        env = _python_capture_env(env, session, asm.root.run_id)
+    proxy_log = str(session / "downloads.jsonl")
+    with contextlib.ExitStack() as stack:
+        if use_proxy:
+            from sharklib.trace.proxy import proxy_environment, recording_proxy
+
+            port = stack.enter_context(recording_proxy(proxy_log))
+            env = proxy_environment(port, env)
+        streams = _stream_targets()
+        sigs = stack.enter_context(_Signals())
+        if backend == "ebpf":
+            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter)
+        else:
+            _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter)
+    t_rec = time.perf_counter()
+    for path, name in streams.items():
+        asm.stream_output(name, path)
+    if result.dropped:
+        result.messages.append(
+            f"the tracer lost {result.dropped} events (ring buffer full); the record is "
+            "incomplete, so nothing was signed")
+        result.record_seconds = time.perf_counter() - t_rec
+        return result
+    runs = _finish_runs(asm, session, proxy_log if use_proxy else None)
+    result.runs = runs
+    if sign:
+        result.sidecars = _attest(runs, result.messages)
+    result.record_seconds = time.perf_counter() - t_rec
+    return result
+
+
+def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
+              result: TraceResult, t_enter: float) -> None:
+    tracer = ebpf.EbpfTracer(asm.feed)
+    tracer.start(os.getpid())
+    try:
+        result.startup_seconds = time.perf_counter() - t_enter
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env)
+        finally:
+            tracer.stop_watching()
+        sigs.target = proc.pid
+        rc = proc.wait()
+        result.command_seconds = time.perf_counter() - t0
+        result.exit_status, result.signal = _status_from_returncode(rc)
+        tracer.finish()
+        result.events = tracer.events
+        result.dropped = tracer.dropped
+        if tracer.undecodable:
+            asm.root.warnings.append(f"{tracer.undecodable} tracer events could not be decoded")
+        if tracer.truncated_paths:
+            asm.root.warnings.append(f"{tracer.truncated_paths} paths were longer than the "
+                                     "tracer's budget and were cut")
+    finally:
+        threading.Thread(target=tracer.close, name="sharklib-ebpf-close").start()
+    asm.root_exited(rc)
+
+
+def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
+                result: TraceResult, t_enter: float) -> None:
+    parser = ptrace.StraceParser(asm.feed, cwd)
+    root_exit = threading.Event()
+    root_status: list[int] = []
+
+    def sink(ev: object) -> None:
+        asm.feed(ev)  # type: ignore[arg-type]
+        if getattr(ev, "kind", "") == "exit" and getattr(ev, "pid", None) == parser.root:
+            root_status.append(ev.status)  # type: ignore[attr-defined]
+            root_exit.set()
+
+    parser.sink = sink
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(ptrace.command(argv, w), cwd=cwd, env=env, pass_fds=(w,))
+    finally:
+        os.close(w)
+    result.startup_seconds = time.perf_counter() - t_enter
+    t0 = time.perf_counter()
+    reader = ptrace.reader_thread(os.fdopen(r, "rb", buffering=1 << 16), parser)
+    sigs.target = proc.pid
+    while proc.poll() is None:
+        if parser.root and sigs.target == proc.pid:
+            sigs.target = parser.root
+        if root_exit.wait(0.05):
+            result.command_seconds = time.perf_counter() - t0
+            # the root is gone; anything still running outlived it: detach, do not wait
+            try:
+                proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                proc.terminate()
+                proc.wait()
+            break
+    rc = proc.wait()
+    if not result.command_seconds:
+        result.command_seconds = time.perf_counter() - t0
+    reader.join(timeout=30)
+    result.events = parser.lines
+    if root_status:
+        status = root_status[0]
+        sig = status & 0x7F
+        result.exit_status, result.signal = (128 + sig, sig) if sig else ((status >> 8) & 0xFF, None)
+    else:
+        result.exit_status, result.signal = _status_from_returncode(rc)
+        asm.root.warnings.append("strace ended before the command's exit was seen")
+    if parser.unparsed:
+        asm.root.warnings.append(f"{parser.unparsed} strace lines could not be parsed")
+    asm.root_exited(-result.signal if result.signal else result.exit_status)
+
+
+def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
+    from sharklib.hashing import hash_files
+
+    paths = [p for p in asm.all_paths() if os.path.isfile(p)]
+    digests = {p: d for p, d in hash_files(paths).items() if d is not None}
+    runs = asm.build(digests)
+    by_id = {r.run_id: r for r in runs}
+    drafts = {d.run_id: d for d in asm.drafts}
+    for py in session_runs(session):
+        owner = next((d for d in asm.drafts if py.pid in d.pids), None)
+        if owner is None:
+            py.parent = asm.root.run_id
+            by_id[asm.root.run_id].children.append(py.run_id)
+            runs.insert(len(runs) - 1, py)
+            continue
+        merge_python(by_id[owner.run_id], py, owns_top=py.pid == drafts[owner.run_id].top)
+    if proxy_log:
+        from sharklib.trace.proxy import read_downloads
+
+        for when, dl in read_downloads(proxy_log):
+            target = asm.root
+            for d in asm.drafts[1:]:
+                if d.started <= when <= (d.ended or float("inf")):
+                    target = d
+            by_id[target.run_id].downloads.append(dl)
+    return runs
+
+
+def _attest(runs: list[Run], messages: list[str]) -> list[str]:
+    """Sign runs upstream first, so each input links to the attestation that made it."""
+    from sharklib.attest import attest_run, input_attestation
+
+    sidecars: list[str] = []
+    for run in runs:
+        for a in run.inputs:
+            if a.attestation is None:
+                with contextlib.suppress(Exception):
+                    a.attestation = input_attestation(a.path, a.sha256)
+        try:
+            sidecars.extend(attest_run(run))
+        except SharkError as exc:
+            messages.append(f"warning: {exc}")
+    return sidecars
+
+
+def exit_like(result: TraceResult) -> int:
+    """Leave the way the command left: the same exit code, or death by the same signal."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if result.signal:
+        with contextlib.suppress(Exception):
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            signal.signal(result.signal, signal.SIG_DFL)
+            os.kill(os.getpid(), result.signal)
+    return result.exit_status
