@@ -1,0 +1,66 @@
+"""``sharklib pipeline``: run, plan and pin Markdown pipelines (and regenerate them from lineage)."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+_EXECUTORS = click.Choice(["local", "dask", "dask-local"])
+
+
+@click.group(name="pipeline")
+def command() -> None:
+    """Run, plan, pin and regenerate Markdown pipelines."""
+
+
+def _run(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
+         rerun: bool) -> int:
+    from sharklib.pipeline import run_pipeline
+
+    report = run_pipeline(document, jobs=jobs, dry_run=dry_run, executor=executor,  # type: ignore[arg-type]
+                          scheduler=scheduler, rerun=rerun, console=Console())
+    return report.exit_code
+
+
+@command.command("run")
+@click.argument("document", type=click.Path(dir_okay=False))
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
+              help="Stages to run at once (default: number of cores).")
+@click.option("--dry-run", "-n", is_flag=True, help="Show the plan; run nothing.")
+@click.option("--executor", type=_EXECUTORS, default="local", show_default=True)
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler for --executor dask.")
+@click.option("--rerun", is_flag=True, help="Run every stage even when it could be reused.")
+def run_cmd(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
+            rerun: bool) -> int:
+    """Plan DOCUMENT, then run what must run."""
+    return _run(document, jobs, dry_run, executor, scheduler, rerun)
+
+
+@command.command("plan")
+@click.argument("document", type=click.Path(dir_okay=False))
+@click.option("--rerun", is_flag=True, help="Plan as if every stage had to run.")
+def plan_cmd(document: str, rerun: bool) -> int:
+    """Show what a run would reuse and what it would run, and why (= run --dry-run)."""
+    return _run(document, None, True, "local", None, rerun)
+
+
+@command.command("pin")
+@click.argument("document", type=click.Path(dir_okay=False, exists=True))
+def pin_cmd(document: str) -> int:
+    """Write the digests of fetched imports back into DOCUMENT."""
+    from sharklib.pipeline import pin_document
+
+    console = Console()
+    for r in pin_document(document):
+        digest = f" {r.digest}" if r.digest else ""
+        console.print(f"line {r.line}: {escape(r.source)}:{escape(digest)} [bold]{escape(r.status)}[/]")
+    return 0
+
+
+try:  # registered by the lineage views when they are installed
+    from sharklib.cli.pipeline_from import from_command as _from_command
+except ImportError:
+    _from_command = None
+if _from_command is not None:
+    command.add_command(_from_command, "from")

@@ -1,0 +1,87 @@
+"""A leaf job: one stage's command, working directory and environment, and nothing else.
+
+This is all an executor ships to a worker (a thread of the local pool or a
+Dask worker process): the plan and the DAG stay on the client, so no stage
+ever re-reads the document. The job calls the one runner and returns a small,
+picklable result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+TAIL_BYTES = 4096
+
+
+@dataclass(slots=True, frozen=True)
+class LeafJob:
+    index: int
+    command: str
+    cwd: str
+    env_tag: str
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    log_dir: str | None = None
+    rerun: bool = False
+    make_dirs: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class LeafResult:
+    index: int
+    exit_status: int
+    reused: bool = False
+    saved_seconds: float = 0.0
+    duration: float = 0.0
+    message: str = ""
+    stderr_tail: str = ""
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    log: str | None = None
+
+
+def run_leaf(job: LeafJob) -> LeafResult:
+    """Run one stage through :func:`sharklib.runner.run_command`.
+
+    Parent directories of the stage's declared outputs are created first (as
+    Snakemake does), so a method needs no ``mkdir`` stages. Standard output and error go to the stage's log files (a stage that wants a
+    file writes it with a redirection, which the runner records as an output).
+    A failure of sharklib itself becomes a failed stage with the reason, never
+    an exception that would take the executor down.
+    """
+    log_base = None
+    try:
+        from sharklib.runner import run_command
+
+        if job.log_dir:
+            os.makedirs(job.log_dir, exist_ok=True)
+            log_base = os.path.join(job.log_dir, f"stage-{job.index}")
+        else:
+            log_base = os.path.join(tempfile.mkdtemp(prefix="sharklib-stage-"), "stage")
+        for d in job.make_dirs:
+            os.makedirs(d, exist_ok=True)
+        env = dict(os.environ)
+        env.update(job.env_overrides)
+        with open(log_base + ".out", "wb") as out, open(log_base + ".err", "w+b") as err:
+            res = run_command(job.command, shell=True, cwd=job.cwd, env=env, env_tag=job.env_tag,
+                              quiet=True, rerun=job.rerun, stdout=out, stderr=err)
+            err.seek(max(0, err.seek(0, os.SEEK_END) - TAIL_BYTES))
+            tail = err.read().decode("utf-8", "replace")
+        inputs: list[str] = []
+        outputs: list[str] = []
+        for r in res.runs:
+            inputs.extend(a.path for a in r.inputs)
+            outputs.extend(o.path for o in r.outputs if not o.stream)
+        return LeafResult(index=job.index, exit_status=res.exit_status, reused=res.reused,
+                          saved_seconds=res.saved_seconds, duration=res.duration,
+                          message=res.message, stderr_tail=tail, inputs=inputs, outputs=outputs,
+                          log=log_base)
+    except Exception as exc:  # the executor must survive anything a stage or the runner does
+        with contextlib.suppress(Exception):
+            if log_base:
+                with open(log_base + ".err", "ab") as err:
+                    err.write(f"sharklib: error: {exc}\n".encode())
+        return LeafResult(index=job.index, exit_status=125, message=f"sharklib failed: {exc}",
+                          stderr_tail=f"sharklib: error: {type(exc).__name__}: {exc}", log=log_base)

@@ -1,0 +1,74 @@
+"""The plan: for each stage, *reuse* (which run, how much time it saves) or *run* (why).
+
+The decision comes from the runner (:func:`sharklib.runner.plan_command`, an
+in-process lookup: no process is started to decide reuse). Where the runner
+cannot tell yet, every stage is planned to run with the reason "no reuse
+information". A stage whose upstream runs is planned to run too — its inputs
+are about to be rebuilt — though the runner may still reuse it if the rebuilt
+bytes turn out identical.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sharklib.pipeline.stages import Stage
+
+Action = Literal["reuse", "run"]
+
+
+@dataclass(slots=True)
+class StagePlan:
+    action: Action
+    reason: str = ""
+    run_id: str | None = None
+    saved_seconds: float = 0.0
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    skip: bool = False
+
+
+def planner_available() -> bool:
+    import sharklib.runner
+
+    return hasattr(sharklib.runner, "plan_command")
+
+
+def plan_stage(command: str, cwd: str, env_tag: str, rerun: bool) -> StagePlan:
+    """Ask the runner whether ``command`` can be reused; never raises."""
+    if rerun:
+        return StagePlan(action="run", reason="--rerun")
+    import sharklib.runner
+
+    planner = getattr(sharklib.runner, "plan_command", None)
+    if planner is None:
+        return StagePlan(action="run", reason="no reuse information")
+    try:
+        p = planner(command, shell=True, cwd=cwd, env_tag=env_tag)
+    except Exception as exc:
+        return StagePlan(action="run", reason=f"planner failed: {exc}")
+    action: Action = "reuse" if p.action == "reuse" else "run"
+    return StagePlan(action=action, reason=str(p.reason or ""), run_id=getattr(p, "run_id", None),
+                     saved_seconds=float(getattr(p, "saved_seconds", 0.0) or 0.0),
+                     inputs=[str(x) for x in (getattr(p, "inputs", None) or [])],
+                     outputs=[str(x) for x in (getattr(p, "outputs", None) or [])])
+
+
+def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> None:
+    """Upstream work makes downstream plans *run*; mark what can be skipped outright.
+
+    ``skip`` is the fast path of a no-op re-run: a stage the runner would reuse,
+    whose upstream stages are all skipped too and whose recorded outputs are all
+    on disk, is not handed to any executor at all.
+    """
+    for i in order:
+        s, p = stages[i], plans[i]
+        if p.action == "reuse":
+            busy = [d for d in s.deps if plans[d].action == "run"]
+            if busy:
+                p.action = "run"
+                p.reason = f"input from line {stages[min(busy)].line} is rebuilt first"
+        p.skip = (p.action == "reuse" and all(plans[d].skip for d in s.deps)
+                  and all(os.path.exists(o) for o in p.outputs))

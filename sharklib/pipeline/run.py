@@ -1,0 +1,245 @@
+"""Plan and run a Markdown pipeline: the library behind ``sharklib pipeline run|plan``.
+
+1. read the document, build the stages, define the environments;
+2. ask the runner about each stage (reuse or run, and what it observed last time);
+3. link the DAG (refined by those observations) — every error names a document
+   line, and all of this happens before anything runs;
+4. show the plan, prepare environments, run what must run on the chosen
+   executor, remember what was observed, publish, summarise.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rich.console import Console
+from rich.markup import escape
+
+from sharklib.errors import PipelineError
+from sharklib.pipeline.dag import link
+from sharklib.pipeline.document import Document, read_document
+from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
+from sharklib.pipeline.leaf import LeafJob, LeafResult
+from sharklib.pipeline.plan import StagePlan, plan_stage, propagate
+from sharklib.pipeline.progress import LiveProgress, plan_counts, plan_table
+from sharklib.pipeline.stages import Publish, Stage, build_stages
+from sharklib.pipeline.state import PipelineState, state_dir
+
+Executor = Literal["local", "dask", "dask-local"]
+
+
+@dataclass(slots=True)
+class Pipeline:
+    """A document turned into a linked, planned set of stages."""
+
+    doc: Document
+    stages: list[Stage]
+    order: list[int]
+    envs: dict[str, EnvSpec]
+    publishes: list[Publish]
+    plans: list[StagePlan]
+    state: PipelineState
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def docdir(self) -> str:
+        return str(self.doc.directory)
+
+
+@dataclass(slots=True)
+class Failure:
+    line: int
+    command: str
+    exit_status: int
+    stderr_tail: str
+    log: str | None
+
+
+@dataclass(slots=True)
+class PipelineReport:
+    stages: int = 0
+    ran: int = 0
+    reused: int = 0
+    skipped: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    saved_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    published: list[str] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures or self.skipped else 0
+
+
+def _environments(doc: Document) -> dict[str, EnvSpec]:
+    envs: dict[str, EnvSpec] = {"host": HOST}
+    for b in doc.blocks:
+        if b.kind == "build":
+            spec = parse_build_block(b, doc.path)
+            if spec.name in envs and envs[spec.name].line:
+                raise PipelineError(f"environment '{spec.name}' is defined twice (first at line "
+                                    f"{envs[spec.name].line})", doc.path, b.line)
+            envs[spec.name] = spec
+    return envs
+
+
+def load_pipeline(path: str | os.PathLike[str], rerun: bool = False) -> Pipeline:
+    """Everything before execution; raises :class:`PipelineError` naming the line of any problem."""
+    doc = read_document(path)
+    envs = _environments(doc)
+    stages, publishes, envs_used, _ = build_stages(doc)
+    for name, line in envs_used.items():
+        if name not in envs:
+            raise PipelineError(f"environment '{name}' is not defined (add a shark-build:{name} "
+                                "block, or use shark-run:host)", doc.path, line)
+    state = PipelineState.load(doc.path)
+    docdir = str(doc.directory)
+    plans = [plan_stage(s.command, docdir,
+                        envs[s.env].tag, rerun) for s in stages]
+    observed = {i: (p.inputs, p.outputs) for i, p in enumerate(plans) if p.inputs or p.outputs}
+    order = link(stages, docdir, doc.path, state.stages, observed)
+    written = {w for s in stages for w in s.writes}
+    for pub in publishes:
+        src = os.path.normpath(os.path.join(docdir, pub.source))
+        if src not in written and not os.path.exists(src):
+            raise PipelineError(f"publish source {pub.source} is neither written by a stage nor on disk",
+                                doc.path, pub.line)
+    propagate(stages, order, plans)
+    return Pipeline(doc=doc, stages=stages, order=order, envs=envs, publishes=publishes,
+                    plans=plans, state=state, notes=list(doc.notes) + state.notes)
+
+
+def _parents(s: Stage) -> tuple[str, ...]:
+    return tuple(sorted({os.path.dirname(w) for w in s.writes
+                         if w not in s.reads and not os.path.isdir(w)}))
+
+
+def _rel(p: str, root: str) -> str:
+    return p[len(root) + 1:] if p.startswith(root + "/") else p
+
+
+def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_run: bool = False,
+                 executor: Executor = "local", scheduler: str | None = None, rerun: bool = False,
+                 console: Console | None = None) -> PipelineReport:
+    """Plan, then (unless ``dry_run``) run a Markdown pipeline; return what happened."""
+    console = console or Console()
+    started = time.monotonic()
+    pipe = load_pipeline(path, rerun=rerun)
+    for note in pipe.notes:
+        console.print(f"[dim]{escape(note)}[/]")
+    stages, plans = pipe.stages, pipe.plans
+    report = PipelineReport(stages=len(stages), dry_run=dry_run)
+    console.print(plan_table(stages, plans, f"plan for {pipe.doc.path.name}"))
+    console.print(plan_counts(plans))
+    if dry_run:
+        return report
+    todo = [s for s in stages if not plans[s.index].skip]
+    prepared: dict[str, PreparedEnv] = {}
+    for name in sorted({s.env for s in todo}):
+        prepared[name] = prepare(pipe.envs[name], pipe.doc.path,
+                                 log=lambda m: console.print(f"[dim]{escape(m)}[/]"))
+    log_dir = str(state_dir(pipe.doc.path) / "logs")
+    leaf_jobs = {s.index: LeafJob(index=s.index,
+                                  command=prepared[s.env].wrap(s.command, pipe.docdir),
+                                  cwd=pipe.docdir, env_tag=prepared[s.env].tag,
+                                  env_overrides=prepared[s.env].overrides, log_dir=log_dir,
+                                  rerun=rerun, make_dirs=_parents(s))
+                 for s in todo}
+    deps = {s.index: s.deps for s in stages}
+    results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)
+    for s in stages:
+        if plans[s.index].skip:
+            report.reused += 1
+            report.saved_seconds += plans[s.index].saved_seconds
+    updates: dict[str, dict[str, list[str]]] = {}
+    imports: dict[str, str] = {}
+    for i, res in results.items():
+        s = stages[i]
+        if res.exit_status != 0:
+            report.failures.append(Failure(line=s.line, command=s.display, exit_status=res.exit_status,
+                                           stderr_tail=res.stderr_tail, log=res.log))
+            continue
+        if res.reused:
+            report.reused += 1
+            report.saved_seconds += res.saved_seconds
+        else:
+            report.ran += 1
+        writes = sorted({_rel(w, pipe.docdir) for w in s.writes} |
+                        {_rel(os.path.normpath(o), pipe.docdir) for o in res.outputs})
+        ins = sorted({_rel(os.path.normpath(x), pipe.docdir) for x in res.inputs} - set(writes))
+        updates[s.signature] = {"writes": writes, "inputs": ins}
+        if s.kind == "import" and s.source and s.dest:
+            imports[s.source] = _import_digest(s, pipe, console)
+    report.skipped = len(skipped)
+    if updates or imports:
+        pipe.state.save(updates, imports)
+    if not report.failures and not skipped and pipe.publishes:
+        from sharklib.pipeline.publish import publish
+
+        report.published = publish(pipe.publishes, pipe.doc.directory, pipe.doc.path)
+    report.wall_seconds = time.monotonic() - started
+    _summary(console, report, pipe)
+    return report
+
+
+def _import_digest(s: Stage, pipe: Pipeline, console: Console) -> str:
+    from sharklib.pipeline.imports import tree_digest
+
+    assert s.source is not None and s.dest is not None
+    digest = tree_digest(os.path.join(pipe.docdir, s.dest))
+    before = pipe.state.imports.get(s.source)
+    if before and before != digest and not s.pin:
+        console.print(f"[yellow]note:[/] {escape(s.source)} changed since it was first fetched "
+                      f"({before[:19]}… → {digest[:19]}…); pin it with 'sharklib pipeline pin'")
+    return digest
+
+
+def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Executor,
+             scheduler: str | None, n: int | None, console: Console) -> tuple[dict[int, LeafResult], set[int]]:
+    from sharklib.pipeline.executors import schedule
+
+    if not jobs:
+        return {}, set()
+    workers = n or os.cpu_count() or 1
+    if executor == "local":
+        from sharklib.pipeline.executors.local import LocalPool
+
+        pool: object = LocalPool(workers)
+    elif executor in ("dask", "dask-local"):
+        from sharklib.pipeline.executors.dask import DaskPool
+
+        if executor == "dask" and not scheduler:
+            raise PipelineError("--executor dask needs --scheduler tcp://HOST:PORT")
+        pool = DaskPool(scheduler if executor == "dask" else None, workers)
+    else:
+        raise PipelineError(f"unknown executor {executor!r}")
+    try:
+        with LiveProgress(console, len(jobs)) as live:
+            return schedule(jobs, deps, pool,  # type: ignore[arg-type]
+                            on_start=lambda i: live.started(),
+                            on_finish=lambda r: live.finished(r.reused, r.exit_status != 0,
+                                                              r.saved_seconds))
+    finally:
+        pool.close()  # type: ignore[attr-defined]
+
+
+def _summary(console: Console, report: PipelineReport, pipe: Pipeline) -> None:
+    for f in report.failures:
+        console.print(f"[red]failed[/] {escape(str(pipe.doc.path))}:{f.line}: exit {f.exit_status}: "
+                      f"{escape(f.command)}", soft_wrap=True)
+        tail = f.stderr_tail.strip().splitlines()[-10:]
+        for t in tail:
+            console.print(f"  [dim]│[/] {escape(t)}", soft_wrap=True)
+        if f.log:
+            console.print(f"  [dim]full log: {escape(f.log)}.err[/]", soft_wrap=True)
+    colour = "red" if report.exit_code else "green"
+    console.print(f"[{colour}]{report.stages} stage(s): {report.ran} ran, {report.reused} reused, "
+                  f"{len(report.failures)} failed, {report.skipped} not run (upstream failed); "
+                  f"saved {report.saved_seconds:.1f}s; took {report.wall_seconds:.1f}s[/]")
+    for p in report.published:
+        console.print(f"published {escape(p)}")

@@ -1,0 +1,347 @@
+"""From blocks to stages: one stage per command line, per map input, per import.
+
+A stage knows what its command reads and writes *as far as its text says*:
+redirections (``>``, ``>>``, ``<``), ``-o``/``--output`` arguments, declared
+map outputs (tokens holding ``%{stem}``/``%{name}``) are explicit; every other
+path-like token is a *mention* that :mod:`sharklib.pipeline.dag` resolves
+against the whole document, the disk and what earlier runs observed.
+
+Map stages: a path whose last component contains ``*`` (``data/raw/*``,
+``data/raw/*.csv``) makes the command run once per matching file. The files
+are those on disk plus those earlier stages declare, so a map can consume the
+outputs of an earlier map on the very first run. In each copy ``%{in}`` is the
+matched path, ``%{name}`` its file name and ``%{stem}`` the name without its
+last suffix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from sharklib.errors import PipelineError
+from sharklib.pipeline.document import Block, Document
+from sharklib.pipeline.templates import (
+    MAP_PLACEHOLDERS,
+    PLACEHOLDER,
+    combinations,
+    expand,
+    referenced,
+    variable_table,
+)
+
+StageKind = Literal["run", "import"]
+
+_WRITE_OPS = frozenset({">", ">>", ">|", "&>", "&>>"})
+_READ_OPS = frozenset({"<"})
+_FD_OPS = frozenset({">&", "<&", "<<", "<<<", "<<-"})
+_OUTPUT_FLAGS = frozenset({"-o", "--output", "--out", "--outfile", "--output-file"})
+_FILE_NAME = re.compile(r"^[\w.+@,-]*\.[A-Za-z][A-Za-z0-9_]{0,9}$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_SAFE_ITEM = re.compile(r"^[\w@%+=:,./-]+$")
+_SHA256 = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+@dataclass(slots=True, eq=False)
+class Stage:
+    """One command the pipeline may run: a leaf job for an executor."""
+
+    index: int
+    kind: StageKind
+    command: str
+    display: str
+    line: int
+    env: str
+    item: str | None = None
+    reads: set[str] = field(default_factory=set)
+    writes: set[str] = field(default_factory=set)
+    mentions: list[str] = field(default_factory=list)
+    dirs: set[str] = field(default_factory=set)
+    deps: set[int] = field(default_factory=set)
+    source: str | None = None
+    dest: str | None = None
+    pin: str | None = None
+
+    @property
+    def signature(self) -> str:
+        """Stable identity of this stage across runs (environment name + command)."""
+        return hashlib.sha256(f"{self.env}\0{self.command}".encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+    @property
+    def label(self) -> str:
+        return f"line {self.line}" + (f" [{self.item}]" if self.item else "")
+
+
+@dataclass(slots=True)
+class Publish:
+    """A ``shark-publish`` line: copy ``source`` (and its sidecar) to ``dest`` at the end."""
+
+    source: str
+    dest: str
+    line: int
+
+
+@dataclass(slots=True)
+class _Token:
+    text: str
+    role: Literal["read", "write", "mention"]
+
+
+def command_lines(block: Block, path: Path) -> Iterator[tuple[int, str]]:
+    """The commands of a ``shark-run`` block, ``\\`` continuations joined, comments dropped."""
+    parts: list[str] = []
+    start = 0
+    for ln, text in block.lines:
+        s = text.rstrip()
+        if not parts and (not s.strip() or s.lstrip().startswith("#")):
+            continue
+        if not parts:
+            start = ln
+        if s.endswith("\\") and not s.endswith("\\\\"):
+            parts.append(s[:-1].strip())
+            continue
+        parts.append(s.strip())
+        yield start, " ".join(p for p in parts if p)
+        parts = []
+    if parts:
+        raise PipelineError("line continuation '\\' runs past the end of the block", path, start)
+
+
+def _lex(command: str, path: Path, line: int) -> list[str]:
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lexer.commenters = "#"
+    try:
+        return list(lexer)
+    except ValueError as exc:
+        raise PipelineError(f"malformed command ({exc}): {command}", path, line) from None
+
+
+def _pathlike(tok: str) -> bool:
+    if not tok or "://" in tok or "$" in tok or "`" in tok or _ASSIGNMENT.match(tok):
+        return False
+    if "%{" in tok or "/" in tok:
+        return tok not in ("/", "//")
+    return bool(_FILE_NAME.match(tok))
+
+
+def classify(command: str, path: Path, line: int) -> list[_Token]:
+    """Path-like tokens of a command with what its text says about them."""
+    toks = _lex(command, path, line)
+    out: list[_Token] = []
+    pending: Literal["read", "write", "skip"] | None = None
+    for tok in toks:
+        if pending is not None:
+            if pending != "skip":
+                out.append(_Token(tok, pending))
+            pending = None
+            continue
+        if tok in _WRITE_OPS:
+            pending = "write"
+        elif tok in _READ_OPS:
+            pending = "read"
+        elif tok in _FD_OPS:
+            pending = "skip"
+        elif tok in _OUTPUT_FLAGS:
+            pending = "write"
+        elif tok.startswith("-"):
+            flag, eq, value = tok.partition("=")
+            if eq and _pathlike(value):
+                out.append(_Token(value, "write" if flag in _OUTPUT_FLAGS else "mention"))
+        elif _pathlike(tok):
+            out.append(_Token(tok, "mention"))
+    return out
+
+
+def _abs(docdir: str, p: str) -> str:
+    return os.path.normpath(p if p.startswith("/") else os.path.join(docdir, p))
+
+
+class StageBuilder:
+    """Turns a document into stages, in document order."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.docdir = str(doc.directory)
+        self.stages: list[Stage] = []
+        self.publishes: list[Publish] = []
+        self.envs_used: dict[str, int] = {}
+        self._seen: dict[tuple[str, str, str], Stage] = {}
+        self._declared: dict[str, set[str]] = {}
+        self.table = variable_table(doc.variables, doc.path, doc.front_matter_line or 1)
+        texts = [t for b in doc.blocks for _, t in b.lines]
+        self.combos = combinations(self.table, referenced(texts))
+
+    def build(self) -> list[Stage]:
+        for block in self.doc.blocks:
+            if block.kind == "run":
+                self._run_block(block)
+            elif block.kind == "import":
+                self._import_block(block)
+            elif block.kind == "publish":
+                self._publish_block(block)
+        return self.stages
+
+    # -- run blocks -------------------------------------------------------------------------
+    def _run_block(self, block: Block) -> None:
+        env = block.env or "host"
+        for line, raw in command_lines(block, self.doc.path):
+            for values in self.combos:
+                cmd = expand(raw, values, self.table, self.doc.path, line)
+                self.envs_used.setdefault(env, line)
+                self._command(cmd, env, line)
+
+    def _command(self, cmd: str, env: str, line: int) -> None:
+        tokens = classify(cmd, self.doc.path, line)
+        wild = [t for t in tokens if "*" in os.path.basename(t.text) and "%{" not in t.text]
+        has_ph = "%{" in cmd and any(m.group(1) in MAP_PLACEHOLDERS for m in PLACEHOLDER.finditer(cmd))
+        if not wild:
+            if has_ph:
+                raise PipelineError("%{in}/%{name}/%{stem} only work in a map (a command with a "
+                                    "path whose last part contains '*')", self.doc.path, line)
+            stage = self._add("run", cmd, cmd, line, env)
+            if stage is not None:
+                self._apply(stage, tokens, {})
+            return
+        if len({t.text for t in wild}) > 1:
+            raise PipelineError("a command may map over one wildcard path only", self.doc.path, line)
+        pattern = wild[0].text
+        items = self._match(pattern, line)
+        const = [t for t in tokens if t.text != pattern and "%{" not in t.text]
+        varying = [t for t in tokens if "%{" in t.text]
+        for item in items:
+            name = os.path.basename(item)
+            stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+            values = {"in": item, "name": name, "stem": stem}
+            concrete = cmd.replace(pattern, item)
+            concrete = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), concrete)
+            stage = self._add("run", concrete, concrete, line, env, item=item)
+            if stage is None:
+                continue
+            self._apply(stage, const, {})
+            stage.reads.add(_abs(self.docdir, item))
+            for t in varying:
+                text = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), t.text)
+                p = _abs(self.docdir, text)
+                if t.role == "read" or t.text == "%{in}":
+                    stage.reads.add(p)
+                else:
+                    stage.writes.add(p)
+                    self._declare(p)
+
+    def _match(self, pattern: str, line: int) -> list[str]:
+        directory, base = os.path.split(pattern)
+        if any(c in directory for c in "*?["):
+            raise PipelineError(f"wildcard only allowed in the last part of a path: {pattern}",
+                                self.doc.path, line)
+        absdir = _abs(self.docdir, directory or ".")
+        names: set[str] = set()
+        try:
+            with os.scandir(absdir) as it:
+                for e in it:
+                    if e.is_file():
+                        names.add(e.name)
+        except OSError:
+            pass
+        names.update(self._declared.get(absdir, ()))
+        names = {n for n in names if not n.startswith(".") and not n.endswith(".intoto.jsonl")}
+        matched = sorted(fnmatch.filter(names, base))
+        if not matched:
+            raise PipelineError(f"wildcard '{pattern}' matches no file (on disk or written by an "
+                                "earlier stage)", self.doc.path, line)
+        items = [os.path.join(directory, n) if directory else n for n in matched]
+        for it in items:
+            if not _SAFE_ITEM.match(it):
+                raise PipelineError(f"map input {it!r} has characters a shell command would "
+                                    "split or expand; rename it", self.doc.path, line)
+        return items
+
+    def _apply(self, stage: Stage, tokens: list[_Token], _values: dict[str, str]) -> None:
+        for t in tokens:
+            if "*" in t.text:
+                continue
+            p = _abs(self.docdir, t.text)
+            if t.role == "write":
+                stage.writes.add(p)
+                self._declare(p)
+            elif t.role == "read":
+                stage.reads.add(p)
+            else:
+                stage.mentions.append(p)
+
+    def _declare(self, p: str) -> None:
+        d, n = os.path.split(p)
+        self._declared.setdefault(d, set()).add(n)
+
+    def _add(self, kind: StageKind, command: str, display: str, line: int, env: str,
+             item: str | None = None) -> Stage | None:
+        key = (kind, env, command)
+        if key in self._seen:
+            return None
+        stage = Stage(index=len(self.stages), kind=kind, command=command, display=display,
+                      line=line, env=env, item=item)
+        self._seen[key] = stage
+        self.stages.append(stage)
+        return stage
+
+    # -- imports and publishing ----------------------------------------------------------------
+    def _lines(self, block: Block) -> Iterator[tuple[int, list[str]]]:
+        for line, raw in block.lines:
+            s = raw.strip()
+            if not s or s.startswith("#"):
+                continue
+            for values in self.combos:
+                text = expand(s, values, self.table, self.doc.path, line, keep=frozenset())
+                try:
+                    words = shlex.split(text, comments=True)
+                except ValueError as exc:
+                    raise PipelineError(f"malformed line ({exc})", self.doc.path, line) from None
+                if words:
+                    yield line, words
+
+    def _import_block(self, block: Block) -> None:
+        from sharklib.pipeline.imports import parse_source
+
+        for line, words in self._lines(block):
+            pin = None
+            if words and _SHA256.match(words[-1]):
+                pin = words.pop()
+            if len(words) < 2:
+                raise PipelineError(f"import '{' '.join(words)}' has no destination "
+                                    "(write: SOURCE DESTINATION [sha256:HEX])", self.doc.path, line)
+            if len(words) > 2:
+                raise PipelineError("import line takes SOURCE DESTINATION [sha256:HEX]",
+                                    self.doc.path, line)
+            source, dest = words
+            parse_source(source, self.doc.path, line)
+            argv = [sys.executable, "-m", "sharklib.pipeline.fetch", source, dest]
+            if pin:
+                argv += ["--sha256", pin.split(":", 1)[1]]
+            stage = self._add("import", shlex.join(argv), f"import {source} -> {dest}", line, "host")
+            if stage is None:
+                continue
+            stage.source, stage.dest, stage.pin = source, dest, pin
+            p = _abs(self.docdir, dest)
+            stage.writes.add(p)
+            self._declare(p)
+
+    def _publish_block(self, block: Block) -> None:
+        for line, words in self._lines(block):
+            if len(words) != 2:
+                raise PipelineError("publish line takes SOURCE DESTINATION", self.doc.path, line)
+            self.publishes.append(Publish(source=words[0], dest=words[1], line=line))
+
+
+def build_stages(doc: Document) -> tuple[list[Stage], list[Publish], dict[str, int], Any]:
+    """All stages of ``doc`` (every combination, every map input), deduplicated."""
+    b = StageBuilder(doc)
+    stages = b.build()
+    return stages, b.publishes, b.envs_used, b.table
