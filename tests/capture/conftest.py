@@ -52,6 +52,12 @@ def capture_env():
     return clean_env
 
 
+@pytest.fixture
+def read_session():
+    """Every Run JSON in a session directory."""
+    return load_runs
+
+
 @pytest.fixture(autouse=True)
 def signing_key(shark_home: Path) -> None:
     """Create the key up front so its one-time notice does not differ between runs."""
