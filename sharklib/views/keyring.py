@@ -21,7 +21,7 @@ from sharklib.attest.keys import (
     trusted_key_names,
     trusted_keys,
 )
-from sharklib.errors import KeyError_
+from sharklib.errors import KeyMaterialError
 
 
 @dataclass(slots=True)
@@ -68,7 +68,7 @@ def generate(out: str | None = None, force: bool = False) -> KeyInfo:
     """A new Ed25519 key at ``out`` (default: the default key path); never overwrites silently."""
     target = Path(out) if out else default_key_path()
     if target.exists() and not force:
-        raise KeyError_("a key already exists here (use --force to replace it)", target)
+        raise KeyMaterialError("a key already exists here (use --force to replace it)", target)
     key = generate_key(target)
     return KeyInfo(key.keyid, str(key.path), key.public_pem().decode("ascii"))
 

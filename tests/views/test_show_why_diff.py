@@ -1,0 +1,87 @@
+"""show, why and diff through the real CLI on a real signed 3-step lineage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from viewkit import Pipeline, build_pipeline, shark
+
+
+def test_show_tree_names_every_step_and_input(pipeline: Pipeline) -> None:
+    r = shark("show", str(pipeline.report))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "results/report.txt" in out.splitlines()[0]
+    for cmd in ("python report.py data/clean.csv results/stats.json",
+                "python clean.py data/raw.csv data/clean.csv",
+                "python stats.py data/clean.csv results/stats.json"):
+        assert cmd in out
+    assert "data/raw.csv" in out and "(primary input)" in out
+    assert "exit 0" in out and "signed by own" in out and "commit aaaaaaaaaa" in out
+    # clean.py feeds two steps: drawn once, referred to afterwards
+    assert out.count("python clean.py data/raw.csv data/clean.csv ·") == 1
+    assert "(see above)" in out
+    assert "STALE" not in out and "missing" not in out
+
+
+def test_show_marks_stale_and_missing_files(pipeline: Pipeline) -> None:
+    pipeline.clean.write_text("edited by hand\n")
+    pipeline.raw.unlink()
+    out = shark("show", str(pipeline.report)).stdout
+    clean_lines = [ln for ln in out.splitlines() if "data/clean.csv sha256:" in ln]
+    assert clean_lines and all("STALE" in ln for ln in clean_lines)
+    raw_line = next(ln for ln in out.splitlines() if "data/raw.csv sha256:" in ln)
+    assert "missing" in raw_line
+
+
+def test_why_json_lists_transitive_inputs_code_and_environment(pipeline: Pipeline) -> None:
+    r = shark("why", str(pipeline.report), "--json")
+    assert r.returncode == 0, r.stderr
+    deps = json.loads(r.stdout)
+    assert deps["steps"] == 3 and not deps["truncated"]
+    by_path = {Path(i["path"]).name: i for i in deps["inputs"]}
+    assert set(by_path) == {"clean.csv", "stats.json", "raw.csv"}
+    assert by_path["raw.csv"]["primary"] and by_path["raw.csv"]["depth"] == 2
+    assert by_path["clean.csv"]["made_by"] == "python clean.py data/raw.csv data/clean.csv"
+    assert {Path(c["path"]).name for c in deps["code"]} == {"clean.py", "stats.py", "report.py"}
+    assert all(c["git_commit"] == "a" * 40 for c in deps["code"])
+    assert deps["environment"]["distributions"]["numpy"] == {
+        "1.26.4": ["python report.py data/clean.csv results/stats.json",
+                   "python clean.py data/raw.csv data/clean.csv",
+                   "python stats.py data/clean.csv results/stats.json"]}
+
+
+def test_why_depth_one_stops_at_direct_inputs(pipeline: Pipeline) -> None:
+    deps = json.loads(shark("why", str(pipeline.report), "--json", "--depth", "1").stdout)
+    assert deps["truncated"] and deps["steps"] == 1
+    assert {Path(i["path"]).name for i in deps["inputs"]} == {"clean.csv", "stats.json"}
+    tree = shark("why", str(pipeline.report), "--depth", "1").stdout
+    assert "cut at --depth" in tree and "read directly" in tree
+
+
+def test_diff_names_root_causes_not_consequences(tmp_path: Path) -> None:
+    a = build_pipeline(tmp_path / "a")
+    b = build_pipeline(tmp_path / "b", raw_text="id,value\n1,2.5\n2,NA\n3,4.5\n4,1\n",
+                       stats_argv_extra=["--precise"], distributions={"numpy": "2.0.0"})
+    r = shark("diff", str(a.report), str(b.report), "--json")
+    assert r.returncode == 1
+    d = json.loads(r.stdout)
+    assert not d["same_content"]
+    kinds = {(p["kind"], p["what"]) for p in d["points"]}
+    assert ("primary input", "data/raw.csv") in kinds
+    assert ("package", "numpy") in kinds
+    assert ("arguments", "command line") in kinds
+    # clean.csv and stats.json differ only as consequences: not reported as causes
+    assert not any(p["what"] in ("data/clean.csv", "results/stats.json") for p in d["points"])
+    raw = next(p for p in d["points"] if p["what"] == "data/raw.csv")
+    assert raw["via"][0] == "data/clean.csv"
+    text = shark("diff", str(a.report), str(b.report)).stdout
+    assert "diverge at 3 points" in text and "numpy" in text and "1.26.4 → 2.0.0" in text
+
+
+def test_diff_of_identical_lineages_is_clean(tmp_path: Path) -> None:
+    a = build_pipeline(tmp_path / "a")
+    r = shark("diff", str(a.report), str(a.report))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "no difference" in r.stdout

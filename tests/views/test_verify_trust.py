@@ -1,0 +1,233 @@
+"""verify, trust policies, countersigning and keys: real keys, real signatures, the real CLI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from viewkit import Pipeline, build_pipeline, shark
+
+from sharklib.attest import attestation_digest, load_signing_key, read_bundle, sidecar_path
+from sharklib.attest.keys import generate_key
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in Path(sidecar_path(str(path))).read_text().splitlines()]
+
+
+def _write_lines(path: Path, envs: list[dict]) -> None:
+    Path(sidecar_path(str(path))).write_text("".join(json.dumps(e) + "\n" for e in envs))
+
+
+def test_verify_ok_then_names_the_changed_file(pipeline: Pipeline) -> None:
+    r = shark("verify", str(pipeline.report))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "verified: 3 attestations, 3 good signatures" in r.stdout
+    pipeline.stats.write_text('{"mean": 99}')
+    r = shark("verify", str(pipeline.report))
+    assert r.returncode == 1
+    assert "FAILED" in r.stdout
+    assert f"{pipeline.stats}: output of [python stats.py" in r.stdout.replace("\n", "")
+    assert "changed since it was recorded" in r.stdout
+
+
+def test_verify_names_the_step_whose_signature_fails(pipeline: Pipeline) -> None:
+    envs = _lines(pipeline.report)
+    # corrupt the signature of line 2 (an upstream step) without touching its payload
+    sig = bytearray(base64.b64decode(envs[1]["signatures"][0]["sig"]))
+    sig[0] ^= 0xFF
+    envs[1]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    _write_lines(pipeline.report, envs)
+    r = shark("verify", str(pipeline.report))
+    assert r.returncode == 1
+    out = r.stdout.replace("\n", "")
+    assert ".intoto.jsonl:2 [python" in out and "does not verify" in out
+
+
+def test_unsigned_and_unknown_key_lineages_fail(pipeline: Pipeline, tmp_path: Path) -> None:
+    envs = _lines(pipeline.report)
+    envs[2]["signatures"] = []
+    _write_lines(pipeline.report, envs)
+    r = shark("verify", str(pipeline.report))
+    assert r.returncode == 1
+    assert ":3 [python" in r.stdout.replace("\n", "") and "no signatures" in r.stdout
+    # a lineage signed by a stranger's key
+    stranger = generate_key(tmp_path / "stranger.pem")
+    other = build_pipeline(tmp_path / "other", keys=(stranger, stranger, stranger))
+    r = shark("verify", str(other.report))
+    assert r.returncode == 1
+    assert "not signed by a trusted key" in r.stdout and "unknown key" in r.stdout
+
+
+POLICY = """
+[keys.alice]
+id = "{alice}"
+{alice_expiry}
+[keys.institution]
+pem = "inst.pub.pem"
+[keys.bob]
+imported = "bob"
+
+[groups]
+lab = ["alice", "bob"]
+
+[[rule]]
+name = "published result"
+outputs = ["results/report.txt"]
+signers = ["institution", "lab"]
+threshold = 2
+
+[[rule]]
+name = "intermediate"
+commands = ["python clean.py *"]
+signers = ["lab"]
+
+[policy]
+unmatched = "{unmatched}"
+"""
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    inst = generate_key(tmp_path / "inst.pem")
+    bob = generate_key(tmp_path / "bob.pem")
+    (tmp_path / "inst.pub.pem").write_bytes(inst.public_pem())
+    (tmp_path / "bob.pub.pem").write_bytes(bob.public_pem())
+    r = shark("keys", "import", str(tmp_path / "bob.pub.pem"), "--name", "bob")
+    assert r.returncode == 0, r.stderr
+    return {"inst": tmp_path / "inst.pem", "bob": tmp_path / "bob.pem"}
+
+
+def _policy(tmp_path: Path, unmatched: str = "trusted", alice_expiry: str = "") -> Path:
+    alice = load_signing_key().keyid
+    p = tmp_path / "policy.toml"
+    p.write_text(POLICY.format(alice=alice, unmatched=unmatched, alice_expiry=alice_expiry))
+    return p
+
+
+def test_policy_threshold_needs_the_institution_countersignature(
+        pipeline: Pipeline, keys: dict[str, Path], tmp_path: Path) -> None:
+    policy = _policy(tmp_path)
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 1
+    out = r.stdout.replace("\n", "")
+    assert ".intoto.jsonl:1 [python report.py" in out
+    assert "rule 'published result' needs 2 valid signatures from [alice, bob, institution]; valid: alice" in out
+    before = read_bundle(sidecar_path(str(pipeline.report))).head.digest
+    r = shark("sign", "--countersign", str(pipeline.report), "--key", str(keys["inst"]))
+    assert r.returncode == 0, r.stderr
+    assert "2 signatures" in r.stdout
+    after = read_bundle(sidecar_path(str(pipeline.report))).head
+    assert after.digest == before, "countersigning must not change the payload"
+    assert len(after.envelope["signatures"]) == 2
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 0, r.stdout
+    assert "published result" in r.stdout and "intermediate" in r.stdout
+
+
+def test_policy_expired_key_and_unmatched_deny(pipeline: Pipeline, keys: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    shark("sign", "--countersign", str(pipeline.report), "--key", str(keys["inst"]))
+    policy = _policy(tmp_path, alice_expiry="expires = 2020-01-01")
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 1
+    out = r.stdout.replace("\n", "")
+    assert "key 'alice' expired on 2020-01-01" in out
+    assert "[python clean.py data/raw.csv data/clean.csv]: rule 'intermediate'" in out
+    policy = _policy(tmp_path, unmatched="deny")
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 1
+    out = r.stdout.replace("\n", "")
+    assert "[python stats.py data/clean.csv results/stats.json]: no trust rule covers this step" in out
+    assert out.count("no trust rule covers") == 1
+
+
+def test_policy_rejects_a_step_signed_by_a_key_outside_its_rule(
+        tmp_path: Path, keys: dict[str, Path]) -> None:
+    inst = load_signing_key(keys["inst"])
+    p = build_pipeline(tmp_path / "p", keys=(inst, None, None))  # clean.py signed by institution only
+    (tmp_path / "pp").mkdir()
+    policy = _policy(tmp_path)
+    r = shark("verify", str(p.report), "--trust", str(policy))
+    assert r.returncode == 1
+    out = r.stdout.replace("\n", "")
+    assert "[python clean.py data/raw.csv data/clean.csv]: rule 'intermediate' needs 1 valid signature from [alice, bob]; valid: none" in out
+
+
+@pytest.mark.parametrize("body, message", [
+    ("[[rule]]\nname='x'\nsigners=['nobody']\n", "names unknown key or group 'nobody'"),
+    ("[keys.a]\nid='zz'\n", "must be a 64-digit hex key id"),
+    ("this is = = not toml", "not valid TOML"),
+    ("[keys.a]\nimported='ghost'\n", "no imported key named 'ghost'"),
+])
+def test_bad_policy_is_one_line(pipeline: Pipeline, tmp_path: Path, body: str, message: str) -> None:
+    policy = tmp_path / "bad.toml"
+    policy.write_text(body)
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and message in r.stderr and str(policy) in r.stderr
+
+
+def test_countersign_keeps_downstream_links_valid(pipeline: Pipeline, tmp_path: Path) -> None:
+    inst = generate_key(tmp_path / "inst.pem")
+    r = shark("sign", "--countersign", str(pipeline.clean), "--key", str(inst.path))
+    assert r.returncode == 0, r.stderr
+    head = read_bundle(sidecar_path(str(pipeline.clean))).head
+    assert {s["keyid"] for s in head.envelope["signatures"]} == {load_signing_key().keyid, inst.keyid}
+    # report's sidecar still carries the old copy with one signature, and still links and verifies
+    copy = read_bundle(sidecar_path(str(pipeline.report))).by_digest[head.digest]
+    assert attestation_digest(copy.envelope) == head.digest
+    assert shark("verify", str(pipeline.report)).returncode == 0
+    assert shark("verify", str(pipeline.clean)).returncode == 0
+
+
+def test_countersign_refuses_changed_file_and_untrusted_signer(pipeline: Pipeline,
+                                                                tmp_path: Path) -> None:
+    inst = generate_key(tmp_path / "inst.pem")
+    pipeline.stats.write_text("{}")
+    r = shark("sign", "--countersign", str(pipeline.stats), "--key", str(inst.path))
+    assert r.returncode == 2 and "refusing to countersign" in r.stderr
+    assert r.stderr.count("\n") == 1
+    stranger = generate_key(tmp_path / "s.pem")
+    other = build_pipeline(tmp_path / "o", keys=(stranger, stranger, stranger))
+    r = shark("sign", "--countersign", str(other.report), "--key", str(inst.path))
+    assert r.returncode == 2 and "not signed by a key you trust" in r.stderr
+
+
+def test_keys_created_once_0600_export_import_generate(tmp_path: Path, shark_home: Path) -> None:
+    r = shark("keys", "show")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("created signing key") == 1
+    key_path = shark_home / "config" / "keys" / "default.pem"
+    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+    keyid = load_signing_key(key_path).keyid
+    assert f"key id  {keyid}" in r.stdout and "BEGIN PUBLIC KEY" in r.stdout
+    again = shark("keys")
+    assert again.returncode == 0 and "created" not in again.stderr and keyid in again.stdout
+    pem = shark("keys", "export").stdout
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+    assert shark("keys", "export", "-o", str(tmp_path / "me.pem")).returncode == 0
+    assert (tmp_path / "me.pem").read_text() == pem
+    r = shark("keys", "generate", "--out", str(tmp_path / "lab.pem"))
+    assert r.returncode == 0 and "created key" in r.stdout
+    assert stat.S_IMODE(os.stat(tmp_path / "lab.pem").st_mode) == 0o600
+    r = shark("keys", "generate", "--out", str(tmp_path / "lab.pem"))
+    assert r.returncode == 2 and "already exists" in r.stderr
+    lab_pub = shark("keys", "export", "--key", str(tmp_path / "lab.pem")).stdout
+    (tmp_path / "lab.pub.pem").write_text(lab_pub)
+    r = shark("keys", "import", str(tmp_path / "lab.pub.pem"), "--name", "lab")
+    assert r.returncode == 0, r.stderr
+    labid = load_signing_key(tmp_path / "lab.pem").keyid
+    assert f"{labid}  lab" in shark("keys", "show").stdout
+    via_env = shark("keys", "show", env={"SHARKLIB_KEY": str(tmp_path / "lab.pem")})
+    assert f"key id  {labid}" in via_env.stdout
+    missing = shark("keys", "show", "--key", str(tmp_path / "nope.pem"))
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    assert "signing key not found" in missing.stderr
+    (tmp_path / "junk.pem").write_text("not a key")
+    bad = shark("keys", "import", str(tmp_path / "junk.pem"))
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
