@@ -20,6 +20,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from typing import Any
 
 from sharklib.cache.snapshots import SnapshotStore
@@ -56,9 +57,10 @@ class ZfsStore(SnapshotStore):
         mountpoint = _zfs("get", "-H", "-o", "value", "mountpoint", dataset).strip()
         if not mountpoint.startswith("/"):
             raise StoreError(f"dataset {dataset} is not mounted", mountpoint)
-        if state is None:
-            parent, base = os.path.split(mountpoint.rstrip("/"))
-            state = os.path.join(parent, f".{base}.sharklib")
+        if state is None:  # off the pool: a FUSE-mounted pool stays busy while files are open
+            from sharklib.config import cache_dir
+
+            state = str(cache_dir() / "zfs" / dataset.replace("/", "%"))
         self.lzc = _lzc()
         super().__init__(mountpoint, state, statcache)
         self.clones = os.path.join(str(self.state), "clones")
@@ -89,7 +91,17 @@ class ZfsStore(SnapshotStore):
     def _drop(self, name: str) -> None:
         where = os.path.join(self.clones, name)
         with contextlib.suppress(StoreError):
-            _zfs("destroy", self._clone(name))
+            _zfs("unmount", "-f", self._clone(name))
+        # zfs-fuse reports a just-unmounted dataset busy until the kernel forgets its inodes
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                _zfs("destroy", "-f", self._clone(name))
+                break
+            except StoreError as exc:
+                if "does not exist" in str(exc) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
         with contextlib.suppress(OSError):
             os.rmdir(where)
         if self.lzc is not None:

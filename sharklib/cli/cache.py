@@ -61,7 +61,7 @@ def du_command(root: str | None) -> None:
     """Disk usage of the cache."""
     with _open(root) as cache:
         u = maintenance.disk_usage(cache)
-    Console().print(
+    Console(soft_wrap=True).print(
         f"{u.location}: {u.runs} runs, {u.objects} objects, {_size(u.stored_bytes)} stored "
         f"({_size(u.referenced_bytes)} referenced, {u.unreferenced_objects} unreferenced "
         f"objects); {u.saved_seconds:.1f} s saved so far")
@@ -81,7 +81,7 @@ def gc_command(root: str | None, max_age: str | None, max_size: str | None,
                              max_size=maintenance.parse_size(max_size) if max_size else None,
                              dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
-    Console().print(f"{verb} {len(rep.runs_removed)} runs and {rep.objects_removed} objects "
+    Console(soft_wrap=True).print(f"{verb} {len(rep.runs_removed)} runs and {rep.objects_removed} objects "
                     f"({_size(rep.bytes_freed)})")
 
 
@@ -93,7 +93,7 @@ def verify_command(root: str | None, fast: bool) -> None:
     """Check every object against its digest; quarantine bad ones (exit 1 if any)."""
     with _open(root) as cache:
         rep = maintenance.verify(cache, full=not fast)
-    console = Console(stderr=not rep.ok)
+    console = Console(stderr=not rep.ok, soft_wrap=True)
     for sha in rep.bad:
         console.print(f"bad object {sha} (quarantined)")
     for run_id, sha in rep.dangling:
@@ -126,7 +126,7 @@ def pull_command(root: str | None, index_only: bool) -> None:
 
 
 def _sync_report(verb: str, rep: maintenance.SyncReport) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)
     for p in rep.problems:
         console.print(f"[red]{p}[/red]")
     console.print(f"{verb} {rep.entries} runs ({rep.skipped} already there)")

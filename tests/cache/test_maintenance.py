@@ -1,0 +1,162 @@
+"""ls, du, gc, verify, push and pull: the library functions and the ``sharklib cache`` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sharklib.cache import maintenance
+from sharklib.cache.runcache import RunCache
+from sharklib.runner.reuse import record
+
+
+def _record(root: Path, cache: RunCache, write, make_run, name: str, data: bytes):  # type: ignore[no-untyped-def]
+    out = write(root / "out" / name, data)
+    entry = record(make_run(root, [name], [root / "data" / "in.txt"], [out]), root=str(root),
+                   cache=cache)
+    assert entry is not None
+    return entry
+
+
+def test_gc_by_age_and_size_keeps_shared_objects(project, cache, write, make_run):  # type: ignore[no-untyped-def]
+    a = _record(project, cache, write, make_run, "a", b"A" * 1000)
+    b = _record(project, cache, write, make_run, "b", b"B" * 1000)
+    c = _record(project, cache, write, make_run, "c", b"A" * 1000)  # same bytes as a
+    now = time.time()
+    # nothing is old enough
+    assert maintenance.gc(cache, max_age=3600, now=now).runs_removed == []
+    # dry run says what would go without removing it
+    dry = maintenance.gc(cache, max_size=1000, dry_run=True, now=now)
+    assert len(dry.runs_removed) >= 1 and cache.index.count() == 3
+    # a 1000-byte budget keeps the most recently used runs that fit
+    cache.index.mark_used(c.run_id, 1.0)
+    rep = maintenance.gc(cache, max_size=1000, now=now)
+    assert set(rep.runs_removed) == {a.run_id, b.run_id}
+    assert rep.objects_removed == 1 and rep.bytes_freed == 1000  # B; A is still held by c
+    assert cache.store.has(c.outputs()[0].sha256)
+    assert not cache.store.has(b.outputs()[0].sha256)
+    assert maintenance.verify(cache).ok
+
+
+def test_verify_quarantines_bad_objects(project, cache, write, make_run):  # type: ignore[no-untyped-def]
+    e = _record(project, cache, write, make_run, "a", b"good bytes")
+    assert maintenance.verify(cache).ok
+    obj = cache.store.path(e.outputs()[0].sha256)  # type: ignore[attr-defined]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"flipped")
+    rep = maintenance.verify(cache)
+    assert rep.bad == [e.outputs()[0].sha256]
+    assert rep.dangling == [(e.run_id, e.outputs()[0].sha256)]
+    assert not rep.ok
+
+
+def test_usage_and_listing(project, cache, write, make_run):  # type: ignore[no-untyped-def]
+    _record(project, cache, write, make_run, "a", b"x" * 100)
+    u = maintenance.disk_usage(cache)
+    assert (u.runs, u.objects, u.stored_bytes, u.unreferenced_objects) == (1, 1, 100, 0)
+    [row] = maintenance.list_runs(cache)
+    assert row.argv == ["a"] and row.bytes == 100 and row.exit_status == 0
+
+
+def test_parse_sizes_and_ages() -> None:
+    assert maintenance.parse_size("10G") == 10 << 30
+    assert maintenance.parse_size("500MiB") == 500 << 20
+    assert maintenance.parse_age("30d") == 30 * 86400
+    with pytest.raises(Exception, match="not a size"):
+        maintenance.parse_size("lots")
+
+
+# -- the CLI, as a user runs it --------------------------------------------------------------
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sharklib", "cache", *args], env=env,
+                          cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_commands(project, tmp_path, write, make_run):  # type: ignore[no-untyped-def]
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"),
+               SHARKLIB_CACHE_REMOTE=(tmp_path / "remote").as_uri(), SHARKLIB_CACHE_PUSH="0",
+               COLUMNS="200")
+    with RunCache(tmp_path / "c") as cache:
+        e = _record(project, cache, write, make_run, "habitat.py", b"raster" * 100)
+    r = _cli("ls", env=env, cwd=project)
+    assert r.returncode == 0 and e.run_id[:12] in r.stdout and "habitat.py" in r.stdout
+    r = _cli("du", env=env, cwd=project)
+    assert r.returncode == 0 and "1 runs, 1 objects, 600 B stored" in r.stdout
+    r = _cli("verify", env=env, cwd=project)
+    assert r.returncode == 0 and "1 objects checked: all good" in r.stdout
+    r = _cli("push", env=env, cwd=project)
+    assert r.returncode == 0 and "pushed 1 runs" in r.stdout
+    other = dict(env, SHARKLIB_CACHE=str(tmp_path / "c2"))
+    r = _cli("pull", env=other, cwd=project)
+    assert r.returncode == 0 and "pulled 1 runs" in r.stdout
+    r = _cli("gc", "--max-size", "0", env=env, cwd=project)
+    assert r.returncode == 0 and "removed 1 runs and 1 objects (600 B)" in r.stdout
+    r = _cli("gc", "--max-age", "soon", env=env, cwd=project)
+    assert r.returncode == 2 and r.stderr.startswith("sharklib: error: not an age")
+
+
+def test_cli_verify_fails_on_corruption(project, tmp_path, write, make_run):  # type: ignore[no-untyped-def]
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
+    with RunCache(tmp_path / "c") as cache:
+        e = _record(project, cache, write, make_run, "a", b"payload")
+        obj = cache.store.path(e.outputs()[0].sha256)  # type: ignore[attr-defined]
+    os.chmod(obj, 0o644)
+    obj.write_bytes(b"tampered")
+    r = _cli("verify", env=env, cwd=project)
+    assert r.returncode == 1
+    assert f"bad object {e.outputs()[0].sha256} (quarantined)" in r.stderr
+    assert (tmp_path / "c" / "quarantine" / e.outputs()[0].sha256).exists()
+
+
+_HOLDER = """
+import sys
+from sharklib.cache.runcache import RunCache
+from sharklib.cache.index import IndexEntry, StoredObject
+from sharklib.model import Run
+cache = RunCache(sys.argv[1])
+with cache.shared():
+    info = cache.store.put_bytes(b"written by a live run")
+    print("ready", info.sha256, flush=True)
+    sys.stdin.readline()
+    run = Run(run_id="live", argv=["x"], cwd="/", started=0.0, ended=1.0, exit_status=0,
+              run_key="sha256:" + "0" * 64)
+    cache.index.add(IndexEntry(key=run.run_key, run=run, root="/",
+                               objects=[StoredObject("stdout", "", info.sha256, info.size)]))
+cache.close()
+"""
+
+
+def _blocked_lock_waiters() -> int:
+    with open("/proc/locks") as fh:
+        return sum(1 for line in fh if "->" in line)
+
+
+def test_gc_never_removes_what_a_live_run_holds(tmp_path: Path) -> None:
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(tmp_path / "c")], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdin is not None
+    ready, sha = holder.stdout.readline().split()
+    assert ready == "ready"
+    waiters_before = _blocked_lock_waiters()
+    gc = subprocess.Popen([sys.executable, "-m", "sharklib", "cache", "gc"], env=env,
+                          stdout=subprocess.PIPE, text=True)
+    # wait until the kernel shows gc blocked on the lock the live run holds
+    for _ in range(600):
+        if _blocked_lock_waiters() > waiters_before or gc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert gc.poll() is None, "gc finished while a live run held the cache"
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.wait(60) == 0
+    out, _ = gc.communicate(timeout=60)
+    assert "removed 0 runs and 0 objects" in out
+    with RunCache(tmp_path / "c") as cache:
+        assert cache.store.has(sha) and cache.index.count() == 1
+        assert maintenance.verify(cache).ok
