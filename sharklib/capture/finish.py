@@ -217,9 +217,18 @@ def finish_closed_outputs(rec: Recorder) -> Finished | None:
     """Sign the outputs finished so far (notebook cells), keeping the recorder running."""
     if rec.open_outputs:
         rec.poll()
-    done = [o for o in rec.outputs.values() if o.finished is not None]
     open_now = _open_paths()
-    done = [o for o in done if o.path not in open_now]
+    count = len(rec.inputs)
+    done: list[PendingOutput] = []
+    for o in rec.outputs.values():
+        if o.path in open_now:
+            continue
+        if o.finished is None and o.handle is None:
+            # written through a descriptor or an open() captured before the patch
+            # (IPython keeps its own reference): no longer open, so it is finished
+            o.finished = count
+        if o.finished is not None:
+            done.append(o)
     if not done:
         return None
     run, kept = build_run(rec, done, None, final=False)
