@@ -35,6 +35,7 @@ _LINE = re.compile(r"^(\d+) +(.*)$")
 _CALL = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(?:<(.*?)>)?(?:\s.*)?$", re.S)
 _EXIT = re.compile(r"^\+\+\+ (exited with (\d+)|killed by SIG(\w+)(?: \(core dumped\))?) \+\+\+$")
 _HEXSTR = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
+_PID_CHANGED = re.compile(r"<pid changed to (\d+) \.\.\.>$")
 _ANNOT = re.compile(r"^(-?\d+)<(.*)>$", re.S)
 
 SIGNALS = {name[3:]: int(num) for name, num in
@@ -145,6 +146,7 @@ class StraceParser:
         self.tgid: dict[int, int] = {}
         self.cwd: dict[int, str] = {}
         self.pending: dict[int, str] = {}
+        self.skip_resumed: set[int] = set()
         self.root: int | None = None
         self.lines = 0
         self.unparsed = 0
@@ -167,6 +169,19 @@ class StraceParser:
         if body.endswith("<unfinished ...>"):
             self.pending[tid] = body[: -len("<unfinished ...>")].rstrip()
             self._process(tid)
+            return
+        changed = _PID_CHANGED.search(body)
+        if changed:
+            # exec from a non-leader thread: the thread becomes the process (strace then
+            # reports a bogus result for the leader's resumed call, which is skipped)
+            new_pid = int(changed.group(1))
+            self.tgid[tid] = new_pid
+            self.skip_resumed.add(new_pid)
+            body = body[: changed.start()].rstrip().rstrip(",") + ") = 0"
+            tid = new_pid
+        elif body.startswith("<... ") and tid in self.skip_resumed:
+            self.skip_resumed.discard(tid)
+            self.pending.pop(tid, None)
             return
         if body.startswith("<... "):
             start = self.pending.pop(tid, None)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import IO, Any, Literal
 
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
@@ -90,10 +90,23 @@ def _resolve(argv0: str, env: Mapping[str, str], cwd: str) -> tuple[str | None, 
     return path, 0, ""
 
 
-def _stream_targets() -> dict[str, str]:
-    """stdout/stderr of this process when they are regular files (the command inherits them)."""
+def _fileno(stream: IO[Any] | int | None, default: int) -> int | None:
+    if stream is None:
+        return default
+    if isinstance(stream, int):
+        return stream if stream >= 0 else None
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _stream_targets(stdout: IO[Any] | int | None, stderr: IO[Any] | int | None) -> dict[str, str]:
+    """The command's stdout/stderr when they are regular files: outputs of the root run."""
     out: dict[str, str] = {}
-    for fd, name in ((1, "stdout"), (2, "stderr")):
+    for fd, name in ((_fileno(stdout, 1), "stdout"), (_fileno(stderr, 2), "stderr")):
+        if fd is None:
+            continue
         with contextlib.suppress(OSError):
             if stat.S_ISREG(os.fstat(fd).st_mode):
                 target = os.readlink(f"/proc/self/fd/{fd}")
@@ -145,12 +158,16 @@ def _status_from_returncode(rc: int) -> tuple[int, int | None]:
 
 def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_proxy: bool = False,
                   cwd: str | None = None, env: Mapping[str, str] | None = None,
-                  sign: bool = True, python_capture: bool = True) -> TraceResult:
+                  sign: bool = True, python_capture: bool = True,
+                  stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
+                  stderr: IO[Any] | int | None = None) -> TraceResult:
     """Run ``argv`` under the tracer, write signed sidecars beside every output, return the record.
 
     Raises :class:`TraceError` (one line) when no backend can run here. A
     command that cannot be found or executed is reported like a shell does
-    (127/126) without tracing anything.
+    (127/126) without tracing anything. ``stdin``/``stdout``/``stderr`` are
+    passed to the command like ``subprocess.Popen``'s; by default it inherits
+    this process's, and a stdout/stderr that is a regular file is an output.
     """
     t_enter = time.perf_counter()
     if not argv:
@@ -165,13 +182,14 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
     session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
     try:
         return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
-                      python_capture, t_enter)
+                      python_capture, t_enter, (stdin, stdout, stderr))
     finally:
         shutil.rmtree(session, ignore_errors=True)
 
 
 def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
-           session: Path, sign: bool, python_capture: bool, t_enter: float) -> TraceResult:
+           session: Path, sign: bool, python_capture: bool, t_enter: float,
+           stdio: tuple[Any, Any, Any]) -> TraceResult:
     classify = Classifier(extra_ignored=[str(session)])
     asm = Assembler(argv, cwd, classify, backend)
     result = TraceResult(exit_status=0, backend=backend)
@@ -184,12 +202,12 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
 
             port = stack.enter_context(recording_proxy(proxy_log))
             env = proxy_environment(port, env)
-        streams = _stream_targets()
+        streams = _stream_targets(stdio[1], stdio[2])
         sigs = stack.enter_context(_Signals())
         if backend == "ebpf":
-            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter)
+            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio)
         else:
-            _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter)
+            _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter, stdio)
     t_rec = time.perf_counter()
     for path, name in streams.items():
         asm.stream_output(name, path)
@@ -208,14 +226,15 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
 
 
 def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
-              result: TraceResult, t_enter: float) -> None:
+              result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any]) -> None:
     tracer = ebpf.EbpfTracer(asm.feed)
     tracer.start(os.getpid())
     try:
         result.startup_seconds = time.perf_counter() - t_enter
         t0 = time.perf_counter()
         try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env)
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdio[0], stdout=stdio[1],
+                                    stderr=stdio[2])
         finally:
             tracer.stop_watching()
         sigs.target = proc.pid
@@ -236,7 +255,7 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
 
 
 def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
-                result: TraceResult, t_enter: float) -> None:
+                result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any]) -> None:
     parser = ptrace.StraceParser(asm.feed, cwd)
     root_exit = threading.Event()
     root_status: list[int] = []
@@ -250,7 +269,8 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
     parser.sink = sink
     r, w = os.pipe()
     try:
-        proc = subprocess.Popen(ptrace.command(argv, w), cwd=cwd, env=env, pass_fds=(w,))
+        proc = subprocess.Popen(ptrace.command(argv, w), cwd=cwd, env=env, pass_fds=(w,),
+                                stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
     finally:
         os.close(w)
     result.startup_seconds = time.perf_counter() - t_enter

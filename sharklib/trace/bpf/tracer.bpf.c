@@ -329,8 +329,9 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
 	u32 tgid = BPF_CORE_READ(p, tgid);
-	u32 pid = BPF_CORE_READ(p, pid);
-	if (pid != tgid || !is_traced(tgid))
+	/* The process ends with its last thread (signal->live reaches 0), not with
+	 * its leader: an exec from another thread makes the old leader exit first. */
+	if (BPF_CORE_READ(p, signal, live.counter) != 0 || !is_traced(tgid))
 		return 0;
 	struct scratch *s = start(EV_EXIT, tgid);
 	if (!s)
