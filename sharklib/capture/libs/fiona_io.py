@@ -58,8 +58,9 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def patch(module: Any) -> None:
-    """Wrap ``fiona.open`` and ``fiona.collection.Collection.close``."""
-    from fiona import collection
-
+    """Wrap ``fiona.open`` (and its alias ``fiona.collection``) and ``Collection.close``."""
+    original = module.open
     wrapt.wrap_function_wrapper(module, "open", _open)
-    wrapt.wrap_function_wrapper(collection, "Collection.close", _close)
+    if getattr(module, "collection", None) is original:
+        module.collection = module.open
+    wrapt.wrap_function_wrapper(module, "Collection.close", _close)
