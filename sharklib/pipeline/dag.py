@@ -7,7 +7,8 @@ Resolution order, so the graph is the same on the first run and the tenth:
 3. mentions, in document order: a path some stage writes is a read; a
    directory that holds written paths is a gather (reduce) over all of them;
    an existing file is a read; a path nobody writes and that does not exist is
-   written by the first stage that mentions it;
+   written by the first stage that mentions it — except a path every copy of a
+   map mentions, which is only ever read;
 4. reads observed by capture in earlier runs (undeclared reads count).
 A cycle is an error naming the lines involved.
 """
@@ -58,7 +59,7 @@ def link(stages: list[Stage], docdir: str, doc: Path,
             o = stages[other]
             if o.line == s.line and s.item:
                 raise PipelineError(f"every stage of this map writes {_rel(p, docdir)}: name each "
-                                    "output after its input with %{stem} or %{name}, or gather by "
+                                    "output after its input with %{stem} or %{basename}, or gather by "
                                     "naming the directory without '*'", doc, s.line)
             raise PipelineError(f"two stages write {_rel(p, docdir)}: line {o.line} and line {s.line}",
                                 doc, s.line)
@@ -96,6 +97,9 @@ def link(stages: list[Stage], docdir: str, doc: Path,
             exists[p] = k
         return k
 
+    def inside_written(p: str) -> bool:
+        return any(writers.get(a, s.index) != s.index for a in _ancestors(p, docdir))
+
     for s in stages:
         for m in s.mentions:
             w = writers.get(m)
@@ -104,11 +108,16 @@ def link(stages: list[Stage], docdir: str, doc: Path,
                     s.reads.add(m)
             elif m in under or kind(m) == 2:
                 s.dirs.add(m)
-            elif kind(m) == 1:
+            elif kind(m) == 1 or inside_written(m):
                 s.reads.add(m)
             else:
                 claim(m, s, False)
                 s.writes.add(m)
+        for m in s.shared:
+            if m in under or (m not in writers and kind(m) == 2):
+                s.dirs.add(m)
+            elif writers.get(m, s.index) != s.index:
+                s.reads.add(m)
 
     sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
     for s in stages:

@@ -1,4 +1,4 @@
-"""Primary sources: https URLs, Zenodo records, git repositories at a commit.
+"""Primary sources: https URLs, Zenodo records, git repositories at a commit, bundled files.
 
 An import line is ``SOURCE DESTINATION [sha256:HEX]``. The fetch itself runs as
 a pipeline stage (``python -m sharklib.pipeline.fetch``) through the runner, so
@@ -38,7 +38,7 @@ CHUNK = 1 << 20
 
 @dataclass(slots=True)
 class Source:
-    kind: Literal["url", "zenodo", "git"]
+    kind: Literal["url", "zenodo", "git", "file"]
     url: str
     record: str | None = None
     file: str | None = None
@@ -49,6 +49,11 @@ def parse_source(text: str, doc: Path | None = None, line: int | None = None) ->
     """Validate an import source; errors name the document line."""
     if text.startswith(("https://", "http://")):
         return Source(kind="url", url=text)
+    if text.startswith("file:"):
+        rest = text[len("file://"):] if text.startswith("file://") else text[len("file:"):]
+        if not rest:
+            raise PipelineError(f"file source names no file: {text}", doc, line)
+        return Source(kind="file", url=rest)
     if text.startswith("zenodo://"):
         rest = text[len("zenodo://"):]
         record, _, name = rest.partition("/")
@@ -60,8 +65,8 @@ def parse_source(text: str, doc: Path | None = None, line: int | None = None) ->
         if not at or not _COMMIT.match(commit) or not url.startswith(("file://", "https://", "http://", "ssh://")):
             raise PipelineError(f"git source must be git+URL@COMMIT (a commit hash): {text}", doc, line)
         return Source(kind="git", url=url, commit=commit.lower())
-    raise PipelineError(f"unknown import source {text!r} (https://, zenodo://RECORD/FILE or "
-                        "git+URL@COMMIT)", doc, line)
+    raise PipelineError(f"unknown import source {text!r} (https://, zenodo://RECORD/FILE, "
+                        "git+URL@COMMIT or file:PATH)", doc, line)
 
 
 def tree_digest(path: str | os.PathLike[str]) -> str:
@@ -94,6 +99,19 @@ def _download(url: str, target: Path, md5: str | None = None) -> str:
         raise SharkError(f"download failed: {exc}", url) from None
     if m is not None and md5 and m.hexdigest() != md5.lower():
         raise SharkError(f"md5 {m.hexdigest()} differs from the record's checksum md5:{md5}", url)
+    return sha.hexdigest()
+
+
+def _copy(src: Path, target: Path) -> str:
+    """A bundled source (``file:PATH``, relative to the document): copied and hashed in one pass."""
+    sha = hashlib.sha256()
+    try:
+        with open(src, "rb") as f, open(target, "wb") as out:
+            while chunk := f.read(CHUNK):
+                sha.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        raise SharkError(f"cannot read bundled source: {exc.strerror or exc}", src) from None
     return sha.hexdigest()
 
 
@@ -137,6 +155,8 @@ def fetch(source: str, dest: str | os.PathLike[str], pin: str | None = None) -> 
         if src.kind == "zenodo":
             url, md5 = _zenodo_file(src)
             digest = _download(url, tmp, md5)
+        elif src.kind == "file":
+            digest = _copy(Path(src.url), tmp)
         else:
             digest = _download(src.url, tmp)
         _check_pin(source, digest, want, target)

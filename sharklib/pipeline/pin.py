@@ -58,8 +58,8 @@ def pin_document(path: str | os.PathLike[str]) -> list[PinResult]:
         assert digest is not None
         text = lines[line - 1]
         m = _COMMENT.search(text)
-        cut = m.start() if m else len(text.rstrip())
-        lines[line - 1] = f"{text[:cut].rstrip()} {digest}{text[cut:] if m else ''}"
+        end = len(text[: m.start() if m else len(text)].rstrip())
+        lines[line - 1] = f"{text[:end]} {digest}{text[end:]}"
         results.append(PinResult(line, source, digest, "pinned"))
         changed = True
     if changed:

@@ -2,7 +2,7 @@
 
 A stage knows what its command reads and writes *as far as its text says*:
 redirections (``>``, ``>>``, ``<``), ``-o``/``--output`` arguments, declared
-map outputs (tokens holding ``%{stem}``/``%{name}``) are explicit; every other
+map outputs (tokens holding ``%{stem}``/``%{basename}``) are explicit; every other
 path-like token is a *mention* that :mod:`sharklib.pipeline.dag` resolves
 against the whole document, the disk and what earlier runs observed.
 
@@ -10,7 +10,7 @@ Map stages: a path whose last component contains ``*`` (``data/raw/*``,
 ``data/raw/*.csv``) makes the command run once per matching file. The files
 are those on disk plus those earlier stages declare, so a map can consume the
 outputs of an earlier map on the very first run. In each copy ``%{in}`` is the
-matched path, ``%{name}`` its file name and ``%{stem}`` the name without its
+matched path, ``%{basename}`` its file name and ``%{stem}`` the name without its
 last suffix.
 """
 
@@ -64,6 +64,7 @@ class Stage:
     reads: set[str] = field(default_factory=set)
     writes: set[str] = field(default_factory=set)
     mentions: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
     dirs: set[str] = field(default_factory=set)
     deps: set[int] = field(default_factory=set)
     source: str | None = None
@@ -205,11 +206,11 @@ class StageBuilder:
         has_ph = "%{" in cmd and any(m.group(1) in MAP_PLACEHOLDERS for m in PLACEHOLDER.finditer(cmd))
         if not wild:
             if has_ph:
-                raise PipelineError("%{in}/%{name}/%{stem} only work in a map (a command with a "
+                raise PipelineError("%{in}/%{basename}/%{stem} only work in a map (a command with a "
                                     "path whose last part contains '*')", self.doc.path, line)
             stage = self._add("run", cmd, cmd, line, env)
             if stage is not None:
-                self._apply(stage, tokens, {})
+                self._apply(stage, tokens)
             return
         if len({t.text for t in wild}) > 1:
             raise PipelineError("a command may map over one wildcard path only", self.doc.path, line)
@@ -220,13 +221,13 @@ class StageBuilder:
         for item in items:
             name = os.path.basename(item)
             stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-            values = {"in": item, "name": name, "stem": stem}
+            values = {"in": item, "basename": name, "stem": stem}
             concrete = cmd.replace(pattern, item)
             concrete = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), concrete)
             stage = self._add("run", concrete, concrete, line, env, item=item)
             if stage is None:
                 continue
-            self._apply(stage, const, {})
+            self._apply(stage, const, shared=True)
             stage.reads.add(_abs(self.docdir, item))
             for t in varying:
                 text = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), t.text)
@@ -264,7 +265,9 @@ class StageBuilder:
                                     "split or expand; rename it", self.doc.path, line)
         return items
 
-    def _apply(self, stage: Stage, tokens: list[_Token], _values: dict[str, str]) -> None:
+    def _apply(self, stage: Stage, tokens: list[_Token], shared: bool = False) -> None:
+        """Record the tokens' roles; in a map, tokens common to every copy are ``shared``
+        (a file all copies mention is something they read, never something one of them writes)."""
         for t in tokens:
             if "*" in t.text:
                 continue
@@ -274,6 +277,8 @@ class StageBuilder:
                 self._declare(p)
             elif t.role == "read":
                 stage.reads.add(p)
+            elif shared:
+                stage.shared.append(p)
             else:
                 stage.mentions.append(p)
 

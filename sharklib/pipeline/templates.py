@@ -3,7 +3,7 @@
 Front matter values fill ``%{VAR}`` anywhere in a block. A list value makes one
 pipeline per element; several lists make one pipeline per combination (the
 Cartesian product). Only variables the document actually uses multiply, so an
-unused list never duplicates work. ``%{in}``, ``%{name}`` and ``%{stem}`` are
+unused list never duplicates work. ``%{in}``, ``%{basename}`` and ``%{stem}`` are
 reserved for map stages (see :mod:`sharklib.pipeline.stages`).
 """
 
@@ -19,7 +19,7 @@ from sharklib.errors import PipelineError
 
 PLACEHOLDER = re.compile(r"%\{([^{}]*)\}")
 #: Filled per file by a map stage: the matched input, its file name, its name without suffix.
-MAP_PLACEHOLDERS = frozenset({"in", "name", "stem"})
+MAP_PLACEHOLDERS = frozenset({"in", "basename", "stem"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 

@@ -8,6 +8,7 @@ filesystem, or the shared fsspec cache store so outputs are restored from it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sharklib.errors import SharkError
@@ -23,7 +24,8 @@ class DaskPool:
         self._cluster: Any = None
         try:
             if scheduler:
-                self._client = Client(scheduler, timeout="20s")
+                timeout = os.environ.get("SHARKLIB_DASK_TIMEOUT", "20s")
+                self._client = Client(scheduler, timeout=timeout)
             else:
                 self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
                                              processes=True, dashboard_address=None)

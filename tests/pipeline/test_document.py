@@ -1,0 +1,95 @@
+"""Parsing: blocks keep their lines, front matter, and every kind of bad input names its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pipekit import write
+
+from sharklib.errors import PipelineError
+from sharklib.pipeline import load_pipeline
+from sharklib.pipeline.document import read_document
+
+
+def test_blocks_keep_lines_and_other_blocks_are_ignored(project: Path) -> None:
+    doc = write(project / "m.md", "---\nname: x\n---\n# T\n\nprose\n\n```python\nprint(1)\n```\n\n"
+                "```shark-run:host\necho a > a.txt\n\n# comment\necho b \\\n  > b.txt\n```\n\n"
+                "```shark-unknown\nzzz\n```\n")
+    d = read_document(doc)
+    assert [b.kind for b in d.blocks] == ["run"]
+    assert d.blocks[0].line == 12
+    assert d.blocks[0].lines[0] == (13, "echo a > a.txt")
+    assert d.variables == {"name": "x"}
+    assert any("unknown block 'shark-unknown'" in n and ":20:" in n for n in d.notes)
+    pipe = load_pipeline(doc)
+    assert [(s.line, s.command) for s in pipe.stages] == [(13, "echo a > a.txt"), (16, "echo b > b.txt")]
+
+
+def _error(project: Path, text: str) -> PipelineError:
+    doc = write(project / "bad.md", text)
+    with pytest.raises(PipelineError) as info:
+        load_pipeline(doc)
+    assert info.value.path == str(doc)
+    return info.value
+
+
+@pytest.mark.parametrize(("text", "line", "words"), [
+    ("# x\n\n```shark-run:host\necho 'unterminated > a\n```\n", 4, "malformed command"),
+    ("# x\n\n```shark-run\necho a\n```\n", 3, "needs an environment"),
+    ("# x\n\n```shark-run:host\necho a > a.txt\n", 3, "never closed"),
+    ("# x\n\n```shark-run:host\necho a \\\n```\n", 4, "continuation"),
+    ("---\na: [1, 2\n---\n", 2, "not valid YAML"),
+    ("# x\n\n```shark-run:host\n\necho %{nope} > a.txt\n```\n", 5, "undefined template variable"),
+    ("# x\n\n```shark-import\nhttps://example.org/a.csv\n```\n", 4, "no destination"),
+    ("# x\n\n```shark-import\nftp://example.org/a.csv a.csv\n```\n", 4, "unknown import source"),
+    ("# x\n\n```shark-run:host\ncat nothing/here/* > x.txt\n```\n", 4, "matches no file"),
+    ("# x\n\n```shark-run:host\necho a > out.txt\necho b > out.txt\n```\n", 5, "two stages write out.txt"),
+    ("# x\n\n```shark-run:host\ncat b.txt > a.txt\ncat a.txt > b.txt\n```\n", None, "cycle"),
+    ("# x\n\n```shark-run:conda\necho a\n```\n", 4, "environment 'conda' is not defined"),
+    ("# x\n\n```shark-run:host\necho %{stem} > x.txt\n```\n", 4, "only work in a map"),
+    ("# x\n\n```shark-build:py\npython: '3.11'\nrequirements: numpy\n```\n", 3, "requirements must be a list"),
+    ("# x\n\n```shark-publish\nresult.csv\n```\n", 4, "publish line takes"),
+])
+def test_bad_input_names_the_line(project: Path, text: str, line: int | None, words: str) -> None:
+    err = _error(project, text)
+    assert words in err.message
+    if line is not None:
+        assert err.line == line
+    else:
+        assert err.line in (4, 5)
+
+
+def test_map_writing_one_path_for_every_input(project: Path) -> None:
+    for n in "ab":
+        write(project / "raw" / f"{n}.txt", n)
+    err = _error(project, "# x\n\n```shark-run:host\ncat raw/* > all.txt\n```\n")
+    assert err.line == 4 and "every stage of this map writes all.txt" in err.message
+
+
+def test_huge_document_is_refused_before_parsing(project: Path) -> None:
+    doc = project / "huge.md"
+    with open(doc, "w") as f:
+        line = "prose " * 16 + "\n"
+        f.write(line * (50 * 1024 * 1024 // len(line) + 1))
+    assert doc.stat().st_size >= 50 * 1024 * 1024
+    with pytest.raises(PipelineError) as info:
+        read_document(doc)
+    assert info.value.line == 1 and "MB" in info.value.message
+
+
+def test_not_utf8_names_the_line(project: Path) -> None:
+    doc = project / "bin.md"
+    doc.write_bytes(b"# ok\nline two\n\xff\xfe bad\n")
+    with pytest.raises(PipelineError) as info:
+        read_document(doc)
+    assert info.value.line == 3
+
+
+def test_cli_prints_one_line_error(project: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    write(project / "bad.md", "# x\n\n```shark-run:host\necho a > o.txt\necho b > o.txt\n```\n")
+    proc = cli("run", "bad.md")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "bad.md:5: two stages write o.txt" in proc.stderr
+    assert not (project / "o.txt").exists()

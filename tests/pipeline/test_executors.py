@@ -1,0 +1,71 @@
+"""The same pipeline on the local pool and on real Dask clusters gives the same bytes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipekit import Cli, sha256, write
+
+METHOD = """# m
+
+```shark-run:host
+python step.py raw/* > up/%{stem}.txt
+python -c 'import os; print(os.getpid() > 0)' > flag.txt
+python gather.py up > total.txt
+```
+"""
+
+
+def _project(root: Path) -> Path:
+    for i in range(8):
+        write(root / "raw" / f"r{i}.txt", f"value {i}\n")
+    write(root / "step.py", "import sys\nprint(open(sys.argv[1]).read().strip().upper())\n")
+    write(root / "gather.py", "import os, sys\nfor n in sorted(os.listdir(sys.argv[1])):\n"
+          "    if n.endswith('.txt'):\n        print(n, open(os.path.join(sys.argv[1], n)).read().strip())\n")
+    write(root / "m.md", METHOD)
+    return root
+
+
+def _digests(root: Path) -> dict[str, str]:
+    files = sorted(p for p in root.rglob("*.txt") if "raw" not in p.parts)
+    return {str(p.relative_to(root)): sha256(p) for p in files}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[str]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as c:
+        yield c.scheduler_address
+
+
+@pytest.mark.timeout(240)
+def test_local_pool_and_dask_agree(tmp_path: Path, cluster: str) -> None:
+    results = {}
+    for name, args in {"local": ["-j", "2"], "dask-local": ["--executor", "dask-local", "-j", "2"],
+                       "dask": ["--executor", "dask", "--scheduler", cluster]}.items():
+        root = _project(tmp_path / name)
+        proc = Cli(root)("run", *args, "m.md", check=True)
+        assert "0 failed" in proc.stdout
+        results[name] = _digests(root)
+    assert len(results["local"]) == 10
+    assert results["local"] == results["dask-local"] == results["dask"]
+    assert (tmp_path / "dask" / "total.txt").read_text().count("VALUE") == 8
+
+
+def test_dask_without_scheduler_is_an_error(project: Path, cli: Cli) -> None:
+    write(project / "m.md", "```shark-run:host\necho a > a.txt\n```\n")
+    proc = cli("run", "--executor", "dask", "m.md")
+    assert proc.returncode == 2 and "--scheduler" in proc.stderr
+
+
+def test_unreachable_scheduler_is_one_line(project: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARKLIB_DASK_TIMEOUT", "2s")
+    write(project / "m.md", "```shark-run:host\necho a > a.txt\n```\n")
+    proc = cli("run", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9", "m.md")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("sharklib: error:") and "Dask scheduler" in proc.stderr
+    assert not os.path.exists(project / "a.txt")
