@@ -13,7 +13,9 @@ command -v gdal-config >/dev/null || exit 0
 version="$(gdal-config --version)"
 echo "prepare: building GDAL $version Python bindings (a few minutes, once)"
 "$py" -m pip install -q --disable-pip-version-check setuptools wheel >/dev/null 2>&1
-if ! "$py" -m pip install -q --disable-pip-version-check --no-build-isolation "GDAL==$version"; then
+# --no-cache-dir: a wheel cached from a build without numpy would lack gdal_array
+if ! "$py" -m pip install -q --disable-pip-version-check --no-build-isolation --no-cache-dir \
+    --force-reinstall --no-deps "GDAL==$version"; then
   echo "prepare: GDAL $version Python bindings did not build; GDAL tests will be skipped" >&2
 fi
 exit 0

@@ -169,20 +169,18 @@ def test_rasterio_update_and_copy(tmp_path: Path) -> None:
 
 def test_gdal_and_ogr(tmp_path: Path) -> None:
     gdal = _need("osgeo.gdal")
-    np = _need("numpy")
     gdal.UseExceptions()
     src = tmp_path / "dem.tif"
     ds = gdal.GetDriverByName("GTiff").Create(str(src), 20, 10, 1, gdal.GDT_Float32)
     ds.SetGeoTransform((0, 1, 0, 10, 0, -1))
-    ds.GetRasterBand(1).WriteArray(np.arange(200, dtype="f4").reshape(10, 20))
+    ds.GetRasterBand(1).Fill(42.0)
     ds = None
     c = run_captured(tmp_path, """
-        import numpy as np
         from osgeo import gdal, ogr, osr
         gdal.UseExceptions()
         ogr.UseExceptions()
         src = gdal.Open("dem.tif")
-        arr = src.GetRasterBand(1).ReadAsArray()
+        raw = src.GetRasterBand(1).ReadRaster()
         gdal.Translate("small.tif", src, width=10, height=5)
         gdal.Warp("warped.tif", "dem.tif", xRes=2, yRes=2)
         mem = gdal.GetDriverByName("GTiff").Create("burn.tif", 20, 10, 1, gdal.GDT_Byte)
@@ -196,15 +194,15 @@ def test_gdal_and_ogr(tmp_path: Path) -> None:
         gdal.RasterizeLayer(mem, [1], layer, burn_values=[255])
         mem = None
         vec = None
-        gdal.VectorTranslate("pts.gpkg", "pts.shp", format="GPKG")
+        gdal.VectorTranslate("pts.geojson", "pts.shp", format="GeoJSON")
         copy = gdal.GetDriverByName("GTiff").CreateCopy("copy.tif", src)
         copy = None
         src = None
-        print(int(arr.sum()))
+        print(len(raw))
         """ + _late_read(tmp_path))
     shp = [tmp_path / f"pts.{ext}" for ext in ("shp", "shx", "dbf", "prj")]
     shp = [p for p in shp if p.exists()]
-    outputs = [tmp_path / n for n in ("small.tif", "warped.tif", "burn.tif", "pts.gpkg",
+    outputs = [tmp_path / n for n in ("small.tif", "warped.tif", "burn.tif", "pts.geojson",
                                       "copy.tif")] + shp
     # the shapefile is written by the script and read back by VectorTranslate: an output,
     # not a data input of the run

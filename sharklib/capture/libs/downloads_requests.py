@@ -53,22 +53,25 @@ class RawBody(wrapt.ObjectProxy):  # type: ignore[misc]
         return n
 
     def stream(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        feed = self._self_body.feed
         for chunk in self.__wrapped__.stream(*args, **kwargs):
-            self._self_after(chunk, False)
+            feed(chunk)
             yield chunk
-        self._self_after(b"", True)
+        self._self_body.finish()
 
     def read_chunked(self, *args: Any, **kwargs: Any) -> Iterator[bytes]:
+        feed = self._self_body.feed
         for chunk in self.__wrapped__.read_chunked(*args, **kwargs):
-            self._self_after(chunk, False)
+            feed(chunk)
             yield chunk
-        self._self_after(b"", True)
+        self._self_body.finish()
 
     def __iter__(self) -> Iterator[bytes]:
+        feed = self._self_body.feed
         for line in self.__wrapped__:
-            self._self_after(line, False)
+            feed(line)
             yield line
-        self._self_after(b"", True)
+        self._self_body.finish()
 
     def __enter__(self) -> RawBody:
         self.__wrapped__.__enter__()
