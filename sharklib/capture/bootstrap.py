@@ -12,6 +12,7 @@ image is replaced) or the top-level SIGTERM handler.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import sys
 
@@ -135,10 +136,8 @@ def preload_for_children() -> None:
     handler: the import lock is held there), or at the start of a
     multiprocessing child, costs a few milliseconds once and only there.
     """
-    try:
+    with contextlib.suppress(Exception):
         import sharklib.hashing  # noqa: F401
-    except Exception:
-        pass
 
 
 def _is_multiprocessing_child(argv: list[str], code: str | None) -> bool:
@@ -202,7 +201,7 @@ def _end(rec: _rec.Recorder, status: int | None, top_handover: bool = False) -> 
 
         flush_sinks()
         done = finish(rec, status)
-    except BaseException as exc:  # noqa: BLE001 - a sharklib failure never changes the exit
+    except BaseException as exc:
         rec.active = False
         warn_once(f"run not recorded: {describe(exc)}")
         return
@@ -211,5 +210,5 @@ def _end(rec: _rec.Recorder, status: int | None, top_handover: bool = False) -> 
             from sharklib.capture.main import end_of_top
 
             end_of_top(rec, done)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             warn_once(f"summary failed: {describe(exc)}")

@@ -69,7 +69,7 @@ def run_code(source: str, argv: list[str]) -> None:
     main.__loader__ = BuiltinImporter  # type: ignore[assignment]
     main.__spec__ = None
     main.__package__ = None
-    main.__dict__["__annotations__"] = {}
+    main.__dict__["__annotations__"] = {}  # noqa: RUF063 - setting what python -c has
     sys.argv = ["-c", *argv]
     if sys.path:
         sys.path[0] = ""

@@ -23,7 +23,7 @@ from sharklib.capture.recorder import PendingOutput, Recorder
 from sharklib.capture.safety import describe, warn_once
 
 if TYPE_CHECKING:
-    from sharklib.model import Artifact, Output, Run
+    from sharklib.model import Artifact, GitInfo, Output, Run
 
 
 @dataclass(slots=True)
@@ -100,6 +100,27 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     out_paths = [o.path for o in outputs]
     heavy = bool(input_paths or out_paths)
     wanted = [*input_paths, *out_paths, *sorted(code_files)]
+    # git state only matters when something will be signed; GitPython mostly waits on
+    # `git` subprocesses, so it runs beside the hashing instead of after it
+    git_result: list[GitInfo | None] = []
+    git_thread = None
+    if out_paths:
+        import threading
+
+        where = os.path.dirname(script) if script else rec.cwd
+
+        def _git() -> None:
+            try:
+                git_result.append(identity.git_info(where))
+            except Exception as exc:
+                rec.warnings.append(f"git state not recorded: {describe(exc)}")
+
+        try:
+            git_thread = threading.Thread(target=_git, name="sharklib-git", daemon=True)
+            git_thread.start()
+        except RuntimeError:
+            git_thread = None
+            _git()
     digests = _digests(wanted, heavy)
 
     kept: list[PendingOutput] = []
@@ -132,6 +153,8 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         outs.append(Output(path=o.path, sha256=sha, size=size, inputs=feeding, stream=o.stream))  # type: ignore[arg-type]
 
     full = bool(kept)
+    if git_thread is not None:
+        git_thread.join()
     user, host = identity.user_and_host()
     run = Run(
         run_id=rec.run_id,
@@ -144,8 +167,8 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         host=host,
         pid=rec.pid,
         backend="python",
-        code=identity.code_identity(script, rec.code_text, modules, digests, git=full,
-                                    cwd=rec.cwd),
+        code=identity.code_identity(script, rec.code_text, modules, digests,
+                                    git=git_result[0] if (full and git_result) else None),
         environment=identity.environment_identity(full, paths.environment_dirs()),
         inputs=inputs,
         downloads=list(rec.downloads),

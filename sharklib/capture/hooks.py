@@ -20,6 +20,7 @@ return at once.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import io
 import os
 import signal
@@ -105,7 +106,7 @@ def _on_fork(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
 
 
 def _on_connect(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
-    sock, address = args
+    address = args[1]
     if isinstance(address, tuple) and len(address) >= 2:
         host, port = address[0], address[1]
         rec.connect(f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}")
@@ -139,7 +140,7 @@ def audit_hook(event: str, args: tuple[Any, ...]) -> None:
     try:
         handler(rec, args)
     except Exception as exc:
-        try:
+        try:  # noqa: SIM105 - no context manager on the per-event path
             rec._fail(exc)
         except Exception:
             pass
@@ -156,7 +157,7 @@ def install_audit_hook() -> None:
 
 
 def _make_open(original: Callable[..., Any]) -> Callable[..., Any]:
-    def open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:  # noqa: A001
+    def open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         rec = _rec._current
         if rec is None or mode == "r" or mode == "rb" or mode == "rt":
             return original(file, mode, *args, **kwargs)
@@ -199,7 +200,7 @@ def patch_os_open() -> None:
     original = os.open
     _originals["os.open"] = original
 
-    def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:  # noqa: A001
+    def open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
         rec = _rec._current
         if dir_fd is None or rec is None:
             return original(path, flags, mode, dir_fd=dir_fd)
@@ -239,7 +240,7 @@ def patch_exit(save: Callable[[int], None]) -> None:
     def _exit(status: int) -> None:
         try:
             save(int(status))
-        except BaseException as exc:  # noqa: BLE001 - nothing may stop the exit
+        except BaseException as exc:
             warn_once(f"could not save the record before os._exit: {describe(exc)}")
         real_os_exit(status)
 
@@ -248,13 +249,11 @@ def patch_exit(save: Callable[[int], None]) -> None:
     real_sys_exit = sys.exit
     _originals["sys.exit"] = real_sys_exit
 
-    def exit(status: Any = None) -> None:  # noqa: A001
+    def exit(status: Any = None) -> None:
         rec = _rec._current
         if rec is not None:
-            try:
+            with contextlib.suppress(Exception):
                 rec.exit_status = exit_code_of(status)
-            except Exception:
-                pass
         real_sys_exit(status)
 
     exit.__doc__ = real_sys_exit.__doc__
@@ -283,7 +282,7 @@ def install_sigterm(save: Callable[[int], None]) -> None:
     def handler(signum: int, frame: Any) -> None:
         try:
             save(-signum)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             warn_once(f"could not save the record on SIGTERM: {describe(exc)}")
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)

@@ -8,6 +8,7 @@ file object is closed and that the process no longer holds open, on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -80,8 +81,6 @@ def load_ipython_extension(ip: Any) -> None:
 
 
 def unload_ipython_extension(ip: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         ip.events.unregister("post_run_cell", _post_run_cell)
-    except Exception:
-        pass
     disable()

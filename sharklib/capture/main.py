@@ -182,7 +182,7 @@ def run_main(argv: list[str]) -> int:
             rec.exit_status = -2
         _die_of_sigint()
         return 130
-    except BaseException as exc:  # noqa: BLE001 - printed exactly as Python would
+    except BaseException as exc:
         execfile.print_exception(exc)
         if rec is not None:
             rec.exit_status = 1

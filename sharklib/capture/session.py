@@ -37,9 +37,18 @@ def create_session_dir() -> str:
 
 
 def remove_session_dir(path: str) -> None:
-    import shutil
+    """Remove the session (shallow: runs/*.json and stream copies; shutil only if deeper)."""
+    try:
+        for top, dirs, files in os.walk(path, topdown=False):
+            for name in files:
+                os.unlink(os.path.join(top, name))
+            for name in dirs:
+                os.rmdir(os.path.join(top, name))
+        os.rmdir(path)
+    except OSError:
+        import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_run(session: str, run_dict: dict[str, Any]) -> str:

@@ -1,0 +1,205 @@
+"""Capture overhead: start-up, a pandas/numpy script over a few hundred files, peak RSS,
+and noWorkflow / recipy on the same script.
+
+    .venv/bin/python benchmarks/bench_capture.py [--files 300] [--rows 3000] [--runs 5] [--no-others]
+
+Every figure is a median of >= 5 runs after a warm-up, plain and captured
+runs interleaved so machine noise hits both alike, and compared within this
+run. Subprocesses run with PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE
+*unset* (the shell here exports both; they distort the numbers).
+noWorkflow and recipy are installed into their own virtual environments under
+``$SHARKLIB_BENCH_VENVS`` (default ``~/.cache/sharklib-bench/venvs``): noWorkflow
+pins an old SQLAlchemy. When one cannot install or run, the table says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+SCRIPT = HERE / "capture_ds_script.py"
+MAKE_DATA = HERE / "capture_make_data.py"
+
+
+def bench_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    for k in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH"):
+        env.pop(k, None)
+    env["SHARKLIB_HOME"] = str(home)
+    return env
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS (KiB) of the command's own process, exit status."""
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            tail = err.read().decode(errors="replace").strip()[-400:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {tail}")
+    return wall, usage.ru_maxrss, code
+
+
+def interleaved(cmds: dict[str, list[str]], cwd: Path, env: dict[str, str], runs: int,
+                warmup: int = 1, before: object = None) -> dict[str, tuple[list[float], list[int]]]:
+    out: dict[str, tuple[list[float], list[int]]] = {k: ([], []) for k in cmds}
+    for i in range(warmup + runs):
+        for name, cmd in cmds.items():
+            if callable(before):
+                before()
+            wall, rss, _ = timed(cmd, cwd, env)
+            if i >= warmup:
+                out[name][0].append(wall)
+                out[name][1].append(rss)
+    return out
+
+
+def venv_tool(root: Path, name: str, packages: list[str]) -> tuple[Path | None, str]:
+    """A venv with ``packages`` (created once); (python, "") or (None, why not)."""
+    venv = root / name
+    py = venv / "bin" / "python"
+    marker = venv / ".ok"
+    if marker.exists():
+        return py, ""
+    try:
+        if not py.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            *packages], capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            lines = [ln for ln in (r.stderr or r.stdout).splitlines() if "ERROR" in ln] or ["pip failed"]
+            return None, f"install failed: {lines[-1][:80]}"
+        marker.write_text("ok\n")
+        return py, ""
+    except (subprocess.SubprocessError, OSError) as exc:
+        return None, f"install failed: {exc}"[:90]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=300)
+    ap.add_argument("--rows", type=int, default=3000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--startup-runs", type=int, default=21)
+    ap.add_argument("--small-files", type=int, default=20, help="data set for noWorkflow/recipy")
+    ap.add_argument("--no-others", action="store_true", help="skip noWorkflow and recipy")
+    args = ap.parse_args()
+    runs = max(5, args.runs)
+
+    work = Path(tempfile.mkdtemp(prefix="sharklib-bench-capture-"))
+    home = work / "home"
+    env = bench_env(home)
+    subprocess.run([PY, "-c", "from sharklib.attest import load_signing_key; load_signing_key()"],
+                   env=env, check=True, capture_output=True)
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    try:
+        # 1. start-up
+        (work / "noop.py").write_text("pass\n")
+        res = interleaved({"plain": [PY, "noop.py"],
+                           "captured": [PY, "-m", "sharklib", "run", "-q", "noop.py"]},
+                          work, env, max(5, args.startup_runs), warmup=3)
+        p, c = (statistics.median(res[k][0]) * 1000 for k in ("plain", "captured"))
+        rows.append(("start-up: noop.py", f"{p:.1f} ms", f"{c:.1f} ms", f"+{c - p:.1f} ms",
+                     "<= +15 ms", "yes" if c - p <= 15 else "NO"))
+
+        # 2. data-science script
+        data = work / "data"
+        subprocess.run([PY, str(MAKE_DATA), str(data), str(args.files), str(args.rows)], env=env,
+                       check=True)
+
+        def clean() -> None:
+            for d in ("out_plain", "out_cap"):
+                shutil.rmtree(work / d, ignore_errors=True)
+
+        res = interleaved({"plain": [PY, str(SCRIPT), "data", "out_plain"],
+                           "captured": [PY, "-m", "sharklib", "run", "-q", str(SCRIPT), "data", "out_cap"]},
+                          work, env, runs, warmup=1, before=clean)
+        p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
+        rows.append((f"pandas script, {args.files} files in / {args.files + 1} out",
+                     f"{p:.2f} s", f"{c:.2f} s", f"{c / p:.3f}x", "<= 1.03x",
+                     "yes" if c / p <= 1.03 else "NO"))
+        rp, rc = (statistics.median(res[k][1]) / 1024 for k in ("plain", "captured"))
+        rows.append(("peak RSS, same script", f"{rp:.1f} MiB", f"{rc:.1f} MiB", f"+{rc - rp:.1f} MiB",
+                     "<= +30 MiB", "yes" if rc - rp <= 30 else "NO"))
+
+        # 3. the same script on a small data set, beside noWorkflow and recipy
+        small = work / "small"
+        subprocess.run([PY, str(MAKE_DATA), str(small / "data"), str(args.small_files), str(args.rows)],
+                       env=env, check=True)
+        shutil.copy(SCRIPT, small / "script.py")
+
+        def clean_small() -> None:
+            for d in ("out", ".noworkflow"):
+                shutil.rmtree(small / d, ignore_errors=True)
+
+        res = interleaved({"plain": [PY, "script.py", "data", "out"],
+                           "captured": [PY, "-m", "sharklib", "run", "-q", "script.py", "data", "out"]},
+                          small, env, runs, warmup=1, before=clean_small)
+        base_small = statistics.median(res["plain"][0])
+        cap_small = statistics.median(res["captured"][0])
+        label = f"same script, {args.small_files} files"
+        rows.append((f"{label}: sharklib", f"{base_small:.2f} s", f"{cap_small:.2f} s",
+                     f"{cap_small / base_small:.2f}x", "", ""))
+        if args.no_others:
+            rows.append((f"{label}: noWorkflow", "", "", "skipped (--no-others)", "", ""))
+            rows.append((f"{label}: recipy", "", "", "skipped (--no-others)", "", ""))
+        else:
+            root = Path(os.environ.get("SHARKLIB_BENCH_VENVS",
+                                       Path.home() / ".cache" / "sharklib-bench" / "venvs"))
+            root.mkdir(parents=True, exist_ok=True)
+            for tool, pkgs, cmd in (
+                ("noWorkflow", ["noworkflow", "numpy", "pandas"], ["-m", "noworkflow", "run", "script.py", "data", "out"]),
+                ("recipy", ["recipy", "numpy", "pandas"], ["-m", "recipy", "script.py", "data", "out"]),
+            ):
+                py, why = venv_tool(root, tool.lower(), pkgs)
+                if py is None:
+                    rows.append((f"{label}: {tool}", f"{base_small:.2f} s", "-", why, "", ""))
+                    continue
+                tenv = dict(env, HOME=str(work / f"home-{tool}"))
+                Path(tenv["HOME"]).mkdir(exist_ok=True)
+                try:
+                    clean_small()
+                    first, _, _ = timed([str(py), *cmd], small, tenv)
+                    walls = [first]
+                    # medians of 5 only when a run is short enough to repeat
+                    if first < 30:
+                        for _ in range(4):
+                            clean_small()
+                            walls.append(timed([str(py), *cmd], small, tenv)[0])
+                    w = statistics.median(walls)
+                    note = f"{w / base_small:.1f}x" + ("" if len(walls) >= 5 else f" ({len(walls)} run)")
+                    rows.append((f"{label}: {tool}", f"{base_small:.2f} s", f"{w:.2f} s", note, "", ""))
+                except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+                    rows.append((f"{label}: {tool}", f"{base_small:.2f} s", "-",
+                                 f"failed: {str(exc)[-70:]}", "", ""))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    head = ("measurement", "plain", "captured", "ratio / diff", "target", "met")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(f"\n(medians of {runs} interleaved runs after warm-up; start-up: {max(5, args.startup_runs)} runs; "
+          f"PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE unset for every subprocess; "
+          f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
