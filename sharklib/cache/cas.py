@@ -51,6 +51,8 @@ class ContentStore(ObjectStore):
         self.quarantined = self.root / "quarantine"
         for d in (self.objects, self.tmp, self.quarantined):
             d.mkdir(parents=True, exist_ok=True)
+        self._objects = str(self.objects)
+        self._where = str(self.root)
         self.statcache = statcache if statcache is not None else StatCache(
             self.root / "objects-stat.sqlite")
 
@@ -58,8 +60,11 @@ class ContentStore(ObjectStore):
         return str(self.root)
 
     def path(self, sha256: str) -> Path:
-        check_digest(sha256, str(self.root))
-        return self.objects / sha256[:2] / sha256
+        return Path(self._path(sha256))
+
+    def _path(self, sha256: str) -> str:
+        check_digest(sha256, self._where)
+        return f"{self._objects}/{sha256[:2]}/{sha256}"
 
     # -- writing -------------------------------------------------------------------------
     def _tmpfile(self) -> str:
@@ -146,22 +151,22 @@ class ContentStore(ObjectStore):
 
     # -- reading -------------------------------------------------------------------------
     def has(self, sha256: str) -> bool:
-        return self.path(sha256).is_file()
+        return os.path.isfile(self._path(sha256))
 
     def open(self, sha256: str) -> BinaryIO:
         try:
-            return open(self.path(sha256), "rb")
+            return open(self._path(sha256), "rb")
         except FileNotFoundError:
             raise StoreError(f"object {sha256} is not in the store", str(self.root)) from None
 
     def verify(self, sha256: str, *, full: bool = False) -> bool:
-        p = self.path(sha256)
+        p = self._path(sha256)
         if full:
             try:
                 return sha256_file(p)[0] == sha256
             except OSError:
                 return False
-        got = self.statcache.digest(str(p))
+        got = self.statcache.digest(p)
         return got is not None and got[0] == sha256
 
     def restore(self, sha256: str, dest: str, *, link: LinkMode = "auto",

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 
@@ -81,7 +82,7 @@ def materialise(src: str, dest: str, *, link: LinkMode = "auto", read_only: bool
                 os.unlink(tmp)
                 os.link(src, tmp)
             else:
-                copy_hashing(src, tmp)
+                shutil.copyfile(src, tmp)  # sendfile/copy_file_range: no user-space copy
             if strategy != "hardlink":
                 os.chmod(tmp, 0o444 if read_only else 0o644)
             os.replace(tmp, dest)

@@ -46,7 +46,7 @@ class RemoteStore(ObjectStore):
     name = "remote"
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
-                 level: int = 3, threads: int = 0) -> None:
+                 level: int = 3, threads: int = -1) -> None:
         self.url = url.rstrip("/")
         self.fs, self.base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
         self.base = self.base.rstrip("/")

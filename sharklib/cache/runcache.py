@@ -29,14 +29,16 @@ import os
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sharklib.cache.cas import ContentStore
 from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
-from sharklib.cache.remote import RemoteStore
 from sharklib.cache.store import LinkMode, ObjectStore, Restored, open_store
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
+
+if TYPE_CHECKING:  # fsspec and zstandard load only when a remote is configured
+    from sharklib.cache.remote import RemoteStore
 
 ENV_CACHE_REMOTE = "SHARKLIB_CACHE_REMOTE"
 ENV_CACHE_PUSH = "SHARKLIB_CACHE_PUSH"
@@ -77,7 +79,11 @@ class RunCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.store: ObjectStore = store if store is not None else ContentStore(self.directory)
         self.index = RunIndex(self.directory / "index.sqlite")
-        self.remote = RemoteStore(remote) if isinstance(remote, str) else remote
+        if isinstance(remote, str):
+            from sharklib.cache.remote import RemoteStore
+
+            remote = RemoteStore(remote)
+        self.remote: RemoteStore | None = remote
         self.push_new = push
         self.link: LinkMode = link
         self.read_only = read_only

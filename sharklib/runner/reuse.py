@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import importlib.metadata
 import os
 import sys
 import time
@@ -78,20 +77,28 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def checked_relpath(root: str, relpath: str) -> str:
+    """The lexical half of :func:`safe_destination`: no absolute paths, no ``..`` escapes."""
+    if not relpath or "\0" in relpath or os.path.isabs(relpath):
+        raise StoreError("refusing to restore to a path outside the project",
+                         f"{root} (cache entry path {relpath!r})")
+    norm = os.path.normpath(relpath)
+    if norm in (".", "..") or norm.startswith(".." + os.sep):
+        raise StoreError("refusing to restore to a path outside the project",
+                         f"{root} (cache entry path {relpath!r})")
+    return os.path.join(root, norm)
+
+
 def safe_destination(root: str, relpath: str) -> str:
     """Where a recorded output goes, refusing anything that would land outside ``root``.
 
     Refused: absolute paths, ``..`` escapes, and paths whose existing parent
-    directories resolve (through symlinks) outside the root.
+    directories resolve (through symlinks) outside the root. Creates the
+    missing parent directories.
     """
     where = f"{root} (cache entry path {relpath!r})"
-    if not relpath or "\0" in relpath or os.path.isabs(relpath):
-        raise StoreError("refusing to restore to a path outside the project", where)
-    norm = os.path.normpath(relpath)
-    if norm in (".", "..") or norm.startswith(".." + os.sep):
-        raise StoreError("refusing to restore to a path outside the project", where)
+    dest = checked_relpath(root, relpath)
     real_root = os.path.realpath(root)
-    dest = os.path.join(root, norm)
     probe = os.path.dirname(dest)
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
@@ -110,6 +117,8 @@ def safe_destination(root: str, relpath: str) -> str:
 # -- environment ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4096)
 def _installed_version(name: str) -> str | None:
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(name)
     except (importlib.metadata.PackageNotFoundError, ValueError):
@@ -150,17 +159,19 @@ def _downloads_trusted(run: Run, policy: str, pins: Mapping[str, str] | None,
 
 def _restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list[str], int]:
     """Restore every output that is missing or differs; refuse hostile paths first."""
-    plan = [(obj, safe_destination(root, obj.path)) for obj in entry.outputs()]
-    restored: list[str] = []
+    plan = [(obj, checked_relpath(root, obj.path)) for obj in entry.outputs()]
+    missing = []
     in_place = 0
     for obj, dest in plan:
-        if os.path.isfile(dest) and not os.path.islink(dest) and \
-                cache.statcache.unchanged(dest, obj.sha256):
+        # a file already right needs no write, so the (costlier) symlink check is skipped
+        if not os.path.islink(dest) and cache.statcache.unchanged(dest, obj.sha256):
             in_place += 1
-            continue
+        else:
+            missing.append(obj)
+    writes = [(obj, safe_destination(root, obj.path)) for obj in missing]  # all refused first
+    for obj, dest in writes:
         cache.restore(obj, dest)
-        restored.append(dest)
-    return restored, in_place
+    return [dest for _, dest in writes], in_place
 
 
 def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
