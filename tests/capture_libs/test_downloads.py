@@ -116,6 +116,9 @@ def test_urllib_urlopen_read_iterate_and_urlretrieve(tmp_path: Path, http_server
     (big,) = _by_url(c, f"{http_server}/big.bin")
     _check(big, BIG)
     assert (tmp_path / "fetched.bin").read_bytes() == PAYLOAD
+    saved = [d for d in data_dl if d.saved_to]
+    assert [d.saved_to for d in saved] == [str(tmp_path / "fetched.bin")]
+    assert saved[0].sha256 == c.outputs()[str(tmp_path / "fetched.bin")]
     assert len(c.run.downloads) == 4
 
 

@@ -27,14 +27,17 @@ _exit_hook = False
 class BodyDigest:
     """Running sha256 and size of one response body, plus what identifies the resource."""
 
-    __slots__ = ("__weakref__", "_h", "done", "etag", "exact", "last_modified", "method", "size",
-                 "status", "url")
+    __slots__ = ("__weakref__", "_h", "done", "etag", "exact", "last_modified", "method",
+                 "saved_to", "size", "status", "url")
 
     def __init__(self, url: str, status: int | None, headers: Mapping[str, Any] | None,
-                 method: str = "GET", owner: object | None = None) -> None:
+                 method: str = "GET", owner: object | None = None,
+                 saved_to: str | None = None) -> None:
         import hashlib
 
         self.url = url
+        #: the file the body was saved to, when the saving call names it (``urlretrieve``)
+        self.saved_to = saved_to
         self.status = status
         self.method = (method or "GET").upper()
         self.etag = _header(headers, "ETag")
@@ -79,7 +82,8 @@ class BodyDigest:
             rec.download(Download(url=self.url, sha256=self._h.hexdigest() if self.exact else None,
                                   size=self.size,
                                   etag=self.etag, last_modified=self.last_modified,
-                                  status=self.status, method=self.method))
+                                  status=self.status, method=self.method,
+                                  saved_to=self.saved_to))
         except Exception as exc:
             warn(f"download record for {self.url}", exc)
 

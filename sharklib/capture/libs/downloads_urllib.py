@@ -13,6 +13,8 @@ wrapped. ``file:``, ``data:`` and ``ftp:`` responses are not HTTP downloads
 from __future__ import annotations
 
 import http.client
+import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +22,9 @@ import wrapt
 
 from sharklib.capture.libs.body_digest import BodyDigest
 from sharklib.capture.libs.recording import guarded, recorder
+
+#: the file ``urlretrieve`` is saving to in this thread, so its download can name it
+_saving = threading.local()
 
 
 class ResponseBody(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -112,7 +117,9 @@ def _open(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             method = _method(args, kwargs)
             if method.upper() != "HEAD":
                 url = response.geturl() if hasattr(response, "geturl") else ""
-                body = BodyDigest(str(url), response.status, response.headers, method)
+                saved_to = getattr(_saving, "path", None)
+                body = BodyDigest(str(url), response.status, response.headers, method,
+                                  saved_to=saved_to)
                 proxy = ResponseBody(response, body)
                 import weakref
 
@@ -121,6 +128,21 @@ def _open(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return response
 
 
+def _urlretrieve(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    """``urlretrieve(url, filename)`` says where the body goes: the download names that file."""
+    previous = getattr(_saving, "path", None)
+    try:
+        filename = args[1] if len(args) > 1 else kwargs.get("filename")
+        _saving.path = os.path.abspath(os.fsdecode(filename)) if filename is not None else None
+    except Exception:
+        _saving.path = None
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _saving.path = previous
+
+
 def patch(module: Any) -> None:
-    """Wrap ``urllib.request.OpenerDirector.open``."""
+    """Wrap ``urllib.request.OpenerDirector.open`` and ``urlretrieve``."""
     wrapt.wrap_function_wrapper(module, "OpenerDirector.open", _open)
+    wrapt.wrap_function_wrapper(module, "urlretrieve", _urlretrieve)
