@@ -147,9 +147,18 @@ class StraceParser:
         self.cwd: dict[int, str] = {}
         self.pending: dict[int, str] = {}
         self.skip_resumed: set[int] = set()
+        # lines of a new task that arrive before its parent's clone() returned
+        self.early: dict[int, list[str]] = {}
         self.root: int | None = None
         self.lines = 0
         self.unparsed = 0
+
+    def flush(self) -> None:
+        """End of trace: lines of tasks whose creation was never seen go to the root."""
+        for tid in list(self.early):
+            self.tgid.setdefault(tid, tid)
+            for line in self.early.pop(tid, []):
+                self.feed_line(line)
 
     def _process(self, tid: int) -> int:
         if self.root is None:
@@ -166,6 +175,9 @@ class StraceParser:
             return
         tid = int(m.group(1))
         body = m.group(2)
+        if self.root is not None and tid not in self.tgid:
+            self.early.setdefault(tid, []).append(line)
+            return
         if body.endswith("<unfinished ...>"):
             self.pending[tid] = body[: -len("<unfinished ...>")].rstrip()
             self._process(tid)
@@ -253,10 +265,12 @@ class StraceParser:
                 flags = _int(fm.group(1))
             if flags & CLONE_THREAD:
                 self.tgid[child] = pid
-                return
-            self.tgid[child] = child
-            self.cwd[child] = self.cwd.get(pid, self.initial_cwd)
-            emit(Event("fork", child, status=pid))
+            else:
+                self.tgid[child] = child
+                self.cwd[child] = self.cwd.get(pid, self.initial_cwd)
+                emit(Event("fork", child, status=pid))
+            for line in self.early.pop(child, []):
+                self.feed_line(line)
         elif name in ("execve", "execveat"):
             if name == "execve":
                 path = self._name(pid, None, args[0])
@@ -329,6 +343,7 @@ def reader_thread(stream: IO[bytes], parser: StraceParser) -> threading.Thread:
                 parser.feed_line(raw.decode("ascii", "surrogateescape"))
             except Exception:
                 parser.unparsed += 1
+        parser.flush()
         stream.close()
 
     t = threading.Thread(target=run, name="sharklib-strace-reader", daemon=True)

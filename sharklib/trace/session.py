@@ -257,14 +257,17 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
 def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
                 result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any]) -> None:
     parser = ptrace.StraceParser(asm.feed, cwd)
-    root_exit = threading.Event()
     root_status: list[int] = []
+    root_seen = threading.Event()
+    closed = threading.Event()
 
     def sink(ev: object) -> None:
+        if closed.is_set():
+            return
         asm.feed(ev)  # type: ignore[arg-type]
         if getattr(ev, "kind", "") == "exit" and getattr(ev, "pid", None) == parser.root:
             root_status.append(ev.status)  # type: ignore[attr-defined]
-            root_exit.set()
+            root_seen.set()
 
     parser.sink = sink
     r, w = os.pipe()
@@ -275,24 +278,34 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
         os.close(w)
     result.startup_seconds = time.perf_counter() - t_enter
     t0 = time.perf_counter()
+    drain_fd = os.dup(r)
     reader = ptrace.reader_thread(os.fdopen(r, "rb", buffering=1 << 16), parser)
     sigs.target = proc.pid
-    while proc.poll() is None:
-        if parser.root and sigs.target == proc.pid:
-            sigs.target = parser.root
-        if root_exit.wait(0.05):
-            result.command_seconds = time.perf_counter() - t0
-            # the root is gone; anything still running outlived it: detach, do not wait
-            try:
-                proc.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                proc.terminate()
-                proc.wait()
-            break
-    rc = proc.wait()
+    root_pid = _strace_root(proc, parser)
+    outlived = False
+    if root_pid:
+        sigs.target = root_pid
+        _wait_pid_exit(root_pid, proc, root_seen)
+        result.command_seconds = time.perf_counter() - t0
+        root_seen.wait(5)
+        try:
+            proc.wait(timeout=0.5)
+        except subprocess.TimeoutExpired:
+            # Processes outlived the command. Detaching strace would leave its seccomp
+            # filter in them (their traced syscalls would fail), so strace stays until they
+            # end; a detached `cat` keeps draining its output once we are gone.
+            outlived = True
+            closed.set()
+            subprocess.Popen(["cat"], stdin=drain_fd, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    os.close(drain_fd)
+    if not outlived:
+        rc = proc.wait()
+        reader.join(timeout=30)
+    else:
+        rc = 0
     if not result.command_seconds:
         result.command_seconds = time.perf_counter() - t0
-    reader.join(timeout=30)
     result.events = parser.lines
     if root_status:
         status = root_status[0]
@@ -304,6 +317,31 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
     if parser.unparsed:
         asm.root.warnings.append(f"{parser.unparsed} strace lines could not be parsed")
     asm.root_exited(-result.signal if result.signal else result.exit_status)
+
+
+def _strace_root(proc: subprocess.Popen[bytes], parser: ptrace.StraceParser) -> int | None:
+    """The command's pid: the first pid in strace's (line-flushed) output."""
+    while proc.poll() is None:
+        if parser.root is not None:
+            return parser.root
+        time.sleep(0.001)
+    return parser.root
+
+
+def _wait_pid_exit(pid: int, proc: subprocess.Popen[bytes], seen: threading.Event) -> None:
+    """Block until ``pid`` (strace's child, not ours) has exited, or strace itself ended."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # already gone and reaped
+        return
+    try:
+        while proc.poll() is None and not seen.is_set():
+            if select.select([fd], [], [], 0.05)[0]:
+                return
+    finally:
+        os.close(fd)
 
 
 def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
