@@ -115,7 +115,26 @@ def main() -> int:
         rows.append(("start-up: noop.py", f"{p:.1f} ms", f"{c:.1f} ms", f"+{c - p:.1f} ms",
                      "<= +15 ms", "yes" if c - p <= 15 else "NO"))
 
-        # 2. data-science script
+        # 2. the per-open cost (worst case: a loop that only opens files)
+        (work / "opens").mkdir()
+        for i in range(100):
+            (work / "opens" / f"f{i}.txt").write_text("x" * 100)
+        (work / "read_loop.py").write_text(
+            "import os\nfiles = [os.path.join('opens', f) for f in sorted(os.listdir('opens'))]\n"
+            "for _ in range(1000):\n    for f in files:\n        with open(f) as fh:\n            fh.read()\n")
+        (work / "write_loop.py").write_text(
+            "import os\nos.makedirs('wout', exist_ok=True)\nsrc = open('opens/f0.txt').read()\n"
+            "for i in range(20000):\n    with open(f'wout/w{i % 200}.txt', 'w') as fh:\n        fh.write(src)\n"
+            "    open(f'opens/f{i % 100}.txt').read()\n")
+        for name, what in (("read_loop.py", "100,000 reads (open+read+close)"),
+                           ("write_loop.py", "20,000 write-opens + 20,000 reads")):
+            res = interleaved({"plain": [PY, name], "captured": [PY, "-m", "sharklib", "run", "-q", name]},
+                              work, env, runs, warmup=1)
+            p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
+            rows.append((f"hook cost, {what}", f"{p:.2f} s", f"{c:.2f} s", f"{c / p:.3f}x",
+                         "(worst case)", ""))
+
+        # 3. data-science script
         data = work / "data"
         subprocess.run([PY, str(MAKE_DATA), str(data), str(args.files), str(args.rows)], env=env,
                        check=True)
@@ -135,7 +154,7 @@ def main() -> int:
         rows.append(("peak RSS, same script", f"{rp:.1f} MiB", f"{rc:.1f} MiB", f"+{rc - rp:.1f} MiB",
                      "<= +30 MiB", "yes" if rc - rp <= 30 else "NO"))
 
-        # 3. the same script on a small data set, beside noWorkflow and recipy
+        # 4. the same script on a small data set, beside noWorkflow and recipy
         small = work / "small"
         subprocess.run([PY, str(MAKE_DATA), str(small / "data"), str(args.small_files), str(args.rows)],
                        env=env, check=True)

@@ -222,7 +222,8 @@ def _top_levels(info: str) -> set[str]:
     return tops
 
 
-def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str] = ("sharklib",)) -> dict[str, str]:
+def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str] = ("sharklib",),
+                           preloaded: Iterable[str] = ()) -> dict[str, str]:
     """Name → version of the distributions whose modules were actually imported.
 
     Much cheaper than ``importlib.metadata.packages_distributions()`` (which
@@ -233,8 +234,11 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
     site_dirs = [d for d in dict.fromkeys(site_dirs) if os.path.isdir(d)]
     prefixes = tuple(d.rstrip("/") + "/" for d in site_dirs)
     skip = set(ignore_names)
+    before = set(preloaded)
     tops: set[str] = set()
     for name, mod in list(sys.modules.items()):
+        if name in before:
+            continue
         path = getattr(mod, "__file__", None)
         top = name.partition(".")[0]
         if top in skip or top.startswith("__editable__"):
@@ -266,7 +270,8 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
     return dict(sorted(result.items()))
 
 
-def environment_identity(full: bool, site_dirs: Iterable[str]) -> Environment:
+def environment_identity(full: bool, site_dirs: Iterable[str],
+                         preloaded: Iterable[str] = ()) -> Environment:
     from sharklib.model import Environment
 
     uname = os.uname()
@@ -279,7 +284,7 @@ def environment_identity(full: bool, site_dirs: Iterable[str]) -> Environment:
         tag=os.environ.get(ENV_TAG) or None,
     )
     if full:
-        env.distributions = imported_distributions(site_dirs)
+        env.distributions = imported_distributions(site_dirs, preloaded=preloaded)
     return env
 
 

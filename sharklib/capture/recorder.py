@@ -17,6 +17,7 @@ through bare descriptors (``os.open``) are finished by a rename or at exit.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -97,6 +98,8 @@ class Recorder:
         self._skip: Any = None
         self._last_write: tuple[Any, str] | None = None
         self._preloaded = False
+        #: modules loaded before capture started (site, .pth hooks): not the script's imports
+        self.modules_at_start = frozenset(sys.modules)
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -374,6 +377,7 @@ class Recorder:
         child.code_text = self.code_text
         child.run_key = self.run_key
         child.key_parts = self.key_parts
+        child.modules_at_start = self.modules_at_start
         return child
 
     def _fail(self, exc: BaseException) -> None:

@@ -124,15 +124,18 @@ def _connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         database = args[0] if args else kwargs.get("database")
         uri = bool(kwargs.get("uri", args[7] if len(args) > 7 else False))
         path = _database(database, uri)
-        if path is not None and len(args) <= 5:
+        if path is not None:
             state = _State(path, os.path.exists(path), _stat(path))
-            kwargs = dict(kwargs)
-            kwargs["factory"] = tracked_factory(kwargs.get("factory") or sqlite3.Connection)
+            if len(args) <= 5:  # a positional factory cannot be swapped: reads only
+                kwargs = dict(kwargs)
+                kwargs["factory"] = tracked_factory(kwargs.get("factory") or sqlite3.Connection)
     conn = wrapped(*args, **kwargs)
     if state is not None:
         with guarded("sqlite3.connect"):
             if state.existed:
                 rec.read(state.path)
+            if len(args) > 5:
+                return conn
             if state.stat is None:
                 state.stat = _stat(state.path)
                 rec.write(state.path)
