@@ -103,9 +103,11 @@ def test_read_only_output_dir_degrades_to_one_warning(tmp_path: Path, run_captur
     assert cap.stderr.strip() == warnings[0]
 
 
-def test_corrupt_key_degrades_to_one_warning(tmp_path: Path, run_captured) -> None:
+@pytest.mark.parametrize("kind", ["corrupt", "missing"])
+def test_bad_key_degrades_to_one_warning(kind: str, tmp_path: Path, run_captured) -> None:
     bad = tmp_path / "bad.pem"
-    bad.write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
+    if kind == "corrupt":
+        bad.write_text("-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")
     (tmp_path / "s.py").write_text("open('a.txt', 'w').write('a')\nprint('done')\n")
     cap = run_captured(["s.py"], env={"SHARKLIB_KEY": str(bad)})
     assert cap.returncode == 0 and cap.stdout == "done\n"

@@ -224,3 +224,29 @@ def test_bootstrap_free_when_off_and_chains(tmp_path: Path, capture_env) -> None
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                         env=capture_env({"PYTHONPATH": pp, "SHARKLIB_CAPTURE": "1"}))
     assert on.stdout.split() == ["True", "True"], on.stderr
+
+
+def test_connects_and_execs_are_recorded(tmp_path: Path, run_captured) -> None:
+    (tmp_path / "s.py").write_text(
+        "import socket, subprocess, sys\n"
+        "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
+        "port = srv.getsockname()[1]\n"
+        "c = socket.create_connection(('127.0.0.1', port)); c.close(); srv.close()\n"
+        "subprocess.run(['true'])\n"
+        "print(port)\n")
+    r = run_captured(["s.py"])
+    assert r.returncode == 0, r.stderr
+    top = r.top()
+    assert top["connects"] == [f"127.0.0.1:{r.stdout.strip()}"]
+    assert any(e["argv"] == ["true"] for e in top["execs"])
+
+
+def test_module_form_records_the_module_as_code(tmp_path: Path, run_captured) -> None:
+    (tmp_path / "in.txt").write_text("i")
+    (tmp_path / "tool.py").write_text("open('out.txt', 'w').write(open('in.txt').read())\n")
+    r = run_captured(["-m", "tool"])
+    assert r.returncode == 0, r.stderr
+    top = r.top()
+    assert top["code"]["script"]["path"] == str(tmp_path / "tool.py")
+    assert _paths(top["inputs"]) == [str(tmp_path / "in.txt")]
+    assert _paths(top["outputs"]) == [str(tmp_path / "out.txt")]
