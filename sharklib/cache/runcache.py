@@ -199,7 +199,11 @@ class RunCache:
     def restore(self, obj: StoredObject, dest: str) -> Restored:
         if not self.ensure_local(obj.sha256):
             raise StoreError(f"object {obj.sha256} is missing from the cache", str(self.directory))
-        return self.store.restore(obj.sha256, dest, link=self.link, read_only=self.read_only)
+        done = self.store.restore(obj.sha256, dest, link=self.link, read_only=self.read_only)
+        if done.strategy != "hardlink":  # a hardlink shares the object's inode: leave it 0444
+            mode = obj.mode & 0o755
+            os.chmod(dest, mode & 0o555 if self.read_only else mode | 0o200)
+        return done
 
     def read(self, sha256: str) -> bytes:
         if not self.ensure_local(sha256):

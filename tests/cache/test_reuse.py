@@ -224,3 +224,14 @@ def test_safe_destination_allows_normal_paths(project):  # type: ignore[no-untyp
     assert (project / "a" / "b").is_dir()
     with pytest.raises(StoreError):
         safe_destination(str(project), "")
+
+
+def test_restored_file_keeps_its_mode(project, cache, write, make_run, key_for):  # type: ignore[no-untyped-def]
+    tool = write(project / "bin" / "tool.sh", "#!/bin/sh\necho hi\n")
+    tool.chmod(0o755)
+    record(make_run(project, ["mk.py"], [project / "data" / "in.txt"], [tool]),
+           root=str(project), cache=cache)
+    tool.unlink()
+    assert check(key_for(["mk.py"], project), cwd=str(project), root=str(project),
+                 cache=cache) is not None
+    assert tool.stat().st_mode & 0o777 == 0o755
