@@ -34,10 +34,26 @@ def test_install_imports_none_of_the_libraries(tmp_path: Path) -> None:
         wanted = {LIBRARIES!r}
         print([m for m in wanted if m in sys.modules])
         print([m for m in sys.modules if m.startswith("sharklib.capture.libs.")])
-        print(sorted(libs.applied))
+        print(sorted(libs.applied), "wrapt" in sys.modules)
     """, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split("\n")[:3] == ["[]", "[]", "[]"]
+    # only the import-hook finder itself; no patch module, no library, not even wrapt
+    assert proc.stdout.split("\n")[:3] == ["[]", "['sharklib.capture.libs.import_hooks']",
+                                            "[] False"]
+
+
+def test_hooked_module_keeps_its_real_loader(tmp_path: Path) -> None:
+    proc = _python("""
+        import sharklib.capture.libs as libs
+        libs.install()
+        import sqlite3, wrapt
+        import importlib.machinery as m
+        print(isinstance(sqlite3.connect, wrapt.FunctionWrapper),
+              type(sqlite3.__loader__) is m.SourceFileLoader,
+              sqlite3.__spec__.loader is sqlite3.__loader__)
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True True True"
 
 
 def test_patches_absent_when_capture_is_off(tmp_path: Path) -> None:

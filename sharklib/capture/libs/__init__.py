@@ -4,8 +4,9 @@ Audit events cover Python's ``open``, renames, removals and sockets. They do not
 cover bytes streaming out of HTTP clients (downloads must be hashed as the
 program reads them), remote filesystems behind fsspec, or C libraries that
 open files themselves (GDAL/OGR, rasterio, fiona, pyogrio, h5py, netCDF4,
-sqlite3). :func:`install` registers one post-import hook per library with
-``wrapt``: nothing here imports any of them, and a patch is applied the moment
+sqlite3). :func:`install` registers one post-import hook per library
+(:mod:`~sharklib.capture.libs.import_hooks`, which does not even import
+``wrapt``): nothing here imports any of them, and a patch is applied the moment
 the program's own import of that library completes (at once if it is already
 imported). Each patch lives in its own module, wraps only what it names, calls
 through to the original with the same arguments, return value and exceptions,
@@ -22,7 +23,10 @@ import importlib
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
 
 #: imported module name -> (patch module, function) applied when the program imports it
 PATCHES: dict[str, tuple[str, str]] = {
@@ -54,14 +58,14 @@ def install() -> None:
         if _installed:
             return
         _installed = True
-    import wrapt
+    from sharklib.capture.libs.import_hooks import when_imported
 
     for name in PATCHES:
-        wrapt.register_post_import_hook(_hook(name), name)
+        when_imported(name, _hook(name))
 
 
-def _hook(name: str) -> Callable[[Any], None]:
-    def apply(module: Any) -> None:
+def _hook(name: str) -> Callable[[ModuleType], None]:
+    def apply(module: ModuleType) -> None:
         if name in applied:
             return
         applied.add(name)
