@@ -25,6 +25,8 @@ from sharklib.errors import SidecarError
 from sharklib.model import Artifact, Output, Run, statement_to_run
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from sharklib.hashing import StatCache
 
 
@@ -35,6 +37,9 @@ class Step:
     entry: BundleEntry
     run: Run
     output: Output
+    #: key ids whose signatures verify / reasons others do not (None: not checked)
+    signers: list[str] | None = None
+    bad_signatures: list[str] | None = None
     #: input path -> digest of the step that produced it (only inputs with a producer here)
     producers: dict[str, str] = field(default_factory=dict)
 
@@ -78,6 +83,8 @@ class Lineage:
     sidecar: str
     bundle: Bundle
     steps: dict[str, Step]
+    #: digests of files on disk gathered while loading (None: not gathered)
+    on_disk: dict[str, str] | None = None
 
     @property
     def head(self) -> Step:
@@ -118,22 +125,25 @@ class Lineage:
                     stack.append((nxt, iter(self.parents(nxt))))
         return order
 
-    def artifact_paths(self) -> set[str]:
+    def artifact_paths(self, code: bool = True) -> set[str]:
         paths = {self.path}
         for step in self.steps.values():
             paths.add(step.output.path)
             paths.update(a.path for a in step.inputs)
-            code = step.run.code
-            paths.update(m.path for m in ([code.script] if code.script else []) + code.modules)
+            if code:
+                c = step.run.code
+                paths.update(m.path for m in ([c.script] if c.script else []) + c.modules)
         return paths
 
-    def disk_digests(self, statcache: StatCache | None = None) -> dict[str, str]:
+    def disk_digests(self, statcache: StatCache | None = None, code: bool = True) -> dict[str, str]:
         """Current sha256 of every artifact of the lineage still on disk (a stat when known)."""
         from sharklib.hashing import StatCache
 
+        known = self.on_disk or {}
+        wanted = [p for p in self.artifact_paths(code) if p not in known and os.path.isfile(p)]
         cache = statcache or StatCache()
-        return {p: d for p, (d, _) in cache.digests(p for p in self.artifact_paths()
-                                                   if os.path.isfile(p)).items()}
+        found = {p: d for p, (d, _) in cache.digests(wanted).items()} if wanted else {}
+        return {**known, **found}
 
 
 def disk_state(path: str, recorded: str, on_disk: dict[str, str]) -> str:
@@ -144,37 +154,15 @@ def disk_state(path: str, recorded: str, on_disk: dict[str, str]) -> str:
     return "ok" if now == recorded else "stale"
 
 
-def read_entries(sidecar: str) -> list[BundleEntry]:
-    """Every line of a sidecar, validated; a repeated attestation is an error naming both lines."""
-    entries: list[BundleEntry] = []
-    first_line: dict[str, int] = {}
-    try:
-        fh = open(sidecar, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise SidecarError("no sidecar (this file has no recorded lineage)", sidecar) from None
-    except OSError as exc:
-        raise SidecarError(f"cannot read sidecar: {exc.strerror}", sidecar) from None
-    with fh:
-        lineno = 0
-        while True:
-            raw = fh.readline(MAX_LINE + 1)
-            if not raw:
-                break
-            lineno += 1
-            if len(raw) > MAX_LINE:
-                raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB "
-                                   "(not a sidecar?)", sidecar, lineno)
-            if not raw.strip():
-                continue
-            entry = parse_line(raw, sidecar, lineno)
-            if entry.digest in first_line:
-                raise SidecarError(f"duplicate attestation {entry.digest[:19]} "
-                                   f"(same as line {first_line[entry.digest]})", sidecar, lineno)
-            first_line[entry.digest] = lineno
-            entries.append(entry)
-    if not entries:
-        raise SidecarError("empty sidecar", sidecar)
-    return entries
+@dataclass(slots=True)
+class Decoded:
+    """One sidecar line, decoded; signatures checked when keys were given."""
+
+    entry: BundleEntry
+    run: Run
+    output: Output
+    good: list[str] | None = None
+    bad: list[str] | None = None
 
 
 def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
@@ -188,6 +176,66 @@ def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
     if not isinstance(run.argv, list) or not run.cwd:
         raise SidecarError("statement has no command or working directory", sidecar, entry.line)
     return run, output
+
+
+def _decode_line(raw: bytes, sidecar: str, lineno: int,
+                 keys: dict[str, Ed25519PublicKey] | None) -> Decoded | None:
+    if len(raw) > MAX_LINE:
+        raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB "
+                           "(not a sidecar?)", sidecar, lineno)
+    if not raw.strip():
+        return None
+    entry = parse_line(raw, sidecar, lineno)
+    run, output = _decode(entry, sidecar)
+    d = Decoded(entry, run, output)
+    if keys is not None:
+        from sharklib.attest import check_signatures
+
+        d.good, d.bad = check_signatures(entry.envelope, keys)
+    return d
+
+
+def _iter_serial(sidecar: str, keys: dict[str, Ed25519PublicKey] | None) -> Iterator[Decoded]:
+    try:
+        fh = open(sidecar, "rb")  # noqa: SIM115 - closed by the with below
+    except FileNotFoundError:
+        raise SidecarError("no sidecar (this file has no recorded lineage)", sidecar) from None
+    except OSError as exc:
+        raise SidecarError(f"cannot read sidecar: {exc.strerror}", sidecar) from None
+    with fh:
+        lineno = 0
+        while True:
+            raw = fh.readline(MAX_LINE + 1)
+            if not raw:
+                break
+            lineno += 1
+            d = _decode_line(raw, sidecar, lineno, keys)
+            if d is not None:
+                yield d
+
+
+def decode_sidecar(sidecar: str, keys: dict[str, Ed25519PublicKey] | None = None,
+                   ) -> list[Decoded]:
+    """Every line decoded (signatures checked when ``keys`` are given).
+
+    A repeated attestation is an error naming both lines.
+    """
+    decoded = list(_iter_serial(sidecar, keys))
+    first_line: dict[str, int] = {}
+    for d in decoded:
+        digest = d.entry.digest
+        if digest in first_line:
+            raise SidecarError(f"duplicate attestation {digest[:19]} "
+                               f"(same as line {first_line[digest]})", sidecar, d.entry.line)
+        first_line[digest] = d.entry.line
+    if not decoded:
+        raise SidecarError("empty sidecar", sidecar)
+    return decoded
+
+
+def read_entries(sidecar: str) -> list[BundleEntry]:
+    """Every line of a sidecar, validated (see :func:`decode_sidecar`)."""
+    return [d.entry for d in decode_sidecar(sidecar)]
 
 
 def _link(steps: dict[str, Step], sidecar: str) -> None:
@@ -241,24 +289,41 @@ def _check_acyclic(lineage: Lineage) -> None:
                 iters.append(iter(lineage.parents(nxt)))
 
 
-def lineage_from_entries(path: str, sidecar: str, entries: Iterable[BundleEntry]) -> Lineage:
-    """Decode, link and check already-parsed entries (the first is the head)."""
-    bundle = Bundle(sidecar, list(entries))
+def lineage_from_decoded(path: str, sidecar: str, decoded: list[Decoded]) -> Lineage:
+    """Link and check decoded lines (the first is the head)."""
+    bundle = Bundle(sidecar, [d.entry for d in decoded])
     steps: dict[str, Step] = {}
-    for entry in bundle.entries:
-        run, output = _decode(entry, sidecar)
-        steps[entry.digest] = Step(entry, run, output)
+    for d in decoded:
+        steps[d.entry.digest] = Step(d.entry, d.run, d.output, signers=d.good,
+                                     bad_signatures=d.bad)
     _link(steps, sidecar)
     lineage = Lineage(path=path, sidecar=sidecar, bundle=bundle, steps=steps)
     _check_acyclic(lineage)
     return lineage
 
 
-def load_lineage(path: str | os.PathLike[str]) -> Lineage:
-    """The lineage of ``path`` (a file with a sidecar, or the sidecar itself)."""
+def lineage_from_entries(path: str, sidecar: str, entries: Iterable[BundleEntry]) -> Lineage:
+    """Decode, link and check already-parsed entries (the first is the head)."""
+    decoded = []
+    for entry in entries:
+        run, output = _decode(entry, sidecar)
+        decoded.append(Decoded(entry, run, output))
+    return lineage_from_decoded(path, sidecar, decoded)
+
+
+def split_target(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """(file, sidecar) for a file or for its sidecar."""
     p = os.path.abspath(os.fspath(path))
     if p.endswith(".intoto.jsonl"):
-        sidecar, p = p, p[: -len(".intoto.jsonl")]
-    else:
-        sidecar = sidecar_path(p)
-    return lineage_from_entries(p, sidecar, read_entries(sidecar))
+        return p[: -len(".intoto.jsonl")], p
+    return p, sidecar_path(p)
+
+
+def load_lineage(path: str | os.PathLike[str],
+                 keys: dict[str, Ed25519PublicKey] | None = None) -> Lineage:
+    """The lineage of ``path`` (a file with a sidecar, or the sidecar itself).
+
+    With ``keys``, every signature is checked while decoding (``Step.signers``).
+    """
+    p, sidecar = split_target(path)
+    return lineage_from_decoded(p, sidecar, decode_sidecar(sidecar, keys))

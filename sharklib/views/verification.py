@@ -1,11 +1,12 @@
 """``sharklib verify``: signatures, digests on disk and a trust policy, said plainly.
 
-The core checks are :func:`sharklib.attest.verify_bundle`'s; this module adds
-the structural checks of :mod:`sharklib.views.lineage`, flags signatures by
-known keys that do not verify (a tampered envelope that still carries another
-good signature), applies a :class:`~sharklib.views.trust.TrustPolicy`, and
-presents one row per step and one line per problem, each naming the sidecar
-line and the step's command.
+The checks are :func:`sharklib.attest.verify_bundle`'s, run over the lineage
+as :mod:`sharklib.views.lineage` decodes it once (with its structural checks),
+with signatures and file digests checked in forked worker processes for big
+lineages (the Ed25519 checks hold the GIL); this module adds signatures by known keys that do not
+verify (a tampered envelope that still carries another good signature) and a
+:class:`~sharklib.views.trust.TrustPolicy`, and presents one row per step and
+one line per problem, each naming the sidecar line and the step's command.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sharklib.attest import trusted_keys, verify_bundle
+from sharklib.attest import check_signatures, trusted_keys
 from sharklib.views.lineage import Lineage, Step, load_lineage
 from sharklib.views.trust import TrustPolicy, default_policy_path, load_policy
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from rich.console import Console
 
-    from sharklib.attest.verify import VerifyReport
     from sharklib.hashing import StatCache
 
 
@@ -32,6 +32,7 @@ class StepResult:
     signers: list[str]
     rule: str | None = None
     problems: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -41,7 +42,6 @@ class StepResult:
 @dataclass(slots=True)
 class Verification:
     lineage: Lineage
-    report: VerifyReport
     policy: TrustPolicy | None
     steps: list[StepResult] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -60,14 +60,81 @@ def where(lineage: Lineage, step: Step) -> str:
     return f"{lineage.sidecar}:{step.line} [{step.command[:60]}]"
 
 
+PARALLEL_STEPS = 1000
+_shared: tuple[list[Step], list[str], dict[str, Ed25519PublicKey]] | None = None
+
+
+def _check_part(part: int, parts: int) -> tuple[dict[str, tuple[list[str], list[str]]],
+                                                 dict[str, str]]:
+    """In a forked worker: signatures of every ``parts``-th step, digests of every ``parts``-th file."""
+    from sharklib.hashing import StatCache
+
+    assert _shared is not None
+    steps, paths, keys = _shared
+    sigs = {s.digest: check_signatures(s.entry.envelope, keys) for s in steps[part::parts]}
+    cache = StatCache()
+    try:
+        on_disk = {p: v[0] for p, v in cache.digests(paths[part::parts]).items()}
+    finally:
+        cache.close()
+    return sigs, on_disk
+
+
+def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
+                  statcache: StatCache | None = None) -> None:
+    """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk``.
+
+    Ed25519 checks and stat-cache lookups are CPU-bound and hold the GIL; for
+    a big lineage they run in forked worker processes, which inherit the
+    decoded lineage (nothing big is pickled) and return only key ids and
+    digests.
+    """
+    global _shared
+    steps = list(lineage.steps.values())
+    paths = sorted(p for p in lineage.artifact_paths(code=False) if os.path.isfile(p))
+    workers = min(os.cpu_count() or 1, 8)
+    results: list[tuple[dict[str, tuple[list[str], list[str]]], dict[str, str]]]
+    if workers > 1 and len(steps) >= PARALLEL_STEPS and statcache is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        _shared = (steps, paths, keys)
+        try:
+            ctx = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                results = list(pool.map(_check_part, range(workers), [workers] * workers))
+        finally:
+            _shared = None
+    else:
+        from sharklib.hashing import StatCache
+
+        cache = statcache or StatCache()
+        results = [({s.digest: check_signatures(s.entry.envelope, keys) for s in steps},
+                    {p: v[0] for p, v in cache.digests(paths).items()})]
+    on_disk: dict[str, str] = {}
+    for sigs, disk in results:
+        on_disk.update(disk)
+        for digest, (good, bad) in sigs.items():
+            step = lineage.steps[digest]
+            step.signers, step.bad_signatures = good, bad
+    lineage.on_disk = on_disk
+
+
 def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] | None = None,
                    keys: dict[str, Ed25519PublicKey] | None = None,
                    statcache: StatCache | None = None, use_default_policy: bool = True,
                    ) -> Verification:
-    """Verify ``path``'s lineage; raises SidecarError/SharkError for unreadable input."""
+    """Verify ``path``'s lineage; raises SidecarError/SharkError for unreadable input.
+
+    The checks are those of :func:`sharklib.attest.verify_bundle` (a trusted
+    signature on every attestation, the file and every recorded output and
+    input still on disk has its recorded digest, every linked upstream
+    attestation is present), done over the lineage decoded once — for big
+    sidecars in parallel worker processes that also check the signatures and
+    look the files up — plus bad signatures by known keys and the policy.
+    """
     from sharklib.attest.keys import trusted_key_names
 
-    lineage = load_lineage(path)
     policy_path = os.fspath(policy) if policy is not None else (
         default_policy_path() if use_default_policy else None)
     pol = load_policy(policy_path) if policy_path else None
@@ -76,33 +143,54 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
     if pol is not None:
         all_keys.update(pol.public_keys())
         names.update(pol.names())
-    report = verify_bundle(lineage.path, lineage.bundle, all_keys, statcache)
-    result = Verification(lineage=lineage, report=report, policy=pol, key_names=names)
-    result.problems.extend(report.problems)
-    by_digest = {er.entry.digest: er for er in report.entries}
+    lineage = load_lineage(path)
+    check_lineage(lineage, all_keys, statcache)
+    on_disk = lineage.on_disk or {}
+    result = Verification(lineage=lineage, policy=pol, key_names=names)
+    problems = result.problems
+
+    head = lineage.head
+    now = on_disk.get(lineage.path)
+    if now is None:
+        problems.append(f"{lineage.path}: file is missing")
+    elif now != head.output.sha256:
+        problems.append(f"{lineage.path}: content changed since it was recorded "
+                        f"(recorded {head.output.sha256[:12]}, now {now[:12]})")
     for step in lineage.steps.values():
-        er = by_digest.get(step.digest)
-        good = er.signers if er is not None else []
+        good = step.signers or []
         sr = StepResult(step=step, signers=good)
-        if er is not None:
-            sr.problems.extend(er.problems)
-            sr.problems.extend(f"{p}: changed since it was recorded" for p in er.stale)
+        here = where(lineage, step)
+        if not good:
+            bad = step.bad_signatures or []
+            sr.problems.append(f"{here}: not signed by a trusted key"
+                               + (f" ({'; '.join(bad)})" if bad else " (no signatures)"))
         for sig in step.entry.envelope.get("signatures", []):
             kid = str(sig.get("keyid", ""))
             if kid in all_keys and kid not in good:
-                msg = (f"{where(lineage, step)}: signature by {result.signer_label(kid)} "
-                       "does not verify (envelope altered after signing?)")
-                sr.problems.append(msg)
-                result.problems.append(msg)
+                sr.problems.append(f"{here}: signature by {result.signer_label(kid)} does not "
+                                   "verify (envelope altered after signing?)")
+        checks = [(step.output.path, step.output.sha256, "output")]
+        checks += [(a.path, a.sha256, "input") for a in step.inputs]
+        for p, recorded, role in checks:
+            if step is head and p == lineage.path:
+                continue
+            cur = on_disk.get(p)
+            if cur is not None and cur != recorded:
+                sr.stale.append(p)
+                sr.problems.append(f"{p}: {role} of [{step.command[:60]}] changed since it was "
+                                   f"recorded (recorded {recorded[:12]}, now {cur[:12]})")
+        for a in step.inputs:
+            if a.attestation and a.attestation not in lineage.steps:
+                sr.problems.append(f"{lineage.sidecar}:{step.line}: lineage incomplete: the "
+                                   f"attestation of input {a.path} ({a.attestation[:19]}) "
+                                   "is not in the sidecar")
         if pol is not None:
             rule = pol.rule_for(step)
             sr.rule = rule.name if rule else None
-            for why in pol.evaluate(step, good):
-                msg = f"{where(lineage, step)}: {why}"
-                sr.problems.append(msg)
-                result.problems.append(msg)
+            sr.problems.extend(f"{here}: {why}" for why in pol.evaluate(step, good))
+        problems.extend(sr.problems)
         result.steps.append(sr)
-    result.problems = list(dict.fromkeys(result.problems))
+    result.problems = list(dict.fromkeys(problems))
     return result
 
 

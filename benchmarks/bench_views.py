@@ -1,0 +1,227 @@
+"""Benchmark the lineage views: verify 10,000 attestations; render a 10,000-node graph in Chromium.
+
+    .venv/bin/python benchmarks/bench_views.py [--quick] [--runs N]
+    (or: .venv/bin/python benchmarks/run.py views)
+
+Each measurement is the median of >= 5 runs after one warm-up, beside a
+baseline measured in the same run:
+
+* verify: ``sharklib verify``'s library call on a fan-in lineage of 10,000
+  signed statements (9,999 steps each making one file from one primary input,
+  one step reading all of them), every file on disk. Baseline: the floor any
+  verifier pays — parse each line, decode its payload and check its Ed25519
+  signature, nothing else. Target < 2 s.
+* graph: the self-contained HTML page of a ~10,000-node lineage, loaded in
+  headless Chromium until the page reports it has drawn. Baseline: loading a
+  trivial page in the same browser. Target < 3 s.
+
+CLI subprocesses are started with PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE
+removed from the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from sharklib.attest import (  # noqa: E402
+    attestation_digest,
+    load_signing_key,
+    sidecar_path,
+    sign_statement,
+    write_bundle,
+)
+from sharklib.hashing import sha256_bytes  # noqa: E402
+from sharklib.model import Artifact, CodeIdentity, Environment, Output, Run, run_to_statement  # noqa: E402
+
+
+def _run(argv: list[str], cwd: str, inputs: list[Artifact], out: Output, t: float) -> Run:
+    return Run(run_id=str(uuid.uuid4()), argv=argv, cwd=cwd, started=t, ended=t + 0.5,
+               exit_status=0, user="bench", host="bench", code=CodeIdentity(),
+               environment=Environment(python_version="3.11", distributions={"numpy": "1.26"}),
+               inputs=inputs, outputs=[out])
+
+
+def make_lineage(directory: str, steps: int, fan_in: bool = True) -> str:
+    """Write real files and one sidecar holding ``steps`` signed statements; return the result path.
+
+    fan_in: steps-1 producers (input_i -> part_i) and a final step reading every part.
+    chain: step i reads file i-1 and writes file i.
+    """
+    key = load_signing_key()
+    root = Path(directory)
+    (root / "in").mkdir(parents=True, exist_ok=True)
+    (root / "parts").mkdir(exist_ok=True)
+    envelopes: list[dict] = []
+    t = time.time() - 3600
+
+    def file(path: Path, data: bytes) -> Artifact:
+        path.write_bytes(data)
+        return Artifact(str(path), sha256_bytes(data), len(data))
+
+    if fan_in:
+        parts: list[Artifact] = []
+        for i in range(steps - 1):
+            src = file(root / "in" / f"input{i}.csv", f"input {i}\n".encode())
+            part = file(root / "parts" / f"part{i}.csv", f"part {i}\n".encode())
+            out = Output(part.path, part.sha256, part.size, inputs=[src.path])
+            env = sign_statement(run_to_statement(
+                _run(["python", "make_part.py", src.path, part.path], str(root), [src], out, t),
+                out), key)
+            envelopes.append(env)
+            parts.append(Artifact(part.path, part.sha256, part.size, attestation_digest(env)))
+        result = file(root / "result.txt", b"result\n")
+        out = Output(result.path, result.sha256, result.size, inputs=[p.path for p in parts])
+        head = sign_statement(run_to_statement(
+            _run(["python", "combine.py", "parts/"], str(root), parts, out, t + 1), out), key)
+    else:
+        prev = file(root / "in" / "seed.csv", b"seed\n")
+        head = None
+        for i in range(steps):
+            nxt = file(root / "parts" / f"step{i}.csv", f"step {i}\n".encode())
+            out = Output(nxt.path, nxt.sha256, nxt.size, inputs=[prev.path])
+            env = sign_statement(run_to_statement(
+                _run(["python", "step.py", prev.path, nxt.path], str(root), [prev], out, t + i),
+                out), key)
+            envelopes.append(env)
+            prev = Artifact(nxt.path, nxt.sha256, nxt.size, attestation_digest(env))
+        head = envelopes.pop()
+        os.replace(prev.path, root / "result.txt")
+        result = Artifact(str(root / "result.txt"), prev.sha256, prev.size)
+        # the chain's last output is result.txt: re-sign its statement under that name
+        st = json.loads(base64.b64decode(head["payload"]))
+        st["subject"][0]["name"] = "result.txt"
+        for bp in st["predicate"]["runDetails"]["byproducts"]:
+            bp["annotations"]["outputPath"] = result.path
+        head = sign_statement(st, key)
+    envelopes.reverse()
+    write_bundle(sidecar_path(str(root / "result.txt")), [head, *envelopes])
+    return str(root / "result.txt")
+
+
+def _median(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def _baseline_verify(sidecar: str) -> None:
+    """The floor: parse, decode and check every Ed25519 signature; nothing else."""
+    from sharklib.attest import trusted_keys
+    from sharklib.attest.dsse import pae
+
+    keys = trusted_keys()
+    with open(sidecar, "rb") as fh:
+        for line in fh:
+            env = json.loads(line)
+            payload = base64.b64decode(env["payload"])
+            json.loads(payload)
+            for sig in env["signatures"]:
+                keys[sig["keyid"]].verify(base64.b64decode(sig["sig"]),
+                                          pae(env["payloadType"], payload))
+
+
+def bench_verify(work: str, n: int, runs: int) -> list[tuple[str, float, float, str]]:
+    from sharklib.views.verification import verify_lineage
+
+    result = make_lineage(os.path.join(work, "verify"), n, fan_in=True)
+    side = sidecar_path(result)
+
+    def ours() -> None:
+        v = verify_lineage(result)
+        assert v.ok, v.problems[:3]
+        assert len(v.steps) == n
+
+    base, _ = _median(lambda: _baseline_verify(side), runs)
+    med, _ = _median(ours, runs)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
+
+    def cli() -> None:
+        subprocess.run([sys.executable, "-m", "sharklib", "verify", result], check=True, env=env,
+                       stdout=subprocess.DEVNULL, cwd=REPO)
+
+    cli_med, _ = _median(cli, runs)
+    return [(f"verify {n:,} attestations (library)", med, base, "< 2 s"),
+            (f"verify {n:,} attestations (CLI process)", cli_med, base, "< 2 s")]
+
+
+def bench_graph(work: str, nodes: int, runs: int) -> list[tuple[str, float, float, str]]:
+    from sharklib.views.graph import build_graph, to_html
+    from sharklib.views.headless import Browser, find_chromium
+    from sharklib.views.lineage import load_lineage
+
+    if find_chromium() is None:
+        print("graph: skipped (no chromium installed)")
+        return []
+    steps = (nodes - 2) // 3 + 1 + (1 if (nodes - 2) % 3 else 0)
+    result = make_lineage(os.path.join(work, "graph"), steps, fan_in=True)
+    graph = build_graph(load_lineage(result))
+    page = Path(work) / "graph.html"
+    page.write_text(to_html(graph))
+    blank = Path(work) / "blank.html"
+    blank.write_text("<!DOCTYPE html><title>x</title><p>x</p>")
+    count = len(graph.nodes)
+    in_page: list[float] = []
+    with Browser(width=1400, height=900) as b:
+        def load_graph() -> None:
+            b.navigate("about:blank")
+            b.navigate(page.as_uri())
+            assert b.evaluate("sharkGraph.nodeCount") == count
+            in_page.append(b.evaluate("sharkGraph.renderMs") / 1000)
+
+        def load_blank() -> None:
+            b.navigate("about:blank")
+            b.navigate(blank.as_uri())
+
+        base, _ = _median(load_blank, runs)
+        med, _ = _median(load_graph, runs)
+        errors = b.console_errors()
+    if errors:
+        print("graph: console errors:", errors[:3])
+    return [(f"HTML graph, {count:,} nodes, load+draw in Chromium", med, base, "< 3 s"),
+            ("  of which script (parse + draw, in page)", statistics.median(in_page[1:]), base,
+             "")]
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="1,000 instead of 10,000")
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args(argv)
+    n = 1000 if args.quick else 10_000
+    runs = max(5, args.runs)
+    with tempfile.TemporaryDirectory(prefix="bench-views-") as work:
+        os.environ["SHARKLIB_HOME"] = os.path.join(work, "home")
+        rows = bench_verify(work, n, runs) + bench_graph(work, n, runs)
+    print()
+    print(f"{'measurement':52} {'median':>9} {'baseline':>9} {'ratio':>7}  target")
+    for name, med, base, target in rows:
+        ok = ""
+        if target.startswith("<"):
+            ok = "  ok" if med < float(target.split()[1]) else "  MISSED"
+        print(f"{name:52} {med:8.3f}s {base:8.3f}s {med / base:6.1f}x  {target}{ok}")
+    print(f"(medians of {runs} runs after a warm-up; verify baseline = parse + Ed25519 check of "
+          "every line; graph baseline = loading a trivial page)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

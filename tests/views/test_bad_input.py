@@ -1,0 +1,118 @@
+"""Hostile and broken sidecars: one line on stderr naming the file and line, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from viewkit import Pipeline, shark
+
+from sharklib.attest import envelope_line, load_signing_key, sidecar_path, sign_statement
+from sharklib.model import Output, Run, run_to_statement
+
+COMMANDS = [["show"], ["verify"], ["why"], ["graph", "--format", "json"],
+            ["export", "--format", "prov-json"]]
+
+
+def _statement(out: str, sha: str, inputs: list[tuple[str, str]], run_id: str | None = None,
+               cwd: str = "/tmp") -> dict:
+    from sharklib.model import Artifact
+
+    o = Output(path=out, sha256=sha, inputs=[p for p, _ in inputs])
+    run = Run(run_id=run_id or str(uuid.uuid4()), argv=["python", "x.py"], cwd=cwd, started=1.0,
+              ended=2.0, exit_status=0, inputs=[Artifact(p, s) for p, s in inputs], outputs=[o])
+    return run_to_statement(run, o)
+
+
+def _signed_line(statement: dict) -> bytes:
+    return envelope_line(sign_statement(statement, load_signing_key())) + b"\n"
+
+
+def _assert_one_line_error(args: list[str], target: Path, sidecar: Path, line: int | None,
+                           words: str) -> None:
+    r = shark(*args, str(target))
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    where = f"{sidecar}:{line}:" if line is not None else f"{sidecar}:"
+    assert r.stderr.startswith(f"sharklib: error: {where}"), r.stderr
+    assert words in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_truncated_sidecar(pipeline: Pipeline, args: list[str]) -> None:
+    side = Path(sidecar_path(str(pipeline.report)))
+    data = side.read_bytes()
+    side.write_bytes(data[: len(data) - 200])
+    _assert_one_line_error(args, pipeline.report, side, 3, "malformed JSON")
+
+
+@pytest.mark.parametrize("args", COMMANDS[:2], ids=lambda a: a[0])
+def test_unknown_predicate_type(pipeline: Pipeline, args: list[str]) -> None:
+    side = Path(sidecar_path(str(pipeline.report)))
+    st = _statement(str(pipeline.root / "z"), "0" * 64, [])
+    st["predicateType"] = "https://example.org/not-slsa/v9"
+    with open(side, "ab") as fh:
+        fh.write(_signed_line(st))
+    _assert_one_line_error(args, pipeline.report, side, 4, "unknown predicate type")
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_cycle_in_lineage(tmp_path: Path, args: list[str]) -> None:
+    x, y = tmp_path / "x.csv", tmp_path / "y.csv"
+    x.write_text("x")
+    a = _statement(str(x), "a" * 64, [(str(y), "b" * 64)])
+    b = _statement(str(y), "b" * 64, [(str(x), "a" * 64)])
+    side = Path(sidecar_path(str(x)))
+    side.write_bytes(_signed_line(a) + _signed_line(b))
+    _assert_one_line_error(args, x, side, None, "lineage has a cycle (line 1 -> line 2 -> line 1)")
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_duplicate_attestation(pipeline: Pipeline, args: list[str]) -> None:
+    side = Path(sidecar_path(str(pipeline.report)))
+    lines = side.read_bytes().splitlines(keepends=True)
+    side.write_bytes(b"".join([*lines, lines[1]]))
+    _assert_one_line_error(args, pipeline.report, side, 4, "duplicate attestation")
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=lambda a: a[0])
+def test_conflicting_attestations(pipeline: Pipeline, args: list[str]) -> None:
+    side = Path(sidecar_path(str(pipeline.report)))
+    second = json.loads(side.read_bytes().splitlines()[1])
+    import base64
+
+    st = json.loads(base64.b64decode(second["payload"]))
+    st["subject"][0]["digest"]["sha256"] = "f" * 64
+    with open(side, "ab") as fh:
+        fh.write(_signed_line(st))
+    _assert_one_line_error(args, pipeline.report, side, 4, "conflicting attestations")
+
+
+@pytest.mark.parametrize("newlines", [True, False], ids=["random", "one-line"])
+def test_100_mb_of_junk(tmp_path: Path, newlines: bool) -> None:
+    target = tmp_path / "big.csv"
+    target.write_text("x")
+    side = Path(sidecar_path(str(target)))
+    with open(side, "wb") as fh:
+        chunk = os.urandom(1 << 20) if newlines else b"A" * (1 << 20)
+        for _ in range(100):
+            fh.write(chunk)
+    words = "malformed JSON" if newlines else "line longer than 32 MiB"
+    for args in (["show"], ["verify"]):
+        _assert_one_line_error(args, target, side, 1, words)
+
+
+def test_no_sidecar_and_hostile_subject(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.csv"
+    plain.write_text("x")
+    r = shark("show", str(plain))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no sidecar" in r.stderr
+    st = _statement(str(plain), "0" * 64, [])
+    st["subject"][0]["name"] = "../../etc/passwd"
+    Path(sidecar_path(str(plain))).write_bytes(_signed_line(st))
+    _assert_one_line_error(["verify"], plain, Path(sidecar_path(str(plain))), 1,
+                           "escapes its directory")
