@@ -190,6 +190,14 @@ def _at_exit() -> None:
     rec = _rec.current()
     if rec is None or not rec.active:
         return
+    # Python flushes sys.stdout/sys.stderr right after atexit; a stream redirected to a file
+    # is an output, and the top-level run's copy of its streams must be complete, so flush
+    # first or the digest / the copy would miss the last buffered bytes.
+    if rec.top or any(o.stream for o in rec.outputs.values()):
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
     status = rec.exit_status if rec.exit_status is not None else 0
     _end(rec, status)
 

@@ -250,3 +250,16 @@ def test_module_form_records_the_module_as_code(tmp_path: Path, run_captured) ->
     assert top["code"]["script"]["path"] == str(tmp_path / "tool.py")
     assert _paths(top["inputs"]) == [str(tmp_path / "in.txt")]
     assert _paths(top["outputs"]) == [str(tmp_path / "out.txt")]
+
+
+def test_top_level_streams_are_copied_into_the_session(tmp_path: Path, run_captured) -> None:
+    (tmp_path / "s.py").write_text(
+        "import sys\nfor i in range(3000):\n    print('row', i)\n"
+        "sys.stdout.buffer.write(b'raw bytes\\n')\nprint('to err', file=sys.stderr)\n"
+        "print(sys.stdout.isatty(), sys.stdout.fileno(), sys.stdout.encoding == sys.__stdout__.encoding)\n")
+    r = run_captured(["s.py"])
+    session = tmp_path / "session1"
+    assert (session / "stdout").read_text() == r.stdout
+    assert (session / "stderr").read_text() == r.stderr == "to err\n"
+    assert r.stdout.splitlines()[-1] == "False 1 True"
+    assert not (session / "stdout.truncated").exists()
