@@ -99,6 +99,38 @@ struct {
 	__type(value, u8);
 } traced SEC(".maps");
 
+/* Opens already reported, per process: a program that opens the same file in the same
+ * mode a million times costs one event.  The key carries a per-process generation that
+ * changes at fork, exec and every rename/link/unlink/truncate, so a name that now means
+ * another file is reported again.  Eviction only means reporting twice. */
+struct seen_key {
+	u32 tgid;
+	u32 gen;
+	u64 ino;
+	u32 dev;
+	u32 mode;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 131072);
+	__type(key, struct seen_key);
+	__type(value, u8);
+} seen SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u32);
+	__type(value, u32);
+} gens SEC(".maps");
+
+static __always_inline void new_generation(u32 tgid)
+{
+	u32 g = bpf_get_prandom_u32();
+	bpf_map_update_elem(&gens, &tgid, &g, BPF_ANY);
+}
+
 /* [0] = tgid whose forked children are traced (the tracer, until the root is started),
  * [1] = events lost because the ring buffer was full, [2] = paths cut short */
 struct {
@@ -272,6 +304,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		return 0;
 	u8 one = 1;
 	bpf_map_update_elem(&traced, &ctgid, &one, BPF_ANY);
+	new_generation(ctgid);
 	struct scratch *s = start(EV_FORK, ctgid);
 	if (!s)
 		return 0;
@@ -286,6 +319,7 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	u32 tgid = BPF_CORE_READ(p, tgid);
 	if (!is_traced(tgid))
 		return 0;
+	new_generation(tgid);
 	struct scratch *s = start(EV_EXEC, tgid);
 	if (!s)
 		return 0;
@@ -339,6 +373,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	s->ev.aux1 = BPF_CORE_READ(p, exit_code);
 	submit(s, 0);
 	bpf_map_delete_elem(&traced, &tgid);
+	bpf_map_delete_elem(&gens, &tgid);
 	return 0;
 }
 
@@ -351,6 +386,17 @@ static __always_inline int on_open(long ret)
 	if (!f)
 		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct seen_key k = {};
+	k.tgid = tgid;
+	u32 *g = bpf_map_lookup_elem(&gens, &tgid);
+	k.gen = g ? *g : 0;
+	k.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	k.dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	k.mode = BPF_CORE_READ(f, f_mode) & 3;
+	if (bpf_map_lookup_elem(&seen, &k))
+		return 0;
+	u8 one = 1;
+	bpf_map_update_elem(&seen, &k, &one, BPF_ANY);
 	struct scratch *s = start(EV_OPEN, tgid);
 	if (!s)
 		return 0;
@@ -367,6 +413,7 @@ static __always_inline int on_open(long ret)
 static __always_inline int on_pathop(long nr, struct pt_regs *regs, long ret)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	new_generation(tgid);
 	struct scratch *s = start(EV_PATHOP, tgid);
 	if (!s)
 		return 0;
