@@ -58,6 +58,7 @@ def to_prov(lineage: Lineage) -> Any:
     kns = doc.add_namespace("sharkkey", "https://sharklib.dev/key/")
     keys = trusted_keys()
     entities: dict[str, Any] = {}
+    agents: dict[str, Any] = {}
 
     def entity(path: str, sha: str, size: int | None, role: str) -> Any:
         eid = fns[f"{sha}/{quote(path, safe='')}"]
@@ -82,9 +83,10 @@ def to_prov(lineage: Lineage) -> Any:
         for s in steps:
             signers.update(check_signatures(s.entry.envelope, keys)[0])
         for kid in sorted(signers):
-            agent = doc.agent(kns[kid], {"prov:type": shark["SigningKey"],
-                                         "prov:label": f"Ed25519 key {kid[:16]}"})
-            doc.wasAssociatedWith(act, agent)
+            if kid not in agents:
+                agents[kid] = doc.agent(kns[kid], {"prov:type": shark["SigningKey"],
+                                                   "prov:label": f"Ed25519 key {kid[:16]}"})
+            doc.wasAssociatedWith(act, agents[kid])
         if run.code.script:
             sc = run.code.script
             doc.used(act, entity(sc.path, sc.sha256, sc.size, "code"), None,

@@ -3,7 +3,8 @@
 The post-hoc pipeline description: from a final result's signed lineage,
 write the document a person (or ``sharklib pipeline run``) can follow to
 rebuild it — YAML front matter naming the target and its digest, a
-``shark-import`` block pinning the primary inputs and downloads by sha256, then
+``shark-import`` block pinning the primary inputs and downloads by sha256 (in
+the pipeline's import syntax, ``SOURCE DESTINATION sha256:HEX``), then
 one fenced ``shark-run:host`` block per recorded run, producers first, each
 under a heading that names the step and says what it reads and writes.
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Any
 
 import yaml
 
@@ -94,7 +94,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
     runs = _runs(lineage)
     head = lineage.head
     produced = {(s.output.path, s.output.sha256) for steps in runs for s in steps}
-    imports: list[dict[str, Any]] = []
+    imports: list[str] = []
     seen: set[tuple[str, str]] = set()
     for steps in runs:
         for s in steps:
@@ -104,19 +104,17 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
                     continue
                 seen.add(key)
                 rel = _rel(a.path, root) if _inside(a.path, root) else a.path
-                imports.append({"path": rel, "sha256": "sha256:" + a.sha256, "size": a.size})
+                imports.append(f"{shlex.quote('file:' + rel)} {shlex.quote(rel)} sha256:{a.sha256}")
             for d in s.run.downloads:
                 key = (d.url, d.sha256 or "")
                 if key in seen:
                     continue
                 seen.add(key)
-                entry: dict[str, Any] = {"url": d.url}
-                if d.sha256:
-                    entry["sha256"] = "sha256:" + d.sha256
-                if d.saved_to:
-                    entry["path"] = _rel(d.saved_to, root) if _inside(d.saved_to, root) \
-                        else d.saved_to
-                imports.append(entry)
+                dest = d.saved_to or os.path.basename(d.url.split("?")[0]) or "download"
+                if os.path.isabs(dest) and _inside(dest, root):
+                    dest = _rel(dest, root)
+                pin = f" sha256:{d.sha256}" if d.sha256 else ""
+                imports.append(f"{shlex.quote(d.url)} {shlex.quote(dest)}{pin}")
     target_rel = _rel(lineage.path, root) if _inside(lineage.path, root) else lineage.path
     front = {
         "title": f"Rebuild {target_rel}",
@@ -135,9 +133,10 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
                "`sharklib pipeline run`; the results should have the digests recorded here.\n\n")
     out.append("## Inputs\n\n")
     if imports:
-        out.append("The primary inputs, pinned by digest: check them before you start.\n\n")
-        out.append(_block("shark-import", yaml.safe_dump(imports, sort_keys=False,
-                                                         allow_unicode=True)))
+        out.append("The primary inputs, pinned by digest (one `SOURCE DESTINATION sha256:HEX` "
+                   "per line; `file:` sources are relative to this document, which belongs in "
+                   "the project root): check them before you start.\n\n")
+        out.append(_block("shark-import", "\n".join(imports)))
     else:
         out.append("No primary inputs were recorded.\n")
     out.append("\n")
