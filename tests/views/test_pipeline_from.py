@@ -106,3 +106,14 @@ def test_document_reads_with_the_pipeline_parser(pipeline: Pipeline, tmp_path: P
 
     for _, line in doc.blocks[0].lines:
         assert parse_source(shlex.split(line)[0]).kind == "file"
+
+
+def test_pipeline_from_through_the_cli(pipeline: Pipeline) -> None:
+    import pytest
+    from viewkit import shark
+
+    r = shark("pipeline", "from", str(pipeline.report))
+    if r.returncode == 2 and "No such command" in r.stderr:
+        pytest.skip("the `sharklib pipeline` group is not available")
+    assert r.returncode == 0, r.stderr
+    assert "```shark-run:host\npython stats.py data/clean.csv results/stats.json\n```" in r.stdout
