@@ -102,7 +102,7 @@ class LiveProgress:
             self._progress.__exit__(None, None, None)
 
     def _text(self) -> str:
-        return (f"running {self.running}  reused {self.reused}  failed {self.failed}  "
+        return (f"active {self.running}  reused {self.reused}  failed {self.failed}  "
                 f"saved {self.saved:.1f}s")
 
     def started(self) -> None:

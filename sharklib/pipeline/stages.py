@@ -335,6 +335,9 @@ class StageBuilder:
                 continue
             stage.source, stage.dest, stage.pin = source, dest, pin
             p = _abs(self.docdir, dest)
+            if not p.startswith(self.docdir + os.sep):
+                raise PipelineError(f"import destination {dest} is outside the document's directory",
+                                    self.doc.path, line)
             stage.writes.add(p)
             self._declare(p)
 

@@ -93,3 +93,20 @@ def test_cli_prints_one_line_error(project: Path, cli) -> None:  # type: ignore[
     assert proc.stderr.strip().count("\n") == 0
     assert "bad.md:5: two stages write o.txt" in proc.stderr
     assert not (project / "o.txt").exists()
+
+
+def test_import_destination_must_stay_in_the_project(project: Path) -> None:
+    err = _error(project, "```shark-import\nhttps://example.org/a.csv ../../etc/a.csv\n```\n")
+    assert err.line == 2 and "outside the document's directory" in err.message
+
+
+def test_corrupt_state_is_ignored_with_a_note(project: Path) -> None:
+    from sharklib.pipeline.state import state_dir
+
+    doc = write(project / "m.md", "```shark-run:host\necho a > a.txt\n```\n")
+    d = state_dir(doc)
+    d.mkdir(parents=True)
+    (d / "state.json").write_bytes(b"\x00{not json")
+    pipe = load_pipeline(doc)
+    assert any("ignoring corrupt pipeline state" in n for n in pipe.notes)
+    assert len(pipe.stages) == 1

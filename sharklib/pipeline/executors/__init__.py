@@ -1,7 +1,8 @@
 """Executors run leaf jobs in DAG order; the scheduling loop is shared.
 
-An executor is a small pool: ``submit(job)``, ``wait(futures)`` (return the
-finished ones), ``result(future)``, ``slots`` (how many jobs to keep in flight)
+An executor is a small pool: ``submit_many(jobs)`` (one call per batch of
+ready stages, so a Dask client sends one message, not one per stage),
+``wait(futures)`` (return the finished ones), ``result(future)``, ``slots`` (how many jobs to keep in flight)
 and ``close()``. :func:`schedule` holds everything else: dependency counting,
 stopping the dependants of a failed stage while independent stages go on, and
 progress callbacks. Only ready stages are ever submitted, so a worker never
@@ -21,6 +22,8 @@ class Pool(Protocol):
     slots: int
 
     def submit(self, job: LeafJob) -> Any: ...
+
+    def submit_many(self, jobs: list[LeafJob]) -> list[Any]: ...
 
     def wait(self, futures: set[Any]) -> set[Any]: ...
 
@@ -61,11 +64,15 @@ def schedule(jobs: dict[int, LeafJob], deps: dict[int, set[int]], pool: Pool,
             stack.extend(dependants.get(k, ()))
 
     while ready or inflight:
-        while ready and len(inflight) < pool.slots:
-            i = ready.popleft()
-            if on_start:
-                on_start(i)
-            inflight[pool.submit(jobs[i])] = i
+        batch: list[int] = []
+        while ready and len(inflight) + len(batch) < pool.slots:
+            batch.append(ready.popleft())
+        if batch:
+            for i in batch:
+                if on_start:
+                    on_start(i)
+            for fut, i in zip(pool.submit_many([jobs[i] for i in batch]), batch, strict=True):
+                inflight[fut] = i
         if not inflight:
             break
         for fut in pool.wait(set(inflight)):

@@ -9,6 +9,7 @@ filesystem, or the shared fsspec cache store so outputs are restored from it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from sharklib.errors import SharkError
@@ -16,7 +17,9 @@ from sharklib.pipeline.leaf import LeafJob, LeafResult, run_leaf
 
 
 class DaskPool:
-    def __init__(self, scheduler: str | None = None, workers: int = 2) -> None:
+    def __init__(self, scheduler: str | None = None, workers: int = 2,
+                 fn: Callable[[LeafJob], LeafResult] = run_leaf) -> None:
+        self._fn = fn
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -34,17 +37,24 @@ class DaskPool:
             if self._cluster is not None:
                 self._cluster.close()
             raise SharkError(f"cannot reach the Dask scheduler: {exc}", scheduler) from None
-        threads = sum(self._client.nthreads().values()) or 1
-        self.slots = max(1, threads * 2)
+        # The scheduler queues tasks itself: hand it every ready stage at once.
+        self.slots = 1 << 30
+        from distributed import as_completed
+
+        self._done = as_completed([], with_results=False)
 
     def submit(self, job: LeafJob) -> Any:
-        return self._client.submit(run_leaf, job, pure=False, key=f"sharklib-stage-{job.index}-{id(job):x}")
+        return self.submit_many([job])[0]
+
+    def submit_many(self, jobs: list[LeafJob]) -> list[Any]:
+        keys = [f"sharklib-stage-{j.index}-{id(j):x}" for j in jobs]
+        futs = self._client.map(self._fn, jobs, key=keys, pure=False)
+        self._done.update(futs)
+        return list(futs)
 
     def wait(self, futures: set[Any]) -> set[Any]:
-        from distributed import wait
-
-        done, _ = wait(list(futures), return_when="FIRST_COMPLETED")
-        return set(done)
+        """Everything that finished since the last call (at least one), in one batch."""
+        return {f for f in self._done.next_batch(block=True) if f in futures}
 
     def result(self, future: Any, job: LeafJob) -> LeafResult:
         try:

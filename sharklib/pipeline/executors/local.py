@@ -8,18 +8,25 @@ interpreter per stage.
 from __future__ import annotations
 
 import concurrent.futures as cf
+from collections.abc import Callable
 from typing import Any
 
 from sharklib.pipeline.leaf import LeafJob, LeafResult, run_leaf
 
 
 class LocalPool:
-    def __init__(self, jobs: int) -> None:
-        self.slots = max(1, jobs)
-        self._ex = cf.ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="sharklib-stage")
+    def __init__(self, jobs: int, fn: Callable[[LeafJob], LeafResult] = run_leaf) -> None:
+        workers = max(1, jobs)
+        # One job queued behind each running one keeps every worker busy between completions.
+        self.slots = workers * 2
+        self._fn = fn
+        self._ex = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sharklib-stage")
 
     def submit(self, job: LeafJob) -> cf.Future[LeafResult]:
-        return self._ex.submit(run_leaf, job)
+        return self._ex.submit(self._fn, job)
+
+    def submit_many(self, jobs: list[LeafJob]) -> list[cf.Future[LeafResult]]:
+        return [self._ex.submit(self._fn, j) for j in jobs]
 
     def wait(self, futures: set[Any]) -> set[Any]:
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)

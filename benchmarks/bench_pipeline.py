@@ -1,0 +1,258 @@
+"""Benchmarks for Markdown pipelines: ``python benchmarks/bench_pipeline.py [--quick]``.
+
+1. Plan and no-op re-run of a generated 10,000-stage map (every stage reusable),
+   against ``snakemake -n`` and a nothing-to-do ``snakemake`` on the equivalent
+   Snakefile (snakemake lives in its own venv, ``benchmarks/.venvs/snakemake``,
+   created on first use from PyPI).
+2. Full first run of the map where each stage is a trivial ``cp``: stages/s at
+   1,000 and 10,000, against running the same ``cp`` commands with a plain
+   2-thread pool (no capture, no records) in the same run.
+3. Scheduling overhead per stage on the local pool and on Dask: sharklib's
+   scheduler driving a no-op leaf, minus the engine's own per-task cost for
+   the same no-op (ThreadPoolExecutor.submit / distributed Client.map).
+
+Every figure is the median of at least 5 timed runs after one warm-up, and the
+table prints ratios against a baseline measured in the same run. Subprocesses
+run with PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE unset (this machine's
+shell exports both; they distort per-process costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SNAKE_VENV = HERE / ".venvs" / "snakemake"
+SHARKLIB = [sys.executable, "-m", "sharklib"]
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
+    env["SHARKLIB_HOME"] = str(home)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def median_time(fn: Callable[[], object], runs: int, setup: Callable[[], object] | None = None) -> float:
+    if setup:
+        setup()
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        if setup:
+            setup()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def make_project(root: Path, n: int) -> Path:
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "in").mkdir(parents=True)
+    for i in range(n):
+        (root / "in" / f"f{i:05d}.txt").write_text(f"{i}\n")
+    (root / "m.md").write_text("# bench\n\n```shark-run:host\ncp in/* out/%{basename}\n```\n")
+    (root / "Snakefile").write_text(
+        'import os\nFILES = sorted(os.listdir("in"))\n\n'
+        'rule all:\n    input: expand("out/{f}", f=FILES)\n\n'
+        'rule copy:\n    input: "in/{f}"\n    output: "out/{f}"\n    shell: "cp {input} {output}"\n')
+    return root
+
+
+def snakemake() -> str | None:
+    exe = SNAKE_VENV / "bin" / "snakemake"
+    if exe.exists():
+        return str(exe)
+    print(f"installing snakemake into {SNAKE_VENV} ...", file=sys.stderr)
+    SNAKE_VENV.parent.mkdir(parents=True, exist_ok=True)
+    (SNAKE_VENV.parent / ".gitignore").write_text("*\n")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(SNAKE_VENV)], check=True)
+        subprocess.run([str(SNAKE_VENV / "bin" / "pip"), "install", "-q", "snakemake"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"snakemake unavailable: {exc}", file=sys.stderr)
+        return None
+    return str(exe) if exe.exists() else None
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], ok: bool = True) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if ok and proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
+
+
+def planner_available() -> bool:
+    import sharklib.runner
+
+    return hasattr(sharklib.runner, "plan_command")
+
+
+# -- 1. plan and no-op ------------------------------------------------------------------------------
+def bench_noop(work: Path, n: int, runs: int, rows: list[tuple[str, str, str]]) -> None:
+    proj = make_project(work / f"noop{n}", n)
+    home = work / f"home-noop{n}"
+    env = clean_env(home)
+    # Outputs for snakemake's nothing-to-do case, made with later mtimes than the inputs.
+    run([*SHARKLIB, "pipeline", "run", "-j", "2", "m.md"], proj, env)
+    snake = snakemake()
+    results: dict[str, float] = {}
+    if snake:
+        results["snakemake -n"] = median_time(
+            lambda: run([snake, "-n", "-c1", "--quiet"], proj, env), runs)
+        results["snakemake (nothing to do)"] = median_time(
+            lambda: run([snake, "-c1", "--quiet"], proj, env), runs)
+    results["sharklib pipeline plan"] = median_time(
+        lambda: run([*SHARKLIB, "pipeline", "plan", "m.md"], proj, env), runs)
+    from sharklib.pipeline.document import read_document
+    from sharklib.pipeline.run import load_pipeline
+
+    os.environ["SHARKLIB_HOME"] = str(home)
+    results["  in-process: parse + stages + DAG + plan"] = median_time(lambda: load_pipeline(proj / "m.md"), runs)
+    results["  in-process: parse only"] = median_time(lambda: read_document(proj / "m.md"), runs)
+    noop_ok = planner_available()
+    if noop_ok:
+        results["sharklib pipeline run (no-op)"] = median_time(
+            lambda: run([*SHARKLIB, "pipeline", "run", "m.md"], proj, env), runs)
+    base = results.get("snakemake -n")
+    for name, t in results.items():
+        ratio = f"{base / t:.1f}x faster than snakemake -n" if base and not name.startswith("snakemake") else ""
+        rows.append((f"{n:,}-stage map: {name}", f"{t:.3f} s", ratio))
+    if not noop_ok:
+        rows.append((f"{n:,}-stage map: sharklib pipeline run (no-op)",
+                     "not measured", "runner.plan_command not available yet: every stage would run"))
+
+
+# -- 2. full first run ----------------------------------------------------------------------------
+def plain_pool(proj: Path, n: int) -> None:
+    out = proj / "out"
+    out.mkdir(exist_ok=True)
+    with cf.ThreadPoolExecutor(2) as ex:
+        list(ex.map(lambda i: subprocess.run(f"cp in/f{i:05d}.txt out/f{i:05d}.txt", shell=True,
+                                             cwd=proj, check=True), range(n)))
+
+
+def bench_full(work: Path, n: int, runs: int, rows: list[tuple[str, str, str]]) -> None:
+    proj = make_project(work / f"full{n}", n)
+    home = work / f"home-full{n}"
+    env = clean_env(home)
+
+    def reset() -> None:
+        shutil.rmtree(proj / "out", ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+    base = median_time(lambda: plain_pool(proj, n), runs, setup=reset)
+    t = median_time(lambda: run([*SHARKLIB, "pipeline", "run", "-j", "2", "m.md"], proj, env),
+                    runs, setup=reset)
+    rows.append((f"first run, {n:,} cp stages: plain 2-thread pool", f"{base:.2f} s", f"{n / base:,.0f} stages/s"))
+    rows.append((f"first run, {n:,} cp stages: sharklib -j 2", f"{t:.2f} s",
+                 f"{n / t:,.0f} stages/s, {t / base:.2f}x the plain pool, "
+                 f"{(t - base) / n * 1000:.2f} ms/stage extra"))
+
+
+# -- 3. scheduling overhead -----------------------------------------------------------------------
+def noop_leaf(job):  # type: ignore[no-untyped-def]
+    from sharklib.pipeline.leaf import LeafResult
+
+    return LeafResult(index=job.index, exit_status=0)
+
+
+def bench_sched(n: int, runs: int, rows: list[tuple[str, str, str]]) -> None:
+    from sharklib.pipeline.executors import schedule
+    from sharklib.pipeline.executors.local import LocalPool
+    from sharklib.pipeline.leaf import LeafJob
+
+    jobs = {i: LeafJob(index=i, command="true", cwd="/", env_tag="host") for i in range(n)}
+    deps: dict[int, set[int]] = {}
+
+    def engine_local() -> None:
+        with cf.ThreadPoolExecutor(2) as ex:
+            for f in [ex.submit(noop_leaf, j) for j in jobs.values()]:
+                f.result()
+
+    def ours_local() -> None:
+        pool = LocalPool(2, fn=noop_leaf)
+        try:
+            schedule(jobs, deps, pool)
+        finally:
+            pool.close()
+
+    a = median_time(engine_local, runs)
+    b = median_time(ours_local, runs)
+    rows.append((f"scheduling, local pool, {n:,} no-op stages: ThreadPoolExecutor", f"{a / n * 1e3:.3f} ms/task", ""))
+    rows.append((f"scheduling, local pool, {n:,} no-op stages: sharklib", f"{b / n * 1e3:.3f} ms/task",
+                 f"{(b - a) / n * 1e3:+.3f} ms/stage over the engine"))
+    try:
+        from distributed import Client, LocalCluster, wait
+    except ImportError:
+        rows.append(("scheduling, dask", "not measured", "distributed not installed"))
+        return
+    from sharklib.pipeline.executors.dask import DaskPool
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+        addr = c.scheduler_address
+        with Client(addr) as client:
+            def engine_dask() -> None:
+                futs = client.map(noop_leaf, list(jobs.values()), pure=False)
+                wait(futs)
+                client.gather(futs)
+
+            a = median_time(engine_dask, runs)
+
+        pool = DaskPool(addr, fn=noop_leaf)  # connected once, like the engine's client above
+        try:
+            b = median_time(lambda: schedule(jobs, deps, pool), runs)
+        finally:
+            pool.close()
+    rows.append((f"scheduling, Dask (2 worker processes), {n:,} no-op stages: Client.map", f"{a / n * 1e3:.3f} ms/task", ""))
+    rows.append((f"scheduling, Dask (2 worker processes), {n:,} no-op stages: sharklib", f"{b / n * 1e3:.3f} ms/task",
+                 f"{(b - a) / n * 1e3:+.3f} ms/stage over the engine"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (1,000 / 2,000), for a smoke test")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", choices=["noop", "full", "sched"], action="append")
+    args = ap.parse_args()
+    runs = max(5, args.runs)
+    only = set(args.only or ["noop", "full", "sched"])
+    big = 2_000 if args.quick else 10_000
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="sharklib-bench-pipeline-") as tmp:
+        work = Path(tmp)
+        if "noop" in only:
+            bench_noop(work, big, runs, rows)
+        if "full" in only:
+            for n in (1_000, big):
+                bench_full(work, n, runs, rows)
+        if "sched" in only:
+            bench_sched(2_000, runs, rows)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sharklib pipeline benchmarks (median of {runs} runs after a warm-up)")
+    table.add_column("case")
+    table.add_column("time", justify="right")
+    table.add_column("ratio / rate")
+    for r in rows:
+        table.add_row(*r)
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()
