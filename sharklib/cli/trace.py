@@ -19,9 +19,10 @@ import click
 def command(backend: str, use_proxy: bool, no_python_capture: bool, cmd: tuple[str, ...]) -> int:
     """Run CMD with its whole process tree traced, and sign what it read and wrote."""
     from sharklib.trace import exit_like, trace_command
-    from sharklib.trace.report import report
 
     result = trace_command(list(cmd), backend, use_proxy=use_proxy,  # type: ignore[arg-type]
                            python_capture=not no_python_capture)
+    from sharklib.trace.report import report  # rich is imported after the command ran
+
     report(result, quiet=os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
     return exit_like(result)

@@ -14,12 +14,8 @@ one recipe writes and a later one reads links the two through its sidecar.
 
 from __future__ import annotations
 
-import getpass
 import os
-import platform
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from sharklib.model import Artifact, CodeIdentity, Environment, Exec, Output, Run
@@ -85,7 +81,8 @@ def wait_status_to_exit(status: int) -> int:
 
 
 def _new_id() -> str:
-    return uuid.uuid4().hex
+    """A random run id (uuid4-sized), without importing uuid on the start-up path."""
+    return os.urandom(16).hex()
 
 
 class Assembler:
@@ -287,6 +284,9 @@ class Assembler:
 
     def build(self, digests: dict[str, tuple[str, int]]) -> list[Run]:
         """Runs in the order they finished (upstream before downstream), root last."""
+        import platform
+        import socket
+
         user = _user()
         host = socket.gethostname()
         env = Environment(platform=platform.platform())
@@ -341,6 +341,8 @@ class Assembler:
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:

@@ -9,7 +9,6 @@ are absolute ``str`` with undecodable bytes kept by ``os.fsdecode``
 from __future__ import annotations
 
 import os
-import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Literal
@@ -54,6 +53,8 @@ def join_path(base: str, name: str) -> str:
 
 def decode_sockaddr(raw: bytes, sock_type: int = 0) -> str:
     """A connect() address as ``tcp:host:port``, ``udp:[v6]:port`` or ``unix:/path``."""
+    import socket
+
     if len(raw) < 2:
         return "unknown"
     family = struct.unpack_from("<H", raw)[0]
