@@ -118,8 +118,13 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
         self._record: dict[str, Any] = {}
 
     def handle_client_request(self, request: Any) -> Any:
+        with contextlib.suppress(Exception):  # recording must never break the download
+            self._start(request)
+        return request
+
+    def _start(self, request: Any) -> None:
         method = (request.method or b"GET").decode("latin-1")
-        host = (request.host or b"").decode("idna", "replace") if request.host else ""
+        host = (request.host or b"").decode("latin-1")
         port = request.port
         if method == "CONNECT":
             url = f"https://{host}:{port}/"
@@ -128,7 +133,6 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
             url = path if path.startswith("http") else f"http://{host}:{port}{path}"
         self._record = {"method": method, "url": url, "host": host, "port": port,
                         "time": time.time()}
-        return request
 
     def handle_upstream_chunk(self, chunk: memoryview) -> memoryview:
         if self._record.get("method") != "CONNECT":
@@ -137,9 +141,14 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
         return chunk
 
     def on_access_log(self, context: dict[str, Any]) -> dict[str, Any] | None:
+        with contextlib.suppress(Exception):
+            self._log(context)
+        return None
+
+    def _log(self, context: dict[str, Any]) -> None:
         rec = dict(self._record)
         if not rec:
-            return None
+            return
         if rec["method"] == "CONNECT":
             rec["size"] = int(context.get("response_bytes") or 0)
         else:
@@ -156,7 +165,6 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
                     os.write(fd, json.dumps(rec).encode() + b"\n")
                 finally:
                     os.close(fd)
-        return None
 
 
 @contextlib.contextmanager
