@@ -167,6 +167,9 @@ def layout(graph: Graph, dx: float = 260.0, dy: float = 56.0) -> None:
             indeg[j] -= 1
             if indeg[j] == 0:
                 queue.append(j)
+    for i in order:  # sources sit just before their first consumer, not all in column 0
+        if not pred[i] and succ[i]:
+            layer[i] = min(layer[j] for j in succ[i]) - 1
     layers: dict[int, list[int]] = {}
     for i in order:
         layers.setdefault(layer[i], []).append(i)

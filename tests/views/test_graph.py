@@ -116,9 +116,20 @@ def test_html_page_in_headless_chromium(tmp_path: Path, browser: Browser) -> Non
     assert not any(e.get("method") == "Page.javascriptDialogOpening"
                    for e in browser.events[mark:])
     assert browser.console_errors() == []
-    # drag pans and the wheel zooms without errors
+    # the wheel zooms around the pointer, a drag pans
+    before = browser.evaluate("sharkGraph.view()")
     browser.send("Input.dispatchMouseEvent", {"type": "mouseWheel", "x": 300, "y": 300,
                                               "deltaX": 0, "deltaY": -300})
+    zoomed = browser.evaluate("sharkGraph.view()")
+    assert zoomed["scale"] > before["scale"]
+    for kind, x in (("mousePressed", 200), ("mouseMoved", 260), ("mouseMoved", 320),
+                    ("mouseReleased", 320)):
+        browser.send("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": 400,
+                                                  "button": "left", "buttons": 1,
+                                                  "clickCount": 1})
+    panned = browser.evaluate("sharkGraph.view()")
+    assert panned["x"] == pytest.approx(zoomed["x"] + 120, abs=2)
+    browser.evaluate("document.getElementById('fit').click()")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "lineage-graph.png"
     browser.screenshot(str(shot))

@@ -227,7 +227,8 @@
       draw();
       return true;
     },
-    select: function (id) { var j = index.get(id); showDetails(j === undefined ? -1 : j); }
+    select: function (id) { var j = index.get(id); showDetails(j === undefined ? -1 : j); },
+    view: function () { return { scale: view.s, x: view.tx, y: view.ty }; }
   };
   window.sharkGraph = api;
   document.body.setAttribute("data-rendered", "1");
