@@ -118,12 +118,10 @@ def bench_noop(work: Path, n: int, runs: int, rows: list[tuple[str, str, str]]) 
             lambda: run([snake, "-c1", "--quiet"], proj, env), runs)
     results["sharklib pipeline plan"] = median_time(
         lambda: run([*SHARKLIB, "pipeline", "plan", "m.md"], proj, env), runs)
-    from sharklib.pipeline.document import read_document
     from sharklib.pipeline.run import load_pipeline
 
     os.environ["SHARKLIB_HOME"] = str(home)
     results["  in-process: parse + stages + DAG + plan"] = median_time(lambda: load_pipeline(proj / "m.md"), runs)
-    results["  in-process: parse only"] = median_time(lambda: read_document(proj / "m.md"), runs)
     noop_ok = planner_available()
     if noop_ok:
         results["sharklib pipeline run (no-op)"] = median_time(

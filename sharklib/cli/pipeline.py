@@ -54,7 +54,8 @@ def pin_cmd(document: str) -> int:
     console = Console()
     for r in pin_document(document):
         digest = f" {r.digest}" if r.digest else ""
-        console.print(f"line {r.line}: {escape(r.source)}:{escape(digest)} [bold]{escape(r.status)}[/]")
+        console.print(f"line {r.line}: [bold]{escape(r.status)}[/]: {escape(r.source)}{escape(digest)}",
+                      soft_wrap=True)
     return 0
 
 

@@ -49,10 +49,10 @@ def plan_table(stages: list[Stage], plans: list[StagePlan], title: str) -> Table
         first = stages[members[0]]
         p = plans[members[0]]
         colour = "green" if p.action == "reuse" else "yellow"
-        if len(members) > 1:
-            name = f"{escape(_short(first.display, 50))} (+{len(members) - 1} more map stages)"
+        if first.item:
+            name = f"{escape(_short(first.display))} [dim]({len(members)} map stage(s))[/]"
             saved = sum(plans[i].saved_seconds for i in members)
-            why = (f"{len(members)} past runs, saves {saved:.1f}s" if p.action == "reuse" else p.reason)
+            why = (f"{len(members)} past run(s), saves {saved:.1f}s" if p.action == "reuse" else p.reason)
         else:
             name, why = escape(_short(first.display)), _reason(p)
         table.add_row(str(first.line), name, f"[{colour}]{p.action}[/]", escape(why))

@@ -142,7 +142,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     prepared: dict[str, PreparedEnv] = {}
     for name in sorted({s.env for s in todo}):
         prepared[name] = prepare(pipe.envs[name], pipe.doc.path,
-                                 log=lambda m: console.print(f"[dim]{escape(m)}[/]"))
+                                 log=lambda m: console.print(f"[dim]{escape(m)}[/]", soft_wrap=True))
     log_dir = str(state_dir(pipe.doc.path) / "logs")
     leaf_jobs = {s.index: LeafJob(index=s.index,
                                   command=prepared[s.env].wrap(s.command, pipe.docdir),
@@ -161,7 +161,8 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     for i, res in results.items():
         s = stages[i]
         if res.exit_status != 0:
-            report.failures.append(Failure(line=s.line, command=s.display, exit_status=res.exit_status,
+            shown = s.command if s.kind == "run" else s.display
+            report.failures.append(Failure(line=s.line, command=shown, exit_status=res.exit_status,
                                            stderr_tail=res.stderr_tail, log=res.log))
             continue
         if res.reused:

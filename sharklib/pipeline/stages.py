@@ -224,7 +224,7 @@ class StageBuilder:
             values = {"in": item, "basename": name, "stem": stem}
             concrete = cmd.replace(pattern, item)
             concrete = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), concrete)
-            stage = self._add("run", concrete, concrete, line, env, item=item)
+            stage = self._add("run", concrete, cmd, line, env, item=item)
             if stage is None:
                 continue
             self._apply(stage, const, shared=True)
