@@ -63,16 +63,17 @@ class PipelineState:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
-            fresh = PipelineState.load(self.path.parent / "unused")
-            fresh.path = self.path
+            stages: dict[str, Any] = {}
+            imports_now: dict[str, Any] = {}
             try:
-                data: dict[str, Any] = json.loads(self.path.read_bytes())
-                fresh.stages = dict(data.get("stages", {}))
-                fresh.imports = dict(data.get("imports", {}))
-            except (OSError, ValueError, AttributeError):
-                pass
-            fresh.stages.update(updates)
-            fresh.imports.update(imports)
-            body = {"version": 1, "stages": fresh.stages, "imports": fresh.imports}
+                data = json.loads(self.path.read_bytes())
+                if isinstance(data, dict):
+                    stages = dict(data.get("stages") or {})
+                    imports_now = dict(data.get("imports") or {})
+            except (OSError, ValueError, TypeError):
+                pass  # missing or corrupt: start again from what this run observed
+            stages.update(updates)
+            imports_now.update(imports)
+            body = {"version": 1, "stages": stages, "imports": imports_now}
             atomic_write(self.path, json.dumps(body, separators=(",", ":")).encode())
-            self.stages, self.imports = fresh.stages, fresh.imports
+            self.stages, self.imports = stages, imports_now
