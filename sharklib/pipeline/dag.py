@@ -25,12 +25,12 @@ from sharklib.pipeline.stages import Stage
 
 
 def _ancestors(p: str, stop: str) -> Iterable[str]:
-    d = os.path.dirname(p)
-    while d and d != p:
-        yield d
-        if d == stop or d == "/":
+    """Parent directories of normalised absolute ``p``, nearest first, up to ``stop`` or ``/``."""
+    while True:
+        p = p.rpartition("/")[0] or "/"
+        yield p
+        if p == stop or p == "/":
             return
-        p, d = d, os.path.dirname(d)
 
 
 def _rel(p: str, root: str) -> str:

@@ -163,7 +163,11 @@ def classify(command: str, path: Path, line: int) -> list[_Token]:
 
 
 def _abs(docdir: str, p: str) -> str:
-    return os.path.normpath(p if p.startswith("/") else os.path.join(docdir, p))
+    full = p if p.startswith("/") else f"{docdir}/{p}"
+    # normpath only when the path could change under it (it is the hot spot for large maps)
+    if "//" in full or "/." in full or full.endswith("/"):
+        return os.path.normpath(full)
+    return full
 
 
 class StageBuilder:
