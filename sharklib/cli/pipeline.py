@@ -59,9 +59,9 @@ def pin_cmd(document: str) -> int:
     return 0
 
 
-try:  # registered by the lineage views when they are installed
+try:  # `from` belongs to the lineage views; the group must work without it (or with it broken)
     from sharklib.cli.pipeline_from import from_command as _from_command
-except ImportError:
+except Exception:
     _from_command = None
 if _from_command is not None:
     command.add_command(_from_command, "from")
