@@ -15,6 +15,7 @@ output, so lineages written by tools that do not record links still connect.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -178,7 +179,7 @@ def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
     return run, output
 
 
-def _decode_line(raw: bytes, sidecar: str, lineno: int,
+def decode_line(raw: bytes, sidecar: str, lineno: int,
                  keys: dict[str, Ed25519PublicKey] | None) -> Decoded | None:
     if len(raw) > MAX_LINE:
         raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB "
@@ -209,7 +210,7 @@ def _iter_serial(sidecar: str, keys: dict[str, Ed25519PublicKey] | None) -> Iter
             if not raw:
                 break
             lineno += 1
-            d = _decode_line(raw, sidecar, lineno, keys)
+            d = decode_line(raw, sidecar, lineno, keys)
             if d is not None:
                 yield d
 
@@ -220,7 +221,19 @@ def decode_sidecar(sidecar: str, keys: dict[str, Ed25519PublicKey] | None = None
 
     A repeated attestation is an error naming both lines.
     """
-    decoded = list(_iter_serial(sidecar, keys))
+    enabled = gc.isenabled()
+    gc.disable()  # many small acyclic objects: cyclic collections would only cost time
+    try:
+        decoded = list(_iter_serial(sidecar, keys))
+    finally:
+        if enabled:
+            gc.enable()
+    reject_duplicates(decoded, sidecar)
+    return decoded
+
+
+def reject_duplicates(decoded: list[Decoded], sidecar: str) -> None:
+    """The same attestation on two lines is an error naming both; so is an empty sidecar."""
     first_line: dict[str, int] = {}
     for d in decoded:
         digest = d.entry.digest
@@ -230,7 +243,6 @@ def decode_sidecar(sidecar: str, keys: dict[str, Ed25519PublicKey] | None = None
         first_line[digest] = d.entry.line
     if not decoded:
         raise SidecarError("empty sidecar", sidecar)
-    return decoded
 
 
 def read_entries(sidecar: str) -> list[BundleEntry]:

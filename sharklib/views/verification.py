@@ -2,8 +2,8 @@
 
 The checks are :func:`sharklib.attest.verify_bundle`'s, run over the lineage
 as :mod:`sharklib.views.lineage` decodes it once (with its structural checks),
-with signatures and file digests checked in forked worker processes for big
-lineages (the Ed25519 checks hold the GIL); this module adds signatures by known keys that do not
+and for big sidecars decoded and checked in forked worker processes
+(:mod:`sharklib.views.parallel_load`); this module adds signatures by known keys that do not
 verify (a tampered envelope that still carries another good signature) and a
 :class:`~sharklib.views.trust.TrustPolicy`, and presents one row per step and
 one line per problem, each naming the sidecar line and the step's command.
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sharklib.attest import check_signatures, trusted_keys
 from sharklib.views.lineage import Lineage, Step, load_lineage
+from sharklib.views.parallel_load import load_for_verification, wants_parallel
 from sharklib.views.trust import TrustPolicy, default_policy_path, load_policy
 
 if TYPE_CHECKING:
@@ -60,64 +61,17 @@ def where(lineage: Lineage, step: Step) -> str:
     return f"{lineage.sidecar}:{step.line} [{step.command[:60]}]"
 
 
-PARALLEL_STEPS = 1000
-_shared: tuple[list[Step], list[str], dict[str, Ed25519PublicKey]] | None = None
-
-
-def _check_part(part: int, parts: int) -> tuple[dict[str, tuple[list[str], list[str]]],
-                                                 dict[str, str]]:
-    """In a forked worker: signatures of every ``parts``-th step, digests of every ``parts``-th file."""
-    from sharklib.hashing import StatCache
-
-    assert _shared is not None
-    steps, paths, keys = _shared
-    sigs = {s.digest: check_signatures(s.entry.envelope, keys) for s in steps[part::parts]}
-    cache = StatCache()
-    try:
-        on_disk = {p: v[0] for p, v in cache.digests(paths[part::parts]).items()}
-    finally:
-        cache.close()
-    return sigs, on_disk
-
-
 def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
                   statcache: StatCache | None = None) -> None:
-    """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk``.
+    """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk`` in this process."""
+    from sharklib.hashing import StatCache
 
-    Ed25519 checks and stat-cache lookups are CPU-bound and hold the GIL; for
-    a big lineage they run in forked worker processes, which inherit the
-    decoded lineage (nothing big is pickled) and return only key ids and
-    digests.
-    """
-    global _shared
-    steps = list(lineage.steps.values())
-    paths = sorted(p for p in lineage.artifact_paths(code=False) if os.path.isfile(p))
-    workers = min(os.cpu_count() or 1, 8)
-    results: list[tuple[dict[str, tuple[list[str], list[str]]], dict[str, str]]]
-    if workers > 1 and len(steps) >= PARALLEL_STEPS and statcache is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        _shared = (steps, paths, keys)
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                results = list(pool.map(_check_part, range(workers), [workers] * workers))
-        finally:
-            _shared = None
-    else:
-        from sharklib.hashing import StatCache
-
-        cache = statcache or StatCache()
-        results = [({s.digest: check_signatures(s.entry.envelope, keys) for s in steps},
-                    {p: v[0] for p, v in cache.digests(paths).items()})]
-    on_disk: dict[str, str] = {}
-    for sigs, disk in results:
-        on_disk.update(disk)
-        for digest, (good, bad) in sigs.items():
-            step = lineage.steps[digest]
-            step.signers, step.bad_signatures = good, bad
-    lineage.on_disk = on_disk
+    for step in lineage.steps.values():
+        if step.signers is None:
+            step.signers, step.bad_signatures = check_signatures(step.entry.envelope, keys)
+    paths = [p for p in lineage.artifact_paths(code=False) if os.path.isfile(p)]
+    cache = statcache or StatCache()
+    lineage.on_disk = {p: v[0] for p, v in cache.digests(paths).items()}
 
 
 def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] | None = None,
@@ -143,8 +97,11 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
     if pol is not None:
         all_keys.update(pol.public_keys())
         names.update(pol.names())
-    lineage = load_lineage(path)
-    check_lineage(lineage, all_keys, statcache)
+    if statcache is None and wants_parallel(path):
+        lineage = load_for_verification(path, all_keys)
+    else:
+        lineage = load_lineage(path, keys=all_keys)
+        check_lineage(lineage, all_keys, statcache)
     on_disk = lineage.on_disk or {}
     result = Verification(lineage=lineage, policy=pol, key_names=names)
     problems = result.problems

@@ -1,0 +1,163 @@
+"""Load a big sidecar for verification in parallel worker processes.
+
+Verifying 10,000 attestations is CPU work that holds the GIL — JSON parsing,
+decoding each statement into a Run, one Ed25519 check per signature, a
+stat-cache lookup per file — so the sidecar is cut at line boundaries and each
+piece is handled by a forked worker. Pickling decoded Runs back costs as much
+as decoding them, so a worker returns only what verification reads, as plain
+tuples: the line's digest and number, which signatures verified, the command,
+directory, run id, output and inputs, and the digests of the files its lines
+name. The main process rebuilds light Steps from those (their envelopes keep
+only the signatures' key ids; the statements are not kept), then links and
+checks the lineage exactly as :func:`sharklib.views.lineage.load_lineage` does.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+from typing import TYPE_CHECKING, Any
+
+from sharklib.attest.sidecar import BundleEntry
+from sharklib.errors import SidecarError
+from sharklib.model import Artifact, Output, Run
+from sharklib.views.lineage import (
+    Decoded,
+    Lineage,
+    decode_line,
+    lineage_from_decoded,
+    reject_duplicates,
+    split_target,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+#: below this sidecar size one process is faster than starting workers
+PARALLEL_BYTES = 2 * 1024 * 1024
+PARALLEL_MAX = 4 * 1024 * 1024 * 1024
+
+Row = tuple[Any, ...]
+
+
+def _row(d: Decoded) -> Row:
+    run, out = d.run, d.output
+    return (d.entry.line, d.entry.digest, d.good, d.bad,
+            [str(s.get("keyid", "")) for s in d.entry.envelope.get("signatures", [])],
+            run.run_id, run.argv, run.cwd, run.exit_status, run.started, run.ended,
+            out.path, out.sha256, out.size, out.stream,
+            [(a.path, a.sha256, a.attestation) for a in run.inputs])
+
+
+def _decoded(row: Row) -> Decoded:
+    (line, digest, good, bad, keyids, run_id, argv, cwd, status, started, ended,
+     out_path, out_sha, out_size, stream, inputs) = row
+    entry = BundleEntry(digest, {"signatures": [{"keyid": k} for k in keyids]}, {}, line)
+    output = Output(path=out_path, sha256=out_sha, size=out_size,
+                    inputs=[p for p, _, _ in inputs], stream=stream)
+    run = Run(run_id=run_id, argv=argv, cwd=cwd, started=started, ended=ended,
+              exit_status=status, inputs=[Artifact(p, s, attestation=a) for p, s, a in inputs],
+              outputs=[output])
+    return Decoded(entry, run, output, good, bad)
+
+
+def _worker(sidecar: str, start: int, end: int, first_line: int,
+            keys_raw: dict[str, bytes]) -> tuple[list[Row], dict[str, str], tuple[str, int] | None]:
+    """Decode and check lines [start, end) of the sidecar; module level so it pickles by name."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from sharklib.hashing import StatCache
+
+    keys = {k: Ed25519PublicKey.from_public_bytes(v) for k, v in keys_raw.items()}
+    gc.disable()  # bulk allocation of acyclic objects: collections would only cost time
+    rows: list[Row] = []
+    paths: set[str] = set()
+    try:
+        with open(sidecar, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+        for i, raw in enumerate(data.split(b"\n")):
+            d = decode_line(raw, sidecar, first_line + i, keys)
+            if d is None:
+                continue
+            rows.append(_row(d))
+            paths.add(d.output.path)
+            paths.update(a.path for a in d.run.inputs)
+    except SidecarError as exc:
+        return [], {}, (exc.message, exc.line or 0)
+    except OSError as exc:
+        return [], {}, (f"cannot read sidecar: {exc.strerror}", 0)
+    cache = StatCache()
+    try:
+        found = cache.digests(p for p in paths if os.path.isfile(p))
+    finally:
+        cache.close()
+    return rows, {p: v[0] for p, v in found.items()}, None
+
+
+def _bounds(sidecar: str, size: int, parts: int) -> list[tuple[int, int, int]]:
+    """(start, end, first line number) of ``parts`` pieces cut after a newline."""
+    with open(sidecar, "rb") as fh:
+        data = fh.read()
+    cuts = [0]
+    for k in range(1, parts):
+        nl = data.find(b"\n", size * k // parts)
+        if nl >= 0 and nl + 1 > cuts[-1] and nl + 1 < len(data):
+            cuts.append(nl + 1)
+    cuts.append(len(data))
+    return [(a, b, data.count(b"\n", 0, a) + 1) for a, b in itertools.pairwise(cuts)]
+
+
+def wants_parallel(path: str | os.PathLike[str]) -> bool:
+    if (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        size = os.path.getsize(split_target(path)[1])
+    except OSError:
+        return False
+    return PARALLEL_BYTES <= size <= PARALLEL_MAX
+
+
+def load_for_verification(path: str | os.PathLike[str],
+                          keys: dict[str, Ed25519PublicKey]) -> Lineage:
+    """A light Lineage with ``Step.signers`` and ``Lineage.on_disk`` filled, decoded in parallel."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cryptography.hazmat.primitives import serialization
+
+    p, sidecar = split_target(path)
+    size = os.path.getsize(sidecar)
+    workers = min(os.cpu_count() or 1, 8)
+    pieces = _bounds(sidecar, size, workers)
+    keys_raw = {k: v.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+                for k, v in keys.items()}
+    with ProcessPoolExecutor(len(pieces), mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_worker, sidecar, a, b, first, keys_raw) for a, b, first in pieces]
+        results = [f.result() for f in futures]
+    errors = [err for _, _, err in results if err is not None]
+    if errors:
+        message, line = min(errors, key=lambda e: e[1])
+        raise SidecarError(message, sidecar, line or None)
+    decoded: list[Decoded] = []
+    on_disk: dict[str, str] = {}
+    enabled = gc.isenabled()
+    gc.disable()  # tens of thousands of small objects; nothing cyclic to collect
+    try:
+        for rows, disk, _ in results:
+            decoded.extend(_decoded(r) for r in rows)
+            on_disk.update(disk)
+        reject_duplicates(decoded, sidecar)
+        lineage = lineage_from_decoded(p, sidecar, decoded)
+    finally:
+        if enabled:
+            gc.enable()
+    if p not in on_disk and os.path.isfile(p):
+        from sharklib.hashing import StatCache
+
+        got = StatCache().digest(p)
+        if got is not None:
+            on_disk[p] = got[0]
+    lineage.on_disk = on_disk
+    return lineage

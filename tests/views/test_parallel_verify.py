@@ -1,0 +1,65 @@
+"""Big sidecars are verified by worker processes: same verdicts, same messages as one process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from sharklib.attest import sidecar_path
+from sharklib.errors import SidecarError
+from sharklib.views import parallel_load
+from sharklib.views.verification import verify_lineage
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from bench_views import make_lineage
+
+
+def _both(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
+    monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", 10**15)
+    serial = verify_lineage(path)
+    monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", 1)
+    assert parallel_load.wants_parallel(path) == ((os.cpu_count() or 1) > 1)
+    parallel = verify_lineage(path)
+    assert len(parallel.steps) == len(serial.steps)
+    assert [s.signers for s in parallel.steps] == [s.signers for s in serial.steps]
+    return serial.problems, parallel.problems
+
+
+def test_parallel_and_serial_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = make_lineage(str(tmp_path / "l"), 400, fan_in=True)
+    serial, parallel = _both(result, monkeypatch)
+    assert serial == parallel == []
+    (tmp_path / "l" / "parts" / "part7.csv").write_text("changed")
+    (tmp_path / "l" / "in" / "input300.csv").write_text("changed")
+    serial, parallel = _both(result, monkeypatch)
+    assert serial == parallel and len(serial) == 3
+    assert any("part7.csv: input of [python combine.py parts/]" in p for p in serial)
+
+
+def test_parallel_reports_the_first_bad_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = make_lineage(str(tmp_path / "l"), 300, fan_in=False)
+    side = Path(sidecar_path(result))
+    original = side.read_bytes()
+    lines = original.splitlines(keepends=True)
+    lines[250] = b'{"not": "an envelope"}\n'
+    lines[200] = lines[10]
+    side.write_bytes(b"".join(lines))
+    good_251 = original.splitlines(keepends=True)[250]
+    for threshold in (10**15, 1):  # one process, then workers: the same first error
+        monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", threshold)
+        with pytest.raises(SidecarError) as exc:
+            verify_lineage(result)
+        assert exc.value.line == 251 and "wrong payload type" in str(exc.value)
+    lines[250] = good_251
+    side.write_bytes(b"".join(lines))
+    with pytest.raises(SidecarError) as exc:
+        verify_lineage(result)
+    assert exc.value.line == 201 and "duplicate attestation" in str(exc.value)
+    lines[200] = b"garbage\n"
+    side.write_bytes(b"".join(lines))
+    with pytest.raises(SidecarError) as exc:
+        verify_lineage(result)
+    assert exc.value.line == 201 and "malformed JSON" in str(exc.value)
