@@ -72,6 +72,11 @@ def command_line(steps: list[Step], root: str) -> str:
     return line
 
 
+def _token(text: str) -> str:
+    """A word of an import line: quoted only when it would not stay one word."""
+    return shlex.quote(text) if re.search(r"[\s'\"\\]", text) or not text else text
+
+
 def _fence(body: str) -> str:
     longest = max((len(m) for m in re.findall(r"`+", body)), default=0)
     return "`" * max(3, longest + 1)
@@ -104,7 +109,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
                     continue
                 seen.add(key)
                 rel = _rel(a.path, root) if _inside(a.path, root) else a.path
-                imports.append(f"{shlex.quote('file:' + rel)} {shlex.quote(rel)} sha256:{a.sha256}")
+                imports.append(f"{_token('file:' + rel)} {_token(rel)} sha256:{a.sha256}")
             for d in s.run.downloads:
                 key = (d.url, d.sha256 or "")
                 if key in seen:
@@ -114,7 +119,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
                 if os.path.isabs(dest) and _inside(dest, root):
                     dest = _rel(dest, root)
                 pin = f" sha256:{d.sha256}" if d.sha256 else ""
-                imports.append(f"{shlex.quote(d.url)} {shlex.quote(dest)}{pin}")
+                imports.append(f"{_token(d.url)} {_token(dest)}{pin}")
     target_rel = _rel(lineage.path, root) if _inside(lineage.path, root) else lineage.path
     front = {
         "title": f"Rebuild {target_rel}",

@@ -85,3 +85,28 @@ def test_diff_of_identical_lineages_is_clean(tmp_path: Path) -> None:
     r = shark("diff", str(a.report), str(a.report))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "no difference" in r.stdout
+
+
+def test_downloads_appear_in_every_view(tmp_path: Path) -> None:
+    from viewkit import record_step
+
+    from sharklib.model import Download
+
+    root = tmp_path / "dl"
+    root.mkdir()
+    script = root / "fetch.py"
+    script.write_text("# fetched over the network (recorded, not re-run here)\n")
+    saved = root / "records.csv"
+    saved.write_text("a,b\n")
+    dl = Download(url="https://zenodo.org/records/123/files/records.csv?download=1",
+                  sha256="c" * 64, size=4, etag='"abc"', saved_to=str(saved))
+    record_step(["python", "fetch.py"], root, script, [], [saved], downloads=[dl], run=False)
+    show = shark("show", str(saved)).stdout
+    assert "download https://zenodo.org/records/123/files/records.csv?download=1" in show
+    deps = json.loads(shark("why", str(saved), "--json").stdout)
+    assert deps["downloads"][0]["url"] == dl.url and deps["downloads"][0]["sha256"] == "c" * 64
+    graph = json.loads(shark("graph", str(saved), "--format", "json").stdout)
+    assert [n["label"] for n in graph["nodes"] if n["kind"] == "download"] == [dl.url]
+    md = shark("pipeline", "from", str(saved)).stdout
+    if md:
+        assert f"{dl.url} records.csv sha256:{'c' * 64}" in md
