@@ -166,7 +166,8 @@ def bench_restore(base: Path, size: int, repeat: int) -> list[Row]:
                  "1.00 (baseline)"))
     store = ContentStore(base / "cas-ext4")
     store.put(str(src), sha)
-    t = median_time(lambda: store.restore(sha, str(dest)), repeat)
+    t = median_time(lambda: store.restore(sha, str(dest)), repeat,
+                    before=lambda: dest.unlink(missing_ok=True))
     strategy = store.restore(sha, str(dest)).strategy
     rows.append((f"restore {mb:.0f} MB: content store on ext4 ({strategy})",
                  f"{t * 1e3:.1f} ms", f"{t / t_copy:.2f}x the copy"))

@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,29 +74,63 @@ class StoredObject:
                 "size": self.size, "mode": self.mode}
 
 
-@dataclass(slots=True)
 class IndexEntry:
     """One recorded run as the cache keeps it.
 
     ``inputs`` are ``(path, sha256)`` pairs with paths relative to the project
     root when they were inside it (so a colleague's checkout elsewhere matches),
     absolute otherwise; ``modules`` likewise for local code modules.
+
+    Parsed from storage, the full :class:`~sharklib.model.Run` is built only when
+    asked for (:attr:`run`): a no-op re-check needs just the few facts kept
+    as attributes (id, start, end, exit status), which keeps a check cheap even
+    for runs that read 100,000 files.
     """
 
-    key: str
-    run: Run
-    root: str
-    objects: list[StoredObject]
-    inputs: list[tuple[str, str]] = field(default_factory=list)
-    modules: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("_run", "_run_dict", "_where", "ended", "exit_status", "inputs", "key",
+                 "modules", "objects", "root", "run_id", "started")
+
+    def __init__(self, key: str, run: Run | None, root: str, objects: list[StoredObject],
+                 inputs: list[tuple[str, str]] | None = None,
+                 modules: list[tuple[str, str]] | None = None, *,
+                 run_dict: dict[str, Any] | None = None, where: str | None = None) -> None:
+        self.key = key
+        self.root = root
+        self.objects = objects
+        self.inputs = inputs or []
+        self.modules = modules or []
+        self._run = run
+        self._run_dict = run_dict
+        self._where = where
+        if run is not None:
+            self.run_id, self.started, self.ended = run.run_id, run.started, run.ended
+            self.exit_status = run.exit_status
+        else:
+            assert run_dict is not None
+            self.run_id = str(run_dict["run_id"])
+            self.started = float(run_dict["started"])
+            ended = run_dict.get("ended")
+            self.ended = None if ended is None else float(ended)
+            status = run_dict.get("exit_status")
+            self.exit_status = None if status is None else int(status)
 
     @property
-    def run_id(self) -> str:
-        return self.run.run_id
+    def run(self) -> Run:
+        if self._run is None:
+            try:
+                self._run = Run.from_dict(self._run_dict or {})
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise StoreError(f"malformed run in cache index entry: {exc}",
+                                 self._where) from None
+        return self._run
+
+    def run_data(self) -> dict[str, Any]:
+        """The run as plain JSON data (no parsing cost when it came from storage)."""
+        return self._run_dict if self._run_dict is not None else self.run.to_dict()
 
     @property
     def duration(self) -> float:
-        return max(0.0, self.run.duration or 0.0)
+        return 0.0 if self.ended is None else max(0.0, self.ended - self.started)
 
     @property
     def size(self) -> int:
@@ -111,7 +145,7 @@ class IndexEntry:
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": ENTRY_VERSION, "key": self.key, "root": encode_path(self.root),
-            "run": self.run.to_dict(), "objects": [o.to_dict() for o in self.objects],
+            "run": self.run_data(), "objects": [o.to_dict() for o in self.objects],
             "inputs": [[encode_path(p), s] for p, s in self.inputs],
             "modules": [[encode_path(p), s] for p, s in self.modules],
         }
@@ -121,7 +155,11 @@ class IndexEntry:
 
     @classmethod
     def from_dict(cls, d: Any, where: str | None = None) -> IndexEntry:
-        """Parse an untrusted entry; any deviation is a one-line StoreError naming ``where``."""
+        """Parse an untrusted entry; any deviation is a one-line StoreError naming ``where``.
+
+        Object digests are checked strictly (they become paths and URLs); input
+        digests are only ever compared, so they are only checked to be strings.
+        """
         try:
             if not isinstance(d, dict) or d.get("version") != ENTRY_VERSION:
                 raise ValueError("unknown entry version")
@@ -129,8 +167,10 @@ class IndexEntry:
             if not (isinstance(key, str) and key.startswith("sha256:")):
                 raise ValueError("bad run key")
             check_digest(key[7:], where)
-            run = Run.from_dict(d["run"])
-            if run.run_key not in (None, key):
+            run_dict = d["run"]
+            if not isinstance(run_dict, dict):
+                raise ValueError("run is not an object")
+            if run_dict.get("run_key") not in (None, key):
                 raise ValueError("run key does not match the entry")
             objects = []
             for o in d["objects"]:
@@ -141,12 +181,16 @@ class IndexEntry:
                 objects.append(StoredObject(role, decode_path(str(o["path"])),
                                             check_digest(o["sha256"], where), int(o["size"]),
                                             mode))
-            pairs = {}
+            pairs: dict[str, list[tuple[str, str]]] = {}
             for name in ("inputs", "modules"):
-                pairs[name] = [(decode_path(str(p)), check_digest(s, where))
-                               for p, s in d.get(name, [])]
-            return cls(key=key, run=run, root=decode_path(str(d["root"])), objects=objects,
-                       inputs=pairs["inputs"], modules=pairs["modules"])
+                items = d.get(name, [])
+                if not isinstance(items, list):
+                    raise ValueError(f"{name} is not a list")
+                pairs[name] = [(decode_path(p), s) if isinstance(p, str) and isinstance(s, str)
+                               else _bad_pair(name) for p, s in items]
+            return cls(key=key, run=None, root=decode_path(str(d["root"])), objects=objects,
+                       inputs=pairs["inputs"], modules=pairs["modules"], run_dict=run_dict,
+                       where=where)
         except StoreError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -159,6 +203,10 @@ class IndexEntry:
         except (ValueError, UnicodeDecodeError) as exc:
             raise StoreError(f"cache index entry is not JSON: {exc}", where) from None
         return cls.from_dict(data, where)
+
+
+def _bad_pair(name: str) -> tuple[str, str]:
+    raise ValueError(f"malformed {name} entry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,25 +271,25 @@ class RunIndex:
     def add(self, entry: IndexEntry) -> bool:
         """Index a run whose objects are already stored; False if it was already there."""
         now = time.time()
-        run = entry.run
+        text = entry.to_json()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
                 "bytes, indexed, last_used) VALUES (?,?,?,?,?,?,?,?,?)",
-                (run.run_id, entry.key, run.started, entry.duration, run.exit_status,
-                 entry.to_json(), entry.size, now, now))
+                (entry.run_id, entry.key, entry.started, entry.duration, entry.exit_status,
+                 text, entry.size, now, now))
             if cur.rowcount == 0:
                 return False
             db.executemany(
                 "INSERT OR REPLACE INTO run_objects VALUES (?,?,?,?,?)",
-                [(run.run_id, o.role, encode_path(o.path), o.sha256, o.size)
+                [(entry.run_id, o.role, encode_path(o.path), o.sha256, o.size)
                  for o in entry.objects])
         return True
 
     def mark_used(self, run_id: str, saved: float) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE runs SET last_used=?, uses=uses+1, saved=saved+? WHERE run_id=?",
-                       (time.time(), max(0.0, saved), run_id))
+        with self._lock:  # one statement: its own (autocommit) transaction
+            self._db.execute("UPDATE runs SET last_used=?, uses=uses+1, saved=saved+? "
+                             "WHERE run_id=?", (time.time(), max(0.0, saved), run_id))
 
     def remove(self, run_ids: Iterable[str]) -> int:
         ids = list(run_ids)

@@ -163,11 +163,11 @@ class RunCache:
                 if warn is not None:
                     warn(str(exc))
                 continue
-            if entry.run.exit_status != 0:
+            if entry.exit_status != 0:
                 continue
             self.index.add(entry)
             found.append(entry)
-        found.sort(key=lambda e: e.run.started, reverse=True)
+        found.sort(key=lambda e: e.started, reverse=True)
         return found
 
     # -- objects ---------------------------------------------------------------------------

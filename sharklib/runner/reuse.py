@@ -27,12 +27,13 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
 from sharklib.errors import StoreError
-from sharklib.model import Run, RunKeyParts
+from sharklib.model import Download, Run, RunKeyParts
 from sharklib.model.runkey import relative_to_root
 from sharklib.runner.downloads import default_policy, judge
 
@@ -53,7 +54,6 @@ def _stderr_warn(message: str) -> None:
 class ReuseDecision:
     """A past run that counts as this one, with what is needed to stand in for it."""
 
-    run: Run
     entry: IndexEntry
     exit_status: int
     stdout: bytes
@@ -66,11 +66,16 @@ class ReuseDecision:
     policy: str = "revalidate"
     message: str = ""
 
+    @property
+    def run(self) -> Run:
+        """The reused run (parsed on first use)."""
+        return self.entry.run
+
 
 # -- paths ---------------------------------------------------------------------------------
 def rebase(path: str, root: str) -> str:
     """A recorded path (relative to the recording's root, or absolute) on this machine."""
-    return path if os.path.isabs(path) else os.path.join(root, path)
+    return path if path.startswith("/") else f"{root}/{path}"
 
 
 def _inside(path: str, root: str) -> bool:
@@ -125,9 +130,10 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _distributions_unchanged(run: Run) -> str | None:
-    for name, version in run.environment.distributions.items():
-        now = _installed_version(name)
+def _distributions_unchanged(run: dict[str, Any]) -> str | None:
+    dists = (run.get("environment") or {}).get("distributions") or {}
+    for name, version in dists.items():
+        now = _installed_version(str(name))
         if now != version:
             return f"{name} {version} -> {now or 'not installed'}"
     return None
@@ -146,11 +152,11 @@ def _inputs_unchanged(entry: IndexEntry, root: str, cache: RunCache) -> tuple[bo
     return True, len(pairs)
 
 
-def _downloads_trusted(run: Run, policy: str, pins: Mapping[str, str] | None,
+def _downloads_trusted(run: dict[str, Any], policy: str, pins: Mapping[str, str] | None,
                        ) -> dict[str, int] | None:
     counts: dict[str, int] = {}
-    for d in run.downloads:
-        verdict = judge(d, policy, pins)
+    for raw in run.get("downloads") or []:
+        verdict = judge(Download.from_dict(raw), policy, pins)
         if not verdict.trusted:
             return None
         counts[verdict.how] = counts.get(verdict.how, 0) + 1
@@ -180,7 +186,7 @@ def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
 
 
 def reuse_message(decision: ReuseDecision) -> str:
-    when = _dt.datetime.fromtimestamp(decision.run.started).strftime("%Y-%m-%d %H:%M")
+    when = _dt.datetime.fromtimestamp(decision.entry.started).strftime("%Y-%m-%d %H:%M")
     outputs = f"{len(decision.restored)} output{'s' if len(decision.restored) != 1 else ''} " \
               f"restored"
     if decision.in_place:
@@ -196,9 +202,10 @@ def reuse_message(decision: ReuseDecision) -> str:
 def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
          pins: Mapping[str, str] | None, started: float) -> ReuseDecision | None:
     ok, checked = _inputs_unchanged(entry, root, cache)
-    if not ok or _distributions_unchanged(entry.run) is not None:
+    data = entry.run_data()
+    if not ok or _distributions_unchanged(data) is not None:
         return None
-    downloads = _downloads_trusted(entry.run, policy, pins)
+    downloads = _downloads_trusted(data, policy, pins)
     if downloads is None:
         return None
     with cache.shared():
@@ -207,7 +214,7 @@ def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
         stderr = _stream(entry, "stderr", cache)
         restored, in_place = _restore_outputs(entry, root, cache)
     saved = max(0.0, entry.duration - (time.monotonic() - started))
-    decision = ReuseDecision(run=entry.run, entry=entry, exit_status=entry.run.exit_status or 0,
+    decision = ReuseDecision(entry=entry, exit_status=entry.exit_status or 0,
                              stdout=stdout, stderr=stderr, saved=saved, restored=restored,
                              in_place=in_place, checked=checked, downloads=downloads,
                              policy=policy)
