@@ -91,6 +91,8 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     """Build the Run for ``outputs``; returns it and the outputs that turned out to exist."""
     from sharklib.model import Artifact, Output, Run
 
+    # what the script imported, before finishing imports anything (GitPython, signing)
+    imported = dict(sys.modules)
     script = _main_script(rec)
     modules = identity.local_module_paths(rec.ignore, exclude=[script] if script else [])
     code_files = set(modules)
@@ -169,8 +171,9 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         backend="python",
         code=identity.code_identity(script, rec.code_text, modules, digests,
                                     git=git_result[0] if (full and git_result) else None),
-        environment=identity.environment_identity(full, paths.environment_dirs(),
-                                                  preloaded=rec.modules_at_start),
+        environment=identity.environment_identity(full, paths.site_dirs(),
+                                                  preloaded=rec.modules_at_start,
+                                                  modules=imported),
         inputs=inputs,
         downloads=list(rec.downloads),
         outputs=outs,

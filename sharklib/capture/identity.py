@@ -223,7 +223,8 @@ def _top_levels(info: str) -> set[str]:
 
 
 def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str] = ("sharklib",),
-                           preloaded: Iterable[str] = ()) -> dict[str, str]:
+                           preloaded: Iterable[str] = (),
+                           modules: Mapping[str, object] | None = None) -> dict[str, str]:
     """Name → version of the distributions whose modules were actually imported.
 
     Much cheaper than ``importlib.metadata.packages_distributions()`` (which
@@ -236,7 +237,7 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
     skip = set(ignore_names)
     before = set(preloaded)
     tops: set[str] = set()
-    for name, mod in list(sys.modules.items()):
+    for name, mod in list((sys.modules if modules is None else modules).items()):
         if name in before:
             continue
         path = getattr(mod, "__file__", None)
@@ -270,8 +271,8 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
     return dict(sorted(result.items()))
 
 
-def environment_identity(full: bool, site_dirs: Iterable[str],
-                         preloaded: Iterable[str] = ()) -> Environment:
+def environment_identity(full: bool, site_dirs: Iterable[str], preloaded: Iterable[str] = (),
+                         modules: Mapping[str, object] | None = None) -> Environment:
     from sharklib.model import Environment
 
     uname = os.uname()
@@ -284,7 +285,7 @@ def environment_identity(full: bool, site_dirs: Iterable[str],
         tag=os.environ.get(ENV_TAG) or None,
     )
     if full:
-        env.distributions = imported_distributions(site_dirs, preloaded=preloaded)
+        env.distributions = imported_distributions(site_dirs, preloaded=preloaded, modules=modules)
     return env
 
 

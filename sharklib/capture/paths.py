@@ -62,6 +62,11 @@ def environment_dirs() -> list[str]:
     return sorted(d for d in dirs if d)
 
 
+def site_dirs() -> list[str]:
+    """Where installed distributions live (site-packages / dist-packages), not the stdlib."""
+    return [d for d in environment_dirs() if "site-packages" in d or "dist-packages" in d]
+
+
 def sharklib_dirs() -> list[str]:
     """sharklib's own package and bootstrap directories."""
     pkg = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
