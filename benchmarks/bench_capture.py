@@ -48,8 +48,8 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, i
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         if code != 0:
             err.seek(0)
-            tail = err.read().decode(errors="replace").strip()[-400:]
-            raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {tail}")
+            lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
+            raise RuntimeError(f"exit {code}: {lines[-1][:100]}")
     return wall, usage.ru_maxrss, code
 
 
@@ -181,7 +181,8 @@ def main() -> int:
             root.mkdir(parents=True, exist_ok=True)
             for tool, pkgs, cmd in (
                 ("noWorkflow", ["noworkflow", "numpy", "pandas"], ["-m", "noworkflow", "run", "script.py", "data", "out"]),
-                ("recipy", ["recipy", "numpy", "pandas"], ["-m", "recipy", "script.py", "data", "out"]),
+                # recipy 0.3.0 (2016) needs the TinyDB 3 API
+                ("recipy", ["recipy", "tinydb<4", "tinydb-serialization<2", "numpy", "pandas"], ["-m", "recipy", "script.py", "data", "out"]),
             ):
                 py, why = venv_tool(root, tool.lower(), pkgs)
                 if py is None:
@@ -203,7 +204,7 @@ def main() -> int:
                     rows.append((f"{label}: {tool}", f"{base_small:.2f} s", f"{w:.2f} s", note, "", ""))
                 except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
                     rows.append((f"{label}: {tool}", f"{base_small:.2f} s", "-",
-                                 f"failed: {str(exc)[-70:]}", "", ""))
+                                 f"cannot run it: {exc}", "", ""))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
