@@ -112,13 +112,31 @@ def make_lineage(directory: str, steps: int, fan_in: bool = True) -> str:
     return str(root / "result.txt")
 
 
-def _median(fn: Callable[[], object], runs: int) -> tuple[float, list[float]]:
+def _cpu() -> float:
+    import resource
+
+    a = resource.getrusage(resource.RUSAGE_SELF)
+    b = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+CPU: dict[str, float] = {}
+
+
+def _median(fn: Callable[[], object], runs: int, label: str = "") -> tuple[float, list[float]]:
+    """Median wall time of ``runs`` calls after a warm-up; median CPU time (self + children) kept
+    in CPU[label], because on a shared machine wall time alone says little."""
     fn()  # warm-up
     times = []
+    cpus = []
     for _ in range(runs):
+        c0 = _cpu()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
+        cpus.append(_cpu() - c0)
+    if label:
+        CPU[label] = statistics.median(cpus)
     return statistics.median(times), times
 
 
@@ -149,8 +167,8 @@ def bench_verify(work: str, n: int, runs: int) -> list[tuple[str, float, float, 
         assert v.ok, v.problems[:3]
         assert len(v.steps) == n
 
-    base, _ = _median(lambda: _baseline_verify(side), runs)
-    med, _ = _median(ours, runs)
+    base, _ = _median(lambda: _baseline_verify(side), runs, "verify-base")
+    med, _ = _median(ours, runs, "verify")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE")}
 
@@ -158,7 +176,9 @@ def bench_verify(work: str, n: int, runs: int) -> list[tuple[str, float, float, 
         subprocess.run([sys.executable, "-m", "sharklib", "verify", result], check=True, env=env,
                        stdout=subprocess.DEVNULL, cwd=REPO)
 
-    cli_med, _ = _median(cli, runs)
+    cli_med, _ = _median(cli, runs, "verify-cli")
+    print(f"verify CPU seconds (this process + children, median): baseline "
+          f"{CPU['verify-base']:.2f}, library {CPU['verify']:.2f}, CLI {CPU['verify-cli']:.2f}")
     return [(f"verify {n:,} attestations (library)", med, base, "< 2 s"),
             (f"verify {n:,} attestations (CLI process)", cli_med, base, "< 2 s")]
 
@@ -208,6 +228,7 @@ def main(argv: list[str]) -> int:
     args = ap.parse_args(argv)
     n = 1000 if args.quick else 10_000
     runs = max(5, args.runs)
+    print(f"{os.cpu_count()} cores; load average at start: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-views-") as work:
         os.environ["SHARKLIB_HOME"] = os.path.join(work, "home")
         rows = bench_verify(work, n, runs) + bench_graph(work, n, runs)
@@ -219,7 +240,8 @@ def main(argv: list[str]) -> int:
             ok = "  ok" if med < float(target.split()[1]) else "  MISSED"
         print(f"{name:52} {med:8.3f}s {base:8.3f}s {med / base:6.1f}x  {target}{ok}")
     print(f"(medians of {runs} runs after a warm-up; verify baseline = parse + Ed25519 check of "
-          "every line; graph baseline = loading a trivial page)")
+          "every line; graph baseline = loading a trivial page; load average at end: "
+          f"{os.getloadavg()[0]:.2f})")
     return 0
 
 

@@ -166,7 +166,7 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
             table.add_column("rule")
         table.add_column("status")
         for sr in v.steps:
-            signers = ", ".join(v.signer_label(k) for k in sr.signers) or "[red]none[/red]"
+            signers = _escape(", ".join(v.signer_label(k) for k in sr.signers)) or "[red]none[/red]"
             status = "[green]ok[/green]" if sr.ok else "[red]FAIL[/red]"
             row = [str(sr.step.line), _escape(sr.step.command[:50]),
                    _escape(os.path.basename(sr.step.output.path)), signers]
