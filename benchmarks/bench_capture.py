@@ -124,10 +124,10 @@ def main() -> int:
             "for _ in range(1000):\n    for f in files:\n        with open(f) as fh:\n            fh.read()\n")
         (work / "write_loop.py").write_text(
             "import os\nos.makedirs('wout', exist_ok=True)\nsrc = open('opens/f0.txt').read()\n"
-            "for i in range(20000):\n    with open(f'wout/w{i % 200}.txt', 'w') as fh:\n        fh.write(src)\n"
+            "for i in range(4000):\n    with open(f'wout/w{i % 200}.txt', 'w') as fh:\n        fh.write(src)\n"
             "    open(f'opens/f{i % 100}.txt').read()\n")
         for name, what in (("read_loop.py", "100,000 reads (open+read+close)"),
-                           ("write_loop.py", "20,000 write-opens + 20,000 reads")):
+                           ("write_loop.py", "4,000 write-opens + 4,000 reads")):
             res = interleaved({"plain": [PY, name], "captured": [PY, "-m", "sharklib", "run", "-q", name]},
                               work, env, runs, warmup=1)
             p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
