@@ -67,13 +67,28 @@ def _digests(files: list[str], heavy: bool) -> dict[str, tuple[str, int]]:
         return _sequential_digests(files)
     from sharklib.hashing import StatCache
 
+    # the stat cache keys on UTF-8 text; names that are not valid UTF-8 are hashed directly
+    plain, odd = [], []
+    for f in files:
+        (odd if _not_utf8(f) else plain).append(f)
     cache = StatCache()
     try:
-        return cache.digests(files)
+        result = cache.digests(plain)
     except RuntimeError:
-        return _sequential_digests(files)
+        result = _sequential_digests(plain)
     finally:
         cache.close()
+    if odd:
+        result.update(_sequential_digests(odd))
+    return result
+
+
+def _not_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _main_script(rec: Recorder) -> str | None:

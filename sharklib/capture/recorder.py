@@ -113,10 +113,13 @@ class Recorder:
         elif cls is int:
             return paths.fd_path(path)
         else:
-            p = os.fspath(path)
+            try:
+                p = os.fspath(path)
+            except TypeError:
+                return None  # not a path at all: the call itself will fail as it should
             if p.__class__ is bytes:
                 p = os.fsdecode(p)
-        if not p:
+        if not p or "\0" in p:
             return None
         if p[0] != "/":
             hint = self._dir_hint

@@ -46,6 +46,12 @@ CORPUS: dict[str, tuple[str, str | None]] = {
     "execv": ("import os, sys\nprint('before exec', flush=True)\n"
               "os.execv(sys.executable, [sys.executable, '-c', 'import sys; print(\"after\"); sys.exit(6)'])\n", None),
     "atexit": ("import atexit\natexit.register(lambda: print('bye'))\nprint('hi')\n", None),
+    "bad_path_types": ("for bad in (3.5, None, object()):\n    try:\n        open(bad)\n"
+                       "    except (TypeError, OSError) as e:\n        print(type(e).__name__)\n"
+                       "try:\n    open('nul\\0byte')\nexcept ValueError:\n    print('ValueError')\n", None),
+    "weird_names": ("import os\nfor name in (b'new\\nline.txt', b'bad\\xff\\xfe.txt', 'sp ace \u00e9.txt'.encode()):\n"
+                    "    with open(name, 'wb') as fh:\n        fh.write(name)\n"
+                    "    print(open(name, 'rb').read() == name)\n", None),
     "excepthook": ("import sys\nsys.excepthook = lambda t, v, tb: print('custom', t.__name__, v)\nraise OSError('x')\n", None),
 }
 
