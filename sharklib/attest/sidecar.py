@@ -12,6 +12,7 @@ truncated, tampered with or hostile. Every problem is a one-line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ def parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     except ValueError as exc:
         raise SidecarError(f"undecodable payload ({str(exc)[:80]})", path, lineno) from None
     _check_statement(statement, path, lineno)
-    return BundleEntry(attestation_digest(envelope), envelope, statement, lineno)
+    return BundleEntry("sha256:" + hashlib.sha256(payload).hexdigest(), envelope, statement, lineno)
 
 
 def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -23,6 +24,7 @@ from pathlib import Path
 from sharklib.hashing.digest import hash_files
 
 RACY_NS = 2_000_000_000
+_BATCH = 500
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat (
@@ -84,21 +86,27 @@ class StatCache:
             self._db = None
             self._opened = False
 
-    def _lookup(self, path: str, st: os.stat_result) -> str | None:
+    def _lookup_many(self, stats: dict[str, os.stat_result]) -> dict[str, str]:
+        """Known digests for the files whose stat signature is unchanged (batched queries)."""
         db = self._conn()
-        if db is None:
-            return None
+        if db is None or not stats:
+            return {}
+        found: dict[str, str] = {}
+        paths = list(stats)
         with self._lock:
             try:
-                row = db.execute("SELECT dev, ino, size, mtime_ns, ctime_ns, sha256, recorded_ns "
-                                 "FROM stat WHERE path = ?", (path,)).fetchone()
+                for i in range(0, len(paths), _BATCH):
+                    part = paths[i:i + _BATCH]
+                    marks = ",".join("?" * len(part))
+                    for row in db.execute(
+                            "SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256, recorded_ns "
+                            f"FROM stat WHERE path IN ({marks})", part):
+                        st = stats[row[0]]
+                        if tuple(row[1:6]) == _sig(st) and row[7] - st.st_mtime_ns >= RACY_NS:
+                            found[row[0]] = str(row[6])
             except sqlite3.Error:
-                return None
-        if row is None or tuple(row[:5]) != _sig(st):
-            return None
-        if row[6] - st.st_mtime_ns < RACY_NS:
-            return None
-        return str(row[5])
+                return {}
+        return found
 
     def _store(self, entries: Iterable[tuple[str, os.stat_result, str]]) -> None:
         db = self._conn()
@@ -120,17 +128,20 @@ class StatCache:
     def digests(self, paths: Iterable[str]) -> dict[str, tuple[str, int]]:
         """Digest and size of each readable regular file; misses are hashed in parallel."""
         result: dict[str, tuple[str, int]] = {}
-        misses: dict[str, os.stat_result] = {}
+        stats: dict[str, os.stat_result] = {}
         for p in dict.fromkeys(paths):
             try:
                 st = os.stat(p)
             except OSError:
                 continue
-            if not _is_regular(st):
-                continue
-            known = self._lookup(p, st)
-            if known is not None:
-                result[p] = (known, st.st_size)
+            if _is_regular(st):
+                stats[p] = st
+        known = self._lookup_many(stats)
+        misses: dict[str, os.stat_result] = {}
+        for p, st in stats.items():
+            digest = known.get(p)
+            if digest is not None:
+                result[p] = (digest, st.st_size)
             else:
                 misses[p] = st
         if misses:
@@ -160,6 +171,4 @@ class StatCache:
 
 
 def _is_regular(st: os.stat_result) -> bool:
-    import stat as _stat
-
-    return _stat.S_ISREG(st.st_mode)
+    return stat.S_ISREG(st.st_mode)

@@ -135,8 +135,7 @@ class Download:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Download:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _DOWNLOAD_FIELDS})
 
 
 @dataclass(slots=True)
@@ -204,8 +203,11 @@ class Environment:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Environment:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: v for k, v in d.items() if k in _ENVIRONMENT_FIELDS})
+
+
+_DOWNLOAD_FIELDS = frozenset(f.name for f in dataclasses.fields(Download))
+_ENVIRONMENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Environment))
 
 
 @dataclass(slots=True)
