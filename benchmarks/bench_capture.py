@@ -38,8 +38,8 @@ def bench_env(home: Path) -> dict[str, str]:
     return env
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
-    """Wall seconds, peak RSS (KiB) of the command's own process, exit status."""
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of the command's process."""
     with tempfile.TemporaryFile() as err:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -50,20 +50,22 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, i
             err.seek(0)
             lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
             raise RuntimeError(f"exit {code}: {lines[-1][:100]}")
-    return wall, usage.ru_maxrss, code
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def interleaved(cmds: dict[str, list[str]], cwd: Path, env: dict[str, str], runs: int,
-                warmup: int = 1, before: object = None) -> dict[str, tuple[list[float], list[int]]]:
-    out: dict[str, tuple[list[float], list[int]]] = {k: ([], []) for k in cmds}
+                warmup: int = 1, before: object = None) -> dict[str, tuple[list[float], list[int], list[float]]]:
+    """Runs of each command, interleaved: (walls, peak RSS, CPU seconds) per command."""
+    out: dict[str, tuple[list[float], list[int], list[float]]] = {k: ([], [], []) for k in cmds}
     for i in range(warmup + runs):
         for name, cmd in cmds.items():
             if callable(before):
                 before()
-            wall, rss, _ = timed(cmd, cwd, env)
+            wall, rss, cpu = timed(cmd, cwd, env)
             if i >= warmup:
                 out[name][0].append(wall)
                 out[name][1].append(rss)
+                out[name][2].append(cpu)
     return out
 
 
@@ -114,6 +116,9 @@ def main() -> int:
         p, c = (statistics.median(res[k][0]) * 1000 for k in ("plain", "captured"))
         rows.append(("start-up: noop.py", f"{p:.1f} ms", f"{c:.1f} ms", f"+{c - p:.1f} ms",
                      "<= +15 ms", "yes" if c - p <= 15 else "NO"))
+        p, c = (statistics.median(res[k][2]) * 1000 for k in ("plain", "captured"))
+        rows.append(("start-up: noop.py, CPU time", f"{p:.1f} ms", f"{c:.1f} ms", f"+{c - p:.1f} ms",
+                     "", ""))
 
         # 2. the per-open cost (worst case: a loop that only opens files)
         (work / "opens").mkdir()
@@ -150,6 +155,8 @@ def main() -> int:
         rows.append((f"pandas script, {args.files} files in / {args.files + 1} out",
                      f"{p:.2f} s", f"{c:.2f} s", f"{c / p:.3f}x", "<= 1.03x",
                      "yes" if c / p <= 1.03 else "NO"))
+        p, c = (statistics.median(res[k][2]) for k in ("plain", "captured"))
+        rows.append(("same script, CPU time", f"{p:.2f} s", f"{c:.2f} s", f"{c / p:.3f}x", "", ""))
         rp, rc = (statistics.median(res[k][1]) / 1024 for k in ("plain", "captured"))
         rows.append(("peak RSS, same script", f"{rp:.1f} MiB", f"{rc:.1f} MiB", f"+{rc - rp:.1f} MiB",
                      "<= +30 MiB", "yes" if rc - rp <= 30 else "NO"))

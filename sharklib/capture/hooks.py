@@ -137,6 +137,9 @@ def audit_hook(event: str, args: tuple[Any, ...]) -> None:
     rec = _rec._current
     if rec is None or not rec.active:
         return
+    if (handler is _on_open and (args[1] == "r" or args[1] == "rb")
+            and args[0].__class__ is str and args[0] in rec._seen):
+        return  # the commonest event of all: a file read again by the same name
     try:
         handler(rec, args)
     except Exception as exc:
@@ -158,8 +161,10 @@ def install_audit_hook() -> None:
 
 def _make_open(original: Callable[..., Any]) -> Callable[..., Any]:
     def open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if mode == "r" or mode == "rb" or mode == "rt":
+            return original(file, mode, *args, **kwargs)
         rec = _rec._current
-        if rec is None or mode == "r" or mode == "rb" or mode == "rt":
+        if rec is None:
             return original(file, mode, *args, **kwargs)
         opener = kwargs.get("opener") if kwargs else None
         if opener is None and len(args) >= 6:

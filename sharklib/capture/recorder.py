@@ -98,6 +98,8 @@ class Recorder:
         self._skip: Any = None
         self._last_write: tuple[Any, str] | None = None
         self._preloaded = False
+        #: raw path strings already handled for reading (same cwd): a repeat read changes nothing
+        self._seen: set[str] = set()
         #: modules loaded before capture started (site, .pth hooks): not the script's imports
         self.modules_at_start = frozenset(sys.modules)
 
@@ -138,6 +140,7 @@ class Recorder:
 
     def cwd_changed(self) -> None:
         self._cwd = None
+        self._seen.clear()
 
     def _ignored(self, p: str) -> bool:
         return paths.is_ignored(p, self.ignore)
@@ -199,12 +202,25 @@ class Recorder:
         try:
             if not self.active:
                 return
+            # Fast path: the same string read again adds nothing (and finishes nothing: an
+            # output's inputs only change when a *new* input is read).
+            raw = path if path.__class__ is str and dir_fd is None and self._dir_hint is None else None
+            if raw is not None and raw in self._seen:
+                return
             p = self.canonical(path, dir_fd)
-            if p is None or self._ignored(p):
+            if p is None:
+                return
+            if self._ignored(p):
+                if raw is not None and len(self._seen) < 100_000:
+                    self._seen.add(raw)
                 return
             if self.open_outputs:
                 self.poll()
-            if p in self.inputs or p in self.outputs:
+            if p in self.outputs:
+                return
+            if raw is not None and len(self._seen) < 100_000:
+                self._seen.add(raw)
+            if p in self.inputs:
                 return
             self.inputs[p] = None
             if not self._preloaded:
