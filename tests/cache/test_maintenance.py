@@ -160,3 +160,22 @@ def test_gc_never_removes_what_a_live_run_holds(tmp_path: Path) -> None:
     with RunCache(tmp_path / "c") as cache:
         assert cache.store.has(sha) and cache.index.count() == 1
         assert maintenance.verify(cache).ok
+
+
+def test_project_settings_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "proj"
+    (root / ".sharklib").mkdir(parents=True)
+    team = (tmp_path / "team").as_uri()
+    (root / ".sharklib" / "cache.toml").write_text(
+        f'[cache]\ndir = "local-cache"\nremote = "{team}"\npush = false\nread_only = true\n')
+    with RunCache.from_env(str(root)) as c:
+        assert c.directory == root / "local-cache"
+        assert c.remote is not None and c.remote.url.endswith("/team")
+        assert c.push_new is False and c.read_only is True
+    monkeypatch.setenv("SHARKLIB_CACHE", str(tmp_path / "env-cache"))
+    monkeypatch.setenv("SHARKLIB_CACHE_PUSH", "1")
+    with RunCache.from_env(str(root)) as c:  # the environment wins over the project file
+        assert c.directory == tmp_path / "env-cache" and c.push_new is True
+    (root / ".sharklib" / "cache.toml").write_text("[cache\n")
+    with pytest.raises(Exception, match="unreadable cache settings"):
+        RunCache.from_env(str(root))
