@@ -172,7 +172,8 @@ def save_at_exit(status: int | None = None) -> None:
     rec = _rec.current()
     if rec is not None and status is not None:
         rec.exit_status = status
-    _at_exit()
+    # no flush of sys.stdout here: Python loses that buffer on os._exit and SIGTERM too
+    _at_exit(flush_streams=False)
 
 
 def before_exec(env: object) -> None:
@@ -186,14 +187,14 @@ def before_exec(env: object) -> None:
     _end(rec, None, top_handover=top)
 
 
-def _at_exit() -> None:
+def _at_exit(flush_streams: bool = True) -> None:
     rec = _rec.current()
     if rec is None or not rec.active:
         return
     # Python flushes sys.stdout/sys.stderr right after atexit; a stream redirected to a file
     # is an output, and the top-level run's copy of its streams must be complete, so flush
     # first or the digest / the copy would miss the last buffered bytes.
-    if rec.top or any(o.stream for o in rec.outputs.values()):
+    if flush_streams and (rec.top or any(o.stream for o in rec.outputs.values())):
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 if stream is not None:
