@@ -92,12 +92,11 @@ def decode(record: bytes) -> Event | None:
 
 
 def _libbpf() -> ctypes.CDLL:
-    name = ctypes.util.find_library("bpf") or "libbpf.so.1"
     try:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError:
-        try:
-            lib = ctypes.CDLL(name, use_errno=True)
+        try:  # find_library runs ldconfig: only when the usual soname is missing
+            lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so", use_errno=True)
         except OSError as exc:
             raise TraceError("eBPF backend needs libbpf.so.1 (Debian package libbpf1)") from exc
     vp = ctypes.c_void_p
@@ -157,8 +156,8 @@ class EbpfTracer:
     ``sink`` receives every event in kernel order from the drain thread.
     """
 
-    def __init__(self, sink: Callable[[Event], None]) -> None:
-        self._sink = sink
+    def __init__(self, sink: Callable[[Event], None] | None = None) -> None:
+        self._sink: Callable[[Event], None] = sink or (lambda _ev: None)
         self._lib = _libbpf()
         self._obj: int | None = None
         self._links: list[int] = []
@@ -183,8 +182,14 @@ class EbpfTracer:
 
         self._callback = SampleFn(on_sample)
 
-    def start(self, watch_pid: int) -> None:
-        """Load and attach; from now on children forked by ``watch_pid`` are traced."""
+    def set_sink(self, sink: Callable[[Event], None]) -> None:
+        """Where decoded events go (set before :meth:`start`)."""
+        self._sink = sink
+
+    def load(self) -> None:
+        """Open the object and have the kernel verify it (the slow part: may run in a thread)."""
+        if self._obj:
+            return
         lib = self._lib
         lib.libbpf_set_print(None)
         obj = lib.bpf_object__open_file(os.fsencode(OBJECT), None)
@@ -201,6 +206,12 @@ class EbpfTracer:
                              OBJECT)
         self._control_fd = lib.bpf_object__find_map_fd_by_name(obj, b"control")
         self._traced_fd = lib.bpf_object__find_map_fd_by_name(obj, b"traced")
+
+    def start(self, watch_pid: int) -> None:
+        """Load (unless done) and attach; from now on children forked by ``watch_pid`` are traced."""
+        self.load()
+        lib = self._lib
+        obj = self._obj
         events_fd = lib.bpf_object__find_map_fd_by_name(obj, b"events")
         self._set_control(0, watch_pid)
         prog = lib.bpf_object__next_program(obj, None)

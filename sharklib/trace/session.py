@@ -175,21 +175,59 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
     run_cwd = os.path.abspath(cwd or os.getcwd())
     base_env = dict(os.environ if env is None else env)
     chosen = choose_backend(backend)
-    program, code, message = _resolve(argv[0], base_env, run_cwd)
-    if program is None:
-        return TraceResult(exit_status=code, backend=chosen, messages=[message])
-
-    session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
+    # proxy.py forks its acceptor: no loader thread may be running then (fork + threads)
+    preload = _Preload() if chosen == "ebpf" and not use_proxy else None
     try:
-        return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
-                      python_capture, t_enter, (stdin, stdout, stderr))
+        program, code, message = _resolve(argv[0], base_env, run_cwd)
+        if program is None:
+            return TraceResult(exit_status=code, backend=chosen, messages=[message])
+        session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
+        try:
+            return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
+                          python_capture, t_enter, (stdin, stdout, stderr), preload)
+        finally:
+            shutil.rmtree(session, ignore_errors=True)
     finally:
-        shutil.rmtree(session, ignore_errors=True)
+        if preload is not None:
+            preload.discard()
+
+
+class _Preload:
+    """Loads the BPF object in a thread (ctypes releases the GIL) while the session is set up."""
+
+    def __init__(self) -> None:
+        self.tracer: ebpf.EbpfTracer | None = None
+        self.error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._load, name="sharklib-ebpf-load", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            tracer = ebpf.EbpfTracer()
+            tracer.load()
+            self.tracer = tracer
+        except BaseException as exc:
+            self.error = exc
+
+    def take(self) -> ebpf.EbpfTracer:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.tracer is not None
+        self._taken = True
+        return self.tracer
+
+    def discard(self) -> None:
+        """Free a tracer nobody took (the command could not be started)."""
+        self._thread.join()
+        if not self._taken and self.tracer is not None:
+            self.tracer.close()
 
 
 def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
            session: Path, sign: bool, python_capture: bool, t_enter: float,
-           stdio: tuple[Any, Any, Any]) -> TraceResult:
+           stdio: tuple[Any, Any, Any], preload: _Preload | None) -> TraceResult:
     classify = Classifier(extra_ignored=[str(session)])
     asm = Assembler(argv, cwd, classify, backend)
     result = TraceResult(exit_status=0, backend=backend)
@@ -205,7 +243,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         streams = _stream_targets(stdio[1], stdio[2])
         sigs = stack.enter_context(_Signals())
         if backend == "ebpf":
-            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio)
+            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio, preload or _Preload())
         else:
             _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter, stdio)
     t_rec = time.perf_counter()
@@ -226,8 +264,10 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
 
 
 def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
-              result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any]) -> None:
-    tracer = ebpf.EbpfTracer(asm.feed)
+              result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any],
+              preload: _Preload) -> None:
+    tracer = preload.take()
+    tracer.set_sink(asm.feed)
     tracer.start(os.getpid())
     try:
         result.startup_seconds = time.perf_counter() - t_enter
