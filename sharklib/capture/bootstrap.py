@@ -99,7 +99,18 @@ def install(rec: _rec.Recorder, sigterm: bool = False) -> None:
     if sigterm:
         hooks.install_sigterm(save_at_exit)
     record_stream_outputs(rec)
+    _install_library_patches()
     atexit.register(_at_exit)
+
+
+def _install_library_patches() -> None:
+    """Post-import hooks of :mod:`sharklib.capture.libs` (downloads, GDAL, h5py, ...)."""
+    try:
+        from sharklib.capture import libs
+
+        libs.install()
+    except Exception as exc:
+        warn_once(f"library patches not installed: {describe(exc)}")
 
 
 def record_stream_outputs(rec: _rec.Recorder) -> None:

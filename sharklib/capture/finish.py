@@ -232,6 +232,7 @@ def sign(run: Run) -> list[str]:
 
 def finish(rec: Recorder, status: int | None) -> Finished:
     """Final record of a process: every output, children, sidecars, the session JSON."""
+    _flush_library_patches()
     rec.active = False
     count = len(rec.inputs)
     for o in rec.outputs.values():
@@ -255,8 +256,20 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     return Finished(run=run, sidecars=sidecars, json_path=json_path)
 
 
+def _flush_library_patches() -> None:
+    """Let the library patches report what is still pending (half-read downloads, open DBs)."""
+    libs = sys.modules.get("sharklib.capture.libs")
+    if libs is None:
+        return
+    try:
+        libs.flush()  # type: ignore[attr-defined]
+    except Exception as exc:
+        warn_once(f"library patches not flushed: {describe(exc)}")
+
+
 def finish_closed_outputs(rec: Recorder) -> Finished | None:
     """Sign the outputs finished so far (notebook cells), keeping the recorder running."""
+    _flush_library_patches()
     if rec.open_outputs:
         rec.poll()
     open_now = _open_paths()
