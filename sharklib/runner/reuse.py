@@ -308,7 +308,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
 
     ``stdout``/``stderr`` are the captured bytes (or files holding them);
     by default ``<session_dir>/stdout`` and ``<session_dir>/stderr`` are used
-    when present. An output recorded with ``stream="stdout"`` (the script's
+    when present (the capture session's layout); a ``<stream>.truncated``
+    marker there means the copy cannot be replayed, so the run is not cached. An output recorded with ``stream="stdout"`` (the script's
     stdout redirected to a file) is replayed rather than restored as a file.
     Runs that failed, have no run key, or wrote outside the project root are
     not cached (the last with a warning).
@@ -320,6 +321,10 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
     try:
         root = os.path.abspath(root or (run.code.git.root if run.code.git else run.cwd))
         if session_dir is not None:
+            for name in ("stdout", "stderr"):
+                if os.path.exists(os.path.join(session_dir, f"{name}.truncated")):
+                    warn(f"{name} too large to replay; run not cached")
+                    return None
             stdout = stdout if stdout is not None else os.path.join(session_dir, "stdout")
             stderr = stderr if stderr is not None else os.path.join(session_dir, "stderr")
         streams = {"stdout": _read_stream(stdout), "stderr": _read_stream(stderr)}

@@ -235,3 +235,19 @@ def test_restored_file_keeps_its_mode(project, cache, write, make_run, key_for):
     assert check(key_for(["mk.py"], project), cwd=str(project), root=str(project),
                  cache=cache) is not None
     assert tool.stat().st_mode & 0o777 == 0o755
+
+
+def test_record_reads_the_capture_session(project, cache, write, step, again, tmp_path):  # type: ignore[no-untyped-def]
+    session = tmp_path / "session"
+    (session / "runs").mkdir(parents=True)
+    (session / "stdout").write_bytes(b"from the session\n")
+    (session / "stderr").write_bytes(b"")
+    assert record(step(), str(session), root=str(project), cache=cache) is not None
+    d = again()
+    assert d is not None and d.stdout == b"from the session\n" and d.stderr == b""
+    # a stream too large to keep cannot be replayed: such a run is not cached
+    (session / "stdout.truncated").write_bytes(b"")
+    warnings: list[str] = []
+    assert record(step(out_text="other\n"), str(session), root=str(project), cache=cache,
+                  warn=warnings.append) is None
+    assert warnings == ["stdout too large to replay; run not cached"]
