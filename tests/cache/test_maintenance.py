@@ -179,3 +179,20 @@ def test_project_settings_and_environment(tmp_path: Path, monkeypatch: pytest.Mo
     (root / ".sharklib" / "cache.toml").write_text("[cache\n")
     with pytest.raises(Exception, match="unreadable cache settings"):
         RunCache.from_env(str(root))
+
+
+def test_corrupt_index_is_one_line(project, tmp_path, key_for, monkeypatch):  # type: ignore[no-untyped-def]
+    from sharklib.runner.reuse import check
+
+    (tmp_path / "c").mkdir()
+    index = tmp_path / "c" / "index.sqlite"
+    index.write_bytes(b"this is not a database" * 100)
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
+    r = _cli("ls", env=env, cwd=project)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and str(index) in r.stderr and "run index unreadable" in r.stderr
+    warnings: list[str] = []
+    monkeypatch.setenv("SHARKLIB_CACHE", str(tmp_path / "c"))
+    assert check(key_for(["s.py"], project), cwd=str(project), root=str(project),
+                 warn=warnings.append) is None
+    assert len(warnings) == 1 and str(index) in warnings[0]
