@@ -160,6 +160,19 @@ class StatCache:
             self._store(fresh)
         return result
 
+    def remember(self, path: str, sha256: str) -> None:
+        """Record a digest the caller just computed (e.g. while copying the bytes).
+
+        Saves reading a freshly written file a second time. The entry is racy
+        (the file is new), so its first later use is hashed once more anyway.
+        """
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if _is_regular(st):
+            self._store([(path, st, sha256)])
+
     def digest(self, path: str) -> tuple[str, int] | None:
         """Digest and size of one file, or None when it is missing or unreadable."""
         return self.digests([path]).get(path)
