@@ -307,6 +307,20 @@ class RunIndex:
                            "ORDER BY created DESC", (key,))
         return [IndexEntry.from_json(text, f"{self.path} (run {rid})") for rid, text in rows]
 
+    def candidates_many(self, keys: Iterable[str]) -> dict[str, list[IndexEntry]]:
+        """:meth:`candidates` for many keys in a few queries (planning whole pipelines)."""
+        wanted = list(keys)
+        found: dict[str, list[IndexEntry]] = {}
+        for i in range(0, len(wanted), 500):
+            part = wanted[i:i + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._query(f"SELECT run_id, key, entry FROM runs WHERE key IN ({marks}) "
+                               "AND exit_status=0 ORDER BY created DESC", part)
+            for rid, key, text in rows:
+                found.setdefault(key, []).append(
+                    IndexEntry.from_json(text, f"{self.path} (run {rid})"))
+        return found
+
     def has_run(self, run_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM runs WHERE run_id=?", (run_id,)))
 

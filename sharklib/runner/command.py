@@ -1,4 +1,4 @@
-"""Execute one command under capture and collect what every process in it recorded."""
+"""Run one command: reuse it if it is provably done, else execute it under capture and record it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sharklib.config import ENV_SESSION
+from sharklib.config import ENV_NO_CACHE, ENV_SESSION
 from sharklib.model import Run
 
 CaptureMode = Literal["auto", "python", "trace", "none"]
@@ -31,13 +32,15 @@ class RunResult:
     duration: float = 0.0
     message: str = ""
     reused_runs: int = 0
+    backend: str = ""
+    recorded: bool = False
 
 
 def collect_session_runs(session: Path) -> list[Run]:
     """Every Run JSON a captured process dropped in the session, oldest first.
 
-    A file that cannot be parsed (a process killed while writing is impossible
-    thanks to atomic writes, but a hostile file is not) is skipped.
+    Atomic writes mean a killed process leaves no half file; a hostile or
+    foreign file is skipped.
     """
     runs: list[Run] = []
     run_dir = session / "runs"
@@ -50,40 +53,147 @@ def collect_session_runs(session: Path) -> list[Run]:
     return runs
 
 
+def _choose(capture: CaptureMode) -> str:
+    """'trace' when the native tracer can run here (and is wanted), else 'python' or 'none'."""
+    if capture in ("python", "none"):
+        return capture
+    from sharklib.trace.session import choose_backend
+
+    try:
+        choose_backend("auto")
+    except Exception:
+        if capture == "trace":
+            raise
+        return "python"
+    return "trace"
+
+
+def _write_stream(target: IO[Any] | int | None, data: bytes, default: IO[Any]) -> None:
+    if not data or target == subprocess.DEVNULL:
+        return
+    if target is None:
+        default.flush()
+        getattr(default, "buffer", default).write(data)
+        default.flush()
+    elif isinstance(target, int):
+        os.write(target, data)
+    else:
+        with contextlib.suppress(TypeError):
+            target.write(data)
+            return
+        target.write(data.decode("utf-8", "replace"))
+
+
 def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None = None,
                 env: Mapping[str, str] | None = None, shell: bool = False,
                 capture: CaptureMode = "auto", env_tag: str | None = None,
                 quiet: bool = True, rerun: bool = False, use_cache: bool = True,
                 stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
                 stderr: IO[Any] | int | None = None) -> RunResult:
-    """Run ``argv`` (or a shell command line with ``shell=True``) under capture.
+    """Run ``argv`` (or a shell command line with ``shell=True``) as one cacheable stage.
 
-    Python processes anywhere in the command's tree are captured through the
-    bootstrap (each writes sidecars for its outputs and may be reused before
-    its body executes). ``env_tag`` names the environment (a pipeline's
-    ``shark-build`` digest) and becomes part of every run key.
+    1. Look up past runs of the same command, cwd, environment (``env_tag``
+       names a pipeline's ``shark-build`` environment) whose recorded inputs
+       are unchanged; on a hit restore the outputs and return without running.
+    2. Otherwise run it under the native tracer when this machine allows it
+       (every process in the tree recorded), else with the Python capture
+       bootstrap (every Python process recorded). Each process's outputs get
+       signed sidecars.
+    3. Record the stage for next time when its capture was complete (traced,
+       or a single Python command) and it succeeded.
     """
+    from sharklib.runner import reuse, stage
+
+    run_cwd = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+    argv_list = stage.command_argv(argv, shell)
+    base = dict(os.environ if env is None else env)
+    caching = use_cache and capture != "none" and not base.get(ENV_NO_CACHE)
+    key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag)
+
+    if caching and not rerun:
+        decision = reuse.check(key_parts, cwd=run_cwd, root=root)
+        if decision is not None:
+            _write_stream(stdout, decision.stdout, sys.stdout)
+            _write_stream(stderr, decision.stderr, sys.stderr)
+            if not quiet:
+                sys.stderr.write(decision.message + "\n")
+            return RunResult(exit_status=decision.exit_status, reused=True,
+                             saved_seconds=decision.saved, message=decision.message,
+                             reused_runs=1, backend="cache")
+
+    mode = _choose(capture)
+    if env_tag:
+        base["SHARKLIB_ENV_TAG"] = env_tag
+    if quiet:
+        base["SHARKLIB_QUIET"] = "1"
+    # the stage is cached as a whole; processes inside it need not cache themselves
+    base[ENV_NO_CACHE] = "1"
+    started = time.time()
+    if mode == "trace":
+        from sharklib.trace.session import trace_command
+
+        traced = trace_command(argv_list, "auto", cwd=run_cwd, env=base, stdin=stdin,
+                               stdout=stdout, stderr=stderr)
+        status, runs = traced.exit_status, traced.runs
+        for msg in traced.messages:
+            if not quiet or "error" in msg.lower():
+                sys.stderr.write(f"sharklib: {msg}\n")
+        complete = traced.dropped == 0
+        backend = traced.backend
+    else:
+        status, runs = _run_plain(argv_list, run_cwd, base, mode, stdin, stdout, stderr)
+        complete = mode == "python" and stage.is_single_python_command(argv, shell)
+        backend = mode
+    ended = time.time()
+
+    result = RunResult(exit_status=status, runs=runs, duration=ended - started, backend=backend)
+    if caching and complete and status == 0:
+        agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
+                              exit_status=status, run_key=key_parts.digest(),
+                              inherited=_stream_files(stdout, stderr))
+        result.recorded = reuse.record(agg, root=root) is not None
+    return result
+
+
+def _stream_files(*streams: IO[Any] | int | None) -> set[str]:
+    """The regular files behind the stdout/stderr handed to the command (or inherited)."""
+    paths: set[str] = set()
+    for stream, default in zip(streams, (1, 2), strict=True):
+        fd: int | None
+        if stream is None:
+            fd = default
+        elif isinstance(stream, int):
+            fd = stream if stream >= 0 else None
+        else:
+            try:
+                fd = stream.fileno()
+            except (OSError, ValueError, AttributeError):
+                fd = None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                paths.add(os.readlink(f"/proc/self/fd/{fd}"))
+    return paths
+
+
+def _run_plain(argv: list[str], cwd: str, base: dict[str, str], mode: str,
+               stdin: IO[Any] | int | None, stdout: IO[Any] | int | None,
+               stderr: IO[Any] | int | None) -> tuple[int, list[Run]]:
     from sharklib.capture.environ import capture_environ
 
     session = Path(tempfile.mkdtemp(prefix="sharklib-session-"))
     try:
-        base = dict(os.environ if env is None else env)
-        if env_tag:
-            base["SHARKLIB_ENV_TAG"] = env_tag
-        if quiet:
-            base["SHARKLIB_QUIET"] = "1"
-        if rerun:
-            base["SHARKLIB_RERUN"] = "1"
-        if not use_cache:
-            base["SHARKLIB_NO_CACHE"] = "1"
-        child_env = capture_environ(base) if capture != "none" else base
+        child_env = capture_environ(base) if mode == "python" else dict(base)
         child_env[ENV_SESSION] = str(session)
-        started = time.time()
-        proc = subprocess.run(argv if not shell else str(argv), cwd=cwd, env=child_env,
-                              shell=shell, stdin=stdin, stdout=stdout, stderr=stderr, check=False)
-        duration = time.time() - started
+        try:
+            proc = subprocess.run(argv, cwd=cwd, env=child_env, stdin=stdin, stdout=stdout,
+                                  stderr=stderr, check=False)
+        except FileNotFoundError:
+            sys.stderr.write(f"sharklib: command not found: {argv[0]}\n")
+            return 127, []
+        except PermissionError:
+            sys.stderr.write(f"sharklib: permission denied: {argv[0]}\n")
+            return 126, []
         status = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-        runs = collect_session_runs(session)
-        return RunResult(exit_status=status, runs=runs, duration=duration)
+        return status, collect_session_runs(session)
     finally:
         shutil.rmtree(session, ignore_errors=True)

@@ -130,7 +130,8 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def _distributions_unchanged(run: dict[str, Any]) -> str | None:
+def distributions_changed(run: dict[str, Any]) -> str | None:
+    """The first imported distribution whose installed version differs, as text; else None."""
     dists = (run.get("environment") or {}).get("distributions") or {}
     for name, version in dists.items():
         now = _installed_version(str(name))
@@ -152,8 +153,10 @@ def _inputs_unchanged(entry: IndexEntry, root: str, cache: RunCache) -> tuple[bo
     return True, len(pairs)
 
 
-def _downloads_trusted(run: dict[str, Any], policy: str, pins: Mapping[str, str] | None,
-                       ) -> dict[str, int] | None:
+def downloads_trusted(run: dict[str, Any], policy: str | None = None,
+                      pins: Mapping[str, str] | None = None) -> dict[str, int] | None:
+    """How each download of ``run`` is trusted (counts by reason), or None if one is not."""
+    policy = policy or default_policy()
     counts: dict[str, int] = {}
     for raw in run.get("downloads") or []:
         verdict = judge(Download.from_dict(raw), policy, pins)
@@ -203,9 +206,9 @@ def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
          pins: Mapping[str, str] | None, started: float) -> ReuseDecision | None:
     ok, checked = _inputs_unchanged(entry, root, cache)
     data = entry.run_data()
-    if not ok or _distributions_unchanged(data) is not None:
+    if not ok or distributions_changed(data) is not None:
         return None
-    downloads = _downloads_trusted(data, policy, pins)
+    downloads = downloads_trusted(data, policy, pins)
     if downloads is None:
         return None
     with cache.shared():
