@@ -29,6 +29,7 @@ SYSCALLS = ("open,openat,openat2,creat,execve,execveat,rename,renameat,renameat2
             "clone,clone3,fork,vfork")
 CLONE_THREAD = 0x10000
 O_ACCMODE = 3
+O_PATH = 0o10000000
 AT_REMOVEDIR = 0x200
 
 _LINE = re.compile(r"^(\d+) +(.*)$")
@@ -246,14 +247,17 @@ class StraceParser:
             if not path.startswith("/"):
                 return
             if name == "creat":
-                acc = 1
+                flags = 1
             elif name == "open":
-                acc = _int(args[1]) & O_ACCMODE
+                flags = _int(args[1])
             elif name == "openat":
-                acc = _int(args[2]) & O_ACCMODE
+                flags = _int(args[2])
             else:
                 fm = re.search(r"flags=([0-9a-fx|]+)", args[2])
-                acc = _int(fm.group(1)) & O_ACCMODE if fm else 0
+                flags = _int(fm.group(1)) if fm else 0
+            if flags & O_PATH:  # names a file without reading or writing it
+                return
+            acc = flags & O_ACCMODE
             mode = {0: "r", 1: "w"}.get(acc, "rw")
             regular = os.path.isfile(path) if mode == "r" else not os.path.isdir(path)
             emit(Event("open", pid, path=path, mode=mode, regular=regular))  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ from trace_support import exec_paths, inputs, outputs, root, run_traced
 
 
 def _files_fixture(d: Path) -> None:
-    for name in ("in.txt", "exist_w.txt", "exist_a.txt", "exist_rw.txt", "target.txt"):
+    for name in ("in.txt", "exist_w.txt", "exist_a.txt", "exist_rw.txt", "target.txt",
+                 "pathonly.txt"):
         (d / name).write_text(name + "\n")
     (d / "sub").mkdir()
     (d / "sub" / "inner.txt").write_text("inner\n")

@@ -38,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define PATH_BUDGET 4096
 
 #define AT_FDCWD_ -100
+#define O_PATH_ 010000000
 
 /* x86_64 syscall numbers */
 #define NR_open 2
@@ -384,6 +385,9 @@ static __always_inline int on_open(long ret)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	struct file *f = fd_file(task, ret);
 	if (!f)
+		return 0;
+	/* an O_PATH descriptor names a file without reading or writing it */
+	if (BPF_CORE_READ(f, f_flags) & O_PATH_)
 		return 0;
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct seen_key k = {};

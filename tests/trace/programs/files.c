@@ -1,5 +1,6 @@
 /* Opens files in every mode the tracer must tell apart, renames, and uses symlinks.
  * Run in a directory holding in.txt, exist_w.txt, exist_a.txt, exist_rw.txt, target.txt. */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,9 @@ int main(void) {
     close(fd);
     fd = openat(dfd, "made.txt", O_WRONLY | O_CREAT, 0644); put(fd, "m\n"); close(fd);
     close(dfd);
+    /* an O_PATH descriptor names a file without reading it: not an input */
+    fd = open("exist_w.txt", O_PATH); if (fd < 0) return 8; close(fd);
+    fd = open("pathonly.txt", O_PATH); if (fd < 0) return 9; close(fd);
     /* a temporary: created and removed */
     fd = open("scratch.tmp", O_WRONLY | O_CREAT, 0644); put(fd, "x"); close(fd);
     unlink("scratch.tmp");
