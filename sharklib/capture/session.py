@@ -51,9 +51,15 @@ def remove_session_dir(path: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def write_run(session: str, run_dict: dict[str, Any]) -> str:
-    """Atomically write one Run JSON into the session."""
+def write_run(session: str, run_dict: dict[str, Any]) -> str | None:
+    """Atomically write one Run JSON into the session; None when the session is already over.
+
+    A process can outlive its command (multiprocessing's resource tracker, a daemon); by then
+    the top-level run has removed the session, and there is nobody left to read the record.
+    """
     run_dir = os.path.join(session, "runs")
+    if not os.path.isdir(session):
+        return None
     os.makedirs(run_dir, exist_ok=True)
     target = os.path.join(run_dir, f"{run_dict['run_id']}.json")
     tmp = f"{target}.{os.getpid()}.tmp"
