@@ -263,3 +263,25 @@ def test_top_level_streams_are_copied_into_the_session(tmp_path: Path, run_captu
     assert (session / "stderr").read_text() == r.stderr == "to err\n"
     assert r.stdout.splitlines()[-1] == "False 1 True"
     assert not (session / "stdout.truncated").exists()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_own_session_is_removed_unless_kept(keep: bool, tmp_path: Path, capture_env) -> None:
+    import sys
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    (tmp_path / "s.py").write_text(
+        "import subprocess, sys\nsubprocess.run([sys.executable, '-c', \"open('c.txt','w').write('c')\"])\n"
+        "open('p.txt', 'w').write('p')\n")
+    extra = {"TMPDIR": str(tmpdir), **({"SHARKLIB_KEEP_SESSION": "1"} if keep else {})}
+    p = subprocess.run([sys.executable, "-m", "sharklib", "run", "s.py"], cwd=tmp_path,
+                       capture_output=True, text=True, env=capture_env(extra))
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.startswith("sharklib: recorded 2 outputs (0 inputs) in "), p.stderr
+    sessions = list(tmpdir.glob("sharklib-session-*"))
+    if keep:
+        (session,) = sessions
+        assert len(list((session / "runs").glob("*.json"))) == 2
+    else:
+        assert sessions == []
