@@ -15,9 +15,11 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 import stat
 import struct
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -38,14 +40,25 @@ PATHOP_KIND = {82: "rename", 264: "rename", 316: "rename", 86: "link", 265: "lin
 NR_UNLINKAT = 263
 AT_REMOVEDIR = 0x200
 
+_FS_ENCODING = sys.getfilesystemencoding()
 SampleFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
+@functools.lru_cache(maxsize=65536)
 def _walked(raw: bytes) -> str:
-    """A path written leaf-first by the kernel walk (``c/b/a/``) as ``/a/b/c``."""
+    """A path written leaf-first by the kernel walk (``c/b/a/``) as ``/a/b/c``.
+
+    Cached: the same files and directories come back again and again.
+    """
     parts = [p for p in raw.split(b"/") if p]
     parts.reverse()
-    return os.fsdecode(b"/" + b"/".join(parts))
+    return (b"/" + b"/".join(parts)).decode(_FS_ENCODING, "surrogateescape")
+
+
+@functools.lru_cache(maxsize=65536)
+def _joined(base_raw: bytes, name_raw: bytes) -> str:
+    base = _walked(base_raw) if base_raw else ""
+    return join_path(base, name_raw.decode(_FS_ENCODING, "surrogateescape"))
 
 
 def decode(record: bytes) -> Event | None:
@@ -80,9 +93,8 @@ def decode(record: bytes) -> Event | None:
             kind = "rmdir" if aux2 & AT_REMOVEDIR else "unlink"
         if kind is None:
             return None
-        first = os.fsdecode(s1) if kind == "symlink" else join_path(_walked(s0) if l0 else "",
-                                                                       os.fsdecode(s1))
-        second = join_path(_walked(s2) if l2 else "", os.fsdecode(s3)) if l3 else ""
+        first = os.fsdecode(s1) if kind == "symlink" else _joined(s0, s1)
+        second = _joined(s2, s3) if l3 else ""
         return Event(kind, pid, path=first, path2=second)  # type: ignore[arg-type]
     if etype == EV_CHDIR:
         return Event("chdir", pid, path=_walked(s0))
