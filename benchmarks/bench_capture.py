@@ -39,17 +39,28 @@ def bench_env(home: Path) -> dict[str, str]:
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of the command's process."""
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            err.seek(0)
-            lines = err.read().decode(errors="replace").strip().splitlines() or ["no message"]
-            raise RuntimeError(f"exit {code}: {lines[-1][:100]}")
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of the command's process.
+
+    stderr is a pipe drained by a thread, not a file: a standard stream redirected to a
+    regular file is an *output* under capture (it would be hashed and signed), which is
+    not what a terminal or a pipeline stage sees.
+    """
+    import threading
+
+    chunks: list[bytes] = []
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    reader.join()
+    proc.stderr.close()
+    proc.returncode = code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        lines = b"".join(chunks).decode(errors="replace").strip().splitlines() or ["no message"]
+        raise RuntimeError(f"exit {code}: {lines[-1][:100]}")
     return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
