@@ -98,6 +98,9 @@ class Assembler:
         self.drafts: list[Draft] = [self.root]
         self.procs: dict[int, _Proc] = {}
         self.seq = 0
+        # the last time each data file was written, across all Runs: an input written again
+        # after it was read carries its final digest, and its Run says so
+        self.last_write: dict[str, int] = {}
         if root_pid:
             self._start_root(root_pid)
 
@@ -219,6 +222,7 @@ class Assembler:
                     path not in d.code:
                 d.inputs[path] = seq
             return
+        self.last_write[path] = seq
         out = d.outputs.get(path)
         if out is None:
             out = d.outputs[path] = _Out(seq)
@@ -238,6 +242,7 @@ class Assembler:
         out.finished = seq
         out.writers.clear()
         d.outputs[new] = out
+        self.last_write[new] = seq
         if new in d.removed:
             d.removed.remove(new)
 
@@ -314,6 +319,11 @@ class Assembler:
         if missing:
             warnings.append(f"{len(missing)} input(s) were gone before they could be hashed: "
                             + ", ".join(missing[:5]))
+        rewritten = [p for p, s in d.inputs.items() if self.last_write.get(p, 0) > s]
+        if rewritten:
+            warnings.append(f"{len(rewritten)} input(s) were written again after this run read "
+                            "them, so their digest is of the later content: "
+                            + ", ".join(rewritten[:5]))
         outputs: list[Output] = []
         for path, out in d.outputs.items():
             dg = digests.get(path)

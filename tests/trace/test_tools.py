@@ -27,6 +27,16 @@ def test_pipeline_with_redirections(tmp_path: Path, backend: str) -> None:
     assert os.path.basename(exec_paths(run)[0]) == "sh"
 
 
+def test_input_rewritten_later_is_flagged(tmp_path: Path, backend: str) -> None:
+    (tmp_path / "state.txt").write_text("old\n")
+    res = run_traced(["sh", "-c", "cat state.txt > copy.txt; echo new > state.txt"], backend,
+                     tmp_path)
+    run = root(res)
+    assert inputs(run, tmp_path) == {"state.txt"}
+    assert any("written again after this run read them" in w and "state.txt" in w
+               for w in run.warnings), run.warnings
+
+
 def test_stdout_redirected_to_a_file_is_an_output(tmp_path: Path, backend: str) -> None:
     (tmp_path / "in.txt").write_text("x\n")
     with open(tmp_path / "captured.out", "wb") as out:
