@@ -56,6 +56,24 @@ def plan_stage(command: str, cwd: str, env_tag: str, rerun: bool) -> StagePlan:
                      outputs=[str(x) for x in (getattr(p, "outputs", None) or [])])
 
 
+def plan_stages(specs: list[tuple[str, str, str]], rerun: bool) -> list[StagePlan]:
+    """Plans for many ``(command, cwd, env_tag)`` at once (one index query for the pipeline)."""
+    if rerun:
+        return [StagePlan(action="run", reason="--rerun") for _ in specs]
+    import sharklib.runner
+
+    batch = getattr(sharklib.runner, "plan_commands", None)
+    if batch is None:
+        return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag in specs]
+    try:
+        got = batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])
+    except Exception as exc:
+        return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
+    return [StagePlan(action="reuse" if p.action == "reuse" else "run", reason=p.reason,
+                      run_id=p.run_id, saved_seconds=p.saved_seconds, inputs=list(p.inputs),
+                      outputs=list(p.outputs)) for p in got]
+
+
 def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> None:
     """Upstream work makes downstream plans *run*; mark what can be skipped outright.
 

@@ -23,7 +23,7 @@ from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
 from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
 from sharklib.pipeline.leaf import LeafJob, LeafResult
-from sharklib.pipeline.plan import StagePlan, plan_stage, propagate
+from sharklib.pipeline.plan import StagePlan, plan_stages, propagate
 from sharklib.pipeline.progress import LiveProgress, plan_counts, plan_table
 from sharklib.pipeline.stages import Publish, Stage, build_stages
 from sharklib.pipeline.state import PipelineState, state_dir
@@ -99,8 +99,7 @@ def load_pipeline(path: str | os.PathLike[str], rerun: bool = False) -> Pipeline
                                 "block, or use shark-run:host)", doc.path, line)
     state = PipelineState.load(doc.path)
     docdir = str(doc.directory)
-    plans = [plan_stage(s.command, docdir,
-                        envs[s.env].tag, rerun) for s in stages]
+    plans = plan_stages([(s.command, docdir, envs[s.env].tag) for s in stages], rerun)
     observed = {i: (p.inputs, p.outputs) for i, p in enumerate(plans) if p.inputs or p.outputs}
     order = link(stages, docdir, doc.path, state.stages, observed)
     written = {w for s in stages for w in s.writes}

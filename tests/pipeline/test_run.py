@@ -84,7 +84,7 @@ def test_unchanged_pipeline_executes_nothing(project: Path, cli: Cli) -> None:
         write(project / "raw" / f"{n}.txt", n)
     write(project / "step.py", "import sys\nprint(open(sys.argv[1]).read().upper())\n")
     write(project / "m.md", "```shark-run:host\npython step.py raw/* > up/%{stem}.txt\n"
-          "cat up > all.txt\n```\n")
+          "ls up > all.txt\n```\n")
     cli("run", "m.md", check=True)
     proc = cli("run", "--dry-run", "m.md", check=True)
     assert " run " not in proc.stdout.replace("to run", "")
