@@ -24,14 +24,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
-from sharklib.trace import ebpf, ptrace
+from sharklib.trace import ebpf
 from sharklib.trace.assemble import Assembler
 from sharklib.trace.classify import Classifier
 from sharklib.trace.merge import merge_python, session_runs
+
+if TYPE_CHECKING:
+    from sharklib.trace.ptrace import StraceParser
 
 BackendChoice = Literal["auto", "ebpf", "ptrace"]
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
@@ -57,18 +60,21 @@ class TraceResult:
 
 def choose_backend(requested: BackendChoice) -> str:
     """The backend to use, or a one-line TraceError saying why none can run."""
+    from sharklib.trace import ptrace  # imported only when it may be needed
+
+    if requested == "ptrace":
+        why_ptrace = ptrace.unavailable_reason()
+        if why_ptrace:
+            raise TraceError(f"ptrace backend unavailable: {why_ptrace}")
+        return "ptrace"
     why_ebpf = ebpf.unavailable_reason()
-    why_ptrace = ptrace.unavailable_reason()
     if requested == "ebpf":
         if why_ebpf:
             raise TraceError(f"eBPF backend unavailable: {why_ebpf}")
         return "ebpf"
-    if requested == "ptrace":
-        if why_ptrace:
-            raise TraceError(f"ptrace backend unavailable: {why_ptrace}")
-        return "ptrace"
     if why_ebpf is None:
         return "ebpf"
+    why_ptrace = ptrace.unavailable_reason()
     if why_ptrace is None:
         return "ptrace"
     raise TraceError(f"cannot trace here: eBPF: {why_ebpf}; ptrace: {why_ptrace}")
@@ -296,6 +302,8 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
 
 def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
                 result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any]) -> None:
+    from sharklib.trace import ptrace
+
     parser = ptrace.StraceParser(asm.feed, cwd)
     root_status: list[int] = []
     root_seen = threading.Event()
@@ -359,7 +367,7 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
     asm.root_exited(-result.signal if result.signal else result.exit_status)
 
 
-def _strace_root(proc: subprocess.Popen[bytes], parser: ptrace.StraceParser) -> int | None:
+def _strace_root(proc: subprocess.Popen[bytes], parser: StraceParser) -> int | None:
     """The command's pid: the first pid in strace's (line-flushed) output."""
     while proc.poll() is None:
         if parser.root is not None:
