@@ -288,6 +288,9 @@ class EbpfTracer:
 
     def close(self) -> None:
         """Destroy links (in threads: off the critical path) and free everything."""
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join()
         lib = self._lib
         links, self._links = self._links, []
         threads = [threading.Thread(target=lib.bpf_link__destroy, args=(ln,)) for ln in links]

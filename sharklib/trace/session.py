@@ -12,6 +12,7 @@ already reach it directly, so the tracer ignores them while it waits.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import signal
@@ -56,6 +57,7 @@ class TraceResult:
     startup_seconds: float = 0.0
     command_seconds: float = 0.0
     record_seconds: float = 0.0
+    started: bool = True
 
 
 def choose_backend(requested: BackendChoice) -> str:
@@ -253,6 +255,8 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         else:
             _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter, stdio)
     t_rec = time.perf_counter()
+    if not result.started:
+        return result
     for path, name in streams.items():
         asm.stream_output(name, path)
     if result.dropped:
@@ -281,6 +285,11 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdio[0], stdout=stdio[1],
                                     stderr=stdio[2])
+        except OSError as exc:  # e.g. a script whose interpreter does not exist
+            result.exit_status = 127 if exc.errno == errno.ENOENT else 126
+            result.messages.append(f"cannot execute {argv[0]}: {exc.strerror or exc}")
+            result.started = False
+            return
         finally:
             tracer.stop_watching()
         sigs.target = proc.pid
@@ -322,6 +331,9 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
     try:
         proc = subprocess.Popen(ptrace.command(argv, w), cwd=cwd, env=env, pass_fds=(w,),
                                 stdin=stdio[0], stdout=stdio[1], stderr=stdio[2])
+    except OSError as exc:
+        os.close(r)
+        raise TraceError(f"cannot start strace: {exc.strerror or exc}") from exc
     finally:
         os.close(w)
     result.startup_seconds = time.perf_counter() - t_enter

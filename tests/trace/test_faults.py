@@ -35,6 +35,17 @@ def test_command_not_found(tmp_path: Path, backend: str) -> None:
     assert err.strip() == "sharklib: error: command not found: no-such-command-xyz"
 
 
+def test_script_with_a_missing_interpreter(tmp_path: Path, backend: str) -> None:
+    script = tmp_path / "bad.sh"
+    script.write_text("#!/nonexistent/interpreter\n")
+    script.chmod(0o755)
+    res = run_traced([str(script)], backend, tmp_path)
+    assert res.exit_status != 0 and res.sidecars == []
+    if backend == "ebpf":
+        assert (res.exit_status, res.messages) == (
+            127, [f"cannot execute {script}: No such file or directory"])
+
+
 def test_exit_on_a_signal_is_faithful(tmp_path: Path, backend: str) -> None:
     res = run_traced(["sh", "-c", "echo x > before.txt; kill -TERM $$"], backend, tmp_path)
     assert (res.exit_status, res.signal) == (128 + signal.SIGTERM, signal.SIGTERM)
