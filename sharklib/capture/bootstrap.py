@@ -85,6 +85,32 @@ def start() -> None:
     if _is_multiprocessing_child(argv, code):
         preload_for_children()
     install(rec)
+    if script and not _is_multiprocessing_child(argv, code):
+        _reuse_before_script(rec)
+
+
+def _reuse_before_script(rec: _rec.Recorder) -> None:
+    """``python step.py`` under the bootstrap: if the step is provably done, replay and exit now.
+
+    This runs inside ``sitecustomize``, before the script body: exiting here is
+    the only way not to run it. Nothing of the script has run, so nothing is
+    lost by leaving without the interpreter's normal shutdown.
+    """
+    try:
+        from sharklib.capture import reuse_hook
+
+        status = reuse_hook.check(rec)
+    except Exception as exc:
+        warn_once(f"reuse check failed: {describe(exc)}")
+        return
+    if status is None:
+        return
+    rec.active = False
+    _rec.set_current(None)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 def install(rec: _rec.Recorder, sigterm: bool = False) -> None:

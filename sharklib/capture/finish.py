@@ -253,6 +253,12 @@ def finish(rec: Recorder, status: int | None) -> Finished:
             json_path = write_run(rec.session, run.to_dict())
         except Exception as exc:
             warn_once(f"run record not written to the session: {describe(exc)}")
+    try:
+        from sharklib.capture import reuse_hook
+
+        reuse_hook.record(rec, run)
+    except Exception as exc:
+        warn_once(f"run not cached: {describe(exc)}")
     return Finished(run=run, sidecars=sidecars, json_path=json_path)
 
 

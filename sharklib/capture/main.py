@@ -125,10 +125,11 @@ def before_script(run: Recorder, key_parts: RunKeyParts | None) -> int | None:
 
     Called after capture is installed and before the script body executes.
     Returns an exit status when the run was reused (the script then does not
-    run and nothing is recorded), or ``None`` to run it. The reuse step
-    (:mod:`sharklib.runner.reuse`) plugs in here.
+    run and nothing is recorded), or ``None`` to run it.
     """
-    return None
+    from sharklib.capture import reuse_hook
+
+    return reuse_hook.check(run)
 
 
 def run_main(argv: list[str]) -> int:

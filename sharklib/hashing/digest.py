@@ -8,7 +8,6 @@ import os
 import queue
 import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 CHUNK = 1 << 20
 PIPELINE_MIN = 8 << 20
@@ -98,8 +97,14 @@ def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tu
         results = [one(unique[0])]
     else:
         n = min(workers or os.cpu_count() or 2, len(unique))
-        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sharklib-hash") as pool:
-            results = list(pool.map(one, unique))
+        try:
+            # imported here: importing it registers an atexit hook, refused during shutdown
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=n, thread_name_prefix="sharklib-hash") as pool:
+                results = list(pool.map(one, unique))
+        except RuntimeError:  # interpreter shutting down (atexit): no new threads
+            results = [one(p) for p in unique]
     return {p: d for p, d in results if d is not None}
 
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sharklib.hashing.digest import hash_files
+from sharklib.model.run import encode_path
 
 RACY_NS = 2_000_000_000
 _BATCH = 500
@@ -92,18 +93,20 @@ class StatCache:
         if db is None or not stats:
             return {}
         found: dict[str, str] = {}
-        paths = list(stats)
+        keys = {encode_path(p): p for p in stats}
+        encoded = list(keys)
         with self._lock:
             try:
-                for i in range(0, len(paths), _BATCH):
-                    part = paths[i:i + _BATCH]
+                for i in range(0, len(encoded), _BATCH):
+                    part = encoded[i:i + _BATCH]
                     marks = ",".join("?" * len(part))
                     for row in db.execute(
                             "SELECT path, dev, ino, size, mtime_ns, ctime_ns, sha256, recorded_ns "
                             f"FROM stat WHERE path IN ({marks})", part):
-                        st = stats[row[0]]
+                        path = keys[row[0]]
+                        st = stats[path]
                         if tuple(row[1:6]) == _sig(st) and row[7] - st.st_mtime_ns >= RACY_NS:
-                            found[row[0]] = str(row[6])
+                            found[path] = str(row[6])
             except sqlite3.Error:
                 return {}
         return found
@@ -113,7 +116,7 @@ class StatCache:
         if db is None:
             return
         now = time.time_ns()
-        rows = [(p, *_sig(st), digest, now) for p, st, digest in entries]
+        rows = [(encode_path(p), *_sig(st), digest, now) for p, st, digest in entries]
         if not rows:
             return
         with self._lock:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharklib.attest.sidecar import SUFFIX as SIDECAR_SUFFIX
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
@@ -345,6 +346,14 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
         if cache is None:
             cache = RunCache.from_env(root)
         shas = {o.path: o.sha256 for o in run.outputs}
+        # the signed sidecar travels with its output: a restored file is as attested as the original
+        sidecars = [(rel + SIDECAR_SUFFIX, path + SIDECAR_SUFFIX)
+                    for role, rel, path, _ in files if role == "output"]
+        found = cache.statcache.digests(p for _, p in sidecars)
+        for rel, path in sidecars:
+            if path in found:
+                shas[path] = found[path][0]
+                files.append(("output", rel, path, found[path][1]))
         objects: list[StoredObject] = []
         with cache.shared():
             cache.store.snapshot(run.run_id, root)

@@ -136,3 +136,17 @@ def test_sha256_file_large_pipelined_path(tmp_path: Path) -> None:
     p = tmp_path / "large"
     p.write_bytes(data)
     assert sha256_file(p) == (hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_statcache_non_utf8_names(tmp_path: Path) -> None:
+    name = os.fsdecode(b"odd-\xff\xfe-name\n.txt")
+    p = os.path.join(str(tmp_path), name)
+    with open(p, "wb") as fh:
+        fh.write(b"payload")
+    old = os.stat(p).st_mtime_ns - 10_000_000_000
+    os.utime(p, ns=(old, old))
+    cache = StatCache(tmp_path / "sc.sqlite")
+    assert cache.digest(p)[0] == hashlib.sha256(b"payload").hexdigest()
+    again = StatCache(tmp_path / "sc.sqlite")
+    assert again.digest(p)[0] == hashlib.sha256(b"payload").hexdigest()
+    assert again.hashed_files == 0

@@ -1,0 +1,128 @@
+"""Where Python capture meets the run cache: check before the script body, record after it.
+
+Only a *root* process is checked and recorded: one with no captured parent
+(``sharklib run script.py``, or each ``python step.py`` of a Makefile under
+``sharklib env``). Its record folds in every captured child process, so
+reusing it restores what the whole process tree produced.
+
+The check must cost next to nothing when there is nothing to find, because it
+runs before every captured script: a key marker file (one ``stat``) says
+whether the cache ever recorded this run key, and only then are the index and
+the store opened.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from sharklib.config import ENV_NO_CACHE, ENV_RERUN, flag
+
+if TYPE_CHECKING:
+    from sharklib.capture.recorder import Recorder
+    from sharklib.model import Run
+
+
+def _marker(key: str) -> str:
+    from sharklib.config import cache_dir
+
+    digest = key.split(":", 1)[-1]
+    return os.path.join(str(cache_dir()), "keys", digest[:2], digest)
+
+
+def _cache_location_is_default() -> bool:
+    return not os.environ.get("SHARKLIB_CACHE") and not os.environ.get("SHARKLIB_CACHE_REMOTE")
+
+
+def _root(rec: Recorder) -> str:
+    from sharklib.capture.identity import project_root
+
+    return project_root(rec.cwd)
+
+
+def is_root_process(rec: Recorder) -> bool:
+    return rec.parent is None and rec.key_parts is not None
+
+
+def check(rec: Recorder) -> int | None:
+    """Replay a reusable past run and return its exit status, or None to run the script."""
+    if not is_root_process(rec) or flag(ENV_NO_CACHE) or flag(ENV_RERUN):
+        return None
+    key = rec.key_parts.digest()
+    root = _root(rec)
+    if _cache_location_is_default() and not os.path.exists(_marker(key)) \
+            and not os.path.exists(os.path.join(root, ".sharklib.toml")):
+        return None
+    from sharklib.runner import reuse
+
+    decision = reuse.check(rec.key_parts, cwd=rec.cwd, root=root)
+    if decision is None:
+        return None
+    return reuse.replay(decision)
+
+
+def _fold_children(run: Run, session: str | None) -> Run:
+    """The root run with every descendant's inputs, code and outputs folded in."""
+    if not session or not run.children:
+        return run
+    import copy
+    import json
+
+    from sharklib.model import Run as RunModel
+
+    runs_dir = os.path.join(session, "runs")
+    by_parent: dict[str, list[RunModel]] = {}
+    try:
+        names = os.listdir(runs_dir)
+    except OSError:
+        return run
+    for name in names:
+        try:
+            with open(os.path.join(runs_dir, name), "rb") as fh:
+                child = RunModel.from_dict(json.loads(fh.read()))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if child.parent:
+            by_parent.setdefault(child.parent, []).append(child)
+    folded = copy.deepcopy(run)
+    seen_in = {a.path for a in folded.inputs}
+    seen_out = {o.path for o in folded.outputs}
+    stack = list(by_parent.get(run.run_id, []))
+    while stack:
+        child = stack.pop()
+        stack.extend(by_parent.get(child.run_id, []))
+        code = ([child.code.script] if child.code.script else []) + list(child.code.modules)
+        for a in [*child.inputs, *code]:
+            if a.path not in seen_in:
+                folded.inputs.append(a)
+                seen_in.add(a.path)
+        for o in child.outputs:
+            if o.path not in seen_out and not o.stream:
+                folded.outputs.append(o)
+                seen_out.add(o.path)
+        folded.downloads.extend(child.downloads)
+        folded.environment.distributions.update(child.environment.distributions)
+        if child.exit_status not in (0, None):
+            folded.exit_status = folded.exit_status or child.exit_status
+    produced = {(o.path, o.sha256) for o in folded.outputs}
+    folded.inputs = [a for a in folded.inputs if (a.path, a.sha256) not in produced]
+    return folded
+
+
+def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> None:
+    """Store the root run's outputs and index it (never raises; a failure is one warning)."""
+    if not is_root_process(rec) or flag(ENV_NO_CACHE) or run.exit_status != 0:
+        return
+    from sharklib.runner import reuse
+
+    run.run_key = rec.key_parts.digest()
+    folded = _fold_children(run, rec.session)
+    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec))
+    if entry is not None and _cache_location_is_default():
+        marker = _marker(run.run_key)
+        try:
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            with open(marker, "ab"):
+                pass
+        except OSError:
+            pass
