@@ -81,20 +81,48 @@ class SigningKey:
         return public_pem(self.public)
 
 
-def generate_key(path: Path) -> SigningKey:
-    """Create a new Ed25519 key at ``path`` (0600, parent 0700), atomically."""
+def _private_pem() -> tuple[Ed25519PrivateKey, bytes]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
+    return private, pem
+
+
+def generate_key(path: Path) -> SigningKey:
+    """Create a new Ed25519 key at ``path`` (0600, parent 0700), atomically (replacing any)."""
+    private, pem = _private_pem()
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(path, pem, mode=0o600)
     except OSError as exc:
         raise KeyMaterialError(f"cannot create signing key: {exc.strerror}", path) from None
     return SigningKey(private, path)
+
+
+def _create_once(path: Path) -> tuple[SigningKey, bool]:
+    """Create the key at ``path`` unless another process just did; (key, created by us).
+
+    ``os.link`` refuses to replace an existing file, so when two processes
+    create the default key at once one wins and the other loads the winner's:
+    nothing is ever signed with a key that is then overwritten.
+    """
+    private, pem = _private_pem()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(tmp, pem, mode=0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return _load_private(path), False
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise KeyMaterialError(f"cannot create signing key: {exc.strerror}", path) from None
+    return SigningKey(private, path), True
 
 
 def _load_private(path: Path) -> SigningKey:
@@ -131,9 +159,10 @@ def load_signing_key(path: str | os.PathLike[str] | None = None, create: bool = 
     if cached is not None:
         return cached
     if explicit is None and create and not target.exists():
-        key = generate_key(target)
-        with contextlib.suppress(OSError):
-            sys.stderr.write(f"sharklib: created signing key {key.keyid[:16]} at {target}\n")
+        key, created = _create_once(target)
+        if created:
+            with contextlib.suppress(OSError):
+                sys.stderr.write(f"sharklib: created signing key {key.keyid[:16]} at {target}\n")
     else:
         key = _load_private(target)
     _loaded[target] = key

@@ -51,6 +51,15 @@ def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
         rec.read(path)
 
 
+def _on_listdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    # the import system lists every directory on sys.path (the script's own among them);
+    # that is how Python finds modules, not what the script depends on
+    caller = sys._getframe(2).f_code.co_filename
+    if caller.startswith("<frozen") or "importlib" in caller or "pkgutil" in caller:
+        return
+    rec.read_dir(args[0] if args and args[0] is not None else ".")
+
+
 def _on_rename(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
     src, dst, sfd, dfd = args
     rec.rename(src, dst, sfd if sfd is not None and sfd >= 0 else None,
@@ -125,6 +134,8 @@ _HANDLERS: dict[str, Callable[[_rec.Recorder, tuple[Any, ...]], None]] = {
     "os.spawn": _on_spawn,
     "os.system": _on_system,
     "socket.connect": _on_connect,
+    "os.listdir": _on_listdir,
+    "os.scandir": _on_listdir,
     "os.fork": _on_fork,
 }
 

@@ -197,6 +197,20 @@ class Recorder:
 
     # -- the contract ----------------------------------------------------------------------
 
+    def read_dir(self, path: Any) -> None:
+        """A directory was listed: its listing (``path/``) is an input."""
+        try:
+            if not self.active or isinstance(path, int):
+                return
+            p = self.canonical(path, None)
+            if p is None or self._ignored(p) or p in self.outputs:
+                return
+            key = p.rstrip("/") + "/"
+            if key not in self.inputs:
+                self.inputs[key] = None
+        except Exception as exc:
+            self._fail(exc)
+
     def read(self, path: Any, dir_fd: int | None = None) -> None:
         """A file was opened for reading."""
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -81,11 +82,32 @@ def _sha256_pipelined(fh: io.RawIOBase, chunk: int) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def listing_digest(path: str) -> tuple[str, int]:
+    """sha256 of a directory's sorted entry names, and their count.
+
+    A script that lists a directory (``os.listdir``, ``glob``, ``ls``) depends
+    on which files are there: such a read is recorded as the directory's path
+    with a trailing ``/`` and this digest, so adding a file changes it.
+    """
+    names = sorted(os.listdir(path.rstrip("/") or "/"))
+    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), len(names)
+
+
 def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tuple[str, int]]:
-    """Digests of many files, in parallel. Unreadable files are left out of the result."""
+    """Digests of many files, in parallel. Unreadable files are left out of the result.
+
+    A path ending in ``/`` stands for a directory listing (:func:`listing_digest`).
+    """
     unique = list(dict.fromkeys(paths))
     if not unique:
         return {}
+    listings: dict[str, tuple[str, int]] = {}
+    for p in [p for p in unique if p.endswith("/")]:
+        with contextlib.suppress(OSError):
+            listings[p] = listing_digest(p)
+    if listings or any(p.endswith("/") for p in unique):
+        unique = [p for p in unique if not p.endswith("/")]
+        return {**listings, **hash_files(unique, workers)} if unique else listings
 
     def one(p: str) -> tuple[str, tuple[str, int] | None]:
         try:

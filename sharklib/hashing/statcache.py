@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from sharklib.hashing.digest import hash_files
+from sharklib.hashing.digest import hash_files, listing_digest
 from sharklib.model.run import encode_path
 
 RACY_NS = 2_000_000_000
@@ -133,6 +133,10 @@ class StatCache:
         result: dict[str, tuple[str, int]] = {}
         stats: dict[str, os.stat_result] = {}
         for p in dict.fromkeys(paths):
+            if p.endswith("/"):  # a directory listing: cheap to recompute, never cached
+                with contextlib.suppress(OSError):
+                    result[p] = listing_digest(p)
+                continue
             try:
                 st = os.stat(p)
             except OSError:

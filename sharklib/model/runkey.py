@@ -28,7 +28,9 @@ def relative_to_root(path: str, root: str) -> str:
     if not os.path.isabs(path):
         return path
     rel = os.path.relpath(path, root)
-    return path if rel == ".." or rel.startswith(".." + os.sep) else rel
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return path
+    return rel + "/" if path.endswith("/") and not rel.endswith("/") else rel
 
 
 @dataclass(slots=True)

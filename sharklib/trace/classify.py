@@ -14,6 +14,7 @@ import contextlib
 import os
 import site
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -62,7 +63,11 @@ class Classifier:
             ignored += [str(cache_dir()), str(config_dir())]
         except Exception:
             pass
-        self._ignored = IGNORED_PREFIXES + norm(ignored)
+        # every sharklib session (a concurrent stage's, a Python child's) is sharklib's own
+        tmp = os.path.realpath(tempfile.gettempdir())
+        sessions = tuple(os.path.join(tmp, f"sharklib-{kind}-")
+                         for kind in ("session", "trace", "stage"))
+        self._ignored = IGNORED_PREFIXES + norm(ignored) + sessions
         self._environment = ENVIRONMENT_PREFIXES + norm(
             [*_python_dirs(), *_sharklib_dirs(), *self.extra_environment])
         self._memo: dict[str, Class] = {}

@@ -74,7 +74,10 @@ def decode(record: bytes) -> Event | None:
     s3 = record[off:off + l3]
     if etype == EV_OPEN:
         mode = "rw" if aux1 & FMODE_READ and aux1 & FMODE_WRITE else ("w" if aux1 & FMODE_WRITE else "r")
-        return Event("open", pid, path=_walked(s0), mode=mode, regular=stat.S_ISREG(aux2 & 0xFFFF))
+        path = _walked(s0)
+        if mode == "r" and stat.S_ISDIR(aux2 & 0xFFFF):  # a listing: an input (see listing_digest)
+            return Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True)
+        return Event("open", pid, path=path, mode=mode, regular=stat.S_ISREG(aux2 & 0xFFFF))
     if etype == EV_FORK:
         return Event("fork", pid, status=aux1)
     if etype == EV_EXIT:

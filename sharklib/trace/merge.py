@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 from sharklib.model import Run
@@ -49,7 +50,11 @@ def merge_python(traced: Run, py: Run, owns_top: bool) -> None:
                   + traced.code.modules}
 
     py_inputs = {a.path: a for a in py.inputs}
-    merged_inputs = [py_inputs.get(a.path, a) for a in traced.inputs if a.path not in code_paths]
+    # Python's import system lists the directories its code lives in: that is module lookup,
+    # not data; the Python record lists what the script itself listed
+    import_dirs = {os.path.dirname(p) + "/" for p in code_paths} - set(py_inputs)
+    merged_inputs = [py_inputs.get(a.path, a) for a in traced.inputs
+                     if a.path not in code_paths and a.path not in import_dirs]
     have = {a.path for a in merged_inputs}
     merged_inputs.extend(a for a in py.inputs if a.path not in have)
     traced.inputs = merged_inputs

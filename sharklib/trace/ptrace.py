@@ -30,6 +30,7 @@ SYSCALLS = ("open,openat,openat2,creat,execve,execveat,rename,renameat,renameat2
 CLONE_THREAD = 0x10000
 O_ACCMODE = 3
 O_PATH = 0o10000000
+O_DIRECTORY = 0o200000
 AT_REMOVEDIR = 0x200
 
 _LINE = re.compile(r"^(\d+) +(.*)$")
@@ -259,6 +260,9 @@ class StraceParser:
                 return
             acc = flags & O_ACCMODE
             mode = {0: "r", 1: "w"}.get(acc, "rw")
+            if mode == "r" and flags & O_DIRECTORY:  # a listing: an input (see listing_digest)
+                emit(Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True))
+                return
             regular = os.path.isfile(path) if mode == "r" else not os.path.isdir(path)
             emit(Event("open", pid, path=path, mode=mode, regular=regular))  # type: ignore[arg-type]
         elif name in ("clone", "clone3", "fork", "vfork"):
