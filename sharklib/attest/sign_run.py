@@ -49,8 +49,9 @@ def attest_run(run: Run, key: SigningKey | None = None) -> list[str]:
     cache: dict[str, Bundle | None] = {}
     written: list[str] = []
     failures: list[str] = []
+    deps: dict[str, dict[str, Any]] = {}
     for output in run.outputs:
-        statement = run_to_statement(run, output)
+        statement = run_to_statement(run, output, deps)
         head = sign_statement(statement, key)
         inputs = output.inputs if output.inputs is not None else [a.path for a in run.inputs]
         envelopes = [head, *_upstream(run, inputs, cache, run.warnings)]

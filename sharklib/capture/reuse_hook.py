@@ -109,14 +109,28 @@ def _fold_children(run: Run, session: str | None) -> Run:
     return folded
 
 
+def _printed(rec: Recorder) -> bool:
+    if not (rec.top and rec.session):
+        return False
+    for name in ("stdout", "stderr"):
+        try:
+            if os.path.getsize(os.path.join(rec.session, name)) > 0:
+                return True
+        except OSError:
+            pass
+    return False
+
+
 def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> None:
     """Store the root run's outputs and index it (never raises; a failure is one warning)."""
     if not is_root_process(rec) or flag(ENV_NO_CACHE) or run.exit_status != 0:
         return
-    from sharklib.runner import reuse
-
     run.run_key = rec.key_parts.digest()
     folded = _fold_children(run, rec.session)
+    if not folded.outputs and not _printed(rec):
+        return  # nothing to restore or replay: reusing it would save nothing but the run
+    from sharklib.runner import reuse
+
     entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec))
     if entry is not None and _cache_location_is_default():
         marker = _marker(run.run_key)

@@ -1,26 +1,22 @@
 """The data model: Run, Artifact, Output, Download, the run key and the provenance mapping.
 
 No I/O lives here; everything else in sharklib produces or consumes these types.
+Names are loaded on first use (PEP 562) so that computing a run key at the start
+of a captured script does not pay for the whole model.
 """
 
-from sharklib.model.provenance import (
-    PAYLOAD_TYPE,
-    PREDICATE_TYPE,
-    STATEMENT_TYPE,
-    run_to_statement,
-    statement_to_run,
-)
-from sharklib.model.run import (
-    Artifact,
-    CodeIdentity,
-    Download,
-    Environment,
-    Exec,
-    GitInfo,
-    Output,
-    Run,
-)
-from sharklib.model.runkey import RunKeyParts, canonical_json, run_key_parts
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "PAYLOAD_TYPE": "provenance", "PREDICATE_TYPE": "provenance", "STATEMENT_TYPE": "provenance",
+    "run_to_statement": "provenance", "statement_to_run": "provenance",
+    "Artifact": "run", "CodeIdentity": "run", "Download": "run", "Environment": "run",
+    "Exec": "run", "GitInfo": "run", "Output": "run", "Run": "run",
+    "RunKeyParts": "runkey", "canonical_json": "runkey", "run_key_parts": "runkey",
+}
 
 __all__ = [
     "PAYLOAD_TYPE",
@@ -40,3 +36,32 @@ __all__ = [
     "run_to_statement",
     "statement_to_run",
 ]
+
+if TYPE_CHECKING:
+    from sharklib.model.provenance import (
+        PAYLOAD_TYPE,
+        PREDICATE_TYPE,
+        STATEMENT_TYPE,
+        run_to_statement,
+        statement_to_run,
+    )
+    from sharklib.model.run import (
+        Artifact,
+        CodeIdentity,
+        Download,
+        Environment,
+        Exec,
+        GitInfo,
+        Output,
+        Run,
+    )
+    from sharklib.model.runkey import RunKeyParts, canonical_json, run_key_parts
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharklib.model' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sharklib.model.{module}"), name)
+    globals()[name] = value
+    return value

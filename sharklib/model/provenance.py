@@ -96,8 +96,13 @@ def _download_dep(d: Download) -> dict[str, Any]:
     return dep
 
 
-def run_to_statement(run: Run, output: Output) -> dict[str, Any]:
-    """The in-toto Statement v1 about ``output``, describing ``run``."""
+def run_to_statement(run: Run, output: Output,
+                     dep_cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The in-toto Statement v1 about ``output``, describing ``run``.
+
+    ``dep_cache`` lets a caller signing many outputs of one run build each
+    input's dependency entry once instead of once per output.
+    """
     deps: list[dict[str, Any]] = []
     if run.code.script:
         deps.append(_artifact_dep(run.code.script, "script"))
@@ -112,7 +117,14 @@ def run_to_statement(run: Run, output: Output) -> dict[str, Any]:
         if g.commit:
             dep["digest"] = {"gitCommit": g.commit}
         deps.append(dep)
-    deps.extend(_artifact_dep(a, "input") for a in run.inputs_of(output))
+    if dep_cache is None:
+        deps.extend(_artifact_dep(a, "input") for a in run.inputs_of(output))
+    else:
+        for a in run.inputs_of(output):
+            dep = dep_cache.get(a.path)
+            if dep is None:
+                dep = dep_cache[a.path] = _artifact_dep(a, "input")
+            deps.append(dep)
     deps.extend(_download_dep(d) for d in run.downloads)
 
     predicate = {

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 KEY_VERSION = "sharklib-runkey-v1"
 
@@ -33,14 +32,32 @@ def relative_to_root(path: str, root: str) -> str:
     return rel + "/" if path.endswith("/") and not rel.endswith("/") else rel
 
 
-@dataclass(slots=True)
 class RunKeyParts:
-    """The facts a run key is made of, kept so ``sharklib diff``/plans can say *what* differs."""
+    """The facts a run key is made of, kept so ``sharklib diff``/plans can say *what* differs.
 
-    argv: list[str]
-    cwd: str
-    code: dict[str, str] = field(default_factory=dict)
-    environment: dict[str, str] = field(default_factory=dict)
+    A plain class rather than a dataclass: it is built at the start of every
+    captured script, before its body runs, where every millisecond of import shows.
+    """
+
+    __slots__ = ("argv", "code", "cwd", "environment")
+
+    def __init__(self, argv: list[str], cwd: str, code: dict[str, str] | None = None,
+                 environment: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.code = code or {}
+        self.environment = environment or {}
+
+    def __repr__(self) -> str:
+        return (f"RunKeyParts(argv={self.argv!r}, cwd={self.cwd!r}, code={self.code!r}, "
+                f"environment={self.environment!r})")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunKeyParts) and (
+            (self.argv, self.cwd, self.code, self.environment)
+            == (other.argv, other.cwd, other.code, other.environment))
+
+    __hash__ = None  # type: ignore[assignment]
 
     def digest(self) -> str:
         body = {"v": KEY_VERSION, "argv": self.argv, "cwd": self.cwd, "code": self.code,

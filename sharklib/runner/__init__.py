@@ -8,7 +8,26 @@ then records the result. :func:`plan_command` / :func:`plan_commands` answer
 "would this be reused, and why not?" without running or restoring anything.
 """
 
-from sharklib.runner.command import RunResult, run_command
-from sharklib.runner.stage import Plan, StageSpec, plan_command, plan_commands
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {"RunResult": "command", "run_command": "command", "Plan": "stage",
+          "StageSpec": "stage", "plan_command": "stage", "plan_commands": "stage"}
 
 __all__ = ["Plan", "RunResult", "StageSpec", "plan_command", "plan_commands", "run_command"]
+
+if TYPE_CHECKING:
+    from sharklib.runner.command import RunResult, run_command
+    from sharklib.runner.stage import Plan, StageSpec, plan_command, plan_commands
+
+
+def __getattr__(name: str) -> Any:
+    # loaded on first use: a captured script's reuse check imports sharklib.runner.reuse only
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharklib.runner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sharklib.runner.{module}"), name)
+    globals()[name] = value
+    return value

@@ -29,10 +29,8 @@ download of the step.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
-import ssl
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,12 +75,14 @@ def is_immutable(url: str, sha256: str | None = None) -> bool:
 
 def revalidate(download: Download, timeout: float = TIMEOUT) -> Verdict:
     """Ask the server whether the recorded version is still current (conditional GET)."""
+    import http.client  # only when a download must be re-validated: not on every reuse check
+    import ssl
+
     if not (download.etag or download.last_modified):
         return Verdict(False, "no validator")
     parts = urllib.parse.urlsplit(download.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Verdict(False, "not http")
-    conn: http.client.HTTPConnection
     if parts.scheme == "https":
         conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
                                            context=ssl.create_default_context())

@@ -358,7 +358,15 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
         with cache.shared():
             cache.store.snapshot(run.run_id, root)
             for role, rel, path, _size in files:
-                info = cache.store.put(path, shas[path])
+                if path.endswith(SIDECAR_SUFFIX):
+                    # best effort: a sidecar rewritten meanwhile (another signer) is not stored,
+                    # the run still is; a restore then re-attests nothing, it just lacks that copy
+                    try:
+                        info = cache.store.put(path, shas[path])
+                    except StoreError:
+                        continue
+                else:
+                    info = cache.store.put(path, shas[path])
                 mode = os.stat(path).st_mode & 0o777 if role == "output" else 0o644
                 objects.append(StoredObject(role, rel, info.sha256, info.size, mode))
             for role, data in streams.items():

@@ -407,7 +407,8 @@ def _wait_pid_exit(pid: int, proc: subprocess.Popen[bytes], seen: threading.Even
 def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
     from sharklib.hashing import hash_files
 
-    paths = [p for p in asm.all_paths() if os.path.isfile(p)]
+    paths = [p for p in asm.all_paths()
+             if os.path.isfile(p) or (p.endswith("/") and os.path.isdir(p))]  # "dir/": a listing
     digests = {p: d for p, d in hash_files(paths).items() if d is not None}
     runs = asm.build(digests)
     by_id = {r.run_id: r for r in runs}

@@ -122,3 +122,31 @@ def test_traced_shell_stage(project: Path) -> None:
     assert (project / "both.txt").read_text() == "hello\ndef shout(s):\n    return s.upper()\n"
     (project / "in.txt").write_text("x\n")
     assert plan_command(cmd, cwd=str(project)).reason == "input changed: in.txt"
+
+
+def test_listing_a_directory_makes_it_an_input(project: Path) -> None:
+    (project / "up").mkdir()
+    (project / "up" / "a.txt").write_text("a")
+    (project / "gather.py").write_text(
+        "import os, sys\nprint(sorted(os.listdir(sys.argv[1])))\n")
+    cmd = f"{PY} gather.py up > all.txt"
+    run_command(cmd, shell=True, cwd=project, capture="python")
+    assert plan_command(cmd, cwd=str(project)).action == "reuse"
+    (project / "up" / "b.txt").write_text("b")
+    plan = plan_command(cmd, cwd=str(project))
+    assert plan.action == "run" and plan.reason == "input changed: up/"
+
+
+def test_traced_ls_lists_an_input_directory(project: Path) -> None:
+    from sharklib.trace.session import choose_backend
+
+    try:
+        choose_backend("auto")
+    except Exception as exc:
+        pytest.skip(f"no native tracer here: {exc}")
+    (project / "up").mkdir()
+    (project / "up" / "a.txt").write_text("a")
+    run_command("ls up > list.txt", shell=True, cwd=project)
+    assert plan_command("ls up > list.txt", cwd=str(project)).action == "reuse"
+    (project / "up" / "b.txt").write_text("b")
+    assert plan_command("ls up > list.txt", cwd=str(project)).reason == "input changed: up/"

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
 import weakref
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
-
-import wrapt
 
 from sharklib.capture.libs.recording import guarded, local_path, recorder
 
@@ -162,10 +161,25 @@ def check_open() -> None:
             _check(conn, state, closing=False)
 
 
+def _wrap(original: Any) -> Any:
+    @functools.wraps(original)
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        return _connect(original, None, args, kwargs)
+
+    connect.__wrapped__ = original  # type: ignore[attr-defined]
+    return connect
+
+
 def patch(module: Any) -> None:
-    """Wrap ``sqlite3.connect`` (in ``sqlite3`` and ``sqlite3.dbapi2``)."""
+    """Wrap ``sqlite3.connect`` (in ``sqlite3`` and ``sqlite3.dbapi2``).
+
+    A plain function wrapper, not ``wrapt``: sharklib's own stat cache and run
+    index import sqlite3 in every captured process, and importing ``wrapt``
+    (which pulls in ``asyncio``) would cost each of them ~35 ms of start-up.
+    """
     from sqlite3 import dbapi2
 
-    wrapt.wrap_function_wrapper(module, "connect", _connect)
-    if dbapi2.connect is not module.connect:
-        wrapt.wrap_function_wrapper(dbapi2, "connect", _connect)
+    if getattr(module.connect, "__wrapped__", None) is None:
+        module.connect = _wrap(module.connect)
+    if dbapi2.connect is not module.connect and getattr(dbapi2.connect, "__wrapped__", None) is None:
+        dbapi2.connect = _wrap(dbapi2.connect)
