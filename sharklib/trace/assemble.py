@@ -214,6 +214,10 @@ class Assembler:
                 d.exit_status = wait_status_to_exit(status)
 
     def _open(self, d: Draft, path: str, mode: str, pid: int, seq: int) -> None:
+        if path.endswith("/") and path.rstrip("/") == self.root.cwd.rstrip("/"):
+            # the working directory itself: make, shells and interpreters scan it as a matter
+            # of course; counting that as data would re-run a step whenever any file appears
+            return
         cls = self.classify(path)
         if cls == "ignored":
             return

@@ -260,7 +260,7 @@ class StraceParser:
                 return
             acc = flags & O_ACCMODE
             mode = {0: "r", 1: "w"}.get(acc, "rw")
-            if mode == "r" and flags & O_DIRECTORY:  # a listing: an input (see listing_digest)
+            if mode == "r" and (flags & O_DIRECTORY or os.path.isdir(path)):  # a listing
                 emit(Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True))
                 return
             regular = os.path.isfile(path) if mode == "r" else not os.path.isdir(path)

@@ -27,7 +27,10 @@ def test_open_modes_rename_symlinks(tmp_path: Path, backend: str,
     assert res.exit_status == 0, res.messages
     run = root(res)
     # the symlink is read through: the file whose bytes were read is the target
-    assert inputs(run, tmp_path) == {"in.txt", "target.txt", "sub/inner.txt"}
+    # "sub" opened as a directory (the dirfd of an openat) counts as a listing: syscall
+    # tracepoints cannot tell opening a directory from reading it, so the record errs on the
+    # side of re-running (docs/tracing.md)
+    assert inputs(run, tmp_path) == {"in.txt", "target.txt", "sub/inner.txt", "sub/"}
     assert outputs(run, tmp_path) == {
         "new_w.txt", "exist_w.txt", "exist_a.txt", "new_a.txt", "exist_rw.txt", "new_rw.txt",
         "creat.txt", "result.txt", "sub/made.txt", "link_ok"}
