@@ -109,7 +109,10 @@ def main() -> int:
     ap.add_argument("--startup-runs", type=int, default=21)
     ap.add_argument("--small-files", type=int, default=20, help="data set for noWorkflow/recipy")
     ap.add_argument("--no-others", action="store_true", help="skip noWorkflow and recipy")
+    ap.add_argument("--quick", action="store_true", help="fewer files and runs, no peers")
     args = ap.parse_args()
+    if args.quick:
+        args.files, args.startup_runs, args.no_others = min(args.files, 100), 11, True
     runs = max(5, args.runs)
 
     work = Path(tempfile.mkdtemp(prefix="sharklib-bench-capture-"))

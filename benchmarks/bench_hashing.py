@@ -40,7 +40,10 @@ def main() -> int:
     ap.add_argument("--size-mb", type=int, default=1024)
     ap.add_argument("--files", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="256 MiB and 500 files")
     args = ap.parse_args()
+    if args.quick:
+        args.size_mb, args.files = min(args.size_mb, 256), min(args.files, 500)
 
     with tempfile.TemporaryDirectory(prefix="sharklib-bench-hash-") as tmp:
         big = Path(tmp) / "big.bin"

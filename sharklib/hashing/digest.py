@@ -11,6 +11,8 @@ import threading
 from collections.abc import Iterable
 
 CHUNK = 1 << 20
+_OWN_SUFFIXES = (".intoto.jsonl", ".sharklib-tmp")
+_OWN_PREFIXES = (".sharklib-",)
 PIPELINE_MIN = 8 << 20
 
 
@@ -88,8 +90,11 @@ def listing_digest(path: str) -> tuple[str, int]:
     A script that lists a directory (``os.listdir``, ``glob``, ``ls``) depends
     on which files are there: such a read is recorded as the directory's path
     with a trailing ``/`` and this digest, so adding a file changes it.
+    sharklib's own files (sidecars, temporary files of atomic writes) are not
+    data and are left out, so signing or countersigning never changes a listing.
     """
-    names = sorted(os.listdir(path.rstrip("/") or "/"))
+    names = sorted(n for n in os.listdir(path.rstrip("/") or "/")
+                   if not n.endswith(_OWN_SUFFIXES) and not n.startswith(_OWN_PREFIXES))
     return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), len(names)
 
 

@@ -118,6 +118,11 @@ def link(stages: list[Stage], docdir: str, doc: Path,
                 s.dirs.add(m)
             elif writers.get(m, s.index) != s.index:
                 s.reads.add(m)
+        for m in s.bare:  # a plain word: only a directory stages write into, or a file they write
+            if m in under:
+                s.dirs.add(m)
+            elif writers.get(m, s.index) != s.index:
+                s.reads.add(m)
 
     sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
     for s in stages:

@@ -44,6 +44,7 @@ _WRITE_OPS = frozenset({">", ">>", ">|", "&>", "&>>"})
 _READ_OPS = frozenset({"<"})
 _FD_OPS = frozenset({">&", "<&", "<<", "<<<", "<<-"})
 _OUTPUT_FLAGS = frozenset({"-o", "--output", "--out", "--outfile", "--output-file"})
+_BARE_NAME = re.compile(r"^[A-Za-z0-9_][\w.+@-]*$")
 _FILE_NAME = re.compile(r"^[\w.+@,-]*\.[A-Za-z][A-Za-z0-9_]{0,9}$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SAFE_ITEM = re.compile(r"^[\w@%+=:,./-]+$")
@@ -66,6 +67,7 @@ class Stage:
     mentions: list[str] = field(default_factory=list)
     shared: list[str] = field(default_factory=list)
     dirs: set[str] = field(default_factory=set)
+    bare: list[str] = field(default_factory=list)
     deps: set[int] = field(default_factory=set)
     source: str | None = None
     dest: str | None = None
@@ -93,7 +95,7 @@ class Publish:
 @dataclass(slots=True)
 class _Token:
     text: str
-    role: Literal["read", "write", "mention"]
+    role: Literal["read", "write", "mention", "bare"]
 
 
 def command_lines(block: Block, path: Path) -> Iterator[tuple[int, str]]:
@@ -159,6 +161,10 @@ def classify(command: str, path: Path, line: int) -> list[_Token]:
                 out.append(_Token(value, "write" if flag in _OUTPUT_FLAGS else "mention"))
         elif _pathlike(tok):
             out.append(_Token(tok, "mention"))
+        elif _BARE_NAME.match(tok):
+            # a plain word ("up", "results") may name a directory the command gathers;
+            # the DAG decides once it knows which directories stages write into
+            out.append(_Token(tok, "bare"))
     return out
 
 
@@ -281,6 +287,8 @@ class StageBuilder:
                 self._declare(p)
             elif t.role == "read":
                 stage.reads.add(p)
+            elif t.role == "bare":
+                stage.bare.append(p)
             elif shared:
                 stage.shared.append(p)
             else:

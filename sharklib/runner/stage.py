@@ -48,6 +48,9 @@ def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
     root = project_root(cwd)
     env = environment_key()
     env.pop("tag", None)
+    # which interpreter runs the runner is not the stage's business; its real file still is
+    # (python vs python3 of one venv are the same interpreter)
+    env["interpreter"] = os.path.realpath(env.get("interpreter", sys.executable))
     env["stage-env"] = env_tag or "host"
     return run_key_parts(command_argv(command, shell), cwd, root, {"kind": "stage"}, env), root
 
