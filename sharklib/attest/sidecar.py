@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,15 +113,18 @@ def parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     return BundleEntry("sha256:" + hashlib.sha256(payload).hexdigest(), envelope, statement, lineno)
 
 
-def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle:
-    """Read and validate a sidecar. Duplicate entries are merged (signatures united)."""
+def iter_lines(path: str | os.PathLike[str],
+               missing: str = "no sidecar") -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw line)`` of a sidecar, refusing over-long and unterminated lines.
+
+    The one place a sidecar is opened and split, for :func:`read_bundle` and
+    the views' parallel decoder alike.
+    """
     p = os.fspath(path)
-    bundle = Bundle(p)
-    index: dict[str, int] = {}
     try:
         fh = open(p, "rb")  # noqa: SIM115 - closed below; readline needs the handle
     except FileNotFoundError:
-        raise SidecarError("no sidecar", p) from None
+        raise SidecarError(missing, p) from None
     except OSError as exc:
         raise SidecarError(f"cannot read sidecar: {exc.strerror}", p) from None
     with fh:
@@ -128,24 +132,32 @@ def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle
         while True:
             raw = fh.readline(MAX_LINE + 1)
             if not raw:
-                break
+                return
             lineno += 1
             if len(raw) > MAX_LINE:
                 raise SidecarError(f"line longer than {MAX_LINE // (1024 * 1024)} MiB", p, lineno)
             if not raw.endswith(b"\n") and fh.read(1):
                 raise SidecarError("unterminated line", p, lineno)
-            if not raw.strip():
-                continue
-            entry = parse_line(raw, p, lineno)
-            if entry.digest in index:
-                i = index[entry.digest]
-                old = bundle.entries[i]
-                old.envelope = merge_signatures(old.envelope, entry.envelope)
-            else:
-                index[entry.digest] = len(bundle.entries)
-                bundle.entries.append(entry)
-            if head_only:
-                break
+            yield lineno, raw
+
+
+def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle:
+    """Read and validate a sidecar. Duplicate entries are merged (signatures united)."""
+    p = os.fspath(path)
+    bundle = Bundle(p)
+    index: dict[str, int] = {}
+    for lineno, raw in iter_lines(p):
+        if not raw.strip():
+            continue
+        entry = parse_line(raw, p, lineno)
+        if entry.digest in index:
+            old = bundle.entries[index[entry.digest]]
+            old.envelope = merge_signatures(old.envelope, entry.envelope)
+        else:
+            index[entry.digest] = len(bundle.entries)
+            bundle.entries.append(entry)
+        if head_only:
+            break
     if not bundle.entries:
         raise SidecarError("empty sidecar", p)
     return bundle

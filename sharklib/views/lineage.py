@@ -21,7 +21,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sharklib.attest.sidecar import MAX_LINE, Bundle, BundleEntry, parse_line, sidecar_path
+from sharklib.attest.sidecar import (
+    MAX_LINE,
+    Bundle,
+    BundleEntry,
+    iter_lines,
+    parse_line,
+    sidecar_path,
+)
 from sharklib.errors import SidecarError
 from sharklib.model import Artifact, Output, Run, statement_to_run
 
@@ -197,22 +204,10 @@ def decode_line(raw: bytes, sidecar: str, lineno: int,
 
 
 def _iter_serial(sidecar: str, keys: dict[str, Ed25519PublicKey] | None) -> Iterator[Decoded]:
-    try:
-        fh = open(sidecar, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise SidecarError("no sidecar (this file has no recorded lineage)", sidecar) from None
-    except OSError as exc:
-        raise SidecarError(f"cannot read sidecar: {exc.strerror}", sidecar) from None
-    with fh:
-        lineno = 0
-        while True:
-            raw = fh.readline(MAX_LINE + 1)
-            if not raw:
-                break
-            lineno += 1
-            d = decode_line(raw, sidecar, lineno, keys)
-            if d is not None:
-                yield d
+    for lineno, raw in iter_lines(sidecar, "no sidecar (this file has no recorded lineage)"):
+        d = decode_line(raw, sidecar, lineno, keys)
+        if d is not None:
+            yield d
 
 
 def decode_sidecar(sidecar: str, keys: dict[str, Ed25519PublicKey] | None = None,
