@@ -125,7 +125,7 @@ def main() -> int:
         # 1. start-up
         (work / "noop.py").write_text("pass\n")
         res = interleaved({"plain": [PY, "noop.py"],
-                           "captured": [PY, "-m", "sharklib", "run", "-q", "noop.py"]},
+                           "captured": [PY, "-m", "sharklib", "run", "-q", "--no-cache", "noop.py"]},
                           work, env, max(5, args.startup_runs), warmup=3)
         p, c = (statistics.median(res[k][0]) * 1000 for k in ("plain", "captured"))
         rows.append(("start-up: noop.py", f"{p:.1f} ms", f"{c:.1f} ms", f"+{c - p:.1f} ms",
@@ -147,7 +147,7 @@ def main() -> int:
             "    open(f'opens/f{i % 100}.txt').read()\n")
         for name, what in (("read_loop.py", "100,000 reads (open+read+close)"),
                            ("write_loop.py", "4,000 write-opens + 4,000 reads")):
-            res = interleaved({"plain": [PY, name], "captured": [PY, "-m", "sharklib", "run", "-q", name]},
+            res = interleaved({"plain": [PY, name], "captured": [PY, "-m", "sharklib", "run", "-q", "--no-cache", name]},
                               work, env, runs, warmup=1)
             p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
             rows.append((f"hook cost, {what}", f"{p:.2f} s", f"{c:.2f} s", f"{c / p:.3f}x",
@@ -163,7 +163,7 @@ def main() -> int:
                 shutil.rmtree(work / d, ignore_errors=True)
 
         res = interleaved({"plain": [PY, str(SCRIPT), "data", "out_plain"],
-                           "captured": [PY, "-m", "sharklib", "run", "-q", str(SCRIPT), "data", "out_cap"]},
+                           "captured": [PY, "-m", "sharklib", "run", "-q", "--no-cache", str(SCRIPT), "data", "out_cap"]},
                           work, env, runs, warmup=1, before=clean)
         p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
         rows.append((f"pandas script, {args.files} files in / {args.files + 1} out",
@@ -174,6 +174,15 @@ def main() -> int:
         rp, rc = (statistics.median(res[k][1]) / 1024 for k in ("plain", "captured"))
         rows.append(("peak RSS, same script", f"{rp:.1f} MiB", f"{rc:.1f} MiB", f"+{rc - rp:.1f} MiB",
                      "<= +30 MiB", "yes" if rc - rp <= 30 else "NO"))
+
+        # 3b. what the cache buys: the same captured run again, reused instead of recomputed
+        reuse_cmd = [PY, "-m", "sharklib", "run", "-q", str(SCRIPT), "data", "out_cap"]
+        subprocess.run(reuse_cmd, cwd=work, env=env, capture_output=True, check=False)
+        res = interleaved({"plain": [PY, str(SCRIPT), "data", "out_plain"], "captured": reuse_cmd},
+                          work, env, runs, warmup=1)
+        p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))
+        rows.append(("same script run again: reused from the cache", f"{p:.2f} s", f"{c:.2f} s",
+                     f"{c / p:.3f}x", "", ""))
 
         # 4. the same script on a small data set, beside noWorkflow and recipy
         small = work / "small"
@@ -186,7 +195,7 @@ def main() -> int:
                 shutil.rmtree(small / d, ignore_errors=True)
 
         res = interleaved({"plain": [PY, "script.py", "data", "out"],
-                           "captured": [PY, "-m", "sharklib", "run", "-q", "script.py", "data", "out"]},
+                           "captured": [PY, "-m", "sharklib", "run", "-q", "--no-cache", "script.py", "data", "out"]},
                           small, env, runs, warmup=1, before=clean_small)
         base_small = statistics.median(res["plain"][0])
         cap_small = statistics.median(res["captured"][0])
@@ -236,7 +245,7 @@ def main() -> int:
     print("-" * len(line))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    print(f"\n(medians of {runs} interleaved runs after warm-up; start-up: {max(5, args.startup_runs)} runs; "
+    print(f"\n(captured rows use --no-cache: every run executes and records; medians of {runs} interleaved runs after warm-up; start-up: {max(5, args.startup_runs)} runs; "
           f"PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE unset for every subprocess; "
           f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
     return 0
