@@ -15,7 +15,6 @@ import stat
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sharklib.capture import identity, paths
@@ -26,13 +25,16 @@ if TYPE_CHECKING:
     from sharklib.model import Artifact, GitInfo, Output, Run
 
 
-@dataclass(slots=True)
 class Finished:
-    """The outcome of finishing a recorder."""
+    """The outcome of finishing a recorder (a plain class: no ``dataclasses`` import at exit)."""
 
-    run: Run
-    sidecars: list[str] = field(default_factory=list)
-    json_path: str | None = None
+    __slots__ = ("json_path", "run", "sidecars")
+
+    def __init__(self, run: Run, sidecars: list[str] | None = None,
+                 json_path: str | None = None) -> None:
+        self.run = run
+        self.sidecars = sidecars if sidecars is not None else []
+        self.json_path = json_path
 
 
 def _sequential_digests(files: Iterable[str]) -> dict[str, tuple[str, int]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_SESSION, flag
@@ -40,18 +39,35 @@ class UsageError(Exception):
     pass
 
 
-@dataclass(slots=True)
 class RunOptions:
-    """What ``sharklib run`` was asked to do."""
+    """What ``sharklib run`` was asked to do.
 
-    quiet: bool = False
-    rerun: bool = False
-    no_cache: bool = False
-    script: str | None = None
-    module: str | None = None
-    code: str | None = None
-    args: list[str] = field(default_factory=list)
-    help: bool = False
+    A plain class, not a dataclass: importing ``dataclasses`` (and with it
+    ``inspect``) would cost every captured script ~8 ms of start-up.
+    """
+
+    __slots__ = ("args", "code", "help", "module", "no_cache", "quiet", "rerun", "script")
+
+    def __init__(self, quiet: bool = False, rerun: bool = False, no_cache: bool = False,
+                 script: str | None = None, module: str | None = None, code: str | None = None,
+                 args: list[str] | None = None, help: bool = False) -> None:
+        self.quiet = quiet
+        self.rerun = rerun
+        self.no_cache = no_cache
+        self.script = script
+        self.module = module
+        self.code = code
+        self.args = args if args is not None else []
+        self.help = help
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunOptions) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "RunOptions(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
 
 def parse_args(argv: list[str]) -> RunOptions:
