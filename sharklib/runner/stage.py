@@ -39,19 +39,30 @@ def project_root(cwd: str) -> str:
     return _root(cwd)
 
 
-def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
-              env_tag: str | None = None) -> tuple[RunKeyParts, str]:
-    """The run key of a command line and the project root it is relative to."""
+def stage_environment(env_tag: str | None) -> dict[str, str]:
+    """What of the environment enters a stage's key."""
     from sharklib.capture.identity import environment_key
 
-    cwd = os.path.abspath(cwd)
-    root = project_root(cwd)
     env = environment_key()
     env.pop("tag", None)
     # which interpreter runs the runner is not the stage's business; its real file still is
     # (python vs python3 of one venv are the same interpreter)
     env["interpreter"] = os.path.realpath(env.get("interpreter", sys.executable))
     env["stage-env"] = env_tag or "host"
+    return env
+
+
+def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
+              env_tag: str | None = None, environment: dict[str, str] | None = None,
+              root: str | None = None) -> tuple[RunKeyParts, str]:
+    """The run key of a command line and the project root it is relative to.
+
+    ``environment`` and ``root`` may be passed in when many stages share them
+    (planning a pipeline), so they are worked out once, not once per stage.
+    """
+    cwd = os.path.abspath(cwd)
+    root = root or project_root(cwd)
+    env = environment if environment is not None else stage_environment(env_tag)
     return run_key_parts(command_argv(command, shell), cwd, root, {"kind": "stage"}, env), root
 
 
@@ -162,10 +173,19 @@ def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> li
         return [Plan("run", "cache disabled (--no-cache)") for _ in specs]
     if flag(ENV_RERUN):
         return [Plan("run", "forced (--rerun)") for _ in specs]
-    keyed = [stage_key(s.command, shell=s.shell, cwd=s.cwd, env_tag=s.env_tag) for s in specs]
-    roots = {root for _, root in keyed}
+    envs: dict[str | None, dict[str, str]] = {}
+    roots: dict[str, str] = {}
+    keyed = []
+    for s in specs:
+        cwd = os.path.abspath(s.cwd)
+        if s.env_tag not in envs:
+            envs[s.env_tag] = stage_environment(s.env_tag)
+        if cwd not in roots:
+            roots[cwd] = project_root(cwd)
+        keyed.append(stage_key(s.command, shell=s.shell, cwd=cwd, env_tag=s.env_tag,
+                               environment=envs[s.env_tag], root=roots[cwd]))
     own = cache is None
-    rc: RunCache = cache if cache is not None else RunCache.from_env(next(iter(roots), None))  # type: ignore[assignment]
+    rc: RunCache = cache if cache is not None else RunCache.from_env(next(iter(roots.values()), None))  # type: ignore[assignment]
     try:
         digests = [parts.digest() for parts, _ in keyed]
         found = rc.index.candidates_many(set(digests))
