@@ -17,6 +17,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import wrapt
+
 from sharklib.capture.libs.recording import recorder, warn
 
 _pending: set[BodyDigest] = set()
@@ -113,3 +115,32 @@ def finish_all() -> None:
         open_ = list(_pending)
     for tap in open_:
         tap.finish()
+
+
+class FinishingProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """A proxy of a response or file whose :class:`BodyDigest` finishes when it is closed.
+
+    The three streaming wrappers (requests' raw body, urllib's response, an
+    fsspec file) share this: entering returns the proxy (so reads keep being
+    counted), leaving or closing finishes the digest after the real close.
+    """
+
+    def __init__(self, wrapped: Any, body: BodyDigest) -> None:
+        super().__init__(wrapped)
+        self._self_body = body
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc)
+        finally:
+            self._self_body.finish()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_body.finish()

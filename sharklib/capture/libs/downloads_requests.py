@@ -17,16 +17,12 @@ from typing import Any
 
 import wrapt
 
-from sharklib.capture.libs.body_digest import BodyDigest
+from sharklib.capture.libs.body_digest import BodyDigest, FinishingProxy
 from sharklib.capture.libs.recording import guarded, recorder
 
 
-class RawBody(wrapt.ObjectProxy):  # type: ignore[misc]
+class RawBody(FinishingProxy):
     """A urllib3 response whose bytes are counted on the way to the program."""
-
-    def __init__(self, raw: Any, body: BodyDigest) -> None:
-        super().__init__(raw)
-        self._self_body = body
 
     def _self_after(self, data: Any, eof: bool) -> None:
         body = self._self_body
@@ -73,21 +69,8 @@ class RawBody(wrapt.ObjectProxy):  # type: ignore[misc]
             yield line
         self._self_body.finish()
 
-    def __enter__(self) -> RawBody:
-        self.__wrapped__.__enter__()
-        return self
 
-    def __exit__(self, *exc: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc)
-        finally:
-            self._self_body.finish()
 
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_body.finish()
 
 
 def _build_response(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

@@ -20,19 +20,15 @@ from typing import Any
 
 import wrapt
 
-from sharklib.capture.libs.body_digest import BodyDigest
+from sharklib.capture.libs.body_digest import BodyDigest, FinishingProxy
 from sharklib.capture.libs.recording import guarded, recorder
 
 #: the file ``urlretrieve`` is saving to in this thread, so its download can name it
 _saving = threading.local()
 
 
-class ResponseBody(wrapt.ObjectProxy):  # type: ignore[misc]
+class ResponseBody(FinishingProxy):
     """An ``http.client.HTTPResponse`` whose bytes are counted on the way to the program."""
-
-    def __init__(self, response: Any, body: BodyDigest) -> None:
-        super().__init__(response)
-        self._self_body = body
 
     def _self_after(self, data: Any) -> None:
         body = self._self_body
@@ -84,21 +80,8 @@ class ResponseBody(wrapt.ObjectProxy):  # type: ignore[misc]
             raise StopIteration
         return line
 
-    def __enter__(self) -> ResponseBody:
-        self.__wrapped__.__enter__()
-        return self
 
-    def __exit__(self, *exc: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc)
-        finally:
-            self._self_body.finish()
 
-    def close(self) -> None:
-        try:
-            self.__wrapped__.close()
-        finally:
-            self._self_body.finish()
 
 
 def _method(args: Any, kwargs: Any) -> str:

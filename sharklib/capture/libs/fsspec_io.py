@@ -23,18 +23,17 @@ from typing import Any
 
 import wrapt
 
-from sharklib.capture.libs.body_digest import BodyDigest
+from sharklib.capture.libs.body_digest import BodyDigest, FinishingProxy
 from sharklib.capture.libs.recording import guarded, recorder
 
 _LOCAL = {"file", "local"}
 
 
-class RemoteFile(wrapt.ObjectProxy):  # type: ignore[misc]
+class RemoteFile(FinishingProxy):
     """A file of a remote filesystem whose bytes are counted as the program moves them."""
 
     def __init__(self, f: Any, body: BodyDigest) -> None:
-        super().__init__(f)
-        self._self_body = body
+        super().__init__(f, body)
         self._self_pos = 0
 
     def _self_read(self, data: Any) -> None:
@@ -105,21 +104,8 @@ class RemoteFile(wrapt.ObjectProxy):  # type: ignore[misc]
             pass
         return pos
 
-    def __enter__(self) -> RemoteFile:
-        self.__wrapped__.__enter__()
-        return self
 
-    def __exit__(self, *exc: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc)
-        finally:
-            self._self_body.finish()
 
-    def close(self) -> Any:
-        try:
-            return self.__wrapped__.close()
-        finally:
-            self._self_body.finish()
 
 
 def _is_local(fs: Any) -> bool:
