@@ -9,6 +9,7 @@ to look at them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,10 @@ def _say(text: str) -> None:
 
 def _run(argv: list[str], cwd: Path) -> int:
     _say(f"$ {' '.join(argv)}")
-    return subprocess.call(argv, cwd=cwd)
+    # the method's stages say "python": make that the interpreter sharklib is installed in
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return subprocess.call(argv, cwd=cwd, env=env)
 
 
 def run_demo(target: Path) -> int:

@@ -30,6 +30,8 @@ ENVIRONMENT_PARTS = ("/site-packages/", "/dist-packages/", "/__pycache__/")
 def _python_dirs() -> list[str]:
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
             os.path.dirname(os.__file__)}
+    # interpreter managers (pyenv's shims read its plugins and version files on every call)
+    dirs.add(os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv"))
     with contextlib.suppress(Exception):
         dirs.update(site.getsitepackages())
     return [d for d in dirs if d and d != "/"]

@@ -258,6 +258,10 @@ class EbpfTracer:
         self._lib.bpf_map_lookup_elem(self._control_fd, ctypes.byref(key), ctypes.byref(val))
         return int(val.value)
 
+    def watch(self, pid: int) -> None:
+        """From now on children forked by ``pid`` are traced (after :meth:`start`)."""
+        self._set_control(0, pid)
+
     def stop_watching(self) -> None:
         """No further children of the watched pid are traced (the root has been started)."""
         self._set_control(0, 0)

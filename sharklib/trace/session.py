@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 BackendChoice = Literal["auto", "ebpf", "ptrace"]
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
 IGNORED_WHILE_WAITING = (signal.SIGINT, signal.SIGQUIT)
+_FORK_WINDOW = threading.Lock()
 
 
 @dataclass
@@ -278,7 +279,12 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
               preload: _Preload) -> None:
     tracer = preload.take()
     tracer.set_sink(asm.feed)
-    tracer.start(os.getpid())
+    # The tracer adopts the next child this process forks. Two commands traced at once from
+    # threads of one process (a pipeline's pool) must not fork inside each other's window,
+    # or one would adopt the other's command.
+    tracer.start(0)  # loaded and attached, watching nothing yet
+    _FORK_WINDOW.acquire()
+    tracer.watch(os.getpid())
     try:
         result.startup_seconds = time.perf_counter() - t_enter
         t0 = time.perf_counter()
@@ -292,6 +298,7 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
             return
         finally:
             tracer.stop_watching()
+            _FORK_WINDOW.release()
         sigs.target = proc.pid
         rc = proc.wait()
         result.command_seconds = time.perf_counter() - t0

@@ -150,3 +150,34 @@ def test_traced_ls_lists_an_input_directory(project: Path) -> None:
     assert plan_command("ls up > list.txt", cwd=str(project)).action == "reuse"
     (project / "up" / "b.txt").write_text("b")
     assert plan_command("ls up > list.txt", cwd=str(project)).reason == "input changed: up/"
+
+
+def test_stages_traced_at_once_from_threads_do_not_mix(project: Path) -> None:
+    """A pipeline's pool traces several stages from threads of one process at the same time."""
+    import threading
+
+    from sharklib.trace.session import choose_backend
+
+    try:
+        choose_backend("auto")
+    except Exception as exc:
+        pytest.skip(f"no native tracer here: {exc}")
+    for name in "ab":
+        (project / f"{name}.txt").write_text(name * 10)
+    results: dict[str, list[set[str]]] = {"a": [], "b": []}
+
+    def stage(name: str) -> None:
+        for i in range(6):
+            res = run_command(f"cat {name}.txt > {name}{i}.out", shell=True, cwd=project,
+                              use_cache=False)
+            results[name].append({os.path.basename(a.path) for r in res.runs for a in r.inputs})
+
+    threads = [threading.Thread(target=stage, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name, other in (("a", "b"), ("b", "a")):
+        assert len(results[name]) == 6
+        for seen in results[name]:
+            assert f"{name}.txt" in seen and f"{other}.txt" not in seen, seen
