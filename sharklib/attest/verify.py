@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sharklib.attest.dsse import check_signatures
 from sharklib.attest.keys import trusted_keys
 from sharklib.attest.sidecar import Bundle, BundleEntry, read_bundle, sidecar_path
+from sharklib.hashing import on_disk as digestible
 from sharklib.model import Run, statement_to_run
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def verify_bundle(path: str, bundle: Bundle, keys: dict[str, Ed25519PublicKey] |
         wanted.add(output.path)
         wanted.update(a.path for a in run.inputs)
 
-    on_disk = statcache.digests(p for p in wanted if os.path.isfile(p))
+    on_disk = statcache.digests(p for p in wanted if digestible(p))
     head_digest = bundle.head.subject_digest
     now = on_disk.get(path)
     if now is None:

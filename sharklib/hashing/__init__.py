@@ -10,7 +10,23 @@
 """
 
 from sharklib.hashing.atomic import atomic_write
-from sharklib.hashing.digest import StreamingDigest, hash_files, sha256_bytes, sha256_file
+from sharklib.hashing.digest import (
+    StreamingDigest,
+    hash_files,
+    listing_digest,
+    on_disk,
+    sha256_bytes,
+    sha256_file,
+)
 from sharklib.hashing.statcache import StatCache
 
-__all__ = ["StatCache", "StreamingDigest", "atomic_write", "hash_files", "sha256_bytes", "sha256_file"]
+__all__ = [
+    "StatCache",
+    "StreamingDigest",
+    "atomic_write",
+    "hash_files",
+    "listing_digest",
+    "on_disk",
+    "sha256_bytes",
+    "sha256_file",
+]

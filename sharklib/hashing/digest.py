@@ -98,6 +98,13 @@ def listing_digest(path: str) -> tuple[str, int]:
     return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), len(names)
 
 
+def on_disk(path: str) -> bool:
+    """True when ``path`` can be digested now: a regular file, or a directory listing (``dir/``)."""
+    if path.endswith("/"):
+        return os.path.isdir(path)
+    return os.path.isfile(path)
+
+
 def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tuple[str, int]]:
     """Digests of many files, in parallel. Unreadable files are left out of the result.
 

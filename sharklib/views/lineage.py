@@ -30,6 +30,7 @@ from sharklib.attest.sidecar import (
     sidecar_path,
 )
 from sharklib.errors import SidecarError
+from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run, statement_to_run
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class Lineage:
         from sharklib.hashing import StatCache
 
         known = self.on_disk or {}
-        wanted = [p for p in self.artifact_paths(code) if p not in known and os.path.isfile(p)]
+        wanted = [p for p in self.artifact_paths(code) if p not in known and digestible(p)]
         cache = statcache or StatCache()
         found = {p: d for p, (d, _) in cache.digests(wanted).items()} if wanted else {}
         return {**known, **found}

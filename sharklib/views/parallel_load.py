@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.attest.sidecar import BundleEntry
 from sharklib.errors import SidecarError
+from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run
 from sharklib.views.lineage import (
     Decoded,
@@ -90,7 +91,7 @@ def _worker(sidecar: str, start: int, end: int, first_line: int,
         return [], {}, (f"cannot read sidecar: {exc.strerror}", 0)
     cache = StatCache()
     try:
-        found = cache.digests(p for p in paths if os.path.isfile(p))
+        found = cache.digests(p for p in paths if digestible(p))
     finally:
         cache.close()
     return rows, {p: v[0] for p, v in found.items()}, None

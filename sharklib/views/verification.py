@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sharklib.attest import check_signatures, trusted_keys
+from sharklib.hashing import on_disk as digestible
 from sharklib.views.lineage import Lineage, Step, load_lineage
 from sharklib.views.parallel_load import load_for_verification, wants_parallel
 from sharklib.views.trust import TrustPolicy, default_policy_path, load_policy
@@ -69,7 +70,7 @@ def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
     for step in lineage.steps.values():
         if step.signers is None:
             step.signers, step.bad_signatures = check_signatures(step.entry.envelope, keys)
-    paths = [p for p in lineage.artifact_paths(code=False) if os.path.isfile(p)]
+    paths = [p for p in lineage.artifact_paths(code=False) if digestible(p)]
     cache = statcache or StatCache()
     lineage.on_disk = {p: v[0] for p, v in cache.digests(paths).items()}
 
@@ -175,7 +176,7 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
             row.append(status)
             table.add_row(*row)
         console.print(table)
-    files = len({p for p in v.lineage.artifact_paths() if os.path.isfile(p)})
+    files = len({p for p in v.lineage.artifact_paths() if digestible(p)})
     sigs = sum(len(sr.signers) for sr in v.steps)
     if v.ok:
         pol = f", policy {os.path.basename(v.policy.path)}" if v.policy else ""
