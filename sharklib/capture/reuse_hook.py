@@ -66,46 +66,25 @@ def _fold_children(run: Run, session: str | None) -> Run:
     if not session or not run.children:
         return run
     import copy
-    import json
 
-    from sharklib.model import Run as RunModel
+    from sharklib.capture.session import session_runs
 
-    runs_dir = os.path.join(session, "runs")
-    by_parent: dict[str, list[RunModel]] = {}
-    try:
-        names = os.listdir(runs_dir)
-    except OSError:
-        return run
-    for name in names:
-        try:
-            with open(os.path.join(runs_dir, name), "rb") as fh:
-                child = RunModel.from_dict(json.loads(fh.read()))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    by_parent: dict[str, list[Run]] = {}
+    for child in session_runs(session):
         if child.parent:
             by_parent.setdefault(child.parent, []).append(child)
-    folded = copy.deepcopy(run)
-    seen_in = {a.path for a in folded.inputs}
-    seen_out = {o.path for o in folded.outputs}
+    descendants: list[Run] = []
     stack = list(by_parent.get(run.run_id, []))
     while stack:
         child = stack.pop()
         stack.extend(by_parent.get(child.run_id, []))
-        code = ([child.code.script] if child.code.script else []) + list(child.code.modules)
-        for a in [*child.inputs, *code]:
-            if a.path not in seen_in:
-                folded.inputs.append(a)
-                seen_in.add(a.path)
-        for o in child.outputs:
-            if o.path not in seen_out and not o.stream:
-                folded.outputs.append(o)
-                seen_out.add(o.path)
-        folded.downloads.extend(child.downloads)
-        folded.environment.distributions.update(child.environment.distributions)
-        if child.exit_status not in (0, None):
-            folded.exit_status = folded.exit_status or child.exit_status
-    produced = {(o.path, o.sha256) for o in folded.outputs}
-    folded.inputs = [a for a in folded.inputs if (a.path, a.sha256) not in produced]
+        descendants.append(child)
+    descendants.sort(key=lambda r: r.started)
+    folded = copy.deepcopy(run)
+    folded.fold(descendants, keep_output=lambda o: not o.stream)
+    if any(c.exit_status not in (0, None) for c in descendants):
+        folded.exit_status = folded.exit_status or next(
+            c.exit_status for c in descendants if c.exit_status not in (0, None))
     return folded
 
 

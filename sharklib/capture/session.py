@@ -17,7 +17,10 @@ import json
 import os
 import stat
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sharklib.model import Run
 
 STREAM_LIMIT = 32 * 1024 * 1024
 
@@ -93,6 +96,18 @@ def read_runs(session: str) -> list[dict[str, Any]]:
             if isinstance(d, dict) and "run_id" in d:
                 out.append(d)
     return out
+
+
+def session_runs(session: str | os.PathLike[str]) -> list[Run]:
+    """Every Run a captured process dropped in the session, oldest first (bad files skipped)."""
+    from sharklib.model import Run
+
+    runs: list[Run] = []
+    for d in read_runs(os.fspath(session)):
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            runs.append(Run.from_dict(d))
+    runs.sort(key=lambda r: r.started)
+    return runs
 
 
 def children_of(session: str, run_id: str) -> list[dict[str, Any]]:

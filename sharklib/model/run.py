@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -332,6 +333,31 @@ class Run:
             run_key=d.get("run_key"),
             warnings=list(d.get("warnings", [])),
         )
+
+    def fold(self, others: list[Run], keep_output: Callable[[Output], bool] = lambda o: True) -> None:
+        """Fold the runs of other processes of the same tree into this one, in place.
+
+        What any of them read (data, and their code, which is data to the tree
+        as a whole) joins the inputs unless the tree itself produced those very
+        bytes; their outputs (those ``keep_output`` accepts, later runs winning)
+        join the outputs; downloads and imported distributions are united. This
+        is how a stage, or a script with captured children, becomes one
+        reusable record.
+        """
+        seen = {a.path for a in self.inputs}
+        outputs = {o.path: o for o in self.outputs}
+        for r in others:
+            code = ([r.code.script] if r.code.script else []) + list(r.code.modules)
+            for a in (*r.inputs, *code):
+                if a.path not in seen:
+                    seen.add(a.path)
+                    self.inputs.append(a)
+            outputs.update((o.path, o) for o in r.outputs if keep_output(o))
+            self.downloads.extend(r.downloads)
+            self.environment.distributions.update(r.environment.distributions)
+        self.outputs = list(outputs.values())
+        produced = {(o.path, o.sha256) for o in self.outputs}
+        self.inputs = [a for a in self.inputs if (a.path, a.sha256) not in produced]
 
     def inputs_of(self, output: Output) -> list[Artifact]:
         """The data inputs that fed ``output`` (read before it was finished)."""

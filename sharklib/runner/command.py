@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -34,23 +33,6 @@ class RunResult:
     reused_runs: int = 0
     backend: str = ""
     recorded: bool = False
-
-
-def collect_session_runs(session: Path) -> list[Run]:
-    """Every Run JSON a captured process dropped in the session, oldest first.
-
-    Atomic writes mean a killed process leaves no half file; a hostile or
-    foreign file is skipped.
-    """
-    runs: list[Run] = []
-    run_dir = session / "runs"
-    if not run_dir.is_dir():
-        return runs
-    for f in sorted(run_dir.glob("*.json")):
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            runs.append(Run.from_dict(json.loads(f.read_bytes())))
-    runs.sort(key=lambda r: r.started)
-    return runs
 
 
 def _choose(capture: CaptureMode) -> str:
@@ -179,6 +161,7 @@ def _run_plain(argv: list[str], cwd: str, base: dict[str, str], mode: str,
                stdin: IO[Any] | int | None, stdout: IO[Any] | int | None,
                stderr: IO[Any] | int | None) -> tuple[int, list[Run]]:
     from sharklib.capture.environ import capture_environ
+    from sharklib.capture.session import session_runs
 
     session = Path(tempfile.mkdtemp(prefix="sharklib-session-"))
     try:
@@ -194,6 +177,6 @@ def _run_plain(argv: list[str], cwd: str, base: dict[str, str], mode: str,
             sys.stderr.write(f"sharklib: permission denied: {argv[0]}\n")
             return 126, []
         status = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
-        return status, collect_session_runs(session)
+        return status, session_runs(session)
     finally:
         shutil.rmtree(session, ignore_errors=True)

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sharklib.model import Artifact, Output, Run, RunKeyParts, run_key_parts
+from sharklib.model import Output, Run, RunKeyParts, run_key_parts
 
 SHELL_ARGV = ["/bin/sh", "-c"]
 _REDIRECTS = {">", ">>", "<", "2>", "2>>", "&>", "1>", "1>>"}
@@ -97,38 +97,15 @@ def aggregate(runs: Iterable[Run], *, argv: list[str], cwd: str, started: float,
     """
     runs = sorted(runs, key=lambda r: r.started)
     skip = set(inherited)
-    outputs: dict[str, Output] = {}
-    removed: set[str] = set()
-    for r in runs:
-        for o in r.outputs:
-            if o.stream and o.path in skip:
-                continue
-            outputs[o.path] = Output(o.path, o.sha256, o.size, o.attestation)
-        removed.update(r.removed)
-        removed.update(r.temporaries)
-    for p in removed:
-        if p in outputs and not os.path.exists(p):
-            del outputs[p]
-    produced = {(o.path, o.sha256) for o in outputs.values()}
-    inputs: dict[str, Artifact] = {}
-    downloads = []
-    distributions: dict[str, str] = {}
-    warnings: list[str] = []
-    for r in runs:
-        code = [a for a in ([r.code.script] if r.code.script else []) + list(r.code.modules)]
-        for a in [*r.inputs, *code]:
-            if (a.path, a.sha256) in produced or a.path in inputs:
-                continue
-            inputs[a.path] = Artifact(a.path, a.sha256, a.size, a.attestation)
-        downloads.extend(r.downloads)
-        distributions.update(r.environment.distributions)
-        warnings.extend(r.warnings)
     stage = Run(run_id=uuid.uuid4().hex, argv=argv, cwd=cwd, started=started, ended=ended,
                 exit_status=exit_status, pid=os.getpid(), backend="merged",
-                inputs=list(inputs.values()), downloads=downloads,
-                outputs=list(outputs.values()), children=[r.run_id for r in runs],
-                run_key=run_key, warnings=warnings[:20])
-    stage.environment.distributions = distributions
+                children=[r.run_id for r in runs], run_key=run_key,
+                warnings=[w for r in runs for w in r.warnings][:20])
+    stage.fold(runs, keep_output=lambda o: not (o.stream and o.path in skip))
+    gone = {p for r in runs for p in (*r.removed, *r.temporaries) if not os.path.exists(p)}
+    # a stage's redirected stdout is a file of the stage: restored as a file, never replayed
+    stage.outputs = [Output(o.path, o.sha256, o.size, o.attestation)
+                     for o in stage.outputs if o.path not in gone]
     if runs:
         stage.user, stage.host = runs[0].user, runs[0].host
         stage.environment.interpreter = runs[-1].environment.interpreter

@@ -10,22 +10,9 @@ extension's opens, a child shell's redirections) are kept from the trace.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from pathlib import Path
 
 from sharklib.model import Run
-
-
-def session_runs(session: Path) -> list[Run]:
-    """Every Run a captured Python process dropped in the session, oldest first."""
-    runs: list[Run] = []
-    for f in sorted((session / "runs").glob("*.json")) if (session / "runs").is_dir() else []:
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            runs.append(Run.from_dict(json.loads(f.read_bytes())))
-    runs.sort(key=lambda r: r.started)
-    return runs
 
 
 def merge_python(traced: Run, py: Run, owns_top: bool) -> None:

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from sharklib.capture.session import session_runs
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
 from sharklib.trace import ebpf
 from sharklib.trace.assemble import Assembler
 from sharklib.trace.classify import Classifier
-from sharklib.trace.merge import merge_python, session_runs
+from sharklib.trace.merge import merge_python
 
 if TYPE_CHECKING:
     from sharklib.trace.ptrace import StraceParser
