@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -202,6 +203,8 @@ def _import_digest(s: Stage, pipe: Pipeline, console: Console) -> str:
 def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Executor,
              scheduler: str | None, n: int | None, console: Console) -> tuple[dict[int, LeafResult], set[int]]:
     from sharklib.pipeline.executors import schedule
+    from sharklib.runner.caches import kept_open
+    from sharklib.trace.service import shared_tracing
 
     if not jobs:
         return {}, set()
@@ -219,7 +222,9 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
     else:
         raise PipelineError(f"unknown executor {executor!r}")
     try:
-        with LiveProgress(console, len(jobs)) as live:
+        # stages run from this process's threads share one loaded tracer
+        shared = shared_tracing() if executor == "local" else contextlib.nullcontext()
+        with shared, kept_open(), LiveProgress(console, len(jobs)) as live:
             return schedule(jobs, deps, pool,  # type: ignore[arg-type]
                             on_start=lambda i: live.started(),
                             on_finish=lambda r: live.finished(r.reused, r.exit_status != 0,

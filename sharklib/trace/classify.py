@@ -89,3 +89,26 @@ class Classifier:
         if len(self._memo) < 200_000:
             self._memo[path] = cls
         return cls
+
+    def ignores_prefix(self, directory: str) -> bool:
+        """Whether everything under ``directory`` is already ignored by this classifier."""
+        return (directory.rstrip("/") + "/").startswith(self._ignored)
+
+
+def for_session(session: str) -> Classifier:
+    """A classifier ignoring ``session``; one shared instance while the settings stay the same.
+
+    Building one normalises a dozen directories (``realpath`` each) and every
+    traced command needs one; the memo of classified paths is worth keeping too.
+    """
+    key = tuple(os.environ.get(v) for v in ("SHARKLIB_HOME", "SHARKLIB_CACHE", "XDG_CACHE_HOME",
+                                              "XDG_CONFIG_HOME", "HOME", "PYENV_ROOT"))
+    shared = _SHARED.get(key)
+    if shared is None:
+        shared = _SHARED[key] = Classifier()
+    if shared.ignores_prefix(session):
+        return shared
+    return Classifier(extra_ignored=[session])
+
+
+_SHARED: dict[tuple[str | None, ...], Classifier] = {}

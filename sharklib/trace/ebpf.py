@@ -106,6 +106,7 @@ def decode(record: bytes) -> Event | None:
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def _libbpf() -> ctypes.CDLL:
     try:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
@@ -274,6 +275,15 @@ class EbpfTracer:
     @property
     def truncated_paths(self) -> int:
         return self._control(2)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while events are delivered to the sink: take it to change what the sink sees."""
+        return self._lock
+
+    def drain(self) -> None:
+        """Deliver every event the kernel has submitted so far (returns when they are sunk)."""
+        self._consume()
 
     def _consume(self) -> None:
         with self._lock:

@@ -32,11 +32,12 @@ from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
 from sharklib.trace import ebpf
 from sharklib.trace.assemble import Assembler
-from sharklib.trace.classify import Classifier
+from sharklib.trace.classify import for_session
 from sharklib.trace.merge import merge_python
 
 if TYPE_CHECKING:
     from sharklib.trace.ptrace import StraceParser
+    from sharklib.trace.service import TraceService
 
 BackendChoice = Literal["auto", "ebpf", "ptrace"]
 FORWARDED = (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGALRM)
@@ -56,6 +57,7 @@ class TraceResult:
     messages: list[str] = field(default_factory=list)
     events: int = 0
     dropped: int = 0
+    incomplete: str = ""
     startup_seconds: float = 0.0
     command_seconds: float = 0.0
     record_seconds: float = 0.0
@@ -185,8 +187,11 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
     run_cwd = os.path.abspath(cwd or os.getcwd())
     base_env = dict(os.environ if env is None else env)
     chosen = choose_backend(backend)
+    from sharklib.trace.service import active
+
+    shared = active() if chosen == "ebpf" and not use_proxy else None
     # proxy.py forks its acceptor: no loader thread may be running then (fork + threads)
-    preload = _Preload() if chosen == "ebpf" and not use_proxy else None
+    preload = _Preload() if chosen == "ebpf" and not use_proxy and shared is None else None
     try:
         program, code, message = _resolve(argv[0], base_env, run_cwd)
         if program is None:
@@ -194,12 +199,19 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
         session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
         try:
             return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
-                          python_capture, t_enter, (stdin, stdout, stderr), preload)
+                          python_capture, t_enter, (stdin, stdout, stderr), preload, shared)
         finally:
-            shutil.rmtree(session, ignore_errors=True)
+            _remove_session(session)
     finally:
         if preload is not None:
             preload.discard()
+
+
+def _remove_session(session: Path) -> None:
+    try:
+        os.rmdir(session)  # usually empty: no Python process ran
+    except OSError:
+        shutil.rmtree(session, ignore_errors=True)
 
 
 class _Preload:
@@ -237,8 +249,9 @@ class _Preload:
 
 def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
            session: Path, sign: bool, python_capture: bool, t_enter: float,
-           stdio: tuple[Any, Any, Any], preload: _Preload | None) -> TraceResult:
-    classify = Classifier(extra_ignored=[str(session)])
+           stdio: tuple[Any, Any, Any], preload: _Preload | None,
+           shared: TraceService | None = None) -> TraceResult:
+    classify = for_session(str(session))
     asm = Assembler(argv, cwd, classify, backend)
     result = TraceResult(exit_status=0, backend=backend)
     if python_capture:
@@ -252,7 +265,9 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
             env = proxy_environment(port, env)
         streams = _stream_targets(stdio[1], stdio[2])
         sigs = stack.enter_context(_Signals())
-        if backend == "ebpf":
+        if backend == "ebpf" and shared is not None:
+            _run_shared(argv, cwd, env, asm, sigs, result, t_enter, stdio, shared)
+        elif backend == "ebpf":
             _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio, preload or _Preload())
         else:
             _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter, stdio)
@@ -262,9 +277,12 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
     for path, name in streams.items():
         asm.stream_output(name, path)
     if result.dropped:
-        result.messages.append(
-            f"the tracer lost {result.dropped} events (ring buffer full); the record is "
-            "incomplete, so nothing was signed")
+        result.incomplete = f"the tracer lost {result.dropped} events (ring buffer full)"
+    elif not asm.root.execs:
+        result.incomplete = "the tracer saw no exec of the command"
+    if result.incomplete:
+        result.messages.append(f"{result.incomplete}; the record is incomplete, so nothing "
+                               "was signed")
         result.record_seconds = time.perf_counter() - t_rec
         return result
     runs = _finish_runs(asm, session, proxy_log if use_proxy else None)
@@ -314,6 +332,41 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
                                      "tracer's budget and were cut")
     finally:
         threading.Thread(target=tracer.close, name="sharklib-ebpf-close").start()
+    asm.root_exited(rc)
+
+
+def _run_shared(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler,
+                sigs: _Signals, result: TraceResult, t_enter: float,
+                stdio: tuple[Any, Any, Any], service: TraceService) -> None:
+    """Like :func:`_run_ebpf`, inside a tracer that is already loaded and shared."""
+    before = service.counters()
+    result.startup_seconds = time.perf_counter() - t_enter
+    t0 = time.perf_counter()
+    with _FORK_WINDOW, service.window():
+        try:
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=stdio[0], stdout=stdio[1],
+                                    stderr=stdio[2])
+        except OSError as exc:
+            result.exit_status = 127 if exc.errno == errno.ENOENT else 126
+            result.messages.append(f"cannot execute {argv[0]}: {exc.strerror or exc}")
+            result.started = False
+            return
+    service.claim(proc.pid, asm)
+    sigs.target = proc.pid
+    rc = proc.wait()
+    result.command_seconds = time.perf_counter() - t0
+    result.exit_status, result.signal = _status_from_returncode(rc)
+    service.settle(asm)
+    after = service.counters()
+    # the counters are global: a loss anywhere while this command ran makes it incomplete
+    result.dropped = after.dropped - before.dropped
+    result.events = asm.seq
+    if after.undecodable > before.undecodable:
+        asm.root.warnings.append(f"{after.undecodable - before.undecodable} tracer events could "
+                                 "not be decoded while this command ran")
+    if after.truncated > before.truncated:
+        asm.root.warnings.append(f"{after.truncated - before.truncated} paths were longer than "
+                                 "the tracer's budget and were cut while this command ran")
     asm.root_exited(rc)
 
 
