@@ -105,6 +105,22 @@ def on_disk(path: str) -> bool:
     return os.path.isfile(path)
 
 
+SERIAL_BYTES = 4 << 20
+
+
+def _small(paths: list[str]) -> bool:
+    """A few small files: hashing them here beats starting a thread pool."""
+    if len(paths) > 64:
+        return False
+    total = 0
+    for p in paths:
+        with contextlib.suppress(OSError):
+            total += os.stat(p).st_size
+        if total > SERIAL_BYTES:
+            return False
+    return True
+
+
 def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tuple[str, int]]:
     """Digests of many files, in parallel. Unreadable files are left out of the result.
 
@@ -127,8 +143,8 @@ def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tu
         except OSError:
             return p, None
 
-    if len(unique) == 1:
-        results = [one(unique[0])]
+    if len(unique) == 1 or _small(unique):
+        results = [one(p) for p in unique]
     else:
         n = min(workers or os.cpu_count() or 2, len(unique))
         try:

@@ -56,12 +56,14 @@ def run_leaf(job: LeafJob) -> LeafResult:
         from sharklib.runner import run_command
 
         if job.log_dir:
-            os.makedirs(job.log_dir, exist_ok=True)
+            if not os.path.isdir(job.log_dir):
+                os.makedirs(job.log_dir, exist_ok=True)
             log_base = os.path.join(job.log_dir, f"stage-{job.index}")
         else:
             log_base = os.path.join(tempfile.mkdtemp(prefix="sharklib-stage-"), "stage")
         for d in job.make_dirs:
-            os.makedirs(d, exist_ok=True)
+            if not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
         env = dict(os.environ)
         env.update(job.env_overrides)
         with open(log_base + ".out", "wb") as out, open(log_base + ".err", "w+b") as err:

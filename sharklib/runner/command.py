@@ -84,7 +84,7 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
     3. Record the stage for next time when its capture was complete (traced,
        or a single Python command) and it succeeded.
     """
-    from sharklib.runner import reuse, stage
+    from sharklib.runner import caches, reuse, stage
 
     run_cwd = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
     argv_list = stage.command_argv(argv, shell)
@@ -92,8 +92,9 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
     caching = use_cache and capture != "none" and not base.get(ENV_NO_CACHE)
     key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag)
 
+    cache = caches.kept(root) if caching else None
     if caching and not rerun:
-        decision = reuse.check(key_parts, cwd=run_cwd, root=root)
+        decision = reuse.check(key_parts, cwd=run_cwd, root=root, cache=cache)
         if decision is not None:
             _write_stream(stdout, decision.stdout, sys.stdout)
             _write_stream(stderr, decision.stderr, sys.stderr)
@@ -120,7 +121,7 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
         for msg in traced.messages:
             if not quiet or "error" in msg.lower():
                 sys.stderr.write(f"sharklib: {msg}\n")
-        complete = traced.dropped == 0
+        complete = not traced.incomplete
         backend = traced.backend
     else:
         status, runs = _run_plain(argv_list, run_cwd, base, mode, stdin, stdout, stderr)
@@ -133,7 +134,7 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
         agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
                               exit_status=status, run_key=key_parts.digest(),
                               inherited=_stream_files(stdout, stderr))
-        result.recorded = reuse.record(agg, root=root) is not None
+        result.recorded = reuse.record(agg, root=root, cache=cache) is not None
     return result
 
 
