@@ -75,11 +75,19 @@ def start() -> None:
     rec.script = os.path.abspath(script) if script else None
     rec.code_text = code
     try:
-        from sharklib.capture.identity import key_parts
+        from sharklib.capture.identity import key_parts, sha256_hex
 
+        digest = None
+        if rec.script and code is None:
+            try:
+                with open(rec.script, "rb") as fh:
+                    source = fh.read()
+                digest = sha256_hex(source)
+                rec.script_digest = (digest, len(source))
+            except OSError:
+                pass
         script_argv = [a for a in (sys.argv or [])]
-        rec.key_parts = key_parts(script_argv, rec.cwd, rec.script, code, module)
-        rec.run_key = rec.key_parts.digest()
+        rec.key_parts = key_parts(script_argv, rec.cwd, rec.script, code, module, digest)
     except Exception as exc:
         warn_once(f"run key not computed: {describe(exc)}")
     if _is_multiprocessing_child(argv, code):

@@ -9,17 +9,19 @@ and the signing key, which keeps ``python -m sharklib run noop.py`` cheap.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 import sys
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from sharklib.capture import identity, paths
 from sharklib.capture.recorder import PendingOutput, Recorder
 from sharklib.capture.safety import describe, warn_once
+from sharklib.config import ENV_QUIET, flag
+
+# ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
     from sharklib.model import Artifact, GitInfo, Output, Run
@@ -30,7 +32,7 @@ class Finished:
 
     __slots__ = ("json_path", "run", "sidecars")
 
-    def __init__(self, run: Run, sidecars: list[str] | None = None,
+    def __init__(self, run: Run | None, sidecars: list[str] | None = None,
                  json_path: str | None = None) -> None:
         self.run = run
         self.sidecars = sidecars if sidecars is not None else []
@@ -40,6 +42,11 @@ class Finished:
 def _sequential_digests(files: Iterable[str]) -> dict[str, tuple[str, int]]:
     """Digests without threads or SQLite: start-up-cheap, and safe after threading shut down."""
     out: dict[str, tuple[str, int]] = {}
+    files = list(files)
+    if not files:
+        return out
+    import hashlib
+
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     for p in files:
@@ -118,7 +125,10 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     input_paths = [p for p in rec.inputs if p not in code_files]
     out_paths = [o.path for o in outputs]
     heavy = bool(input_paths or out_paths)
-    wanted = [*input_paths, *out_paths, *sorted(code_files)]
+    # the script's digest was taken from the bytes that ran, when sharklib read them
+    known_script = rec.script_digest if script and script == rec.script else None
+    to_hash = code_files - {script} if known_script else code_files
+    wanted = [*input_paths, *out_paths, *sorted(to_hash)]
     # git state only matters when something will be signed; GitPython mostly waits on
     # `git` subprocesses, so it runs beside the hashing instead of after it
     git_result: list[GitInfo | None] = []
@@ -141,6 +151,8 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
             git_thread = None
             _git()
     digests = _digests(wanted, heavy)
+    if known_script and script:
+        digests[script] = known_script
 
     kept: list[PendingOutput] = []
     temporaries = list(rec.temporaries)
@@ -232,6 +244,29 @@ def sign(run: Run) -> list[str]:
         return []
 
 
+def _leaves_nothing(rec: Recorder, status: int | None) -> bool:
+    """True when no one would read this process's Run, so it need not be built at all.
+
+    That is a quiet top-level run that wrote nothing, had no captured children,
+    will remove its own session, and that the cache would not record (nothing
+    printed to replay, or caching off). ``python -m sharklib run -q noop.py``
+    then ends without importing the data model, ``json`` or ``hashlib``.
+    """
+    if rec.outputs or not rec.top or not flag(ENV_QUIET):
+        return False
+    if rec.session:
+        if not _discards_session(rec):
+            return False
+        try:
+            if os.listdir(os.path.join(rec.session, "runs")):
+                return False
+        except OSError:
+            pass
+    from sharklib.capture import reuse_hook
+
+    return not reuse_hook.would_record(rec, status, has_outputs=False)
+
+
 def finish(rec: Recorder, status: int | None) -> Finished:
     """Final record of a process: every output, children, sidecars, the session JSON."""
     _flush_library_patches()
@@ -241,6 +276,8 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         if o.finished is None:
             o.finished = count
     rec.open_outputs = []
+    if _leaves_nothing(rec, status):
+        return Finished(run=None)
     run, _ = build_run(rec, list(rec.outputs.values()), status, final=True)
     if rec.session:
         from sharklib.capture.session import children_of
@@ -248,7 +285,7 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         run.children = [c["run_id"] for c in children_of(rec.session, rec.run_id)]
     sidecars = sign(run)
     json_path = None
-    if rec.session:
+    if rec.session and not (rec.top and _discards_session(rec)):
         try:
             from sharklib.capture.session import write_run
 
@@ -262,6 +299,13 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     except Exception as exc:
         warn_once(f"run not cached: {describe(exc)}")
     return Finished(run=run, sidecars=sidecars, json_path=json_path)
+
+
+def _discards_session(rec: Recorder) -> bool:
+    """The top-level process removes the session it created: its own record there is unread."""
+    from sharklib.capture.main import discards_session
+
+    return discards_session(rec)
 
 
 def _flush_library_patches() -> None:

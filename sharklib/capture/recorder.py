@@ -19,13 +19,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-import weakref
-from typing import TYPE_CHECKING, Any
+
+# the weakref module's ``ref`` is this one; importing that module costs ~0.6 ms of start-up
+from _weakref import ref as weakref_ref
 
 from sharklib.capture import paths
 from sharklib.capture.safety import describe, warn_once
 
+# ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from sharklib.model import Download, Exec
 
 _current: Recorder | None = None
@@ -58,7 +64,7 @@ class PendingOutput:
         self.stream = stream
         #: number of inputs read when the output was finished; None while still open
         self.finished: int | None = None
-        self.handle: weakref.ref[Any] | None = None
+        self.handle: weakref_ref[Any] | None = None
 
 
 class Recorder:
@@ -79,9 +85,12 @@ class Recorder:
         self.ignore = ignore if ignore is not None else paths.ignored_prefixes(extra)
         self.active = True
         self.exit_status: int | None = None
-        self.run_key: str | None = None
+        self._run_key: str | None = None
+        #: the run key's parts (:class:`~sharklib.model.RunKeyParts`), gathered before the body ran
         self.key_parts: Any = None
         self.script: str | None = None
+        #: (sha256, size) of the script as it was read to run, when sharklib read it
+        self.script_digest: tuple[str, int] | None = None
         self.code_text: str | None = None
         self.inputs: dict[str, None] = {}
         self.pre_digests: dict[str, tuple[str, int]] = {}
@@ -102,6 +111,21 @@ class Recorder:
         self._seen: set[str] = set()
         #: modules loaded before capture started (site, .pth hooks): not the script's imports
         self.modules_at_start = frozenset(sys.modules)
+
+    @property
+    def run_key(self) -> str | None:
+        """The run key, digested from :attr:`key_parts` when first needed.
+
+        Digesting needs ``json`` and ``hashlib`` (~4 ms of imports), which a run
+        that neither consults the cache nor leaves a record never pays.
+        """
+        if self._run_key is None and self.key_parts is not None:
+            self._run_key = self.key_parts.digest()
+        return self._run_key
+
+    @run_key.setter
+    def run_key(self, value: str | None) -> None:
+        self._run_key = value
 
     # -- paths ---------------------------------------------------------------------------
 
@@ -189,7 +213,7 @@ class Recorder:
                 out = self.outputs[p] = PendingOutput(p)
             out.confirmed = True
             out.finished = None
-            out.handle = weakref.ref(fileobj)
+            out.handle = weakref_ref(fileobj)
             if out not in self.open_outputs:
                 self.open_outputs.append(out)
         except Exception as exc:
@@ -407,9 +431,10 @@ class Recorder:
         child = Recorder(self.argv, parent=self.run_id, top=False, session=self.session,
                          ignore=self.ignore)
         child.script = self.script
+        child.script_digest = self.script_digest
         child.code_text = self.code_text
-        child.run_key = self.run_key
         child.key_parts = self.key_parts
+        child._run_key = self._run_key
         child.modules_at_start = self.modules_at_start
         return child
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING, Any
+
+# ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sharklib.model import Run
 
 STREAM_LIMIT = 32 * 1024 * 1024
@@ -66,6 +69,8 @@ def write_run(session: str, run_dict: dict[str, Any]) -> str | None:
     os.makedirs(run_dir, exist_ok=True)
     target = os.path.join(run_dir, f"{run_dict['run_id']}.json")
     tmp = f"{target}.{os.getpid()}.tmp"
+    import json  # not at the top: a captured process that records nothing never needs it
+
     data = json.dumps(run_dict, sort_keys=True).encode("utf-8", "surrogateescape")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -87,9 +92,12 @@ def read_runs(session: str) -> list[dict[str, Any]]:
         names = sorted(os.listdir(run_dir))
     except OSError:
         return out
+    names = [n for n in names if n.endswith(".json")]
+    if not names:
+        return out
+    import json
+
     for name in names:
-        if not name.endswith(".json"):
-            continue
         with contextlib.suppress(OSError, ValueError):
             with open(os.path.join(run_dir, name), "rb") as fh:
                 d = json.loads(fh.read())

@@ -8,7 +8,9 @@ of a captured script does not pay for the whole model.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
+TYPE_CHECKING = False
 
 _WHERE = {
     "PAYLOAD_TYPE": "provenance", "PREDICATE_TYPE": "provenance", "STATEMENT_TYPE": "provenance",
@@ -38,6 +40,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sharklib.model.provenance import (
         PAYLOAD_TYPE,
         PREDICATE_TYPE,

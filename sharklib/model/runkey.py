@@ -8,16 +8,38 @@ pass in the facts (digests, versions) they gathered.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 
 KEY_VERSION = "sharklib-runkey-v1"
 
 
+def sha256_hex(data: bytes) -> str:
+    """sha256 of bytes in memory (a script's source, a run key's JSON).
+
+    Without ``hashlib`` when it is not loaded yet: importing it loads OpenSSL,
+    ~2.5 ms of every captured script's start-up, while the interpreter's own
+    sha256 module is as fast for a few kilobytes. Files are hashed through
+    :mod:`sharklib.hashing` (OpenSSL).
+    """
+    hashlib = sys.modules.get("hashlib")
+    if hashlib is not None:
+        return hashlib.sha256(data).hexdigest()  # type: ignore[no-any-return]
+    try:
+        from _sha256 import sha256  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return sha256(data).hexdigest()  # type: ignore[no-any-return]
+
+
 def canonical_json(value: object) -> bytes:
     """Deterministic JSON bytes (sorted keys, no spaces) for digests."""
+    import json  # here, not at the top: a captured script builds RunKeyParts before its body runs
+
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                       default=str).encode("utf-8", "surrogateescape")
 
@@ -62,7 +84,7 @@ class RunKeyParts:
     def digest(self) -> str:
         body = {"v": KEY_VERSION, "argv": self.argv, "cwd": self.cwd, "code": self.code,
                 "environment": self.environment}
-        return "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()
+        return "sha256:" + sha256_hex(canonical_json(body))
 
 
 def run_key_parts(argv: Sequence[str], cwd: str, root: str, code: Mapping[str, str],
