@@ -115,7 +115,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     """Build the Run for ``outputs``; returns it and the outputs that turned out to exist."""
     from sharklib.model import Artifact, Output, Run
 
-    # what the script imported, before finishing imports anything (GitPython, signing)
+    # what the script imported, before finishing imports anything (subprocess, signing)
     imported = dict(sys.modules)
     script = _main_script(rec)
     modules = identity.local_module_paths(rec.ignore, exclude=[script] if script else [])
@@ -129,27 +129,13 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     known_script = rec.script_digest if script and script == rec.script else None
     to_hash = code_files - {script} if known_script else code_files
     wanted = [*input_paths, *out_paths, *sorted(to_hash)]
-    # git state only matters when something will be signed; GitPython mostly waits on
-    # `git` subprocesses, so it runs beside the hashing instead of after it
-    git_result: list[GitInfo | None] = []
-    git_thread = None
+    # git state only matters when something will be signed; `git` runs beside the hashing
+    git_probe: identity.GitProbe | None = None
     if out_paths:
-        import threading
-
-        where = os.path.dirname(script) if script else rec.cwd
-
-        def _git() -> None:
-            try:
-                git_result.append(identity.git_info(where))
-            except Exception as exc:
-                rec.warnings.append(f"git state not recorded: {describe(exc)}")
-
         try:
-            git_thread = threading.Thread(target=_git, name="sharklib-git", daemon=True)
-            git_thread.start()
-        except RuntimeError:
-            git_thread = None
-            _git()
+            git_probe = identity.GitProbe(os.path.dirname(script) if script else rec.cwd)
+        except Exception as exc:
+            rec.warnings.append(f"git state not recorded: {describe(exc)}")
     digests = _digests(wanted, heavy)
     if known_script and script:
         digests[script] = known_script
@@ -184,8 +170,14 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         outs.append(Output(path=o.path, sha256=sha, size=size, inputs=feeding, stream=o.stream))  # type: ignore[arg-type]
 
     full = bool(kept)
-    if git_thread is not None:
-        git_thread.join()
+    git: GitInfo | None = None
+    if git_probe is not None and full:
+        try:
+            git = git_probe.result()
+        except Exception as exc:
+            rec.warnings.append(f"git state not recorded: {describe(exc)}")
+    elif git_probe is not None:
+        git_probe.close()
     user, host = identity.user_and_host()
     run = Run(
         run_id=rec.run_id,
@@ -199,7 +191,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         pid=rec.pid,
         backend="python",
         code=identity.code_identity(script, rec.code_text, modules, digests,
-                                    git=git_result[0] if (full and git_result) else None),
+                                    git=git),
         environment=identity.environment_identity(full, paths.site_dirs(),
                                                   preloaded=rec.modules_at_start,
                                                   modules=imported),

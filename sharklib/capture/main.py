@@ -147,6 +147,8 @@ def before_script(run: Recorder, key_parts: RunKeyParts | None) -> int | None:
     Returns an exit status when the run was reused (the script then does not
     run and nothing is recorded), or ``None`` to run it.
     """
+    if flag(ENV_NO_CACHE) or flag(ENV_RERUN):
+        return None  # decided without importing the cache side at all
     from sharklib.capture import reuse_hook
 
     return reuse_hook.check(run)

@@ -43,13 +43,18 @@ def create_session_dir() -> str:
 
 
 def remove_session_dir(path: str) -> None:
-    """Remove the session (shallow: runs/*.json and stream copies; shutil only if deeper)."""
+    """Remove the session (shallow: runs/*.json and stream copies; shutil only if deeper).
+
+    Two listings rather than ``os.walk``: the layout is known and this runs at
+    the end of every ``sharklib run``.
+    """
     try:
-        for top, dirs, files in os.walk(path, topdown=False):
-            for name in files:
-                os.unlink(os.path.join(top, name))
-            for name in dirs:
-                os.rmdir(os.path.join(top, name))
+        runs = os.path.join(path, "runs")
+        for name in os.listdir(runs):
+            os.unlink(os.path.join(runs, name))
+        os.rmdir(runs)
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
         os.rmdir(path)
     except OSError:
         import shutil
