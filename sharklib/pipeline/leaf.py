@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 
 TAIL_BYTES = 4096
@@ -26,6 +27,8 @@ class LeafJob:
     log_dir: str | None = None
     rerun: bool = False
     make_dirs: tuple[str, ...] = ()
+    # run in a long-lived worker process (process pool, Dask): keep its tracer and caches open
+    worker: bool = False
 
 
 @dataclass(slots=True)
@@ -55,6 +58,8 @@ def run_leaf(job: LeafJob) -> LeafResult:
     try:
         from sharklib.runner import run_command
 
+        if job.worker:
+            keep_worker_state()
         if job.log_dir:
             if not os.path.isdir(job.log_dir):
                 os.makedirs(job.log_dir, exist_ok=True)
@@ -87,3 +92,35 @@ def run_leaf(job: LeafJob) -> LeafResult:
                     err.write(f"sharklib: error: {exc}\n".encode())
         return LeafResult(index=job.index, exit_status=125, message=f"sharklib failed: {exc}",
                           stderr_tail=f"sharklib: error: {type(exc).__name__}: {exc}", log=log_base)
+
+
+_worker_state: contextlib.ExitStack | None = None
+_worker_lock = threading.Lock()
+
+
+def keep_worker_state() -> None:
+    """In a worker process, load the tracer and open the caches once for all its stages.
+
+    Loading the BPF programs (~30 ms) and opening the cache's databases cost
+    more than a trivial stage; a worker keeps both until it exits (closed by
+    multiprocessing's and the interpreter's exit hooks; if the worker is killed
+    the kernel frees the tracer with its file descriptors).
+    """
+    global _worker_state
+    if _worker_state is not None:
+        return
+    with _worker_lock:
+        if _worker_state is not None:
+            return
+        import atexit
+        from multiprocessing import util
+
+        from sharklib.runner.caches import kept_open
+        from sharklib.trace.service import shared_tracing
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(shared_tracing())
+        stack.enter_context(kept_open())
+        _worker_state = stack
+        util.Finalize(None, stack.close, exitpriority=10)
+        atexit.register(stack.close)

@@ -209,10 +209,12 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
     if not jobs:
         return {}, set()
     workers = n or os.cpu_count() or 1
+    kind = "dask"
     if executor == "local":
-        from sharklib.pipeline.executors.local import LocalPool
+        from sharklib.pipeline.executors.local import LocalPool, pool_kind
 
-        pool: object = LocalPool(workers)
+        kind = pool_kind(len(jobs), workers)
+        pool: object = LocalPool(workers, kind=kind)
     elif executor in ("dask", "dask-local"):
         from sharklib.pipeline.executors.dask import DaskPool
 
@@ -222,9 +224,12 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
     else:
         raise PipelineError(f"unknown executor {executor!r}")
     try:
-        # stages run from this process's threads share one loaded tracer
-        shared = shared_tracing() if executor == "local" else contextlib.nullcontext()
-        with shared, kept_open(), LiveProgress(console, len(jobs)) as live:
+        # stages run from this process's threads share one loaded tracer and open caches
+        # (worker processes keep their own)
+        here = kind == "threads"
+        with shared_tracing() if here else contextlib.nullcontext(), \
+                kept_open() if here else contextlib.nullcontext(), \
+                LiveProgress(console, len(jobs)) as live:
             return schedule(jobs, deps, pool,  # type: ignore[arg-type]
                             on_start=lambda i: live.started(),
                             on_finish=lambda r: live.finished(r.reused, r.exit_status != 0,

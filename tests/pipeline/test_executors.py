@@ -42,17 +42,22 @@ def cluster() -> Iterator[str]:
         yield c.scheduler_address
 
 
-@pytest.mark.timeout(240)
-def test_local_pool_and_dask_agree(tmp_path: Path, cluster: str) -> None:
+@pytest.mark.timeout(300)
+def test_local_pool_and_dask_agree(tmp_path: Path, cluster: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     results = {}
-    for name, args in {"local": ["-j", "2"], "dask-local": ["--executor", "dask-local", "-j", "2"],
+    for name, args in {"local": ["-j", "2"], "local-processes": ["-j", "2"],
+                       "dask-local": ["--executor", "dask-local", "-j", "2"],
                        "dask": ["--executor", "dask", "--scheduler", cluster]}.items():
+        # the local pool is threads for small runs, worker processes for large ones: force each
+        monkeypatch.setenv("SHARKLIB_LOCAL_POOL", "processes" if name == "local-processes"
+                           else "threads")
         root = _project(tmp_path / name)
         proc = Cli(root)("run", *args, "m.md", check=True)
         assert "0 failed" in proc.stdout
         results[name] = _digests(root)
     assert len(results["local"]) == 10
-    assert results["local"] == results["dask-local"] == results["dask"]
+    assert results["local"] == results["local-processes"] == results["dask-local"] == results["dask"]
     assert (tmp_path / "dask" / "total.txt").read_text().count("VALUE") == 8
 
 
@@ -69,3 +74,29 @@ def test_unreachable_scheduler_is_one_line(project: Path, cli: Cli, monkeypatch:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("sharklib: error:") and "Dask scheduler" in proc.stderr
     assert not os.path.exists(project / "a.txt")
+
+
+@pytest.mark.timeout(240)
+def test_worker_processes_record_every_stage_for_reuse(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stages run in long-lived worker processes (one tracer and cache each) are all recorded."""
+    monkeypatch.setenv("SHARKLIB_LOCAL_POOL", "processes")
+    root = tmp_path / "p"
+    for i in range(30):
+        write(root / "in" / f"f{i:02d}.txt", f"{i}\n")
+    write(root / "m.md", "```shark-run:host\ncp in/* out/%{basename}\nls out > list.txt\n```\n")
+    first = Cli(root)("run", "-j", "2", "m.md", check=True)
+    assert "31 ran, 0 reused, 0 failed" in first.stdout.replace("\n", " "), first.stdout
+    for i in range(30):
+        out = root / "out" / f"f{i:02d}.txt"
+        assert out.read_text() == f"{i}\n"
+        assert (root / "out" / f"f{i:02d}.txt.intoto.jsonl").is_file()
+    again = Cli(root)("run", "-j", "2", "m.md", check=True)
+    assert "0 ran, 31 reused" in again.stdout.replace("\n", " "), again.stdout
+    write(root / "in" / "f07.txt", "changed\n")
+    third = Cli(root)("run", "-j", "2", "m.md", check=True)
+    # the listing stage was planned to run after f07's copy, then found its input (the names in
+    # out/) unchanged when its turn came: reused
+    assert "2 to run, 29 to reuse" in third.stdout, third.stdout
+    assert "1 ran, 30 reused" in third.stdout.replace("\n", " "), third.stdout
+    assert (root / "out" / "f07.txt").read_text() == "changed\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sharklib.errors import SharkError
@@ -47,6 +48,10 @@ class DaskPool:
         return self.submit_many([job])[0]
 
     def submit_many(self, jobs: list[LeafJob]) -> list[Any]:
+        if self._cluster is not None:
+            # our own LocalCluster's workers live only as long as this run: they may keep a
+            # tracer and caches open across stages (a user's long-lived cluster is left alone)
+            jobs = [replace(j, worker=True) for j in jobs]
         keys = [f"sharklib-stage-{j.index}-{id(j):x}" for j in jobs]
         futs = self._client.map(self._fn, jobs, key=keys, pure=False)
         self._done.update(futs)

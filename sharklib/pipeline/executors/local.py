@@ -1,32 +1,68 @@
 """The local pool: ``-j N`` stages at once on this machine.
 
-Each stage is already its own process (the runner starts the command), so the
-pool is made of threads that wait on those processes: no pickling, no extra
-interpreter per stage.
+Each stage is already its own process (the runner starts the command); what
+runs in the pool is sharklib's own work around it: reuse check, tracing,
+hashing, signing, recording. For a handful of stages threads are enough (no
+start-up). For many stages that work is the bottleneck and Python threads
+share one interpreter lock, so the pool is made of N worker *processes*
+(spawned: the scheduler has threads, which ``fork`` must not copy), each
+keeping its tracer and caches open for all its stages.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import multiprocessing
+import os
+import signal
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from sharklib.pipeline.leaf import LeafJob, LeafResult, run_leaf
 
+PoolKind = Literal["threads", "processes"]
+PROCESSES_FROM = 100  # stages to run: below this, starting worker processes costs more than it saves
+
+
+def pool_kind(stages: int, workers: int) -> PoolKind:
+    """Threads for small runs and ``-j 1``; processes otherwise (``SHARKLIB_LOCAL_POOL`` overrides)."""
+    forced = os.environ.get("SHARKLIB_LOCAL_POOL", "").strip().lower()
+    if forced in ("threads", "processes"):
+        return forced  # type: ignore[return-value]
+    return "processes" if workers > 1 and stages >= PROCESSES_FROM else "threads"
+
+
+def _worker_started() -> None:
+    # Ctrl-C reaches the whole process group: the scheduler decides what stops, not each worker
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 class LocalPool:
-    def __init__(self, jobs: int, fn: Callable[[LeafJob], LeafResult] = run_leaf) -> None:
+    def __init__(self, jobs: int, fn: Callable[[LeafJob], LeafResult] = run_leaf,
+                 kind: PoolKind = "threads") -> None:
         workers = max(1, jobs)
         # One job queued behind each running one keeps every worker busy between completions.
         self.slots = workers * 2
+        self.kind = kind
         self._fn = fn
-        self._ex = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sharklib-stage")
+        self._ex: cf.Executor
+        if kind == "processes":
+            self._ex = cf.ProcessPoolExecutor(max_workers=workers,
+                                              mp_context=multiprocessing.get_context("spawn"),
+                                              initializer=_worker_started)
+        else:
+            self._ex = cf.ThreadPoolExecutor(max_workers=workers,
+                                             thread_name_prefix="sharklib-stage")
+
+    def _job(self, job: LeafJob) -> LeafJob:
+        return replace(job, worker=True) if self.kind == "processes" else job
 
     def submit(self, job: LeafJob) -> cf.Future[LeafResult]:
-        return self._ex.submit(self._fn, job)
+        return self._ex.submit(self._fn, self._job(job))
 
     def submit_many(self, jobs: list[LeafJob]) -> list[cf.Future[LeafResult]]:
-        return [self._ex.submit(self._fn, j) for j in jobs]
+        return [self._ex.submit(self._fn, self._job(j)) for j in jobs]
 
     def wait(self, futures: set[Any]) -> set[Any]:
         done, _ = cf.wait(futures, return_when=cf.FIRST_COMPLETED)
@@ -36,7 +72,7 @@ class LocalPool:
         try:
             res: LeafResult = future.result()
             return res
-        except Exception as exc:
+        except Exception as exc:  # incl. a worker process that died (BrokenProcessPool)
             return LeafResult(index=job.index, exit_status=125, message=f"sharklib failed: {exc}",
                               stderr_tail=str(exc))
 
