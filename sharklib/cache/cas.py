@@ -19,6 +19,7 @@ The objects' mtime is pinned to a fixed old value so a fresh object is never
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ from sharklib.cache.links import copy_hashing, materialise, reflink
 from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache, StreamingDigest, sha256_file
+
+_NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS})
 
 #: every object's mtime (seconds since the epoch): fixed, old, meaningless.
 PINNED_MTIME_NS = 1_000_000_000 * 1_000_000_000
@@ -52,6 +55,8 @@ class ContentStore(ObjectStore):
         for d in (self.objects, self.tmp, self.quarantined):
             d.mkdir(parents=True, exist_ok=True)
         self._objects = str(self.objects)
+        self._tmp = str(self.tmp)
+        self._no_reflink: set[int] = set()  # devices whose files cannot be cloned into the store
         self._where = str(self.root)
         self.statcache = statcache if statcache is not None else StatCache(
             self.root / "objects-stat.sqlite")
@@ -68,40 +73,49 @@ class ContentStore(ObjectStore):
 
     # -- writing -------------------------------------------------------------------------
     def _tmpfile(self) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="put-")
+        fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
         return tmp
 
     def _commit(self, tmp: str, sha256: str, size: int) -> ObjectInfo:
-        final = self.path(sha256)
+        final = self._path(sha256)
         os.chmod(tmp, 0o444)
         os.utime(tmp, ns=(PINNED_MTIME_NS, PINNED_MTIME_NS))
-        if final.exists() and self.verify(sha256):
+        if os.path.exists(final) and self.verify(sha256):
             os.unlink(tmp)
-        else:
-            final.parent.mkdir(exist_ok=True)
+            return ObjectInfo(sha256, size)
+        try:
             os.replace(tmp, final)
-            self._remember(final, sha256)
+        except FileNotFoundError:  # the first object of this fan-out directory
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(tmp, final)
+        self._remember(final, sha256)
         return ObjectInfo(sha256, size)
 
-    def _remember(self, final: Path, sha256: str) -> None:
+    def _remember(self, final: str, sha256: str) -> None:
         remember = getattr(self.statcache, "remember", None)
         if remember is not None:
-            remember(str(final), sha256)
+            remember(final, sha256)
         else:  # prime the stat cache (re-reads once; later serves are a stat)
-            self.statcache.digest(str(final))
+            self.statcache.digest(final)
 
     def put(self, path: str, sha256: str | None = None) -> ObjectInfo:
         if sha256 is not None:
             check_digest(sha256, path)
-            if self.path(sha256).exists() and self.verify(sha256):
-                return ObjectInfo(sha256, self.path(sha256).stat().st_size)
+            existing = self._path(sha256)
+            if os.path.exists(existing) and self.verify(sha256):
+                return ObjectInfo(sha256, os.stat(existing).st_size)
         tmp = self._tmpfile()
         try:
+            dev = os.stat(path).st_dev
             try:
+                if dev in self._no_reflink:
+                    raise OSError(errno.EOPNOTSUPP, "no reflinks from this filesystem")
                 reflink(path, tmp)
                 got, size = sha256_file(tmp)
-            except OSError:
+            except OSError as exc:
+                if exc.errno in _NO_REFLINK:  # e.g. ext4: not tried again (two opens) per object
+                    self._no_reflink.add(dev)
                 sd = StreamingDigest()
                 size = copy_hashing(path, tmp, sd.update)
                 got = sd.hexdigest()

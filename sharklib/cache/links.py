@@ -45,10 +45,11 @@ def reflink(src: str, dst: str) -> None:
 def copy_hashing(src: str, dst: str, update: Callable[[bytes | memoryview], object] | None = None,
                  ) -> int:
     """Copy bytes with one reused buffer, feeding each chunk to ``update``; returns the size."""
-    buf = bytearray(_BUFSIZE)
-    view = memoryview(buf)
     total = 0
     with open(src, "rb") as s, open(dst, "wb") as d:
+        # a small file needs a small buffer (zeroing a large one costs more than the copy)
+        buf = bytearray(min(_BUFSIZE, os.fstat(s.fileno()).st_size + 1 or _BUFSIZE))
+        view = memoryview(buf)
         while True:
             n = s.readinto(buf)
             if not n:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from sharklib.cache.runcache import RunCache
+
+T = TypeVar("T")
 
 
 class _Batch:
@@ -24,6 +26,7 @@ class _Batch:
         self.local = threading.local()
         self.opened: list[RunCache] = []
         self.lock = threading.Lock()
+        self.memo: dict[Hashable, Any] = {}
 
     def get(self, root: str) -> RunCache:
         mine: dict[str, RunCache] | None = getattr(self.local, "caches", None)
@@ -47,6 +50,23 @@ class _Batch:
 
 
 _batch: _Batch | None = None
+
+
+def memo(key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, remembered for the rest of the batch (always computed outside one).
+
+    For what every stage of a batch works out identically (the stage environment, a
+    directory's project root): the runner's own environment variables and the project's
+    layout are taken as fixed while a batch (a pipeline run) runs.
+    """
+    batch = _batch
+    if batch is None:
+        return compute()
+    try:
+        return batch.memo[key]  # type: ignore[no-any-return]
+    except KeyError:
+        value = batch.memo[key] = compute()
+        return value
 
 
 def kept(root: str) -> RunCache | None:

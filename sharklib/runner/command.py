@@ -90,7 +90,11 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
     argv_list = stage.command_argv(argv, shell)
     base = dict(os.environ if env is None else env)
     caching = use_cache and capture != "none" and not base.get(ENV_NO_CACHE)
-    key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag)
+    environment = caches.memo(("stage-environment", env_tag),
+                              lambda: stage.stage_environment(env_tag))
+    root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
+    key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag,
+                                      environment=environment, root=root)
 
     cache = caches.kept(root) if caching else None
     if caching and not rerun:
