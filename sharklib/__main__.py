@@ -1,7 +1,7 @@
 """``python -m sharklib``.
 
-``run`` takes a fast path that imports neither click nor rich, so capturing a
-short script costs only a few milliseconds of start-up.
+``run`` and ``trace`` take fast paths that import neither click nor rich before
+the user's command starts, so capturing or tracing it costs little start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ def _main() -> int:
         from sharklib.capture.main import run_main
 
         return run_main(sys.argv[2:])
+    if len(sys.argv) > 1 and sys.argv[1] == "trace":
+        from sharklib.trace.main import trace_main
+
+        return trace_main(sys.argv[2:])
     from sharklib.cli import main
 
     return main()

@@ -7,6 +7,22 @@ permitted, under ``strace --seccomp-bpf``; events become Runs
 finer record (:mod:`sharklib.trace.merge`), and every output gets a sidecar.
 """
 
-from sharklib.trace.session import TraceResult, choose_backend, exit_like, trace_command
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # ``typing`` costs ~2.5 ms before the tracer can start loading
 
 __all__ = ["TraceResult", "choose_backend", "exit_like", "trace_command"]
+
+if TYPE_CHECKING:
+    from sharklib.trace.session import TraceResult, choose_backend, exit_like, trace_command
+
+
+def __getattr__(name: str) -> object:
+    # loaded on first use: ``sharklib trace`` starts loading the BPF programs before this
+    if name not in __all__:
+        raise AttributeError(f"module 'sharklib.trace' has no attribute {name!r}")
+    value = getattr(importlib.import_module("sharklib.trace.session"), name)
+    globals()[name] = value
+    return value

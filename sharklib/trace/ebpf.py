@@ -13,7 +13,6 @@ counted in the kernel and turned into an error by the session.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import functools
 import os
@@ -112,7 +111,9 @@ def _libbpf() -> ctypes.CDLL:
         lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
     except OSError:
         try:  # find_library runs ldconfig: only when the usual soname is missing
-            lib = ctypes.CDLL(ctypes.util.find_library("bpf") or "libbpf.so", use_errno=True)
+            from ctypes.util import find_library
+
+            lib = ctypes.CDLL(find_library("bpf") or "libbpf.so", use_errno=True)
         except OSError as exc:
             raise TraceError("eBPF backend needs libbpf.so.1 (Debian package libbpf1)") from exc
     vp = ctypes.c_void_p
@@ -322,3 +323,40 @@ class EbpfTracer:
         if self._obj:
             lib.bpf_object__close(self._obj)
             self._obj = None
+
+
+class Preload:
+    """Loads the BPF object in a thread (ctypes releases the GIL) while the caller gets ready.
+
+    The kernel's verifier takes ~50 ms; started first, it overlaps the imports and
+    set-up that ``sharklib trace`` does before the command can start.
+    """
+
+    def __init__(self) -> None:
+        self.tracer: EbpfTracer | None = None
+        self.error: BaseException | None = None
+        self._taken = False
+        self._thread = threading.Thread(target=self._load, name="sharklib-ebpf-load", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            tracer = EbpfTracer()
+            tracer.load()
+            self.tracer = tracer
+        except BaseException as exc:
+            self.error = exc
+
+    def take(self) -> EbpfTracer:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.tracer is not None
+        self._taken = True
+        return self.tracer
+
+    def discard(self) -> None:
+        """Free a tracer nobody took (the command could not be started)."""
+        self._thread.join()
+        if not self._taken and self.tracer is not None:
+            self.tracer.close()

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
-from typing import Literal
 
-Kind = Literal["fork", "exec", "exit", "open", "rename", "link", "symlink", "unlink", "rmdir",
-               "truncate", "chdir", "connect"]
+# Neither ``typing`` nor ``dataclasses`` at run time: ``sharklib trace`` imports this module
+# before it can start loading the BPF programs, and those imports cost ~10 ms.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
 
-#: how a file was opened: read only, write only, or both
-Mode = Literal["r", "w", "rw"]
+    Kind = Literal["fork", "exec", "exit", "open", "rename", "link", "symlink", "unlink",
+                   "rmdir", "truncate", "chdir", "connect"]
+
+    #: how a file was opened: read only, write only, or both
+    Mode = Literal["r", "w", "rw"]
+
+_FIELDS = ("kind", "pid", "path", "path2", "mode", "regular", "argv", "cwd", "status", "address")
 
 
-@dataclass(slots=True)
 class Event:
     """One thing a traced process did; only the fields its ``kind`` needs are set.
 
@@ -31,16 +36,32 @@ class Event:
     ``status`` is the wait status for exit, the parent pid for fork.
     """
 
-    kind: Kind
-    pid: int
-    path: str = ""
-    path2: str = ""
-    mode: Mode = "r"
-    regular: bool = True
-    argv: list[str] = field(default_factory=list)
-    cwd: str = ""
-    status: int = 0
-    address: str = ""
+    __slots__ = _FIELDS
+
+    def __init__(self, kind: Kind, pid: int, path: str = "", path2: str = "", mode: Mode = "r",
+                 regular: bool = True, argv: list[str] | None = None, cwd: str = "",
+                 status: int = 0, address: str = "") -> None:
+        self.kind = kind
+        self.pid = pid
+        self.path = path
+        self.path2 = path2
+        self.mode = mode
+        self.regular = regular
+        self.argv: list[str] = argv if argv is not None else []
+        self.cwd = cwd
+        self.status = status
+        self.address = address
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f}={getattr(self, f)!r}" for f in _FIELDS)
+        return f"Event({shown})"
 
 
 def join_path(base: str, name: str) -> str:

@@ -172,7 +172,8 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
                   cwd: str | None = None, env: Mapping[str, str] | None = None,
                   sign: bool = True, python_capture: bool = True,
                   stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
-                  stderr: IO[Any] | int | None = None) -> TraceResult:
+                  stderr: IO[Any] | int | None = None,
+                  preload: ebpf.Preload | None = None) -> TraceResult:
     """Run ``argv`` under the tracer, write signed sidecars beside every output, return the record.
 
     Raises :class:`TraceError` (one line) when no backend can run here. A
@@ -180,18 +181,30 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
     (127/126) without tracing anything. ``stdin``/``stdout``/``stderr`` are
     passed to the command like ``subprocess.Popen``'s; by default it inherits
     this process's, and a stdout/stderr that is a regular file is an output.
+    ``preload`` is a BPF load the caller started earlier (``sharklib trace`` starts it
+    before importing the rest of sharklib); it is freed if it cannot be used.
     """
     t_enter = time.perf_counter()
     if not argv:
         raise TraceError("no command given (usage: sharklib trace -- CMD ARGS...)")
     run_cwd = os.path.abspath(cwd or os.getcwd())
     base_env = dict(os.environ if env is None else env)
-    chosen = choose_backend(backend)
+    try:
+        chosen = choose_backend(backend)
+    except BaseException:
+        if preload is not None:
+            preload.discard()
+        raise
     from sharklib.trace.service import active
 
     shared = active() if chosen == "ebpf" and not use_proxy else None
     # proxy.py forks its acceptor: no loader thread may be running then (fork + threads)
-    preload = _Preload() if chosen == "ebpf" and not use_proxy and shared is None else None
+    wanted = chosen == "ebpf" and not use_proxy and shared is None
+    if preload is not None and not wanted:
+        preload.discard()
+        preload = None
+    elif preload is None and wanted:
+        preload = ebpf.Preload()
     try:
         program, code, message = _resolve(argv[0], base_env, run_cwd)
         if program is None:
@@ -214,42 +227,9 @@ def _remove_session(session: Path) -> None:
         shutil.rmtree(session, ignore_errors=True)
 
 
-class _Preload:
-    """Loads the BPF object in a thread (ctypes releases the GIL) while the session is set up."""
-
-    def __init__(self) -> None:
-        self.tracer: ebpf.EbpfTracer | None = None
-        self.error: BaseException | None = None
-        self._taken = False
-        self._thread = threading.Thread(target=self._load, name="sharklib-ebpf-load", daemon=True)
-        self._thread.start()
-
-    def _load(self) -> None:
-        try:
-            tracer = ebpf.EbpfTracer()
-            tracer.load()
-            self.tracer = tracer
-        except BaseException as exc:
-            self.error = exc
-
-    def take(self) -> ebpf.EbpfTracer:
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.tracer is not None
-        self._taken = True
-        return self.tracer
-
-    def discard(self) -> None:
-        """Free a tracer nobody took (the command could not be started)."""
-        self._thread.join()
-        if not self._taken and self.tracer is not None:
-            self.tracer.close()
-
-
 def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
            session: Path, sign: bool, python_capture: bool, t_enter: float,
-           stdio: tuple[Any, Any, Any], preload: _Preload | None,
+           stdio: tuple[Any, Any, Any], preload: ebpf.Preload | None,
            shared: TraceService | None = None) -> TraceResult:
     classify = for_session(str(session))
     asm = Assembler(argv, cwd, classify, backend)
@@ -268,7 +248,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         if backend == "ebpf" and shared is not None:
             _run_shared(argv, cwd, env, asm, sigs, result, t_enter, stdio, shared)
         elif backend == "ebpf":
-            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio, preload or _Preload())
+            _run_ebpf(argv, cwd, env, asm, sigs, result, t_enter, stdio, preload or ebpf.Preload())
         else:
             _run_ptrace(argv, cwd, env, asm, sigs, result, t_enter, stdio)
     t_rec = time.perf_counter()
@@ -295,7 +275,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
 
 def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, sigs: _Signals,
               result: TraceResult, t_enter: float, stdio: tuple[Any, Any, Any],
-              preload: _Preload) -> None:
+              preload: ebpf.Preload) -> None:
     tracer = preload.take()
     tracer.set_sink(asm.feed)
     # The tracer adopts the next child this process forks. Two commands traced at once from
