@@ -73,6 +73,10 @@ class Classifier:
         self._environment = ENVIRONMENT_PREFIXES + norm(
             [*_python_dirs(), *_sharklib_dirs(), *self.extra_environment])
         self._memo: dict[str, Class] = {}
+        # The directory holding sharklib goes on sys.path of an interpreter that cannot import
+        # it otherwise (see sitecustomize/): the import system lists it, which is no data read.
+        self._ignored_exact = frozenset(os.path.dirname(d.rstrip("/")) + "/"
+                                        for d in norm(_sharklib_dirs()[:1]))
 
     def __call__(self, path: str) -> Class:
         hit = self._memo.get(path)
@@ -80,7 +84,7 @@ class Classifier:
             return hit
         cls: Class
         if path.startswith(self._ignored) or path.endswith(IGNORED_SUFFIXES) or \
-                path.endswith(" (deleted)"):
+                path.endswith(" (deleted)") or path in self._ignored_exact:
             cls = "ignored"
         elif path.startswith(self._environment) or any(p in path for p in ENVIRONMENT_PARTS):
             cls = "environment"
