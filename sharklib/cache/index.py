@@ -30,6 +30,8 @@ from sharklib.model import Run
 from sharklib.model.run import decode_path, encode_path
 
 ENTRY_VERSION = 1
+#: ``PRAGMA user_version`` of an index with every table this module uses (2: reuse facts).
+SCHEMA_VERSION = 2
 ROLES = ("output", "stdout", "stderr")
 
 _SCHEMA = """
@@ -56,7 +58,31 @@ CREATE TABLE IF NOT EXISTS run_objects (
     PRIMARY KEY (run_id, role, path)
 );
 CREATE INDEX IF NOT EXISTS run_objects_by_sha ON run_objects(sha256);
+CREATE TABLE IF NOT EXISTS run_facts (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    created REAL NOT NULL,
+    duration REAL NOT NULL,
+    facts TEXT NOT NULL,
+    sigs TEXT
+);
+CREATE INDEX IF NOT EXISTS run_facts_by_key ON run_facts(key, created DESC);
+CREATE TABLE IF NOT EXISTS facts_missing (
+    run_id TEXT PRIMARY KEY REFERENCES runs(run_id) ON DELETE CASCADE,
+    key TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS facts_missing_by_key ON facts_missing(key)
 """
+
+# Any successful run indexed without its facts row (by an older sharklib sharing this cache)
+# is marked, so a lookup notices and derives the facts from the entry instead of missing it.
+_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS runs_need_facts AFTER INSERT ON runs WHEN NEW.exit_status = 0
+BEGIN INSERT OR IGNORE INTO facts_missing (run_id, key) VALUES (NEW.run_id, NEW.key); END
+"""
+
+FACTS_VERSION = 1
+_LOOKUP_BATCH = 900  # below SQLite's default limit of 999 bound parameters on old builds
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +235,121 @@ def _bad_pair(name: str) -> tuple[str, str]:
     raise ValueError(f"malformed {name} entry")
 
 
+# -- reuse facts ---------------------------------------------------------------------------
+# A facts row is NUL-separated text (NUL is the one character no path can hold):
+#   version, #inputs, #modules, (path, sha256) per input then module, output paths...,
+#   distributions (JSON), downloads (JSON)
+# Splitting it is several times cheaper than decoding JSON, which is what a no-op
+# re-check of 10,000 stages spends its time on otherwise.
+_SEP = "\0"
+
+
+def facts_text(data: dict[str, Any]) -> str:
+    """The compact reuse facts of an entry (as :meth:`IndexEntry.to_dict` gives it).
+
+    Just what deciding reuse needs — input and module paths with digests, output
+    paths, imported distributions, downloads — so a no-op re-check of a whole
+    pipeline splits a few hundred bytes per run instead of decoding the full record.
+    """
+    run = data["run"]
+    dists = (run.get("environment") or {}).get("distributions") or {}
+    fields = [str(FACTS_VERSION), str(len(data["inputs"])), str(len(data["modules"]))]
+    for p, sha in (*data["inputs"], *data["modules"]):
+        fields += (p, sha)
+    fields += [o["path"] for o in data["objects"] if o["role"] == "output"]
+    fields.append(json.dumps(dists, sort_keys=True, separators=(",", ":")))
+    fields.append(json.dumps(run.get("downloads") or [], sort_keys=True, separators=(",", ":")))
+    if any(_SEP in f for f in fields):
+        raise StoreError("NUL byte in a cache index entry", None)
+    return _SEP.join(fields)
+
+
+def sig_text(st: os.stat_result) -> str:
+    """A stat signature as kept in the facts' ``sigs`` (see :class:`RunFacts`)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+class RunFacts:
+    """What deciding reuse of one successful indexed run needs, decoded from its facts row.
+
+    ``checked`` lists ``(path, sha256)`` of every input then module (paths relative
+    to the project root when they were inside it). ``sigs``, aligned with it,
+    holds the stat signature (:func:`sig_text`) under which each file was last
+    *verified* to have its recorded digest, or ``""``: a file still showing that
+    signature needs no digest lookup at all. Signatures are only stored outside
+    the stat cache's racy window (see :mod:`sharklib.hashing.statcache`), so they
+    prove exactly as much as a stat cache hit does.
+    """
+
+    __slots__ = ("_dists", "_downloads", "checked", "duration", "key", "n_inputs", "outputs",
+                 "plain", "run_id", "sigs", "started")
+
+    def __init__(self, run_id: str, key: str, started: float, duration: float,
+                 facts: str, sigs: str | None, where: str) -> None:
+        try:
+            fields = facts.split(_SEP)
+            if fields[0] != "1":
+                raise ValueError(f"unknown facts version {fields[0][:20]!r}")
+            n_in, n_mod = int(fields[1]), int(fields[2])
+            end = 3 + 2 * (n_in + n_mod)
+            if n_in < 0 or n_mod < 0 or len(fields) < end + 2:
+                raise ValueError("truncated facts")
+            checked = list(zip(fields[3:end:2], fields[4:end:2], strict=True))
+            outputs = fields[end:-2]
+            self._dists, self._downloads = fields[-2], fields[-1]
+            if "b64:" in facts:
+                checked = [(decode_path(p), s) for p, s in checked]
+                outputs = [decode_path(p) for p in outputs]
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise StoreError(f"malformed reuse facts in cache index: {exc}",
+                             f"{where} (run {run_id})") from None
+        self.run_id = run_id
+        self.key = key
+        self.started = started
+        self.duration = duration
+        #: no imported distributions and no downloads: nothing but files to check
+        self.plain = self._dists == "{}" and self._downloads == "[]"
+        self.n_inputs = n_in
+        self.checked = checked
+        self.outputs = outputs
+        parsed = sigs.split(_SEP) if sigs else None
+        # a stale or damaged hint is only a lost shortcut
+        self.sigs = parsed if parsed is not None and len(parsed) == len(checked) else None
+
+    @property
+    def inputs(self) -> list[tuple[str, str]]:
+        return self.checked[:self.n_inputs]
+
+    @property
+    def modules(self) -> list[tuple[str, str]]:
+        return self.checked[self.n_inputs:]
+
+    @property
+    def distributions(self) -> dict[str, Any]:
+        """Imported distributions and their versions (decoded on use; usually empty)."""
+        return self._json(self._dists, dict)  # type: ignore[no-any-return]
+
+    @property
+    def downloads(self) -> list[Any]:
+        """The recorded downloads, as in the run record (decoded on use; usually empty)."""
+        return self._json(self._downloads, list)  # type: ignore[no-any-return]
+
+    def _json(self, text: str, kind: type) -> Any:
+        if text in ("{}", "[]"):
+            return kind()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, kind):
+            raise StoreError("malformed reuse facts in cache index", f"run {self.run_id}")
+        return value
+
+
+def sigs_text(sigs: list[str]) -> str:
+    return _SEP.join(sigs)
+
+
 @dataclass(frozen=True, slots=True)
 class RunRow:
     """Bookkeeping for one indexed run (what ``sharklib cache ls`` shows)."""
@@ -238,12 +379,29 @@ class RunIndex:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            with self._tx():
-                for stmt in _SCHEMA.split(";"):
-                    if stmt.strip():
-                        self._db.execute(stmt)
+            # an index already at this schema needs no write transaction just to be opened
+            if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"run index unreadable: {exc}", str(self.path)) from None
+
+    def _migrate(self) -> None:
+        """Create what is missing; an index from before reuse facts gets its runs marked.
+
+        Marked runs get their facts derived lazily, the first time their key is
+        looked up (:meth:`reuse_facts`), so opening a large old cache stays cheap.
+        """
+        with self._tx() as db:
+            had_facts = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
+                                   "AND name='run_facts'").fetchone() is not None
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute(_TRIGGER)
+            if not had_facts:
+                db.execute("INSERT OR IGNORE INTO facts_missing (run_id, key) "
+                           "SELECT run_id, key FROM runs WHERE exit_status=0")
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -271,7 +429,9 @@ class RunIndex:
     def add(self, entry: IndexEntry) -> bool:
         """Index a run whose objects are already stored; False if it was already there."""
         now = time.time()
-        text = entry.to_json()
+        data = entry.to_dict()
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        facts = facts_text(data) if entry.exit_status == 0 else None
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
@@ -284,7 +444,31 @@ class RunIndex:
                 "INSERT OR REPLACE INTO run_objects VALUES (?,?,?,?,?)",
                 [(entry.run_id, o.role, encode_path(o.path), o.sha256, o.size)
                  for o in entry.objects])
+            if facts is not None:
+                self._put_facts(db, entry.run_id, entry.key, entry.started, entry.duration, facts)
         return True
+
+    @staticmethod
+    def _put_facts(db: sqlite3.Connection, run_id: str, key: str, created: float,
+                   duration: float, facts: str) -> None:
+        db.execute("INSERT OR REPLACE INTO run_facts (run_id, key, created, duration, facts) "
+                   "VALUES (?,?,?,?,?)", (run_id, key, created, duration, facts))
+        db.execute("DELETE FROM facts_missing WHERE run_id=?", (run_id,))
+
+    def update_sigs(self, sigs: Iterable[tuple[str, str]]) -> None:
+        """Store freshly verified stat signatures (``(run_id, sigs_json)``); best effort.
+
+        They are only a shortcut: failing to store them (a read-only cache, a
+        busy database) costs the next re-check a digest lookup, nothing else.
+        """
+        rows = [(text, rid) for rid, text in sigs]
+        if not rows:
+            return
+        try:
+            with self._tx() as db:
+                db.executemany("UPDATE run_facts SET sigs=? WHERE run_id=?", rows)
+        except sqlite3.Error:
+            pass
 
     def mark_used(self, run_id: str, saved: float) -> None:
         with self._lock:  # one statement: its own (autocommit) transaction
@@ -297,6 +481,8 @@ class RunIndex:
             n = 0
             for rid in ids:
                 db.execute("DELETE FROM run_objects WHERE run_id=?", (rid,))
+                db.execute("DELETE FROM run_facts WHERE run_id=?", (rid,))
+                db.execute("DELETE FROM facts_missing WHERE run_id=?", (rid,))
                 n += db.execute("DELETE FROM runs WHERE run_id=?", (rid,)).rowcount
         return n
 
@@ -320,6 +506,92 @@ class RunIndex:
                 found.setdefault(key, []).append(
                     IndexEntry.from_json(text, f"{self.path} (run {rid})"))
         return found
+
+    def reuse_facts(self, keys: Iterable[str]) -> dict[str, list[RunFacts]]:
+        """The reuse facts of every successful run under ``keys``, newest first, per key.
+
+        One query per :data:`_LOOKUP_BATCH` keys over the compact ``run_facts``
+        table; the full entries are never decoded, except once for runs indexed
+        without facts (an older index, or an older sharklib writing to this one),
+        whose facts are derived from the entry here and stored for next time. A
+        damaged facts row is derived again from its entry the same way; an entry
+        that is itself damaged is refused with a one-line :class:`StoreError`.
+        """
+        wanted = sorted(set(keys))  # in key order, the lookups walk the index front to back
+        found, bad = self._facts(wanted)
+        if bad:
+            self._rederive(bad)
+            found, bad = self._facts(wanted)
+            if bad:
+                raise StoreError("malformed reuse facts in cache index",
+                                 f"{self.path} (run {bad[0]})")
+        return found
+
+    def _facts(self, wanted: list[str]) -> tuple[dict[str, list[RunFacts]], list[str]]:
+        unsaved = self._backfill(wanted)
+        found: dict[str, list[RunFacts]] = {}
+        bad: list[str] = []
+        where = str(self.path)
+        rows: list[tuple[Any, ...]] = [(*u, None) for u in unsaved]
+        for i in range(0, len(wanted), _LOOKUP_BATCH):
+            part = wanted[i:i + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            rows += self._query("SELECT run_id, key, created, duration, facts, sigs FROM run_facts "
+                                f"WHERE key IN ({marks})", part)
+        several = False
+        for rid, key, created, duration, facts, sigs in rows:
+            try:
+                f = RunFacts(rid, key, created, duration, facts, sigs, where)
+            except StoreError:
+                bad.append(rid)
+                continue
+            got = found.get(key)
+            if got is None:
+                found[key] = [f]
+            else:
+                got.append(f)
+                several = True
+        if several:
+            for got in found.values():
+                if len(got) > 1:
+                    got.sort(key=lambda f: f.started, reverse=True)
+        return found, bad
+
+    def _rederive(self, run_ids: list[str]) -> None:
+        """Drop damaged facts rows and mark their runs, so :meth:`_backfill` derives them anew."""
+        try:
+            with self._tx() as db:
+                for rid in run_ids:
+                    db.execute("DELETE FROM run_facts WHERE run_id=?", (rid,))
+                    db.execute("INSERT OR IGNORE INTO facts_missing (run_id, key) SELECT run_id, "
+                               "key FROM runs WHERE run_id=? AND exit_status=0", (rid,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"malformed reuse facts in cache index, not repairable ({exc})",
+                             f"{self.path} (run {run_ids[0]})") from None
+
+    def _backfill(self, keys: list[str]) -> list[tuple[str, str, float, float, str]]:
+        """Derive and store the facts of marked runs under ``keys``; returns those not stored."""
+        if not self._query("SELECT 1 FROM facts_missing LIMIT 1"):
+            return []
+        rows: list[tuple[Any, ...]] = []
+        for i in range(0, len(keys), _LOOKUP_BATCH):
+            part = keys[i:i + _LOOKUP_BATCH]
+            marks = ",".join("?" * len(part))
+            rows += self._query("SELECT m.run_id, r.entry, r.created, r.duration FROM facts_missing m "
+                                f"JOIN runs r USING (run_id) WHERE m.key IN ({marks})", part)
+        made = []
+        for rid, text, created, duration in rows:
+            entry = IndexEntry.from_json(text, f"{self.path} (run {rid})")  # refuses bad entries
+            made.append((rid, entry.key, created, duration, facts_text(entry.to_dict())))
+        if not made:
+            return []
+        try:
+            with self._tx() as db:
+                for rid, key, created, duration, facts in made:
+                    self._put_facts(db, rid, key, created, duration, facts)
+        except sqlite3.Error:  # a read-only index: serve the facts from memory this time
+            return made
+        return []
 
     def has_run(self, run_id: str) -> bool:
         return bool(self._query("SELECT 1 FROM runs WHERE run_id=?", (run_id,)))

@@ -130,12 +130,32 @@ class StatCache:
 
     def digests(self, paths: Iterable[str]) -> dict[str, tuple[str, int]]:
         """Digest and size of each readable regular file; misses are hashed in parallel."""
-        result: dict[str, tuple[str, int]] = {}
+        return {p: (digest, size) for p, (digest, size, _) in self._resolve(paths).items()}
+
+    def verified(self, paths: Iterable[str]) -> dict[str, tuple[str, int, os.stat_result | None]]:
+        """Like :meth:`digests`, plus the stat under which each digest is proved, if any.
+
+        The stat is given only when it may stand in for the digest later on — the
+        file did not change while it was hashed, and both its mtime and its ctime
+        lie outside the racy window (stricter than this cache's own mtime rule:
+        ``os.utime`` can set an old mtime right after a write, never an old ctime)
+        — so a caller may keep it and treat the same (dev, ino, size, mtime_ns,
+        ctime_ns) as "still this digest" without asking again. Directory listings
+        get none.
+        """
+        got = self._resolve(paths)
+        now = time.time_ns()
+        return {p: (d, size, st if st is not None
+                    and now - max(st.st_mtime_ns, st.st_ctime_ns) >= RACY_NS else None)
+                for p, (d, size, st) in got.items()}
+
+    def _resolve(self, paths: Iterable[str]) -> dict[str, tuple[str, int, os.stat_result | None]]:
+        result: dict[str, tuple[str, int, os.stat_result | None]] = {}
         stats: dict[str, os.stat_result] = {}
         for p in dict.fromkeys(paths):
             if p.endswith("/"):  # a directory listing: cheap to recompute, never cached
                 with contextlib.suppress(OSError):
-                    result[p] = listing_digest(p)
+                    result[p] = (*listing_digest(p), None)
                 continue
             try:
                 st = os.stat(p)
@@ -148,7 +168,7 @@ class StatCache:
         for p, st in stats.items():
             digest = known.get(p)
             if digest is not None:
-                result[p] = (digest, st.st_size)
+                result[p] = (digest, st.st_size, st)
             else:
                 misses[p] = st
         if misses:
@@ -157,13 +177,16 @@ class StatCache:
             for p, (digest, size) in hashed.items():
                 self.hashed_bytes += size
                 self.hashed_files += 1
-                result[p] = (digest, size)
                 try:
                     after = os.stat(p)
                 except OSError:
+                    result[p] = (digest, size, None)
                     continue
                 if _sig(after) == _sig(misses[p]):
                     fresh.append((p, after, digest))
+                    result[p] = (digest, size, after)
+                else:  # changed while hashed: the digest is of some state in between
+                    result[p] = (digest, size, None)
             self._store(fresh)
         return result
 

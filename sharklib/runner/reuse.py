@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sharklib.attest.sidecar import SUFFIX as SIDECAR_SUFFIX
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
@@ -133,7 +132,11 @@ def _installed_version(name: str) -> str | None:
 
 def distributions_changed(run: dict[str, Any]) -> str | None:
     """The first imported distribution whose installed version differs, as text; else None."""
-    dists = (run.get("environment") or {}).get("distributions") or {}
+    return distributions_differ((run.get("environment") or {}).get("distributions") or {})
+
+
+def distributions_differ(dists: Mapping[str, Any]) -> str | None:
+    """:func:`distributions_changed` for the ``{name: version}`` map itself."""
     for name, version in dists.items():
         now = _installed_version(str(name))
         if now != version:
@@ -345,6 +348,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             files.append(("output", rel, out.path, out.size))
         if cache is None:
             cache = RunCache.from_env(root)
+        from sharklib.attest.sidecar import SUFFIX as SIDECAR_SUFFIX  # not on check()'s path
+
         shas = {o.path: o.sha256 for o in run.outputs}
         # the signed sidecar travels with its output: a restored file is as attested as the original
         sidecars = [(rel + SIDECAR_SUFFIX, path + SIDECAR_SUFFIX)

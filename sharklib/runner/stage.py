@@ -14,14 +14,19 @@ that misses what, say, ``cp`` read.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from sharklib.model import Output, Run, RunKeyParts, run_key_parts
+
+if TYPE_CHECKING:
+    from sharklib.cache.index import RunFacts
 
 SHELL_ARGV = ["/bin/sh", "-c"]
 _REDIRECTS = {">", ">>", "<", "2>", "2>>", "&>", "1>", "1>>"}
@@ -122,6 +127,8 @@ class Plan:
     saved_seconds: float = 0.0
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    #: for a reuse plan: were all recorded outputs on disk when planned (None: not looked)
+    on_disk: bool | None = None
 
 
 @dataclass(slots=True)
@@ -136,73 +143,269 @@ def _abs(path: str, root: str) -> str:
     return path if os.path.isabs(path) else os.path.join(root, path)
 
 
-def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> list[Plan]:
-    """Reuse plans for many commands at once: one index query, one stat-cache pass.
+# -- run keys of many stages ---------------------------------------------------------------
+_PROBE = "\0sharklib-probe-\u00e9\0"  # NUL and non-ASCII: escaping and ensure_ascii both show
 
-    Nothing is restored or written; :func:`sharklib.runner.run_command` does that
-    when the stage is actually run.
+
+class _KeyMaker:
+    """Run keys of shell command lines sharing one cwd, root and environment, vectorised.
+
+    The key is a digest of canonical JSON in which the command is the one thing
+    that varies, and a relative command line enters it as a JSON string verbatim.
+    So the bytes around it are worked out once, from a probe command, and each
+    stage costs one string encoding and one sha256. The probe's digest is checked
+    against :meth:`RunKeyParts.digest` itself: if the key's make-up ever changes,
+    the check fails and every stage goes the slow, always-right way.
+    """
+
+    def __init__(self, cwd: str, root: str, env: dict[str, str]) -> None:
+        from json.encoder import encode_basestring
+
+        from sharklib.model.runkey import KEY_VERSION, canonical_json
+
+        self.cwd, self.root, self.env = cwd, root, env
+        self.encode = encode_basestring
+        self.parts: tuple[bytes, bytes] | None = None
+        probe = run_key_parts(command_argv(_PROBE, True), cwd, root, {"kind": "stage"}, env)
+        body = canonical_json({"v": KEY_VERSION, "argv": probe.argv, "cwd": probe.cwd,
+                               "code": probe.code, "environment": probe.environment})
+        needle = encode_basestring(_PROBE).encode("utf-8", "surrogateescape")
+        if body.count(needle) == 1:
+            before, after = body.split(needle)
+            if "sha256:" + hashlib.sha256(before + needle + after).hexdigest() == probe.digest():
+                self.parts = (before, after)
+
+    def digest(self, command: Sequence[str] | str, shell: bool) -> str:
+        if self.parts is not None and shell and isinstance(command, str) \
+                and not os.path.isabs(command):
+            before, after = self.parts
+            return "sha256:" + hashlib.sha256(
+                before + self.encode(command).encode("utf-8", "surrogateescape") + after).hexdigest()
+        return run_key_parts(command_argv(command, shell), self.cwd, self.root, {"kind": "stage"},
+                             self.env).digest()
+
+
+def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
+    """Run key digests and project roots of many stages (see :func:`stage_key`).
+
+    Environment and root are worked out once per (cwd, environment tag), not per stage.
+    """
+    makers: dict[tuple[str, str | None], _KeyMaker] = {}
+    envs: dict[str | None, dict[str, str]] = {}
+    roots: dict[str, str] = {}
+    keys: list[str] = []
+    stage_roots: list[str] = []
+    for s in specs:
+        maker = makers.get((s.cwd, s.env_tag))
+        if maker is None:
+            cwd = os.path.abspath(s.cwd)
+            if s.env_tag not in envs:
+                envs[s.env_tag] = stage_environment(s.env_tag)
+            if cwd not in roots:
+                roots[cwd] = project_root(cwd)
+            maker = makers[(s.cwd, s.env_tag)] = _KeyMaker(cwd, roots[cwd], envs[s.env_tag])
+        keys.append(maker.digest(s.command, s.shell))
+        stage_roots.append(maker.root)
+    return keys, stage_roots
+
+
+# -- plans ---------------------------------------------------------------------------------
+_NEW = "new: no past run of this command, code and environment"
+
+
+def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> list[Plan]:
+    """Reuse plans for many commands at once: one index query, stats, rare digest lookups.
+
+    Each past run's reuse facts (:class:`~sharklib.cache.index.RunFacts`) carry the
+    stat signature under which every input was last verified, so an unchanged
+    input costs one ``stat`` here; only inputs whose signature moved (touched,
+    edited, never verified) go to the stat cache, in one batch, and the answers
+    are kept for next time. Nothing is restored or run:
+    :func:`sharklib.runner.run_command` does that when the stage is actually run.
     """
     from sharklib.cache.runcache import RunCache
     from sharklib.config import ENV_NO_CACHE, ENV_RERUN, flag
-    from sharklib.runner import reuse
 
     if flag(ENV_NO_CACHE):
         return [Plan("run", "cache disabled (--no-cache)") for _ in specs]
     if flag(ENV_RERUN):
         return [Plan("run", "forced (--rerun)") for _ in specs]
-    envs: dict[str | None, dict[str, str]] = {}
-    roots: dict[str, str] = {}
-    keyed = []
-    for s in specs:
-        cwd = os.path.abspath(s.cwd)
-        if s.env_tag not in envs:
-            envs[s.env_tag] = stage_environment(s.env_tag)
-        if cwd not in roots:
-            roots[cwd] = project_root(cwd)
-        keyed.append(stage_key(s.command, shell=s.shell, cwd=cwd, env_tag=s.env_tag,
-                               environment=envs[s.env_tag], root=roots[cwd]))
+    if not specs:
+        return []
+    import gc
+
+    # a dozen long-lived objects per stage: the cyclic GC would rescan them over and over
+    collecting = gc.isenabled()
+    gc.disable()
     own = cache is None
-    rc: RunCache = cache if cache is not None else RunCache.from_env(next(iter(roots.values()), None))  # type: ignore[assignment]
+    rc: RunCache | None = cache  # type: ignore[assignment]
     try:
-        digests = [parts.digest() for parts, _ in keyed]
-        found = rc.index.candidates_many(set(digests))
-        wanted: set[str] = set()
-        for (_, root), d in zip(keyed, digests, strict=True):
-            for entry in found.get(d, [])[:1]:
-                wanted.update(_abs(p, root) for p, _ in (*entry.inputs, *entry.modules))
-        on_disk = rc.statcache.digests(wanted)
-        plans: list[Plan] = []
-        for spec, (_, root), d in zip(specs, keyed, digests, strict=True):
-            entries = found.get(d, [])
-            if not entries:
-                plans.append(Plan("run", "new: no past run of this command, code and environment"))
-                continue
-            entry = entries[0]
-            inputs = [_abs(p, root) for p, _ in entry.inputs]
-            outputs = [_abs(o.path, root) for o in entry.outputs()]
-            changed = next((p for p, sha in (*entry.inputs, *entry.modules)
-                            if (on_disk.get(_abs(p, root)) or ("",))[0] != sha), None)
-            if changed is not None:
-                rel = changed if not os.path.isabs(changed) else os.path.relpath(changed, spec.cwd)
-                what = "code changed" if changed.endswith(".py") else "input changed"
-                plans.append(Plan("run", f"{what}: {rel}", entry.run_id, 0.0, inputs, outputs))
-                continue
-            data = entry.run_data()
-            dist = reuse.distributions_changed(data)
-            if dist is not None:
-                plans.append(Plan("run", f"environment changed: {dist}", entry.run_id, 0.0,
-                                  inputs, outputs))
-                continue
-            if reuse.downloads_trusted(data) is None:
-                plans.append(Plan("run", "a download is no longer trusted", entry.run_id, 0.0,
-                                  inputs, outputs))
-                continue
-            saved = max(0.0, (entry.ended or entry.started) - entry.started)
-            plans.append(Plan("reuse", "inputs unchanged", entry.run_id, saved, inputs, outputs))
-        return plans
+        keys, roots = stage_keys(specs)
+        if rc is None:
+            rc = RunCache.from_env(roots[0])
+        return _Planner(rc, specs, keys, roots).plans()
     finally:
-        if own:
+        if own and rc is not None:
             rc.close()
+        if collecting:
+            gc.enable()
+
+
+class _Planner:
+    """The decisions of :func:`plan_commands`: a stat-only pass, then a digest pass."""
+
+    def __init__(self, rc: Any, specs: Sequence[StageSpec], keys: list[str],
+                 roots: list[str]) -> None:
+        self.rc, self.specs, self.keys, self.roots = rc, specs, keys, roots
+        self.found: dict[str, list[RunFacts]] = rc.index.reuse_facts(set(keys))
+
+    def plans(self) -> list[Plan]:
+        plans: list[Plan | None] = [None] * len(self.keys)
+        slow: list[int] = []
+        stat = os.stat
+        found, roots = self.found, self.roots
+        prefixes: dict[str, str] = {}
+        for i, key in enumerate(self.keys):
+            cands = found.get(key)
+            if cands is None:
+                plans[i] = Plan("run", _NEW)
+                continue
+            f = cands[0]
+            root = roots[i]
+            prefix = prefixes.get(root)
+            if prefix is None:
+                prefix = prefixes[root] = root if root.endswith("/") else root + "/"
+            checked = f.checked
+            if checked:
+                sigs = f.sigs
+                if sigs is None:
+                    slow.append(i)
+                    continue
+                ok = True
+                for (p, _), sig in zip(checked, sigs, strict=True):
+                    try:
+                        st = stat(p if p.startswith("/") else prefix + p)
+                    except (OSError, ValueError):
+                        ok = False
+                        break
+                    # a signature this file had when it was verified to hold its digest
+                    if sig != f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}":
+                        ok = False
+                        break
+                if not ok:
+                    slow.append(i)
+                    continue
+            if not f.plain and self._environment_reason(f) is not None:
+                slow.append(i)
+                continue
+            plans[i] = _reuse_plan(f, prefix)
+        if slow:
+            self._slow(slow, plans)
+        _mark_on_disk(plans)
+        return plans  # type: ignore[return-value]
+
+    @staticmethod
+    def _environment_reason(f: RunFacts) -> str | None:
+        if not f.distributions and not f.downloads:
+            return None
+        from sharklib.runner import reuse
+
+        dist = reuse.distributions_differ(f.distributions)
+        if dist is not None:
+            return f"environment changed: {dist}"
+        if f.downloads and reuse.downloads_trusted({"downloads": f.downloads}) is None:
+            return "a download is no longer trusted"
+        return None
+
+    def _slow(self, slow: list[int], plans: list[Plan | None]) -> None:
+        """Stages whose inputs could not all be proved by signature: ask the stat cache."""
+        from sharklib.cache.index import sig_text, sigs_text
+
+        wanted: set[str] = set()
+        for i in slow:
+            root = self.roots[i]
+            for f in self.found[self.keys[i]]:
+                wanted.update(_abs(p, root) for p, _ in f.checked)
+        got = self.rc.statcache.verified(wanted)
+        fresh: dict[str, str] = {}
+        for i in slow:
+            root, spec = self.roots[i], self.specs[i]
+            cands = self.found[self.keys[i]]
+            first_reason: str | None = None
+            for f in cands:
+                paths = [_abs(p, root) for p, _ in f.checked]
+                changed = next((p for (p, sha), full in zip(f.checked, paths, strict=True)
+                                if (got.get(full) or ("",))[0] != sha), None)
+                reason = None if changed is None else _changed(changed, spec.cwd)
+                if reason is None:
+                    reason = self._environment_reason(f)
+                if reason is None:
+                    plans[i] = _reuse_plan(f, root if root.endswith("/") else root + "/")
+                    sigs = [sig_text(st) if (st := got[p][2]) is not None else "" for p in paths]
+                    if any(sigs) and sigs != f.sigs:
+                        fresh[f.run_id] = sigs_text(sigs)
+                    break
+                if first_reason is None:
+                    first_reason = reason
+            if plans[i] is None:
+                f = cands[0]
+                plans[i] = Plan("run", first_reason or "", f.run_id, 0.0,
+                                [_abs(p, root) for p, _ in f.inputs],
+                                [_abs(p, root) for p in f.outputs])
+        self.rc.index.update_sigs(fresh.items())
+
+
+def _reuse_plan(f: RunFacts, prefix: str) -> Plan:
+    """Reuse ``f``: recorded paths made absolute (``prefix`` is the root with a slash)."""
+    return Plan("reuse", "inputs unchanged", f.run_id, f.duration,
+                [p if p.startswith("/") else prefix + p for p, _ in f.inputs],
+                [p if p.startswith("/") else prefix + p for p in f.outputs])
+
+
+#: a directory with at least this many outputs to look for is listed once instead
+_LIST_AT = 256
+
+
+def _mark_on_disk(plans: list[Plan | None]) -> None:
+    """Set ``on_disk`` of every reuse plan: are all its recorded outputs there?
+
+    Where many outputs share a directory (a map's), one listing answers for all
+    of them; a symlink in it is still followed, as :func:`os.path.exists` would.
+    """
+    by_dir: dict[str, int] = {}
+    for p in plans:
+        if p is not None and p.action == "reuse":
+            for o in p.outputs:
+                if o.startswith("/"):
+                    d = o.rpartition("/")[0]
+                    by_dir[d] = by_dir.get(d, 0) + 1
+    listed: dict[str, set[str]] = {}
+    for d, n in by_dir.items():
+        if n >= _LIST_AT:
+            try:
+                with os.scandir(d or "/") as it:
+                    listed[d] = {e.name for e in it if not e.is_symlink()}
+            except OSError:
+                pass
+    exists = os.path.exists
+    for p in plans:
+        if p is None or p.action != "reuse":
+            continue
+        ok = True
+        for o in p.outputs:
+            d, _, name = o.rpartition("/")
+            names = listed.get(d)
+            if names is not None and name in names:
+                continue
+            if not exists(o):
+                ok = False
+                break
+        p.on_disk = ok
+
+
+def _changed(path: str, cwd: str) -> str:
+    rel = path if not os.path.isabs(path) else os.path.relpath(path, cwd)
+    return f"{'code changed' if path.endswith('.py') else 'input changed'}: {rel}"
 
 
 def plan_command(command: Sequence[str] | str, *, shell: bool = True, cwd: str | None = None,
