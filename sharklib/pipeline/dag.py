@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sharklib.errors import PipelineError
+from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.stages import Stage
 
 
@@ -33,23 +34,55 @@ def _ancestors(p: str, stop: str) -> Iterable[str]:
             return
 
 
+def _parent(p: str) -> str:
+    return p.rpartition("/")[0] or "/"
+
+
 def _rel(p: str, root: str) -> str:
     return p[len(root) + 1:] if p.startswith(root + "/") else p
+
+
+def _norm(p: str) -> str:
+    """``os.path.normpath`` where it could change ``p`` (it is the hot spot of large maps)."""
+    if p.startswith("/") and "//" not in p and "/." not in p and not p.endswith("/"):
+        return p
+    return os.path.normpath(p)
+
+
+_UNSET = -2
 
 
 def link(stages: list[Stage], docdir: str, doc: Path,
          remembered: dict[str, dict[str, list[str]]] | None = None,
          observed: dict[int, tuple[list[str], list[str]]] | None = None) -> list[int]:
+    """Fill ``deps`` of every stage; return a topological order of stage indexes (see
+    :func:`_link`)."""
+    with paused_gc():
+        return _link(stages, docdir, doc, remembered, observed)
+
+
+def _link(stages: list[Stage], docdir: str, doc: Path,
+          remembered: dict[str, dict[str, list[str]]] | None,
+          observed: dict[int, tuple[list[str], list[str]]] | None) -> list[int]:
     """Fill ``deps`` of every stage; return a topological order of stage indexes.
 
     ``remembered`` maps stage signature to ``{"writes": [...], "inputs": [...]}`` (paths
     relative to ``docdir`` or absolute); ``observed`` maps stage index to
     ``(inputs, outputs)`` reported by the runner's planner.
+
+    Work per path is kept constant however large a map is: the directories a
+    claim lies under are walked once per *directory* written into, not once per
+    file, and "which stage writes an ancestor of this read" is answered once per
+    directory read from.
     """
     remembered = remembered or {}
     observed = observed or {}
+    prefix = docdir if docdir.endswith("/") else docdir + "/"
     writers: dict[str, int] = {}
-    under: dict[str, set[int]] = {}
+    # stages writing directly into each directory; every ancestor (up to docdir) of such a
+    # directory is in ``under_dirs``: the directories that hold written paths
+    parent_writers: dict[str, set[int]] = {}
+    under_dirs: set[str] = set()
 
     def claim(p: str, s: Stage, explicit: bool) -> bool:
         other = writers.get(p)
@@ -64,29 +97,40 @@ def link(stages: list[Stage], docdir: str, doc: Path,
             raise PipelineError(f"two stages write {_rel(p, docdir)}: line {o.line} and line {s.line}",
                                 doc, s.line)
         writers[p] = s.index
-        for a in _ancestors(p, docdir):
-            under.setdefault(a, set()).add(s.index)
+        parent = _parent(p)
+        got = parent_writers.get(parent)
+        if got is None:
+            parent_writers[parent] = {s.index}
+            under_dirs.update(_ancestors(p, docdir))
+        else:
+            got.add(s.index)
         return True
 
     for s in stages:
         for w in s.writes:
             claim(w, s, True)
     extra_inputs: dict[int, list[str]] = {}
-    for s in stages:
-        mem = remembered.get(s.signature)
-        obs = observed.get(s.index)
-        later_writes = [os.path.join(docdir, p) for p in mem["writes"]] if mem else []
-        if obs:
-            later_writes += obs[1]
-        for w in later_writes:
-            w = os.path.normpath(w)
-            if w not in s.writes and claim(w, s, False):
-                s.writes.add(w)
-        ins = [os.path.normpath(os.path.join(docdir, p)) for p in mem["inputs"]] if mem else []
-        if obs:
-            ins += obs[0]
-        if ins:
-            extra_inputs[s.index] = ins
+    if remembered or observed:
+        for s in stages:
+            mem = remembered.get(s.signature) if remembered else None
+            obs = observed.get(s.index)
+            if mem is None and obs is None:
+                continue
+            later_writes = [p if p.startswith("/") else prefix + p for p in mem["writes"]] \
+                if mem else []
+            if obs:
+                later_writes += obs[1]
+            writes = s.writes
+            for w in later_writes:
+                w = _norm(w)
+                if w not in writes and claim(w, s, False):
+                    writes.add(w)
+            ins = [_norm(p if p.startswith("/") else prefix + p) for p in mem["inputs"]] \
+                if mem else []
+            if obs:
+                ins += obs[0]
+            if ins:
+                extra_inputs[s.index] = ins
 
     exists: dict[str, int] = {}
 
@@ -106,7 +150,7 @@ def link(stages: list[Stage], docdir: str, doc: Path,
             if w is not None:
                 if w != s.index:
                     s.reads.add(m)
-            elif m in under or kind(m) == 2:
+            elif m in under_dirs or kind(m) == 2:
                 s.dirs.add(m)
             elif kind(m) == 1 or inside_written(m):
                 s.reads.add(m)
@@ -114,39 +158,94 @@ def link(stages: list[Stage], docdir: str, doc: Path,
                 claim(m, s, False)
                 s.writes.add(m)
         for m in s.shared:
-            if m in under or (m not in writers and kind(m) == 2):
+            if m in under_dirs or (m not in writers and kind(m) == 2):
                 s.dirs.add(m)
             elif writers.get(m, s.index) != s.index:
                 s.reads.add(m)
         for m in s.bare:  # a plain word: only a directory stages write into, or a file they write
-            if m in under:
+            if m in under_dirs:
                 s.dirs.add(m)
             elif writers.get(m, s.index) != s.index:
                 s.reads.add(m)
 
-    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    under: dict[str, set[int]] | None = None  # directory -> every stage writing below it
+    nearest: dict[str, int | None] = {}  # directory -> the stage writing it or its nearest ancestor
     for s in stages:
         deps: set[int] = set()
-        for r in list(s.reads) + extra_inputs.get(s.index, []):
+        extra = extra_inputs.get(s.index)
+        for r in (s.reads if extra is None else [*s.reads, *extra]):
             w = writers.get(r)
             if w is None:
-                for a in _ancestors(r, docdir):
-                    w = writers.get(a)
-                    if w is not None:
-                        break
+                parent = _parent(r)
+                got_w = nearest.get(parent, _UNSET)
+                if got_w == _UNSET:
+                    got_w = next((x for a in _ancestors(r, docdir)
+                                  if (x := writers.get(a)) is not None), None)
+                    nearest[parent] = got_w
+                w = got_w
             if w is not None:
                 deps.add(w)
-        for d in s.dirs:
-            deps.update(under.get(d, ()))
-            w = writers.get(d)
-            if w is not None:
-                deps.add(w)
+        if s.dirs:
+            if under is None:
+                under = _gather(parent_writers, docdir)
+            for d in s.dirs:
+                deps.update(under.get(d, ()))
+                w = writers.get(d)
+                if w is not None:
+                    deps.add(w)
         deps.discard(s.index)
         s.deps = deps
-        sorter.add(s.index, *deps)
+    return _order(stages, doc)
+
+
+def _gather(parent_writers: dict[str, set[int]], docdir: str) -> dict[str, set[int]]:
+    """Directory -> every stage writing anywhere below it (up to ``docdir``)."""
+    under: dict[str, set[int]] = {}
+    for parent, ws in parent_writers.items():
+        a = parent
+        while True:
+            got = under.get(a)
+            if got is None:
+                under[a] = set(ws)
+            else:
+                got |= ws
+            if a == docdir or a == "/":
+                break
+            a = _parent(a)
+    return under
+
+
+def _order(stages: list[Stage], doc: Path) -> list[int]:
+    """A topological order (Kahn); on a cycle, an error naming the lines involved."""
+    dependants: list[list[int]] = [[] for _ in stages]
+    waiting = [0] * len(stages)
+    ready = []
+    for s in stages:
+        n = len(s.deps)
+        waiting[s.index] = n
+        if n == 0:
+            ready.append(s.index)
+        for d in s.deps:
+            dependants[d].append(s.index)
+    order: list[int] = []
+    while ready:
+        order.extend(ready)
+        nxt = []
+        for i in ready:
+            for j in dependants[i]:
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    nxt.append(j)
+        ready = nxt
+    if len(order) == len(stages):
+        return order
+    sorter: graphlib.TopologicalSorter[int] = graphlib.TopologicalSorter()
+    for s in stages:
+        sorter.add(s.index, *s.deps)
     try:
-        return list(sorter.static_order())
+        sorter.prepare()
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         lines = " -> ".join(f"line {stages[i].line}" for i in reversed(cycle))
         raise PipelineError(f"stages form a cycle: {lines}", doc, stages[cycle[0]].line) from None
+    raise PipelineError("stages form a cycle", doc)  # unreachable: Kahn and graphlib agree

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.stages import Stage
 
 Action = Literal["reuse", "run"]
@@ -28,6 +29,8 @@ class StagePlan:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     skip: bool = False
+    #: were all recorded outputs on disk when planned (None: not looked yet)
+    on_disk: bool | None = None
 
 
 def planner_available() -> bool:
@@ -65,13 +68,15 @@ def plan_stages(specs: list[tuple[str, str, str]], rerun: bool) -> list[StagePla
     batch = getattr(sharklib.runner, "plan_commands", None)
     if batch is None:
         return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag in specs]
-    try:
-        got = batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])
-    except Exception as exc:
-        return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
-    return [StagePlan(action="reuse" if p.action == "reuse" else "run", reason=p.reason,
-                      run_id=p.run_id, saved_seconds=p.saved_seconds, inputs=list(p.inputs),
-                      outputs=list(p.outputs)) for p in got]
+    with paused_gc():
+        try:
+            got = batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])
+        except Exception as exc:
+            return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
+        return [StagePlan("reuse" if p.action == "reuse" else "run", p.reason, p.run_id,
+                          p.saved_seconds, p.inputs, p.outputs, False,
+                          getattr(p, "on_disk", None))
+                for p in got]
 
 
 def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> None:
@@ -88,5 +93,8 @@ def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> 
             if busy:
                 p.action = "run"
                 p.reason = f"input from line {stages[min(busy)].line} is rebuilt first"
-        p.skip = (p.action == "reuse" and all(plans[d].skip for d in s.deps)
-                  and all(os.path.exists(o) for o in p.outputs))
+        if p.action == "reuse" and all(plans[d].skip for d in s.deps):
+            on_disk = p.on_disk
+            p.skip = all(map(os.path.exists, p.outputs)) if on_disk is None else on_disk
+        else:
+            p.skip = False

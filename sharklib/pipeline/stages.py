@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sharklib.errors import PipelineError
+from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.document import Block, Document
 from sharklib.pipeline.templates import (
     MAP_PLACEHOLDERS,
@@ -49,6 +50,7 @@ _FILE_NAME = re.compile(r"^[\w.+@,-]*\.[A-Za-z][A-Za-z0-9_]{0,9}$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _SAFE_ITEM = re.compile(r"^[\w@%+=:,./-]+$")
 _SHA256 = re.compile(r"^sha256:([0-9a-f]{64})$")
+_NESTED = re.compile(r"%\{[^{}]*%\{")
 
 
 @dataclass(slots=True, eq=False)
@@ -168,6 +170,22 @@ def classify(command: str, path: Path, line: int) -> list[_Token]:
     return out
 
 
+def _fill(text: str, item: str, name: str, stem: str) -> str:
+    """The map placeholders of ``text`` filled in, as one ``PLACEHOLDER.sub`` pass would.
+
+    After :func:`~sharklib.pipeline.templates.expand` only map placeholders are
+    left, so three plain replaces do it — unless a filled value could complete a
+    new placeholder: one holding ``%`` (``a%`` before ``{stem}``), or one standing
+    after an unclosed ``%{`` (``%{x%{stem}}``). Those take the regex.
+    """
+    if "%{" not in text:
+        return text
+    if "%" in item or (text.count("%{") > 1 and _NESTED.search(text)):
+        values = {"in": item, "basename": name, "stem": stem}
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+    return text.replace("%{in}", item).replace("%{basename}", name).replace("%{stem}", stem)
+
+
 def _abs(docdir: str, p: str) -> str:
     full = p if p.startswith("/") else f"{docdir}/{p}"
     # normpath only when the path could change under it (it is the hot spot for large maps)
@@ -228,25 +246,40 @@ class StageBuilder:
         items = self._match(pattern, line)
         const = [t for t in tokens if t.text != pattern and "%{" not in t.text]
         varying = [t for t in tokens if "%{" in t.text]
+        # what every copy shares is worked out once; per copy only the substitutions remain
+        probe = Stage(index=-1, kind="run", command="", display="", line=line, env=env)
+        self._apply(probe, const, shared=True)
+        const_writes, const_reads = probe.writes, probe.reads
+        const_shared, const_bare, const_mentions = probe.shared, probe.bare, probe.mentions
+        vary = [(t.text, t.role == "read" or t.text == "%{in}") for t in varying]
+        docdir, add, declare = self.docdir, self._add, self._declare
         for item in items:
-            name = os.path.basename(item)
+            name = item.rpartition("/")[2]
             stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-            values = {"in": item, "basename": name, "stem": stem}
             concrete = cmd.replace(pattern, item)
-            concrete = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), concrete)
-            stage = self._add("run", concrete, cmd, line, env, item=item)
+            if has_ph:
+                concrete = _fill(concrete, item, name, stem)
+            stage = add("run", concrete, cmd, line, env, item=item)
             if stage is None:
                 continue
-            self._apply(stage, const, shared=True)
-            stage.reads.add(_abs(self.docdir, item))
-            for t in varying:
-                text = PLACEHOLDER.sub(lambda m, v=values: v.get(m.group(1), m.group(0)), t.text)
-                p = _abs(self.docdir, text)
-                if t.role == "read" or t.text == "%{in}":
+            if const_writes:
+                stage.writes.update(const_writes)
+            if const_reads:
+                stage.reads.update(const_reads)
+            if const_shared:
+                stage.shared.extend(const_shared)
+            if const_bare:
+                stage.bare.extend(const_bare)
+            if const_mentions:
+                stage.mentions.extend(const_mentions)
+            stage.reads.add(_abs(docdir, item))
+            for text, is_read in vary:
+                p = _abs(docdir, _fill(text, item, name, stem))
+                if is_read:
                     stage.reads.add(p)
                 else:
                     stage.writes.add(p)
-                    self._declare(p)
+                    declare(p)
 
     def _match(self, pattern: str, line: int) -> list[str]:
         directory, base = os.path.split(pattern)
@@ -257,9 +290,7 @@ class StageBuilder:
         names: set[str] = set()
         try:
             with os.scandir(absdir) as it:
-                for e in it:
-                    if e.is_file():
-                        names.add(e.name)
+                names = {e.name for e in it if e.is_file()}
         except OSError:
             pass
         names.update(self._declared.get(absdir, ()))
@@ -268,11 +299,14 @@ class StageBuilder:
         if not matched:
             raise PipelineError(f"wildcard '{pattern}' matches no file (on disk or written by an "
                                 "earlier stage)", self.doc.path, line)
-        items = [os.path.join(directory, n) if directory else n for n in matched]
-        for it in items:
-            if not _SAFE_ITEM.match(it):
-                raise PipelineError(f"map input {it!r} has characters a shell command would "
-                                    "split or expand; rename it", self.doc.path, line)
+        lead = directory if not directory or directory.endswith("/") else directory + "/"
+        items = [lead + n for n in matched]  # = os.path.join(directory, n)
+        # "/" is a safe character no name holds: one match usually answers for every item
+        if not _SAFE_ITEM.match("/".join(items)):
+            for it in items:
+                if not _SAFE_ITEM.match(it):
+                    raise PipelineError(f"map input {it!r} has characters a shell command would "
+                                        "split or expand; rename it", self.doc.path, line)
         return items
 
     def _apply(self, stage: Stage, tokens: list[_Token], shared: bool = False) -> None:
@@ -295,8 +329,12 @@ class StageBuilder:
                 stage.mentions.append(p)
 
     def _declare(self, p: str) -> None:
-        d, n = os.path.split(p)
-        self._declared.setdefault(d, set()).add(n)
+        d, _, n = p.rpartition("/")
+        got = self._declared.get(d or "/")
+        if got is None:
+            self._declared[d or "/"] = {n}
+        else:
+            got.add(n)
 
     def _add(self, kind: StageKind, command: str, display: str, line: int, env: str,
              item: str | None = None) -> Stage | None:
@@ -362,6 +400,7 @@ class StageBuilder:
 
 def build_stages(doc: Document) -> tuple[list[Stage], list[Publish], dict[str, int], Any]:
     """All stages of ``doc`` (every combination, every map input), deduplicated."""
-    b = StageBuilder(doc)
-    stages = b.build()
+    with paused_gc():
+        b = StageBuilder(doc)
+        stages = b.build()
     return stages, b.publishes, b.envs_used, b.table
