@@ -1,32 +1,26 @@
-"""Signing and sidecars: Ed25519 keys, DSSE envelopes, in-toto bundles, verification."""
+"""Signing and sidecars: Ed25519 keys, DSSE envelopes, in-toto bundles, verification.
 
-from sharklib.attest.dsse import (
-    attestation_digest,
-    check_signatures,
-    countersign,
-    envelope_line,
-    pae,
-    sign_statement,
-    verify_envelope,
-)
-from sharklib.attest.keys import (
-    SigningKey,
-    default_key_path,
-    import_public_key,
-    load_signing_key,
-    trusted_keys,
-)
-from sharklib.attest.sidecar import (
-    Bundle,
-    BundleEntry,
-    input_attestation,
-    is_sidecar,
-    read_bundle,
-    sidecar_path,
-    write_bundle,
-)
-from sharklib.attest.sign_run import attest_run
-from sharklib.attest.verify import VerifyReport, verify_bundle, verify_file
+Names are loaded on first use (PEP 562): a captured script signing its
+outputs at exit needs the envelope, key and sidecar modules, not verification
+(which brings the stat cache and SQLite).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "attestation_digest": "dsse", "check_signatures": "dsse", "countersign": "dsse",
+    "envelope_line": "dsse", "pae": "dsse", "sign_statement": "dsse", "verify_envelope": "dsse",
+    "SigningKey": "keys", "default_key_path": "keys", "import_public_key": "keys",
+    "load_signing_key": "keys", "trusted_keys": "keys",
+    "Bundle": "sidecar", "BundleEntry": "sidecar", "input_attestation": "sidecar",
+    "is_sidecar": "sidecar", "read_bundle": "sidecar", "sidecar_path": "sidecar",
+    "write_bundle": "sidecar", "write_sidecar": "sidecar",
+    "attest_run": "sign_run",
+    "VerifyReport": "verify", "verify_bundle": "verify", "verify_file": "verify",
+}
 
 __all__ = [
     "Bundle",
@@ -52,4 +46,44 @@ __all__ = [
     "verify_envelope",
     "verify_file",
     "write_bundle",
+    "write_sidecar",
 ]
+
+if TYPE_CHECKING:
+    from sharklib.attest.dsse import (
+        attestation_digest,
+        check_signatures,
+        countersign,
+        envelope_line,
+        pae,
+        sign_statement,
+        verify_envelope,
+    )
+    from sharklib.attest.keys import (
+        SigningKey,
+        default_key_path,
+        import_public_key,
+        load_signing_key,
+        trusted_keys,
+    )
+    from sharklib.attest.sidecar import (
+        Bundle,
+        BundleEntry,
+        input_attestation,
+        is_sidecar,
+        read_bundle,
+        sidecar_path,
+        write_bundle,
+        write_sidecar,
+    )
+    from sharklib.attest.sign_run import attest_run
+    from sharklib.attest.verify import VerifyReport, verify_bundle, verify_file
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharklib.attest' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sharklib.attest.{module}"), name)
+    globals()[name] = value
+    return value

@@ -5,6 +5,10 @@ hold every upstream attestation in ``X``'s lineage, one envelope per line,
 deduplicated by attestation digest (the in-toto bundle convention). Flat, not
 nested, so size grows with the number of steps, not with depth x fan-in.
 
+One attestation may name several outputs of its run (their sidecars then
+start with the same line); which subject is the sidecar's own file is decided
+by path or digest (:func:`sharklib.model.links.head_subject`).
+
 Reading is defensive: sidecars travel with published files and may be
 truncated, tampered with or hostile. Every problem is a one-line
 :class:`~sharklib.errors.SidecarError` naming the file and line.
@@ -26,6 +30,10 @@ from sharklib.model.provenance import PAYLOAD_TYPE, STATEMENT_TYPE
 
 SUFFIX = ".intoto.jsonl"
 MAX_LINE = 32 * 1024 * 1024
+#: lines at least this long are decoded once per process and shared (see :func:`parse_line`)
+_SHARED_MIN = 4096
+_SHARED_MAX = 16
+_shared: dict[bytes, BundleEntry] = {}
 
 
 def sidecar_path(output: str | os.PathLike[str]) -> str:
@@ -47,13 +55,20 @@ class BundleEntry:
 
     @property
     def subject_digest(self) -> str | None:
+        """The first subject's sha256 (an attestation may name several outputs)."""
         subjects = self.statement.get("subject") or []
         return (subjects[0].get("digest") or {}).get("sha256") if subjects else None
 
     @property
     def subject_name(self) -> str | None:
+        """The first subject's name."""
         subjects = self.statement.get("subject") or []
         return subjects[0].get("name") if subjects else None
+
+    @property
+    def subject_digests(self) -> list[str]:
+        """The sha256 of every subject, in order."""
+        return [str((s.get("digest") or {}).get("sha256")) for s in self.statement.get("subject") or []]
 
 
 @dataclass(slots=True)
@@ -91,7 +106,26 @@ def _check_statement(statement: Any, path: str, lineno: int) -> None:
 
 
 def parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
-    """Validate one sidecar line and decode its statement."""
+    """Validate one sidecar line and decode its statement.
+
+    The outputs of one run share their first line, and a step that read many
+    of them opens all their sidecars: a long line already decoded in this
+    process is not decoded again. Such entries share their envelope and
+    statement dictionaries, which readers treat as read-only.
+    """
+    if len(raw) >= _SHARED_MIN:
+        known = _shared.get(raw)
+        if known is not None:
+            return BundleEntry(known.digest, known.envelope, known.statement, lineno)
+        entry = _parse_line(raw, path, lineno)
+        if len(_shared) >= _SHARED_MAX:
+            del _shared[next(iter(_shared))]
+        _shared[raw] = entry
+        return BundleEntry(entry.digest, entry.envelope, entry.statement, lineno)
+    return _parse_line(raw, path, lineno)
+
+
+def _parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     try:
         envelope = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -174,15 +208,21 @@ def write_bundle(path: str | os.PathLike[str], envelopes: list[dict[str, Any]]) 
             continue
         seen[d] = len(ordered)
         ordered.append(env)
-    data = b"".join(envelope_line(e) + b"\n" for e in ordered)
+    write_sidecar(path, b"".join(envelope_line(e) + b"\n" for e in ordered))
+
+
+def write_sidecar(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a sidecar's bytes atomically (temporary file + rename; no fsync: a sidecar that
+    a crash loses is re-made by the next run, and syncing hundreds costs seconds)."""
     atomic_write(path, data, fsync=False)
 
 
 def input_attestation(path: str, sha256: str) -> str | None:
     """Digest of the attestation that produced ``path``, if its sidecar describes these bytes.
 
-    A sidecar whose subject digest differs (the file changed since) does not link.
-    Unreadable or malformed sidecars do not link either; verification reports them.
+    A sidecar whose head names no subject with this digest (the file changed
+    since) does not link. Unreadable or malformed sidecars do not link either;
+    verification reports them.
     """
     side = sidecar_path(path)
     if not os.path.exists(side):
@@ -191,4 +231,4 @@ def input_attestation(path: str, sha256: str) -> str | None:
         head = read_bundle(side, head_only=True).head
     except SidecarError:
         return None
-    return head.digest if head.subject_digest == sha256 else None
+    return head.digest if sha256 in head.subject_digests else None

@@ -1,67 +1,126 @@
-"""Turn a finished Run into signed sidecars beside its outputs."""
+"""Turn a finished Run into signed sidecars beside its outputs.
+
+Outputs are signed in groups of at most :data:`~sharklib.model.MAX_SUBJECTS`:
+one statement names every output of a group, each with exactly the inputs it
+read (:func:`~sharklib.model.run_to_statement`), and the one signed envelope
+heads the sidecar of each of them. A script that writes hundreds of outputs
+thus serialises and signs a handful of statements instead of hundreds of
+ever longer ones, and each line is serialised once and written many times.
+Outputs are grouped in the order of how many inputs they read, so outputs
+with the same or nearly the same inputs share a statement and a sidecar
+carries little that is not about its own file.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sharklib.attest.dsse import sign_statement
+from sharklib.attest.dsse import envelope_line, merge_signatures, sign_payload, statement_bytes
 from sharklib.attest.keys import SigningKey, load_signing_key
-from sharklib.attest.sidecar import Bundle, read_bundle, sidecar_path, write_bundle
+from sharklib.attest.sidecar import Bundle, read_bundle, sidecar_path, write_sidecar
 from sharklib.errors import SharkError, SidecarError
-from sharklib.model import Run, run_to_statement
+from sharklib.model import MAX_SUBJECTS, run_to_statement
+
+if TYPE_CHECKING:
+    from sharklib.model import Artifact, Output, Run
 
 
-def _upstream(run: Run, output_inputs: list[str], cache: dict[str, Bundle | None],
-              warnings: list[str]) -> list[dict[str, Any]]:
-    by_path = {a.path: a for a in run.inputs}
-    envelopes: list[dict[str, Any]] = []
-    for path in output_inputs:
-        art = by_path.get(path)
-        if art is None or not art.attestation:
-            continue
-        if path not in cache:
+def group_outputs(run: Run, limit: int = MAX_SUBJECTS) -> list[list[Output]]:
+    """The run's outputs in groups that share a statement (each group at most ``limit``).
+
+    Ordered by the number of inputs each read (stable), which for a script
+    that reads and writes in turn is the order it finished them, so each
+    group's statement lists few inputs beyond what each of its outputs read.
+    """
+    everything = len(run.inputs)
+    ordered = sorted(run.outputs,
+                     key=lambda o: everything if o.inputs is None else len(o.inputs))
+    return [ordered[i:i + limit] for i in range(0, len(ordered), max(1, limit))]
+
+
+class _Upstream:
+    """Upstream attestations of the run's inputs, each sidecar read and each line serialised once."""
+
+    def __init__(self, run: Run) -> None:
+        self.by_path: dict[str, Artifact] = {a.path: a for a in run.inputs if a.attestation}
+        self.warnings = run.warnings
+        self.bundles: dict[str, Bundle | None] = {}
+        self.lines: dict[str, tuple[dict[str, Any], bytes]] = {}
+
+    def _bundle(self, path: str, art: Artifact) -> Bundle | None:
+        if path not in self.bundles:
             try:
-                cache[path] = read_bundle(sidecar_path(path))
+                bundle: Bundle | None = read_bundle(sidecar_path(path))
             except SidecarError as exc:
-                warnings.append(f"upstream lineage not folded in: {exc}")
-                cache[path] = None
-        bundle = cache[path]
-        if bundle is None:
-            continue
-        if bundle.head.digest != art.attestation:
-            warnings.append(f"upstream sidecar of {path} changed while the run read it; not folded in")
-            continue
-        envelopes.extend(e.envelope for e in bundle.entries)
-    return envelopes
+                self.warnings.append(f"upstream lineage not folded in: {exc}")
+                bundle = None
+            if bundle is not None and bundle.head.digest != art.attestation:
+                self.warnings.append(
+                    f"upstream sidecar of {path} changed while the run read it; not folded in")
+                bundle = None
+            self.bundles[path] = bundle
+        return self.bundles[path]
+
+    def _line(self, digest: str, envelope: dict[str, Any]) -> bytes:
+        known = self.lines.get(digest)
+        if known is not None and known[0] is envelope:
+            return known[1]
+        line = envelope_line(envelope)
+        if known is None:
+            self.lines[digest] = (envelope, line)
+        return line
+
+    def data(self, inputs: list[str], skip: str) -> bytes:
+        """Sidecar lines (after the head) for an output that read ``inputs``, deduplicated."""
+        found: dict[str, dict[str, Any]] = {}
+        for path in inputs:
+            art = self.by_path.get(path)
+            if art is None:
+                continue
+            bundle = self._bundle(path, art)
+            if bundle is None:
+                continue
+            for entry in bundle.entries:
+                if entry.digest == skip:
+                    continue
+                have = found.get(entry.digest)
+                found[entry.digest] = entry.envelope if have is None else \
+                    merge_signatures(have, entry.envelope)
+        return b"".join(self._line(d, env) + b"\n" for d, env in found.items())
 
 
 def attest_run(run: Run, key: SigningKey | None = None) -> list[str]:
-    """Sign one statement per output and write each output's sidecar; return sidecar paths.
+    """Sign the run's outputs (a statement per group) and write each output's sidecar.
 
-    Raises :class:`SharkError` naming the first sidecar that could not be
-    written (a read-only directory); callers inside a captured script turn it
-    into a warning line.
+    Returns the sidecar paths. Raises :class:`SharkError` naming the first
+    sidecar that could not be written (a read-only directory); callers inside
+    a captured script turn it into a warning line.
     """
     if not run.outputs:
         return []
     key = key or load_signing_key()
-    cache: dict[str, Bundle | None] = {}
+    upstream = _Upstream(run)
     written: list[str] = []
     failures: list[str] = []
     deps: dict[str, dict[str, Any]] = {}
-    for output in run.outputs:
-        statement = run_to_statement(run, output, deps)
-        head = sign_statement(statement, key)
-        inputs = output.inputs if output.inputs is not None else [a.path for a in run.inputs]
-        envelopes = [head, *_upstream(run, inputs, cache, run.warnings)]
-        target = sidecar_path(output.path)
-        try:
-            write_bundle(target, envelopes)
-        except OSError as exc:
-            failures.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
-            continue
-        written.append(target)
+    for group in group_outputs(run):
+        payload = statement_bytes(run_to_statement(run, group, deps))
+        head_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+        head_line = envelope_line(sign_payload(payload, key)) + b"\n"
+        for output in group:
+            data = head_line
+            if upstream.by_path:
+                inputs = output.inputs if output.inputs is not None else [a.path for a in run.inputs]
+                data += upstream.data(inputs, head_digest)
+            target = sidecar_path(output.path)
+            try:
+                write_sidecar(target, data)
+            except OSError as exc:
+                failures.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
+                continue
+            written.append(target)
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise SharkError(failures[0] + more)

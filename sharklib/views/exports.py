@@ -100,10 +100,11 @@ def to_prov(lineage: Lineage) -> Any:
                                   shark["sha256"]: d.sha256 or "", shark["role"]: "download"})
             doc.used(act, dl)
         for s in steps:
-            out = entity(s.output.path, s.output.sha256, s.output.size, "output")
-            doc.wasGeneratedBy(out, act)
-            for art in s.inputs:
-                doc.wasDerivedFrom(out, entity(art.path, art.sha256, art.size, "input"))
+            for o in s.outputs or [s.output]:
+                out = entity(o.path, o.sha256, o.size, "output")
+                doc.wasGeneratedBy(out, act)
+                for art in s.run.inputs_of(o):
+                    doc.wasDerivedFrom(out, entity(art.path, art.sha256, art.size, "input"))
     return doc
 
 
@@ -184,7 +185,7 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
             props["endTime"] = iso(run.ended)
         inputs = {(a.path, a.sha256): a for s in steps for a in s.inputs}
         objects = [file(a.path, a.sha256, a.size) for a in inputs.values()]
-        results = [file(s.output.path, s.output.sha256, s.output.size) for s in steps]
+        results = [file(o.path, o.sha256, o.size) for s in steps for o in s.outputs or [s.output]]
         crate.add_action(apps[app_id], identifier=f"#run-{first.run_id}",
                          object=objects or None, result=results, properties=props)
     with warnings.catch_warnings():
@@ -254,7 +255,7 @@ def to_openlineage_events(lineage: Lineage) -> list[Any]:
             run=Run(runId=_ol_uuid(first.run_id), facets=run_facets),
             job=Job(namespace="sharklib", name=job_name, facets=job_facets),
             inputs=datasets(InputDataset, (a for s in steps for a in s.inputs)),
-            outputs=datasets(OutputDataset, (s.output for s in steps)),
+            outputs=datasets(OutputDataset, (o for s in steps for o in s.outputs or [s.output])),
             producer=PRODUCER))
     return events
 

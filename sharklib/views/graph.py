@@ -132,7 +132,8 @@ def build_graph(lineage: Lineage, on_disk: dict[str, str] | None = None,
 
         si = node(f"step:{run_id}", make_step)
         for step in steps:
-            edges.add((si, file_node(step.output.path, step.output.sha256, step.output.size)))
+            for o in step.outputs or [step.output]:
+                edges.add((si, file_node(o.path, o.sha256, o.size)))
             for art in step.inputs:
                 edges.add((file_node(art.path, art.sha256, art.size), si))
         for d in run.downloads:

@@ -11,6 +11,9 @@ because a lineage that cannot be a DAG cannot be shown or trusted.
 Steps are linked by the attestation digest an input recorded (the normal
 case) and, failing that, by an input's (path, sha256) matching another step's
 output, so lineages written by tools that do not record links still connect.
+An attestation may name several outputs of its run; a step then stands for
+those of them the file's lineage involves, with their inputs only
+(:mod:`sharklib.model.links`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from sharklib.attest.sidecar import (
 )
 from sharklib.errors import SidecarError
 from sharklib.hashing import on_disk as digestible
-from sharklib.model import Artifact, Output, Run, statement_to_run
+from sharklib.model import Artifact, Output, Run, narrowed, statement_subjects
+from sharklib.model.links import head_subject, link
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -41,7 +45,12 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class Step:
-    """One attestation: the run it describes and the output it is about."""
+    """One attestation: the run it describes and the output(s) of it this lineage involves.
+
+    ``run`` holds only what those outputs read (``run.inputs``) and them
+    (``run.outputs``); ``output`` is the first of ``outputs`` (for the head
+    step, the lineage's own file).
+    """
 
     entry: BundleEntry
     run: Run
@@ -51,6 +60,8 @@ class Step:
     bad_signatures: list[str] | None = None
     #: input path -> digest of the step that produced it (only inputs with a producer here)
     producers: dict[str, str] = field(default_factory=dict)
+    #: the attestation's outputs this lineage involves, ``output`` first
+    outputs: list[Output] = field(default_factory=list)
 
     @property
     def digest(self) -> str:
@@ -137,7 +148,7 @@ class Lineage:
     def artifact_paths(self, code: bool = True) -> set[str]:
         paths = {self.path}
         for step in self.steps.values():
-            paths.add(step.output.path)
+            paths.update(o.path for o in step.outputs or [step.output])
             paths.update(a.path for a in step.inputs)
             if code:
                 c = step.run.code
@@ -165,18 +176,23 @@ def disk_state(path: str, recorded: str, on_disk: dict[str, str]) -> str:
 
 @dataclass(slots=True)
 class Decoded:
-    """One sidecar line, decoded; signatures checked when keys were given."""
+    """One sidecar line, decoded; signatures checked when keys were given.
+
+    ``run`` is the whole run the statement describes (all its inputs), and
+    ``outputs`` every output it names; ``output`` is the first of them.
+    """
 
     entry: BundleEntry
     run: Run
     output: Output
     good: list[str] | None = None
     bad: list[str] | None = None
+    outputs: list[Output] = field(default_factory=list)
 
 
-def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
+def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, list[Output]]:
     try:
-        run, output = statement_to_run(entry.statement)
+        run, outputs = statement_subjects(entry.statement)
     except ValueError as exc:
         raise SidecarError(str(exc)[:120], sidecar, entry.line) from None
     except (KeyError, TypeError, AttributeError, IndexError) as exc:
@@ -184,7 +200,7 @@ def _decode(entry: BundleEntry, sidecar: str) -> tuple[Run, Output]:
         raise SidecarError(f"statement of the wrong shape ({what})", sidecar, entry.line) from None
     if not isinstance(run.argv, list) or not run.cwd:
         raise SidecarError("statement has no command or working directory", sidecar, entry.line)
-    return run, output
+    return run, outputs
 
 
 def decode_line(raw: bytes, sidecar: str, lineno: int,
@@ -195,8 +211,8 @@ def decode_line(raw: bytes, sidecar: str, lineno: int,
     if not raw.strip():
         return None
     entry = parse_line(raw, sidecar, lineno)
-    run, output = _decode(entry, sidecar)
-    d = Decoded(entry, run, output)
+    run, outputs = _decode(entry, sidecar)
+    d = Decoded(entry, run, outputs[0], outputs=outputs)
     if keys is not None:
         from sharklib.attest import check_signatures
 
@@ -246,29 +262,29 @@ def read_entries(sidecar: str) -> list[BundleEntry]:
     return [d.entry for d in decode_sidecar(sidecar)]
 
 
-def _link(steps: dict[str, Step], sidecar: str) -> None:
-    by_output: dict[tuple[str, str], str] = {}
-    owner: dict[tuple[str, str], Step] = {}
-    for step in steps.values():
-        key = (step.output.path, step.output.sha256)
-        by_output.setdefault(key, step.digest)
-        if step.run.run_id:
-            other = owner.get((step.run.run_id, step.output.path))
-            if other is not None and other.output.sha256 != step.output.sha256:
+def _check_conflicts(decoded: list[Decoded], sidecar: str) -> None:
+    """Two records of one run's output with different digests cannot both be true."""
+    owner: dict[tuple[str, str], tuple[str, int]] = {}
+    for d in decoded:
+        if not d.run.run_id:
+            continue
+        for o in d.outputs or [d.output]:
+            other = owner.get((d.run.run_id, o.path))
+            if other is not None and other[0] != o.sha256:
                 raise SidecarError(
-                    f"conflicting attestations: run {step.run.run_id[:16]} recorded "
-                    f"{os.path.basename(step.output.path)!r} with two different digests "
-                    f"(see line {other.line})", sidecar, step.line)
-            owner[(step.run.run_id, step.output.path)] = step
-    for step in steps.values():
-        for art in step.inputs:
-            producer = None
-            if art.attestation and art.attestation in steps:
-                producer = art.attestation
-            else:
-                producer = by_output.get((art.path, art.sha256))
-            if producer is not None:
-                step.producers[art.path] = producer
+                    f"conflicting attestations: run {d.run.run_id[:16]} recorded "
+                    f"{os.path.basename(o.path)!r} with two different digests "
+                    f"(see line {other[1]})", sidecar, d.entry.line)
+            owner[(d.run.run_id, o.path)] = (o.sha256, d.entry.line)
+
+
+def _current_sha256(path: str) -> str | None:
+    from sharklib.hashing import sha256_file
+
+    try:
+        return sha256_file(path)[0]
+    except OSError:
+        return None
 
 
 def _check_acyclic(lineage: Lineage) -> None:
@@ -298,13 +314,25 @@ def _check_acyclic(lineage: Lineage) -> None:
 
 
 def lineage_from_decoded(path: str, sidecar: str, decoded: list[Decoded]) -> Lineage:
-    """Link and check decoded lines (the first is the head)."""
+    """Link and check decoded lines (the first is the head).
+
+    Each step keeps only the outputs the lineage of ``path`` involves, and
+    only their inputs; the decoded runs are narrowed in place.
+    """
     bundle = Bundle(sidecar, [d.entry for d in decoded])
+    _check_conflicts(decoded, sidecar)
+    whole = {d.entry.digest: (d.run, d.outputs or [d.output]) for d in decoded}
+    head = decoded[0] if decoded else None
+    head_index = 0 if head is None else head_subject(
+        whole[head.entry.digest][1], path, lambda: _current_sha256(path))
+    links = link(whole, head.entry.digest if head else "", head_index)
     steps: dict[str, Step] = {}
     for d in decoded:
-        steps[d.entry.digest] = Step(d.entry, d.run, d.output, signers=d.good,
-                                     bad_signatures=d.bad)
-    _link(steps, sidecar)
+        everything = whole[d.entry.digest][1]
+        outputs = [everything[i] for i in links.chosen[d.entry.digest]]
+        steps[d.entry.digest] = Step(d.entry, narrowed(d.run, outputs), outputs[0],
+                                     signers=d.good, bad_signatures=d.bad,
+                                     producers=links.producers[d.entry.digest], outputs=outputs)
     lineage = Lineage(path=path, sidecar=sidecar, bundle=bundle, steps=steps)
     _check_acyclic(lineage)
     return lineage
@@ -314,8 +342,8 @@ def lineage_from_entries(path: str, sidecar: str, entries: Iterable[BundleEntry]
     """Decode, link and check already-parsed entries (the first is the head)."""
     decoded = []
     for entry in entries:
-        run, output = _decode(entry, sidecar)
-        decoded.append(Decoded(entry, run, output))
+        run, outputs = _decode(entry, sidecar)
+        decoded.append(Decoded(entry, run, outputs[0], outputs=outputs))
     return lineage_from_decoded(path, sidecar, decoded)
 
 

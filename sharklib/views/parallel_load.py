@@ -9,7 +9,9 @@ tuples: the line's digest and number, which signatures verified, the command,
 directory, run id, output and inputs, and the digests of the files its lines
 name. The main process rebuilds light Steps from those (their envelopes keep
 only the signatures' key ids; the statements are not kept), then links and
-checks the lineage exactly as :func:`sharklib.views.lineage.load_lineage` does.
+checks the lineage exactly as :func:`sharklib.views.lineage.load_lineage` does
+(every output of each line travels, with its inputs as indices, so the main
+process can tell which outputs the lineage involves).
 """
 
 from __future__ import annotations
@@ -43,24 +45,28 @@ Row = tuple[Any, ...]
 
 
 def _row(d: Decoded) -> Row:
-    run, out = d.run, d.output
+    run = d.run
+    position = {a.path: i for i, a in enumerate(run.inputs)}
+    outputs = [(o.path, o.sha256, o.size, o.stream,
+                None if o.inputs is None else [position[p] for p in o.inputs if p in position])
+               for o in d.outputs or [d.output]]
     return (d.entry.line, d.entry.digest, d.good, d.bad,
             [str(s.get("keyid", "")) for s in d.entry.envelope.get("signatures", [])],
             run.run_id, run.argv, run.cwd, run.exit_status, run.started, run.ended,
-            out.path, out.sha256, out.size, out.stream,
-            [(a.path, a.sha256, a.attestation) for a in run.inputs])
+            outputs, [(a.path, a.sha256, a.attestation) for a in run.inputs])
 
 
 def _decoded(row: Row) -> Decoded:
     (line, digest, good, bad, keyids, run_id, argv, cwd, status, started, ended,
-     out_path, out_sha, out_size, stream, inputs) = row
+     outs, inputs) = row
     entry = BundleEntry(digest, {"signatures": [{"keyid": k} for k in keyids]}, {}, line)
-    output = Output(path=out_path, sha256=out_sha, size=out_size,
-                    inputs=[p for p, _, _ in inputs], stream=stream)
+    outputs = [Output(path=path, sha256=sha, size=size, stream=stream,
+                      inputs=None if feeding is None else [inputs[i][0] for i in feeding])
+               for path, sha, size, stream, feeding in outs]
     run = Run(run_id=run_id, argv=argv, cwd=cwd, started=started, ended=ended,
               exit_status=status, inputs=[Artifact(p, s, attestation=a) for p, s, a in inputs],
-              outputs=[output])
-    return Decoded(entry, run, output, good, bad)
+              outputs=outputs)
+    return Decoded(entry, run, outputs[0], good, bad, outputs=outputs)
 
 
 def _worker(sidecar: str, start: int, end: int, first_line: int,
@@ -83,7 +89,7 @@ def _worker(sidecar: str, start: int, end: int, first_line: int,
             if d is None:
                 continue
             rows.append(_row(d))
-            paths.add(d.output.path)
+            paths.update(o.path for o in d.outputs or [d.output])
             paths.update(a.path for a in d.run.inputs)
     except SidecarError as exc:
         return [], {}, (exc.message, exc.line or 0)

@@ -25,6 +25,10 @@ import yaml
 from sharklib.model.provenance import iso
 from sharklib.views.lineage import Lineage, Step, load_lineage
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sharklib.model import Output
+
 _PYTHON = re.compile(r"^python[0-9.]*$")
 
 
@@ -61,11 +65,11 @@ def command_line(steps: list[Step], root: str) -> str:
         if os.path.isabs(arg) and _inside(arg, root):
             argv[i] = _rel(arg, run.cwd)
     line = shlex.join(argv)
-    for s in steps:
-        if s.output.stream == "stdout":
-            line += " > " + shlex.quote(_rel(s.output.path, run.cwd))
-        elif s.output.stream == "stderr":
-            line += " 2> " + shlex.quote(_rel(s.output.path, run.cwd))
+    for o in _outputs(steps):
+        if o.stream == "stdout":
+            line += " > " + shlex.quote(_rel(o.path, run.cwd))
+        elif o.stream == "stderr":
+            line += " 2> " + shlex.quote(_rel(o.path, run.cwd))
     cwd = _rel(run.cwd, root)
     if cwd != ".":
         line = f"cd {shlex.quote(cwd)} && {line}"
@@ -87,6 +91,11 @@ def _block(info: str, body: str) -> str:
     return f"{fence}{info}\n{body.rstrip()}\n{fence}\n"
 
 
+def _outputs(steps: list[Step]) -> list[Output]:
+    """Every output of one run's steps this lineage involves (an attestation may name several)."""
+    return [o for s in steps for o in s.outputs or [s.output]]
+
+
 def _runs(lineage: Lineage) -> list[list[Step]]:
     groups: dict[str, list[Step]] = {}
     for step in lineage.topological():
@@ -98,7 +107,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
     root = os.path.abspath(root) if root else project_root(lineage)
     runs = _runs(lineage)
     head = lineage.head
-    produced = {(s.output.path, s.output.sha256) for steps in runs for s in steps}
+    produced = {(o.path, o.sha256) for steps in runs for o in _outputs(steps)}
     imports: list[str] = []
     seen: set[tuple[str, str]] = set()
     for steps in runs:
@@ -151,7 +160,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
         script = run.code.script
         name = os.path.basename(script.path) if script else os.path.basename(
             run.argv[0] if run.argv else "?")
-        writes = ", ".join(f"`{_rel(s.output.path, root)}`" for s in steps)
+        writes = ", ".join(f"`{_rel(o.path, root)}`" for o in _outputs(steps))
         out.append(f"## Step {n}: `{name}` writes {writes}\n\n")
         reads = list(dict.fromkeys(_rel(a.path, root) for s in steps for a in s.inputs))
         prose = []
@@ -167,8 +176,8 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
         if script:
             detail += f", script sha256 `{script.sha256[:16]}…`"
         prose.append(detail + ".")
-        for s in steps:
-            prose.append(f"Expected: `{_rel(s.output.path, root)}` sha256 `{s.output.sha256}`.")
+        for o in _outputs(steps):
+            prose.append(f"Expected: `{_rel(o.path, root)}` sha256 `{o.sha256}`.")
         out.append(" ".join(prose[:2]) + "\n" + "\n".join(prose[2:]) + "\n\n")
         out.append(_block("shark-run:host", command_line(steps, root)))
         out.append("\n")

@@ -80,8 +80,10 @@ class Rule:
             if not any(fnmatch.fnmatchcase(t, g) for g in self.commands for t in texts):
                 return False
         if self.outputs:
-            rel = os.path.relpath(step.output.path, step.run.cwd)
-            names = (rel, step.output.path, os.path.basename(step.output.path))
+            # a step with several outputs matches when any of them does (the stricter reading)
+            names = [n for o in step.outputs or [step.output]
+                     for n in (os.path.relpath(o.path, step.run.cwd), o.path,
+                               os.path.basename(o.path))]
             if not any(fnmatch.fnmatchcase(n, g) for g in self.outputs for n in names):
                 return False
         return True

@@ -127,7 +127,7 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
             if kid in all_keys and kid not in good:
                 sr.problems.append(f"{here}: signature by {result.signer_label(kid)} does not "
                                    "verify (envelope altered after signing?)")
-        checks = [(step.output.path, step.output.sha256, "output")]
+        checks = [(o.path, o.sha256, "output") for o in step.outputs or [step.output]]
         checks += [(a.path, a.sha256, "input") for a in step.inputs]
         for p, recorded, role in checks:
             if step is head and p == lineage.path:
@@ -169,8 +169,9 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
         for sr in v.steps:
             signers = _escape(", ".join(v.signer_label(k) for k in sr.signers)) or "[red]none[/red]"
             status = "[green]ok[/green]" if sr.ok else "[red]FAIL[/red]"
-            row = [str(sr.step.line), _escape(sr.step.command[:50]),
-                   _escape(os.path.basename(sr.step.output.path)), signers]
+            outs = sr.step.outputs or [sr.step.output]
+            shown = os.path.basename(outs[0].path) + (f" (+{len(outs) - 1})" if len(outs) > 1 else "")
+            row = [str(sr.step.line), _escape(sr.step.command[:50]), _escape(shown), signers]
             if v.policy is not None:
                 row.append(_escape(sr.rule or "-"))
             row.append(status)
