@@ -87,7 +87,22 @@ def read_document(path: str | os.PathLike[str]) -> Document:
 
 
 def parse_document(text: str, path: Path) -> Document:
-    """Parse document text (``path`` is used for messages and as the working directory)."""
+    """Parse document text (``path`` is used for messages and as the working directory).
+
+    A document parsed before (same path, same text, same markdown-it install) is
+    read back from a small JSON file instead: importing and running the Markdown
+    parser and the YAML loader costs more than planning a small pipeline.
+    """
+    memo = _Memo(text, path)
+    doc = memo.load()
+    if doc is not None:
+        return doc
+    doc = _parse(text, path)
+    memo.store(doc)
+    return doc
+
+
+def _parse(text: str, path: Path) -> Document:
     from markdown_it import MarkdownIt
 
     variables, fm_line, body = split_front_matter(text, path)
@@ -130,3 +145,88 @@ def _check_closed(span: list[int], markup: str, src_lines: list[str], path: Path
     if end - span[0] < 2 or not (last.startswith(markup) and set(last) <= {fence_char}):
         raise PipelineError(f"fenced block opened here is never closed (expected '{markup}')",
                             path, line)
+
+
+# -- the parse memo ------------------------------------------------------------------------
+_MEMO_VERSION = 1
+
+
+class _Memo:
+    """The parse of one document kept beside its pipeline state (see :func:`parse_document`).
+
+    Keyed by the document's path and text and by the installed markdown-it (its
+    file's size and mtime), so a changed document or parser is parsed again. Only
+    successful parses are kept, and front matter only when it survives a JSON round
+    trip unchanged (dates, say, do not: that document's YAML is loaded every time).
+    A memo that cannot be read or written is simply not used.
+    """
+
+    def __init__(self, text: str, path: Path) -> None:
+        import hashlib
+
+        from sharklib.pipeline.state import state_dir
+
+        self.file = state_dir(path) / "parsed.json"
+        self.path = path
+        h = hashlib.sha256(f"{_MEMO_VERSION}\0{path}\0{_parser_id()}\0".encode(
+            "utf-8", "surrogateescape"))
+        h.update(text.encode("utf-8", "surrogateescape"))
+        self.key = h.hexdigest()
+        self.text = text
+
+    def load(self) -> Document | None:
+        import json
+
+        try:
+            data = json.loads(self.file.read_bytes())
+            if data["key"] != self.key:
+                return None
+            variables = data["variables"]
+            if variables is None:  # not JSON-safe: the YAML is read again
+                variables = split_front_matter(self.text, self.path)[0]
+            if not isinstance(variables, dict):
+                return None
+            blocks = [Block(kind=KINDS["shark-" + kind], env=env, info=str(info), line=int(line),
+                            lines=[(int(n), str(t)) for n, t in lines])
+                      for kind, env, info, line, lines in data["blocks"]]
+            if any(b.env is not None and not isinstance(b.env, str) for b in blocks):
+                return None
+            return Document(path=self.path, text=self.text, variables=variables,
+                            front_matter_line=int(data["front_matter_line"]), blocks=blocks,
+                            notes=[str(n) for n in data["notes"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def store(self, doc: Document) -> None:
+        import json
+
+        from sharklib.hashing import atomic_write
+
+        try:
+            variables: Any = doc.variables
+            try:
+                if json.loads(json.dumps(variables)) != variables:
+                    variables = None
+            except (TypeError, ValueError):
+                variables = None
+            body = {"key": self.key, "variables": variables,
+                    "front_matter_line": doc.front_matter_line, "notes": doc.notes,
+                    "blocks": [[b.kind, b.env, b.info, b.line, b.lines] for b in doc.blocks]}
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.file, json.dumps(body, separators=(",", ":")).encode(
+                "utf-8", "surrogateescape"))
+        except (OSError, ValueError, TypeError):
+            pass
+
+
+def _parser_id() -> str:
+    """Which markdown-it is installed, without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("markdown_it")
+        origin = spec.origin if spec is not None else None
+        st = os.stat(origin) if origin else None
+    except (ImportError, ValueError, OSError):
+        return "?"
+    return f"{origin}:{st.st_size}:{st.st_mtime_ns}" if st is not None else "?"

@@ -110,3 +110,54 @@ def test_corrupt_state_is_ignored_with_a_note(project: Path) -> None:
     pipe = load_pipeline(doc)
     assert any("ignoring corrupt pipeline state" in n for n in pipe.notes)
     assert len(pipe.stages) == 1
+
+
+# -- the parse memo ------------------------------------------------------------------------
+def _parse_in_fresh_process(doc: Path) -> tuple[str, bool, bool]:
+    """Blocks and notes of ``doc`` as a new interpreter reads them, and whether it imported
+    the Markdown parser and the YAML loader to do so."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sharklib.pipeline.document import read_document; "
+            f"d = read_document({str(doc)!r}); "
+            "print(repr((d.variables, d.front_matter_line, d.blocks, d.notes))); "
+            "print('markdown_it' in sys.modules, 'yaml' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    return out[0], out[1].split()[0] == "True", out[1].split()[1] == "True"
+
+
+def test_a_parsed_document_is_not_parsed_again(project: Path) -> None:
+    doc = write(project / "m.md", "---\nregion: [n, s]\n---\n# T\n\n```shark-run:host\n"
+                "echo %{region} > %{region}.txt\n```\n\n```shark-odd\nx\n```\n")
+    first, md1, yaml1 = _parse_in_fresh_process(doc)
+    again, md2, yaml2 = _parse_in_fresh_process(doc)
+    assert (md1, yaml1) == (True, True) and (md2, yaml2) == (False, False)
+    assert again == first
+    write(doc, doc.read_text().replace("echo", "printf"))  # edited: parsed again
+    edited, md3, _ = _parse_in_fresh_process(doc)
+    assert md3 and "printf" in edited and edited != first
+
+
+def test_front_matter_json_cannot_hold_is_read_every_time(project: Path) -> None:
+    doc = write(project / "m.md", "---\nday: 2024-05-01\n---\n```shark-run:host\necho %{day}\n```\n")
+    first, _, _ = _parse_in_fresh_process(doc)
+    again, md, yaml = _parse_in_fresh_process(doc)
+    assert again == first and "datetime.date(2024, 5, 1)" in again
+    assert (md, yaml) == (False, True)
+    assert [s.command for s in load_pipeline(doc).stages] == ["echo 2024-05-01"]
+
+
+def test_a_damaged_memo_is_ignored(project: Path) -> None:
+    from sharklib.pipeline.state import state_dir
+
+    doc = write(project / "m.md", "```shark-run:host\necho a > a.txt\n```\n")
+    first = read_document(doc)
+    memo = state_dir(doc) / "parsed.json"
+    assert memo.exists()
+    for junk in (b"{not json", b'{"key": 1}', memo.read_bytes().replace(b'"run"', b'"nope"')):
+        memo.write_bytes(junk)
+        again = read_document(doc)
+        assert (again.blocks, again.notes, again.variables) == (first.blocks, first.notes,
+                                                              first.variables)
