@@ -138,6 +138,10 @@ def _python_capture_env(env: dict[str, str], session: Path, parent_run: str) -> 
     return env
 
 
+def _let_the_command_handle_it(_signum: int, _frame: object) -> None:
+    """INT/QUIT from the terminal reach the command's process group directly: it decides."""
+
+
 class _Signals:
     """Forward supervisor signals to the command while it runs."""
 
@@ -151,7 +155,9 @@ class _Signals:
         for sig in FORWARDED:
             self._saved[sig] = signal.signal(sig, self._forward)
         for sig in IGNORED_WHILE_WAITING:
-            self._saved[sig] = signal.signal(sig, signal.SIG_IGN)
+            # a do-nothing handler, not SIG_IGN: the command inherits an ignored signal across
+            # exec (Ctrl-C would no longer stop it), while a handler is reset to the default
+            self._saved[sig] = signal.signal(sig, _let_the_command_handle_it)
         return self
 
     def _forward(self, signum: int, _frame: object) -> None:

@@ -100,3 +100,14 @@ def test_worker_processes_record_every_stage_for_reuse(tmp_path: Path,
     assert "2 to run, 29 to reuse" in third.stdout, third.stdout
     assert "1 ran, 30 reused" in third.stdout.replace("\n", " "), third.stdout
     assert (root / "out" / "f07.txt").read_text() == "changed\n"
+
+
+def test_stage_commands_in_worker_processes_still_take_ctrl_c(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers shrug off the terminal's SIGINT; the commands they start must not inherit that."""
+    monkeypatch.setenv("SHARKLIB_LOCAL_POOL", "processes")
+    root = tmp_path / "p"
+    write(root / "m.md", "```shark-run:host\ngrep SigIgn /proc/self/status > sig.txt\n```\n")
+    Cli(root)("run", "-j", "2", "m.md", check=True)
+    ignored = int((root / "sig.txt").read_text().split()[1], 16)
+    assert not ignored & (1 << (2 - 1)), "SIGINT is ignored in the stage command"

@@ -126,3 +126,22 @@ def test_requested_backend_unavailable_is_one_line() -> None:
             choose_backend("ptrace")
     finally:
         os.environ["PATH"] = saved
+
+
+def test_ctrl_c_reaches_the_traced_command(tmp_path: Path, backend: str) -> None:
+    """The terminal's SIGINT goes to the whole process group: the command must still take it."""
+    status = subprocess.run(["grep", "SigIgn", "/proc/self/status"], capture_output=True,
+                            text=True, check=True).stdout.split()[1]
+    res = run_traced(["sh", "-c", "grep SigIgn /proc/self/status > ign.txt"], backend, tmp_path)
+    assert res.exit_status == 0
+    assert (tmp_path / "ign.txt").read_text().split()[1] == status  # as untraced
+    proc = _cli("--backend", backend, "--", "sh", "-c", "echo up > started; exec sleep 60",
+                cwd=tmp_path, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGINT

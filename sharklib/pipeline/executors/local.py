@@ -33,9 +33,15 @@ def pool_kind(stages: int, workers: int) -> PoolKind:
     return "processes" if workers > 1 and stages >= PROCESSES_FROM else "threads"
 
 
+def _ignore(_signum: int, _frame: object) -> None:
+    pass
+
+
 def _worker_started() -> None:
-    # Ctrl-C reaches the whole process group: the scheduler decides what stops, not each worker
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group: the stage commands and the scheduler decide what
+    # stops, not each worker. A handler, not SIG_IGN: an ignored signal would stay ignored in
+    # the commands the worker starts (exec keeps SIG_IGN), and they must stay interruptible.
+    signal.signal(signal.SIGINT, _ignore)
 
 
 class LocalPool:
@@ -77,4 +83,5 @@ class LocalPool:
                               stderr_tail=str(exc))
 
     def close(self) -> None:
-        self._ex.shutdown(wait=True)
+        # after an interrupt or a failure nothing queued may still start
+        self._ex.shutdown(wait=True, cancel_futures=True)
