@@ -16,8 +16,9 @@ def command() -> None:
 
 def _run(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
          rerun: bool) -> int:
-    from sharklib.pipeline import run_pipeline
+    from sharklib.pipeline import bulk, run_pipeline
 
+    bulk.freeze_after = True  # this process ends with the pipeline: see bulk.freeze_after
     report = run_pipeline(document, jobs=jobs, dry_run=dry_run, executor=executor,  # type: ignore[arg-type]
                           scheduler=scheduler, rerun=rerun, console=Console())
     return report.exit_code

@@ -122,6 +122,8 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
                 later_writes += obs[1]
             writes = s.writes
             for w in later_writes:
+                if w in writes:  # already claimed, and normal: every path in writes is
+                    continue
                 w = _norm(w)
                 if w not in writes and claim(w, s, False):
                     writes.add(w)
