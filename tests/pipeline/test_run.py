@@ -35,7 +35,10 @@ def test_bundled_example_runs_and_signs(tmp_path: Path) -> None:
         assert json.loads((proj / "work" / "summary" / f"{name}.json").read_text())["site"] == name
 
 
-def test_failure_stops_dependants_and_lets_others_finish(project: Path, cli: Cli) -> None:
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_failure_stops_dependants_and_lets_others_finish(project: Path, cli: Cli, pool: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARKLIB_LOCAL_POOL", pool)
     write(project / "m.md", "# m\n\n```shark-run:host\n"
           "python -c 'import sys; sys.stderr.write(\"boom: bad row 7\\n\"); sys.exit(3)' > a.txt\n"
           "cat a.txt > b.txt\n"
