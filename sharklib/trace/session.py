@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
@@ -36,6 +36,7 @@ from sharklib.trace.classify import for_session
 from sharklib.trace.merge import merge_python
 
 if TYPE_CHECKING:
+    from sharklib.hashing import StatCache
     from sharklib.trace.ptrace import StraceParser
     from sharklib.trace.service import TraceService
 
@@ -451,12 +452,58 @@ def _wait_pid_exit(pid: int, proc: subprocess.Popen[bytes], seen: threading.Even
         os.close(fd)
 
 
-def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
+STAT_CACHED_BYTES = 1 << 20
+_stat_caches = threading.local()
+
+
+def _digests(paths: Iterable[str]) -> dict[str, tuple[str, int]]:
+    """Digests of what a command touched; unchanged large files are not hashed again.
+
+    A file of a megabyte or more goes through the persistent stat cache (one lookup
+    instead of re-reading it every time a command that reads it is traced); smaller
+    files cost less to hash than to look up.
+    """
     from sharklib.hashing import hash_files
 
-    paths = [p for p in asm.all_paths()
-             if os.path.isfile(p) or (p.endswith("/") and os.path.isdir(p))]  # "dir/": a listing
-    digests = {p: d for p, d in hash_files(paths).items() if d is not None}
+    small: list[str] = []
+    large: list[str] = []
+    for p in paths:
+        if p.endswith("/"):  # "dir/": a listing
+            if os.path.isdir(p):
+                small.append(p)
+            continue
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            (large if st.st_size >= STAT_CACHED_BYTES else small).append(p)
+    digests = hash_files(small) if small else {}
+    if large:
+        try:
+            digests.update(_stat_cache().digests(large))
+        except Exception:  # an unusable stat cache only costs time
+            digests.update(hash_files(large))
+    return digests
+
+
+def _stat_cache() -> StatCache:
+    """This thread's stat cache (kept open: a pipeline traces many commands per thread)."""
+    from sharklib.config import cache_dir
+    from sharklib.hashing import StatCache
+
+    where = str(cache_dir())
+    kept = getattr(_stat_caches, "kept", None)
+    if kept is None or kept[0] != where:  # the first time, or the settings changed
+        if kept is not None:
+            kept[1].close()
+        kept = _stat_caches.kept = (where, StatCache())
+    cache: StatCache = kept[1]
+    return cache
+
+
+def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
+    digests = _digests(asm.all_paths())
     runs = asm.build(digests)
     by_id = {r.run_id: r for r in runs}
     drafts = {d.run_id: d for d in asm.drafts}
