@@ -281,8 +281,8 @@ class RunFacts:
     prove exactly as much as a stat cache hit does.
     """
 
-    __slots__ = ("_dists", "_downloads", "checked", "duration", "key", "n_inputs", "outputs",
-                 "plain", "run_id", "sigs", "started")
+    __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "outputs",
+                 "plain", "relative", "run_id", "sigs", "started")
 
     def __init__(self, run_id: str, key: str, started: float, duration: float,
                  facts: str, sigs: str | None, where: str) -> None:
@@ -294,7 +294,8 @@ class RunFacts:
             end = 3 + 2 * (n_in + n_mod)
             if n_in < 0 or n_mod < 0 or len(fields) < end + 2:
                 raise ValueError("truncated facts")
-            checked = list(zip(fields[3:end:2], fields[4:end:2], strict=True))
+            checked = [(fields[3], fields[4])] if end == 5 else \
+                list(zip(fields[3:end:2], fields[4:end:2], strict=True))
             outputs = fields[end:-2]
             self._dists, self._downloads = fields[-2], fields[-1]
             if "b64:" in facts:
@@ -309,20 +310,19 @@ class RunFacts:
         self.duration = duration
         #: no imported distributions and no downloads: nothing but files to check
         self.plain = self._dists == "{}" and self._downloads == "[]"
-        self.n_inputs = n_in
+        #: every path is relative to the project root (an absolute one follows a NUL;
+        #: an encoded one may be either)
+        self.relative = "\0/" not in facts and "b64:" not in facts
         self.checked = checked
+        self.inputs = checked[:n_in] if n_mod else checked
         self.outputs = outputs
         parsed = sigs.split(_SEP) if sigs else None
         # a stale or damaged hint is only a lost shortcut
         self.sigs = parsed if parsed is not None and len(parsed) == len(checked) else None
 
     @property
-    def inputs(self) -> list[tuple[str, str]]:
-        return self.checked[:self.n_inputs]
-
-    @property
     def modules(self) -> list[tuple[str, str]]:
-        return self.checked[self.n_inputs:]
+        return self.checked[len(self.inputs):]
 
     @property
     def distributions(self) -> dict[str, Any]:

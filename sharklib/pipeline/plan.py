@@ -11,26 +11,18 @@ bytes turn out identical.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Literal
 
 from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.stages import Stage
+from sharklib.runner.stage import Plan
 
 Action = Literal["reuse", "run"]
 
-
-@dataclass(slots=True)
-class StagePlan:
-    action: Action
-    reason: str = ""
-    run_id: str | None = None
-    saved_seconds: float = 0.0
-    inputs: list[str] = field(default_factory=list)
-    outputs: list[str] = field(default_factory=list)
-    skip: bool = False
-    #: were all recorded outputs on disk when planned (None: not looked yet)
-    on_disk: bool | None = None
+#: A stage's plan is the runner's :class:`~sharklib.runner.stage.Plan` itself (``action``
+#: ``reuse`` or ``run``, ``skip`` filled in by :func:`propagate`): one object per stage,
+#: not a copy of each of 10,000 of them.
+StagePlan = Plan
 
 
 def planner_available() -> bool:
@@ -53,7 +45,7 @@ def plan_stage(command: str, cwd: str, env_tag: str, rerun: bool) -> StagePlan:
     except Exception as exc:
         return StagePlan(action="run", reason=f"planner failed: {exc}")
     action: Action = "reuse" if p.action == "reuse" else "run"
-    return StagePlan(action=action, reason=str(p.reason or ""), run_id=getattr(p, "run_id", None),
+    return StagePlan(action, reason=str(p.reason or ""), run_id=getattr(p, "run_id", None),
                      saved_seconds=float(getattr(p, "saved_seconds", 0.0) or 0.0),
                      inputs=[str(x) for x in (getattr(p, "inputs", None) or [])],
                      outputs=[str(x) for x in (getattr(p, "outputs", None) or [])])
@@ -70,13 +62,9 @@ def plan_stages(specs: list[tuple[str, str, str]], rerun: bool) -> list[StagePla
         return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag in specs]
     with paused_gc():
         try:
-            got = batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])
+            return batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])  # type: ignore[no-any-return]
         except Exception as exc:
             return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
-        return [StagePlan("reuse" if p.action == "reuse" else "run", p.reason, p.run_id,
-                          p.saved_seconds, p.inputs, p.outputs, False,
-                          getattr(p, "on_disk", None))
-                for p in got]
 
 
 def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> None:

@@ -129,6 +129,8 @@ class Plan:
     outputs: list[str] = field(default_factory=list)
     #: for a reuse plan: were all recorded outputs on disk when planned (None: not looked)
     on_disk: bool | None = None
+    #: in a pipeline: not handed to any executor (see :func:`sharklib.pipeline.plan.propagate`)
+    skip: bool = False
 
 
 @dataclass(slots=True)
@@ -211,6 +213,7 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
 
 # -- plans ---------------------------------------------------------------------------------
 _NEW = "new: no past run of this command, code and environment"
+_UNCHANGED = "inputs unchanged"
 
 
 def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> list[Plan]:
@@ -357,36 +360,26 @@ class _Planner:
 
 def _reuse_plan(f: RunFacts, prefix: str) -> Plan:
     """Reuse ``f``: recorded paths made absolute (``prefix`` is the root with a slash)."""
-    return Plan("reuse", "inputs unchanged", f.run_id, f.duration,
+    if f.relative:
+        return Plan("reuse", _UNCHANGED, f.run_id, f.duration, [prefix + p for p, _ in f.inputs],
+                    [prefix + p for p in f.outputs])
+    return Plan("reuse", _UNCHANGED, f.run_id, f.duration,
                 [p if p.startswith("/") else prefix + p for p, _ in f.inputs],
                 [p if p.startswith("/") else prefix + p for p in f.outputs])
 
 
-#: a directory with at least this many outputs to look for is listed once instead
-_LIST_AT = 256
+#: after this many outputs looked for in one directory, the directory is listed once instead
+_LIST_AT = 64
 
 
 def _mark_on_disk(plans: list[Plan | None]) -> None:
     """Set ``on_disk`` of every reuse plan: are all its recorded outputs there?
 
-    Where many outputs share a directory (a map's), one listing answers for all
-    of them; a symlink in it is still followed, as :func:`os.path.exists` would.
+    Where many outputs share a directory (a map's), one listing answers for the
+    rest of them; a symlink in it is still followed, as :func:`os.path.exists` would.
     """
-    by_dir: dict[str, int] = {}
-    for p in plans:
-        if p is not None and p.action == "reuse":
-            for o in p.outputs:
-                if o.startswith("/"):
-                    d = o.rpartition("/")[0]
-                    by_dir[d] = by_dir.get(d, 0) + 1
+    seen: dict[str, int] = {}
     listed: dict[str, set[str]] = {}
-    for d, n in by_dir.items():
-        if n >= _LIST_AT:
-            try:
-                with os.scandir(d or "/") as it:
-                    listed[d] = {e.name for e in it if not e.is_symlink()}
-            except OSError:
-                pass
     exists = os.path.exists
     for p in plans:
         if p is None or p.action != "reuse":
@@ -395,6 +388,15 @@ def _mark_on_disk(plans: list[Plan | None]) -> None:
         for o in p.outputs:
             d, _, name = o.rpartition("/")
             names = listed.get(d)
+            if names is None and o.startswith("/"):
+                n = seen.get(d, 0) + 1
+                seen[d] = n
+                if n == _LIST_AT:
+                    try:
+                        with os.scandir(d or "/") as it:
+                            names = listed[d] = {e.name for e in it if not e.is_symlink()}
+                    except OSError:
+                        seen[d] = -(1 << 62)  # unlistable: never tried again
             if names is not None and name in names:
                 continue
             if not exists(o):
