@@ -97,7 +97,7 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
             raise PipelineError(f"two stages write {_rel(p, docdir)}: line {o.line} and line {s.line}",
                                 doc, s.line)
         writers[p] = s.index
-        parent = _parent(p)
+        parent = p.rpartition("/")[0] or "/"
         got = parent_writers.get(parent)
         if got is None:
             parent_writers[parent] = {s.index}
@@ -109,30 +109,46 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
     for s in stages:
         for w in s.writes:
             claim(w, s, True)
-    extra_inputs: dict[int, list[str]] = {}
+    # every stage's reads, with those remembered and observed: each looked up once below
+    all_reads: dict[int, set[str]] = {}
     if remembered or observed:
         for s in stages:
             mem = remembered.get(s.signature) if remembered else None
             obs = observed.get(s.index)
             if mem is None and obs is None:
                 continue
-            later_writes = [p if p.startswith("/") else prefix + p for p in mem["writes"]] \
-                if mem else []
-            if obs:
-                later_writes += obs[1]
             writes = s.writes
-            for w in later_writes:
-                if w in writes:  # already claimed, and normal: every path in writes is
-                    continue
-                w = _norm(w)
-                if w not in writes and claim(w, s, False):
-                    writes.add(w)
-            ins = [_norm(p if p.startswith("/") else prefix + p) for p in mem["inputs"]] \
-                if mem else []
+            # remembered writes, then observed ones (a path in writes is claimed and normal)
+            if mem:
+                for p in mem["writes"]:
+                    w = p if p.startswith("/") else prefix + p
+                    if w not in writes:
+                        w = _norm(w)
+                        if w not in writes and claim(w, s, False):
+                            writes.add(w)
             if obs:
-                ins += obs[0]
-            if ins:
-                extra_inputs[s.index] = ins
+                for w in obs[1]:
+                    if w not in writes:
+                        w = _norm(w)
+                        if w not in writes and claim(w, s, False):
+                            writes.add(w)
+            reads = s.reads
+            extra: set[str] | None = None  # s.reads still grows below: a copy holds the extra
+            if mem:
+                for p in mem["inputs"]:
+                    r = _norm(p if p.startswith("/") else prefix + p)
+                    if r not in reads:
+                        if extra is None:
+                            extra = set(reads)
+                        extra.add(r)
+            if obs:
+                for r in obs[0]:
+                    if r not in reads:
+                        if extra is None:
+                            extra = set(reads)
+                        extra.add(r)
+            if extra is not None:
+                all_reads[s.index] = extra
 
     exists: dict[str, int] = {}
 
@@ -174,8 +190,8 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
     nearest: dict[str, int | None] = {}  # directory -> the stage writing it or its nearest ancestor
     for s in stages:
         deps: set[int] = set()
-        extra = extra_inputs.get(s.index)
-        for r in (s.reads if extra is None else [*s.reads, *extra]):
+        extra = all_reads.get(s.index)
+        for r in (s.reads if extra is None else extra.union(s.reads)):
             w = writers.get(r)
             if w is None:
                 parent = _parent(r)
