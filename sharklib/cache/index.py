@@ -510,34 +510,44 @@ class RunIndex:
     def reuse_facts(self, keys: Iterable[str]) -> dict[str, list[RunFacts]]:
         """The reuse facts of every successful run under ``keys``, newest first, per key.
 
-        One query per :data:`_LOOKUP_BATCH` keys over the compact ``run_facts``
-        table; the full entries are never decoded, except once for runs indexed
-        without facts (an older index, or an older sharklib writing to this one),
-        whose facts are derived from the entry here and stored for next time. A
-        damaged facts row is derived again from its entry the same way; an entry
-        that is itself damaged is refused with a one-line :class:`StoreError`.
+        See :meth:`iter_reuse_facts`, which hands them over one batch of keys at a time.
         """
-        wanted = sorted(set(keys))  # in key order, the lookups walk the index front to back
-        found, bad = self._facts(wanted)
-        if bad:
-            self._rederive(bad)
-            found, bad = self._facts(wanted)
-            if bad:
-                raise StoreError("malformed reuse facts in cache index",
-                                 f"{self.path} (run {bad[0]})")
+        found: dict[str, list[RunFacts]] = {}
+        for batch in self.iter_reuse_facts(keys):
+            found.update(batch)
         return found
 
-    def _facts(self, wanted: list[str]) -> tuple[dict[str, list[RunFacts]], list[str]]:
-        unsaved = self._backfill(wanted)
+    def iter_reuse_facts(self, keys: Iterable[str]) -> Iterator[dict[str, list[RunFacts]]]:
+        """:meth:`reuse_facts` in batches of :data:`_LOOKUP_BATCH` keys, one query each.
+
+        Only the compact ``run_facts`` rows are read; full entries are decoded only
+        once for runs indexed without facts (an older index, or an older sharklib
+        writing to this one), whose facts are derived from the entry and stored for
+        next time. A damaged facts row is derived again from its entry the same way;
+        an entry that is itself damaged is refused with a one-line :class:`StoreError`.
+        A caller deciding batch by batch keeps only one batch of rows in memory.
+        """
+        wanted = sorted(set(keys))  # in key order, the lookups walk the index front to back
+        for i in range(0, len(wanted), _LOOKUP_BATCH):
+            part = wanted[i:i + _LOOKUP_BATCH]
+            found, bad = self._facts(part)
+            if bad:
+                self._rederive(bad)
+                found, bad = self._facts(part)
+                if bad:
+                    raise StoreError("malformed reuse facts in cache index",
+                                     f"{self.path} (run {bad[0]})")
+            yield found
+
+    def _facts(self, part: list[str]) -> tuple[dict[str, list[RunFacts]], list[str]]:
+        unsaved = self._backfill(part)
         found: dict[str, list[RunFacts]] = {}
         bad: list[str] = []
         where = str(self.path)
         rows: list[tuple[Any, ...]] = [(*u, None) for u in unsaved]
-        for i in range(0, len(wanted), _LOOKUP_BATCH):
-            part = wanted[i:i + _LOOKUP_BATCH]
-            marks = ",".join("?" * len(part))
-            rows += self._query("SELECT run_id, key, created, duration, facts, sigs FROM run_facts "
-                                f"WHERE key IN ({marks})", part)
+        marks = ",".join("?" * len(part))
+        rows += self._query("SELECT run_id, key, created, duration, facts, sigs FROM run_facts "
+                            f"WHERE key IN ({marks})", part)
         several = False
         for rid, key, created, duration, facts, sigs in rows:
             try:

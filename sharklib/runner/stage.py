@@ -255,53 +255,64 @@ def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> li
 
 
 class _Planner:
-    """The decisions of :func:`plan_commands`: a stat-only pass, then a digest pass."""
+    """The decisions of :func:`plan_commands`: a stat-only pass, then a digest pass.
+
+    Facts arrive one batch of keys at a time and are decided at once, so only the
+    candidates of stages left for the digest pass outlive their batch.
+    """
 
     def __init__(self, rc: Any, specs: Sequence[StageSpec], keys: list[str],
                  roots: list[str]) -> None:
         self.rc, self.specs, self.keys, self.roots = rc, specs, keys, roots
-        self.found: dict[str, list[RunFacts]] = rc.index.reuse_facts(set(keys))
+        #: candidates of the stages the stat-only pass could not decide, by key
+        self.found: dict[str, list[RunFacts]] = {}
 
     def plans(self) -> list[Plan]:
-        plans: list[Plan | None] = [None] * len(self.keys)
+        keys, roots = self.keys, self.roots
+        plans: list[Plan | None] = [None] * len(keys)
+        first: dict[str, int] = {}  # key -> its first stage; others with the same key follow
+        more: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            if first.setdefault(key, i) != i:
+                more.setdefault(key, []).append(i)
         slow: list[int] = []
         stat = os.stat
-        found, roots = self.found, self.roots
         prefixes: dict[str, str] = {}
-        for i, key in enumerate(self.keys):
-            cands = found.get(key)
-            if cands is None:
+        for batch in self.rc.index.iter_reuse_facts(first):
+            for key, cands in batch.items():
+                f = cands[0]
+                for i in (first[key], *more.get(key, ())):
+                    root = roots[i]
+                    prefix = prefixes.get(root)
+                    if prefix is None:
+                        prefix = prefixes[root] = root if root.endswith("/") else root + "/"
+                    checked = f.checked
+                    ok = True
+                    if checked:
+                        sigs = f.sigs
+                        if sigs is None:
+                            ok = False
+                        else:
+                            for (p, _), sig in zip(checked, sigs, strict=True):
+                                try:
+                                    st = stat(p if p.startswith("/") else prefix + p)
+                                except (OSError, ValueError):
+                                    ok = False
+                                    break
+                                # a signature this file had when verified to hold its digest
+                                if sig != f"{st.st_dev}:{st.st_ino}:{st.st_size}:" \
+                                          f"{st.st_mtime_ns}:{st.st_ctime_ns}":
+                                    ok = False
+                                    break
+                    if ok and (f.plain or self._environment_reason(f) is None):
+                        plans[i] = _reuse_plan(f, prefix)
+                    else:
+                        slow.append(i)
+                        self.found[key] = cands
+        found = self.found
+        for i, p in enumerate(plans):
+            if p is None and keys[i] not in found:
                 plans[i] = Plan("run", _NEW)
-                continue
-            f = cands[0]
-            root = roots[i]
-            prefix = prefixes.get(root)
-            if prefix is None:
-                prefix = prefixes[root] = root if root.endswith("/") else root + "/"
-            checked = f.checked
-            if checked:
-                sigs = f.sigs
-                if sigs is None:
-                    slow.append(i)
-                    continue
-                ok = True
-                for (p, _), sig in zip(checked, sigs, strict=True):
-                    try:
-                        st = stat(p if p.startswith("/") else prefix + p)
-                    except (OSError, ValueError):
-                        ok = False
-                        break
-                    # a signature this file had when it was verified to hold its digest
-                    if sig != f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}":
-                        ok = False
-                        break
-                if not ok:
-                    slow.append(i)
-                    continue
-            if not f.plain and self._environment_reason(f) is not None:
-                slow.append(i)
-                continue
-            plans[i] = _reuse_plan(f, prefix)
         if slow:
             self._slow(slow, plans)
         _mark_on_disk(plans)
