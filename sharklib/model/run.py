@@ -14,16 +14,38 @@ written to JSON through :func:`encode_path` / :func:`decode_path`.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+
+# Neither ``dataclasses`` nor ``typing`` at run time: a captured script builds a Run at exit,
+# and those imports (with ``inspect``) plus generating the methods cost ~12 ms there. The
+# classes below are plain slotted classes with the same constructors, equality and repr.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Role = Literal["input", "code", "output"]
+    Backend = Literal["python", "ebpf", "ptrace", "merged"]
 
 SCHEMA_VERSION = 1
 
-Role = Literal["input", "code", "output"]
-Backend = Literal["python", "ebpf", "ptrace", "merged"]
+
+class _Record:
+    """Plain data: equality and repr over ``_fields`` (what ``@dataclass`` would generate)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self._fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__qualname__}("
+                + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields) + ")")
 
 
 def encode_path(path: str) -> str:
@@ -52,8 +74,7 @@ def decode_path(text: str) -> str:
     return text
 
 
-@dataclass(slots=True)
-class Artifact:
+class Artifact(_Record):
     """A file identified by its content.
 
     ``attestation`` is the digest (``sha256:<hex>``) of the DSSE envelope that
@@ -61,11 +82,17 @@ class Artifact:
     later step links to its upstream lineage.
     """
 
-    path: str
-    sha256: str
-    size: int = 0
-    attestation: str | None = None
-    mtime_ns: int | None = None
+    __slots__ = ("attestation", "mtime_ns", "path", "sha256", "size")
+    _fields = ("path", "sha256", "size", "attestation", "mtime_ns")
+    __match_args__ = _fields
+
+    def __init__(self, path: str, sha256: str, size: int = 0, attestation: str | None = None,
+                 mtime_ns: int | None = None) -> None:
+        self.path = path
+        self.sha256 = sha256
+        self.size = size
+        self.attestation = attestation
+        self.mtime_ns = mtime_ns
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"path": encode_path(self.path), "sha256": self.sha256, "size": self.size}
@@ -86,7 +113,6 @@ class Artifact:
         )
 
 
-@dataclass(slots=True)
 class Output(Artifact):
     """An artifact the run wrote.
 
@@ -95,8 +121,16 @@ class Output(Artifact):
     reads do not pollute its lineage. ``None`` means "all inputs of the run".
     """
 
-    inputs: list[str] | None = None
-    stream: Literal["stdout", "stderr"] | None = None
+    __slots__ = ("inputs", "stream")
+    _fields = (*Artifact._fields, "inputs", "stream")
+    __match_args__ = _fields
+
+    def __init__(self, path: str, sha256: str, size: int = 0, attestation: str | None = None,
+                 mtime_ns: int | None = None, inputs: list[str] | None = None,
+                 stream: Literal["stdout", "stderr"] | None = None) -> None:
+        Artifact.__init__(self, path, sha256, size, attestation, mtime_ns)
+        self.inputs = inputs
+        self.stream = stream
 
     def to_dict(self) -> dict[str, Any]:
         d = Artifact.to_dict(self)
@@ -118,39 +152,52 @@ class Output(Artifact):
         )
 
 
-@dataclass(slots=True)
-class Download:
+class Download(_Record):
     """Bytes fetched over the network, hashed as they streamed."""
 
-    url: str
-    sha256: str | None = None
-    size: int | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    status: int | None = None
-    method: str = "GET"
-    saved_to: str | None = None
+    __slots__ = ("etag", "last_modified", "method", "saved_to", "sha256", "size", "status", "url")
+    _fields = ("url", "sha256", "size", "etag", "last_modified", "status", "method", "saved_to")
+    __match_args__ = _fields
+
+    def __init__(self, url: str, sha256: str | None = None, size: int | None = None,
+                 etag: str | None = None, last_modified: str | None = None,
+                 status: int | None = None, method: str = "GET",
+                 saved_to: str | None = None) -> None:
+        self.url = url
+        self.sha256 = sha256
+        self.size = size
+        self.etag = etag
+        self.last_modified = last_modified
+        self.status = status
+        self.method = method
+        self.saved_to = saved_to
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        return {f: v for f in self._fields if (v := getattr(self, f)) is not None}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Download:
         return cls(**{k: v for k, v in d.items() if k in _DOWNLOAD_FIELDS})
 
 
-@dataclass(slots=True)
-class GitInfo:
+class GitInfo(_Record):
     """Where the code came from, when it lives in a git repository."""
 
-    root: str
-    commit: str | None = None
-    branch: str | None = None
-    dirty: bool = False
-    remote: str | None = None
+    __slots__ = ("branch", "commit", "dirty", "remote", "root")
+    _fields = ("root", "commit", "branch", "dirty", "remote")
+    __match_args__ = _fields
+
+    def __init__(self, root: str, commit: str | None = None, branch: str | None = None,
+                 dirty: bool = False, remote: str | None = None) -> None:
+        self.root = root
+        self.commit = commit
+        self.branch = branch
+        self.dirty = dirty
+        self.remote = remote
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"root": self.root, "commit": self.commit, "branch": self.branch,
+                "dirty": self.dirty, "remote": self.remote}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GitInfo:
@@ -158,13 +205,18 @@ class GitInfo:
                    dirty=bool(d.get("dirty", False)), remote=d.get("remote"))
 
 
-@dataclass(slots=True)
-class CodeIdentity:
+class CodeIdentity(_Record):
     """The code that ran: the main script, local modules it imported, git state."""
 
-    script: Artifact | None = None
-    modules: list[Artifact] = field(default_factory=list)
-    git: GitInfo | None = None
+    __slots__ = ("git", "modules", "script")
+    _fields = ("script", "modules", "git")
+    __match_args__ = _fields
+
+    def __init__(self, script: Artifact | None = None, modules: list[Artifact] | None = None,
+                 git: GitInfo | None = None) -> None:
+        self.script = script
+        self.modules = [] if modules is None else modules
+        self.git = git
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -182,8 +234,7 @@ class CodeIdentity:
         )
 
 
-@dataclass(slots=True)
-class Environment:
+class Environment(_Record):
     """The environment the code ran in.
 
     ``distributions`` maps distribution names (normalised, lower-case) to the
@@ -191,35 +242,52 @@ class Environment:
     only allow-listed environment variables.
     """
 
-    interpreter: str = ""
-    python_version: str = ""
-    platform: str = ""
-    prefix: str = ""
-    distributions: dict[str, str] = field(default_factory=dict)
-    variables: dict[str, str] = field(default_factory=dict)
-    tag: str | None = None
+    __slots__ = ("distributions", "interpreter", "platform", "prefix", "python_version", "tag",
+                 "variables")
+    _fields = ("interpreter", "python_version", "platform", "prefix", "distributions",
+               "variables", "tag")
+    __match_args__ = _fields
+
+    def __init__(self, interpreter: str = "", python_version: str = "", platform: str = "",
+                 prefix: str = "", distributions: dict[str, str] | None = None,
+                 variables: dict[str, str] | None = None, tag: str | None = None) -> None:
+        self.interpreter = interpreter
+        self.python_version = python_version
+        self.platform = platform
+        self.prefix = prefix
+        self.distributions = {} if distributions is None else distributions
+        self.variables = {} if variables is None else variables
+        self.tag = tag
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {"interpreter": self.interpreter, "python_version": self.python_version,
+                "platform": self.platform, "prefix": self.prefix,
+                "distributions": dict(self.distributions), "variables": dict(self.variables),
+                "tag": self.tag}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Environment:
         return cls(**{k: v for k, v in d.items() if k in _ENVIRONMENT_FIELDS})
 
 
-_DOWNLOAD_FIELDS = frozenset(f.name for f in dataclasses.fields(Download))
-_ENVIRONMENT_FIELDS = frozenset(f.name for f in dataclasses.fields(Environment))
+_DOWNLOAD_FIELDS = frozenset(Download._fields)
+_ENVIRONMENT_FIELDS = frozenset(Environment._fields)
 
 
-@dataclass(slots=True)
-class Exec:
+class Exec(_Record):
     """A program executed inside the run (native tracer), with its argv."""
 
-    pid: int
-    path: str
-    argv: list[str]
-    cwd: str | None = None
-    parent_pid: int | None = None
+    __slots__ = ("argv", "cwd", "parent_pid", "path", "pid")
+    _fields = ("pid", "path", "argv", "cwd", "parent_pid")
+    __match_args__ = _fields
+
+    def __init__(self, pid: int, path: str, argv: list[str], cwd: str | None = None,
+                 parent_pid: int | None = None) -> None:
+        self.pid = pid
+        self.path = path
+        self.argv = argv
+        self.cwd = cwd
+        self.parent_pid = parent_pid
 
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "path": encode_path(self.path),
@@ -235,8 +303,7 @@ class Exec:
                    parent_pid=d.get("parent_pid"))
 
 
-@dataclass(slots=True)
-class Run:
+class Run(_Record):
     """One execution of a command and what it touched.
 
     ``children`` holds the ``run_id`` of every captured child process run (a
@@ -245,29 +312,48 @@ class Run:
     (:mod:`sharklib.model.runkey`).
     """
 
-    run_id: str
-    argv: list[str]
-    cwd: str
-    started: float
-    ended: float | None = None
-    exit_status: int | None = None
-    user: str = ""
-    host: str = ""
-    pid: int = 0
-    backend: Backend = "python"
-    code: CodeIdentity = field(default_factory=CodeIdentity)
-    environment: Environment = field(default_factory=Environment)
-    inputs: list[Artifact] = field(default_factory=list)
-    downloads: list[Download] = field(default_factory=list)
-    outputs: list[Output] = field(default_factory=list)
-    temporaries: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    execs: list[Exec] = field(default_factory=list)
-    connects: list[str] = field(default_factory=list)
-    children: list[str] = field(default_factory=list)
-    parent: str | None = None
-    run_key: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    __slots__ = ("argv", "backend", "children", "code", "connects", "cwd", "downloads", "ended",
+                 "environment", "execs", "exit_status", "host", "inputs", "outputs", "parent",
+                 "pid", "removed", "run_id", "run_key", "started", "temporaries", "user",
+                 "warnings")
+    _fields = ("run_id", "argv", "cwd", "started", "ended", "exit_status", "user", "host", "pid",
+               "backend", "code", "environment", "inputs", "downloads", "outputs", "temporaries",
+               "removed", "execs", "connects", "children", "parent", "run_key", "warnings")
+    __match_args__ = _fields
+
+    def __init__(self, run_id: str, argv: list[str], cwd: str, started: float,
+                 ended: float | None = None, exit_status: int | None = None, user: str = "",
+                 host: str = "", pid: int = 0, backend: Backend = "python",
+                 code: CodeIdentity | None = None, environment: Environment | None = None,
+                 inputs: list[Artifact] | None = None, downloads: list[Download] | None = None,
+                 outputs: list[Output] | None = None, temporaries: list[str] | None = None,
+                 removed: list[str] | None = None, execs: list[Exec] | None = None,
+                 connects: list[str] | None = None, children: list[str] | None = None,
+                 parent: str | None = None, run_key: str | None = None,
+                 warnings: list[str] | None = None) -> None:
+        self.run_id = run_id
+        self.argv = argv
+        self.cwd = cwd
+        self.started = started
+        self.ended = ended
+        self.exit_status = exit_status
+        self.user = user
+        self.host = host
+        self.pid = pid
+        self.backend = backend
+        self.code = CodeIdentity() if code is None else code
+        self.environment = Environment() if environment is None else environment
+        self.inputs = [] if inputs is None else inputs
+        self.downloads = [] if downloads is None else downloads
+        self.outputs = [] if outputs is None else outputs
+        self.temporaries = [] if temporaries is None else temporaries
+        self.removed = [] if removed is None else removed
+        self.execs = [] if execs is None else execs
+        self.connects = [] if connects is None else connects
+        self.children = [] if children is None else children
+        self.parent = parent
+        self.run_key = run_key
+        self.warnings = [] if warnings is None else warnings
 
     @property
     def duration(self) -> float | None:
