@@ -7,16 +7,23 @@ together with the own key form the set :func:`trusted_keys` verifies against.
 
 A key id is the hex sha256 of the raw 32-byte public key: short to compare,
 independent of the PEM encoding.
+
+Signing happens at the end of every captured script that wrote something, so
+loading the own key avoids ``cryptography``'s serialization package (~20 ms
+of imports): an unencrypted PKCS#8 Ed25519 key is a fixed 48-byte structure
+(RFC 8410) whose last 32 bytes are the seed, read directly; any other PEM goes
+through ``load_pem_private_key``.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,10 +53,7 @@ def default_key_path() -> Path:
 
 
 def keyid_of(public: Ed25519PublicKey) -> str:
-    from cryptography.hazmat.primitives import serialization
-
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
+    return hashlib.sha256(public.public_bytes_raw()).hexdigest()
 
 
 def public_pem(public: Ed25519PublicKey) -> bytes:
@@ -59,12 +63,28 @@ def public_pem(public: Ed25519PublicKey) -> bytes:
                                serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@dataclass(frozen=True, slots=True)
 class SigningKey:
-    """A private key able to sign, with its public half and id."""
+    """A private key able to sign, with its public half and id.
 
-    private: Ed25519PrivateKey
-    path: Path
+    A plain class (not a dataclass: that import is ~8 ms at the end of a
+    captured script that did not import it already); immutable by convention.
+    """
+
+    __slots__ = ("_keyid", "path", "private")
+
+    def __init__(self, private: Ed25519PrivateKey, path: Path) -> None:
+        self.private = private
+        self.path = path
+        self._keyid: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SigningKey(keyid={self.keyid[:16]!r}, path={str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SigningKey) and (self.keyid, self.path) == (other.keyid, other.path)
+
+    def __hash__(self) -> int:
+        return hash((self.keyid, self.path))
 
     @property
     def public(self) -> Ed25519PublicKey:
@@ -72,7 +92,9 @@ class SigningKey:
 
     @property
     def keyid(self) -> str:
-        return keyid_of(self.public)
+        if self._keyid is None:
+            self._keyid = keyid_of(self.public)
+        return self._keyid
 
     def sign(self, data: bytes) -> bytes:
         return self.private.sign(data)
@@ -125,8 +147,26 @@ def _create_once(path: Path) -> tuple[SigningKey, bool]:
     return SigningKey(private, path), True
 
 
+#: DER prefix of an unencrypted PKCS#8 Ed25519 private key (RFC 8410); the 32-byte seed follows
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+
+
+def _ed25519_seed(pem: bytes) -> bytes | None:
+    """The seed of an unencrypted PKCS#8 Ed25519 PEM key, or None for any other PEM."""
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0].strip() != b"-----BEGIN PRIVATE KEY-----" \
+            or lines[-1].strip() != b"-----END PRIVATE KEY-----":
+        return None
+    try:
+        der = base64.b64decode(b"".join(line.strip() for line in lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(der) != len(_PKCS8_ED25519) + 32 or not der.startswith(_PKCS8_ED25519):
+        return None
+    return der[len(_PKCS8_ED25519):]
+
+
 def _load_private(path: Path) -> SigningKey:
-    from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     try:
@@ -135,6 +175,11 @@ def _load_private(path: Path) -> SigningKey:
         raise KeyMaterialError("signing key not found", path) from None
     except OSError as exc:
         raise KeyMaterialError(f"cannot read signing key: {exc.strerror}", path) from None
+    seed = _ed25519_seed(data)
+    if seed is not None:
+        return SigningKey(Ed25519PrivateKey.from_private_bytes(seed), path)
+    from cryptography.hazmat.primitives import serialization
+
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:

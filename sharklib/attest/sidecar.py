@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from sharklib.attest.dsse import attestation_digest, envelope_line, merge_signatures, payload_of
@@ -44,14 +43,33 @@ def is_sidecar(path: str) -> bool:
     return path.endswith(SUFFIX)
 
 
-@dataclass(slots=True)
 class BundleEntry:
-    """One attestation in a bundle: its digest, envelope, decoded statement and line number."""
+    """One attestation in a bundle: its digest, envelope, decoded statement and line number.
 
-    digest: str
-    envelope: dict[str, Any]
-    statement: dict[str, Any]
-    line: int
+    Plain classes here, not dataclasses: a captured script reads upstream
+    sidecars at exit, where importing ``dataclasses`` would cost ~8 ms.
+    """
+
+    __slots__ = ("digest", "envelope", "line", "statement")
+
+    def __init__(self, digest: str, envelope: dict[str, Any], statement: dict[str, Any],
+                 line: int) -> None:
+        self.digest = digest
+        self.envelope = envelope
+        self.statement = statement
+        self.line = line
+
+    def __repr__(self) -> str:
+        return f"BundleEntry(digest={self.digest!r}, line={self.line})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        o: BundleEntry = other  # type: ignore[assignment]
+        return (self.digest, self.envelope, self.statement, self.line) == (
+            o.digest, o.envelope, o.statement, o.line)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def subject_digest(self) -> str | None:
@@ -71,10 +89,25 @@ class BundleEntry:
         return [str((s.get("digest") or {}).get("sha256")) for s in self.statement.get("subject") or []]
 
 
-@dataclass(slots=True)
 class Bundle:
-    path: str
-    entries: list[BundleEntry] = field(default_factory=list)
+    """A sidecar: its path and its entries, the head (the file's own attestation) first."""
+
+    __slots__ = ("entries", "path")
+
+    def __init__(self, path: str, entries: list[BundleEntry] | None = None) -> None:
+        self.path = path
+        self.entries = [] if entries is None else entries
+
+    def __repr__(self) -> str:
+        return f"Bundle(path={self.path!r}, entries={self.entries!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        o: Bundle = other  # type: ignore[assignment]
+        return (self.path, self.entries) == (o.path, o.entries)
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def head(self) -> BundleEntry:

@@ -219,3 +219,35 @@ def test_input_attestation_requires_matching_digest(tmp_path: Path) -> None:
     sha = hashlib.sha256(b"C").hexdigest()
     assert input_attestation(str(c), sha) == read_bundle(sidecar_path(c)).head.digest
     assert input_attestation(str(c), "0" * 64) is None
+
+
+def test_key_read_directly_or_through_cryptography_is_the_same(tmp_path: Path) -> None:
+    """The own key's PKCS#8 seed is read without cryptography's PEM parser; others still parse."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from sharklib.attest.keys import _ed25519_seed
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    assert _ed25519_seed(pem) == private.private_bytes_raw()
+    crlf = tmp_path / "crlf.pem"
+    crlf.write_bytes(pem.replace(b"\n", b"\r\n") + b"  \n")
+    key = load_signing_key(crlf)
+    assert key.public.public_bytes_raw() == private.public_key().public_bytes_raw()
+    assert key.keyid == hashlib.sha256(private.public_key().public_bytes_raw()).hexdigest()
+    locked = tmp_path / "locked.pem"
+    locked.write_bytes(private.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.BestAvailableEncryption(b"pw")))
+    assert _ed25519_seed(locked.read_bytes()) is None
+    with pytest.raises(KeyMaterialError):
+        load_signing_key(locked)
+    other = tmp_path / "ec.pem"
+    other.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with pytest.raises(KeyMaterialError, match="not an Ed25519 private key"):
+        load_signing_key(other)
