@@ -177,12 +177,13 @@ def preload_for_children() -> None:
 
     multiprocessing children end after ``threading._shutdown()``, and from then
     on importing ``concurrent.futures.thread`` (which the hashing module uses)
-    raises. Importing it at the ``os.fork`` audit event (not in an at-fork
-    handler: the import lock is held there), or at the start of a
-    multiprocessing child, costs a few milliseconds once and only there.
+    raises (hashing then falls back to one thread). Importing the digest
+    module at the ``os.fork`` audit event (not in an at-fork handler: the
+    import lock is held there), or at the start of a multiprocessing child,
+    costs a few milliseconds once and only there.
     """
     with contextlib.suppress(Exception):
-        import sharklib.hashing  # noqa: F401
+        import sharklib.hashing.digest  # noqa: F401
 
 
 def _is_multiprocessing_child(argv: list[str], code: str | None) -> bool:

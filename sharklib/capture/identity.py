@@ -274,6 +274,15 @@ def _dist_infos(dirs: Iterable[str]) -> list[tuple[str, str, str]]:
     return found
 
 
+def _top_name(entry: str) -> str:
+    """The importable name of a site-packages entry (``six.py``, ``x.cpython-311-...so``, ``pkg``)."""
+    if entry.endswith(".py"):
+        return entry[:-3]
+    if ".cpython-" in entry or entry.endswith((".so", ".pyd")):
+        return entry.split(".", 1)[0]
+    return entry
+
+
 def _top_levels(info: str) -> set[str]:
     tops: set[str] = set()
     try:
@@ -285,11 +294,7 @@ def _top_levels(info: str) -> set[str]:
     try:
         with open(os.path.join(info, "RECORD"), encoding="utf-8") as fh:
             for line in fh:
-                first = line.split(",", 1)[0].split("/", 1)[0]
-                if first.endswith(".py"):
-                    first = first[:-3]
-                elif ".cpython-" in first or first.endswith(".so"):
-                    first = first.split(".", 1)[0]
+                first = _top_name(line.split(",", 1)[0].split("/", 1)[0])
                 if first and not first.endswith((".dist-info", ".data")) and first != "..":
                     tops.add(first)
     except OSError:
@@ -305,7 +310,11 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
     Much cheaper than ``importlib.metadata.packages_distributions()`` (which
     parses every RECORD, ~0.2 s here): distribution names come from the
     ``*.dist-info`` directory names, and a distribution's files are only read
-    when its name does not already match an imported top-level module.
+    when its name does not already match an imported top-level name (the
+    first path component under site-packages). The files of likely owners are
+    read first: distributions whose name contains the module's
+    (``python-dateutil`` for ``dateutil``), then those already found; only a
+    module no likely owner provides costs a full scan.
     """
     site_dirs = [d for d in dict.fromkeys(site_dirs) if os.path.isdir(d)]
     prefixes = tuple(d.rstrip("/") + "/" for d in site_dirs)
@@ -316,11 +325,16 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
         if name in before:
             continue
         path = getattr(mod, "__file__", None)
-        top = name.partition(".")[0]
+        if not isinstance(path, str) or not path.startswith(prefixes):
+            continue
+        # the top-level name a distribution installs is the file's first path component
+        # under site-packages, not the module name (an extension may be registered under
+        # another name, e.g. pandas/_libs/_cyutility.so as the module ``_cyutility``)
+        rel = path[len(next(p for p in prefixes if path.startswith(p))):]
+        top = _top_name(rel.split("/", 1)[0])
         if top in skip or top.startswith("__editable__"):
             continue
-        if isinstance(path, str) and path.startswith(prefixes):
-            tops.add(top)
+        tops.add(top)
     if not tops:
         return {}
     infos = _dist_infos(site_dirs)
@@ -333,9 +347,14 @@ def imported_distributions(site_dirs: Iterable[str], ignore_names: Iterable[str]
             result[_norm(top)] = hit[0]
             remaining.discard(top)
     if remaining:
-        for name, version, path in infos:
-            if name in result:
-                continue
+        wanted = [_norm(t).strip("-") for t in remaining]
+
+        def likely(info: tuple[str, str, str]) -> int:
+            if any(w and w in info[0] for w in wanted):
+                return 0
+            return 1 if info[0] in result else 2
+
+        for name, version, path in sorted(infos, key=likely):
             provided = _top_levels(path) & remaining
             if provided:
                 result[name] = version

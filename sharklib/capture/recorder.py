@@ -413,16 +413,18 @@ class Recorder:
     # -- bookkeeping -----------------------------------------------------------------------
 
     def preload(self) -> None:
-        """Import the hashing module while imports still work (once, on the first data file).
+        """Import the digest functions while imports surely work (once, on the first data file).
 
         Interpreter shutdown runs ``threading._shutdown()`` before ``atexit``;
         from then on ``concurrent.futures.thread`` (parallel hashing) can no
-        longer be imported, so it must be loaded during the run. Runs that touch
-        no data file never pay for it.
+        longer be imported, and hashing falls back to one thread. Runs that
+        touch no data file never pay for this. The stat cache is not imported
+        here: its ``sqlite3`` would trigger sharklib's own sqlite3 patch in a
+        script that never uses SQLite.
         """
         self._preloaded = True
         try:
-            import sharklib.hashing  # noqa: F401
+            import sharklib.hashing.digest  # noqa: F401
         except Exception as exc:
             self._fail(exc)
 

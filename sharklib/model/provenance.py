@@ -144,7 +144,8 @@ def run_to_statement(run: Run, output: Output | Sequence[Output],
         for o in outputs:
             wanted.update(o.inputs or ())
         inputs = [a for a in run.inputs if a.path in wanted]
-    position = {a.path: i for i, a in enumerate(inputs)}
+    paths = [a.path for a in inputs]
+    position: dict[str, int] | None = None
 
     subjects: list[dict[str, Any]] = []
     for o in outputs:
@@ -152,9 +153,16 @@ def run_to_statement(run: Run, output: Output | Sequence[Output],
         if o.stream:
             ann["stream"] = o.stream
         if o.inputs is not None:
-            chosen = sorted({position[p] for p in o.inputs if p in position})
-            if len(chosen) != len(inputs):
-                ann["inputs"] = _ranges(chosen)
+            n = len(o.inputs)
+            if o.inputs == paths[:n]:  # the common case: the first n inputs, in read order
+                if n != len(paths):
+                    ann["inputs"] = [[0, n]] if n else []
+            else:
+                if position is None:
+                    position = {p: i for i, p in enumerate(paths)}
+                chosen = sorted({position[p] for p in o.inputs if p in position})
+                if len(chosen) != len(paths):
+                    ann["inputs"] = _ranges(chosen)
         subjects.append({"name": subject_name(o.path, run.cwd), "digest": {"sha256": o.sha256},
                          "annotations": ann})
 

@@ -97,3 +97,18 @@ def test_own_session_record_only_when_someone_reads_it(keep: bool, tmp_path: Pat
         assert len(list((session / "runs").glob("*.json"))) == 1
     else:
         assert sessions == []
+
+
+def test_small_data_is_hashed_without_the_stat_cache(tmp_path: Path, run_captured,
+                                                      shark_home: Path) -> None:
+    """Opening SQLite costs more than hashing a few megabytes: small runs hash directly."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("i" * 1000)
+    (tmp_path / "s.py").write_text("import os\nnames = os.listdir('data')\n"
+                                   "open('out.txt', 'w').write(open('data/in.txt').read())\n")
+    r = run_captured(["--no-cache", "s.py"])
+    assert r.returncode == 0, r.stderr
+    top = r.top()
+    assert {Path(a["path"]).name for a in top["inputs"]} == {"data", "in.txt"}  # listing too
+    assert top["outputs"][0]["sha256"] == hashlib.sha256(b"i" * 1000).hexdigest()
+    assert not (shark_home / "cache" / "statcache.sqlite").exists()

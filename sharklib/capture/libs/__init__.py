@@ -70,6 +70,10 @@ def _hook(name: str) -> Callable[[ModuleType], None]:
     def apply(module: ModuleType) -> None:
         if name in applied:
             return
+        rec = sys.modules.get("sharklib.capture.recorder")
+        current = rec.current() if rec is not None else None  # type: ignore[attr-defined]
+        if current is not None and not current.active:
+            return  # capture has ended (sharklib's own sqlite3 at exit): nothing left to record
         applied.add(name)
         try:
             patch_module, function = PATCHES[name]
