@@ -8,7 +8,9 @@ outputs at exit needs the envelope, key and sidecar modules, not verification
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# ``typing`` is not imported at run time (~2.5 ms): a captured script loads this package
+TYPE_CHECKING = False
 
 _WHERE = {
     "attestation_digest": "dsse", "check_signatures": "dsse", "countersign": "dsse",
@@ -50,6 +52,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from sharklib.attest.dsse import (
         attestation_digest,
         check_signatures,
