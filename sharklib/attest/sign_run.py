@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.attest.dsse import envelope_line, merge_signatures, sign_payload, statement_bytes
 from sharklib.attest.keys import SigningKey, load_signing_key
-from sharklib.attest.sidecar import Bundle, read_bundle, sidecar_path, write_sidecar
+from sharklib.attest.sidecar import Bundle, SidecarWriter, read_bundle, sidecar_path
 from sharklib.errors import SharkError, SidecarError
 from sharklib.model import MAX_SUBJECTS, run_to_statement
 
@@ -105,22 +105,24 @@ def attest_run(run: Run, key: SigningKey | None = None) -> list[str]:
     written: list[str] = []
     failures: list[str] = []
     deps: dict[str, dict[str, Any]] = {}
-    for group in group_outputs(run):
-        payload = statement_bytes(run_to_statement(run, group, deps))
-        head_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
-        head_line = envelope_line(sign_payload(payload, key)) + b"\n"
-        for output in group:
-            data = head_line
-            if upstream.by_path:
-                inputs = output.inputs if output.inputs is not None else [a.path for a in run.inputs]
-                data += upstream.data(inputs, head_digest)
-            target = sidecar_path(output.path)
-            try:
-                write_sidecar(target, data)
-            except OSError as exc:
-                failures.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
-                continue
-            written.append(target)
+    with SidecarWriter() as writer:
+        for group in group_outputs(run):
+            payload = statement_bytes(run_to_statement(run, group, deps))
+            head_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
+            head_line = envelope_line(sign_payload(payload, key)) + b"\n"
+            for output in group:
+                data = head_line
+                if upstream.by_path:
+                    inputs = output.inputs if output.inputs is not None else \
+                        [a.path for a in run.inputs]
+                    data += upstream.data(inputs, head_digest)
+                target = sidecar_path(output.path)
+                try:
+                    writer.write(target, data)
+                except OSError as exc:
+                    failures.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
+                    continue
+                written.append(target)
     if failures:
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         raise SharkError(failures[0] + more)

@@ -29,11 +29,11 @@ def _create_temporary(directory: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary file name in {directory}")
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
-                 fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` so that it appears whole or not at all."""
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
+def write_temporary(directory: str, data: bytes, mode: int = 0o644, fsync: bool = False) -> str:
+    """A new ``.sharklib-*.tmp`` file in ``directory`` holding ``data``; returns its path.
+
+    The caller renames or links it into place, and removes it.
+    """
     fd, tmp = _create_temporary(directory)
     try:
         try:
@@ -45,6 +45,19 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
             os.fchmod(fd, mode)
         finally:
             os.close(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
+                 fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` so that it appears whole or not at all."""
+    target = os.fspath(path)
+    tmp = write_temporary(os.path.dirname(os.path.abspath(target)), data, mode, fsync)
+    try:
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

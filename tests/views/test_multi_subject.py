@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from viewkit import shark
 
 from sharklib.attest import (
@@ -32,6 +34,7 @@ from sharklib.attest.sign_run import group_outputs
 from sharklib.errors import SidecarError
 from sharklib.hashing import sha256_bytes
 from sharklib.model import Artifact, Output, Run, run_to_statement, statement_subjects
+from sharklib.views.countersign import countersign_file
 from sharklib.views.lineage import load_lineage
 from sharklib.views.verification import verify_lineage
 from sharklib.views.why import dependencies
@@ -227,3 +230,26 @@ def test_parallel_verification_agrees_on_grouped_lineages(project: Path,
     assert len(problems) == 1 and "b.txt: input of" in problems[0]
     assert _names(outputs[0], project) == ["out/o1.txt", "out/o2.txt"]
     assert _names(inputs[0], project) == ["in/a.txt", "in/b.txt"]
+
+
+def test_identical_sidecars_share_one_file_and_are_replaced_not_edited(project: Path) -> None:
+    """Byte-identical sidecars of one run in one directory are hard links of one file."""
+    sides = [Path(sidecar_path(str(project / "out" / f"o{i}.txt"))) for i in (1, 2, 3)]
+    stats = [s.stat() for s in sides]
+    assert len({st.st_ino for st in stats}) == 1 and stats[0].st_nlink == 3
+    assert not list((project / "out").glob(".sharklib-*")), "no temporary file left behind"
+    before = sides[0].read_bytes()
+    _capture(project, "step.py")  # again, over the existing sidecars
+    after = [s.stat() for s in sides]
+    assert len({st.st_ino for st in after}) == 1 and after[0].st_ino != stats[0].st_ino
+    assert sides[0].read_bytes() != before  # a new run, a new attestation
+    other = project / "other.pem"
+    other.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    countersign_file(project / "out" / "o2.txt", key_path=str(other))
+    assert sides[1].stat().st_ino != sides[0].stat().st_ino  # replaced, not edited in place
+    assert len(json.loads(sides[1].read_text().splitlines()[0])["signatures"]) == 2
+    assert len(json.loads(sides[0].read_text().splitlines()[0])["signatures"]) == 1
+    for i in (1, 2, 3):
+        assert verify_file(project / "out" / f"o{i}.txt").ok
