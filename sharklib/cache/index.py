@@ -82,6 +82,8 @@ BEGIN INSERT OR IGNORE INTO facts_missing (run_id, key) VALUES (NEW.run_id, NEW.
 """
 
 FACTS_VERSION = 1
+#: parsed entries kept per index, counted in inputs + modules + objects
+_PARSED_MAX = 1_000_000
 _LOOKUP_BATCH = 900  # below SQLite's default limit of 999 bound parameters on old builds
 
 
@@ -373,6 +375,8 @@ class RunIndex:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._parsed: dict[str, IndexEntry] = {}  # run id -> its entry, as parsed before
+        self._parsed_weight = 0
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                        check_same_thread=False)
@@ -480,6 +484,7 @@ class RunIndex:
         with self._tx() as db:
             n = 0
             for rid in ids:
+                self._parsed.pop(rid, None)
                 db.execute("DELETE FROM run_objects WHERE run_id=?", (rid,))
                 db.execute("DELETE FROM run_facts WHERE run_id=?", (rid,))
                 db.execute("DELETE FROM facts_missing WHERE run_id=?", (rid,))
@@ -488,10 +493,33 @@ class RunIndex:
 
     # -- reading ---------------------------------------------------------------------------
     def candidates(self, key: str) -> list[IndexEntry]:
-        """Successful runs recorded under ``key``, newest first."""
-        rows = self._query("SELECT run_id, entry FROM runs WHERE key=? AND exit_status=0 "
-                           "ORDER BY created DESC", (key,))
-        return [IndexEntry.from_json(text, f"{self.path} (run {rid})") for rid, text in rows]
+        """Successful runs recorded under ``key``, newest first.
+
+        An entry never changes once indexed, so one this process already parsed is
+        not fetched and decoded again (a runner re-checking many steps, a notebook).
+        """
+        ids = self._query("SELECT run_id FROM runs WHERE key=? AND exit_status=0 "
+                          "ORDER BY created DESC", (key,))
+        parsed = self._parsed
+        out = []
+        for (rid,) in ids:
+            entry = parsed.get(rid)
+            if entry is None:
+                rows = self._query("SELECT entry FROM runs WHERE run_id=?", (rid,))
+                if not rows:  # removed meanwhile
+                    continue
+                entry = IndexEntry.from_json(rows[0][0], f"{self.path} (run {rid})")
+                self._remember(rid, entry)
+            out.append(entry)
+        return out
+
+    def _remember(self, run_id: str, entry: IndexEntry) -> None:
+        weight = 1 + len(entry.inputs) + len(entry.modules) + len(entry.objects)
+        if self._parsed_weight + weight > _PARSED_MAX:
+            self._parsed.clear()
+            self._parsed_weight = 0
+        self._parsed[run_id] = entry
+        self._parsed_weight += weight
 
     def candidates_many(self, keys: Iterable[str]) -> dict[str, list[IndexEntry]]:
         """:meth:`candidates` for many keys in a few queries (planning whole pipelines)."""

@@ -26,6 +26,8 @@ from sharklib.model.run import encode_path
 
 RACY_NS = 2_000_000_000
 _BATCH = 500
+#: entries remembered in memory per StatCache (then forgotten all at once and relearnt)
+MEMO_MAX = 200_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS stat (
@@ -57,6 +59,10 @@ class StatCache:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._opened = False
+        # path -> (signature, digest) of entries this process already proved: a re-check in
+        # the same process (a pipeline's runner, a notebook) then costs no query at all. An
+        # entry is only ever answered for the same signature, as the database would answer.
+        self._memo: dict[str, tuple[tuple[int, int, int, int, int], str]] = {}
         self.hashed_bytes = 0
         self.hashed_files = 0
 
@@ -89,10 +95,22 @@ class StatCache:
 
     def _lookup_many(self, stats: dict[str, os.stat_result]) -> dict[str, str]:
         """Known digests for the files whose stat signature is unchanged (batched queries)."""
+        found: dict[str, str] = {}
+        memo = self._memo
+        if memo:
+            rest: dict[str, os.stat_result] = {}
+            for p, st in stats.items():
+                m = memo.get(p)
+                if m is not None and m[0] == _sig(st):
+                    found[p] = m[1]
+                else:
+                    rest[p] = st
+            stats = rest
         db = self._conn()
         if db is None or not stats:
-            return {}
-        found: dict[str, str] = {}
+            return found
+        if len(memo) > MEMO_MAX:
+            memo.clear()
         keys = {encode_path(p): p for p in stats}
         encoded = list(keys)
         with self._lock:
@@ -105,10 +123,12 @@ class StatCache:
                             f"FROM stat WHERE path IN ({marks})", part):
                         path = keys[row[0]]
                         st = stats[path]
-                        if tuple(row[1:6]) == _sig(st) and row[7] - st.st_mtime_ns >= RACY_NS:
+                        sig = _sig(st)
+                        if tuple(row[1:6]) == sig and row[7] - st.st_mtime_ns >= RACY_NS:
                             found[path] = str(row[6])
+                            memo[path] = (sig, str(row[6]))
             except sqlite3.Error:
-                return {}
+                return found
         return found
 
     def _store(self, entries: Iterable[tuple[str, os.stat_result, str]]) -> None:
@@ -116,9 +136,13 @@ class StatCache:
         if db is None:
             return
         now = time.time_ns()
+        entries = list(entries)
         rows = [(encode_path(p), *_sig(st), digest, now) for p, st, digest in entries]
         if not rows:
             return
+        for p, st, digest in entries:  # as the database would answer: only once not racy
+            if now - st.st_mtime_ns >= RACY_NS:
+                self._memo[p] = (_sig(st), digest)
         with self._lock:
             try:
                 db.execute("BEGIN IMMEDIATE")
