@@ -15,6 +15,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 
+from sharklib.capture import paths
 from sharklib.model.runkey import relative_to_root, run_key_parts, sha256_hex
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
@@ -117,7 +118,7 @@ def _module_files(ignore: tuple[str, ...], exclude: Iterable[str]) -> list[str]:
         path = getattr(mod, "__file__", None)
         if not path or not isinstance(path, str):
             continue
-        path = os.path.abspath(path)
+        path = paths.normalise(path) if path.startswith("/") else os.path.abspath(path)
         if path in skip or path.startswith(ignore) or "/__pycache__/" in path:
             continue
         if path.endswith((".pyc", ".pyo")):

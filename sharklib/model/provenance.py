@@ -86,6 +86,10 @@ def _path_from_uri(uri: str) -> str:
 
 def subject_name(output_path: str, cwd: str) -> str:
     """The subject name: the path relative to the run's directory when inside it."""
+    prefix = cwd.rstrip("/") + "/"
+    if output_path.startswith(prefix) and "/." not in output_path and "//" not in output_path:
+        # both are normalised absolute paths: what relpath would say, without its cost
+        return encode_path(output_path[len(prefix):])
     try:
         rel = os.path.relpath(output_path, cwd)
     except ValueError:
