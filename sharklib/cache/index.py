@@ -20,7 +20,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,15 +86,31 @@ _PARSED_MAX = 1_000_000
 _LOOKUP_BATCH = 900  # below SQLite's default limit of 999 bound parameters on old builds
 
 
-@dataclass(frozen=True, slots=True)
 class StoredObject:
-    """An object a run left: an output file (``path`` relative to the root) or a stream."""
+    """An object a run left: an output file (``path`` relative to the root) or a stream.
 
-    role: str
-    path: str
-    sha256: str
-    size: int
-    mode: int = 0o644
+    A plain class, not a dataclass: generating a dataclass's methods costs ~2 ms of
+    start-up in every process that opens the index, a captured script's reuse check
+    included. Treated as immutable (compared and hashed by value).
+    """
+
+    __slots__ = ("mode", "path", "role", "sha256", "size")
+
+    def __init__(self, role: str, path: str, sha256: str, size: int, mode: int = 0o644) -> None:
+        self.role, self.path, self.sha256, self.size, self.mode = role, path, sha256, size, mode
+
+    def _fields(self) -> tuple[str, str, str, int, int]:
+        return (self.role, self.path, self.sha256, self.size, self.mode)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StoredObject) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"StoredObject(role={self.role!r}, path={self.path!r}, sha256={self.sha256!r}, "
+                f"size={self.size!r}, mode={self.mode!r})")
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "path": encode_path(self.path), "sha256": self.sha256,
@@ -352,20 +367,22 @@ def sigs_text(sigs: list[str]) -> str:
     return _SEP.join(sigs)
 
 
-@dataclass(frozen=True, slots=True)
 class RunRow:
-    """Bookkeeping for one indexed run (what ``sharklib cache ls`` shows)."""
+    """Bookkeeping for one indexed run (what ``sharklib cache ls`` shows); a plain class
+    for the reason given at :class:`StoredObject`."""
 
-    run_id: str
-    key: str
-    created: float
-    duration: float
-    exit_status: int | None
-    bytes: int
-    last_used: float
-    uses: int
-    saved: float
-    argv: list[str]
+    __slots__ = ("argv", "bytes", "created", "duration", "exit_status", "key", "last_used",
+                 "run_id", "saved", "uses")
+
+    def __init__(self, run_id: str, key: str, created: float, duration: float,
+                 exit_status: int | None, bytes: int, last_used: float, uses: int,
+                 saved: float, argv: list[str]) -> None:
+        self.run_id, self.key, self.created, self.duration = run_id, key, created, duration
+        self.exit_status, self.bytes, self.last_used = exit_status, bytes, last_used
+        self.uses, self.saved, self.argv = uses, saved, argv
+
+    def __repr__(self) -> str:
+        return f"RunRow({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
 
 
 class RunIndex:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,10 +55,16 @@ def project_settings(root: str | None) -> dict[str, Any]:
     path = os.path.join(root, PROJECT_CONFIG)
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read()
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
+        raise StoreError(f"unreadable cache settings: {exc}", path) from None
+    import tomllib  # only with a settings file: most projects have none, every step checks
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise StoreError(f"unreadable cache settings: {exc}", path) from None
     return data.get("cache", data)
 
