@@ -46,6 +46,9 @@ class Finished:
 STATCACHE_MIN_BYTES = 64 << 20
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
 def _sequential_digests(files: Iterable[str]) -> dict[str, tuple[str, int]]:
     """Digests without threads or SQLite: start-up-cheap, and safe after threading shut down.
 
@@ -66,17 +69,23 @@ def _sequential_digests(files: Iterable[str]) -> dict[str, tuple[str, int]]:
             with contextlib.suppress(OSError):
                 out[p] = listing_digest(p)
             continue
+        # descriptors, not file objects: hundreds of small files are mostly per-file overhead
         try:
-            with open(p, "rb", buffering=0) as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    continue
-                h = hashlib.sha256()
-                size = 0
-                while n := fh.readinto(buf):
-                    h.update(view[:n])
-                    size += n
+            fd = os.open(p, _READ_FLAGS)
         except OSError:
             continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            h = hashlib.sha256()
+            size = 0
+            while n := os.readv(fd, (buf,)):
+                h.update(view[:n])
+                size += n
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
         out[p] = (h.hexdigest(), size)
     return out
 
