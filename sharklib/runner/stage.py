@@ -197,16 +197,31 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
     roots: dict[str, str] = {}
     keys: list[str] = []
     stage_roots: list[str] = []
+    sha256 = hashlib.sha256
+    last: tuple[str, str | None] | None = None
+    maker: _KeyMaker | None = None
     for s in specs:
-        maker = makers.get((s.cwd, s.env_tag))
-        if maker is None:
-            cwd = os.path.abspath(s.cwd)
-            if s.env_tag not in envs:
-                envs[s.env_tag] = stage_environment(s.env_tag)
-            if cwd not in roots:
-                roots[cwd] = project_root(cwd)
-            maker = makers[(s.cwd, s.env_tag)] = _KeyMaker(cwd, roots[cwd], envs[s.env_tag])
-        keys.append(maker.digest(s.command, s.shell))
+        where = (s.cwd, s.env_tag)
+        if where != last:  # a pipeline's stages mostly share both: one look-up per run of them
+            last = where
+            maker = makers.get(where)
+            if maker is None:
+                cwd = os.path.abspath(s.cwd)
+                if s.env_tag not in envs:
+                    envs[s.env_tag] = stage_environment(s.env_tag)
+                if cwd not in roots:
+                    roots[cwd] = project_root(cwd)
+                maker = makers[where] = _KeyMaker(cwd, roots[cwd], envs[s.env_tag])
+        assert maker is not None
+        command = s.command
+        if maker.parts is not None and s.shell and type(command) is str \
+                and not command.startswith("/"):  # the vectorised key (see _KeyMaker)
+            before, after = maker.parts
+            keys.append("sha256:" + sha256(
+                before + maker.encode(command).encode("utf-8", "surrogateescape") + after
+            ).hexdigest())
+        else:
+            keys.append(maker.digest(command, s.shell))
         stage_roots.append(maker.root)
     return keys, stage_roots
 
