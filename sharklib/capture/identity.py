@@ -1,11 +1,12 @@
 """Code and environment identity, and the run key built from them.
 
 Two moments need these facts. At start, before the script body runs, the run
-key (argv, cwd relative to the project, script digest, interpreter, allow-listed
-variables) must be cheap: it is computed on every run, reused or not. At exit
-the full identity is gathered for the attestation: digests of local modules
+key's parts (argv, cwd relative to the project, script digest, interpreter,
+allow-listed variables) must be cheap: they are gathered on every run, reused or
+not, and digested only when the cache or the record needs the key. At exit the
+full identity is gathered for the attestation: digests of local modules
 actually imported, the distributions those imports came from, and git state
-(GitPython is imported only then, and only when there is something to sign).
+(asked of ``git`` only then, and only when there is something to sign).
 """
 
 from __future__ import annotations
