@@ -217,3 +217,48 @@ def test_outputs_on_disk_from_one_listing(tmp_path: Path) -> None:
     for p in plans[:-1]:
         assert p is not None and p.on_disk == os.path.exists(p.outputs[0]), p.outputs
     assert plans[-1] is not None and plans[-1].on_disk is None
+
+
+def _record_stage(project: Path, command: str, **extra: object) -> str:
+    """Index a run of ``command`` as the stage path would (real files, the stage's run key)."""
+    import uuid
+
+    from sharklib.hashing import sha256_file
+    from sharklib.model import Artifact, Output, Run
+    from sharklib.runner.reuse import record
+
+    (project / "out.txt").write_text("HELLO\n")
+    sha, size = sha256_file(project / "in.txt")
+    osha, osize = sha256_file(project / "out.txt")
+    now = time.time()
+    run = Run(run_id=uuid.uuid4().hex, argv=["/bin/sh", "-c", command], cwd=str(project),
+              started=now - 3, ended=now, exit_status=0,
+              inputs=[Artifact(str(project / "in.txt"), sha, size)],
+              outputs=[Output(str(project / "out.txt"), osha, osize)],
+              run_key=stage_key(command, shell=True, cwd=str(project))[0].digest())
+    for name, value in extra.items():
+        setattr(run, name, value)
+    assert record(run, root=str(project)) is not None
+    return run.run_id
+
+
+def test_a_changed_distribution_is_an_environment_change(project: Path) -> None:
+    from sharklib.model import Environment
+
+    cmd = "cat in.txt > out.txt"
+    rid = _record_stage(project, cmd, environment=Environment(distributions={"pytest": "0.0.1"}))
+    plan = plan_command(cmd, cwd=str(project))
+    assert plan.action == "run" and plan.run_id == rid
+    assert plan.reason.startswith("environment changed: pytest 0.0.1 -> ")
+
+
+def test_an_untrusted_download_is_not_reused(project: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from sharklib.model import Download
+
+    monkeypatch.setenv("SHARKLIB_DOWNLOAD_POLICY", "strict")
+    cmd = "cat in.txt > out.txt"
+    _record_stage(project, cmd, downloads=[Download("https://example.org/moving.csv", "0" * 64)])
+    assert plan_command(cmd, cwd=str(project)).reason == "a download is no longer trusted"
+    monkeypatch.setenv("SHARKLIB_DOWNLOAD_POLICY", "trust")
+    assert plan_command(cmd, cwd=str(project)).action == "reuse"
