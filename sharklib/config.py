@@ -19,6 +19,8 @@ ENV_CACHE = "SHARKLIB_CACHE"
 ENV_QUIET = "SHARKLIB_QUIET"
 ENV_NO_CACHE = "SHARKLIB_NO_CACHE"
 ENV_RERUN = "SHARKLIB_RERUN"
+# set by the tracer to its session: processes recording into that session leave signing to it
+ENV_SIGNED_BY = "SHARKLIB_SIGNED_BY"
 
 APP = "sharklib"
 
@@ -28,13 +30,26 @@ def _home() -> Path | None:
     return Path(home) if home else None
 
 
+def _xdg(variable: str, default: str) -> Path:
+    """What platformdirs answers on Linux, for interpreters that do not have it.
+
+    A pipeline's own environment (a ``shark-build`` venv) runs the capture
+    bootstrap without sharklib's dependencies; it must still find the same
+    directories as the runner that started it.
+    """
+    base = os.environ.get(variable, "").strip()
+    return Path(base if base else os.path.expanduser(default)) / APP
+
+
 def config_dir() -> Path:
     """Keys, imported public keys, trust policies."""
     home = _home()
     if home is not None:
         return home / "config"
-    from platformdirs import user_config_path
-
+    try:
+        from platformdirs import user_config_path
+    except ImportError:
+        return _xdg("XDG_CONFIG_HOME", "~/.config")
     return user_config_path(APP)
 
 
@@ -43,8 +58,10 @@ def cache_dir() -> Path:
     home = _home()
     if home is not None:
         return home / "cache"
-    from platformdirs import user_cache_path
-
+    try:
+        from platformdirs import user_cache_path
+    except ImportError:
+        return _xdg("XDG_CACHE_HOME", "~/.cache")
     return user_cache_path(APP)
 
 

@@ -36,12 +36,34 @@ def _chain() -> None:
             return
 
 
+class _SharklibOnly:
+    """Finds the ``sharklib`` package beside this bootstrap, and nothing else.
+
+    An interpreter that cannot import sharklib (a pipeline's own environment)
+    must not see the rest of the directory sharklib lives in either: that is
+    the runner's site-packages (or a source checkout), and putting it on
+    ``sys.path`` would let the user's code import packages its environment
+    does not have. Submodules resolve through the package's ``__path__``.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        if fullname != "sharklib":
+            return None
+        from importlib.machinery import PathFinder
+
+        return PathFinder.find_spec(fullname, [self.root])
+
+
 def _start() -> None:
     try:
         from sharklib.capture.bootstrap import start
     except ImportError:
+        sys.modules.pop("sharklib", None)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        sys.path.append(root)
+        sys.meta_path.append(_SharklibOnly(root))
         try:
             from sharklib.capture.bootstrap import start
         except Exception as exc:

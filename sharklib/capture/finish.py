@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from sharklib.capture import identity, paths
 from sharklib.capture.recorder import PendingOutput, Recorder
 from sharklib.capture.safety import describe, warn_once
-from sharklib.config import ENV_QUIET, flag
+from sharklib.config import ENV_QUIET, ENV_SIGNED_BY, flag
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -318,7 +318,11 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         from sharklib.capture.session import children_of
 
         run.children = [c["run_id"] for c in children_of(rec.session, rec.run_id)]
-    sidecars = sign(run)
+    # Inside a traced command the tracer merges this Run into its own and signs every output
+    # itself: signing here too would write each sidecar twice (and needs the signing
+    # libraries, which an interpreter of a pipeline's own environment may not have).
+    signed_by_tracer = bool(rec.session) and os.environ.get(ENV_SIGNED_BY) == rec.session
+    sidecars = [] if signed_by_tracer else sign(run)
     json_path = None
     if rec.session and not (rec.top and _discards_session(rec)):
         try:

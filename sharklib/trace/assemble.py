@@ -101,6 +101,9 @@ class Assembler:
         # the last time each data file was written, across all Runs: an input written again
         # after it was read carries its final digest, and its Run says so
         self.last_write: dict[str, int] = {}
+        # the files the command's stdout/stderr were redirected to: outputs the command got as
+        # open descriptors, so reading them back (a process hashing its own stdout) is no input
+        self.stream_paths: set[str] = set()
         if root_pid:
             self._start_root(root_pid)
 
@@ -223,7 +226,7 @@ class Assembler:
             return
         if mode == "r":
             if cls == "data" and path not in d.outputs and path not in d.inputs and \
-                    path not in d.code:
+                    path not in d.code and path not in self.stream_paths:
                 d.inputs[path] = seq
             return
         self.last_write[path] = seq

@@ -135,6 +135,7 @@ def _python_capture_env(env: dict[str, str], session: Path, parent_run: str) -> 
         env = capture_environ(env)
     env["SHARKLIB_SESSION"] = str(session)
     env["SHARKLIB_PARENT_RUN"] = parent_run
+    env["SHARKLIB_SIGNED_BY"] = str(session)  # the tracer signs what they record (see _attest)
     env.setdefault("SHARKLIB_QUIET", "1")
     return env
 
@@ -251,6 +252,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
             port = stack.enter_context(recording_proxy(proxy_log))
             env = proxy_environment(port, env)
         streams = _stream_targets(stdio[1], stdio[2])
+        asm.stream_paths.update(streams)
         sigs = stack.enter_context(_Signals())
         if backend == "ebpf" and shared is not None:
             _run_shared(argv, cwd, env, asm, sigs, result, t_enter, stdio, shared)

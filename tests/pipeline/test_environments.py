@@ -81,3 +81,33 @@ def test_host_cannot_be_redefined(project: Path) -> None:
     with pytest.raises(PipelineError) as info:
         load_pipeline(doc)
     assert info.value.line == 1
+
+
+def test_python_steps_in_an_environment_without_sharklib_are_captured_and_isolated(
+        project: Path, cli: Cli) -> None:
+    """The bootstrap runs in a bare venv without sharklib's dependencies, sees only sharklib.
+
+    The step is still recorded at Python's level of detail (its script digest), no warning
+    reaches its stderr, and nothing of the runner's own site-packages (or source tree)
+    becomes importable in the step's environment.
+    """
+    from sharklib.trace.session import choose_backend
+
+    try:
+        choose_backend("auto")
+    except Exception as exc:
+        pytest.skip(f"no native tracer here: {exc}")
+    write(project / "probe.py",
+          "import importlib.util, sys\n"
+          "names = ['platformdirs', 'cryptography', 'rich', 'tests', 'benchmarks']\n"
+          "print(sorted(n for n in names if importlib.util.find_spec(n)))\n")
+    write(project / "m.md", f"```shark-build:bare\npython: \"{PY}\"\nrequirements: []\n```\n\n"
+          "```shark-run:bare\npython probe.py > seen.txt\n```\n")
+    cli("run", "m.md", check=True)
+    assert (project / "seen.txt").read_text().strip() == "[]"
+    logs = list((cache_dir() / "pipelines").glob("*/logs/stage-*.err"))
+    assert logs and all("sharklib:" not in p.read_text() for p in logs), \
+        [p.read_text() for p in logs]
+    shown = subprocess.run([sys.executable, "-m", "sharklib", "show", "seen.txt"], cwd=project,
+                           capture_output=True, text=True, check=True).stdout
+    assert "script sha256:" in shown, shown

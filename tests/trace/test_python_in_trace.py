@@ -1,0 +1,34 @@
+"""Python processes inside a traced command: recorded once, signed once, streams not inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from trace_support import run_traced
+
+SCRIPT = "open('out.txt', 'w').write(open('in.txt').read().upper())\nprint('done')\n"
+
+
+def test_python_step_with_redirected_stdout(tmp_path: Path, backend: str) -> None:
+    (tmp_path / "s.py").write_text(SCRIPT)
+    (tmp_path / "in.txt").write_text("hello\n")
+    with open(tmp_path / "log.txt", "wb") as log, open(tmp_path / "err.txt", "wb") as err:
+        res = run_traced([sys.executable, "s.py"], backend, tmp_path, stdout=log, stderr=err)
+    assert res.exit_status == 0, res.messages
+    assert (tmp_path / "log.txt").read_text() == "done\n"
+    assert (tmp_path / "err.txt").read_text() == ""  # no warning from the Python capture
+    names = {os.path.basename(a.path) for r in res.runs for a in r.inputs}
+    # the Python process hashes its own stdout file at exit: reading it back is no input
+    assert names == {"in.txt"}, names
+    outs = {os.path.basename(o.path) for r in res.runs for o in r.outputs}
+    assert {"out.txt", "log.txt"} <= outs
+    for f in ("out.txt", "log.txt"):
+        proc = subprocess.run([sys.executable, "-m", "sharklib", "verify", f], cwd=tmp_path,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = subprocess.run([sys.executable, "-m", "sharklib", "show", "out.txt"], cwd=tmp_path,
+                           capture_output=True, text=True, check=True).stdout
+    assert "script sha256:" in shown and "in.txt" in shown, shown
