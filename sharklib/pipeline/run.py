@@ -202,12 +202,12 @@ def _import_digest(s: Stage, pipe: Pipeline, console: Console) -> str:
 
 def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Executor,
              scheduler: str | None, n: int | None, console: Console) -> tuple[dict[int, LeafResult], set[int]]:
+    if not jobs:  # an unchanged pipeline: nothing to import for
+        return {}, set()
     from sharklib.pipeline.executors import schedule
     from sharklib.runner.caches import kept_open
     from sharklib.trace.service import shared_tracing
 
-    if not jobs:
-        return {}, set()
     workers = n or os.cpu_count() or 1
     kind = "dask"
     if executor == "local":
