@@ -1,6 +1,6 @@
 """Benchmarks for Markdown pipelines: ``python benchmarks/bench_pipeline.py [--quick]``.
 
-1. Plan and no-op re-run of a generated 10,000-stage map (every stage reusable),
+1. Plan and no-op re-run of a generated 1,000- and 10,000-stage map (every stage reusable),
    against ``snakemake -n`` and a nothing-to-do ``snakemake`` on the equivalent
    Snakefile (snakemake lives in its own venv, ``benchmarks/.venvs/snakemake``,
    created on first use from PyPI).
@@ -255,7 +255,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sharklib-bench-pipeline-") as tmp:
         work = Path(tmp)
         if "noop" in only:
-            bench_noop(work, big, runs, rows)
+            for n in (1_000, big):
+                bench_noop(work, n, runs, rows)
         if "full" in only:
             for n in (1_000, big):
                 bench_full(work, n, runs, rows)

@@ -1,7 +1,9 @@
 """``python -m sharklib``.
 
-``run`` and ``trace`` take fast paths that import neither click nor rich before
-the user's command starts, so capturing or tracing it costs little start-up.
+``run``, ``trace`` and ``pipeline run|plan`` take fast paths that do not import
+click (nor rich before the user's command starts), so capturing or tracing a
+command, or re-checking an unchanged pipeline, costs little start-up. The
+``sharklib`` console script enters here too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ def _main() -> int:
         from sharklib.trace.main import trace_main
 
         return trace_main(sys.argv[2:])
+    if len(sys.argv) > 2 and sys.argv[1] == "pipeline":
+        from sharklib.pipeline.main import pipeline_main
+
+        return pipeline_main(sys.argv[2:])
     from sharklib.cli import main
 
     return main()

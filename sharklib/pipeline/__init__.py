@@ -6,7 +6,27 @@ holds inputs and ``%{VAR}`` template variables, and every stage goes through
 the one runner, so every stage is captured, attested and reused.
 """
 
-from sharklib.pipeline.pin import PinResult, pin_document
-from sharklib.pipeline.run import Pipeline, PipelineReport, load_pipeline, run_pipeline
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False
+
+_WHERE = {"PinResult": "pin", "pin_document": "pin", "Pipeline": "run",
+          "PipelineReport": "run", "load_pipeline": "run", "run_pipeline": "run"}
 
 __all__ = ["PinResult", "Pipeline", "PipelineReport", "load_pipeline", "pin_document", "run_pipeline"]
+
+if TYPE_CHECKING:
+    from sharklib.pipeline.pin import PinResult, pin_document
+    from sharklib.pipeline.run import Pipeline, PipelineReport, load_pipeline, run_pipeline
+
+
+def __getattr__(name: str) -> object:
+    # loaded on first use: re-checking an unchanged pipeline need not import pinning
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sharklib.pipeline' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sharklib.pipeline.{module}"), name)
+    globals()[name] = value
+    return value
