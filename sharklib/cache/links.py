@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from typing import BinaryIO
 
 from sharklib.cache.store import LinkMode
 
@@ -36,17 +37,45 @@ def temp_beside(dest: str) -> str:
     return tmp
 
 
+def _into(dst: str) -> BinaryIO:
+    """Open the fresh, empty temporary ``dst`` for writing *without* ``O_TRUNC``.
+
+    Truncating a file on ext4 (even an empty one) marks it for "replace via
+    truncate" protection, which forces its blocks to be allocated and written
+    back when it is closed: a gigabyte copy then spent as long in ``close`` as
+    in copying.
+    """
+    return open(dst, "r+b")
+
+
 def reflink(src: str, dst: str) -> None:
-    """Clone ``src``'s blocks into a new file ``dst`` (raises OSError where unsupported)."""
-    with open(src, "rb") as s, open(dst, "wb") as d:
+    """Clone ``src``'s blocks into the fresh temporary ``dst`` (OSError where unsupported)."""
+    with open(src, "rb") as s, _into(dst) as d:
         fcntl.ioctl(d.fileno(), FICLONE, s.fileno())
+
+
+def copy_into(src: str, dst: str) -> None:
+    """Copy ``src`` into the fresh temporary ``dst`` in the kernel (sendfile), no truncation."""
+    with open(src, "rb") as s, _into(dst) as d:
+        infd, outfd = s.fileno(), d.fileno()
+        offset = 0
+        try:
+            while True:
+                sent = os.sendfile(outfd, infd, offset, 1 << 30)
+                if not sent:
+                    return
+                offset += sent
+        except OSError as exc:
+            if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS):
+                raise
+        shutil.copyfileobj(s, d, _BUFSIZE)
 
 
 def copy_hashing(src: str, dst: str, update: Callable[[bytes | memoryview], object] | None = None,
                  ) -> int:
     """Copy bytes with one reused buffer, feeding each chunk to ``update``; returns the size."""
     total = 0
-    with open(src, "rb") as s, open(dst, "wb") as d:
+    with open(src, "rb") as s, _into(dst) as d:
         # a small file needs a small buffer (zeroing a large one costs more than the copy)
         buf = bytearray(min(_BUFSIZE, os.fstat(s.fileno()).st_size + 1 or _BUFSIZE))
         view = memoryview(buf)
@@ -83,7 +112,7 @@ def materialise(src: str, dest: str, *, link: LinkMode = "auto", read_only: bool
                 os.unlink(tmp)
                 os.link(src, tmp)
             else:
-                shutil.copyfile(src, tmp)  # sendfile/copy_file_range: no user-space copy
+                copy_into(src, tmp)  # sendfile: no user-space copy
             if strategy != "hardlink":
                 os.chmod(tmp, 0o444 if read_only else 0o644)
             os.replace(tmp, dest)

@@ -157,7 +157,7 @@ class RemoteStore(ObjectStore):
                 read_only: bool = False) -> Restored:
         tmp = temp_beside(dest)
         try:
-            with open(tmp, "wb") as fh:
+            with open(tmp, "r+b") as fh:  # the fresh temp, without O_TRUNC (see links._into)
                 self.copy_to(sha256, fh)
             os.chmod(tmp, 0o444 if read_only else 0o644)
             os.replace(tmp, dest)
