@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+
+TYPE_CHECKING = False  # no ``typing`` at run time: captured scripts import this before their body
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY_VERSION = "sharklib-runkey-v1"
 
@@ -34,6 +38,25 @@ def sha256_hex(data: bytes) -> str:
         except ImportError:
             from hashlib import sha256  # type: ignore[assignment]
     return sha256(data).hexdigest()  # type: ignore[no-any-return]
+
+
+def sha256_constructor() -> Callable[..., Any]:
+    """``hashlib.sha256`` when hashlib is loaded, else the interpreter's own (no OpenSSL load).
+
+    For digests of short strings (run keys, stage signatures) in processes that
+    may never need OpenSSL: a no-op pipeline re-check, a captured script's start.
+    """
+    hashlib = sys.modules.get("hashlib")
+    if hashlib is not None:
+        return hashlib.sha256  # type: ignore[no-any-return]
+    try:
+        from _sha256 import sha256  # CPython 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef]  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment]
+    return sha256  # type: ignore[no-any-return]
 
 
 def canonical_json(value: object) -> bytes:

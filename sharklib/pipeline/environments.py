@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +125,8 @@ def _interpreter(version: str, spec: EnvSpec, doc: Path) -> str:
 
 def container_engine() -> str | None:
     """The first usable container engine (podman, then docker), or None."""
+    import subprocess  # only when an environment is prepared: not on a re-check's path
+
     for name in ("podman", "docker"):
         exe = shutil.which(name)
         if exe is None:
@@ -194,6 +195,8 @@ def _ensure_venv(spec: EnvSpec, doc: Path, log: Any) -> Path:
 
 
 def _call(args: list[str], spec: EnvSpec, doc: Path) -> None:
+    import subprocess
+
     proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
         tail = proc.stdout.decode(errors="replace").strip().splitlines()[-1:] or [""]

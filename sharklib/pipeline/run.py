@@ -14,7 +14,7 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,11 +23,13 @@ from sharklib.errors import PipelineError
 from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
 from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
-from sharklib.pipeline.leaf import LeafJob, LeafResult
 from sharklib.pipeline.plan import StagePlan, plan_stages, propagate
 from sharklib.pipeline.progress import LiveProgress, plan_counts, plan_table
 from sharklib.pipeline.stages import Publish, Stage, build_stages
 from sharklib.pipeline.state import PipelineState, state_dir
+
+if TYPE_CHECKING:
+    from sharklib.pipeline.leaf import LeafJob, LeafResult
 
 Executor = Literal["local", "dask", "dask-local"]
 
@@ -143,13 +145,17 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     for name in sorted({s.env for s in todo}):
         prepared[name] = prepare(pipe.envs[name], pipe.doc.path,
                                  log=lambda m: console.print(f"[dim]{escape(m)}[/]", soft_wrap=True))
-    log_dir = str(state_dir(pipe.doc.path) / "logs")
-    leaf_jobs = {s.index: LeafJob(index=s.index,
-                                  command=prepared[s.env].wrap(s.command, pipe.docdir),
-                                  cwd=pipe.docdir, env_tag=prepared[s.env].tag,
-                                  env_overrides=prepared[s.env].overrides, log_dir=log_dir,
-                                  rerun=rerun, make_dirs=_parents(s))
-                 for s in todo}
+    leaf_jobs: dict[int, LeafJob] = {}
+    if todo:
+        from sharklib.pipeline.leaf import LeafJob  # only when something runs
+
+        log_dir = str(state_dir(pipe.doc.path) / "logs")
+        leaf_jobs = {s.index: LeafJob(index=s.index,
+                                      command=prepared[s.env].wrap(s.command, pipe.docdir),
+                                      cwd=pipe.docdir, env_tag=prepared[s.env].tag,
+                                      env_overrides=prepared[s.env].overrides, log_dir=log_dir,
+                                      rerun=rerun, make_dirs=_parents(s))
+                     for s in todo}
     deps = {s.index: s.deps for s in stages}
     results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)
     for s in stages:

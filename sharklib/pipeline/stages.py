@@ -17,7 +17,6 @@ last suffix.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import re
 import shlex
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sharklib.errors import PipelineError
+from sharklib.model.runkey import sha256_constructor
 from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.document import Block, Document
 from sharklib.pipeline.templates import (
@@ -78,7 +78,8 @@ class Stage:
     @property
     def signature(self) -> str:
         """Stable identity of this stage across runs (environment name + command)."""
-        return hashlib.sha256(f"{self.env}\0{self.command}".encode("utf-8", "surrogateescape")).hexdigest()[:24]
+        data = f"{self.env}\0{self.command}".encode("utf-8", "surrogateescape")
+        return sha256_constructor()(data).hexdigest()[:24]
 
     @property
     def label(self) -> str:

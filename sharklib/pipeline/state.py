@@ -12,7 +12,6 @@ is a cache of observations, never trusted for anything but ordering).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 from sharklib.config import cache_dir
 from sharklib.hashing import atomic_write
+from sharklib.model.runkey import sha256_constructor
 from sharklib.pipeline.bulk import paused_gc
 
 
@@ -45,7 +45,7 @@ def _coerced(v: Any) -> dict[str, list[str]]:
 
 
 def state_dir(document: Path) -> Path:
-    key = hashlib.sha256(os.fsencode(str(document.absolute()))).hexdigest()[:24]
+    key = sha256_constructor()(os.fsencode(str(document.absolute()))).hexdigest()[:24]
     return cache_dir() / "pipelines" / key
 
 

@@ -14,16 +14,15 @@ that misses what, say, ``cp`` read.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shlex
 import sys
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sharklib.model import Output, Run, RunKeyParts, run_key_parts
+from sharklib.model.runkey import sha256_constructor
 
 if TYPE_CHECKING:
     from sharklib.cache.index import RunFacts
@@ -102,7 +101,7 @@ def aggregate(runs: Iterable[Run], *, argv: list[str], cwd: str, started: float,
     """
     runs = sorted(runs, key=lambda r: r.started)
     skip = set(inherited)
-    stage = Run(run_id=uuid.uuid4().hex, argv=argv, cwd=cwd, started=started, ended=ended,
+    stage = Run(run_id=os.urandom(16).hex(), argv=argv, cwd=cwd, started=started, ended=ended,
                 exit_status=exit_status, pid=os.getpid(), backend="merged",
                 children=[r.run_id for r in runs], run_key=run_key,
                 warnings=[w for r in runs for w in r.warnings][:20])
@@ -174,14 +173,14 @@ class _KeyMaker:
         needle = encode_basestring(_PROBE).encode("utf-8", "surrogateescape")
         if body.count(needle) == 1:
             before, after = body.split(needle)
-            if "sha256:" + hashlib.sha256(before + needle + after).hexdigest() == probe.digest():
+            if "sha256:" + sha256_constructor()(before + needle + after).hexdigest() == probe.digest():
                 self.parts = (before, after)
 
     def digest(self, command: Sequence[str] | str, shell: bool) -> str:
         if self.parts is not None and shell and isinstance(command, str) \
                 and not os.path.isabs(command):
             before, after = self.parts
-            return "sha256:" + hashlib.sha256(
+            return "sha256:" + sha256_constructor()(
                 before + self.encode(command).encode("utf-8", "surrogateescape") + after).hexdigest()
         return run_key_parts(command_argv(command, shell), self.cwd, self.root, {"kind": "stage"},
                              self.env).digest()
@@ -197,7 +196,7 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
     roots: dict[str, str] = {}
     keys: list[str] = []
     stage_roots: list[str] = []
-    sha256 = hashlib.sha256
+    sha256 = sha256_constructor()
     last: tuple[str, str | None] | None = None
     maker: _KeyMaker | None = None
     for s in specs:
