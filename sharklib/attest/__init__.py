@@ -7,7 +7,7 @@ outputs at exit needs the envelope, key and sidecar modules, not verification
 
 from __future__ import annotations
 
-import importlib
+from sharklib._lazy import lazy_attributes
 
 # ``typing`` is not imported at run time (~2.5 ms): a captured script loads this package
 TYPE_CHECKING = False
@@ -52,8 +52,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from sharklib.attest.dsse import (
         attestation_digest,
         check_signatures,
@@ -84,10 +82,4 @@ if TYPE_CHECKING:
     from sharklib.attest.verify import VerifyReport, verify_bundle, verify_file
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharklib.attest' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"sharklib.attest.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)

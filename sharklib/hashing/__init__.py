@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-import importlib
+from sharklib._lazy import lazy_attributes
 
 # ``typing`` is not imported at run time (~2.5 ms): a captured script loads this package
 TYPE_CHECKING = False
@@ -38,8 +38,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from sharklib.hashing.atomic import atomic_write
     from sharklib.hashing.digest import (
         StreamingDigest,
@@ -52,10 +50,4 @@ if TYPE_CHECKING:
     from sharklib.hashing.statcache import StatCache
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharklib.hashing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"sharklib.hashing.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)

@@ -7,7 +7,7 @@ of a captured script does not pay for the whole model.
 
 from __future__ import annotations
 
-import importlib
+from sharklib._lazy import lazy_attributes
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -45,8 +45,6 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from sharklib.model.provenance import (
         MAX_SUBJECTS,
         PAYLOAD_TYPE,
@@ -70,10 +68,4 @@ if TYPE_CHECKING:
     from sharklib.model.runkey import RunKeyParts, canonical_json, run_key_parts
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharklib.model' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"sharklib.model.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _WHERE)

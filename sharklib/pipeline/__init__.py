@@ -8,7 +8,7 @@ the one runner, so every stage is captured, attested and reused.
 
 from __future__ import annotations
 
-import importlib
+from sharklib._lazy import lazy_attributes
 
 TYPE_CHECKING = False
 
@@ -22,11 +22,5 @@ if TYPE_CHECKING:
     from sharklib.pipeline.run import Pipeline, PipelineReport, load_pipeline, run_pipeline
 
 
-def __getattr__(name: str) -> object:
-    # loaded on first use: re-checking an unchanged pipeline need not import pinning
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharklib.pipeline' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"sharklib.pipeline.{module}"), name)
-    globals()[name] = value
-    return value
+# loaded on first use: re-checking an unchanged pipeline need not import pinning
+__getattr__ = lazy_attributes(__name__, _WHERE)

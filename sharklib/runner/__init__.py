@@ -10,8 +10,9 @@ then records the result. :func:`plan_command` / :func:`plan_commands` answer
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from sharklib._lazy import lazy_attributes
+
+TYPE_CHECKING = False  # no ``typing`` at run time
 
 _WHERE = {"RunResult": "command", "run_command": "command", "Plan": "stage",
           "StageSpec": "stage", "plan_command": "stage", "plan_commands": "stage"}
@@ -23,11 +24,5 @@ if TYPE_CHECKING:
     from sharklib.runner.stage import Plan, StageSpec, plan_command, plan_commands
 
 
-def __getattr__(name: str) -> Any:
-    # loaded on first use: a captured script's reuse check imports sharklib.runner.reuse only
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'sharklib.runner' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"sharklib.runner.{module}"), name)
-    globals()[name] = value
-    return value
+# loaded on first use: a captured script's reuse check imports sharklib.runner.reuse only
+__getattr__ = lazy_attributes(__name__, _WHERE)

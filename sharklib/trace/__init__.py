@@ -9,7 +9,7 @@ finer record (:mod:`sharklib.trace.merge`), and every output gets a sidecar.
 
 from __future__ import annotations
 
-import importlib
+from sharklib._lazy import lazy_attributes
 
 TYPE_CHECKING = False  # ``typing`` costs ~2.5 ms before the tracer can start loading
 
@@ -19,10 +19,5 @@ if TYPE_CHECKING:
     from sharklib.trace.session import TraceResult, choose_backend, exit_like, trace_command
 
 
-def __getattr__(name: str) -> object:
-    # loaded on first use: ``sharklib trace`` starts loading the BPF programs before this
-    if name not in __all__:
-        raise AttributeError(f"module 'sharklib.trace' has no attribute {name!r}")
-    value = getattr(importlib.import_module("sharklib.trace.session"), name)
-    globals()[name] = value
-    return value
+# loaded on first use: ``sharklib trace`` starts loading the BPF programs before this
+__getattr__ = lazy_attributes(__name__, dict.fromkeys(__all__, "session"))
