@@ -20,7 +20,7 @@ def _run(document: str, jobs: int | None, dry_run: bool, executor: str, schedule
 
     bulk.freeze_after = True  # this process ends with the pipeline: see bulk.freeze_after
     report = run_pipeline(document, jobs=jobs, dry_run=dry_run, executor=executor,  # type: ignore[arg-type]
-                          scheduler=scheduler, rerun=rerun, console=Console())
+                          scheduler=scheduler, rerun=rerun)
     return report.exit_code
 
 

@@ -60,8 +60,6 @@ def pipeline_main(args: list[str]) -> int:
         from sharklib.cli import main as cli_main
 
         return cli_main(["pipeline", *args])
-    from rich.console import Console
-
     from sharklib.errors import SharkError
     from sharklib.pipeline import bulk
     from sharklib.pipeline.run import run_pipeline
@@ -69,7 +67,7 @@ def pipeline_main(args: list[str]) -> int:
     bulk.freeze_after = True  # this process ends with the pipeline: see bulk.freeze_after
     document = str(opts.pop("document"))
     try:
-        report = run_pipeline(document, console=Console(), **opts)  # type: ignore[arg-type]
+        report = run_pipeline(document, **opts)  # type: ignore[arg-type]
     except SharkError as exc:
         sys.stderr.write(f"sharklib: error: {exc}\n")
         return 2

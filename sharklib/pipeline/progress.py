@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,12 +56,6 @@ def plan_table(stages: list[Stage], plans: list[StagePlan], title: str) -> Table
             name, why = escape(_short(first.display)), _reason(p)
         table.add_row(str(first.line), name, f"[{colour}]{p.action}[/]", escape(why))
     return table
-
-
-def plan_counts(plans: list[StagePlan]) -> str:
-    c = Counter(p.action for p in plans)
-    saved = sum(p.saved_seconds for p in plans if p.action == "reuse")
-    return f"{len(plans)} stage(s): {c['run']} to run, {c['reuse']} to reuse (saves {saved:.1f}s)"
 
 
 @dataclass(slots=True)

@@ -12,23 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
-
-from rich.console import Console
-from rich.markup import escape
 
 from sharklib.errors import PipelineError
 from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
 from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
 from sharklib.pipeline.plan import StagePlan, plan_stages, propagate
-from sharklib.pipeline.progress import LiveProgress, plan_counts, plan_table
 from sharklib.pipeline.stages import Publish, Stage, build_stages
 from sharklib.pipeline.state import PipelineState, state_dir
+from sharklib.pipeline.summary import plan_counts, summary_line
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from sharklib.pipeline.leaf import LeafJob, LeafResult
 
 Executor = Literal["local", "dask", "dask-local"]
@@ -128,19 +128,33 @@ def _rel(p: str, root: str) -> str:
 def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_run: bool = False,
                  executor: Executor = "local", scheduler: str | None = None, rerun: bool = False,
                  console: Console | None = None) -> PipelineReport:
-    """Plan, then (unless ``dry_run``) run a Markdown pipeline; return what happened."""
-    console = console or Console()
+    """Plan, then (unless ``dry_run``) run a Markdown pipeline; return what happened.
+
+    Without a ``console``, an unchanged pipeline is reported in two plain lines
+    and rich is never imported: at a thousand stages its import alone was a
+    third of the whole re-check. The plan table is one ``pipeline plan`` away.
+    """
     started = time.monotonic()
     pipe = load_pipeline(path, rerun=rerun)
-    for note in pipe.notes:
-        console.print(f"[dim]{escape(note)}[/]")
     stages, plans = pipe.stages, pipe.plans
     report = PipelineReport(stages=len(stages), dry_run=dry_run)
+    todo = [s for s in stages if not plans[s.index].skip]
+    if console is None and not dry_run and not todo and not pipe.notes:
+        return _up_to_date(report, pipe, started)
+    from rich.markup import escape
+
+    from sharklib.pipeline.progress import plan_table
+
+    if console is None:
+        from rich.console import Console
+
+        console = Console()
+    for note in pipe.notes:
+        console.print(f"[dim]{escape(note)}[/]")
     console.print(plan_table(stages, plans, f"plan for {pipe.doc.path.name}"))
     console.print(plan_counts(plans))
     if dry_run:
         return report
-    todo = [s for s in stages if not plans[s.index].skip]
     prepared: dict[str, PreparedEnv] = {}
     for name in sorted({s.env for s in todo}):
         prepared[name] = prepare(pipe.envs[name], pipe.doc.path,
@@ -185,16 +199,35 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     report.skipped = len(skipped)
     if updates or imports:
         pipe.state.save(updates, imports)
-    if not report.failures and not skipped and pipe.publishes:
-        from sharklib.pipeline.publish import publish
-
-        report.published = publish(pipe.publishes, pipe.doc.directory, pipe.doc.path)
+    _publish(report, pipe)
     report.wall_seconds = time.monotonic() - started
     _summary(console, report, pipe)
     return report
 
 
+def _publish(report: PipelineReport, pipe: Pipeline) -> None:
+    if not report.failures and not report.skipped and pipe.publishes:
+        from sharklib.pipeline.publish import publish
+
+        report.published = publish(pipe.publishes, pipe.doc.directory, pipe.doc.path)
+
+
+def _up_to_date(report: PipelineReport, pipe: Pipeline, started: float) -> PipelineReport:
+    """Every stage reused: the counts and the summary, as plain lines."""
+    report.reused = len(pipe.stages)
+    report.saved_seconds = sum(p.saved_seconds for p in pipe.plans)
+    _publish(report, pipe)
+    report.wall_seconds = time.monotonic() - started
+    lines = [plan_counts(pipe.plans), summary_line(report)]
+    lines += [f"published {p}" for p in report.published]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return report
+
+
 def _import_digest(s: Stage, pipe: Pipeline, console: Console) -> str:
+    from rich.markup import escape
+
     from sharklib.pipeline.imports import tree_digest
 
     assert s.source is not None and s.dest is not None
@@ -211,6 +244,7 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
     if not jobs:  # an unchanged pipeline: nothing to import for
         return {}, set()
     from sharklib.pipeline.executors import schedule
+    from sharklib.pipeline.progress import LiveProgress
     from sharklib.runner.caches import kept_open
     from sharklib.trace.service import shared_tracing
 
@@ -245,6 +279,8 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
 
 
 def _summary(console: Console, report: PipelineReport, pipe: Pipeline) -> None:
+    from rich.markup import escape
+
     for f in report.failures:
         console.print(f"[red]failed[/] {escape(str(pipe.doc.path))}:{f.line}: exit {f.exit_status}: "
                       f"{escape(f.command)}", soft_wrap=True)
@@ -254,8 +290,6 @@ def _summary(console: Console, report: PipelineReport, pipe: Pipeline) -> None:
         if f.log:
             console.print(f"  [dim]full log: {escape(f.log)}.err[/]", soft_wrap=True)
     colour = "red" if report.exit_code else "green"
-    console.print(f"[{colour}]{report.stages} stage(s): {report.ran} ran, {report.reused} reused, "
-                  f"{len(report.failures)} failed, {report.skipped} not run (upstream failed); "
-                  f"saved {report.saved_seconds:.1f}s; took {report.wall_seconds:.1f}s[/]")
+    console.print(f"[{colour}]{escape(summary_line(report))}[/]")
     for p in report.published:
         console.print(f"published {escape(p)}")

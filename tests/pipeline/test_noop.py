@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -63,3 +65,22 @@ def test_a_failed_stage_is_never_reused(project: Path, cli: Cli) -> None:
     assert cli("run", "m.md").returncode == 1
     proc = cli("run", "m.md")
     assert proc.returncode == 1 and "3 failed" in proc.stdout
+
+
+def test_an_unchanged_pipeline_reports_in_plain_lines_without_rich(project: Path, cli: Cli) -> None:
+    """The whole re-check is ~0.1 s at 1,000 stages; importing rich alone used to be 40 ms of it."""
+    _project(project)
+    cli("run", "m.md", check=True)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sharklib", "pipeline", "run", "m.md"],
+                          cwd=project, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("4 stage(s): 0 to run, 4 to reuse (saves "), proc.stdout
+    assert _counts(proc.stdout) == (0, 4) and len(proc.stdout.splitlines()) == 2, proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "sharklib.pipeline.run" in imported
+    assert not {m for m in imported if m == "rich" or m.startswith("rich.")}
+    # the table is still one command away, and a run with work to do still draws it
+    assert "┃ line" in cli("plan", "m.md", check=True).stdout
+    write(project / "raw" / "d.txt", "d")
+    assert "┃ line" in cli("run", "m.md", check=True).stdout
