@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -73,6 +72,8 @@ class ContentStore(ObjectStore):
 
     # -- writing -------------------------------------------------------------------------
     def _tmpfile(self) -> str:
+        import tempfile  # on the first write only: a re-check that restores nothing never needs it
+
         fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
         return tmp

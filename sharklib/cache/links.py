@@ -14,8 +14,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -32,6 +30,8 @@ _UNSUPPORTED = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno
 def temp_beside(dest: str) -> str:
     """A fresh, unique temporary name in ``dest``'s directory (same filesystem, so rename works)."""
     d, base = os.path.split(os.path.abspath(dest))
+    import tempfile  # here and below, on the first restore: a re-check that restores nothing never does
+
     fd, tmp = tempfile.mkstemp(prefix=f".{base[:64]}.", suffix=".sharklib-tmp", dir=d)
     os.close(fd)
     return tmp
@@ -68,6 +68,8 @@ def copy_into(src: str, dst: str) -> None:
         except OSError as exc:
             if offset or exc.errno not in (errno.EINVAL, errno.ENOSYS):
                 raise
+        import shutil
+
         shutil.copyfileobj(s, d, _BUFSIZE)
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import queue
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 CHUNK = 1 << 20
 _OWN_SUFFIXES = (".intoto.jsonl", ".sharklib-tmp")
@@ -16,8 +16,14 @@ _OWN_PREFIXES = (".sharklib-",)
 PIPELINE_MIN = 8 << 20
 
 
+def _sha256(data: bytes = b"") -> Any:
+    import hashlib  # on first use: a re-check that hashes nothing never loads OpenSSL (~2.5 ms)
+
+    return hashlib.sha256(data)
+
+
 def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return _sha256(data).hexdigest()
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, int]:
@@ -34,7 +40,7 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, 
             big = False
         if big:
             return _sha256_pipelined(fh, chunk)
-        h = hashlib.sha256()
+        h = _sha256()
         buf = bytearray(chunk)
         view = memoryview(buf)
         size = 0
@@ -48,7 +54,7 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, 
 
 
 def _sha256_pipelined(fh: io.RawIOBase, chunk: int) -> tuple[str, int]:
-    h = hashlib.sha256()
+    h = _sha256()
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | BaseException | None] = queue.SimpleQueue()
     for _ in range(3):
@@ -95,7 +101,7 @@ def listing_digest(path: str) -> tuple[str, int]:
     """
     names = sorted(n for n in os.listdir(path.rstrip("/") or "/")
                    if not n.endswith(_OWN_SUFFIXES) and not n.startswith(_OWN_PREFIXES))
-    return hashlib.sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), len(names)
+    return _sha256("\0".join(names).encode("utf-8", "surrogateescape")).hexdigest(), len(names)
 
 
 def on_disk(path: str) -> bool:
@@ -164,7 +170,7 @@ class StreamingDigest:
     __slots__ = ("_h", "size")
 
     def __init__(self) -> None:
-        self._h = hashlib.sha256()
+        self._h = _sha256()
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:

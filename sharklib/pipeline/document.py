@@ -162,13 +162,12 @@ class _Memo:
     """
 
     def __init__(self, text: str, path: Path) -> None:
-        import hashlib
-
+        from sharklib.model.runkey import sha256_constructor
         from sharklib.pipeline.state import state_dir
 
         self.file = state_dir(path) / "parsed.json"
         self.path = path
-        h = hashlib.sha256(f"{_MEMO_VERSION}\0{path}\0{_parser_id()}\0".encode(
+        h = sha256_constructor()(f"{_MEMO_VERSION}\0{path}\0{_parser_id()}\0".encode(
             "utf-8", "surrogateescape"))
         h.update(text.encode("utf-8", "surrogateescape"))
         self.key = h.hexdigest()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +115,8 @@ def _interpreter(version: str, spec: EnvSpec, doc: Path) -> str:
     here = f"{sys.version_info[0]}.{sys.version_info[1]}"
     if version in (here, f"{sys.version_info[0]}.{sys.version_info[1]}.{sys.version_info[2]}"):
         return sys.executable
+    import shutil  # here and below: only when an environment is prepared, not on a re-check
+
     found = shutil.which(f"python{version}")
     if found is None:
         raise PipelineError(f"environment '{spec.name}' needs Python {version}, and no "
@@ -125,6 +126,7 @@ def _interpreter(version: str, spec: EnvSpec, doc: Path) -> str:
 
 def container_engine() -> str | None:
     """The first usable container engine (podman, then docker), or None."""
+    import shutil
     import subprocess  # only when an environment is prepared: not on a re-check's path
 
     for name in ("podman", "docker"):
@@ -171,6 +173,8 @@ def _ensure_venv(spec: EnvSpec, doc: Path, log: Any) -> Path:
         if done.exists():
             return venv
         if venv.exists():
+            import shutil
+
             shutil.rmtree(venv)
         d = spec.definition
         python = _interpreter(d["python"], spec, doc)
