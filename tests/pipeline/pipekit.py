@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -16,10 +17,26 @@ class Cli:
 
     cwd: Path
 
+    timeout: float = 240
+
     def __call__(self, *args: str, check: bool | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([sys.executable, "-m", "sharklib", "pipeline", *args], cwd=self.cwd,
-                              capture_output=True, text=True, timeout=240,
-                              env={**os.environ, "COLUMNS": "200"})
+        """Run it; a hang fails with the stacks of every thread (faulthandler on SIGABRT)."""
+        argv = [sys.executable, "-m", "sharklib", "pipeline", *args]
+        with subprocess.Popen(argv, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "COLUMNS": "200",
+                                              "PYTHONFAULTHANDLER": "1"}) as child:
+            try:
+                out, err = child.communicate(timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                child.send_signal(signal.SIGABRT)
+                try:
+                    out, err = child.communicate(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    out, err = child.communicate()
+                raise AssertionError(f"{' '.join(args)} still running after {self.timeout:.0f} s; "
+                                     f"its stacks:\n{err[-6000:]}\nstdout:\n{out[-2000:]}") from None
+        proc = subprocess.CompletedProcess(argv, child.returncode, out, err)
         if check is True:
             assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc

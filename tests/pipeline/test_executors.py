@@ -34,6 +34,28 @@ def _digests(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): sha256(p) for p in files}
 
 
+def _cluster_state(address: str) -> str:
+    """The scheduler's tasks and every worker's Python stacks, for a hang's report."""
+    try:
+        import faulthandler
+        import tempfile
+
+        import distributed
+
+        def stacks() -> str:
+            with tempfile.TemporaryFile("w+") as fh:  # faulthandler writes to a descriptor
+                faulthandler.dump_traceback(fh, all_threads=True)
+                fh.seek(0)
+                return fh.read()
+
+        with distributed.Client(address, timeout="10s") as client:
+            processing = client.processing()
+            workers = client.run(stacks)
+        return f"processing: {processing}\n" + "\n".join(f"--- {w}\n{s}" for w, s in workers.items())
+    except Exception as exc:
+        return f"(cluster state unavailable: {exc})"
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
     distributed = pytest.importorskip("distributed")
@@ -53,7 +75,12 @@ def test_local_pool_and_dask_agree(tmp_path: Path, cluster: str,
         monkeypatch.setenv("SHARKLIB_LOCAL_POOL", "processes" if name == "local-processes"
                            else "threads")
         root = _project(tmp_path / name)
-        proc = Cli(root)("run", *args, "m.md", check=True)
+        try:
+            proc = Cli(root)("run", *args, "m.md", check=True)
+        except AssertionError as exc:
+            if name == "dask":  # what the cluster was doing, too
+                raise AssertionError(f"{exc}\n{_cluster_state(cluster)}") from None
+            raise
         assert "0 failed" in proc.stdout
         results[name] = _digests(root)
     assert len(results["local"]) == 10

@@ -9,6 +9,7 @@ filesystem, or the shared fsspec cache store so outputs are restored from it.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -52,7 +53,10 @@ class DaskPool:
             # our own LocalCluster's workers live only as long as this run: they may keep a
             # tracer and caches open across stages (a user's long-lived cluster is left alone)
             jobs = [replace(j, worker=True) for j in jobs]
-        keys = [f"sharklib-stage-{j.index}-{id(j):x}" for j in jobs]
+        # Keys name tasks on the scheduler, which may be shared by other clients and runs: they
+        # must never repeat (an ``id()`` can, across processes), or a run could be handed
+        # another run's task
+        keys = [f"sharklib-stage-{j.index}-{uuid.uuid4().hex}" for j in jobs]
         futs = self._client.map(self._fn, jobs, key=keys, pure=False)
         self._done.update(futs)
         return list(futs)
