@@ -8,6 +8,7 @@ config directory, the cache and stat cache in the user cache directory.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 ENV_CAPTURE = "SHARKLIB_CAPTURE"
@@ -31,11 +32,13 @@ def _home() -> Path | None:
 
 
 def _xdg(variable: str, default: str) -> Path:
-    """What platformdirs answers on Linux, for interpreters that do not have it.
+    """What platformdirs answers on Linux, without importing it.
 
-    A pipeline's own environment (a ``shark-build`` venv) runs the capture
-    bootstrap without sharklib's dependencies; it must still find the same
-    directories as the runner that started it.
+    Used on Linux always: every captured run that signs looks up the key's
+    directory at exit, and importing platformdirs there cost ~2.7 ms. Also for
+    interpreters without platformdirs at all: a pipeline's own environment (a
+    ``shark-build`` venv) runs the capture bootstrap without sharklib's
+    dependencies, and must still find the same directories as the runner.
     """
     base = os.environ.get(variable, "").strip()
     return Path(base if base else os.path.expanduser(default)) / APP
@@ -46,6 +49,8 @@ def config_dir() -> Path:
     home = _home()
     if home is not None:
         return home / "config"
+    if sys.platform.startswith("linux"):
+        return _xdg("XDG_CONFIG_HOME", "~/.config")
     try:
         from platformdirs import user_config_path
     except ImportError:
@@ -58,6 +63,8 @@ def cache_dir() -> Path:
     home = _home()
     if home is not None:
         return home / "cache"
+    if sys.platform.startswith("linux"):
+        return _xdg("XDG_CACHE_HOME", "~/.cache")
     try:
         from platformdirs import user_cache_path
     except ImportError:
