@@ -164,11 +164,15 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     known_script = rec.script_digest if script and script == rec.script else None
     to_hash = code_files - {script} if known_script else code_files
     wanted = [*input_paths, *out_paths, *sorted(to_hash)]
-    # git state only matters when something will be signed; `git` runs beside the hashing
+    # git state only matters when something will be signed; `git` runs beside the hashing. A
+    # script of the environment (`python -m json.tool`) is identified by its distribution: the
+    # repository that may hold the interpreter (pyenv is a git checkout) says nothing of the run,
+    # the working directory's does
     git_probe: identity.GitProbe | None = None
     if out_paths:
+        own_code = script is not None and not paths.is_ignored(script, rec.ignore)
         try:
-            git_probe = identity.GitProbe(os.path.dirname(script) if script else rec.cwd)
+            git_probe = identity.GitProbe(os.path.dirname(script) if own_code else rec.cwd)
         except Exception as exc:
             rec.warnings.append(f"git state not recorded: {describe(exc)}")
     digests = _digests(wanted, heavy)

@@ -174,6 +174,35 @@ def test_code_identity_with_git(tmp_path: Path, run_captured) -> None:
     assert r.top()["run_key"] == r2.top()["run_key"]
 
 
+def test_a_module_of_the_environment_takes_git_state_from_the_working_directory(
+        tmp_path: Path, run_captured) -> None:
+    """``-m json.tool`` runs a stdlib file: the repository holding the interpreter is not the run's."""
+    import shutil
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    repo, plain = tmp_path / "repo", tmp_path / "plain"
+    for d in (repo, plain):
+        d.mkdir()
+        (d / "in.json").write_text('{"b": 1, "a": 2}\n')
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True,  # noqa: E731
+                                    env={**os.environ, **env})
+    run("init", "-q", "-b", "main")
+    run("add", "in.json")
+    run("commit", "-q", "-m", "data")
+    head = run("rev-parse", "HEAD").stdout.decode().strip()
+    r = run_captured(["--no-cache", "-m", "json.tool", "--sort-keys", "in.json", "out.json"], cwd=repo)
+    assert r.returncode == 0, r.stderr
+    git = r.top()["code"]["git"]
+    assert (git["root"], git["commit"], git["branch"]) == (str(repo), head, "main")
+    r = run_captured(["--no-cache", "-m", "json.tool", "--sort-keys", "in.json", "out.json"], cwd=plain)
+    assert r.returncode == 0, r.stderr
+    assert r.top()["code"]["git"] is None
+    assert (plain / "out.json.intoto.jsonl").exists()
+
+
 def test_distributions_of_imported_modules(tmp_path: Path, run_captured) -> None:
     pytest.importorskip("numpy")
     pytest.importorskip("yaml")
