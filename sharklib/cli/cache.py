@@ -17,8 +17,10 @@ def _open(root: str | None) -> RunCache:
     return RunCache.from_env(os.path.abspath(root or os.getcwd()))
 
 
-def _when(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+def _when(ts: float, this_year: int | None = None) -> str:
+    """Local time; without the year when it is ``this_year`` (narrow terminals)."""
+    when = _dt.datetime.fromtimestamp(ts)
+    return when.strftime("%m-%d %H:%M" if when.year == this_year else "%Y-%m-%d %H:%M")
 
 
 def _size(n: float) -> str:
@@ -44,14 +46,21 @@ def ls_command(root: str | None) -> None:
     """Runs in the cache: when, size, last use, time saved."""
     with _open(root) as cache:
         rows = maintenance.list_runs(cache)
+    from sharklib.views.lineage import command_text
+
     table = Table(box=None, header_style="bold")
-    for col in ("run", "recorded", "took", "size", "last use", "reused", "saved", "command"):
-        table.add_column(col, justify="right" if col in ("took", "size", "reused", "saved")
-                         else "left")
+    for col in ("run", "recorded", "took", "size", "last use", "reused", "saved"):
+        numeric = col in ("took", "size", "reused", "saved")
+        # figures never break; a date may (at its space), a command at its words
+        table.add_column(col, justify="right" if numeric else "left", no_wrap=col != "recorded"
+                         and col != "last use")
+    # the interpreter by its name; on a narrow terminal the command wraps, the figures do not
+    table.add_column("command", overflow="fold")
+    this_year = _dt.date.today().year
     for r in rows:
-        table.add_row(r.run_id[:12], _when(r.created), f"{r.duration:.1f} s", _size(r.bytes),
-                      _when(r.last_used), str(r.uses), f"{r.saved:.1f} s",
-                      " ".join(r.argv)[:60])
+        table.add_row(r.run_id[:12], _when(r.created, this_year), f"{r.duration:.1f} s",
+                      _size(r.bytes), _when(r.last_used, this_year), str(r.uses), f"{r.saved:.1f} s",
+                      command_text(r.argv, width=120))
     Console().print(table if rows else "no runs cached")
 
 

@@ -196,3 +196,22 @@ def test_corrupt_index_is_one_line(project, tmp_path, key_for, monkeypatch):  # 
     assert check(key_for(["s.py"], project), cwd=str(project), root=str(project),
                  warn=warnings.append) is None
     assert len(warnings) == 1 and str(index) in warnings[0]
+
+
+def test_ls_shows_whole_commands_on_a_narrow_terminal(project, tmp_path, write, make_run):  # type: ignore[no-untyped-def]
+    """On 80 columns the figures stay on one line each and the command wraps, losing nothing."""
+    out = write(project / "out" / "habitat.csv", b"x")
+    argv = ["/usr/bin/python3", "-m", "habitat", "--region", "north-reef", "out/habitat.csv"]
+    with RunCache(tmp_path / "c") as cache:
+        assert record(make_run(project, argv, [project / "data" / "in.txt"], [out]),
+                      root=str(project), cache=cache) is not None
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"), COLUMNS="80")
+    r = _cli("ls", env=env, cwd=project)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), r.stdout
+    column = lines[0].index("command")  # the command column, read top to bottom
+    shown = "".join(line[column:] for line in lines[1:])
+    assert "".join(shown.split()) == "python3-mhabitat--regionnorth-reefout/habitat.csv", r.stdout
+    r = _cli("ls", env=dict(env, COLUMNS="200"), cwd=project)
+    assert "python3 -m habitat --region north-reef out/habitat.csv" in r.stdout, r.stdout
