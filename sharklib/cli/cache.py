@@ -50,10 +50,9 @@ def ls_command(root: str | None) -> None:
 
     table = Table(box=None, header_style="bold")
     for col in ("run", "recorded", "took", "size", "last use", "reused", "saved"):
-        numeric = col in ("took", "size", "reused", "saved")
-        # figures never break; a date may (at its space), a command at its words
-        table.add_column(col, justify="right" if numeric else "left", no_wrap=col != "recorded"
-                         and col != "last use")
+        # figures never break; a date may (at its space), the command anywhere
+        table.add_column(col, justify="right" if col in ("took", "size", "reused", "saved") else "left",
+                         no_wrap=col not in ("recorded", "last use"))
     # the interpreter by its name; on a narrow terminal the command wraps, the figures do not
     table.add_column("command", overflow="fold")
     this_year = _dt.date.today().year
