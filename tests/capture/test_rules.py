@@ -141,17 +141,21 @@ def test_stdout_redirected_to_a_file_is_an_output(tmp_path: Path, capture_env, r
     assert (tmp_path / "out.log.intoto.jsonl").exists()
 
 
-def test_code_identity_with_git(tmp_path: Path, run_captured) -> None:
+def _git_in(repo: Path):  # type: ignore[no-untyped-def]
+    """``git ARGS`` in ``repo`` with a fixed identity; skips the test where git is missing."""
     import shutil
 
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    return lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, env=env)
+
+
+def test_code_identity_with_git(tmp_path: Path, run_captured) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
-    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True,  # noqa: E731
-                                    env={**os.environ, **env})
+    run = _git_in(repo)
     run("init", "-q", "-b", "main")
     run("remote", "add", "origin", "https://example.org/lab/repo.git")
     (repo / "lib.py").write_text("def f():\n    return 2\n")
@@ -177,18 +181,11 @@ def test_code_identity_with_git(tmp_path: Path, run_captured) -> None:
 def test_a_module_of_the_environment_takes_git_state_from_the_working_directory(
         tmp_path: Path, run_captured) -> None:
     """``-m json.tool`` runs a stdlib file: the repository holding the interpreter is not the run's."""
-    import shutil
-
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
     repo, plain = tmp_path / "repo", tmp_path / "plain"
+    run = _git_in(repo)
     for d in (repo, plain):
         d.mkdir()
         (d / "in.json").write_text('{"b": 1, "a": 2}\n')
-    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True,  # noqa: E731
-                                    env={**os.environ, **env})
     run("init", "-q", "-b", "main")
     run("add", "in.json")
     run("commit", "-q", "-m", "data")
