@@ -29,6 +29,8 @@ PY = sys.executable
 SCRIPT = HERE / "capture_ds_script.py"
 MAKE_DATA = HERE / "capture_make_data.py"
 FLOOR = HERE / "capture_floor.py"  # sharklib run without its end-of-run work
+# 60 ms of CPU in another process, started with the script (what a helper process would cost it)
+BURST = "import time\nt = time.perf_counter()\nwhile time.perf_counter() - t < 0.06:\n    pass\n"
 
 
 def bench_env(home: Path) -> dict[str, str]:
@@ -179,6 +181,22 @@ def main() -> int:
         rows.append(("peak RSS, same script", f"{rp:.1f} MiB", f"{rc:.1f} MiB", f"+{rc - rp:.1f} MiB",
                      "<= +30 MiB", "yes" if rc - rp <= 30 else "NO"))
 
+        # 3a. why the end-of-run work is not moved to another core: the script already uses
+        # it (numpy's OpenBLAS threads; see "CPU time" above), so CPU spent there slows it down
+        walls: dict[str, list[float]] = {"alone": [], "beside": []}
+        for i in range(1 + runs):
+            for name, wall_list in walls.items():
+                clean()
+                side = subprocess.Popen([PY, "-S", "-c", BURST]) if name == "beside" else None
+                wall, _, _ = timed([PY, str(SCRIPT), "data", "out_plain"], work, env)
+                if side is not None:
+                    side.wait()
+                if i:
+                    wall_list.append(wall)
+        a, b = (statistics.median(walls[k]) for k in ("alone", "beside"))
+        rows.append(("plain script, 60 ms of CPU work beside it", f"{a:.2f} s", f"{b:.2f} s",
+                     f"+{(b - a) * 1000:.0f} ms (plain: alone / beside)", "", ""))
+
         # 3b. what the cache buys: the same captured run again, reused instead of recomputed
         reuse_cmd = [PY, "-m", "sharklib", "run", "-q", str(SCRIPT), "data", "out_cap"]
         subprocess.run(reuse_cmd, cwd=work, env=env, capture_output=True, check=False)
@@ -243,12 +261,17 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     head = ("measurement", "plain", "captured", "ratio / diff", "target", "met")
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    # a cell with nothing after it in its row (a long "cannot run it" note) may overhang
+    def sets_width(r: tuple[str, ...], i: int) -> bool:
+        return any(r[i + 1:])
+
+    widths = [max([len(h)] + [len(r[i]) for r in rows if sets_width(r, i)])
+              for i, h in enumerate(head)]
     line = "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     print(f"\n(captured rows use --no-cache: every run executes and records; medians of {runs} interleaved runs after warm-up; start-up: {max(5, args.startup_runs)} runs; "
           f"PYTHONUNBUFFERED and PYTHONDONTWRITEBYTECODE unset for every subprocess; "
           f"load average at end {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores)")
