@@ -177,6 +177,16 @@ def diff_lineages(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Linea
     return result
 
 
+#: how a side that has no value reads, by kind of divergence (never Python's ``None``)
+_ABSENT = {"input": "not read", "primary input": "not read", "module": "not imported",
+           "package": "not imported", "variable": "unset", "download": "not downloaded",
+           "commit": "not in a git repository"}
+
+
+def _side(kind: str, value: str | None) -> str:
+    return f"({_ABSENT.get(kind, 'none')})" if value is None else value
+
+
 def render_diff(d: LineageDiff, console: Console) -> None:
     same = "same content" if d.same_content else "different content"
     console.print(f"A: {escape(d.a)} [dim]sha256:{short(d.a_sha256)}[/dim]")
@@ -192,7 +202,8 @@ def render_diff(d: LineageDiff, console: Console) -> None:
     for i, p in enumerate(d.points, 1):
         step = p.step_a if p.step_a == p.step_b else f"{p.step_a} | {p.step_b}"
         console.print(f" {i}. [bold]{escape(p.kind)}[/bold] {escape(p.what)}: "
-                      f"[red]{escape(str(p.a))}[/red] → [green]{escape(str(p.b))}[/green] "
+                      f"[red]{escape(_side(p.kind, p.a))}[/red] → "
+                      f"[green]{escape(_side(p.kind, p.b))}[/green] "
                       f"[dim]in[/dim] [cyan]{escape(step)}[/cyan]")
         if p.via:
             console.print(f"    [dim]reaches the result through {escape(' → '.join(p.via))}[/dim]")

@@ -80,6 +80,18 @@ def test_diff_names_root_causes_not_consequences(tmp_path: Path) -> None:
     assert "diverge at 3 points" in text and "numpy" in text and "1.26.4 → 2.0.0" in text
 
 
+def test_diff_names_what_one_side_lacks_in_words(tmp_path: Path) -> None:
+    a = build_pipeline(tmp_path / "a")
+    b = build_pipeline(tmp_path / "b", raw_text="id,value\n1,2.5\n2,NA\n3,4.5\n4,1\n",
+                       distributions={"numpy": "1.26.4", "scipy": "1.13.0"})
+    d = json.loads(shark("diff", str(a.report), str(b.report), "--json").stdout)
+    assert {"kind": "package", "what": "scipy", "a": None, "b": "1.13.0"}.items() <= next(
+        p for p in d["points"] if p["what"] == "scipy").items()
+    text = shark("diff", str(a.report), str(b.report)).stdout
+    assert "scipy: (not imported) → 1.13.0" in text
+    assert "None" not in text
+
+
 def test_diff_of_identical_lineages_is_clean(tmp_path: Path) -> None:
     a = build_pipeline(tmp_path / "a")
     r = shark("diff", str(a.report), str(a.report))
