@@ -10,6 +10,11 @@ that made it; only when nothing upstream explains the difference is the input
 itself reported. So the report names root causes (a changed raw file, a new
 package version), each with the chain of files through which it reached the
 result, not every downstream file that merely changed as a consequence.
+
+When nothing that reaches the result differs, the walk is made once more
+through inputs of equal content as well: two runs that gave the same file
+with another numpy, other arguments or another commit are told so ("did not
+change the result"), rather than reported as having no difference at all.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ class Divergence:
     step_a: str
     step_b: str
     via: list[str] = field(default_factory=list)
+    #: False for a difference upstream of files that came out the same on both sides
+    changes_result: bool = True
 
 
 @dataclass(slots=True)
@@ -81,10 +88,12 @@ def _mapping_diff(kind: str, a: dict[str, str], b: dict[str, str], sa: Step, sb:
 
 
 class _Walker:
-    def __init__(self, la: Lineage, lb: Lineage) -> None:
+    def __init__(self, la: Lineage, lb: Lineage, through_equal: bool = False) -> None:
         self.la, self.lb = la, lb
         self.points: list[Divergence] = []
         self.visited: dict[tuple[str, str], bool] = {}
+        #: also follow inputs of equal content (their differences did not change the result)
+        self.through_equal = through_equal
 
     def local(self, sa: Step, sb: Step, via: list[str]) -> list[Divergence]:
         """Differences in what the two steps *are*, not in what they read."""
@@ -150,9 +159,12 @@ class _Walker:
                     b and "sha256:" + short(b.sha256), sa.command, sb.command, list(via)))
                 found = True
                 continue
-            if a.sha256 == b.sha256:
-                continue
             pa, pb = sa.producers.get(a.path), sb.producers.get(b.path)
+            if a.sha256 == b.sha256:
+                if self.through_equal and pa and pb and self.walk(
+                        self.la.steps[pa], self.lb.steps[pb], [name, *via]):
+                    found = True
+                continue
             if pa and pb and self.walk(self.la.steps[pa], self.lb.steps[pb], [name, *via]):
                 found = True
                 continue
@@ -173,6 +185,11 @@ def diff_lineages(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> Linea
                          b_sha256=lb.head.output.sha256)
     walker = _Walker(la, lb)
     walker.walk(la.head, lb.head, [])
+    if not walker.points:
+        walker = _Walker(la, lb, through_equal=True)
+        walker.walk(la.head, lb.head, [])
+        for p in walker.points:
+            p.changes_result = False
     result.points = walker.points
     return result
 
@@ -198,7 +215,11 @@ def render_diff(d: LineageDiff, console: Console) -> None:
                          "something not recorded (nondeterminism, an unrecorded input)"))
         return
     n = len(d.points)
-    console.print(f"the lineages diverge at {n} point{'s' if n != 1 else ''}:")
+    plural = "s" if n != 1 else ""
+    if any(p.changes_result for p in d.points):
+        console.print(f"the lineages diverge at {n} point{plural}:")
+    else:
+        console.print(f"the lineages differ at {n} point{plural}, none of which changed the result:")
     for i, p in enumerate(d.points, 1):
         step = p.step_a if p.step_a == p.step_b else f"{p.step_a} | {p.step_b}"
         console.print(f" {i}. [bold]{escape(p.kind)}[/bold] {escape(p.what)}: "
@@ -206,7 +227,8 @@ def render_diff(d: LineageDiff, console: Console) -> None:
                       f"[green]{escape(_side(p.kind, p.b))}[/green] "
                       f"[dim]in[/dim] [cyan]{escape(step)}[/cyan]")
         if p.via:
-            console.print(f"    [dim]reaches the result through {escape(' → '.join(p.via))}[/dim]")
+            how = "reaches the result" if p.changes_result else "upstream of the result,"
+            console.print(f"    [dim]{how} through {escape(' → '.join(p.via))}[/dim]")
 
 
 def diff_command(a: str, b: str, as_json: bool, console: Console) -> int:

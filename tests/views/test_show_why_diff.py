@@ -76,6 +76,7 @@ def test_diff_names_root_causes_not_consequences(tmp_path: Path) -> None:
     assert not any(p["what"] in ("data/clean.csv", "results/stats.json") for p in d["points"])
     raw = next(p for p in d["points"] if p["what"] == "data/raw.csv")
     assert raw["via"][0] == "data/clean.csv"
+    assert all(p["changes_result"] for p in d["points"])
     text = shark("diff", str(a.report), str(b.report)).stdout
     assert "diverge at 3 points" in text and "numpy" in text and "1.26.4 → 2.0.0" in text
 
@@ -90,6 +91,20 @@ def test_diff_names_what_one_side_lacks_in_words(tmp_path: Path) -> None:
     text = shark("diff", str(a.report), str(b.report)).stdout
     assert "scipy: (not imported) → 1.13.0" in text
     assert "None" not in text
+
+
+def test_diff_of_equal_results_still_names_how_their_lineages_differ(tmp_path: Path) -> None:
+    a = build_pipeline(tmp_path / "a")
+    b = build_pipeline(tmp_path / "b", distributions={"numpy": "2.0.0"})
+    r = shark("diff", str(a.report), str(b.report), "--json")
+    assert r.returncode == 1
+    d = json.loads(r.stdout)
+    assert d["same_content"]
+    assert [(p["kind"], p["what"], p["a"], p["b"], p["changes_result"]) for p in d["points"]] == [
+        ("package", "numpy", "1.26.4", "2.0.0", False)]
+    text = shark("diff", str(a.report), str(b.report)).stdout
+    assert "none of which changed the result" in text and "1.26.4 → 2.0.0" in text
+    assert "no difference" not in text
 
 
 def test_diff_of_identical_lineages_is_clean(tmp_path: Path) -> None:
