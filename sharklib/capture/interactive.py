@@ -1,9 +1,10 @@
 """Capture in a notebook or REPL: ``sharklib.enable()`` / ``%load_ext sharklib``.
 
 There is no script and no clean exit to wait for, so sidecars are written as
-outputs finish: after every IPython cell (``post_run_cell``) for outputs whose
-file object is closed and that the process no longer holds open, on
-:func:`disable`, and at interpreter exit for the rest.
+outputs finish: after every IPython cell (``post_run_cell``), and in the plain
+``python`` REPL after every statement (when its prompt is printed), for outputs
+whose file object is closed and that the process no longer holds open; on
+:func:`disable`, and at interpreter exit, for the rest.
 """
 
 from __future__ import annotations
@@ -31,8 +32,37 @@ def enable(**options: object) -> None:
         rec.code_text = None
         bootstrap.install(rec)
         rec.preload()
+        _follow_prompt()
     except Exception as exc:
         warn_once(f"capture not started: {describe(exc)}")
+
+
+class _Prompt:
+    """The plain REPL's ``sys.ps1``: it is printed when a statement has finished."""
+
+    def __init__(self, prompt: object) -> None:
+        self.prompt = prompt
+
+    def __str__(self) -> str:
+        flush()
+        return str(self.prompt)
+
+
+def _follow_prompt() -> None:
+    """In the plain interactive interpreter, sign finished outputs after each statement.
+
+    IPython does not print ``sys.ps1``; it has its cell events instead.
+    """
+    ps1 = getattr(sys, "ps1", None)
+    if ps1 is None or isinstance(ps1, _Prompt) or "IPython" in sys.modules:
+        return
+    sys.ps1 = _Prompt(ps1)
+
+
+def _unfollow_prompt() -> None:
+    ps1 = getattr(sys, "ps1", None)
+    if isinstance(ps1, _Prompt):
+        sys.ps1 = ps1.prompt
 
 
 def flush() -> list[str]:
@@ -63,6 +93,7 @@ def disable() -> None:
     except Exception as exc:
         warn_once(f"run not recorded: {describe(exc)}")
     finally:
+        _unfollow_prompt()
         _rec.set_current(None)
 
 

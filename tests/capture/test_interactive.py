@@ -18,12 +18,16 @@ def test_enable_in_a_plain_repl(tmp_path: Path, capture_env) -> None:
         "f = open('a.txt', 'w'); f.write(data.upper()); f.close()",
         "import os; print('after-close', os.path.exists('a.txt.intoto.jsonl'))",
         "g = open('b.txt', 'w'); g.write('b')",
+        "print('still-open', os.path.exists('b.txt.intoto.jsonl'))",
         "sharklib.disable()",
         "print('after-disable', os.path.exists('a.txt.intoto.jsonl'), os.path.exists('b.txt.intoto.jsonl'))",
         "open('c.txt', 'w').write('not recorded')",
     ]
     p = subprocess.run([sys.executable, "-i", "-q"], input="\n".join(lines) + "\n", cwd=tmp_path,
                        capture_output=True, text=True, env=capture_env())
+    # signed after the statement that closed it, as the prompt came back; not while open
+    assert "after-close True" in p.stdout, p.stdout + p.stderr
+    assert "still-open False" in p.stdout, p.stdout + p.stderr
     assert "after-disable True True" in p.stdout, p.stdout + p.stderr
     assert not (tmp_path / "c.txt.intoto.jsonl").exists()
     from sharklib.attest import read_bundle
