@@ -136,10 +136,11 @@ def local_module_paths(ignore: tuple[str, ...], exclude: Iterable[str] = ()) -> 
 def code_identity(script: str | None, code_text: str | None, modules: list[str],
                   digests: Mapping[str, tuple[str, int]], git: GitInfo | None = None) -> CodeIdentity:
     from sharklib.model import Artifact, CodeIdentity
+    from sharklib.model.run import CODE_TEXT_PATH
 
     ident = CodeIdentity()
     if code_text is not None:
-        ident.script = Artifact(path="<string>", sha256=_digest_text(code_text),
+        ident.script = Artifact(path=CODE_TEXT_PATH, sha256=_digest_text(code_text),
                                 size=len(code_text.encode("utf-8", "surrogateescape")))
     elif script and script in digests:
         sha, size = digests[script]

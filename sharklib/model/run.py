@@ -205,6 +205,10 @@ class GitInfo(_Record):
                    dirty=bool(d.get("dirty", False)), remote=d.get("remote"))
 
 
+#: the script path of code given on the command line (``python -c CODE``): not a file
+CODE_TEXT_PATH = "<string>"
+
+
 class CodeIdentity(_Record):
     """The code that ran: the main script, local modules it imported, git state."""
 
@@ -217,6 +221,13 @@ class CodeIdentity(_Record):
         self.script = script
         self.modules = [] if modules is None else modules
         self.git = git
+
+    def files(self) -> list[Artifact]:
+        """The code that lives in files: the script unless it was ``-c`` text, and the modules."""
+        script = self.script
+        if script is None or script.path == CODE_TEXT_PATH:
+            return list(self.modules)
+        return [script, *self.modules]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -433,8 +444,8 @@ class Run(_Record):
         seen = {a.path for a in self.inputs}
         outputs = {o.path: o for o in self.outputs}
         for r in others:
-            code = ([r.code.script] if r.code.script else []) + list(r.code.modules)
-            for a in (*r.inputs, *code):
+            # ``-c`` code is no file to re-check: its text is in the command line, so in the key
+            for a in (*r.inputs, *r.code.files()):
                 if a.path not in seen:
                     seen.add(a.path)
                     self.inputs.append(a)
