@@ -251,6 +251,9 @@ class StageBuilder:
         probe = Stage(index=-1, kind="run", command="", display="", line=line, env=env)
         self._apply(probe, const, shared=True)
         const_writes, const_reads = probe.writes, probe.reads
+        if not has_ph and const_writes:
+            self._gather(cmd, pattern, items, tokens, env, line)
+            return
         const_shared, const_bare, const_mentions = probe.shared, probe.bare, probe.mentions
         vary = [(t.text, t.role == "read" or t.text == "%{in}") for t in varying]
         docdir, add, declare = self.docdir, self._add, self._declare
@@ -281,6 +284,22 @@ class StageBuilder:
                 else:
                     stage.writes.add(p)
                     declare(p)
+
+    def _gather(self, cmd: str, pattern: str, items: list[str], tokens: list[_Token], env: str,
+                line: int) -> None:
+        """``cat work/*.sum > all.txt``: one stage over every match, as a shell would run it.
+
+        Copies of a map would all write the same path, so the command is a gather (a
+        reduce) instead: one stage that reads every match and waits for the stages
+        writing them. It runs with the matches spelled out, not the pattern: a shell's
+        ``*`` would also pick up the sidecars sharklib writes beside each file.
+        """
+        stage = self._add("run", cmd.replace(pattern, " ".join(items)), cmd, line, env)
+        if stage is None:
+            return
+        self._apply(stage, tokens)
+        docdir = self.docdir
+        stage.reads.update(_abs(docdir, item) for item in items)
 
     def _match(self, pattern: str, line: int) -> list[str]:
         directory, base = os.path.split(pattern)

@@ -63,8 +63,20 @@ def test_bad_input_names_the_line(project: Path, text: str, line: int | None, wo
 def test_map_writing_one_path_for_every_input(project: Path) -> None:
     for n in "ab":
         write(project / "raw" / f"{n}.txt", n)
-    err = _error(project, "# x\n\n```shark-run:host\ncat raw/* > all.txt\n```\n")
-    assert err.line == 4 and "every stage of this map writes all.txt" in err.message
+    err = _error(project, "# x\n\n```shark-run:host\n"
+                 "python s.py raw/* > out/%{stem}.txt 2> log.txt\n```\n")
+    assert err.line == 4 and "every stage of this map writes log.txt" in err.message
+
+
+def test_a_wildcard_whose_copies_would_write_one_path_is_one_gather(project: Path) -> None:
+    for n in "ab":
+        write(project / "raw" / f"{n}.txt", n)
+    write(project / "raw" / "a.txt.intoto.jsonl", "{}")
+    doc = write(project / "m.md", "# x\n\n```shark-run:host\ncat raw/* > all.txt\n```\n")
+    [stage] = load_pipeline(doc).stages
+    assert stage.command == "cat raw/a.txt raw/b.txt > all.txt"  # no sidecar, unlike a shell's *
+    assert {Path(p).name for p in stage.reads} >= {"a.txt", "b.txt"}
+    assert {Path(p).name for p in stage.writes} == {"all.txt"}
 
 
 def test_huge_document_is_refused_before_parsing(project: Path) -> None:

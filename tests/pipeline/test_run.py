@@ -108,3 +108,27 @@ def test_adding_one_input_runs_one_stage_plus_the_reduce(project: Path, cli: Cli
     write(project / "raw" / "d.txt", "d")
     proc = cli("run", "m.md", check=True)
     assert "2 ran" in proc.stdout and "3 reused" in proc.stdout
+
+
+def test_a_wildcard_with_one_output_is_a_gather_over_every_match(project: Path, cli: Cli) -> None:
+    """``cat sums/*.txt > all.txt`` runs once over every match, as a shell would run it.
+
+    The stage waits for the map writing the matches, never reads their sidecars (a shell's
+    ``*`` would), and adding an input runs one map stage and the gather again.
+    """
+    for n in "abc":
+        write(project / "raw" / f"{n}.txt", f"{n}\n")
+    write(project / "m.md", "```shark-run:host\n"
+          "python -c 'import sys; print(open(sys.argv[1]).read().strip() * 2)' raw/*.txt"
+          " > sums/%{stem}.txt\n"
+          "cat sums/*.txt > all.txt\n```\n")
+    proc = cli("run", "m.md", check=True)
+    assert "4 stage(s): 4 ran" in proc.stdout, proc.stdout
+    assert (project / "all.txt").read_text() == "aa\nbb\ncc\n"
+    # a `python -c` stage is reused like any other: its code is in its command line
+    proc = cli("run", "m.md", check=True)
+    assert "0 ran, 4 reused" in proc.stdout, proc.stdout
+    write(project / "raw" / "d.txt", "d\n")
+    proc = cli("run", "m.md", check=True)
+    assert "2 ran, 3 reused" in proc.stdout, proc.stdout
+    assert (project / "all.txt").read_text() == "aa\nbb\ncc\ndd\n"
