@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.tree import Tree
 
+from sharklib.model.run import CODE_TEXT_PATH
 from sharklib.views.lineage import Lineage, Step, disk_state, load_lineage
 from sharklib.views.tree import display_path, short
 
@@ -91,7 +92,8 @@ def dependencies(lineage: Lineage, depth: int | None = None,
                                   "git_commit": git.commit if git else None,
                                   "git_dirty": git.dirty if git else None,
                                   "git_branch": git.branch if git else None, "step": label,
-                                  "state": disk_state(art.path, art.sha256, on_disk)})
+                                  "state": "inline" if art.path == CODE_TEXT_PATH
+                                  else disk_state(art.path, art.sha256, on_disk)})
             env = run.environment
             if env.python_version or env.interpreter:
                 interpreters.setdefault(f"{env.interpreter} (Python {env.python_version})".strip(),
@@ -123,7 +125,8 @@ def why_tree(deps: Dependencies, base: str) -> Tree:
                 f"[dim]sha256:{short(deps.sha256)}[/dim] depends on "
                 f"{deps.steps} step{'s' if deps.steps != 1 else ''}"
                 + (" [dim](cut at --depth)[/dim]" if deps.truncated else ""))
-    marks = {"ok": "", "stale": " [yellow]STALE[/yellow]", "missing": " [dim]missing[/dim]"}
+    marks = {"ok": "", "stale": " [yellow]STALE[/yellow]", "missing": " [dim]missing[/dim]",
+             "inline": " [dim](python -c: the code is in the command line)[/dim]"}
     inp = root.add(f"[bold]inputs[/bold] ({len(deps.inputs)})")
     by_depth: dict[int, Tree] = {}
     for i in deps.inputs:

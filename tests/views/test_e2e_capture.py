@@ -97,3 +97,12 @@ def test_views_on_a_captured_pipeline(captured: Path, tmp_path: Path) -> None:
         subprocess.run(["bash", "-euc", block.content], cwd=clean, env=env, check=True)
     for rel in ("data/clean.csv", "results/stats.json", "results/report.txt"):
         assert sha256_file(clean / rel)[0] == sha256_file(captured / rel)[0], rel
+
+
+def test_why_says_python_c_code_is_in_the_command_line(tmp_path: Path) -> None:
+    r = shark("run", "-q", "-c", "open('made.txt', 'w').write('1')", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    deps = json.loads(shark("why", "made.txt", "--json", cwd=tmp_path).stdout)
+    assert [(c["role"], c["state"]) for c in deps["code"]] == [("script", "inline")]
+    text = shark("why", "made.txt", cwd=tmp_path).stdout
+    assert "the code is in the command line" in text and "missing" not in text
