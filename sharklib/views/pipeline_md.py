@@ -23,6 +23,7 @@ import shlex
 import yaml
 
 from sharklib.model.provenance import iso
+from sharklib.model.run import CODE_TEXT_PATH
 from sharklib.views.lineage import Lineage, Step, load_lineage
 
 TYPE_CHECKING = False
@@ -158,8 +159,12 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
         first = steps[0]
         run = first.run
         script = run.code.script
-        name = os.path.basename(script.path) if script else os.path.basename(
-            run.argv[0] if run.argv else "?")
+        if script and script.path == CODE_TEXT_PATH:
+            name = "python -c"
+        elif script:
+            name = os.path.basename(script.path)
+        else:
+            name = os.path.basename(run.argv[0] if run.argv else "?")
         writes = ", ".join(f"`{_rel(o.path, root)}`" for o in _outputs(steps))
         out.append(f"## Step {n}: `{name}` writes {writes}\n\n")
         reads = list(dict.fromkeys(_rel(a.path, root) for s in steps for a in s.inputs))
@@ -174,7 +179,8 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
             if run.code.git.dirty:
                 detail += " (with uncommitted changes)"
         if script:
-            detail += f", script sha256 `{script.sha256[:16]}…`"
+            what = "code" if script.path == CODE_TEXT_PATH else "script"
+            detail += f", {what} sha256 `{script.sha256[:16]}…`"
         prose.append(detail + ".")
         for o in _outputs(steps):
             prose.append(f"Expected: `{_rel(o.path, root)}` sha256 `{o.sha256}`.")

@@ -117,3 +117,23 @@ def test_pipeline_from_through_the_cli(pipeline: Pipeline) -> None:
         pytest.skip("the `sharklib pipeline` group is not available")
     assert r.returncode == 0, r.stderr
     assert "```shark-run:host\npython stats.py data/clean.csv results/stats.json\n```" in r.stdout
+
+
+def test_a_python_c_step_is_named_by_its_command_and_rebuilds(tmp_path: Path) -> None:
+    from viewkit import shark
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    src.mkdir()
+    dst.mkdir()
+    (src / "a.txt").write_text("ab\n")
+    code = "open('b.txt', 'w').write(open('a.txt').read().upper())"
+    assert shark("run", "-q", "-c", code, cwd=src).returncode == 0
+    r = shark("pipeline", "from", "b.txt", "-o", str(dst / "rebuild.md"), cwd=src)
+    assert r.returncode == 0, r.stderr
+    text = (dst / "rebuild.md").read_text()
+    assert "## Step 1: `python -c` writes `b.txt`" in text and "<string>" not in text
+    assert ", code sha256 `" in text
+    shutil.copy(src / "a.txt", dst / "a.txt")
+    command = text.split("```shark-run:host\n", 1)[1].split("\n```", 1)[0]
+    subprocess.run(command, shell=True, cwd=dst, check=True)
+    assert (dst / "b.txt").read_text() == "AB\n"
