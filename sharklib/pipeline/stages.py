@@ -298,8 +298,7 @@ class StageBuilder:
         if stage is None:
             return
         self._apply(stage, tokens)
-        docdir = self.docdir
-        stage.reads.update(_abs(docdir, item) for item in items)
+        stage.reads.update(_abs(self.docdir, item) for item in items)
 
     def _match(self, pattern: str, line: int) -> list[str]:
         directory, base = os.path.split(pattern)
