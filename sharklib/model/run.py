@@ -222,12 +222,16 @@ class CodeIdentity(_Record):
         self.modules = [] if modules is None else modules
         self.git = git
 
+    @property
+    def inline(self) -> bool:
+        """The script is code given on the command line (``python -c``), not a file."""
+        return self.script is not None and self.script.path == CODE_TEXT_PATH
+
     def files(self) -> list[Artifact]:
         """The code that lives in files: the script unless it was ``-c`` text, and the modules."""
-        script = self.script
-        if script is None or script.path == CODE_TEXT_PATH:
+        if self.script is None or self.inline:
             return list(self.modules)
-        return [script, *self.modules]
+        return [self.script, *self.modules]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -23,7 +23,6 @@ import shlex
 import yaml
 
 from sharklib.model.provenance import iso
-from sharklib.model.run import CODE_TEXT_PATH
 from sharklib.views.lineage import Lineage, Step, load_lineage
 
 TYPE_CHECKING = False
@@ -159,7 +158,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
         first = steps[0]
         run = first.run
         script = run.code.script
-        if script and script.path == CODE_TEXT_PATH:
+        if run.code.inline:
             name = "python -c"
         elif script:
             name = os.path.basename(script.path)
@@ -179,7 +178,7 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
             if run.code.git.dirty:
                 detail += " (with uncommitted changes)"
         if script:
-            what = "code" if script.path == CODE_TEXT_PATH else "script"
+            what = "code" if run.code.inline else "script"
             detail += f", {what} sha256 `{script.sha256[:16]}…`"
         prose.append(detail + ".")
         for o in _outputs(steps):

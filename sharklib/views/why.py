@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.tree import Tree
 
-from sharklib.model.run import CODE_TEXT_PATH
 from sharklib.views.lineage import Lineage, Step, disk_state, load_lineage
 from sharklib.views.tree import display_path, short
 
@@ -92,7 +91,7 @@ def dependencies(lineage: Lineage, depth: int | None = None,
                                   "git_commit": git.commit if git else None,
                                   "git_dirty": git.dirty if git else None,
                                   "git_branch": git.branch if git else None, "step": label,
-                                  "state": "inline" if art.path == CODE_TEXT_PATH
+                                  "state": "inline" if role == "script" and run.code.inline
                                   else disk_state(art.path, art.sha256, on_disk)})
             env = run.environment
             if env.python_version or env.interpreter:
