@@ -176,12 +176,14 @@ class GitProbe:
             return
         import subprocess
 
+        from sharklib.trace.events import BOOKKEEPING_MARK
+
         env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
         try:
             for args in (["status", "--porcelain=v2", "--branch", "--untracked-files=no", "-z"],
                          ["remote", "-v"]):
                 self._procs.append(subprocess.Popen(
-                    ["git", *args], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
+                    ["git", "-c", BOOKKEEPING_MARK, *args], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
         except OSError:  # no git on PATH: the repository is known, its state is not
             self.close()

@@ -15,8 +15,10 @@ import click
               help="Route HTTP(S) through a loopback proxy that records downloads.")
 @click.option("--no-python-capture", is_flag=True,
               help="Do not put the Python capture bootstrap on the tree's PYTHONPATH.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line (errors are still printed).")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def command(backend: str, use_proxy: bool, no_python_capture: bool, cmd: tuple[str, ...]) -> int:
+def command(backend: str, use_proxy: bool, no_python_capture: bool, quiet: bool,
+            cmd: tuple[str, ...]) -> int:
     """Run CMD with its whole process tree traced, and sign what it read and wrote."""
     from sharklib.trace import exit_like, trace_command
 
@@ -24,5 +26,5 @@ def command(backend: str, use_proxy: bool, no_python_capture: bool, cmd: tuple[s
                            python_capture=not no_python_capture)
     from sharklib.trace.report import report  # rich is imported after the command ran
 
-    report(result, quiet=os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
+    report(result, quiet=quiet or os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
     return exit_like(result)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sharklib.model import Artifact, CodeIdentity, Environment, Exec, Output, Run
 from sharklib.trace.classify import Classifier
-from sharklib.trace.events import Event
+from sharklib.trace.events import Event, is_bookkeeping
 
 MAKE_NAMES = frozenset({"make", "gmake", "remake", "bmake"})
 INFINITY = float("inf")
@@ -72,6 +72,8 @@ class _Proc:
     ppid: int | None = None
     is_make: bool = False
     alive: bool = True
+    #: started by sharklib for its own records (:func:`is_bookkeeping`): none of its doing counts
+    bookkeeping: bool = False
 
 
 def wait_status_to_exit(status: int) -> int:
@@ -135,7 +137,9 @@ class Assembler:
         if kind == "open":
             if not ev.regular:
                 return
-            self._open(self._proc(ev.pid).draft, ev.path, ev.mode, ev.pid, seq)
+            proc = self._proc(ev.pid)
+            if not proc.bookkeeping:
+                self._open(proc.draft, ev.path, ev.mode, ev.pid, seq)
             return
         if kind == "fork":
             self._fork(ev.pid, ev.status)
@@ -147,6 +151,8 @@ class Assembler:
             self._exit(ev.pid, ev.status, seq)
             return
         proc = self._proc(ev.pid)
+        if proc.bookkeeping:
+            return
         d = proc.draft
         if kind == "rename":
             self._rename(d, ev.path, ev.path2, seq)
@@ -177,7 +183,8 @@ class Assembler:
             parent.draft.children.append(draft)
             self.drafts.append(draft)
         draft.pids.add(pid)
-        self.procs[pid] = _Proc(pid, draft, parent.cwd, list(parent.argv), time.time(), ppid)
+        self.procs[pid] = _Proc(pid, draft, parent.cwd, list(parent.argv), time.time(), ppid,
+                                bookkeeping=parent.bookkeeping)
 
     def _exec(self, ev: Event) -> None:
         proc = self._proc(ev.pid)
@@ -185,6 +192,9 @@ class Assembler:
         if ev.cwd:
             proc.cwd = ev.cwd
         proc.argv = list(ev.argv)
+        if proc.bookkeeping or is_bookkeeping(proc.argv):
+            proc.bookkeeping = True
+            return
         names = {os.path.basename(ev.path), os.path.basename(ev.path2)}
         if ev.argv:
             names.add(os.path.basename(ev.argv[0]))

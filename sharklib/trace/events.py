@@ -23,6 +23,19 @@ if TYPE_CHECKING:
     #: how a file was opened: read only, write only, or both
     Mode = Literal["r", "w", "rw"]
 
+#: Put into the command line of a process sharklib starts for its own records (``git -c
+#: sharklib.bookkeeping=true status``, run at a captured script's exit): the tracer leaves such a
+#: process and its descendants out, so the git metadata it reads never shows up as a step's data.
+#: A ``-c`` setting because it reaches the tracer in the ``exec`` event of both backends and
+#: changes nothing about what ``git`` does.
+BOOKKEEPING_MARK = "sharklib.bookkeeping=true"
+
+
+def is_bookkeeping(argv: list[str]) -> bool:
+    """True for the command line of a process sharklib ran for its own records."""
+    return len(argv) >= 3 and argv[1] == "-c" and argv[2] == BOOKKEEPING_MARK
+
+
 _FIELDS = ("kind", "pid", "path", "path2", "mode", "regular", "argv", "cwd", "status", "address")
 
 

@@ -32,3 +32,23 @@ def test_python_step_with_redirected_stdout(tmp_path: Path, backend: str) -> Non
     shown = subprocess.run([sys.executable, "-m", "sharklib", "show", "out.txt"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout
     assert "script sha256:" in shown and "in.txt" in shown, shown
+
+
+def test_sharklibs_own_git_processes_are_not_traced_as_the_steps_reads(
+        tmp_path: Path, backend: str) -> None:
+    # the Python capture asks `git` for the commit at exit; the tracer sees that process too.
+    # Its reads (.git/*, ~/.gitconfig, every tracked file for the dirty check) are not the step's
+    (tmp_path / "s.py").write_text(SCRIPT)
+    (tmp_path / "in.txt").write_text("hello\n")
+    (tmp_path / "other.txt").write_text("tracked, never read by the script\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    res = run_traced(["sh", "-c", f"{sys.executable} s.py > log.txt"], backend, tmp_path)
+    assert res.exit_status == 0, res.messages
+    names = {os.path.relpath(a.path, tmp_path) for r in res.runs for a in r.inputs}
+    assert names == {"in.txt"}, names
+    assert any(r.code.git and r.code.git.commit for r in res.runs)  # git was still asked
+    execs = [" ".join(e.argv[:2]) for r in res.runs for e in r.execs]
+    assert not [e for e in execs if e.startswith("git")], execs

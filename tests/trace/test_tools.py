@@ -168,3 +168,7 @@ def test_cli_trace_exit_code_and_sidecars(tmp_path: Path, backend: str) -> None:
     assert (tmp_path / "out.txt.intoto.jsonl").exists()
     assert f"traced ({backend}) 1 run(s), 1 input(s), 1 output(s), 1 sidecar(s) signed; exit 7" \
         in proc.stderr
+    quiet = subprocess.run([sys.executable, "-m", "sharklib", "trace", "-q", "--backend", backend,
+                            "--", "sh", "-c", "cat in.txt > out.txt; exit 7"], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert quiet.returncode == 7 and quiet.stderr == "", quiet.stderr
