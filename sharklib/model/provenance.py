@@ -103,7 +103,9 @@ def _artifact_dep(a: Artifact, role: str) -> dict[str, Any]:
     ann: dict[str, Any] = {"role": role, "size": a.size}
     if a.attestation:
         ann["attestation"] = a.attestation
-    return {"uri": _file_uri(a.path), "name": os.path.basename(encode_path(a.path)),
+    # a directory listing (``dir/``) is named ``dir/``, not by the empty name after its slash
+    name = os.path.basename(encode_path(a.path).rstrip("/")) + ("/" if a.path.endswith("/") else "")
+    return {"uri": _file_uri(a.path), "name": name,
             "digest": {"sha256": a.sha256}, "annotations": ann}
 
 

@@ -31,8 +31,11 @@ def short(digest: str | None) -> str:
 
 
 def display_path(path: str, base: str) -> str:
+    """``path`` relative to ``base`` when inside it; a directory listing keeps its ``/``."""
     rel = os.path.relpath(path, base)
-    return path if rel.startswith("..") else rel
+    if rel.startswith(".."):
+        return path
+    return rel + "/" if path.endswith("/") and rel != "." else rel
 
 
 class LineageTree:

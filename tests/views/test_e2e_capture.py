@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -106,3 +107,21 @@ def test_why_says_python_c_code_is_in_the_command_line(tmp_path: Path) -> None:
     assert [(c["role"], c["state"]) for c in deps["code"]] == [("script", "inline")]
     text = shark("why", "made.txt", cwd=tmp_path).stdout
     assert "the code is in the command line" in text and "missing" not in text
+
+
+def test_a_directory_listing_is_shown_and_named_with_its_slash(tmp_path: Path) -> None:
+    (tmp_path / "parts").mkdir()
+    for n in ("a", "b"):
+        (tmp_path / "parts" / f"{n}.txt").write_text(n)
+    code = "import os; open('all.txt', 'w').write(' '.join(sorted(os.listdir('parts'))))"
+    r = shark("run", "-q", "-c", code, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    shown = shark("show", "all.txt", cwd=tmp_path).stdout
+    assert "parts/ sha256:" in shown, shown
+    why = shark("why", "all.txt", cwd=tmp_path).stdout
+    assert "parts/ sha256:" in why, why
+    sidecar = (tmp_path / "all.txt.intoto.jsonl").read_text().splitlines()[0]
+    statement = json.loads(base64.b64decode(json.loads(sidecar)["payload"]))
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    listing = [d for d in deps if d["uri"].endswith("/parts/")]
+    assert [d["name"] for d in listing] == ["parts/"], deps
