@@ -165,6 +165,8 @@ def record_stream_outputs(rec: _rec.Recorder) -> None:
             continue
         out = rec.outputs.get(path) or _rec.PendingOutput(path, append=True, confirmed=True)
         out.stream = name
+        with contextlib.suppress(OSError):
+            out.start = os.fstat(fd).st_size
         rec.outputs[path] = out
         if not rec._preloaded:
             rec.preload()

@@ -54,7 +54,7 @@ def new_run_id() -> str:
 class PendingOutput:
     """A file the run opened for writing, until it is hashed at exit."""
 
-    __slots__ = ("append", "confirmed", "finished", "handle", "path", "stream")
+    __slots__ = ("append", "confirmed", "finished", "handle", "path", "start", "stream")
 
     def __init__(self, path: str, append: bool = False, confirmed: bool = False,
                  stream: str | None = None) -> None:
@@ -62,6 +62,9 @@ class PendingOutput:
         self.append = append
         self.confirmed = confirmed
         self.stream = stream
+        #: for stdout/stderr redirected to this file: its size when the run began, so what the
+        #: run printed is what lies after it (``make > build.log`` holds other steps' lines too)
+        self.start = 0
         #: number of inputs read when the output was finished; None while still open
         self.finished: int | None = None
         self.handle: weakref_ref[Any] | None = None

@@ -104,6 +104,38 @@ def _printed(rec: Recorder) -> bool:
     return False
 
 
+def _printed_to_files(rec: Recorder) -> dict[str, bytes] | None:
+    """What the run printed to a stdout/stderr redirected to a file, where no copy was kept.
+
+    A process started by ``sharklib env`` (make, a shell script) keeps no copy of its
+    streams: when one goes to a regular file, what the run printed is what the file
+    gained after the size it had when the run began. The whole file would be wrong to
+    replay: ``make > build.log`` has every earlier step's lines in it. ``None``: more
+    than a reuse may replay, so the run is not cached.
+    """
+    from sharklib.capture.session import STREAM_LIMIT
+
+    printed: dict[str, bytes] = {}
+    for out in rec.outputs.values():
+        name = out.stream
+        if name is None or name in printed or (
+                rec.session and os.path.exists(os.path.join(rec.session, name))):
+            continue
+        try:
+            with open(out.path, "rb") as fh:
+                fh.seek(out.start)
+                data = fh.read(STREAM_LIMIT + 1)
+        except OSError:
+            continue
+        if len(data) > STREAM_LIMIT:
+            from sharklib.capture.safety import warn_once
+
+            warn_once(f"{name} too large to replay; run not cached")
+            return None
+        printed[name] = data
+    return printed
+
+
 def would_record(rec: Recorder, status: int | None, has_outputs: bool) -> bool:
     """Could :func:`record` store this run (before any Run is built)?
 
@@ -125,7 +157,10 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
         return  # nothing to restore or replay: reusing it would save nothing but the run
     from sharklib.runner import reuse
 
-    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec))
+    printed = _printed_to_files(rec)
+    if printed is None:
+        return
+    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec), **printed)
     if entry is not None and _cache_location_is_default():
         marker = _marker(run.run_key)
         try:

@@ -98,3 +98,23 @@ def test_stdout_redirect_step_is_restored(project: Path) -> None:
     executed, reused = make(project)
     assert executed == 0 and reused == 4
     assert (project / "c1.csv").read_text() == "in1.txt,5\n"
+
+
+def test_a_reused_step_replays_only_its_own_part_of_a_shared_log(project: Path) -> None:
+    # `make > build.log`: every recipe line make echoes and every step's stdout land in one file.
+    # A reused step must replay what it printed, not the whole log as it was when it finished.
+    (project / "step.py").write_text("print('from the step')\nopen('made.txt', 'w').write('x')\n")
+
+    def logged() -> tuple[str, str]:
+        with open(project / "build.log", "w") as log:
+            proc = subprocess.run(
+                [sys.executable, "-m", "sharklib", "env", "--", "sh", "-c",
+                 f"echo start; {sys.executable} step.py; echo end"],
+                cwd=project, stdout=log, stderr=subprocess.PIPE, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return (project / "build.log").read_text(), proc.stderr
+
+    assert logged()[0] == "start\nfrom the step\nend\n"
+    log, err = logged()
+    assert "sharklib: reused run" in err, err
+    assert log == "start\nfrom the step\nend\n"
