@@ -75,8 +75,10 @@ def start() -> None:
     rec.script = os.path.abspath(script) if script else None
     rec.code_text = code
     try:
-        from sharklib.capture.identity import key_parts, sha256_hex
+        from sharklib.capture.identity import key_parts, module_source, sha256_hex
 
+        if module:
+            rec.script = module_source(module, rec.cwd)
         digest = None
         if rec.script and code is None:
             try:
@@ -93,7 +95,8 @@ def start() -> None:
     if _is_multiprocessing_child(argv, code):
         preload_for_children()
     install(rec)
-    if script and not _is_multiprocessing_child(argv, code):
+    if (script or code is not None or (module and rec.script)) \
+            and not _is_multiprocessing_child(argv, code):
         _reuse_before_script(rec)
 
 

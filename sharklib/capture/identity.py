@@ -77,6 +77,39 @@ def script_digest(script: str | None, code_text: str | None = None) -> str | Non
         return None
 
 
+def module_source(name: str, cwd: str) -> str | None:
+    """The source file ``python -m name`` will run, found without importing anything.
+
+    The bootstrap runs before the interpreter puts the working directory on
+    ``sys.path`` and before ``runpy`` imports the module's packages, and must not
+    run a package's ``__init__`` early; so the path is searched as the import
+    system would, for ``a/b.py`` or ``a/b/__main__.py``. ``None`` when not found
+    plainly (a zip, a C extension, a path hook): such a run is then not reused,
+    and :func:`main_file_is` confirms at exit that the file found is the one that ran.
+    """
+    parts = name.split(".")
+    if not all(p.isidentifier() for p in parts):
+        return None
+    entries = ([] if sys.flags.safe_path else [cwd]) + [e or cwd for e in sys.path]
+    for entry in entries:
+        base = os.path.join(entry, *parts)
+        for candidate in (base + ".py", os.path.join(base, "__main__.py")):
+            if os.path.isfile(candidate):
+                return os.path.abspath(candidate)
+        top = os.path.join(entry, parts[0])
+        if os.path.isfile(os.path.join(top, "__init__.py")) or os.path.isfile(top + ".py"):
+            return None  # the import system stops at this entry; what it finds here is unusual
+    return None
+
+
+def main_file_is(path: str | None) -> bool:
+    """Did ``__main__`` run from ``path``? (The module :func:`module_source` found.)"""
+    main = sys.modules.get("__main__")
+    file = getattr(main, "__file__", None)
+    return bool(path and isinstance(file, str)
+                and os.path.realpath(file) == os.path.realpath(path))
+
+
 def environment_key() -> dict[str, str]:
     """What of the environment enters the run key (cheap: no metadata scan)."""
     env = {"interpreter": sys.executable, "python": sys.version.split()[0],

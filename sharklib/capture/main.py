@@ -181,7 +181,8 @@ def run_main(argv: list[str]) -> int:
             return 1
 
     rec = _start_recording(opts, abspath, source)
-    if rec is not None:
+    # ``-m`` whose file was not found: the run key would not name the code, so no reuse
+    if rec is not None and (opts.module is None or rec.script):
         status = _reuse_check(rec)
         if status is not None:
             return status
@@ -244,7 +245,7 @@ def _start_recording(opts: RunOptions, abspath: str | None,
         if source is not None:
             digest = identity.sha256_hex(source)
             rec.script_digest = (digest, len(source))
-        module_file = _module_file(opts.module) if opts.module else None
+        module_file = identity.module_source(opts.module, rec.cwd) if opts.module else None
         rec.key_parts = identity.key_parts(script_argv, rec.cwd, module_file or abspath,
                                            opts.code, opts.module, digest)
         if module_file:
@@ -259,19 +260,6 @@ def _start_recording(opts: RunOptions, abspath: str | None,
         from sharklib.capture.safety import describe, warn_once
 
         warn_once(f"capture not started: {describe(exc)}")
-        return None
-
-
-def _module_file(name: str) -> str | None:
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.submodule_search_locations:
-            spec = importlib.util.find_spec(name + ".__main__")
-        origin = spec.origin if spec is not None else None
-        return origin if origin and os.path.isfile(origin) else None
-    except Exception:
         return None
 
 

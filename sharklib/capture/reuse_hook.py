@@ -104,6 +104,22 @@ def _printed(rec: Recorder) -> bool:
     return False
 
 
+def _ran_what_was_keyed(rec: Recorder) -> bool:
+    """For ``python -m``: the file whose digest is in the run key is the one that ran.
+
+    The module's file was looked up before the module ran (without importing it);
+    were the import system to find another one, the key would name the wrong code.
+    """
+    from sharklib.capture.bootstrap import parse_python_argv
+
+    module = parse_python_argv(rec.argv)[2]
+    if not module:
+        return True
+    from sharklib.capture.identity import main_file_is
+
+    return main_file_is(rec.script)
+
+
 def _printed_to_files(rec: Recorder) -> dict[str, bytes] | None:
     """What the run printed to a stdout/stderr redirected to a file, where no copy was kept.
 
@@ -150,6 +166,8 @@ def would_record(rec: Recorder, status: int | None, has_outputs: bool) -> bool:
 def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> None:
     """Store the root run's outputs and index it (never raises; a failure is one warning)."""
     if not is_root_process(rec) or flag(ENV_NO_CACHE) or run.exit_status != 0:
+        return
+    if not _ran_what_was_keyed(rec):
         return
     run.run_key = rec.key_parts.digest()
     folded = _fold_children(run, rec.session)

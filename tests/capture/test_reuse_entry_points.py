@@ -1,0 +1,75 @@
+"""Reuse of ``python -m MODULE`` and ``python -c CODE`` runs, through ``sharklib run`` and under
+``sharklib env`` (the bootstrap): reused when provably done, re-run when their code changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+STEP = "import sys\nopen(sys.argv[1], 'w').write('{v}')\nprint('ran {v}')\n"
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "step.py").write_text(STEP.format(v="v1"))
+    return tmp_path
+
+
+def shark(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    # the console script, as a user types it: its sys.path[0] is the venv's bin, not the project
+    proc = subprocess.run([os.path.join(BIN, "sharklib"), *args], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+VIA = {
+    "run": lambda *a: ("run", *a),
+    "env": lambda *a: ("env", "--", sys.executable, *a),
+}
+
+
+@pytest.mark.parametrize("via", sorted(VIA))
+def test_a_module_run_is_reused_until_its_file_changes(project: Path, via: str) -> None:
+    argv = VIA[via]("-m", "pkg.step", "out.txt")
+    assert "ran v1" in shark(project, *argv).stdout
+    again = shark(project, *argv)
+    assert "sharklib: reused run" in again.stderr, again.stderr
+    assert (project / "out.txt").read_text() == "v1"
+
+    (project / "pkg" / "step.py").write_text(STEP.format(v="v2"))
+    edited = shark(project, *argv)
+    assert "reused" not in edited.stderr, edited.stderr
+    assert "ran v2" in edited.stdout and (project / "out.txt").read_text() == "v2"
+    assert "sharklib: reused run" in shark(project, *argv).stderr
+
+
+def test_a_module_only_the_import_system_can_find_is_never_reused(project: Path) -> None:
+    # a module in a zip archive on PYTHONPATH: its file cannot be digested before it runs
+    import zipfile
+
+    with zipfile.ZipFile(project / "lib.zip", "w") as zf:
+        zf.writestr("zipped.py", "import sys\nopen(sys.argv[1], 'w').write('z')\nprint('ran z')\n")
+    env = dict(os.environ, PYTHONPATH=str(project / "lib.zip"))
+    for _ in range(2):
+        proc = subprocess.run([os.path.join(BIN, "sharklib"), "run", "-m", "zipped", "out.txt"],
+                              cwd=project, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert "ran z" in proc.stdout and "reused" not in proc.stderr, proc.stderr
+
+
+def test_code_run_with_c_under_env_is_reused(project: Path) -> None:
+    code = "open('c.txt', 'w').write('c')"
+    shark(project, "env", "--", sys.executable, "-c", code)
+    assert "sharklib: reused run" in shark(project, "env", "--", sys.executable, "-c",
+                                           code).stderr
+    other = shark(project, "env", "--", sys.executable, "-c", code + "  # edited")
+    assert "reused" not in other.stderr
