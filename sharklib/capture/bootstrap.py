@@ -19,11 +19,25 @@ import sys
 from sharklib.capture import hooks
 from sharklib.capture import recorder as _rec
 from sharklib.capture.safety import describe, warn_once
-from sharklib.config import ENV_PARENT_RUN, ENV_SESSION
+from sharklib.config import ENV_NO_CACHE, ENV_PARENT_RUN, ENV_SESSION, flag
 
 ENV_EXEC_TOP = "SHARKLIB_EXEC_TOP"
 ENV_STREAMS = "SHARKLIB_STREAMS"
 ENV_OWNS_SESSION = "SHARKLIB_OWNS_SESSION"
+
+
+def _own_session() -> str | None:
+    """A fresh session for a root process, exported to its children (``None``: none made)."""
+    try:
+        from sharklib.capture.session import create_session_dir
+
+        session = create_session_dir()
+    except OSError as exc:
+        warn_once(f"no session for child processes: {describe(exc)}")
+        return None
+    os.environ[ENV_SESSION] = session
+    os.environ[ENV_OWNS_SESSION] = "1"
+    return session
 
 
 def _is_sharklib_run(argv: list[str]) -> bool:
@@ -68,9 +82,21 @@ def start() -> None:
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
     if _is_sharklib_run(argv):
         return
-    top = os.environ.pop(ENV_EXEC_TOP, None) is not None
-    rec = _rec.Recorder(argv, parent=os.environ.get(ENV_PARENT_RUN) or None, top=top,
-                        session=os.environ.get(ENV_SESSION) or None)
+    handed = os.environ.pop(ENV_EXEC_TOP, None)
+    top = handed is not None
+    parent = os.environ.get(ENV_PARENT_RUN) or None
+    session = os.environ.get(ENV_SESSION) or None
+    announce = handed != "silent"
+    if not top and parent is None and session is None:
+        # a step under `sharklib env`: the root of its own process tree, owning a session as
+        # `sharklib run` would, so its children fold into its record and a reuse replays what
+        # it printed; without the summary line (make would print one per step)
+        session = _own_session()
+        top = announce = False
+        if session is not None:
+            top = True
+    rec = _rec.Recorder(argv, parent=parent, top=top, session=session)
+    rec.announce = announce
     script, code, module = parse_python_argv(argv)
     rec.script = os.path.abspath(script) if script else None
     rec.code_text = code
@@ -97,6 +123,12 @@ def start() -> None:
     install(rec)
     if (script or code is not None or (module and rec.script)) \
             and not _is_multiprocessing_child(argv, code):
+        if top and not handed and session is not None and not flag(ENV_NO_CACHE):
+            # copies of what it prints, for a reuse to replay (as `sharklib run` keeps)
+            with contextlib.suppress(Exception):
+                from sharklib.capture.session import tee_streams
+
+                tee_streams(session)
         _reuse_before_script(rec)
 
 
@@ -121,6 +153,10 @@ def _reuse_before_script(rec: _rec.Recorder) -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    with contextlib.suppress(Exception):
+        from sharklib.capture.main import _cleanup_session
+
+        _cleanup_session(rec)
     os._exit(status)
 
 
@@ -233,7 +269,7 @@ def before_exec(env: object) -> None:
     if rec is None or not rec.active:
         return
     if rec.top:
-        os.environ[ENV_EXEC_TOP] = "1"
+        os.environ[ENV_EXEC_TOP] = "1" if rec.announce else "silent"
     top, rec.top = rec.top, False
     _end(rec, None, top_handover=top)
 

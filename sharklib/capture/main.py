@@ -303,7 +303,7 @@ def _die_of_sigint() -> None:
 def end_of_top(rec: Recorder, done: Finished) -> None:
     """Print the one summary line and remove the session the command created."""
     try:
-        if not flag(ENV_QUIET) and done.run is not None:
+        if not flag(ENV_QUIET) and rec.announce and done.run is not None:
             line = summary_line(rec, done)
             try:
                 sys.stderr.write(line + "\n")

@@ -80,6 +80,8 @@ class Recorder:
         self.parent = parent
         self.argv = list(argv)
         self.top = top
+        #: a top-level run prints its one summary line (not a step under ``sharklib env``)
+        self.announce = True
         self.session = session
         self.pid = os.getpid()
         self.started = time.time()

@@ -73,3 +73,27 @@ def test_code_run_with_c_under_env_is_reused(project: Path) -> None:
                                            code).stderr
     other = shark(project, "env", "--", sys.executable, "-c", code + "  # edited")
     assert "reused" not in other.stderr
+
+
+def test_a_step_under_env_is_reused_with_what_its_children_wrote(
+        project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # where sessions are made: none may be left behind
+    (project / "parent.py").write_text(
+        "import subprocess, sys\n"
+        "open('ran.log', 'a').write('parent\\n')\n"
+        "subprocess.run([sys.executable, 'child.py'], check=True)\n"
+        "open('p.txt', 'w').write('p')\n"
+        "print('parent printed')\n")
+    (project / "child.py").write_text("open('c.txt', 'w').write('from the child')\n")
+    step = ("env", "--", sys.executable, "parent.py")
+    first = shark(project, *step)
+    assert first.stdout == "parent printed\n" and first.stderr == ""  # no summary per step
+    (project / "c.txt").unlink()  # written by the child process, read by no one
+    again = shark(project, *step)
+    assert "sharklib: reused run" in again.stderr, again.stderr
+    assert again.stdout == "parent printed\n"  # what the step printed is replayed
+    assert (project / "c.txt").read_text() == "from the child"
+    assert (project / "ran.log").read_text() == "parent\n"  # and nothing ran again
+    assert os.listdir(tmp) == []
