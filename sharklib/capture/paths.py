@@ -62,6 +62,32 @@ def environment_dirs() -> list[str]:
     return sorted(d for d in dirs if d)
 
 
+_env_prefixes: tuple[str, ...] | None = None
+
+
+def environment_prefixes() -> tuple[str, ...]:
+    """Prefixes of :func:`environment_dirs` (computed once), for :func:`changes_environment`."""
+    global _env_prefixes
+    if _env_prefixes is None:
+        out: list[str] = []
+        for d in environment_dirs():
+            for variant in {os.path.abspath(d), os.path.realpath(d)}:
+                out.append(variant.rstrip("/") + "/")
+        _env_prefixes = tuple(dict.fromkeys(out))
+    return _env_prefixes
+
+
+def changes_environment(path: str, prefixes: tuple[str, ...]) -> bool:
+    """Is a write to ``path`` a change of the Python environment (``pip install``)?
+
+    Such a write is not an output (the environment is identified by versions,
+    not hashed file by file), and a cache restoring outputs could not redo it.
+    Bytecode caches are written by the import system in the normal course.
+    """
+    return path.startswith(prefixes) and not (path.endswith((".pyc", ".pyo"))
+                                              or "/__pycache__/" in path)
+
+
 def site_dirs() -> list[str]:
     """Where installed distributions live (site-packages / dist-packages), not the stdlib."""
     return [d for d in environment_dirs() if "site-packages" in d or "dist-packages" in d]

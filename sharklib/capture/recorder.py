@@ -107,6 +107,9 @@ class Recorder:
         self.connects: list[str] = []
         self.execs: list[Exec] = []
         self.warnings: list[str] = []
+        #: the first file written inside the Python environment (site-packages, the stdlib):
+        #: such a run is not cached, since no reuse could redo that change
+        self.changed_environment: str | None = None
         self._cwd: str | None = self.cwd
         self._dir_hint: tuple[Any, int] | None = None
         self._skip: Any = None
@@ -287,7 +290,12 @@ class Recorder:
                 self._skip = None
                 return
             p = self.canonical(path, dir_fd)
-            if p is None or self._ignored(p):
+            if p is None:
+                return
+            if self._ignored(p):
+                if self.changed_environment is None and paths.changes_environment(
+                        p, paths.environment_prefixes()):
+                    self.changed_environment = p
                 return
             self._last_write = (path, p)
             if p in self.inputs and p not in self.pre_digests and p not in self.outputs:

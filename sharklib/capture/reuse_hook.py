@@ -169,6 +169,12 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
         return
     if not _ran_what_was_keyed(rec):
         return
+    if rec.changed_environment:
+        from sharklib.capture.safety import warn_once
+
+        warn_once(f"run not cached: it wrote into the Python environment "
+                  f"({rec.changed_environment}), which a reuse could not redo")
+        return
     run.run_key = rec.key_parts.digest()
     folded = _fold_children(run, rec.session)
     if not folded.outputs and not _printed(rec):

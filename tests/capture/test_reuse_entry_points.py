@@ -97,3 +97,20 @@ def test_a_step_under_env_is_reused_with_what_its_children_wrote(
     assert (project / "c.txt").read_text() == "from the child"
     assert (project / "ran.log").read_text() == "parent\n"  # and nothing ran again
     assert os.listdir(tmp) == []
+
+
+def test_a_run_that_writes_into_the_python_environment_is_not_cached(project: Path) -> None:
+    # `pip install` in a step: the cache restores outputs, it could not redo an installation
+    import sysconfig
+
+    target = Path(sysconfig.get_paths()["purelib"]) / f"_sharklib_test_{os.getpid()}.pth"
+    code = f"open({str(target)!r}, 'w').write(''); open('made.txt', 'w').write('m')"
+    try:
+        for _ in range(2):
+            proc = shark(project, "run", "-c", code)
+            assert "reused" not in proc.stderr
+            assert f"run not cached: it wrote into the Python environment ({target})" \
+                in proc.stderr, proc.stderr
+            target.unlink()
+    finally:
+        target.unlink(missing_ok=True)
