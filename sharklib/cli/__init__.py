@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 
 import click
@@ -84,4 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("Aborted.", err=True)
+        return 130
+    except Exception as exc:
+        # a bug of sharklib's, not the user's: one line that names it, the traceback on request
+        if os.environ.get("SHARKLIB_DEBUG", "") not in ("", "0"):
+            raise
+        where = " ".join(args[:1]) or "sharklib"
+        click.echo(f"sharklib: error: {where} failed: {type(exc).__name__}: {exc} "
+                   "(SHARKLIB_DEBUG=1 shows the traceback; please report it)", err=True)
+        return 1
     return rv if isinstance(rv, int) else 0

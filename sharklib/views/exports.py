@@ -147,6 +147,14 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
         key = (path, sha)
         if key not in files:
             dest, ident = _crate_id(path, base)
+            if path.endswith("/"):  # a directory listing: a Dataset; its data is its names
+                props = {"name": os.path.basename(path.rstrip("/")) + "/", "sha256": sha,
+                         "description": "directory listing: the sha256 of its sorted entry "
+                                        f"names ({size or 0} entries)"}
+                files[key] = (crate.add_dataset(source=None, dest_path=dest, properties=props)
+                              if dest is not None else
+                              crate.add_dataset(source=ident, properties=props))
+                return files[key]
             props = {"name": os.path.basename(path), "sha256": sha,
                      "contentSize": str(size or 0), "encodingFormat": "application/octet-stream"}
             if dest is not None:

@@ -125,3 +125,24 @@ def test_a_directory_listing_is_shown_and_named_with_its_slash(tmp_path: Path) -
     deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
     listing = [d for d in deps if d["uri"].endswith("/parts/")]
     assert [d["name"] for d in listing] == ["parts/"], deps
+
+
+def test_a_directory_listing_exports_in_every_format(tmp_path: Path) -> None:
+    # GDAL lists a raster's directory for side-car files; any script may os.listdir: the input
+    # `dir/` is no file, and --with-data must not try to copy it into a crate
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "a.txt").write_text("a")
+    code = "import os; open('all.txt', 'w').write(' '.join(sorted(os.listdir('parts'))))"
+    assert shark("run", "-q", "-c", code, cwd=tmp_path).returncode == 0
+    assert shark("export", "all.txt", "--format", "intoto", cwd=tmp_path).returncode == 0
+    for fmt in ("prov-json", "openlineage"):
+        r = shark("export", "all.txt", "--format", fmt, cwd=tmp_path)
+        assert r.returncode == 0 and "parts/" in r.stdout, (fmt, r.stderr)
+    r = shark("export", "all.txt", "--format", "ro-crate", "-o", "crate", "--with-data",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from rocrate.rocrate import ROCrate
+
+    listing = ROCrate(str(tmp_path / "crate")).dereference("parts/")
+    assert listing is not None and listing.type == "Dataset" and listing["name"] == "parts/"
+    assert (tmp_path / "crate" / "all.txt").read_text() == "a.txt"
