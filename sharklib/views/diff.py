@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 
-from sharklib.views.lineage import Lineage, Step, load_lineage
+from sharklib.views.lineage import Lineage, Step, display_path, load_lineage
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:
@@ -64,10 +64,7 @@ class LineageDiff:
 
 
 def _rel(path: str, cwd: str) -> str:
-    if not os.path.isabs(path):
-        return path
-    rel = os.path.relpath(path, cwd)
-    return path if rel.startswith("..") else rel
+    return display_path(path, cwd) if os.path.isabs(path) else path
 
 
 def _norm_argv(step: Step) -> list[str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.attest import check_signatures, trusted_keys
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, disk_state, load_lineage
+from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -62,11 +62,6 @@ def _base(lineage: Lineage) -> str:
     return lineage.head.run.cwd or os.path.dirname(lineage.path)
 
 
-def _rel(path: str, base: str) -> str:
-    rel = os.path.relpath(path, base)
-    return path if rel.startswith("..") else rel
-
-
 def _step_state(steps: list[Step], keys: dict[str, Ed25519PublicKey],
                 names: dict[str, str]) -> tuple[str, str]:
     signers: list[str] = []
@@ -101,7 +96,7 @@ def build_graph(lineage: Lineage, on_disk: dict[str, str] | None = None,
     def file_node(path: str, sha: str, size: int | None) -> int:
         def make() -> Node:
             state = disk_state(path, sha, on_disk)
-            return Node(f"file:{path}@{sha}", "file", _rel(path, base), state,
+            return Node(f"file:{path}@{sha}", "file", display_path(path, base), state,
                         {"path": path, "sha256": sha, "size": str(size if size is not None else "?"),
                          "on disk": {"ok": "matches the record", "stale": "content differs now",
                                      "missing": "not on disk"}[state]})

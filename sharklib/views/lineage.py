@@ -43,6 +43,14 @@ if TYPE_CHECKING:
     from sharklib.hashing import StatCache
 
 
+def display_path(path: str, base: str) -> str:
+    """``path`` relative to ``base`` when inside it; a directory listing keeps its ``/``."""
+    rel = os.path.relpath(path, base)
+    if rel.startswith(".."):
+        return path
+    return rel + "/" if path.endswith("/") and rel != "." else rel
+
+
 @dataclass(slots=True)
 class Step:
     """One attestation: the run it describes and the output(s) of it this lineage involves.

@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from sharklib.attest import check_signatures, trusted_keys
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, disk_state, load_lineage
+from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,14 +28,6 @@ MARK = {"ok": "", "stale": " [bold yellow]STALE[/bold yellow] (content on disk d
 
 def short(digest: str | None) -> str:
     return (digest or "?")[:12]
-
-
-def display_path(path: str, base: str) -> str:
-    """``path`` relative to ``base`` when inside it; a directory listing keeps its ``/``."""
-    rel = os.path.relpath(path, base)
-    if rel.startswith(".."):
-        return path
-    return rel + "/" if path.endswith("/") and rel != "." else rel
 
 
 class LineageTree:

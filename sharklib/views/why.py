@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.tree import Tree
 
-from sharklib.views.lineage import Lineage, Step, disk_state, load_lineage
-from sharklib.views.tree import display_path, short
+from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
+from sharklib.views.tree import short
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -120,6 +120,8 @@ def test_a_directory_listing_is_shown_and_named_with_its_slash(tmp_path: Path) -
     assert "parts/ sha256:" in shown, shown
     why = shark("why", "all.txt", cwd=tmp_path).stdout
     assert "parts/ sha256:" in why, why
+    mermaid = shark("graph", "all.txt", "--format", "mermaid", cwd=tmp_path).stdout
+    assert '"parts/"' in mermaid, mermaid
     sidecar = (tmp_path / "all.txt.intoto.jsonl").read_text().splitlines()[0]
     statement = json.loads(base64.b64decode(json.loads(sidecar)["payload"]))
     deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
