@@ -120,7 +120,9 @@ def start() -> None:
         warn_once(f"run key not computed: {describe(exc)}")
     if _is_multiprocessing_child(argv, code):
         preload_for_children()
-    install(rec)
+    # a multiprocessing worker: `Pool` ends its workers with SIGTERM, and what they wrote
+    # must still be recorded (and folded into the parent's record)
+    install(rec, sigterm=_is_multiprocessing_child(argv, code))
     if (script or code is not None or (module and rec.script)) \
             and not _is_multiprocessing_child(argv, code):
         if top and not handed and session is not None and not flag(ENV_NO_CACHE):
@@ -170,7 +172,7 @@ def install(rec: _rec.Recorder, sigterm: bool = False) -> None:
     hooks.patch_exit(save_at_exit)
     hooks.install_fork_handler(_before_fork, _after_fork_in_child)
     if sigterm:
-        hooks.install_sigterm(save_at_exit)
+        hooks.install_sigterm(save_at_exit, ending)
     record_stream_outputs(rec)
     _install_library_patches()
     atexit.register(_at_exit)
@@ -245,13 +247,18 @@ def _after_fork_in_child() -> None:
         rec = _rec.current()
         if rec is None:
             return
-        hooks.drop_sigterm_in_child()
         child = rec.forked()
         _rec.set_current(child)
         os.environ[ENV_PARENT_RUN] = child.run_id
     except Exception as exc:
         warn_once(f"forked child not captured: {describe(exc)}")
         _rec.set_current(None)
+
+
+def ending() -> bool:
+    """Is this process already saving its record (``os._exit``, ``atexit``, an ``exec``)?"""
+    rec = _rec.current()
+    return rec is not None and rec.ending
 
 
 def save_at_exit(status: int | None = None) -> None:
@@ -291,6 +298,7 @@ def _at_exit(flush_streams: bool = True) -> None:
 
 
 def _end(rec: _rec.Recorder, status: int | None, top_handover: bool = False) -> None:
+    rec.ending = True
     try:
         from sharklib.capture.finish import finish
         from sharklib.capture.session import flush_sinks

@@ -293,8 +293,14 @@ def patch_exit(save: Callable[[int], None]) -> None:
         sys.excepthook = excepthook
 
 
-def install_sigterm(save: Callable[[int], None]) -> None:
-    """Top-level process only: save the record on SIGTERM, then die of it as Python would."""
+def install_sigterm(save: Callable[[int], None], busy: Callable[[], bool]) -> None:
+    """Save the record on SIGTERM, then die of it as Python would.
+
+    For the top-level process (``sharklib run`` stopped by ``timeout`` or a
+    scheduler) and multiprocessing workers (``Pool`` ends its workers with
+    SIGTERM), whose outputs must be recorded all the same. Forked children keep
+    it, since their recorder is their own (see ``bootstrap._after_fork_in_child``).
+    """
     try:
         if _signal.getsignal(_signal.SIGTERM) != _signal.SIG_DFL:
             return
@@ -302,6 +308,14 @@ def install_sigterm(save: Callable[[int], None]) -> None:
         return
 
     def handler(signum: int, frame: Any) -> None:
+        # SIGTERM while the record is already being saved (a Pool worker leaving through
+        # os._exit is sent one by Pool.terminate): saving again from inside that save would
+        # find its modules half imported and lose the record; the process is leaving anyway.
+        if busy():
+            return
+        # and a second SIGTERM must not run this handler again inside the first
+        with contextlib.suppress(ValueError, OSError):
+            _signal.signal(signum, _signal.SIG_IGN)
         try:
             save(-signum)
         except BaseException as exc:
@@ -314,13 +328,6 @@ def install_sigterm(save: Callable[[int], None]) -> None:
         _originals["sigterm"] = handler
     except (ValueError, OSError):
         pass
-
-
-def drop_sigterm_in_child() -> None:
-    """A forked child must die of SIGTERM as usual (``Pool.terminate``), not save a record."""
-    handler = _originals.pop("sigterm", None)
-    if handler is not None and _signal.getsignal(_signal.SIGTERM) is handler:
-        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
 
 
 def install_fork_handler(before: Callable[[], None], after_in_child: Callable[[], None]) -> None:

@@ -89,6 +89,8 @@ class Recorder:
         extra = [session] if session else []
         self.ignore = ignore if ignore is not None else paths.ignored_prefixes(extra)
         self.active = True
+        #: the record is being saved (a SIGTERM then leaves that to finish; see hooks)
+        self.ending = False
         self.exit_status: int | None = None
         self._run_key: str | None = None
         #: the run key's parts (:class:`~sharklib.model.RunKeyParts`), gathered before the body ran

@@ -65,30 +65,45 @@ def check(rec: Recorder) -> int | None:
     return reuse.replay(decision)
 
 
-def _fold_children(run: Run, session: str | None) -> Run:
-    """The root run with every descendant's inputs, code and outputs folded in."""
-    if not session or not run.children:
+def _fold_children(run: Run, session: str | None, whole_session: bool = False) -> Run:
+    """The root run with every descendant's inputs, code and outputs folded in.
+
+    ``whole_session``: the root made the session, so every run recorded there is
+    of its process tree, including those whose parent has not written its record
+    yet (the workers of a multiprocessing forkserver, which outlives the root).
+    """
+    if not session or not (run.children or whole_session):
         return run
     import copy
 
     from sharklib.capture.session import session_runs
 
-    by_parent: dict[str, list[Run]] = {}
-    for child in session_runs(session):
-        if child.parent:
-            by_parent.setdefault(child.parent, []).append(child)
-    descendants: list[Run] = []
-    stack = list(by_parent.get(run.run_id, []))
-    while stack:
-        child = stack.pop()
-        stack.extend(by_parent.get(child.run_id, []))
-        descendants.append(child)
+    runs = [r for r in session_runs(session) if r.run_id != run.run_id]
+    if whole_session:
+        descendants = runs
+    else:
+        by_parent: dict[str, list[Run]] = {}
+        for child in runs:
+            if child.parent:
+                by_parent.setdefault(child.parent, []).append(child)
+        descendants = []
+        stack = list(by_parent.get(run.run_id, []))
+        while stack:
+            child = stack.pop()
+            stack.extend(by_parent.get(child.run_id, []))
+            descendants.append(child)
+    if not descendants:
+        return run
     descendants.sort(key=lambda r: r.started)
     folded = copy.deepcopy(run)
     folded.fold(descendants, keep_output=lambda o: not o.stream)
-    if any(c.exit_status not in (0, None) for c in descendants):
-        folded.exit_status = folded.exit_status or next(
-            c.exit_status for c in descendants if c.exit_status not in (0, None))
+    # a child that failed makes the whole run failed (never cached); one ended by SIGTERM
+    # after saving its record does not: that is how multiprocessing.Pool ends its workers
+    from signal import SIGTERM
+
+    failed = [c.exit_status for c in descendants if c.exit_status not in (0, None, -SIGTERM)]
+    if failed:
+        folded.exit_status = folded.exit_status or failed[0]
     return folded
 
 
@@ -176,7 +191,10 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
                   f"({rec.changed_environment}), which a reuse could not redo")
         return
     run.run_key = rec.key_parts.digest()
-    folded = _fold_children(run, rec.session)
+    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
+
+    owned = rec.top and os.environ.get(ENV_OWNS_SESSION) == "1"
+    folded = _fold_children(run, rec.session, whole_session=owned)
     if not folded.outputs and not _printed(rec):
         return  # nothing to restore or replay: reusing it would save nothing but the run
     from sharklib.runner import reuse

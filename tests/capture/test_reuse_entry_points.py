@@ -114,3 +114,35 @@ def test_a_run_that_writes_into_the_python_environment_is_not_cached(project: Pa
             target.unlink()
     finally:
         target.unlink(missing_ok=True)
+
+
+POOL = """import multiprocessing as mp, sys
+def work(i):
+    with open(f"part{i}.txt", "w") as fh:
+        fh.write(str(i * i))
+    return i
+if __name__ == "__main__":
+    with mp.get_context(sys.argv[1]).Pool(2) as pool:  # ends its workers with SIGTERM
+        print(sum(pool.map(work, range(4))))
+    open("done.txt", "w").write("ok")
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_pool_workers_outputs_are_recorded_and_restored(project: Path, method: str) -> None:
+    (project / "pool.py").write_text(POOL)
+    for attempt in range(3):  # the workers race Pool.terminate: it must not matter, ever
+        for f in project.glob("part*"):
+            f.unlink()
+        first = shark(project, "run", "--rerun", "pool.py", method)
+        assert first.stdout == "6\n", first.stderr
+        assert "warning" not in first.stderr, first.stderr
+        for i in range(4):
+            assert (project / f"part{i}.txt.intoto.jsonl").exists(), (attempt, first.stderr)
+        verify = shark(project, "verify", f"part{attempt}.txt")
+        assert verify.returncode == 0
+    (project / "part2.txt").unlink()
+    again = shark(project, "run", "pool.py", method)
+    assert "sharklib: reused run" in again.stderr and "1 output restored" in again.stderr, \
+        again.stderr
+    assert again.stdout == "6\n" and (project / "part2.txt").read_text() == "4"
