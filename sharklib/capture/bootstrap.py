@@ -92,9 +92,7 @@ def start() -> None:
         # `sharklib run` would, so its children fold into its record and a reuse replays what
         # it printed; without the summary line (make would print one per step)
         session = _own_session()
-        top = announce = False
-        if session is not None:
-            top = True
+        top, announce = session is not None, False
     rec = _rec.Recorder(argv, parent=parent, top=top, session=session)
     rec.announce = announce
     script, code, module = parse_python_argv(argv)
@@ -156,9 +154,9 @@ def _reuse_before_script(rec: _rec.Recorder) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     with contextlib.suppress(Exception):
-        from sharklib.capture.main import _cleanup_session
+        from sharklib.capture.main import remove_own_session
 
-        _cleanup_session(rec)
+        remove_own_session(rec)
     os._exit(status)
 
 

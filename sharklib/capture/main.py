@@ -277,7 +277,7 @@ def _reuse_check(rec: Recorder) -> int | None:
 
     rec.active = False
     recorder.set_current(None)
-    _cleanup_session(rec)
+    remove_own_session(rec)
     return status
 
 
@@ -311,7 +311,7 @@ def end_of_top(rec: Recorder, done: Finished) -> None:
             except Exception:
                 os.write(2, (line + "\n").encode("utf-8", "replace"))
     finally:
-        _cleanup_session(rec)
+        remove_own_session(rec)
 
 
 def discards_session(rec: Recorder) -> bool:
@@ -320,13 +320,18 @@ def discards_session(rec: Recorder) -> bool:
     Then nobody reads this process's own run record from it: children write
     theirs for it to read, but nothing outlives it to read its own.
     """
+    return owns_session(rec) and not flag(ENV_KEEP_SESSION)
+
+
+def owns_session(rec: Recorder) -> bool:
+    """Did this top-level process create its session (so every run in it is of its tree)?"""
     from sharklib.capture.bootstrap import ENV_OWNS_SESSION
 
-    return (bool(rec.session) and rec.top and os.environ.get(ENV_OWNS_SESSION) == "1"
-            and not flag(ENV_KEEP_SESSION))
+    return bool(rec.session) and rec.top and os.environ.get(ENV_OWNS_SESSION) == "1"
 
 
-def _cleanup_session(rec: Recorder) -> None:
+def remove_own_session(rec: Recorder) -> None:
+    """Remove the session ``rec`` created, unless it is to be kept (:func:`discards_session`)."""
     if rec.session and discards_session(rec):
         from sharklib.capture.session import remove_session_dir
 

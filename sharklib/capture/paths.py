@@ -65,27 +65,18 @@ def environment_dirs() -> list[str]:
 _env_prefixes: tuple[str, ...] | None = None
 
 
-def environment_prefixes() -> tuple[str, ...]:
-    """Prefixes of :func:`environment_dirs` (computed once), for :func:`changes_environment`."""
-    global _env_prefixes
-    if _env_prefixes is None:
-        out: list[str] = []
-        for d in environment_dirs():
-            for variant in {os.path.abspath(d), os.path.realpath(d)}:
-                out.append(variant.rstrip("/") + "/")
-        _env_prefixes = tuple(dict.fromkeys(out))
-    return _env_prefixes
-
-
-def changes_environment(path: str, prefixes: tuple[str, ...]) -> bool:
+def changes_environment(path: str) -> bool:
     """Is a write to ``path`` a change of the Python environment (``pip install``)?
 
     Such a write is not an output (the environment is identified by versions,
     not hashed file by file), and a cache restoring outputs could not redo it.
     Bytecode caches are written by the import system in the normal course.
     """
-    return path.startswith(prefixes) and not (path.endswith((".pyc", ".pyo"))
-                                              or "/__pycache__/" in path)
+    global _env_prefixes
+    if _env_prefixes is None:
+        _env_prefixes = _dir_prefixes(environment_dirs())
+    return path.startswith(_env_prefixes) and not (path.endswith((".pyc", ".pyo"))
+                                                   or "/__pycache__/" in path)
 
 
 def site_dirs() -> list[str]:
@@ -99,14 +90,19 @@ def sharklib_dirs() -> list[str]:
     return [pkg, os.path.join(os.path.dirname(pkg), "sitecustomize")]
 
 
+def _dir_prefixes(dirs: list[str]) -> tuple[str, ...]:
+    """``dir/`` for each directory, as given and with symlinks resolved."""
+    out: list[str] = []
+    for d in dirs:
+        if d:
+            for variant in {os.path.abspath(d), os.path.realpath(d)}:
+                out.append(variant.rstrip("/") + "/")
+    return tuple(dict.fromkeys(out))
+
+
 def ignored_prefixes(extra: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
     """Every prefix whose files are environment or sharklib's own, never data."""
-    out: list[str] = list(SYSTEM_PREFIXES)
-    for d in [*environment_dirs(), *sharklib_dirs(), *extra]:
-        if not d:
-            continue
-        for variant in {os.path.abspath(d), os.path.realpath(d)}:
-            out.append(variant.rstrip("/") + "/")
+    out = [*SYSTEM_PREFIXES, *_dir_prefixes([*environment_dirs(), *sharklib_dirs(), *extra])]
     home = os.environ.get("SHARKLIB_HOME")
     if home:
         out.append(os.path.abspath(home).rstrip("/") + "/")

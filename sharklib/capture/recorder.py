@@ -295,8 +295,7 @@ class Recorder:
             if p is None:
                 return
             if self._ignored(p):
-                if self.changed_environment is None and paths.changes_environment(
-                        p, paths.environment_prefixes()):
+                if self.changed_environment is None and paths.changes_environment(p):
                     self.changed_environment = p
                 return
             self._last_write = (path, p)

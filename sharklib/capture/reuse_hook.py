@@ -191,10 +191,9 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
                   f"({rec.changed_environment}), which a reuse could not redo")
         return
     run.run_key = rec.key_parts.digest()
-    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
+    from sharklib.capture.main import owns_session
 
-    owned = rec.top and os.environ.get(ENV_OWNS_SESSION) == "1"
-    folded = _fold_children(run, rec.session, whole_session=owned)
+    folded = _fold_children(run, rec.session, whole_session=owns_session(rec))
     if not folded.outputs and not _printed(rec):
         return  # nothing to restore or replay: reusing it would save nothing but the run
     from sharklib.runner import reuse
