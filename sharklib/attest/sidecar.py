@@ -24,24 +24,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from sharklib.attest.dsse import attestation_digest, envelope_line, merge_signatures, payload_of
+from sharklib.attest.naming import sidecar_path
 from sharklib.errors import SidecarError
 from sharklib.hashing import atomic_write
 from sharklib.model.provenance import PAYLOAD_TYPE, STATEMENT_TYPE
 
-SUFFIX = ".intoto.jsonl"
 MAX_LINE = 32 * 1024 * 1024
 #: lines at least this long are decoded once per process and shared (see :func:`parse_line`)
 _SHARED_MIN = 4096
 _SHARED_MAX = 16
 _shared: dict[bytes, BundleEntry] = {}
-
-
-def sidecar_path(output: str | os.PathLike[str]) -> str:
-    return os.fspath(output) + SUFFIX
-
-
-def is_sidecar(path: str) -> bool:
-    return path.endswith(SUFFIX)
 
 
 class BundleEntry:

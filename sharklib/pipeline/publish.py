@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from sharklib.attest.naming import sidecar_path
 from sharklib.errors import PipelineError
 from sharklib.pipeline.stages import Publish
 
@@ -46,8 +47,8 @@ def publish(items: list[Publish], docdir: Path, doc: Path) -> list[str]:
             written.append(str(dest))
             continue
         _copy_file(src, dest)
-        sidecar = Path(str(src) + ".intoto.jsonl")
+        sidecar = Path(sidecar_path(src))
         if sidecar.exists():
-            _copy_file(sidecar, Path(str(dest) + ".intoto.jsonl"))
+            _copy_file(sidecar, Path(sidecar_path(dest)))
         written.append(str(dest))
     return written

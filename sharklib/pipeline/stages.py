@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sharklib.attest.naming import is_sidecar
 from sharklib.errors import PipelineError
 from sharklib.model.runkey import sha256_constructor
 from sharklib.pipeline.bulk import paused_gc
@@ -313,7 +314,7 @@ class StageBuilder:
         except OSError:
             pass
         names.update(self._declared.get(absdir, ()))
-        names = {n for n in names if not n.startswith(".") and not n.endswith(".intoto.jsonl")}
+        names = {n for n in names if not n.startswith(".") and not is_sidecar(n)}
         matched = sorted(fnmatch.filter(names, base))
         if not matched:
             raise PipelineError(f"wildcard '{pattern}' matches no file (on disk or written by an "

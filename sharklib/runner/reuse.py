@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sharklib.attest.naming import SUFFIX, is_sidecar
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
@@ -59,8 +60,8 @@ class ReuseDecision:
     stdout: bytes
     stderr: bytes
     saved: float
-    restored: list[str] = field(default_factory=list)
-    in_place: int = 0
+    restored: list[str] = field(default_factory=list)  # outputs and sidecars rewritten
+    in_place: int = 0  # outputs (sidecars not counted) already right on disk
     checked: int = 0
     downloads: dict[str, int] = field(default_factory=dict)
     policy: str = "revalidate"
@@ -178,7 +179,7 @@ def _restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[lis
     for obj, dest in plan:
         # a file already right needs no write, so the (costlier) symlink check is skipped
         if not os.path.islink(dest) and cache.statcache.unchanged(dest, obj.sha256):
-            in_place += 1
+            in_place += not is_sidecar(dest)
         else:
             missing.append(obj)
     writes = [(obj, safe_destination(root, obj.path)) for obj in missing]  # all refused first
@@ -194,8 +195,9 @@ def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
 
 def reuse_message(decision: ReuseDecision) -> str:
     when = _dt.datetime.fromtimestamp(decision.entry.started).strftime("%Y-%m-%d %H:%M")
-    outputs = f"{len(decision.restored)} output{'s' if len(decision.restored) != 1 else ''} " \
-              f"restored"
+    # a user counts the files their script wrote; the sidecars travel with them
+    n = sum(not is_sidecar(p) for p in decision.restored)
+    outputs = f"{n} output{'s' if n != 1 else ''} restored"
     if decision.in_place:
         outputs += f" ({decision.in_place} already in place)"
     text = (f"sharklib: reused run of {when} (saved {decision.saved:.1f} s): {outputs}; "
@@ -348,11 +350,9 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             files.append(("output", rel, out.path, out.size))
         if cache is None:
             cache = RunCache.from_env(root)
-        from sharklib.attest.sidecar import SUFFIX as SIDECAR_SUFFIX  # not on check()'s path
-
         shas = {o.path: o.sha256 for o in run.outputs}
         # the signed sidecar travels with its output: a restored file is as attested as the original
-        sidecars = [(rel + SIDECAR_SUFFIX, path + SIDECAR_SUFFIX)
+        sidecars = [(rel + SUFFIX, path + SUFFIX)
                     for role, rel, path, _ in files if role == "output"]
         found = cache.statcache.digests(p for _, p in sidecars)
         for rel, path in sidecars:
@@ -363,7 +363,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
         with cache.shared():
             cache.store.snapshot(run.run_id, root)
             for role, rel, path, _size in files:
-                if path.endswith(SIDECAR_SUFFIX):
+                if path.endswith(SUFFIX):
                     # best effort: a sidecar rewritten meanwhile (another signer) is not stored,
                     # the run still is; a restore then re-attests nothing, it just lacks that copy
                     try:

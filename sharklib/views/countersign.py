@@ -22,6 +22,7 @@ from sharklib.attest import (
     check_signatures,
     countersign,
     load_signing_key,
+    sidecar_path,
     trusted_keys,
     write_bundle,
 )
@@ -52,7 +53,7 @@ def countersign_file(path: str | os.PathLike[str], key_path: str | None = None,
 
     p = os.path.abspath(os.fspath(path))
     key = load_signing_key(key_path)
-    sidecar = p + ".intoto.jsonl"
+    sidecar = sidecar_path(p)
     with FileLock(_lock_path(sidecar), timeout=60):
         entries = read_entries(sidecar)
         lineage = lineage_from_entries(p, sidecar, entries)

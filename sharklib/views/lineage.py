@@ -24,13 +24,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sharklib.attest.naming import SUFFIX, is_sidecar, sidecar_path
 from sharklib.attest.sidecar import (
     MAX_LINE,
     Bundle,
     BundleEntry,
     iter_lines,
     parse_line,
-    sidecar_path,
 )
 from sharklib.errors import SidecarError
 from sharklib.hashing import on_disk as digestible
@@ -358,8 +358,8 @@ def lineage_from_entries(path: str, sidecar: str, entries: Iterable[BundleEntry]
 def split_target(path: str | os.PathLike[str]) -> tuple[str, str]:
     """(file, sidecar) for a file or for its sidecar."""
     p = os.path.abspath(os.fspath(path))
-    if p.endswith(".intoto.jsonl"):
-        return p[: -len(".intoto.jsonl")], p
+    if is_sidecar(p):
+        return p[: -len(SUFFIX)], p
     return p, sidecar_path(p)
 
 

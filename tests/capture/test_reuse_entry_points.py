@@ -146,3 +146,13 @@ def test_pool_workers_outputs_are_recorded_and_restored(project: Path, method: s
     assert "sharklib: reused run" in again.stderr and "1 output restored" in again.stderr, \
         again.stderr
     assert again.stdout == "6\n" and (project / "part2.txt").read_text() == "4"
+
+
+def test_the_reuse_line_counts_the_outputs_not_their_sidecars(project: Path) -> None:
+    (project / "two.py").write_text("open('a.txt', 'w').write('a')\nopen('b.txt', 'w').write('b')\n")
+    shark(project, "run", "two.py")
+    for name in ("a.txt", "a.txt.intoto.jsonl"):  # what `make clean` does
+        (project / name).unlink()
+    again = shark(project, "run", "two.py")
+    assert "1 output restored (1 already in place);" in again.stderr, again.stderr
+    assert (project / "a.txt").read_text() == "a" and (project / "a.txt.intoto.jsonl").exists()
