@@ -18,7 +18,7 @@ def shark_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     home = tmp_path_factory.mktemp("sharkhome")
     monkeypatch.setenv("SHARKLIB_HOME", str(home))
     for var in ("SHARKLIB_KEY", "SHARKLIB_CACHE", "SHARKLIB_CAPTURE", "SHARKLIB_SESSION",
-                "SHARKLIB_PARENT_RUN", "SHARKLIB_QUIET", "SHARKLIB_NO_CACHE", "SHARKLIB_RERUN"):
+                "SHARKLIB_PARENT_RUN", "SHARKLIB_STDIN", "SHARKLIB_QUIET", "SHARKLIB_NO_CACHE", "SHARKLIB_RERUN"):
         monkeypatch.delenv(var, raising=False)
     yield home
 

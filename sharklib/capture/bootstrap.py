@@ -16,7 +16,7 @@ import contextlib
 import os
 import sys
 
-from sharklib.capture import hooks
+from sharklib.capture import hooks, stdin
 from sharklib.capture import recorder as _rec
 from sharklib.capture.safety import describe, warn_once
 from sharklib.config import ENV_NO_CACHE, ENV_PARENT_RUN, ENV_SESSION, flag
@@ -160,8 +160,15 @@ def _reuse_before_script(rec: _rec.Recorder) -> None:
     os._exit(status)
 
 
-def install(rec: _rec.Recorder, sigterm: bool = False) -> None:
-    """Make ``rec`` this process's recorder and install every hook."""
+def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> None:
+    """Make ``rec`` this process's recorder and install every hook.
+
+    ``script``: a program, not an interactive session, whose standard input is
+    watched (:mod:`sharklib.capture.stdin`); a notebook's or REPL's is its own.
+    """
+    if script:
+        with contextlib.suppress(Exception):
+            stdin.watch(rec, root=rec.parent is None)
     _rec.set_current(rec)
     os.environ[ENV_PARENT_RUN] = rec.run_id
     hooks.install_audit_hook()

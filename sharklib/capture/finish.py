@@ -252,6 +252,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         parent=rec.parent,
         run_key=rec.run_key,
         warnings=list(rec.warnings),
+        stdin=rec.read_stdin,
     )
     return run, kept
 

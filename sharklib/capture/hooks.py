@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from sharklib.capture import recorder as _rec
 from sharklib.capture.safety import describe, warn_once
+from sharklib.capture.stdin import STDIN_PATHS
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -45,6 +46,11 @@ _originals: dict[str, Any] = {}
 def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
     path, mode, flags = args
     if path.__class__ is int:
+        if path == 0 and rec.stdin_kind is not None:
+            rec.stdin_read()
+        return
+    if rec.stdin_kind is not None and path in STDIN_PATHS:
+        rec.stdin_read()
         return
     if mode is None:
         if flags & _WRITE_FLAGS:
@@ -55,6 +61,11 @@ def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
         rec.write_event(path, "a" in mode)
     else:
         rec.read(path)
+
+
+def _on_input(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    if rec.stdin_kind is not None:
+        rec.stdin_read()
 
 
 def _on_listdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
@@ -143,6 +154,7 @@ _HANDLERS: dict[str, Callable[[_rec.Recorder, tuple[Any, ...]], None]] = {
     "os.listdir": _on_listdir,
     "os.scandir": _on_listdir,
     "os.fork": _on_fork,
+    "builtins.input": _on_input,
 }
 
 

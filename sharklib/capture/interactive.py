@@ -30,7 +30,7 @@ def enable(**options: object) -> None:
         rec = _rec.Recorder(argv, parent=os.environ.get("SHARKLIB_PARENT_RUN") or None,
                             session=os.environ.get("SHARKLIB_SESSION") or None)
         rec.code_text = None
-        bootstrap.install(rec)
+        bootstrap.install(rec, script=False)
         rec.preload()
         _follow_prompt()
     except Exception as exc:

@@ -378,6 +378,8 @@ def summary_line(rec: Recorder, done: Finished) -> str:
         more = ", …" if len(sidecars) > 3 else ""
         first = _rel(sidecars[0][: -len(".intoto.jsonl")], cwd)
         line += f"; sidecars: {shown}{more} — sharklib show {first}"
+    if rec.not_cached:
+        line += f"; not cached: {rec.not_cached}"
     if done.run.warnings:
         line += f" ({len(done.run.warnings)} warning{'s' if len(done.run.warnings) != 1 else ''})"
     return line

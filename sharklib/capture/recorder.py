@@ -112,6 +112,12 @@ class Recorder:
         #: the first file written inside the Python environment (site-packages, the stdlib):
         #: such a run is not cached, since no reuse could redo that change
         self.changed_environment: str | None = None
+        #: what standard input is, when watched (:mod:`sharklib.capture.stdin`), and the kind of
+        #: stream (pipe, terminal, socket) once the script read one: such a run is not reused
+        self.stdin_kind: str | None = None
+        self.read_stdin: str | None = None
+        #: why a run that could have been cached was not, for the summary line
+        self.not_cached: str | None = None
         self._cwd: str | None = self.cwd
         self._dir_hint: tuple[Any, int] | None = None
         self._skip: Any = None
@@ -453,6 +459,22 @@ class Recorder:
         child._run_key = self._run_key
         child.modules_at_start = self.modules_at_start
         return child
+
+    def stdin_read(self) -> None:
+        """The script read its standard input (a redirected file is an input like any other)."""
+        try:
+            kind, self.stdin_kind = self.stdin_kind, None  # once is enough
+            if kind == "file":
+                from sharklib.capture.stdin import stdin_file
+
+                path = stdin_file()
+                if path is not None:
+                    self.read(path)
+                    return
+            if kind is not None:
+                self.read_stdin = kind
+        except Exception as exc:
+            self._fail(exc)
 
     def _fail(self, exc: BaseException) -> None:
         msg = f"capture problem: {describe(exc)}"

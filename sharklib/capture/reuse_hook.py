@@ -194,6 +194,10 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
     from sharklib.capture.main import owns_session
 
     folded = _fold_children(run, rec.session, whole_session=owns_session(rec))
+    if folded.stdin:
+        # not a problem to warn about, a reason to give: in the summary line (quiet with -q)
+        rec.not_cached = f"it read standard input from a {folded.stdin}"
+        return
     if not folded.outputs and not _printed(rec):
         return  # nothing to restore or replay: reusing it would save nothing but the run
     from sharklib.runner import reuse

@@ -222,6 +222,7 @@ def run_to_statement(run: Run, output: Output | Sequence[Output],
                     "temporaries": [encode_path(p) for p in run.temporaries],
                     "removed": [encode_path(p) for p in run.removed],
                     "warnings": list(run.warnings),
+                    **({"stdin": run.stdin} if run.stdin else {}),
                 },
             }],
         },
@@ -337,6 +338,7 @@ def statement_subjects(statement: dict[str, Any]) -> tuple[Run, list[Output]]:
         parent=extra.get("parent"),
         run_key=internal.get("runKey"),
         warnings=list(extra.get("warnings", [])),
+        stdin=extra.get("stdin") if isinstance(extra.get("stdin"), str) else None,
     )
     return run, outputs
 

@@ -324,16 +324,18 @@ class Run(_Record):
     ``children`` holds the ``run_id`` of every captured child process run (a
     Python subprocess under the bootstrap, or a recipe line under the tracer);
     a child's ``parent`` points back. ``run_key`` is filled by the runner
-    (:mod:`sharklib.model.runkey`).
+    (:mod:`sharklib.model.runkey`). ``stdin`` names the kind of stream (``pipe``,
+    ``terminal``, ``socket``) the run read as standard input: bytes no record
+    holds, so such a run is never reused. A file it was redirected from is an input.
     """
 
     __slots__ = ("argv", "backend", "children", "code", "connects", "cwd", "downloads", "ended",
                  "environment", "execs", "exit_status", "host", "inputs", "outputs", "parent",
-                 "pid", "removed", "run_id", "run_key", "started", "temporaries", "user",
-                 "warnings")
+                 "pid", "removed", "run_id", "run_key", "started", "stdin", "temporaries",
+                 "user", "warnings")
     _fields = ("run_id", "argv", "cwd", "started", "ended", "exit_status", "user", "host", "pid",
                "backend", "code", "environment", "inputs", "downloads", "outputs", "temporaries",
-               "removed", "execs", "connects", "children", "parent", "run_key", "warnings")
+               "removed", "execs", "connects", "children", "parent", "run_key", "warnings", "stdin")
     __match_args__ = _fields
 
     def __init__(self, run_id: str, argv: list[str], cwd: str, started: float,
@@ -345,7 +347,7 @@ class Run(_Record):
                  removed: list[str] | None = None, execs: list[Exec] | None = None,
                  connects: list[str] | None = None, children: list[str] | None = None,
                  parent: str | None = None, run_key: str | None = None,
-                 warnings: list[str] | None = None) -> None:
+                 warnings: list[str] | None = None, stdin: str | None = None) -> None:
         self.run_id = run_id
         self.argv = argv
         self.cwd = cwd
@@ -369,6 +371,7 @@ class Run(_Record):
         self.parent = parent
         self.run_key = run_key
         self.warnings = [] if warnings is None else warnings
+        self.stdin = stdin
 
     @property
     def duration(self) -> float | None:
@@ -400,6 +403,7 @@ class Run(_Record):
             "parent": self.parent,
             "run_key": self.run_key,
             "warnings": list(self.warnings),
+            "stdin": self.stdin,
         }
 
     @classmethod
@@ -433,6 +437,7 @@ class Run(_Record):
             parent=d.get("parent"),
             run_key=d.get("run_key"),
             warnings=list(d.get("warnings", [])),
+            stdin=d["stdin"] if isinstance(d.get("stdin"), str) else None,
         )
 
     def fold(self, others: list[Run], keep_output: Callable[[Output], bool] = lambda o: True) -> None:
@@ -455,6 +460,7 @@ class Run(_Record):
                     self.inputs.append(a)
             outputs.update((o.path, o) for o in r.outputs if keep_output(o))
             self.downloads.extend(r.downloads)
+            self.stdin = self.stdin or r.stdin
             self.environment.distributions.update(r.environment.distributions)
         self.outputs = list(outputs.values())
         produced = {(o.path, o.sha256) for o in self.outputs}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -72,8 +73,11 @@ def run_leaf(job: LeafJob) -> LeafResult:
         env = dict(os.environ)
         env.update(job.env_overrides)
         with open(log_base + ".out", "wb") as out, open(log_base + ".err", "w+b") as err:
+            # stdin is empty, as it is on a cluster's worker: a stage reading the terminal (or the
+            # pipe `sharklib pipeline run` was fed) would hang, or depend on bytes in no record
             res = run_command(job.command, shell=True, cwd=job.cwd, env=env, env_tag=job.env_tag,
-                              quiet=True, rerun=job.rerun, stdout=out, stderr=err)
+                              quiet=True, rerun=job.rerun, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=err)
             err.seek(max(0, err.seek(0, os.SEEK_END) - TAIL_BYTES))
             tail = err.read().decode("utf-8", "replace")
         inputs: list[str] = []

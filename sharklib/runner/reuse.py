@@ -320,11 +320,16 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
     when present (the capture session's layout); a ``<stream>.truncated``
     marker there means the copy cannot be replayed, so the run is not cached. An output recorded with ``stream="stdout"`` (the script's
     stdout redirected to a file) is replayed rather than restored as a file.
-    Runs that failed, have no run key, or wrote outside the project root are
-    not cached (the last with a warning).
+    Runs that failed, have no run key, read a standard input that was a stream
+    (``Run.stdin``) or wrote outside the project root are not cached (the last
+    two with a warning).
     """
     warn = warn or _stderr_warn
     if flag(ENV_NO_CACHE) or run.exit_status != 0 or not run.run_key:
+        return None
+    if run.stdin:
+        warn(f"run not cached: it read standard input from a {run.stdin}; "
+             f"sharklib cannot tell whether a later run gets the same bytes")
         return None
     own = cache is None
     try:

@@ -132,3 +132,17 @@ def test_a_wildcard_with_one_output_is_a_gather_over_every_match(project: Path, 
     proc = cli("run", "m.md", check=True)
     assert "2 ran, 3 reused" in proc.stdout, proc.stdout
     assert (project / "all.txt").read_text() == "aa\nbb\ncc\ndd\n"
+
+
+def test_a_stage_reads_an_empty_standard_input(project: Path) -> None:
+    # locally as on a cluster's worker: never the terminal or the pipe the pipeline was fed
+    import os
+    import subprocess
+    import sys
+
+    write(project / "m.md", "```shark-run:host\nwc -c > n.txt\n```\n")
+    proc = subprocess.run([sys.executable, "-m", "sharklib", "pipeline", "run", "m.md"],
+                          cwd=project, input="bytes the pipeline was fed\n", capture_output=True,
+                          text=True, timeout=240, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (project / "n.txt").read_text().strip() == "0"
