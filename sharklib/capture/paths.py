@@ -102,11 +102,25 @@ def _dir_prefixes(dirs: list[str]) -> tuple[str, ...]:
 
 def ignored_prefixes(extra: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
     """Every prefix whose files are environment or sharklib's own, never data."""
-    out = [*SYSTEM_PREFIXES, *_dir_prefixes([*environment_dirs(), *sharklib_dirs(), *extra])]
-    home = os.environ.get("SHARKLIB_HOME")
-    if home:
-        out.append(os.path.abspath(home).rstrip("/") + "/")
+    out = [*SYSTEM_PREFIXES,
+           *_dir_prefixes([*environment_dirs(), *sharklib_dirs(), *state_dirs(), *extra])]
     return tuple(dict.fromkeys(out))
+
+
+def state_dirs() -> list[str]:
+    """Where sharklib keeps its keys and caches: its bookkeeping there is never a run's data."""
+    from sharklib.config import ENV_CACHE, ENV_HOME, cache_dir, config_dir
+
+    dirs = [str(config_dir()), str(cache_dir())]
+    home = os.environ.get(ENV_HOME)
+    if home:
+        dirs.append(home)
+    cache = os.environ.get(ENV_CACHE, "")
+    if cache.startswith("file://"):
+        cache = cache[len("file://"):]
+    if cache and "://" not in cache:
+        dirs.append(cache)
+    return dirs
 
 
 def is_ignored(path: str, prefixes: tuple[str, ...]) -> bool:

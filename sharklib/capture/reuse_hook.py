@@ -59,7 +59,14 @@ def check(rec: Recorder) -> int | None:
         return None
     from sharklib.runner import reuse
 
-    decision = reuse.check(rec.key_parts, cwd=rec.cwd, root=root)
+    # what the check reads and writes (the index, the stat cache, the inputs it re-hashes, the
+    # outputs it restores) is sharklib's doing, not the script's: recorded, a later run would
+    # have the cache's own files, or a child's inputs, among the script's inputs and outputs
+    active, rec.active = rec.active, False
+    try:
+        decision = reuse.check(rec.key_parts, cwd=rec.cwd, root=root)
+    finally:
+        rec.active = active
     if decision is None:
         return None
     return reuse.replay(decision)
