@@ -98,23 +98,11 @@ def run_module(name: str, argv: list[str]) -> None:
     runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
 
 
-def _ours(tb: Any) -> bool:
-    name = tb.tb_frame.f_globals.get("__name__", "")
-    return isinstance(name, str) and (name == "sharklib" or name.startswith("sharklib."))
-
-
-def strip_own_frames(exc: BaseException) -> Any:
-    """The exception's traceback without sharklib's frames at its head."""
-    tb = exc.__traceback__
-    while tb is not None and _ours(tb):
-        tb = tb.tb_next
-    return tb
-
-
 def print_exception(exc: BaseException) -> None:
     """Print an uncaught exception as the interpreter would (``sys.excepthook``)."""
-    tb = strip_own_frames(exc)
-    exc.__traceback__ = tb
+    from sharklib.capture.hooks import drop_own_frames
+
+    tb = drop_own_frames(exc)
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
     try:
         sys.excepthook(type(exc), exc, tb)

@@ -299,10 +299,49 @@ def patch_exit(save: Callable[[int], None]) -> None:
         rec = _rec._current
         if rec is not None:
             rec.exit_status = 1
+        with contextlib.suppress(Exception):
+            tb = drop_own_frames(value, tb)
         previous_hook(typ, value, tb)
 
     if sys.excepthook is sys.__excepthook__:
         sys.excepthook = excepthook
+
+
+def _ours(tb: Any) -> bool:
+    name = tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(name, str) and (name == "sharklib" or name.startswith("sharklib."))
+
+
+def drop_own_frames(exc: BaseException, tb: Any = None) -> Any:
+    """``exc``'s traceback without sharklib's frames, for an uncaught exception's report.
+
+    The wrapped ``open`` (and the library patches, and the tee of ``sys.stdout``) sit between
+    the script's call and the C function that raised: ``open('missing.csv')`` would otherwise
+    show a frame of sharklib's above ``FileNotFoundError``. Exceptions it is chained to are
+    cleaned too. Frames are unlinked in place (``tb_next`` is writable).
+    """
+    seen: set[int] = set()
+
+    def clean(e: BaseException, head: Any) -> Any:
+        kept = []
+        while head is not None:
+            if not _ours(head):
+                kept.append(head)
+            head = head.tb_next
+        for i in range(len(kept) - 1):
+            kept[i].tb_next = kept[i + 1]
+        if kept:
+            kept[-1].tb_next = None
+        first = kept[0] if kept else None
+        e.__traceback__ = first
+        for other in (e.__cause__, e.__context__):
+            if other is not None and id(other) not in seen:
+                seen.add(id(other))
+                clean(other, other.__traceback__)
+        return first
+
+    seen.add(id(exc))
+    return clean(exc, tb if tb is not None else exc.__traceback__)
 
 
 def install_sigterm(save: Callable[[int], None], busy: Callable[[], bool]) -> None:

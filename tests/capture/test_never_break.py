@@ -18,6 +18,10 @@ CORPUS: dict[str, tuple[str, str | None]] = {
     "keyboard": ("raise KeyboardInterrupt\n", None),
     "syntax": ("def (:\n", None),
     "chained": ("try:\n    1/0\nexcept ZeroDivisionError as e:\n    raise RuntimeError('wrapped') from e\n", None),
+    # through the wrapped open (and so a frame of sharklib's) straight into the C function
+    "missing_file": ("import csv\nrows = list(csv.reader(open('stations.csv')))\n", None),
+    "missing_chained": ("try:\n    open('nope.csv')\nexcept OSError as e:\n"
+                        "    raise ValueError('no data') from e\n", None),
     "threads": ("import threading\n"
                 "def w(i):\n    open(f't{i}.txt', 'w').write(str(i) * 1000)\n"
                 "ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]\n"
@@ -148,3 +152,19 @@ def test_console_script_runs_the_same(tmp_path: Path, run_plain, capture_env) ->
                        text=True, env=capture_env())
     plain = run_plain(["s.py", "a"])
     assert (p.returncode, p.stdout, p.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_tracebacks_under_env_are_the_interpreters(tmp_path: Path, run_plain) -> None:
+    # `sharklib env`: the script runs by Python's own runner, with the bootstrap's hooks in it
+    import os
+    import subprocess
+    import sys
+
+    source, _ = CORPUS["missing_chained"]
+    (tmp_path / "s.py").write_text(source)
+    plain = run_plain(["s.py"], cwd=tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cap = subprocess.run([os.path.join(os.path.dirname(sys.executable), "sharklib"), "env", "--",
+                          sys.executable, "s.py"], cwd=tmp_path, capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert (cap.returncode, cap.stdout, cap.stderr) == (plain.returncode, plain.stdout, plain.stderr)
