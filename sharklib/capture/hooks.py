@@ -72,9 +72,17 @@ def _on_listdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
     # the import system lists every directory on sys.path (the script's own among them);
     # that is how Python finds modules, not what the script depends on
     caller = sys._getframe(2).f_code.co_filename
-    if caller.startswith("<frozen") or "importlib" in caller or "pkgutil" in caller:
+    # `os` is frozen too (`<frozen os>`): os.walk's listings are the script's
+    if caller.startswith(("<frozen importlib", "<frozen zipimport")) or "importlib" in caller \
+            or "pkgutil" in caller:
         return
-    rec.read_dir(args[0] if args and args[0] is not None else ".")
+    target = args[0] if args and args[0] is not None else "."
+    if target.__class__ is int:  # os.fwalk lists directories by descriptor
+        try:
+            target = os.readlink(f"/proc/self/fd/{target}")
+        except OSError:
+            return
+    rec.read_dir(target)
 
 
 def _on_rename(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:

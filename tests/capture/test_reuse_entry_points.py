@@ -156,3 +156,22 @@ def test_the_reuse_line_counts_the_outputs_not_their_sidecars(project: Path) -> 
     again = shark(project, "run", "two.py")
     assert "1 output restored (1 already in place);" in again.stderr, again.stderr
     assert (project / "a.txt").read_text() == "a" and (project / "a.txt.intoto.jsonl").exists()
+
+
+@pytest.mark.parametrize("listing", [
+    "sum(len(f) for _, _, f in os.walk('shards'))",
+    "sum(len(f) for _, _, f, _ in os.fwalk('shards'))",
+    "len(glob.glob('shards/*.txt'))",
+    "len(list(pathlib.Path('shards').rglob('*.txt')))",
+    "len(list(os.scandir('shards')))",
+])
+def test_a_file_added_to_a_listed_directory_reruns_the_step(project: Path, listing: str) -> None:
+    (project / "shards").mkdir()
+    (project / "shards" / "a.txt").write_text("1")
+    (project / "count.py").write_text(f"import glob, os, pathlib\nn = {listing}\n"
+                                      "open('n.txt', 'w').write(str(n))\n")
+    shark(project, "run", "count.py")
+    assert "sharklib: reused run" in shark(project, "run", "count.py").stderr
+    (project / "shards" / "b.txt").write_text("2")
+    again = shark(project, "run", "count.py")
+    assert "reused" not in again.stderr and (project / "n.txt").read_text() == "2", again.stderr
