@@ -298,6 +298,8 @@ def _at_exit(flush_streams: bool = True) -> None:
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.flush()
+    if flush_streams:
+        rec.flush_open_outputs()
     status = rec.exit_status if rec.exit_status is not None else 0
     _end(rec, status)
 

@@ -89,6 +89,7 @@ def disable() -> None:
         from sharklib.capture.finish import finish
 
         if rec.active:
+            rec.flush_open_outputs()
             finish(rec, 0)
     except Exception as exc:
         warn_once(f"run not recorded: {describe(exc)}")

@@ -207,6 +207,23 @@ class Recorder:
                 still.append(out)
         self.open_outputs = still
 
+    def flush_open_outputs(self) -> None:
+        """Flush what the script still has open, before it is hashed at a normal exit.
+
+        The interpreter flushes those buffers itself, after ``atexit``; hashed before, a
+        file the script never closed would be signed (and cached) without its last bytes.
+        Not on ``os._exit``, SIGTERM or ``exec``: Python loses those buffers there, and so
+        does the file.
+        """
+        for out in self.open_outputs:
+            obj = out.handle() if out.handle is not None else None
+            if obj is not None:
+                try:  # one file's failure must not skip the others
+                    if not obj.closed:
+                        obj.flush()
+                except Exception:
+                    pass
+
     def track(self, fileobj: Any, file: Any, by_fd: bool = False) -> None:
         """Remember a file object opened for writing so its close is noticed."""
         try:

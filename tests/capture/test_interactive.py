@@ -36,6 +36,12 @@ def test_enable_in_a_plain_repl(tmp_path: Path, capture_env) -> None:
     deps = st["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert [Path(d["uri"]).name for d in deps if d["annotations"]["role"] == "input"] == ["in.txt"]
     assert "Traceback" not in p.stderr
+    # b.txt was still open at disable(): flushed first, so signed with what it holds
+    import hashlib
+
+    subjects = read_bundle(tmp_path / "b.txt.intoto.jsonl").head.statement["subject"]
+    assert {s["name"]: s["digest"]["sha256"] for s in subjects}["b.txt"] == \
+        hashlib.sha256(b"b").hexdigest()
 
 
 def test_ipython_extension_writes_sidecars_after_each_cell(tmp_path: Path, capture_env) -> None:

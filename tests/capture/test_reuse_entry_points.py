@@ -175,3 +175,18 @@ def test_a_file_added_to_a_listed_directory_reruns_the_step(project: Path, listi
     (project / "shards" / "b.txt").write_text("2")
     again = shark(project, "run", "count.py")
     assert "reused" not in again.stderr and (project / "n.txt").read_text() == "2", again.stderr
+
+
+@pytest.mark.parametrize("ending", ["", "import os\nos._exit(0)\n"])
+def test_a_file_left_open_is_signed_with_what_ends_up_on_disk(project: Path, ending: str) -> None:
+    # Python flushes a file the script never closed after atexit; os._exit loses the buffer
+    (project / "leak.py").write_text("f = open('o.txt', 'w')\nf.write('never closed\\n')\n"
+                                     + ending)
+    shark(project, "run", "leak.py")
+    on_disk = (project / "o.txt").read_text()
+    assert on_disk == ("" if ending else "never closed\n")
+    assert shark(project, "verify", "o.txt").returncode == 0
+    for name in ("o.txt", "o.txt.intoto.jsonl"):
+        (project / name).unlink()
+    again = shark(project, "run", "leak.py")
+    assert (project / "o.txt").read_text() == on_disk, again.stderr
