@@ -139,7 +139,32 @@ def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | No
         code["-c"] = digest or ""
     elif script:
         code[relative_to_root(os.path.abspath(script), root)] = digest or ""
-    return run_key_parts(argv, cwd, root, code, environment_key())
+    env = environment_key()
+    search = search_path_key(cwd, root)
+    if search:
+        env["pythonpath"] = search
+    return run_key_parts(argv, cwd, root, code, env)
+
+
+def search_path_key(cwd: str, root: str) -> str:
+    """``PYTHONPATH`` as it decides which modules a run imports, sharklib's bootstrap left out.
+
+    The reuse check re-hashes the local modules the recorded run imported; with another
+    ``PYTHONPATH`` the same import could find another file, which that check never looks at.
+    Entries inside the project are relative to its root, so clones share keys.
+    """
+    raw = os.environ.get("PYTHONPATH", "")
+    if not raw:
+        return ""
+    own = {os.path.realpath(d) for d in paths.sharklib_dirs()}
+    entries = []
+    for entry in raw.split(os.pathsep):
+        if not entry:
+            continue
+        full = os.path.realpath(os.path.join(cwd, entry))
+        if full not in own:
+            entries.append(relative_to_root(full, root))
+    return os.pathsep.join(entries)
 
 
 # -- at exit -------------------------------------------------------------------------------

@@ -190,3 +190,24 @@ def test_a_file_left_open_is_signed_with_what_ends_up_on_disk(project: Path, end
         (project / name).unlink()
     again = shark(project, "run", "leak.py")
     assert (project / "o.txt").read_text() == on_disk, again.stderr
+
+
+@pytest.mark.parametrize("via", sorted(VIA))
+def test_another_pythonpath_is_another_run(project: Path, via: str) -> None:
+    for version in ("1", "2"):
+        (project / f"v{version}" / "mylib").mkdir(parents=True)
+        (project / f"v{version}" / "mylib" / "__init__.py").write_text(f"FACTOR = {version}\n")
+    (project / "s.py").write_text("import mylib\nopen('out.txt', 'w').write(str(mylib.FACTOR))\n")
+
+    def run(path: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTHONPATH": path}
+        proc = subprocess.run([os.path.join(BIN, "sharklib"), *VIA[via]("s.py")], cwd=project,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run("v1")
+    assert "sharklib: reused run" in run("v1").stderr
+    moved = run("v2")
+    assert "reused" not in moved.stderr and (project / "out.txt").read_text() == "2", moved.stderr
+    assert "sharklib: reused run" in run("v2").stderr
