@@ -9,7 +9,7 @@ live run holds; objects are removed only once no indexed run names them.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from sharklib.cache.cas import ContentStore
@@ -153,15 +153,30 @@ def verify(cache: RunCache, *, full: bool = True,
     return report
 
 
-def push(cache: RunCache) -> SyncReport:
-    """Upload every local run (objects first, then its entry) the remote lacks."""
+def push(cache: RunCache, run_ids: Collection[str] | None = None) -> SyncReport:
+    """Upload every local run (objects first, then its entry) the remote lacks.
+
+    ``run_ids``: only these runs (what ``record`` hands to a short-lived
+    ``sharklib cache push --run ID`` when a run is recorded at interpreter exit).
+    """
     if cache.remote is None:
         raise StoreError("no remote configured (set SHARKLIB_CACHE_REMOTE or "
                          "SHARKLIB_CACHE to a URL)", str(cache.directory))
     report = SyncReport()
-    known = {p.rsplit("/", 1)[-1].removesuffix(".json.zst") for p in cache.remote.entry_paths()}
+    if run_ids is not None:
+        wanted = set(run_ids)
+        entries = [e for e in (cache.index.entry(r) for r in sorted(wanted)) if e is not None]
+        missing = wanted - {e.run_id for e in entries}
+        report.problems.extend(f"{cache.directory}: no run {r} in the cache"
+                               for r in sorted(missing))
+        known = {e.run_id for e in entries
+                 if any(p.endswith(f"/{e.run_id}.json.zst") for p in cache.remote.entry_paths(e.key))}
+    else:
+        entries = None
+        known = {p.rsplit("/", 1)[-1].removesuffix(".json.zst")
+                 for p in cache.remote.entry_paths()}
     with cache.shared():
-        for entry in cache.index.entries():
+        for entry in cache.index.entries() if entries is None else entries:
             if entry.run_id in known:
                 report.skipped += 1
                 continue

@@ -84,16 +84,36 @@ class RunCache:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.store: ObjectStore = store if store is not None else ContentStore(self.directory)
         self.index = RunIndex(self.directory / "index.sqlite")
-        if isinstance(remote, str):
-            from sharklib.cache.remote import RemoteStore
-
-            remote = RemoteStore(remote)
-        self.remote: RemoteStore | None = remote
+        # a URL is opened on first use: importing fsspec starts no threads but registers an
+        # exit hook, which fails when the cache is opened at interpreter exit (the capture's
+        # record); a run is cached locally whether or not the remote can be reached
+        self.remote_url: str | None = remote if isinstance(remote, str) else \
+            (remote.describe() if remote is not None else None)
+        self._remote: RemoteStore | None = None if isinstance(remote, str) else remote
         self.push_new = push
         self.link: LinkMode = link
         self.read_only = read_only
         self.statcache = statcache if statcache is not None else StatCache()
         self._lockfile = self.directory / "gc.lock"
+
+    @property
+    def remote(self) -> RemoteStore | None:
+        """The remote store (opened here on first use), or None when none is configured."""
+        if self._remote is None and self.remote_url is not None:
+            from sharklib.cache.remote import RemoteStore
+
+            self._remote = RemoteStore(self.remote_url)
+        return self._remote
+
+    @remote.setter
+    def remote(self, value: RemoteStore | None) -> None:
+        self._remote = value
+        self.remote_url = value.describe() if value is not None else None
+
+    @property
+    def has_remote(self) -> bool:
+        """Is a remote configured? (Without opening it.)"""
+        return self.remote_url is not None
 
     @classmethod
     def from_env(cls, root: str | None = None) -> RunCache:
@@ -221,7 +241,7 @@ class RunCache:
         added = self.index.add(entry)
         if push is None:
             push = self.push_new
-        if added and self.remote is not None and push:
+        if added and self.has_remote and push:
             self.push_entry(entry)
         return added
 

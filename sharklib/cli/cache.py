@@ -116,10 +116,12 @@ def verify_command(root: str | None, fast: bool) -> None:
 
 @command.command("push")
 @root_option
-def push_command(root: str | None) -> None:
+@click.option("--run", "runs", multiple=True, metavar="RUN_ID",
+              help="Only this run (repeatable); what a run recorded at exit pushes.")
+def push_command(root: str | None, runs: tuple[str, ...]) -> None:
     """Upload local runs the remote lacks."""
     with _open(root) as cache:
-        rep = maintenance.push(cache)
+        rep = maintenance.push(cache, run_ids=runs or None)
     _sync_report("pushed", rep)
 
 
@@ -135,8 +137,9 @@ def pull_command(root: str | None, index_only: bool) -> None:
 
 def _sync_report(verb: str, rep: maintenance.SyncReport) -> None:
     console = Console(soft_wrap=True)
-    for p in rep.problems:
-        console.print(f"[red]{p}[/red]")
+    errors = Console(stderr=True, soft_wrap=True)
+    for p in rep.problems:  # on stderr: a caller (record's push at exit) reports the first
+        errors.print(p, style="red", markup=False, highlight=False)
     console.print(f"{verb} {rep.entries} runs ({rep.skipped} already there)")
     if rep.problems:
         raise click.exceptions.Exit(1)

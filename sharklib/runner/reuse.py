@@ -299,6 +299,46 @@ def _read_stream(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
         return None
 
 
+def _uncaptured_environ() -> dict[str, str]:
+    """This environment without what turns Python capture on: the push is not the run's."""
+    from sharklib.config import ENV_CAPTURE, ENV_PARENT_RUN, ENV_SESSION
+
+    drop = {ENV_CAPTURE, ENV_SESSION, ENV_PARENT_RUN, "SHARKLIB_EXEC_TOP", "SHARKLIB_STREAMS",
+            "SHARKLIB_OWNS_SESSION"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
+def push_in_child(root: str, run_id: str, url: str, warn: Warn) -> bool:
+    """Push one recorded run with ``python -m sharklib cache push --run ID``, waiting for it.
+
+    Why a child: the capture records a run at interpreter exit, after
+    ``threading`` has shut down; fsspec's async clients (s3fs, gcsfs) need a
+    thread pool then and fail with "cannot schedule new futures after
+    shutdown". A fresh interpreter opens the same cache (same environment and
+    project settings, ``--root``) and pushes objects, then the entry. A failure
+    is one warning line; the run stays in the local cache either way.
+    """
+    import subprocess
+
+    cmd = [sys.executable, "-m", "sharklib", "cache", "push", "--root", root, "--run", run_id]
+    try:
+        done = subprocess.run(cmd, env=_uncaptured_environ(), stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        warn(f"pushing the run to {url} failed ({exc}); kept locally")
+        return False
+    except KeyboardInterrupt:
+        warn(f"pushing the run to {url} interrupted; kept locally")
+        return False
+    if done.returncode == 0:
+        return True
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+    reason = lines[-1].removeprefix("sharklib: error: ") if lines else \
+        f"exit status {done.returncode}"
+    warn(f"pushing the run to {url} failed ({reason}); kept locally")
+    return False
+
+
 def build_entry(run: Run, root: str, objects: list[StoredObject]) -> IndexEntry:
     assert run.run_key is not None
     return IndexEntry(
@@ -385,12 +425,14 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                     objects.append(StoredObject(role, "", info.sha256, info.size))
             entry = build_entry(run, root, objects)
             added = cache.add(entry, push=False)
-        if added and cache.remote is not None and cache.push_new:
-            try:
-                cache.push_entry(entry)
-            except Exception as exc:
-                warn(f"pushing the run to {cache.remote.describe()} failed ({exc}); "
-                     f"kept locally")
+        if added and cache.has_remote and cache.push_new:
+            if own:  # opened here from the environment: maybe at exit, push in a child
+                push_in_child(root, entry.run_id, str(cache.remote_url), warn)
+            else:
+                try:
+                    cache.push_entry(entry)
+                except Exception as exc:
+                    warn(f"pushing the run to {cache.remote_url} failed ({exc}); kept locally")
         return entry
     except StoreError as exc:
         warn(f"{exc}; run not cached")

@@ -1,0 +1,108 @@
+"""``sharklib run`` end to end with a remote: real subprocesses, the real loopback S3 server.
+
+The capture records a run at interpreter exit, after ``threading`` has shut down;
+these tests prove a new run still reaches the remote from there, and that a
+remote which cannot be reached or written costs one warning line, never the run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sharklib.cache.runcache import RunCache
+
+SCRIPT = 'open("out.txt", "w").write(open("in.txt").read().upper())\nprint("done")\n'
+
+
+def _project(base: Path, config: str | None = None) -> Path:
+    root = base / "project"
+    root.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / "in.txt").write_text("hello sharks\n")
+    (root / "s.py").write_text(SCRIPT)
+    if config is not None:
+        (root / ".sharklib").mkdir()
+        (root / ".sharklib" / "cache.toml").write_text(config)
+    return root
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env.update(SHARKLIB_HOME=str(home), **extra)
+    return env
+
+
+def _run(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sharklib", "run", "s.py"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if "warning" in line]
+
+
+def _local_runs(home: Path) -> int:
+    with RunCache(home / "cache") as cache:
+        return cache.index.count()
+
+
+def test_new_run_is_pushed_to_s3_at_exit(tmp_path: Path, s3_env: dict[str, str],
+                                          s3_bucket: str) -> None:
+    import s3fs
+
+    url = f"s3://{s3_bucket}/cache"
+    alice = _project(tmp_path / "alice")
+    r = _run(alice, _env(tmp_path / "ha", SHARKLIB_CACHE=url, **s3_env))
+    assert r.returncode == 0, r.stderr
+    assert _warnings(r.stderr) == []
+    fs = s3fs.S3FileSystem(skip_instance_cache=True,
+                           client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]})
+    stored = fs.find(f"{s3_bucket}/cache")
+    assert any("/runs/" in p for p in stored) and any("/objects/" in p for p in stored)
+    assert _local_runs(tmp_path / "ha") == 1
+    # another user, another home: the run comes from the bucket, not recomputed
+    bob = _project(tmp_path / "bob")
+    r = _run(bob, _env(tmp_path / "hb", SHARKLIB_CACHE=url, **s3_env))
+    assert r.returncode == 0, r.stderr
+    assert "reused run" in r.stderr, r.stderr
+    assert (bob / "out.txt").read_text() == "HELLO SHARKS\n"
+    assert r.stdout == "done\n"
+
+
+def test_failed_push_is_one_warning_and_the_run_stays_local(tmp_path: Path,
+                                                            s3_env: dict[str, str]) -> None:
+    root = _project(tmp_path)
+    r = _run(root, _env(tmp_path / "h", SHARKLIB_CACHE="s3://no-such-bucket-sharklib/cache",
+                        **s3_env))
+    assert r.returncode == 0, r.stderr
+    [line] = _warnings(r.stderr)
+    assert "pushing the run to s3://no-such-bucket-sharklib/cache failed" in line
+    assert line.endswith("kept locally")
+    assert "Traceback" not in r.stderr
+    assert _local_runs(tmp_path / "h") == 1
+
+
+def test_remote_in_project_settings_only_is_cached_and_pushed(tmp_path: Path) -> None:
+    remote = tmp_path / "shared"
+    root = _project(tmp_path, f'[cache]\nremote = "{remote.as_uri()}"\n')
+    r = _run(root, _env(tmp_path / "h"))
+    assert r.returncode == 0, r.stderr
+    assert _warnings(r.stderr) == [], r.stderr
+    assert _local_runs(tmp_path / "h") == 1
+    assert list((remote / "runs").glob("*/*.json.zst"))
+    assert list((remote / "objects").glob("*/*.zst"))
+
+
+@pytest.mark.parametrize("push", ["0"])
+def test_push_off_leaves_the_remote_alone(tmp_path: Path, push: str) -> None:
+    remote = tmp_path / "shared"
+    root = _project(tmp_path, f'[cache]\nremote = "{remote.as_uri()}"\n')
+    r = _run(root, _env(tmp_path / "h", SHARKLIB_CACHE_PUSH=push))
+    assert r.returncode == 0 and _warnings(r.stderr) == [], r.stderr
+    assert _local_runs(tmp_path / "h") == 1
+    assert not (remote / "runs").exists()
