@@ -54,8 +54,9 @@ def check(rec: Recorder) -> int | None:
         return None
     key = rec.key_parts.digest()
     root = _root(rec)
+    # the project's documented settings file may name a shared cache dir or a remote
     if _cache_location_is_default() and not os.path.exists(_marker(key)) \
-            and not os.path.exists(os.path.join(root, ".sharklib.toml")):
+            and not os.path.exists(os.path.join(root, ".sharklib", "cache.toml")):
         return None
     from sharklib.runner import reuse
 

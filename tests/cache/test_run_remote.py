@@ -106,3 +106,17 @@ def test_push_off_leaves_the_remote_alone(tmp_path: Path, push: str) -> None:
     assert r.returncode == 0 and _warnings(r.stderr) == [], r.stderr
     assert _local_runs(tmp_path / "h") == 1
     assert not (remote / "runs").exists()
+
+
+def test_shared_dir_in_project_settings_is_consulted_from_a_new_home(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-cache"
+    root = _project(tmp_path, f'[cache]\ndir = "{shared}"\n')
+    r = _run(root, _env(tmp_path / "alice"))
+    assert r.returncode == 0 and _warnings(r.stderr) == [], r.stderr
+    (root / "out.txt").unlink()
+    # another user: an empty default cache, no key marker, no cache variable
+    r = _run(root, _env(tmp_path / "bob"))
+    assert r.returncode == 0, r.stderr
+    assert "reused run" in r.stderr, r.stderr
+    assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
+    assert r.stdout == "done\n"
