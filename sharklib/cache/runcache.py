@@ -214,8 +214,16 @@ class RunCache:
                     self.remote.quarantine(sha256)
                     raise StoreError(f"object {sha256} does not match its digest "
                                      f"(quarantined)", self.remote.describe()) from None
-            except Exception:  # unreachable remote: treated as a miss
-                pass
+            except Exception as exc:
+                import zstandard  # loaded with the remote
+
+                if isinstance(exc, zstandard.ZstdError):
+                    # bytes that are not zstd are as wrong as bytes with another digest: left
+                    # in place, every machine would take them for a miss and re-run forever
+                    self.remote.quarantine(sha256)
+                    raise StoreError(f"object {sha256} is not valid zstd ({exc}; quarantined)",
+                                     self.remote.describe()) from None
+                # unreachable remote: treated as a miss
         if bad:
             raise StoreError(f"object {sha256} does not match its digest (quarantined)",
                              self.store.describe())

@@ -137,3 +137,31 @@ def test_env_url_selects_remote(tmp_path, monkeypatch, s3_bucket):  # type: igno
         info = c.remote.put_bytes(b"hi")
         assert c.remote.read(info.sha256) == b"hi"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_remote_object_that_is_not_zstd_is_quarantined_there(tmp_path, write, make_run, key_for,  # type: ignore[no-untyped-def]
+                                                             remote_url):
+    import fsspec
+
+    alice = _user_project(tmp_path / "alice", write)
+    bob = _user_project(tmp_path / "bob", write)
+    out = write(alice / "out.bin", b"expensive result " * 1000)
+    run = make_run(alice, ["step.py"], [alice / "data" / "in.txt"], [out])
+    with RunCache(tmp_path / "a", remote=remote_url) as ca:
+        entry = record(run, root=str(alice), cache=ca)
+    assert entry is not None
+    [obj] = entry.outputs()
+    fs, base = fsspec.core.url_to_fs(remote_url)
+    bad = f"{base}/objects/{obj.sha256[:2]}/{obj.sha256}.zst"
+    with fs.open(bad, "wb") as fh:
+        fh.write(b"not zstd at all")
+    warnings: list[str] = []
+    with RunCache(tmp_path / "b", remote=remote_url) as cb:
+        assert check(key_for(["step.py"], bob), cwd=str(bob), root=str(bob), cache=cb,
+                     warn=warnings.append) is None
+    [line] = warnings
+    assert line.startswith(f"{remote_url}: object {obj.sha256} is not valid zstd")
+    assert "quarantined" in line and "missing" not in line
+    assert not fs.exists(bad)
+    assert fs.exists(f"{base}/quarantine/{obj.sha256}.zst")
+    assert not (bob / "out.bin").exists()
