@@ -8,6 +8,7 @@ live run holds; objects are removed only once no indexed run names them.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -223,9 +224,13 @@ def parse_size(text: str) -> int:
     t = text.strip().lower().removesuffix("ib").removesuffix("b")
     unit = t[-1:] if t[-1:] in _UNITS else ""
     try:
-        return int(float(t[: len(t) - len(unit)]) * _UNITS[unit])
+        value = float(t[: len(t) - len(unit)])
     except ValueError:
+        value = math.nan
+    # a negative budget (or nan, inf) would make gc remove every run: refused like "banana"
+    if not (math.isfinite(value) and value >= 0):
         raise StoreError(f"not a size: {text!r} (try 500M or 10G)") from None
+    return int(value * _UNITS[unit])
 
 
 def parse_age(text: str) -> float:
@@ -233,6 +238,10 @@ def parse_age(text: str) -> float:
     t = text.strip().lower()
     unit = t[-1:] if t[-1:] in _AGES else "s"
     try:
-        return float(t.rstrip("smhdw")) * _AGES[unit]
+        value = float(t.rstrip("smhdw"))
     except ValueError:
+        value = math.nan
+    # a negative age puts the cut-off in the future: every run would count as unused
+    if not (math.isfinite(value) and value >= 0):
         raise StoreError(f"not an age: {text!r} (try 30d or 12h)") from None
+    return value * _AGES[unit]

@@ -215,3 +215,17 @@ def test_ls_shows_whole_commands_on_a_narrow_terminal(project, tmp_path, write, 
     assert "".join(shown.split()) == "python3-mhabitat--regionnorth-reefout/habitat.csv", r.stdout
     r = _cli("ls", env=dict(env, COLUMNS="200"), cwd=project)
     assert "python3 -m habitat --region north-reef out/habitat.csv" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("args", [("--max-size", "-5G"), ("--max-age", "-1d"),
+                                  ("--max-size", "nan"), ("--max-age", "-inf")])
+def test_gc_refuses_negative_budgets(project, tmp_path, write, make_run, args):  # type: ignore[no-untyped-def]
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
+    with RunCache(tmp_path / "c") as cache:
+        _record(project, cache, write, make_run, "habitat.py", b"raster" * 100)
+    r = _cli("gc", *args, env=env, cwd=project)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.startswith("sharklib: error: not a"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    with RunCache(tmp_path / "c") as cache:
+        assert cache.index.count() == 1  # nothing removed
