@@ -20,8 +20,9 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 from sharklib.attest.dsse import attestation_digest, envelope_line, merge_signatures, payload_of
 from sharklib.attest.naming import sidecar_path
@@ -157,6 +158,10 @@ def _parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SidecarError(f"malformed JSON ({exc.__class__.__name__}: {str(exc)[:80]})",
                            path, lineno) from None
+    except RecursionError:
+        # json's decoder recurses per nesting level: a hostile line of 100,000 '[' must be
+        # the sidecar's fault, said on one line, not an internal error
+        raise SidecarError("malformed JSON (nested too deeply)", path, lineno) from None
     if not isinstance(envelope, dict):
         raise SidecarError("line is not a DSSE envelope object", path, lineno)
     if envelope.get("payloadType") != PAYLOAD_TYPE:
@@ -169,8 +174,36 @@ def _parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
         statement = json.loads(payload)
     except ValueError as exc:
         raise SidecarError(f"undecodable payload ({str(exc)[:80]})", path, lineno) from None
+    except RecursionError:
+        raise SidecarError("undecodable payload (JSON nested too deeply)", path, lineno) from None
     _check_statement(statement, path, lineno)
     return BundleEntry("sha256:" + hashlib.sha256(payload).hexdigest(), envelope, statement, lineno)
+
+
+def open_sidecar(path: str, missing: str = "no sidecar") -> IO[bytes]:
+    """Open a sidecar for reading, refusing anything but a regular file.
+
+    A FIFO, socket or device in a sidecar's place would block a plain
+    ``open`` (a FIFO without a writer) or never end (``/dev/zero``). The file
+    is opened non-blocking, so opening never waits, and the *opened* file is
+    checked with ``fstat`` (no window between a check and the open in which
+    the name could be swapped); only a regular file is then read, blocking.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SidecarError(missing, path) from None
+    except OSError as exc:
+        raise SidecarError(f"cannot read sidecar: {exc.strerror}", path) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SidecarError("not a regular file (a sidecar must be one)", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def iter_lines(path: str | os.PathLike[str],
@@ -181,13 +214,7 @@ def iter_lines(path: str | os.PathLike[str],
     the views' parallel decoder alike.
     """
     p = os.fspath(path)
-    try:
-        fh = open(p, "rb")  # noqa: SIM115 - closed below; readline needs the handle
-    except FileNotFoundError:
-        raise SidecarError(missing, p) from None
-    except OSError as exc:
-        raise SidecarError(f"cannot read sidecar: {exc.strerror}", p) from None
-    with fh:
+    with open_sidecar(p, missing) as fh:
         lineno = 0
         while True:
             raw = fh.readline(MAX_LINE + 1)

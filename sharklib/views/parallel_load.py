@@ -21,7 +21,7 @@ import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
-from sharklib.attest.sidecar import BundleEntry
+from sharklib.attest.sidecar import BundleEntry, open_sidecar
 from sharklib.errors import SidecarError
 from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run
@@ -81,7 +81,7 @@ def _worker(sidecar: str, start: int, end: int, first_line: int,
     rows: list[Row] = []
     paths: set[str] = set()
     try:
-        with open(sidecar, "rb") as fh:
+        with open_sidecar(sidecar) as fh:
             fh.seek(start)
             data = fh.read(end - start)
         for i, raw in enumerate(data.split(b"\n")):
@@ -105,7 +105,7 @@ def _worker(sidecar: str, start: int, end: int, first_line: int,
 
 def _bounds(sidecar: str, size: int, parts: int) -> list[tuple[int, int, int]]:
     """(start, end, first line number) of ``parts`` pieces cut after a newline."""
-    with open(sidecar, "rb") as fh:
+    with open_sidecar(sidecar) as fh:
         data = fh.read()
     cuts = [0]
     for k in range(1, parts):

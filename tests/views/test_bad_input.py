@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -116,3 +117,68 @@ def test_no_sidecar_and_hostile_subject(tmp_path: Path) -> None:
     Path(sidecar_path(str(plain))).write_bytes(_signed_line(st))
     _assert_one_line_error(["verify"], plain, Path(sidecar_path(str(plain))), 1,
                            "escapes its directory")
+
+
+ALL_READERS = [*COMMANDS, ["export", "--format", "ro-crate", "-o", "crate"],
+               ["pipeline", "from"], ["sign", "--countersign"]]
+
+
+def _one_reader(args: list[str], target: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run one reading command; ``sign`` gets a key first (its creation notice is not an error)."""
+    if args[0] == "sign":
+        assert shark("keys", "generate").returncode == 0
+    return shark(*args, str(target), cwd=cwd, timeout=30)
+
+
+def _deep_statement(x: Path) -> dict:
+    """A valid-looking statement whose predicate holds JSON nested 200,000 deep (as text)."""
+    st = _statement(str(x), "a" * 64, [])
+    st["predicate"]["nested"] = "@@DEEP@@"
+    return st
+
+
+@pytest.mark.parametrize("where", ["line", "payload", "payload-field"])
+@pytest.mark.parametrize("args", ALL_READERS, ids=lambda a: "-".join(a[:2]))
+def test_deeply_nested_json_is_one_line(tmp_path: Path, args: list[str], where: str) -> None:
+    """json's decoder recurses per level: a hostile sidecar used to crash with RecursionError."""
+    import base64
+
+    from sharklib.model.provenance import PAYLOAD_TYPE
+
+    x = tmp_path / "x.csv"
+    x.write_text("1\n")
+    side = Path(sidecar_path(str(x)))
+    deep = "[" * 200_000 + "]" * 200_000
+    if where == "line":
+        side.write_text(deep + "\n")
+    else:
+        if where == "payload":
+            payload = deep.encode()
+        else:
+            payload = json.dumps(_deep_statement(x)).replace('"@@DEEP@@"', deep).encode()
+        env = {"payloadType": PAYLOAD_TYPE, "payload": base64.b64encode(payload).decode(),
+               "signatures": []}
+        side.write_text(json.dumps(env) + "\n")
+    r = _one_reader(args, x, tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith(f"sharklib: error: {side}:1: "), r.stderr
+    assert "nested too deeply" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+@pytest.mark.parametrize("args", ALL_READERS, ids=lambda a: "-".join(a[:2]))
+def test_sidecar_not_a_regular_file(tmp_path: Path, args: list[str], kind: str) -> None:
+    """A FIFO as the sidecar used to block forever (no writer); /dev/zero would never end."""
+    y = tmp_path / "y.csv"
+    y.write_text("1\n")
+    side = Path(sidecar_path(str(y)))
+    if kind == "fifo":
+        os.mkfifo(side)
+    elif kind == "directory":
+        side.mkdir()
+    else:
+        side.symlink_to("/dev/zero")
+    r = _one_reader(args, y, tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr == f"sharklib: error: {side}: not a regular file (a sidecar must be one)\n"
