@@ -73,6 +73,21 @@ def check(rec: Recorder) -> int | None:
     return reuse.replay(decision)
 
 
+def unseen_program(run: Run) -> str | None:
+    """The first program the run's tree started that is not a (captured) Python interpreter.
+
+    What ``cat in.txt`` read is in no record, so no reuse can prove it unchanged. A Python
+    child inherits the bootstrap and records its own reads, folded into the run.
+    """
+    import re
+
+    for e in run.execs:
+        name = os.path.basename(e.path or (e.argv[0] if e.argv else ""))
+        if not re.fullmatch(r"python(\d+(\.\d+)*)?", name):
+            return name or "a program"
+    return None
+
+
 def _fold_children(run: Run, session: str | None, whole_session: bool = False) -> Run:
     """The root run with every descendant's inputs, code and outputs folded in.
 
@@ -202,9 +217,13 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
     from sharklib.capture.main import owns_session
 
     folded = _fold_children(run, rec.session, whole_session=owns_session(rec))
+    # not problems to warn about, reasons to give: in the summary line (quiet with -q)
     if folded.stdin:
-        # not a problem to warn about, a reason to give: in the summary line (quiet with -q)
         rec.not_cached = f"it read standard input from a {folded.stdin}"
+        return
+    unseen = unseen_program(folded)
+    if unseen:
+        rec.not_cached = f"it ran {unseen}, whose reads Python capture cannot see"
         return
     if not folded.outputs and not _printed(rec):
         return  # nothing to restore or replay: reusing it would save nothing but the run

@@ -446,7 +446,7 @@ class Run(_Record):
         What any of them read (data, and their code, which is data to the tree
         as a whole) joins the inputs unless the tree itself produced those very
         bytes; their outputs (those ``keep_output`` accepts, later runs winning)
-        join the outputs; downloads and imported distributions are united. This
+        join the outputs; downloads, programs started and imported distributions are united. This
         is how a stage, or a script with captured children, becomes one
         reusable record.
         """
@@ -460,6 +460,7 @@ class Run(_Record):
                     self.inputs.append(a)
             outputs.update((o.path, o) for o in r.outputs if keep_output(o))
             self.downloads.extend(r.downloads)
+            self.execs.extend(r.execs)
             self.stdin = self.stdin or r.stdin
             self.environment.distributions.update(r.environment.distributions)
         self.outputs = list(outputs.values())

@@ -16,7 +16,9 @@ TYPE_CHECKING = False  # no ``typing`` at run time: captured scripts import this
 if TYPE_CHECKING:
     from typing import Any
 
-KEY_VERSION = "sharklib-runkey-v1"
+#: v2: a v1 cache could hold runs that read a pipe on stdin or ran programs Python capture does
+#: not see (never cached since), and keyed Python runs without their PYTHONPATH
+KEY_VERSION = "sharklib-runkey-v2"
 
 
 def sha256_hex(data: bytes) -> str:

@@ -211,3 +211,21 @@ def test_another_pythonpath_is_another_run(project: Path, via: str) -> None:
     moved = run("v2")
     assert "reused" not in moved.stderr and (project / "out.txt").read_text() == "2", moved.stderr
     assert "sharklib: reused run" in run("v2").stderr
+
+
+def test_a_run_that_started_a_program_capture_cannot_see_is_not_cached(project: Path) -> None:
+    (project / "in.txt").write_text("hello")
+    (project / "sp.py").write_text(
+        "import subprocess\nout = subprocess.run(['cat', 'in.txt'], capture_output=True,"
+        " text=True).stdout\nopen('o.txt', 'w').write(out.upper())\n")
+    first = shark(project, "run", "sp.py")
+    assert "not cached: it ran cat, whose reads Python capture cannot see" in first.stderr
+    (project / "in.txt").write_text("bye")  # what cat read: in no record
+    again = shark(project, "run", "sp.py")
+    assert "reused" not in again.stderr and (project / "o.txt").read_text() == "BYE"
+    # a Python child is captured itself: its reads are in the record, so this one is cached
+    (project / "py.py").write_text(
+        "import subprocess, sys\n"
+        "subprocess.run([sys.executable, '-c', 'open(\"c.txt\", \"w\").write(open(\"in.txt\").read())'])\n")
+    shark(project, "run", "py.py")
+    assert "sharklib: reused run" in shark(project, "run", "py.py").stderr
