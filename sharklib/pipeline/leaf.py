@@ -44,6 +44,10 @@ class LeafResult:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     log: str | None = None
+    #: the cached run standing for the stage and its recorded outputs (see
+    #: :meth:`sharklib.pipeline.state.PipelineState.placed`)
+    run_id: str | None = None
+    run_outputs: list[str] = field(default_factory=list)
 
 
 def run_leaf(job: LeafJob) -> LeafResult:
@@ -88,7 +92,7 @@ def run_leaf(job: LeafJob) -> LeafResult:
         return LeafResult(index=job.index, exit_status=res.exit_status, reused=res.reused,
                           saved_seconds=res.saved_seconds, duration=res.duration,
                           message=res.message, stderr_tail=tail, inputs=inputs, outputs=outputs,
-                          log=log_base)
+                          log=log_base, run_id=res.run_id, run_outputs=res.run_outputs)
     except Exception as exc:  # the executor must survive anything a stage or the runner does
         with contextlib.suppress(Exception):
             if log_base:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.stages import Stage
+from sharklib.pipeline.state import Placed, in_place
 from sharklib.runner.stage import Plan
 
 Action = Literal["reuse", "run"]
@@ -67,13 +68,19 @@ def plan_stages(specs: list[tuple[str, str, str]], rerun: bool) -> list[StagePla
             return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
 
 
-def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> None:
+def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan],
+              placed: dict[str, Placed] | None = None) -> None:
     """Upstream work makes downstream plans *run*; mark what can be skipped outright.
 
     ``skip`` is the fast path of a no-op re-run: a stage the runner would reuse,
-    whose upstream stages are all skipped too and whose recorded outputs are all
-    on disk, is not handed to any executor at all.
+    whose upstream stages are all skipped too and whose outputs on disk are still
+    the very files the reused run left there (``placed``, by stat signature), is not
+    handed to any executor at all. Outputs merely existing is not enough: they may
+    be another run's (an input changed and was changed back), half-written by an
+    interrupted or failed run, or edited by hand. Such a stage goes to the runner,
+    which restores the outputs that differ (or runs it, if it cannot).
     """
+    placed = placed or {}
     for i in order:
         s, p = stages[i], plans[i]
         if p.action == "reuse":
@@ -83,6 +90,7 @@ def propagate(stages: list[Stage], order: list[int], plans: list[StagePlan]) -> 
                 p.reason = f"input from line {stages[min(busy)].line} is rebuilt first"
         if p.action == "reuse" and all(plans[d].skip for d in s.deps):
             on_disk = p.on_disk
-            p.skip = all(map(os.path.exists, p.outputs)) if on_disk is None else on_disk
+            p.skip = (all(map(os.path.exists, p.outputs)) if on_disk is None else on_disk) \
+                and in_place(placed.get(s.signature), p.run_id, p.outputs)
         else:
             p.skip = False

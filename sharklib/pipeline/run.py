@@ -23,7 +23,7 @@ from sharklib.pipeline.document import Document, read_document
 from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
 from sharklib.pipeline.plan import StagePlan, plan_stages, propagate
 from sharklib.pipeline.stages import Publish, Stage, build_stages
-from sharklib.pipeline.state import PipelineState, state_dir
+from sharklib.pipeline.state import PipelineState, Placed, placed_records, state_dir
 from sharklib.pipeline.summary import plan_counts, summary_line
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def load_pipeline(path: str | os.PathLike[str], rerun: bool = False) -> Pipeline
         if src not in written and not os.path.exists(src):
             raise PipelineError(f"publish source {pub.source} is neither written by a stage nor on disk",
                                 doc.path, pub.line)
-    propagate(stages, order, plans)
+    propagate(stages, order, plans, state.placed)
     return Pipeline(doc=doc, stages=stages, order=order, envs=envs, publishes=publishes,
                     plans=plans, state=state, notes=list(doc.notes) + state.notes)
 
@@ -178,8 +178,14 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
             report.saved_seconds += plans[s.index].saved_seconds
     updates: dict[str, dict[str, list[str]]] = {}
     imports: dict[str, str] = {}
+    placed: dict[str, Placed | None] = {}
+    finished: dict[str, tuple[str, list[str]]] = {}
     for i, res in results.items():
         s = stages[i]
+        if res.exit_status == 0 and res.run_id:
+            finished[s.signature] = (res.run_id, res.run_outputs)
+        else:  # its outputs are no cached run's now: the next run hands it to the runner
+            placed[s.signature] = None
         if res.exit_status != 0:
             shown = s.command if s.kind == "run" else s.display
             report.failures.append(Failure(line=s.line, command=shown, exit_status=res.exit_status,
@@ -197,8 +203,9 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
         if s.kind == "import" and s.source and s.dest:
             imports[s.source] = _import_digest(s, pipe, console)
     report.skipped = len(skipped)
-    if updates or imports:
-        pipe.state.save(updates, imports)
+    placed.update(placed_records(finished))
+    if updates or imports or placed:
+        pipe.state.save(updates, imports, placed)
     _publish(report, pipe)
     report.wall_seconds = time.monotonic() - started
     _summary(console, report, pipe)

@@ -4,6 +4,9 @@ Per stage (by signature): the paths it wrote (declared or observed by
 capture) and the inputs capture saw it read, so the next plan links stages
 through undeclared reads and still knows who writes a file that now exists.
 Per import: the digest of the bytes first fetched, for ``pipeline pin``.
+Per stage that last finished well: which cached run its outputs on disk came
+from, and their stat signatures then (``placed``), so a re-run can skip a reused
+stage only when its outputs are still exactly the ones that run left.
 
 Kept under the cache directory, keyed by the document's absolute path; written
 atomically under a file lock. A corrupt state file is ignored with a note (it
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +48,62 @@ def _coerced(v: Any) -> dict[str, list[str]]:
             "inputs": [str(p) for p in v.get("inputs", [])]}
 
 
+#: a signature taken this soon after a file's last change could miss a write in the same clock tick
+_SETTLE_NS = 20_000_000
+
+#: a stage's record in ``placed``: ``[run_id, {output path: stat signature}]``
+Placed = list[Any]
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def stat_sig(path: str) -> str | None:
+    """The stat signature of a file (None if it is not there)."""
+    st = _stat(path)
+    if st is None:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def placed_records(finished: dict[str, tuple[str, list[str]]]) -> dict[str, Placed]:
+    """``[run_id, signatures]`` per stage signature, for stages that just finished.
+
+    ``finished`` maps a stage's signature to the run standing for it and that
+    run's outputs. A file changed within a clock tick of being looked at could
+    change again under the same signature; waiting out that tick (once, a few
+    milliseconds at most) makes a matching signature later mean "untouched since".
+    """
+    newest = 0
+    for _, outputs in finished.values():
+        for o in outputs:
+            st = _stat(o)
+            if st is not None:
+                newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
+    wait = newest + _SETTLE_NS - time.time_ns()
+    if wait > 0:
+        time.sleep(min(wait, _SETTLE_NS) / 1e9)
+    return {k: [run_id, {o: sig for o in outputs if (sig := stat_sig(o)) is not None}]
+            for k, (run_id, outputs) in finished.items()}
+
+
+def in_place(record: Placed | None, run_id: str | None, outputs: list[str]) -> bool:
+    """Are ``outputs`` exactly what the run ``run_id`` left when this pipeline last placed them?"""
+    if record is None or run_id is None or record[0] != run_id:
+        return False
+    sigs = record[1]
+    return all(sigs.get(o) is not None and sigs.get(o) == stat_sig(o) for o in outputs)
+
+
+def _placed_ok(v: Any) -> bool:
+    return (type(v) is list and len(v) == 2 and type(v[0]) is str and type(v[1]) is dict
+            and all(type(x) is str for x in v[1].values()))
+
+
 def state_dir(document: Path) -> Path:
     key = sha256_constructor()(os.fsencode(str(document.absolute()))).hexdigest()[:24]
     return cache_dir() / "pipelines" / key
@@ -54,6 +114,8 @@ class PipelineState:
     path: Path
     stages: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     imports: dict[str, str] = field(default_factory=dict)
+    #: by stage signature: the run whose outputs are on disk, and their signatures then
+    placed: dict[str, Placed] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
@@ -73,27 +135,43 @@ class PipelineState:
                     raise TypeError("bad shape")
                 st.stages = {k: v if _well_formed(v) else _coerced(v) for k, v in stages.items()}
                 st.imports = {str(k): str(v) for k, v in imports.items()}
+                placed = data.get("placed") or {}
+                # an unreadable record only costs the runner a look at that stage's outputs
+                st.placed = {k: v for k, v in placed.items() if _placed_ok(v)} \
+                    if isinstance(placed, dict) else {}
         except (ValueError, KeyError, TypeError, AttributeError):
             st.notes.append(f"note: ignoring corrupt pipeline state {path}")
         return st
 
-    def save(self, updates: dict[str, dict[str, list[str]]], imports: dict[str, str]) -> None:
-        """Merge ``updates`` into the state on disk (other runs may have written meanwhile)."""
+    def save(self, updates: dict[str, dict[str, list[str]]], imports: dict[str, str],
+             placed: dict[str, Placed | None] | None = None) -> None:
+        """Merge ``updates`` into the state on disk (other runs may have written meanwhile).
+
+        A ``None`` in ``placed`` forgets that stage's record: it failed, so what its
+        outputs hold is no run's.
+        """
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock"):
             stages: dict[str, Any] = {}
             imports_now: dict[str, Any] = {}
+            placed_now: dict[str, Any] = {}
             try:
                 data = json.loads(self.path.read_bytes())
                 if isinstance(data, dict):
                     stages = dict(data.get("stages") or {})
                     imports_now = dict(data.get("imports") or {})
+                    placed_now = dict(data.get("placed") or {})
             except (OSError, ValueError, TypeError):
                 pass  # missing or corrupt: start again from what this run observed
             stages.update(updates)
             imports_now.update(imports)
-            body = {"version": 1, "stages": stages, "imports": imports_now}
+            for sig, record in (placed or {}).items():
+                if record is None:
+                    placed_now.pop(sig, None)
+                else:
+                    placed_now[sig] = record
+            body = {"version": 1, "stages": stages, "imports": imports_now, "placed": placed_now}
             atomic_write(self.path, json.dumps(body, separators=(",", ":")).encode())
-            self.stages, self.imports = stages, imports_now
+            self.stages, self.imports, self.placed = stages, imports_now, placed_now

@@ -33,6 +33,10 @@ class RunResult:
     reused_runs: int = 0
     backend: str = ""
     recorded: bool = False
+    #: the cached run now standing for this command (the one reused, or the one just recorded)
+    run_id: str | None = None
+    #: that run's recorded outputs (absolute): what a later reuse of it would restore
+    run_outputs: list[str] = field(default_factory=list)
 
 
 def _choose(capture: CaptureMode) -> str:
@@ -106,7 +110,9 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
                 sys.stderr.write(decision.message + "\n")
             return RunResult(exit_status=decision.exit_status, reused=True,
                              saved_seconds=decision.saved, message=decision.message,
-                             reused_runs=1, backend="cache")
+                             reused_runs=1, backend="cache", run_id=decision.entry.run_id,
+                             run_outputs=[reuse.rebase(o.path, root)
+                                          for o in decision.entry.outputs()])
 
     mode = _choose(capture)
     if env_tag:
@@ -138,7 +144,11 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
         agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
                               exit_status=status, run_key=key_parts.digest(),
                               inherited=_stream_files(stdout, stderr))
-        result.recorded = reuse.record(agg, root=root, cache=cache) is not None
+        entry = reuse.record(agg, root=root, cache=cache)
+        if entry is not None:
+            result.recorded = True
+            result.run_id = entry.run_id
+            result.run_outputs = [reuse.rebase(o.path, root) for o in entry.outputs()]
     return result
 
 
