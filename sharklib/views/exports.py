@@ -198,10 +198,72 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
                          object=objects or None, result=results, properties=props)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No source for")
-        if out.endswith(".zip"):
-            crate.write_zip(out)
+        write_crate(crate, out)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _directory_mode(out: str) -> int:
+    """An existing (empty) target keeps its mode; a new one gets the umask's, not mkdtemp's 0700."""
+    if os.path.isdir(out):
+        return os.stat(out).st_mode & 0o7777
+    return 0o777 & ~_umask()
+
+
+def write_crate(crate: Any, out: str) -> None:
+    """Write ``crate`` to ``out`` (a directory, or a ``.zip``) whole or not at all.
+
+    ``rocrate`` writes into a directory file by file, replacing whatever has
+    the same name, so a crate exported into a user's non-empty directory
+    overwrote their ``data/raw.csv`` with the crate's copy. A directory
+    target must therefore be new or empty: the crate is built in a private
+    directory beside it and renamed into place (``rename`` replaces only an
+    empty directory, so one filled meanwhile is refused too). Re-exporting
+    over an earlier crate needs that crate removed first: sharklib cannot
+    tell the files it wrote from files added since. A ``.zip`` is written
+    beside the target and renamed over it, like every other ``-o`` file.
+    """
+    import errno
+    import shutil
+    import tempfile
+
+    from sharklib.views.output import cannot_write
+
+    parent = os.path.dirname(os.path.abspath(out))
+    is_zip = out.endswith(".zip")
+    if os.path.lexists(out):
+        if is_zip and os.path.isdir(out):
+            raise SharkError("cannot write here: it is a directory", out)
+        if not is_zip and (os.path.islink(out) or not os.path.isdir(out)):
+            raise SharkError("cannot write the crate here: it exists and is not a directory", out)
+        if not is_zip and os.listdir(out):
+            raise SharkError("refusing to write the crate into a non-empty directory (its files "
+                             "could be overwritten); choose a new or empty directory", out)
+    work: str | None = None
+    try:
+        work = tempfile.mkdtemp(prefix=".sharklib-crate-", dir=parent)
+        if is_zip:
+            made = os.path.join(work, "crate.zip")
+            crate.write_zip(made)
+            os.chmod(made, 0o666 & ~_umask())
+            os.replace(made, out)
         else:
-            crate.write(out)
+            crate.write(work)
+            os.chmod(work, _directory_mode(out))
+            os.rename(work, out)
+            work = None
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) and os.path.isdir(out):
+            raise SharkError("refusing to write the crate into a non-empty directory (it was "
+                             "filled while the crate was made)", out) from None
+        raise cannot_write(out, exc) from None
+    finally:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _ol_uuid(run_id: str) -> str:
@@ -276,7 +338,7 @@ def to_openlineage(lineage: Lineage) -> bytes:
 
 def export_command(path: str, fmt: str, out: str | None, with_data: bool = False) -> bytes | None:
     """What ``sharklib export`` does: the bytes for stdout, or None once written to ``out``."""
-    from sharklib.hashing import atomic_write
+    from sharklib.views.output import write_output
 
     lineage = load_lineage(path)
     if fmt == "ro-crate":
@@ -289,6 +351,6 @@ def export_command(path: str, fmt: str, out: str | None, with_data: bool = False
         raise SharkError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
     data = makers[fmt](lineage)
     if out:
-        atomic_write(out, data, fsync=False)
+        write_output(out, data)
         return None
     return data

@@ -266,10 +266,10 @@ def render(graph: Graph, fmt: str) -> str:
 
 def graph_command(path: str, fmt: str, out: str | None) -> str:
     """What ``sharklib graph`` does: render, write to ``out`` (atomically) or return the text."""
-    from sharklib.hashing import atomic_write
+    from sharklib.views.output import write_output
 
     text = render(build_graph(load_lineage(path)), fmt)
     if out:
-        atomic_write(out, text.encode("utf-8"), fsync=False)
+        write_output(out, text.encode("utf-8"))
         return ""
     return text

@@ -50,11 +50,11 @@ def trusted_list() -> list[TrustedKey]:
 
 def export_public(path: str | None = None, out: str | None = None) -> str:
     """The public key PEM; written to ``out`` (atomically) when given."""
-    from sharklib.hashing import atomic_write
+    from sharklib.views.output import write_output
 
     pem = key_info(path).public_pem
     if out:
-        atomic_write(out, pem.encode("ascii"), fsync=False)
+        write_output(out, pem.encode("ascii"))
     return pem
 
 

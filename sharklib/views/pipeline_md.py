@@ -192,9 +192,9 @@ def pipeline_markdown(lineage: Lineage, root: str | None = None) -> str:
 def pipeline_from(path: str | os.PathLike[str], out: str | None = None,
                   root: str | None = None) -> str:
     """What ``sharklib pipeline from`` does: the Markdown, also written to ``out`` if given."""
-    from sharklib.hashing import atomic_write
+    from sharklib.views.output import write_output
 
     text = pipeline_markdown(load_lineage(path), root)
     if out:
-        atomic_write(out, text.encode("utf-8"), fsync=False)
+        write_output(out, text.encode("utf-8"))
     return text
