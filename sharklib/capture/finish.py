@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 
 from sharklib.capture import identity, paths
+from sharklib.capture.libs.import_hooks import own_imports
 from sharklib.capture.recorder import PendingOutput, Recorder
 from sharklib.capture.safety import describe, warn_once
 from sharklib.config import ENV_QUIET, ENV_SIGNED_BY, flag
@@ -240,7 +241,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         code=identity.code_identity(script, rec.code_text, modules, digests,
                                     git=git),
         environment=identity.environment_identity(full, paths.site_dirs(),
-                                                  preloaded=rec.modules_at_start,
+                                                  preloaded=rec.modules_at_start | own_imports,
                                                   modules=imported),
         inputs=inputs,
         downloads=list(rec.downloads),
@@ -383,7 +384,11 @@ def finish_closed_outputs(rec: Recorder) -> Finished | None:
     if not done:
         return None
     run, kept = build_run(rec, done, None, final=False)
-    sidecars = sign(run)
+    before = set(sys.modules)
+    try:
+        sidecars = sign(run)
+    finally:  # what signing loads (cryptography) is not what the next cell's code imported
+        own_imports.update(set(sys.modules) - before)
     for o in kept:
         rec.outputs.pop(o.path, None)
     return Finished(run=run, sidecars=sidecars)

@@ -120,6 +120,8 @@ def test_urllib_urlopen_read_iterate_and_urlretrieve(tmp_path: Path, http_server
     assert [d.saved_to for d in saved] == [str(tmp_path / "fetched.bin")]
     assert saved[0].sha256 == c.outputs()[str(tmp_path / "fetched.bin")]
     assert len(c.run.downloads) == 4
+    # wrapt came with sharklib's patch of urllib, not with the script
+    assert "wrapt" not in c.run.environment.distributions, c.run.environment.distributions
 
 
 def test_httpx_sync_async_streaming_and_partial(tmp_path: Path, http_server: str) -> None:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 Hook = Callable[["ModuleType"], None]
 
 _hooks: dict[str, list[Hook]] = {}
+#: modules sharklib imported for its own work while the script ran (``wrapt`` for a patch,
+#: ``cryptography`` for a notebook's signing): not distributions the script used
+own_imports: set[str] = set()
 _lock = _thread.RLock()
 _local = _thread._local()
 
@@ -45,8 +48,14 @@ def when_imported(name: str, hook: Hook) -> None:
 def _fire(module: ModuleType) -> None:
     with _lock:
         hooks = _hooks.pop(module.__name__, [])
-    for hook in hooks:
-        hook(module)
+    if not hooks:
+        return
+    before = set(sys.modules)
+    try:
+        for hook in hooks:
+            hook(module)
+    finally:
+        own_imports.update(set(sys.modules) - before)
 
 
 class _ChainedLoader:
