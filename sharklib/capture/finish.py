@@ -337,6 +337,10 @@ def finish(rec: Recorder, status: int | None) -> Finished:
             json_path = write_run(rec.session, run.to_dict())
         except Exception as exc:
             warn_once(f"run record not written to the session: {describe(exc)}")
+    if run.outputs and not sidecars and not signed_by_tracer:
+        # a reuse would restore the outputs without their attestation (or beside a stale one)
+        rec.not_cached = "its sidecars were not written"
+        return Finished(run=run, sidecars=sidecars, json_path=json_path)
     try:
         from sharklib.capture import reuse_hook
 

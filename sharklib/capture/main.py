@@ -372,7 +372,15 @@ def summary_line(rec: Recorder, done: Finished) -> str:
     outs = "no outputs" if n_out == 0 else f"{n_out} output{'s' if n_out != 1 else ''}"
     ins = f"{n_in} input{'s' if n_in != 1 else ''}"
     line = f"sharklib: recorded {outs} ({ins}) in {elapsed:.2f} s"
-    sidecars = [p + ".intoto.jsonl" for p in outputs if os.path.exists(p + ".intoto.jsonl")]
+    # this process's own sidecars are those it wrote now (one left from an earlier run, when
+    # signing failed, is stale); its children's were written by them
+    own = {o.path for o in done.run.outputs}
+    written = set(done.sidecars or ())
+
+    def signed(sidecar: str, output: str) -> bool:
+        return sidecar in written if output in own else os.path.exists(sidecar)
+
+    sidecars = [p + ".intoto.jsonl" for p in outputs if signed(p + ".intoto.jsonl", p)]
     if sidecars:
         shown = ", ".join(_rel(s, cwd) for s in sidecars[:3])
         more = ", …" if len(sidecars) > 3 else ""

@@ -229,3 +229,16 @@ def test_a_run_that_started_a_program_capture_cannot_see_is_not_cached(project: 
         "subprocess.run([sys.executable, '-c', 'open(\"c.txt\", \"w\").write(open(\"in.txt\").read())'])\n")
     shark(project, "run", "py.py")
     assert "sharklib: reused run" in shark(project, "run", "py.py").stderr
+
+
+def test_a_run_whose_sidecars_were_not_written_is_neither_cached_nor_announced(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (project / "t.py").write_text("open('o.txt', 'w').write('x')\n")
+    shark(project, "run", "t.py")  # leaves o.txt.intoto.jsonl for 'x'
+    (project / "t.py").write_text("open('o.txt', 'w').write('y')\n")
+    monkeypatch.setenv("SHARKLIB_KEY", str(project / "missing.pem"))
+    for _ in range(2):
+        failed = shark(project, "run", "t.py")
+        assert "sidecars not written" in failed.stderr and "reused" not in failed.stderr
+        assert "not cached: its sidecars were not written" in failed.stderr, failed.stderr
+        assert "sidecars: o.txt.intoto.jsonl" not in failed.stderr, "the sidecar there is stale"
