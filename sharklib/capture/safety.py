@@ -7,6 +7,7 @@ one line on stderr and the program goes on exactly as it would have.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -22,6 +23,13 @@ def warn_once(message: str) -> None:
         _warned.add(line)
         data = f"sharklib: warning: {line}\n"
         stream = sys.stderr
+        session = sys.modules.get("sharklib.capture.session")
+        if stream is not None and session is not None and session.tee_active("stderr"):
+            # past the copy kept for replay: a reuse replays the script's stderr, not a
+            # warning about the run that recorded it (a cache miss, a quarantined object)
+            with contextlib.suppress(Exception):
+                stream.flush()
+            stream = None
         if stream is not None:
             try:
                 stream.write(data)

@@ -217,6 +217,11 @@ _sinks: list[_Sink] = []
 _saved: dict[str, Any] = {}
 
 
+def tee_active(name: str) -> bool:
+    """Is ``sys.<name>`` this module's tee (what the script prints there is being copied)?"""
+    return name in _saved
+
+
 def tee_streams(session: str) -> None:
     """Replace sys.stdout/sys.stderr by identical text streams that also copy to the session.
 

@@ -242,3 +242,23 @@ def test_a_run_whose_sidecars_were_not_written_is_neither_cached_nor_announced(
         assert "sidecars not written" in failed.stderr and "reused" not in failed.stderr
         assert "not cached: its sidecars were not written" in failed.stderr, failed.stderr
         assert "sidecars: o.txt.intoto.jsonl" not in failed.stderr, "the sidecar there is stale"
+
+
+def test_a_reuse_replays_what_the_script_printed_not_sharklibs_warnings(
+        project: Path, shark_home: Path) -> None:
+    import hashlib
+
+    (project / "w.py").write_text("import sys\nopen('o.txt', 'w').write('w')\n"
+                                  "print('to stderr', file=sys.stderr)\n")
+    shark(project, "run", "w.py")
+    digest = hashlib.sha256(b"w").hexdigest()
+    obj = shark_home / "cache" / "objects" / digest[:2] / digest
+    obj.chmod(0o644)
+    obj.write_bytes(b"corrupt")
+    (project / "o.txt").unlink()
+    recheck = shark(project, "run", "w.py")  # the object is quarantined, the script runs
+    assert "does not match its digest" in recheck.stderr, recheck.stderr
+    (project / "o.txt").unlink()
+    again = shark(project, "run", "w.py")
+    assert "sharklib: reused run" in again.stderr, again.stderr
+    assert "to stderr" in again.stderr and "does not match" not in again.stderr, again.stderr
