@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from sharklib.cache.cas import ContentStore
 from sharklib.cache.index import IndexEntry, RunRow
 from sharklib.cache.runcache import RunCache
+from sharklib.cache.store import RemoteUnreachable
 from sharklib.errors import StoreError
 
 
@@ -184,6 +185,8 @@ def push(cache: RunCache, run_ids: Collection[str] | None = None) -> SyncReport:
             try:
                 cache.push_entry(entry)
                 report.entries += 1
+            except RemoteUnreachable:
+                raise  # once, not once per run (each after its own timeout)
             except StoreError as exc:
                 report.problems.append(str(exc))
     return report
@@ -210,6 +213,8 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
                                              cache.remote.describe())
                 cache.index.add(entry)
                 report.entries += 1
+            except RemoteUnreachable:
+                raise  # once, not once per run (each after its own timeout)
             except StoreError as exc:
                 report.problems.append(str(exc))
     return report

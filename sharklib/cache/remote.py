@@ -20,24 +20,85 @@ temporary name and renamed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import uuid
-from collections.abc import Iterator
-from typing import Any, BinaryIO
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO, TypeVar
 
 import fsspec
 import zstandard
 
 from sharklib.cache.index import IndexEntry
 from sharklib.cache.links import temp_beside
-from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
+from sharklib.cache.store import (
+    LinkMode,
+    ObjectInfo,
+    ObjectStore,
+    RemoteUnreachable,
+    Restored,
+    check_digest,
+)
 from sharklib.errors import StoreError
 from sharklib.hashing import StreamingDigest, sha256_file
 
 _CHUNK = 1 << 20
 #: an index entry larger than this (decompressed) is refused as hostile.
 MAX_ENTRY_BYTES = 64 << 20
+#: seconds to wait for an S3 connection; botocore's default (60 s, 5 tries with back-off)
+#: made a remote that is down cost every run and every push seconds before one line said so.
+CONNECT_TIMEOUT = 3.0
+#: tries in all (botocore's "standard" retry mode, jittered back-off) for one S3 request.
+S3_ATTEMPTS = 2
+
+#: exception class names (anywhere in the MRO or the cause chain) that mean "no answer".
+_UNREACHABLE = frozenset({
+    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
+    "ProxyConnectionError", "ClientConnectorError", "ClientConnectionError",
+    "ServerTimeoutError", "ServerDisconnectedError", "FSTimeoutError", "ConnectionError",
+    "TimeoutError", "gaierror",
+})
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _unreachable(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s cause chain that says the remote did not answer, if any."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if any(c.__name__ in _UNREACHABLE for c in type(cur).__mro__):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _answering(method: _F) -> _F:
+    """Turn "the remote did not answer" into :class:`RemoteUnreachable` naming the URL."""
+    @functools.wraps(method)
+    def wrapper(self: RemoteStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as exc:
+            cause = _unreachable(exc)
+            if cause is None:
+                raise
+            reason = str(cause).strip() or type(cause).__name__
+            raise RemoteUnreachable(f"remote {self.url} unreachable: {reason}") from None
+    return wrapper  # type: ignore[return-value]
+
+
+def default_options(url: str) -> dict[str, Any]:
+    """Storage options that bound how long a remote that is down can hold a run up."""
+    if url.split("://", 1)[0].lower() in ("s3", "s3a"):
+        return {"config_kwargs": {"connect_timeout": CONNECT_TIMEOUT,
+                                  "retries": {"total_max_attempts": S3_ATTEMPTS,
+                                              "mode": "standard"}}}
+    return {}
 
 
 class RemoteStore(ObjectStore):
@@ -48,7 +109,8 @@ class RemoteStore(ObjectStore):
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
                  level: int = 3, threads: int = -1) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.base = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        options = {**default_options(self.url), **(storage_options or {})}
+        self.fs, self.base = fsspec.core.url_to_fs(self.url, **options)
         self.base = self.base.rstrip("/")
         self.level = level
         self.threads = threads
@@ -93,6 +155,7 @@ class RemoteStore(ObjectStore):
         return zstandard.ZstdCompressor(level=self.level, threads=self.threads)
 
     # -- ObjectStore -----------------------------------------------------------------------
+    @_answering
     def put(self, path: str, sha256: str | None = None) -> ObjectInfo:
         if sha256 is None:
             sha256, _ = sha256_file(path)
@@ -112,9 +175,12 @@ class RemoteStore(ObjectStore):
                     raise StoreError(f"file changed since it was recorded (sha256 "
                                      f"{sd.hexdigest()[:12]}…, expected {sha256[:12]}…)", path)
         except OSError as exc:
+            if _unreachable(exc) is not None:
+                raise
             raise StoreError(f"cannot upload object {sha256}: {exc}", self.url) from None
         return ObjectInfo(sha256, sd.size)
 
+    @_answering
     def put_bytes(self, data: bytes) -> ObjectInfo:
         sd = StreamingDigest()
         sd.update(data)
@@ -125,9 +191,11 @@ class RemoteStore(ObjectStore):
                 fh.write(self._compressor().compress(data))
         return ObjectInfo(sha, len(data))
 
+    @_answering
     def has(self, sha256: str) -> bool:
         return bool(self.fs.exists(self._obj(sha256)))
 
+    @_answering
     def open(self, sha256: str) -> BinaryIO:
         try:
             raw = self.fs.open(self._obj(sha256), "rb")
@@ -189,20 +257,25 @@ class RemoteStore(ObjectStore):
             if self.fs.exists(src):
                 self.fs.rm(src)
 
+    @_answering
     def delete(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._obj(sha256))
 
+    @_answering
     def list(self) -> Iterator[ObjectInfo]:
+        # gathered before returning, so that a remote going away is raised here, as one line
         root = f"{self.base}/objects"
         try:
             found = self.fs.find(root, detail=True)
         except FileNotFoundError:
-            return
+            return iter(())
+        out = []
         for path, info in sorted(found.items()):
             name = path.rsplit("/", 1)[-1]
             if name.endswith(".zst") and len(name) == 68:
-                yield ObjectInfo(name[:64], self._content_size(path, info))
+                out.append(ObjectInfo(name[:64], self._content_size(path, info)))
+        return iter(out)
 
     def _content_size(self, path: str, info: dict[str, Any]) -> int:
         """The uncompressed size, from the zstd frame header (compressed size if unknown)."""
@@ -214,6 +287,7 @@ class RemoteStore(ObjectStore):
         return size if size >= 0 else int(info.get("size") or 0)
 
     # -- index entries ---------------------------------------------------------------------
+    @_answering
     def put_entry(self, entry: IndexEntry) -> bool:
         """Upload an index entry (after its objects); False if it was already there."""
         target = self._entry(entry.key, entry.run_id)
@@ -223,6 +297,7 @@ class RemoteStore(ObjectStore):
             fh.write(self._compressor().compress(entry.to_json().encode()))
         return True
 
+    @_answering
     def entry_paths(self, key: str | None = None) -> list[str]:
         """Entry files for one run key (or all of them)."""
         if key is not None:
@@ -238,6 +313,7 @@ class RemoteStore(ObjectStore):
                 return []
         return sorted(str(n) for n in names if str(n).endswith(".json.zst"))
 
+    @_answering
     def get_entry(self, path: str) -> IndexEntry:
         where = f"{self.fs.unstrip_protocol(path)}"
         try:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.cache.cas import ContentStore
 from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
-from sharklib.cache.store import LinkMode, ObjectStore, Restored, open_store
+from sharklib.cache.store import LinkMode, ObjectStore, RemoteUnreachable, Restored, open_store
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -209,6 +209,8 @@ class RunCache:
                 with self.remote.open(sha256) as src:
                     self.store.put_stream(src, sha256)  # type: ignore[arg-type]
                 return True
+            except RemoteUnreachable:
+                pass  # a miss: the step runs (a lookup said so already, if it got that far)
             except StoreError:
                 if self.remote.has(sha256):  # present but wrong: never serve it again
                     self.remote.quarantine(sha256)

@@ -35,6 +35,15 @@ def check_digest(sha256: str, where: str | None = None) -> str:
     return sha256
 
 
+class RemoteUnreachable(StoreError):
+    """A remote did not answer (refused, no route, name lookup, timeout).
+
+    Its own class so that a lookup treats it as a miss (the step runs, one line
+    says why), ``push``/``pull`` stop at the first one instead of timing out once
+    per run, and the CLI prints it as one line rather than as an internal error.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One stored object: its digest and size in bytes."""

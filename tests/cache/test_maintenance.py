@@ -229,3 +229,27 @@ def test_gc_refuses_negative_budgets(project, tmp_path, write, make_run, args): 
     assert len(r.stderr.strip().splitlines()) == 1
     with RunCache(tmp_path / "c") as cache:
         assert cache.index.count() == 1  # nothing removed
+
+
+@pytest.mark.parametrize("command", [("push",), ("pull",), ("pull", "--index-only")])
+def test_push_pull_with_the_remote_down_is_one_line(project, tmp_path, write, make_run,  # type: ignore[no-untyped-def]
+                                                     command):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"),
+               SHARKLIB_CACHE_REMOTE="s3://sharkbucket/cache", AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=dead, AWS_ENDPOINT_URL_S3=dead)
+    with RunCache(tmp_path / "c") as cache:
+        _record(project, cache, write, make_run, "habitat.py", b"raster" * 100)
+    started = time.monotonic()
+    r = _cli(*command, env=env, cwd=project)
+    took = time.monotonic() - started
+    assert r.returncode == 2, r.stdout + r.stderr
+    [line] = r.stderr.strip().splitlines()
+    assert line.startswith("sharklib: error: remote s3://sharkbucket/cache unreachable: "), line
+    assert "please report" not in line and "Traceback" not in r.stderr
+    assert took < 5, f"{took:.1f} s to notice a refused connection"
