@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -289,10 +289,50 @@ def _check_conflicts(decoded: list[Decoded], sidecar: str) -> None:
 def _current_sha256(path: str) -> str | None:
     from sharklib.hashing import sha256_file
 
+    if not os.path.isfile(path):  # a FIFO or device in the file's place is not read
+        return None
     try:
         return sha256_file(path)[0]
     except OSError:
         return None
+
+
+class _Once:
+    """A lazily computed value, computed at most once (the file's digest, wanted by two checks)."""
+
+    def __init__(self, make: Callable[[], str | None]) -> None:
+        self._make = make
+        self._done = False
+        self._value: str | None = None
+
+    def __call__(self) -> str | None:
+        if not self._done:
+            self._value, self._done = self._make(), True
+        return self._value
+
+
+def _check_head_records(outputs: list[Output], path: str, sidecar: str, line: int,
+                        current: Callable[[], str | None]) -> None:
+    """The sidecar's first attestation must be about ``path``, else it is another file's.
+
+    Two outputs' sidecars swapped (or one copied over another) used to be
+    shown as the file's own lineage — made by the other step, marked STALE,
+    "content changed" in verify — because a head naming no subject like the
+    file fell back to its first subject. A subject records the file when it
+    has the file's path, or its base name (the file and its sidecar moved or
+    copied together to another tree), or the file's current digest (the
+    file published under another name).
+    """
+    name = os.path.basename(path)
+    if any(o.path == path or os.path.basename(o.path.rstrip("/")) == name for o in outputs):
+        return
+    sha = current()
+    if sha is not None and any(o.sha256 == sha for o in outputs):
+        return
+    names = [os.path.basename(o.path.rstrip("/")) or o.path for o in outputs]
+    shown = ", ".join(names[:3]) + (f" (+{len(names) - 3})" if len(names) > 3 else "")
+    raise SidecarError(f"{os.path.basename(sidecar)} does not record {name} "
+                       f"(its attestation is for {shown})", sidecar, line)
 
 
 def _check_acyclic(lineage: Lineage) -> None:
@@ -331,8 +371,10 @@ def lineage_from_decoded(path: str, sidecar: str, decoded: list[Decoded]) -> Lin
     _check_conflicts(decoded, sidecar)
     whole = {d.entry.digest: (d.run, d.outputs or [d.output]) for d in decoded}
     head = decoded[0] if decoded else None
-    head_index = 0 if head is None else head_subject(
-        whole[head.entry.digest][1], path, lambda: _current_sha256(path))
+    current = _Once(lambda: _current_sha256(path))
+    head_index = 0 if head is None else head_subject(whole[head.entry.digest][1], path, current)
+    if head is not None:
+        _check_head_records(whole[head.entry.digest][1], path, sidecar, head.entry.line, current)
     links = link(whole, head.entry.digest if head else "", head_index)
     steps: dict[str, Step] = {}
     for d in decoded:

@@ -182,3 +182,36 @@ def test_sidecar_not_a_regular_file(tmp_path: Path, args: list[str], kind: str) 
     r = _one_reader(args, y, tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr == f"sharklib: error: {side}: not a regular file (a sidecar must be one)\n"
+
+
+@pytest.mark.parametrize("args", [*COMMANDS, ["pipeline", "from"]], ids=lambda a: a[0])
+def test_swapped_sidecars_are_refused(pipeline: Pipeline, args: list[str]) -> None:
+    """A sidecar of another file used to be shown as this file's lineage (its step, STALE)."""
+    a, b = pipeline.clean, pipeline.stats
+    sa, sb = Path(sidecar_path(str(a))), Path(sidecar_path(str(b)))
+    da, db = sa.read_bytes(), sb.read_bytes()
+    sa.write_bytes(db)
+    sb.write_bytes(da)
+    r = shark(*args, str(b))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr == (f"sharklib: error: {sb}:1: stats.json.intoto.jsonl does not record "
+                        "stats.json (its attestation is for clean.csv)\n"), r.stderr
+
+
+def test_renamed_or_moved_file_keeps_its_lineage(pipeline: Pipeline, tmp_path: Path) -> None:
+    """Not a swap: the same bytes under another name, or the same name in another directory."""
+    renamed = tmp_path / "published-stats.json"
+    renamed.write_bytes(pipeline.stats.read_bytes())
+    Path(sidecar_path(str(renamed))).write_bytes(Path(sidecar_path(str(pipeline.stats))).read_bytes())
+    moved = tmp_path / "elsewhere" / "stats.json"
+    moved.parent.mkdir()
+    moved.write_text("changed since\n")
+    Path(sidecar_path(str(moved))).write_bytes(Path(sidecar_path(str(pipeline.stats))).read_bytes())
+    for target in (renamed, moved):
+        r = shark("show", str(target))
+        assert r.returncode == 0, r.stderr
+        assert "stats.py" in r.stdout
+    # renamed *and* changed: nothing says this sidecar is about that file
+    renamed.write_text("other bytes\n")
+    r = shark("show", str(renamed))
+    assert r.returncode == 2 and "does not record published-stats.json" in r.stderr, r.stderr
