@@ -156,16 +156,30 @@ def prepare(spec: EnvSpec, doc: Path, log: Any = None) -> PreparedEnv:
         return PreparedEnv(tag=spec.tag, engine=[engine, "run", "--rm", "-v", f"{docdir}:{docdir}"],
                            image=spec.definition["image"])
     venv = _ensure_venv(spec, doc, log)
-    path = f"{venv / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
-    return PreparedEnv(tag=spec.tag, overrides={"PATH": path, "VIRTUAL_ENV": str(venv)})
+    return PreparedEnv(tag=spec.tag, overrides={"PATH": stage_path(spec) or "",
+                                                "VIRTUAL_ENV": str(venv)})
+
+
+def venv_dir(spec: EnvSpec) -> Path:
+    return cache_dir() / "envs" / spec.digest[:32]
+
+
+def stage_path(spec: EnvSpec) -> str | None:
+    """The ``PATH`` stages of ``spec`` run with (None: this process's own).
+
+    Known before the venv exists, so the plan resolves a stage's programs (part
+    of its run key) exactly as the runner will.
+    """
+    if spec.kind != "venv":
+        return None
+    return f"{venv_dir(spec) / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 def _ensure_venv(spec: EnvSpec, doc: Path, log: Any) -> Path:
     from filelock import FileLock
 
-    root = cache_dir() / "envs"
-    root.mkdir(parents=True, exist_ok=True)
-    venv = root / spec.digest[:32]
+    venv = venv_dir(spec)
+    venv.parent.mkdir(parents=True, exist_ok=True)
     done = venv / ".sharklib-complete"
     if done.exists():
         return venv

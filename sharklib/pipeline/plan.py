@@ -52,18 +52,23 @@ def plan_stage(command: str, cwd: str, env_tag: str, rerun: bool) -> StagePlan:
                      outputs=[str(x) for x in (getattr(p, "outputs", None) or [])])
 
 
-def plan_stages(specs: list[tuple[str, str, str]], rerun: bool) -> list[StagePlan]:
-    """Plans for many ``(command, cwd, env_tag)`` at once (one index query for the pipeline)."""
+def plan_stages(specs: list[tuple[str, str, str, str | None]], rerun: bool) -> list[StagePlan]:
+    """Plans for many ``(command, cwd, env_tag, PATH)`` at once (one index query for the pipeline).
+
+    ``PATH`` is the one the stage will run with (None: this process's): the
+    programs found through it are part of the run key.
+    """
     if rerun:
         return [StagePlan(action="run", reason="--rerun") for _ in specs]
     import sharklib.runner
 
     batch = getattr(sharklib.runner, "plan_commands", None)
     if batch is None:
-        return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag in specs]
+        return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag, _ in specs]
     with paused_gc():
         try:
-            return batch([sharklib.runner.StageSpec(c, cwd, True, tag) for c, cwd, tag in specs])  # type: ignore[no-any-return]
+            return batch([sharklib.runner.StageSpec(c, cwd, True, tag, path)  # type: ignore[no-any-return]
+                          for c, cwd, tag, path in specs])
         except Exception as exc:
             return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]
 

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Literal
 from sharklib.errors import PipelineError
 from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
-from sharklib.pipeline.environments import HOST, EnvSpec, PreparedEnv, parse_build_block, prepare
+from sharklib.pipeline.environments import (
+    HOST,
+    EnvSpec,
+    PreparedEnv,
+    parse_build_block,
+    prepare,
+    stage_path,
+)
 from sharklib.pipeline.plan import StagePlan, plan_stages, propagate
 from sharklib.pipeline.stages import Publish, Stage, build_stages
 from sharklib.pipeline.state import PipelineState, Placed, placed_records, state_dir
@@ -102,7 +109,8 @@ def load_pipeline(path: str | os.PathLike[str], rerun: bool = False) -> Pipeline
                                 "block, or use shark-run:host)", doc.path, line)
     state = PipelineState.load(doc.path)
     docdir = str(doc.directory)
-    plans = plan_stages([(s.command, docdir, envs[s.env].tag) for s in stages], rerun)
+    paths = {name: stage_path(spec) for name, spec in envs.items()}
+    plans = plan_stages([(s.command, docdir, envs[s.env].tag, paths[s.env]) for s in stages], rerun)
     observed = {i: (p.inputs, p.outputs) for i, p in enumerate(plans) if p.inputs or p.outputs}
     order = link(stages, docdir, doc.path, state.stages, observed)
     written = {w for s in stages for w in s.writes}

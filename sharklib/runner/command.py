@@ -98,7 +98,8 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
                               lambda: stage.stage_environment(env_tag))
     root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
     key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag,
-                                      environment=environment, root=root)
+                                      environment=environment, root=root,
+                                      path=base.get("PATH", os.defpath))
 
     cache = caches.kept(root) if caching else None
     if caching and not rerun:

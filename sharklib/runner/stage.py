@@ -15,7 +15,9 @@ that misses what, say, ``cp`` read.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+import shutil
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -56,17 +58,101 @@ def stage_environment(env_tag: str | None) -> dict[str, str]:
     return env
 
 
+# what separates simple commands in a shell line, once quoted strings are set aside
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+_SEPARATORS = re.compile(r"\|\|?|&&?|;|\n|\(|\)|`|\$\(|\{|\}")
+_SHELL_SYNTAX = re.compile(r"[|&;\n()`${}]")
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+_KEYWORDS = frozenset({"!", "if", "then", "else", "elif", "fi", "do", "done", "while", "until",
+                       "for", "case", "esac", "in", "time", "exec", "command", "nohup"})
+
+
+def command_programs(command: Sequence[str] | str, shell: bool) -> list[str]:
+    """The programs a command line starts: the first word of each simple command.
+
+    A heuristic, as a shell would see it: quoted strings are arguments, leading
+    ``NAME=value`` assignments, redirections and keywords are skipped. Enough to
+    tell that another ``python`` or ``awk`` on ``PATH`` would run the stage now.
+    """
+    if not shell or not isinstance(command, str):
+        words = [command] if isinstance(command, str) else list(command[:1])
+        return [w for w in words if w]
+    if _SHELL_SYNTAX.search(command) is None:
+        segments = [command]  # the common case: one simple command
+    else:
+        segments = _SEPARATORS.split(_QUOTED.sub(" '' ", command))
+    found: set[str] = set()
+    for seg in segments:
+        for word in seg.split():
+            if word.startswith("#"):
+                break
+            if word in _KEYWORDS or _ASSIGNMENT.match(word) or word[0] in "<>" \
+                    or word[:2] in ("1>", "2>", "&>"):
+                continue
+            word = word.strip("'\"")
+            if word:
+                found.add(word)
+            break
+    return sorted(found)
+
+
+def _resolve(program: str, cwd: str, path: str | None) -> str:
+    """Where ``program`` is found (and the real file behind it), or ``""`` when it is not."""
+    if "/" in program:
+        hit = os.path.join(cwd, program)
+        if not os.path.isfile(hit):
+            return ""
+    else:
+        hit = shutil.which(program, path=path) or ""
+        if not hit:
+            return ""
+    hit = os.path.abspath(hit)
+    real = os.path.realpath(hit)
+    # the file found on PATH and the one it leads to: a venv's python is a symlink to its base
+    # interpreter, and which venv (its prefix) is told by the former
+    return hit if real == hit else f"{hit} -> {real}"
+
+
+_resolved: dict[tuple[str, str, str | None], str] = {}
+
+
+def programs_key(command: Sequence[str] | str, shell: bool, cwd: str, path: str | None) -> str:
+    """The programs of ``command`` as resolved through ``path`` (``PATH``), for the run key.
+
+    Cached per process: a pipeline's stages mostly start the same few programs.
+    """
+    parts = []
+    for program in command_programs(command, shell):
+        where = (program, cwd, path)
+        got = _resolved.get(where)
+        if got is None:
+            got = _resolved[where] = _resolve(program, cwd, path)
+        if got:  # a program found nowhere fails the stage, which is never cached
+            parts.append(f"{program}={got}")
+    return "\n".join(parts)
+
+
+def with_programs(environment: dict[str, str], command: Sequence[str] | str, shell: bool,
+                  cwd: str, path: str | None) -> dict[str, str]:
+    """``environment`` plus the programs the command starts: another ``awk`` is another stage."""
+    return {**environment, "programs": programs_key(command, shell, cwd, path)}
+
+
 def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
               env_tag: str | None = None, environment: dict[str, str] | None = None,
-              root: str | None = None) -> tuple[RunKeyParts, str]:
+              root: str | None = None, path: str | None = None) -> tuple[RunKeyParts, str]:
     """The run key of a command line and the project root it is relative to.
 
     ``environment`` and ``root`` may be passed in when many stages share them
     (planning a pipeline), so they are worked out once, not once per stage.
+    ``path`` is the ``PATH`` the command will run with (default: this process's):
+    the programs it finds there are part of the key.
     """
     cwd = os.path.abspath(cwd)
     root = root or project_root(cwd)
     env = environment if environment is not None else stage_environment(env_tag)
+    path = path if path is not None else os.environ.get("PATH", os.defpath)
+    env = with_programs(env, command, shell, cwd, path)
     return run_key_parts(command_argv(command, shell), cwd, root, {"kind": "stage"}, env), root
 
 
@@ -138,6 +224,8 @@ class StageSpec:
     cwd: str
     shell: bool = True
     env_tag: str | None = None
+    #: the ``PATH`` the command will run with (None: this process's)
+    path: str | None = None
 
 
 def _abs(path: str, root: str) -> str:
@@ -191,26 +279,29 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
 
     Environment and root are worked out once per (cwd, environment tag), not per stage.
     """
-    makers: dict[tuple[str, str | None], _KeyMaker] = {}
+    makers: dict[tuple[str, str | None, str], _KeyMaker] = {}
     envs: dict[str | None, dict[str, str]] = {}
     roots: dict[str, str] = {}
     keys: list[str] = []
     stage_roots: list[str] = []
     sha256 = sha256_constructor()
-    last: tuple[str, str | None] | None = None
+    last: tuple[str, str | None, str] | None = None
     maker: _KeyMaker | None = None
+    here = os.environ.get("PATH", os.defpath)
     for s in specs:
-        where = (s.cwd, s.env_tag)
-        if where != last:  # a pipeline's stages mostly share both: one look-up per run of them
+        cwd = os.path.abspath(s.cwd)
+        programs = programs_key(s.command, s.shell, cwd, s.path if s.path is not None else here)
+        where = (s.cwd, s.env_tag, programs)
+        if where != last:  # a pipeline's stages mostly share all three: one look-up per run of them
             last = where
             maker = makers.get(where)
             if maker is None:
-                cwd = os.path.abspath(s.cwd)
                 if s.env_tag not in envs:
                     envs[s.env_tag] = stage_environment(s.env_tag)
                 if cwd not in roots:
                     roots[cwd] = project_root(cwd)
-                maker = makers[where] = _KeyMaker(cwd, roots[cwd], envs[s.env_tag])
+                maker = makers[where] = _KeyMaker(cwd, roots[cwd],
+                                                  {**envs[s.env_tag], "programs": programs})
         assert maker is not None
         command = s.command
         if maker.parts is not None and s.shell and type(command) is str \

@@ -6,9 +6,11 @@ it is recorded for reuse with or without the native tracer).
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+import pytest
 from pipekit import Cli, write
 
 STEP = ("import sys\n"
@@ -78,3 +80,32 @@ def test_hand_edited_intermediate_is_restored(project: Path, cli: Cli) -> None:
     assert _counts(proc.stdout) == (0, 2), proc.stdout
     assert (project / "mid" / "y.txt").read_text() == "start\n20\n"
     assert (project / "results" / "z.txt").read_text() == "START\n20\n"
+
+
+def test_another_program_first_on_path_re_plans_the_stage(project: Path, cli: Cli,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project / "data" / "x.txt", "1\n")
+    write(project / "m.md", "```shark-run:host\n"
+          "python -c 'import sys; print(sys.prefix)' > out/ver.txt\n"
+          "awk '{print $1 * 10}' data/x.txt > out/y.txt\n```\n")
+    cli("run", "m.md", check=True)
+    prefix = (project / "out" / "ver.txt").read_text()
+    assert (project / "out" / "y.txt").read_text() == "10\n"
+
+    other = project / "otherbin"
+    for name in ("python", "awk"):
+        write(other / name, f"#!/bin/sh\necho other-{name}\n").chmod(0o755)
+    here = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{other}{os.pathsep}{here}")
+    proc = cli("run", "m.md", check=True)
+    assert _counts(proc.stdout) == (2, 0), proc.stdout
+    assert (project / "out" / "ver.txt").read_text() == "other-python\n"
+    assert (project / "out" / "y.txt").read_text() == "other-awk\n"
+
+    monkeypatch.setenv("PATH", here)  # the first programs again: the first runs' results
+    proc = cli("run", "m.md", check=True)
+    assert sum(_counts(proc.stdout)) == 2, proc.stdout
+    assert (project / "out" / "ver.txt").read_text() == prefix
+    assert (project / "out" / "y.txt").read_text() == "10\n"
+    proc = cli("run", "m.md", check=True)
+    assert _counts(proc.stdout) == (0, 2), "keys are stable from run to run"
