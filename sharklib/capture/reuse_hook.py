@@ -63,12 +63,17 @@ def check(rec: Recorder) -> int | None:
     # what the check reads and writes (the index, the stat cache, the inputs it re-hashes, the
     # outputs it restores) is sharklib's doing, not the script's: recorded, a later run would
     # have the cache's own files, or a child's inputs, among the script's inputs and outputs
+    import time
+
+    looked = time.time()
     active, rec.active = rec.active, False
     try:
         decision = reuse.check(rec.key_parts, cwd=rec.cwd, root=root)
     finally:
         rec.active = active
     if decision is None:
+        # the lookup (a slow or unreachable remote) is not the run's time: not in its duration
+        rec.started += time.time() - looked
         return None
     return reuse.replay(decision)
 

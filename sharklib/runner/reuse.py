@@ -32,6 +32,7 @@ from typing import Any
 from sharklib.attest.naming import SUFFIX, is_sidecar
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
+from sharklib.cache.store import RemoteUnreachable
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
 from sharklib.errors import StoreError
 from sharklib.model import Download, Run, RunKeyParts
@@ -232,6 +233,10 @@ def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
     return decision
 
 
+#: remotes a lookup in this process found unreachable (and said so, once)
+_unreachable_remotes: set[str] = set()
+
+
 def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None = None,
           policy: str | None = None, pins: Mapping[str, str] | None = None,
           warn: Warn | None = None) -> ReuseDecision | None:
@@ -259,6 +264,13 @@ def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None
                 decision = _try(entry, root, cache, policy, pins, started)
                 if decision is not None:
                     return decision
+        return None
+    except RemoteUnreachable as exc:
+        # said once: record() then keeps the new run locally without waiting on the remote again
+        _unreachable_remotes.add(str(cache.remote_url) if cache is not None else "")
+        kept = " (a new run is kept locally; `sharklib cache push` sends it later)" \
+            if cache is not None and cache.push_new else ""
+        warn(f"{exc}; running the step instead{kept}")
         return None
     except StoreError as exc:
         warn(f"{exc}; running the step instead")
@@ -426,7 +438,9 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             entry = build_entry(run, root, objects)
             added = cache.add(entry, push=False)
         if added and cache.has_remote and cache.push_new:
-            if own:  # opened here from the environment: maybe at exit, push in a child
+            if str(cache.remote_url) in _unreachable_remotes:
+                pass  # the lookup said so already; waiting on it again at exit would not help
+            elif own:  # opened here from the environment: maybe at exit, push in a child
                 push_in_child(root, entry.run_id, str(cache.remote_url), warn)
             else:
                 try:

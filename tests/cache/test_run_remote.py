@@ -120,3 +120,71 @@ def test_shared_dir_in_project_settings_is_consulted_from_a_new_home(tmp_path: P
     assert "reused run" in r.stderr, r.stderr
     assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
     assert r.stdout == "done\n"
+
+
+def _slow_s3(delay: float) -> tuple[str, object]:
+    """An S3 endpoint on loopback that answers every request, after ``delay``, with NoSuchBucket."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = b"<Error><Code>NoSuchBucket</Code><Message>no such bucket</Message></Error>"
+
+    class Slow(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            time.sleep(delay)
+            self.send_response(404)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_GET = do_HEAD = do_PUT = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def _s3_env(endpoint: str) -> dict[str, str]:
+    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ENDPOINT_URL_S3": endpoint}
+
+
+def test_lookup_time_is_not_the_runs_duration(tmp_path: Path) -> None:
+    endpoint, server = _slow_s3(1.5)
+    try:
+        root = _project(tmp_path)
+        (root / "s.py").write_text("import time\ntime.sleep(0.2)\n" + SCRIPT)
+        r = _run(root, _env(tmp_path / "h", SHARKLIB_CACHE="s3://slow/cache",
+                            SHARKLIB_CACHE_PUSH="0", **_s3_env(endpoint)))
+    finally:
+        server.shutdown()  # type: ignore[attr-defined]
+    assert r.returncode == 0, r.stderr
+    with RunCache(tmp_path / "h" / "cache") as cache:
+        [row] = cache.index.rows()
+    assert 0.2 <= row.duration < 1.2, f"recorded {row.duration:.2f} s for a 0.2 s script"
+
+
+def test_unreachable_remote_during_lookup_is_one_warning(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:  # nothing listens: connection refused
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    root = _project(tmp_path)
+    started = time.monotonic()
+    r = _run(root, _env(tmp_path / "h", SHARKLIB_CACHE="s3://sharkbucket/cache", **_s3_env(dead)))
+    assert time.monotonic() - started < 8
+    assert r.returncode == 0, r.stderr
+    [line] = _warnings(r.stderr)
+    assert "remote s3://sharkbucket/cache unreachable" in line
+    assert "running the step instead" in line and "kept locally" in line
+    assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
+    assert _local_runs(tmp_path / "h") == 1
