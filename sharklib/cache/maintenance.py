@@ -47,6 +47,9 @@ class VerifyReport:
     bad: list[str] = field(default_factory=list)
     dangling: list[tuple[str, str]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: objects named by runs, absent locally, present on the configured remote (fetched on
+    #: first use: the state ``pull --index-only`` leaves), so not dangling
+    remote_only: set[str] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -148,10 +151,21 @@ def verify(cache: RunCache, *, full: bool = True,
         except StoreError as exc:
             report.problems.append(str(exc))
             entries = []
-        for entry in entries:
-            for obj in entry.objects:
-                if not cache.store.has(obj.sha256):
-                    report.dangling.append((entry.run_id, obj.sha256))
+        missing = [(entry.run_id, obj.sha256) for entry in entries for obj in entry.objects
+                   if not cache.store.has(obj.sha256)]
+    on_remote: dict[str, bool] = {}
+    if missing and cache.has_remote:
+        try:
+            for _, sha in missing:
+                if sha not in on_remote:
+                    on_remote[sha] = cache.remote is not None and cache.remote.has(sha)
+        except StoreError as exc:  # unreachable: what it did not answer for counts as dangling
+            report.problems.append(str(exc))
+    for run_id, sha in missing:
+        if on_remote.get(sha):
+            report.remote_only.add(sha)
+        else:
+            report.dangling.append((run_id, sha))
     return report
 
 

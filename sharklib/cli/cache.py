@@ -108,8 +108,10 @@ def verify_command(root: str | None, fast: bool) -> None:
         console.print(f"run {run_id} names missing object {sha}")
     for problem in rep.problems:
         console.print(problem)
+    remote = f"; {len(rep.remote_only)} more on the remote only (fetched on first use)" \
+        if rep.remote_only else ""
     console.print(f"{rep.checked} objects checked: " + ("all good" if rep.ok else
-                  f"{len(rep.bad)} bad, {len(rep.dangling)} dangling references"))
+                  f"{len(rep.bad)} bad, {len(rep.dangling)} dangling references") + remote)
     if not rep.ok:
         raise click.exceptions.Exit(1)
 

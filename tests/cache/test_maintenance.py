@@ -253,3 +253,22 @@ def test_push_pull_with_the_remote_down_is_one_line(project, tmp_path, write, ma
     assert line.startswith("sharklib: error: remote s3://sharkbucket/cache unreachable: "), line
     assert "please report" not in line and "Traceback" not in r.stderr
     assert took < 5, f"{took:.1f} s to notice a refused connection"
+
+
+def test_verify_after_index_only_pull_counts_remote_objects(project, tmp_path, write, make_run):  # type: ignore[no-untyped-def]
+    remote = (tmp_path / "remote").as_uri()
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"), SHARKLIB_CACHE_REMOTE=remote)
+    with RunCache(tmp_path / "c") as cache:
+        _record(project, cache, write, make_run, "habitat.py", b"raster" * 100)
+    assert _cli("push", env=env, cwd=project).returncode == 0
+    other = dict(env, SHARKLIB_CACHE=str(tmp_path / "c2"))
+    r = _cli("pull", "--index-only", env=other, cwd=project)
+    assert r.returncode == 0 and "pulled 1 runs" in r.stdout, r.stdout + r.stderr
+    r = _cli("verify", env=other, cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 objects checked: all good; 1 more on the remote only" in r.stdout
+    # an object gone from the remote too is dangling, as before
+    for f in (tmp_path / "remote" / "objects").rglob("*.zst"):
+        f.unlink()
+    r = _cli("verify", env=other, cwd=project)
+    assert r.returncode == 1 and "1 dangling references" in r.stderr
