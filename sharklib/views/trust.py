@@ -24,6 +24,7 @@ this step. It is a TOML file (read with :mod:`tomllib`)::
     name = "intermediate steps"
     commands = ["python *"]     # globs on the command line (program shown by its base name)
     signers = ["lab"]
+    allow_failed = false        # true: these steps may have exited non-zero (verify fails them)
 
     [policy]
     unmatched = "trusted"       # or "deny": a step no rule matches fails
@@ -71,6 +72,8 @@ class Rule:
     outputs: list[str] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)  # key names, groups expanded
     threshold: int = 1
+    #: a step this rule covers may have a non-zero exit status (verify fails such steps otherwise)
+    allow_failed: bool = False
 
     def matches(self, step: Step) -> bool:
         from sharklib.views.lineage import command_text
@@ -105,6 +108,11 @@ class TrustPolicy:
 
     def rule_for(self, step: Step) -> Rule | None:
         return next((r for r in self.rules if r.matches(step)), None)
+
+    def allows_failure(self, step: Step) -> bool:
+        """Whether the rule covering ``step`` accepts a non-zero exit status (``allow_failed``)."""
+        rule = self.rule_for(step)
+        return rule is not None and rule.allow_failed
 
     def evaluate(self, step: Step, good_keyids: list[str],
                  today: _dt.date | None = None) -> list[str]:
@@ -240,7 +248,10 @@ def load_policy(path: str | os.PathLike[str]) -> TrustPolicy:
         if threshold > len(set(signers)):
             raise _fail(p, f"rule {name!r}: threshold {threshold} is more than its "
                            f"{len(set(signers))} signers")
-        policy.rules.append(Rule(name=name,
+        allow_failed = raw.get("allow_failed", False)
+        if not isinstance(allow_failed, bool):
+            raise _fail(p, f"rule {name!r}: allow_failed must be true or false")
+        policy.rules.append(Rule(name=name, allow_failed=allow_failed,
                                  commands=_as_list(raw.get("commands"), p, "commands"),
                                  outputs=_as_list(raw.get("outputs"), p, "outputs"),
                                  signers=signers, threshold=threshold))

@@ -62,6 +62,27 @@ def where(lineage: Lineage, step: Step) -> str:
     return f"{lineage.sidecar}:{step.line} [{step.command[:60]}]"
 
 
+def _failed_status(step: Step) -> str | None:
+    """How a step that did not exit 0 ended (``"1"``, ``"-2 (signal SIGINT)"``), else None.
+
+    Signatures and digests only say the record is authentic and the bytes are
+    the recorded ones; a step interrupted by Ctrl-C or failing half-way still
+    had its outputs signed, and verify passed a result built on a half-written
+    file. No exit status recorded (``None``) is not a failure: it means unknown.
+    """
+    status = step.run.exit_status
+    if status is None or (isinstance(status, int) and not isinstance(status, bool) and status == 0):
+        return None
+    if isinstance(status, int) and status < 0:
+        import signal
+
+        try:
+            return f"{status} (signal {signal.Signals(-status).name})"
+        except ValueError:
+            return f"{status} (signal {-status})"
+    return str(status)[:40]
+
+
 def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
                   statcache: StatCache | None = None) -> None:
     """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk`` in this process."""
@@ -142,6 +163,10 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
                 sr.problems.append(f"{lineage.sidecar}:{step.line}: lineage incomplete: the "
                                    f"attestation of input {a.path} ({a.attestation[:19]}) "
                                    "is not in the sidecar")
+        failed = _failed_status(step)
+        if failed and not (pol is not None and pol.allows_failure(step)):
+            sr.problems.append(f"{here}: step `{step.command[:60]}` exited {failed}: "
+                               "its output may be incomplete")
         if pol is not None:
             rule = pol.rule_for(step)
             sr.rule = rule.name if rule else None

@@ -231,3 +231,47 @@ def test_keys_created_once_0600_export_import_generate(tmp_path: Path, shark_hom
     (tmp_path / "junk.pem").write_text("not a key")
     bad = shark("keys", "import", str(tmp_path / "junk.pem"))
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def _failed_step_lineage(root: Path, status: int) -> tuple[Path, Path]:
+    """raw -> (a step that ended with ``status``) half.csv -> (exit 0) final.csv."""
+    from viewkit import record_step
+
+    root.mkdir(parents=True)
+    raw, half, final = root / "raw.csv", root / "half.csv", root / "final.csv"
+    raw.write_text("a,b\n1,2\n3,4\n")
+    half.write_text("a,b\n1,")  # what an interrupted writer leaves
+    final.write_text("1\n")
+    for name in ("convert.py", "summarize.py"):
+        (root / name).write_text("pass\n")
+    record_step(["python", "convert.py"], root, root / "convert.py", [raw], [half], run=False,
+                exit_status=status)
+    record_step(["python", "summarize.py"], root, root / "summarize.py", [half], [final], run=False)
+    return half, final
+
+
+@pytest.mark.parametrize("status, shown", [(1, "1"), (-2, "-2 (signal SIGINT)")])
+def test_verify_fails_a_lineage_with_a_failed_step(tmp_path: Path, status: int, shown: str) -> None:
+    """A result built on an interrupted or failed step used to verify with exit 0."""
+    half, final = _failed_step_lineage(tmp_path / "proj", status)
+    r = shark("verify", str(final))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    assert "FAILED: 1 problem" in out
+    assert (f"{final}.intoto.jsonl:2 [python convert.py]: step `python convert.py` exited "
+            f"{shown}: its output may be incomplete") in out
+    assert "verified" not in out
+    # the failed step's own output fails too; the step after it is fine on its own terms
+    assert shark("verify", str(half)).returncode == 1
+
+    # a policy may accept failed steps explicitly, rule by rule
+    own = load_signing_key().keyid
+    policy = tmp_path / "trust.toml"
+    policy.write_text(f'[keys.me]\nid = "{own}"\n\n[[rule]]\nname = "flaky converter"\n'
+                      'commands = ["python convert.py"]\nsigners = ["me"]\nallow_failed = true\n')
+    r = shark("verify", str(final), "--trust", str(policy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    policy.write_text(f'[keys.me]\nid = "{own}"\n\n[[rule]]\nname = "x"\nsigners = ["me"]\n'
+                      'allow_failed = "yes"\n')
+    r = shark("verify", str(final), "--trust", str(policy))
+    assert r.returncode == 2 and "allow_failed must be true or false" in r.stderr

@@ -61,10 +61,13 @@ def record_step(argv: list[str], cwd: Path, script: Path, inputs: list[Path],
                 outputs: list[Path], stdout_to: Path | None = None,
                 env: dict[str, str] | None = None, distributions: dict[str, str] | None = None,
                 git_commit: str | None = None, downloads: list[Download] | None = None,
-                run: bool = True, key: SigningKey | None = None) -> Run:
-    """Run ``argv`` for real in ``cwd`` and sign a Run describing what it read and wrote."""
+                run: bool = True, key: SigningKey | None = None,
+                exit_status: int = 0) -> Run:
+    """Run ``argv`` for real in ``cwd`` and sign a Run describing what it read and wrote.
+
+    ``exit_status`` is what is recorded when the step is not run (``run=False``).
+    """
     started = time.time()
-    exit_status = 0
     if run:
         out = open(stdout_to, "wb") if stdout_to else subprocess.DEVNULL  # noqa: SIM115
         try:
