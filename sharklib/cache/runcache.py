@@ -24,6 +24,7 @@ run is writing or restoring. The kernel drops the lock when a process dies.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -32,7 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.cache.cas import ContentStore
 from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
-from sharklib.cache.store import LinkMode, ObjectStore, RemoteUnreachable, Restored, open_store
+from sharklib.cache.store import (
+    CacheReadOnly,
+    LinkMode,
+    ObjectStore,
+    RemoteUnreachable,
+    Restored,
+    open_store,
+)
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -42,6 +50,8 @@ if TYPE_CHECKING:  # fsspec and zstandard load only when a remote is configured
 ENV_CACHE_REMOTE = "SHARKLIB_CACHE_REMOTE"
 ENV_CACHE_PUSH = "SHARKLIB_CACHE_PUSH"
 PROJECT_CONFIG = os.path.join(".sharklib", "cache.toml")
+_READ_ONLY = ("cache directory is read-only: runs are neither reused nor cached (make it "
+              "writable, or set SHARKLIB_CACHE to another directory)")
 
 
 def is_url(location: str) -> bool:
@@ -81,7 +91,16 @@ class RunCache:
 
             directory = cache_dir()
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise CacheReadOnly(_READ_ONLY, str(self.directory)) from None
+            raise StoreError(f"cannot create the cache directory: {exc.strerror}",
+                             str(self.directory)) from None
+        # SQLite (WAL) must create index.sqlite-wal/-shm beside the index even to read it
+        if not os.access(self.directory, os.W_OK):
+            raise CacheReadOnly(_READ_ONLY, str(self.directory))
         self.store: ObjectStore = store if store is not None else ContentStore(self.directory)
         self.index = RunIndex(self.directory / "index.sqlite")
         # a URL is opened on first use: importing fsspec starts no threads but registers an

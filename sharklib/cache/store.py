@@ -44,6 +44,15 @@ class RemoteUnreachable(StoreError):
     """
 
 
+class CacheReadOnly(StoreError):
+    """The cache directory cannot be written (permissions, a read-only mount).
+
+    Said as such, naming the directory, instead of SQLite's "unable to open
+    database file"; the same line from the lookup and the record, so a run
+    prints it once (runs still happen, they are just neither reused nor cached).
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One stored object: its digest and size in bytes."""

@@ -32,7 +32,7 @@ from typing import Any
 from sharklib.attest.naming import SUFFIX, is_sidecar
 from sharklib.cache.index import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
-from sharklib.cache.store import RemoteUnreachable
+from sharklib.cache.store import CacheReadOnly, RemoteUnreachable
 from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, flag
 from sharklib.errors import StoreError
 from sharklib.model import Download, Run, RunKeyParts
@@ -265,6 +265,9 @@ def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None
                 if decision is not None:
                     return decision
         return None
+    except CacheReadOnly as exc:
+        warn(str(exc))  # the same line as record's: printed once per run
+        return None
     except RemoteUnreachable as exc:
         # said once: record() then keeps the new run locally without waiting on the remote again
         _unreachable_remotes.add(str(cache.remote_url) if cache is not None else "")
@@ -448,6 +451,9 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                 except Exception as exc:
                     warn(f"pushing the run to {cache.remote_url} failed ({exc}); kept locally")
         return entry
+    except CacheReadOnly as exc:
+        warn(str(exc))
+        return None
     except StoreError as exc:
         warn(f"{exc}; run not cached")
         return None

@@ -188,3 +188,45 @@ def test_unreachable_remote_during_lookup_is_one_warning(tmp_path: Path) -> None
     assert "running the step instead" in line and "kept locally" in line
     assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
     assert _local_runs(tmp_path / "h") == 1
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A directory on a read-only bind mount (0555 does not stop root; EROFS does)."""
+    if os.geteuid() != 0:
+        src = tmp_path / "ro-src"
+        src.mkdir()
+        src.chmod(0o555)
+        yield src
+        src.chmod(0o755)
+        return
+    src, dst = tmp_path / "ro-src", tmp_path / "ro"
+    src.mkdir()
+    dst.mkdir()
+    if subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True).returncode:
+        pytest.skip("cannot bind-mount here")
+    try:
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(dst)],
+                          capture_output=True).returncode:
+            pytest.skip("cannot remount read-only here")
+        yield dst
+    finally:
+        subprocess.run(["umount", "-l", str(dst)], capture_output=True)
+
+
+def test_read_only_cache_directory_is_said_once_and_runs_still_work(tmp_path: Path,
+                                                                     read_only_dir: Path) -> None:
+    root = _project(tmp_path)
+    env = _env(tmp_path / "h", SHARKLIB_CACHE=str(read_only_dir))
+    r = _run(root, env)
+    assert r.returncode == 0, r.stderr
+    assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
+    [line] = _warnings(r.stderr)
+    assert line == (f"sharklib: warning: {read_only_dir}: cache directory is read-only: runs are "
+                    f"neither reused nor cached (make it writable, or set SHARKLIB_CACHE to "
+                    f"another directory)")
+    ls = subprocess.run([sys.executable, "-m", "sharklib", "cache", "ls"], cwd=root, env=env,
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert ls.returncode == 2
+    assert ls.stderr.startswith(f"sharklib: error: {read_only_dir}: cache directory is read-only")
+    assert "unable to open database" not in ls.stderr
