@@ -30,6 +30,8 @@ class LeafJob:
     make_dirs: tuple[str, ...] = ()
     # run in a long-lived worker process (process pool, Dask): keep its tracer and caches open
     worker: bool = False
+    #: the client's value of every variable that enters the run key (None: unset there)
+    key_env: dict[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -48,6 +50,38 @@ class LeafResult:
     #: :meth:`sharklib.pipeline.state.PipelineState.placed`)
     run_id: str | None = None
     run_outputs: list[str] = field(default_factory=list)
+
+
+def key_environment() -> dict[str, str | None]:
+    """This process's variables that enter a stage's run key, as a leaf job carries them.
+
+    The plan was made here, with these values; a worker process (a Dask nanny
+    sets ``OMP_NUM_THREADS=1``, ``PYTHONHASHSEED``...) must run the stage with
+    them too, or it would run — and key — another stage than the one planned.
+    """
+    from sharklib.capture.identity import ENV_ALLOW, allowed_variables
+
+    env: dict[str, str | None] = dict(allowed_variables())
+    env[ENV_ALLOW] = os.environ.get(ENV_ALLOW)
+    return env
+
+
+def with_key_environment(env: dict[str, str], key_env: dict[str, str | None]) -> dict[str, str]:
+    """``env`` with the client's key-relevant variables: its values set, the ones it lacks unset."""
+    if not key_env:
+        return env
+    from sharklib.capture.identity import ENV_ALLOW, allowed_variables
+
+    allow = key_env.get(ENV_ALLOW)
+    if allow is None:
+        env.pop(ENV_ALLOW, None)
+    else:
+        env[ENV_ALLOW] = allow
+    for name in allowed_variables(env):  # under the client's allow-list
+        if name not in key_env:
+            del env[name]
+    env.update({k: v for k, v in key_env.items() if v is not None})
+    return env
 
 
 def run_leaf(job: LeafJob) -> LeafResult:
@@ -74,7 +108,7 @@ def run_leaf(job: LeafJob) -> LeafResult:
         for d in job.make_dirs:
             if not os.path.isdir(d):
                 os.makedirs(d, exist_ok=True)
-        env = dict(os.environ)
+        env = with_key_environment(dict(os.environ), job.key_env)
         env.update(job.env_overrides)
         with open(log_base + ".out", "wb") as out, open(log_base + ".err", "w+b") as err:
             # stdin is empty, as it is on a cluster's worker: a stage reading the terminal (or the

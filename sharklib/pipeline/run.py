@@ -169,14 +169,15 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
                                  log=lambda m: console.print(f"[dim]{escape(m)}[/]", soft_wrap=True))
     leaf_jobs: dict[int, LeafJob] = {}
     if todo:
-        from sharklib.pipeline.leaf import LeafJob  # only when something runs
+        from sharklib.pipeline.leaf import LeafJob, key_environment  # only when something runs
 
         log_dir = str(state_dir(pipe.doc.path) / "logs")
+        key_env = key_environment()
         leaf_jobs = {s.index: LeafJob(index=s.index,
                                       command=prepared[s.env].wrap(s.command, pipe.docdir),
                                       cwd=pipe.docdir, env_tag=prepared[s.env].tag,
                                       env_overrides=prepared[s.env].overrides, log_dir=log_dir,
-                                      rerun=rerun, make_dirs=_parents(s))
+                                      rerun=rerun, make_dirs=_parents(s), key_env=key_env)
                      for s in todo}
     deps = {s.index: s.deps for s in stages}
     results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)

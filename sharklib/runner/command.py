@@ -94,8 +94,12 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
     argv_list = stage.command_argv(argv, shell)
     base = dict(os.environ if env is None else env)
     caching = use_cache and capture != "none" and not base.get(ENV_NO_CACHE)
-    environment = caches.memo(("stage-environment", env_tag),
-                              lambda: stage.stage_environment(env_tag))
+    from sharklib.capture.identity import allowed_variables
+
+    # the key holds the variables the command runs with, not this (worker) process's own
+    variables = tuple(allowed_variables(base).items())
+    environment = caches.memo(("stage-environment", env_tag, variables),
+                              lambda: stage.stage_environment(env_tag, base))
     root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
     key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag,
                                       environment=environment, root=root,

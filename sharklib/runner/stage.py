@@ -19,7 +19,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -45,12 +45,21 @@ def project_root(cwd: str) -> str:
     return _root(cwd)
 
 
-def stage_environment(env_tag: str | None) -> dict[str, str]:
-    """What of the environment enters a stage's key."""
-    from sharklib.capture.identity import environment_key
+def stage_environment(env_tag: str | None,
+                      environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What of the environment enters a stage's key.
+
+    ``environ`` is the environment the command will run with (default: this
+    process's): its allow-listed variables are the key's, not those of whichever
+    process happens to run the stage (a Dask worker's are not the client's).
+    """
+    from sharklib.capture.identity import allowed_variables, environment_key
 
     env = environment_key()
     env.pop("tag", None)
+    if environ is not None:
+        env = {k: v for k, v in env.items() if not k.startswith("env:")}
+        env.update(("env:" + k, v) for k, v in allowed_variables(environ).items())
     # which interpreter runs the runner is not the stage's business; its real file still is
     # (python vs python3 of one venv are the same interpreter)
     env["interpreter"] = os.path.realpath(env.get("interpreter", sys.executable))

@@ -138,3 +138,24 @@ def test_stage_commands_in_worker_processes_still_take_ctrl_c(tmp_path: Path,
     Cli(root)("run", "-j", "2", "m.md", check=True)
     ignored = int((root / "sig.txt").read_text().split()[1], 16)
     assert not ignored & (1 << (2 - 1)), "SIGINT is ignored in the stage command"
+
+
+@pytest.mark.timeout(240)
+def test_dask_workers_run_stages_in_the_clients_key_environment(project: Path, cli: Cli,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dask nannies set OMP_NUM_THREADS=1 and more: a stage still runs (and is keyed) as planned."""
+    pytest.importorskip("distributed")
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TZ", "UTC")  # one the client has: shipped with its value
+    write(project / "m.md", "```shark-run:host\npython -c 'import os; print(os.environ.get("
+          "\"OMP_NUM_THREADS\"), os.environ.get(\"TZ\"))' > out/env.txt\n```\n")
+    cli("run", "m.md", check=True)
+    assert (project / "out" / "env.txt").read_text() == "None UTC\n"
+    (project / "out" / "env.txt").unlink()  # handed to an executor, which restores it
+    proc = cli("run", "--executor", "dask-local", "-j", "1", "m.md", check=True)
+    assert "0 ran, 1 reused" in proc.stdout, proc.stdout
+    assert (project / "out" / "env.txt").read_text() == "None UTC\n"
+    proc = cli("run", "--rerun", "--executor", "dask-local", "-j", "1", "m.md", check=True)
+    assert "1 ran, 0 reused" in proc.stdout, proc.stdout
+    assert (project / "out" / "env.txt").read_text() == "None UTC\n", "run as planned, not as the worker"
