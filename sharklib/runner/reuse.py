@@ -219,10 +219,17 @@ def _try(entry: IndexEntry, root: str, cache: RunCache, policy: str,
     if downloads is None:
         return None
     with cache.shared():
-        # fetch streams first: if an object is bad we learn it before touching the workspace
-        stdout = _stream(entry, "stdout", cache)
-        stderr = _stream(entry, "stderr", cache)
-        restored, in_place = _restore_outputs(entry, root, cache)
+        try:
+            # fetch streams first: if an object is bad we learn it before touching the workspace
+            stdout = _stream(entry, "stdout", cache)
+            stderr = _stream(entry, "stderr", cache)
+            restored, in_place = _restore_outputs(entry, root, cache)
+        except StoreError:
+            # a gc between the lookup and this (shared) lock is a normal race, not corruption
+            if not cache.index.has_run(entry.run_id):
+                raise StoreError(f"run {entry.run_id[:12]} was removed by a concurrent "
+                                 f"`sharklib cache gc`", str(cache.directory)) from None
+            raise
     saved = max(0.0, entry.duration - (time.monotonic() - started))
     decision = ReuseDecision(entry=entry, exit_status=entry.exit_status or 0,
                              stdout=stdout, stderr=stderr, saved=saved, restored=restored,

@@ -272,3 +272,30 @@ def test_verify_after_index_only_pull_counts_remote_objects(project, tmp_path, w
         f.unlink()
     r = _cli("verify", env=other, cwd=project)
     assert r.returncode == 1 and "1 dangling references" in r.stderr
+
+
+def test_gc_racing_a_restore_is_said_as_such(project, tmp_path, write, make_run, key_for):  # type: ignore[no-untyped-def]
+    from sharklib.runner.reuse import check
+
+    env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
+    out = write(project / "out.bin", b"result" * 100)
+    run = make_run(project, ["step.py"], [project / "data" / "in.txt"], [out])
+    warnings: list[str] = []
+    with RunCache(tmp_path / "c") as cache:
+        assert record(run, root=str(project), cache=cache) is not None
+        out.unlink()
+        found = cache.candidates
+
+        def gc_lands_after_the_lookup(key: str):  # type: ignore[no-untyped-def]
+            entries = found(key)
+            r = _cli("gc", "--max-size", "0", env=env, cwd=project)  # a real gc, in between
+            assert r.returncode == 0 and "removed 1 runs" in r.stdout, r.stdout + r.stderr
+            return entries
+
+        cache.candidates = gc_lands_after_the_lookup  # type: ignore[method-assign]
+        assert check(key_for(["step.py"], project), cwd=str(project), root=str(project),
+                     cache=cache, warn=warnings.append) is None
+    [line] = warnings
+    assert "was removed by a concurrent `sharklib cache gc`; running the step instead" in line
+    assert "missing" not in line
+    assert not out.exists()
