@@ -142,6 +142,11 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
         "@type": "CreativeWork", "name": "Process Run Crate", "version": "0.5"}))
     files: dict[tuple[str, str], Any] = {}
     on_disk = lineage.disk_digests() if with_data else {}
+    said = lineage.relocation_note() if with_data else None
+    if said:
+        from sharklib.views.lineage import note
+
+        note(said)
 
     def file(path: str, sha: str, size: int | None) -> Any:
         key = (path, sha)
@@ -158,7 +163,7 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
             props = {"name": os.path.basename(path), "sha256": sha,
                      "contentSize": str(size or 0), "encodingFormat": "application/octet-stream"}
             if dest is not None:
-                source = path if on_disk.get(path) == sha else None
+                source = lineage.locate(path) if on_disk.get(path) == sha else None
                 entity = crate.add_file(source=source, dest_path=dest, properties=props)
             else:
                 entity = crate.add_file(source=ident, properties=props)

@@ -266,9 +266,14 @@ def render(graph: Graph, fmt: str) -> str:
 
 def graph_command(path: str, fmt: str, out: str | None) -> str:
     """What ``sharklib graph`` does: render, write to ``out`` (atomically) or return the text."""
+    from sharklib.views.lineage import note
     from sharklib.views.output import write_output
 
-    text = render(build_graph(load_lineage(path)), fmt)
+    lineage = load_lineage(path)
+    said = lineage.relocation_note()
+    if said:
+        note(said)
+    text = render(build_graph(lineage), fmt)
     if out:
         write_output(out, text.encode("utf-8"))
         return ""

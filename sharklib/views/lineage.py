@@ -43,6 +43,29 @@ if TYPE_CHECKING:
     from sharklib.hashing import StatCache
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``), for a terminal.
+
+    Recorded paths, commands and URLs come from a sidecar that may be
+    hostile: an ESC sequence in a file name could clear or recolour the
+    verifier's terminal, or forge a "verified" line, and a newline breaks the
+    tree. Rich markup is escaped separately (:func:`rich.markup.escape`).
+    """
+    return text.translate(_CONTROL)
+
+
+def note(text: str) -> None:
+    """A one-line notice on standard error (stdout stays the command's output, e.g. JSON)."""
+    import sys
+
+    sys.stderr.write(f"sharklib: note: {printable(text)}\n")
+    sys.stderr.flush()
+
+
 def display_path(path: str, base: str) -> str:
     """``path`` relative to ``base`` when inside it; a directory listing keeps its ``/``."""
     rel = os.path.relpath(path, base)
@@ -103,6 +126,73 @@ def command_text(argv: list[str], width: int | None = None) -> str:
     return text
 
 
+def _under(path: str, root: str) -> bool:
+    root = root.rstrip("/") or "/"
+    return path == root or path.startswith(root if root == "/" else root + "/")
+
+
+@dataclass(slots=True, frozen=True)
+class Relocation:
+    """The recorded tree ``recorded`` now lives at ``current`` (a copied or moved project).
+
+    Recorded paths are absolute. Checking them after the project was copied
+    or moved checks the *original's* files: a tampered copy verified because
+    its original was intact, and with the original gone every input showed as
+    missing. So a recorded path inside the recorded tree is looked for at the
+    same place in the current one; paths outside it are checked where they
+    were recorded (and the views say how many).
+    """
+
+    recorded: str
+    current: str
+
+    def locate(self, path: str) -> str | None:
+        """Where the recorded ``path`` is now, or None when it lies outside the recorded tree."""
+        if not _under(path, self.recorded):
+            return None
+        rest = path[len(self.recorded.rstrip("/")):]
+        return (self.current.rstrip("/") or "") + rest if rest else self.current
+
+    def note(self, outside: int) -> str:
+        """The one line saying which tree is checked."""
+        text = (f"recorded in {self.recorded}; checking the files of this tree, {self.current}")
+        if outside:
+            text += (f" ({outside} recorded file{'s' if outside != 1 else ''} outside it "
+                     "checked at the recorded path)")
+        return text
+
+
+def find_relocation(recorded_output: str, path: str, run: Run) -> Relocation | None:
+    """How the head's recorded output ``recorded_output`` maps onto ``path``, where it is now.
+
+    The recorded tree is the head step's git root, else its working
+    directory, when it holds the output; it is mapped onto the current
+    location by the output's position in it (``results/report.txt`` under the
+    root). When ``path`` does not end that way (the file was copied on its
+    own), the output's directory is mapped onto the file's directory. Same
+    directory (a rename in place) or the same directory by another name (a
+    symlink) is no relocation.
+    """
+    if recorded_output == path:
+        return None
+    rec_dir, cur_dir = os.path.dirname(recorded_output), os.path.dirname(path)
+    if rec_dir == cur_dir:
+        return None
+    try:
+        if os.path.samefile(rec_dir, cur_dir):
+            return None
+    except OSError:
+        pass
+    git = run.code.git
+    for root in (git.root if git else None, run.cwd):
+        if not root or not os.path.isabs(root) or not _under(recorded_output, root):
+            continue
+        rel = os.path.relpath(recorded_output, root)
+        if rel != "." and path.endswith("/" + rel):
+            return Relocation(os.path.normpath(root), path[: -len(rel) - 1] or "/")
+    return Relocation(rec_dir, cur_dir)
+
+
 @dataclass(slots=True)
 class Lineage:
     """The steps of one file's lineage, head first, linked into a DAG."""
@@ -113,6 +203,22 @@ class Lineage:
     steps: dict[str, Step]
     #: digests of files on disk gathered while loading (None: not gathered)
     on_disk: dict[str, str] | None = None
+    #: the recorded tree is elsewhere now (see :class:`Relocation`); None: checked where recorded
+    relocation: Relocation | None = None
+
+    def locate(self, path: str) -> str:
+        """Where a recorded ``path`` is to be checked on disk now (the file itself: where it is)."""
+        if path == self.path or self.relocation is None:
+            return path
+        return self.relocation.locate(path) or path
+
+    def relocation_note(self, code: bool = True) -> str | None:
+        """One line naming the tree whose files are checked, when it is not the recorded one."""
+        if self.relocation is None:
+            return None
+        outside = sum(1 for p in self.artifact_paths(code)
+                      if p != self.path and self.relocation.locate(p) is None)
+        return self.relocation.note(outside)
 
     @property
     def head(self) -> Step:
@@ -168,10 +274,12 @@ class Lineage:
         from sharklib.hashing import StatCache
 
         known = self.on_disk or {}
-        wanted = [p for p in self.artifact_paths(code) if p not in known and digestible(p)]
+        where = {p: self.locate(p) for p in self.artifact_paths(code) if p not in known}
+        where = {p: now for p, now in where.items() if digestible(now)}
         cache = statcache or StatCache()
-        found = {p: d for p, (d, _) in cache.digests(wanted).items()} if wanted else {}
-        return {**known, **found}
+        found = {q: d for q, (d, _) in cache.digests(list(set(where.values()))).items()} \
+            if where else {}
+        return {**known, **{p: found[now] for p, now in where.items() if now in found}}
 
 
 def disk_state(path: str, recorded: str, on_disk: dict[str, str]) -> str:
@@ -385,6 +493,9 @@ def lineage_from_decoded(path: str, sidecar: str, decoded: list[Decoded]) -> Lin
                                      producers=links.producers[d.entry.digest], outputs=outputs)
     lineage = Lineage(path=path, sidecar=sidecar, bundle=bundle, steps=steps)
     _check_acyclic(lineage)
+    if head is not None:
+        head_step = steps[head.entry.digest]
+        lineage.relocation = find_relocation(head_step.output.path, path, head_step.run)
     return lineage
 
 

@@ -167,4 +167,8 @@ def load_for_verification(path: str | os.PathLike[str],
         if got is not None:
             on_disk[p] = got[0]
     lineage.on_disk = on_disk
+    if lineage.relocation is not None:
+        # the workers looked at the recorded paths; a moved tree is checked where it is now
+        lineage.on_disk = None
+        lineage.on_disk = lineage.disk_digests(code=False)
     return lineage

@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from sharklib.attest import check_signatures, trusted_keys
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
+from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -96,6 +96,9 @@ class LineageTree:
 
 def lineage_tree(path: str | os.PathLike[str]) -> Tree:
     lineage = load_lineage(path)
+    said = lineage.relocation_note()
+    if said:
+        note(said)
     return LineageTree(lineage, lineage.disk_digests()).build()
 
 

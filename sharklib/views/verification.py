@@ -91,9 +91,8 @@ def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
     for step in lineage.steps.values():
         if step.signers is None:
             step.signers, step.bad_signatures = check_signatures(step.entry.envelope, keys)
-    paths = [p for p in lineage.artifact_paths(code=False) if digestible(p)]
-    cache = statcache or StatCache()
-    lineage.on_disk = {p: v[0] for p, v in cache.digests(paths).items()}
+    lineage.on_disk = None
+    lineage.on_disk = lineage.disk_digests(statcache or StatCache(), code=False)
 
 
 def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] | None = None,
@@ -151,12 +150,13 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
         checks = [(o.path, o.sha256, "output") for o in step.outputs or [step.output]]
         checks += [(a.path, a.sha256, "input") for a in step.inputs]
         for p, recorded, role in checks:
-            if step is head and p == lineage.path:
+            if step is head and lineage.locate(p) == lineage.path:
                 continue
             cur = on_disk.get(p)
             if cur is not None and cur != recorded:
                 sr.stale.append(p)
-                sr.problems.append(f"{p}: {role} of [{step.command[:60]}] changed since it was "
+                sr.problems.append(f"{lineage.locate(p)}: {role} of [{step.command[:60]}] "
+                                   "changed since it was "
                                    f"recorded (recorded {recorded[:12]}, now {cur[:12]})")
         for a in step.inputs:
             if a.attestation and a.attestation not in lineage.steps:
@@ -202,13 +202,22 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
             row.append(status)
             table.add_row(*row)
         console.print(table)
-    files = len({p for p in v.lineage.artifact_paths() if digestible(p)})
+    lineage = v.lineage
+    checked = {lineage.locate(p) for p in lineage.artifact_paths()}
+    files = len({p for p in checked if digestible(p)})
     sigs = sum(len(sr.signers) for sr in v.steps)
     if v.ok:
         pol = f", policy {os.path.basename(v.policy.path)}" if v.policy else ""
+        where = "on disk"
+        rel = lineage.relocation
+        if rel is not None:
+            outside = sum(1 for p in lineage.artifact_paths()
+                          if p != lineage.path and rel.locate(p) is None and digestible(p))
+            where = f"in {_escape(rel.current)}" + (
+                f" ({outside} of them outside it, at their recorded paths)" if outside else "")
         console.print(f"[green]verified[/green]: {n} attestation{'s' if n != 1 else ''}, "
                       f"{sigs} good signature{'s' if sigs != 1 else ''}, {files} file"
-                      f"{'s' if files != 1 else ''} on disk match{'es' if files == 1 else ''} "
+                      f"{'s' if files != 1 else ''} {where} match{'es' if files == 1 else ''} "
                       f"the record{_escape(pol)}")
         return
     console.print(f"[red]FAILED[/red]: {len(v.problems)} problem"
@@ -225,6 +234,11 @@ def _escape(text: str) -> str:
 
 def verify_command(path: str, policy: str | None, console: Console) -> int:
     """What ``sharklib verify`` does: verify, print, exit 0 (ok) or 1 (problems)."""
+    from sharklib.views.lineage import note
+
     v = verify_lineage(path, policy)
+    said = v.lineage.relocation_note(code=False)
+    if said:
+        note(said)
     render_verification(v, console)
     return 0 if v.ok else 1

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.markup import escape
 from rich.tree import Tree
 
-from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
+from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:
@@ -164,6 +164,9 @@ def why_tree(deps: Dependencies, base: str) -> Tree:
 def why_command(path: str, depth: int | None, as_json: bool, console: Console) -> int:
     """What ``sharklib why`` does."""
     lineage = load_lineage(path)
+    said = lineage.relocation_note()
+    if said:
+        note(said)
     deps = dependencies(lineage, depth)
     if as_json:
         console.file.write(json.dumps(deps.to_dict(), indent=2, sort_keys=True) + "\n")

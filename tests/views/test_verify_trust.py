@@ -275,3 +275,36 @@ def test_verify_fails_a_lineage_with_a_failed_step(tmp_path: Path, status: int, 
                       'allow_failed = "yes"\n')
     r = shark("verify", str(final), "--trust", str(policy))
     assert r.returncode == 2 and "allow_failed must be true or false" in r.stderr
+
+
+def test_copied_tree_is_checked_where_it_is(pipeline: Pipeline, tmp_path: Path) -> None:
+    """verify of a copy used to check the original's files: a tampered copy passed."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(pipeline.root, copy)
+    (copy / "data" / "raw.csv").write_text("id,value\n1,999\n")
+    note = (f"sharklib: note: recorded in {pipeline.root}; checking the files of this tree, "
+            f"{copy}\n")
+    r = shark("verify", str(copy / "results" / "report.txt"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr == note
+    out = " ".join(r.stdout.split())
+    assert f"{copy / 'data' / 'raw.csv'}: input of [python clean.py" in out
+    assert str(pipeline.root / "data") not in out
+    assert shark("verify", str(pipeline.report)).returncode == 0  # the original is untouched
+
+    # the original gone: the copy's own files are found, not reported missing
+    (copy / "data" / "raw.csv").write_bytes(pipeline.raw.read_bytes())
+    shutil.rmtree(pipeline.root)
+    r = shark("verify", str(copy / "results" / "report.txt"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"7 files in {copy} match the record" in " ".join(r.stdout.split())
+    (copy / "results" / "stats.json").write_text("{}")
+    r = shark("show", str(copy / "results" / "report.txt"))
+    assert r.returncode == 0 and r.stderr == note
+    assert "missing" not in r.stdout
+    assert r.stdout.count("STALE") == 1 and "stats.json sha256" in r.stdout
+    r = shark("why", "--json", str(copy / "results" / "report.txt"))
+    states = {os.path.basename(i["path"]): i["state"] for i in json.loads(r.stdout)["inputs"]}
+    assert states == {"clean.csv": "ok", "stats.json": "stale", "raw.csv": "ok"}
