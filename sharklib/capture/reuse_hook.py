@@ -58,13 +58,13 @@ def check(rec: Recorder) -> int | None:
     if _cache_location_is_default() and not os.path.exists(_marker(key)) \
             and not os.path.exists(os.path.join(root, ".sharklib", "cache.toml")):
         return None
+    import time
+
     from sharklib.runner import reuse
 
     # what the check reads and writes (the index, the stat cache, the inputs it re-hashes, the
     # outputs it restores) is sharklib's doing, not the script's: recorded, a later run would
     # have the cache's own files, or a child's inputs, among the script's inputs and outputs
-    import time
-
     looked = time.time()
     active, rec.active = rec.active, False
     try:
