@@ -6,9 +6,10 @@
   digest, activities for runs, agents for signing keys);
 * ``ro-crate``: a Workflow Run RO-Crate following the *Process Run Crate*
   profile through ``rocrate`` (a ``CreateAction`` per run, with the script as
-  instrument, inputs as ``object`` and outputs as ``result``);
+  instrument, inputs and downloads (by URL) as ``object`` and outputs as ``result``);
 * ``openlineage``: one OpenLineage ``RunEvent`` per run through the
-  OpenLineage client's event model, as JSON lines.
+  OpenLineage client's event model, as JSON lines (downloads are input datasets
+  in the URL's ``scheme://host`` namespace).
 
 Files are named by path and carry their sha256, so a consumer can check them.
 """
@@ -170,6 +171,21 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
             files[key] = entity
         return files[key]
 
+    def download(d: Any) -> Any:
+        """A web resource the run read: a File entity identified by its URL, with its digest."""
+        key = (d.url, d.sha256 or "")
+        if key not in files:
+            props: dict[str, Any] = {"name": os.path.basename(d.url.split("?")[0]) or d.url,
+                                     "url": d.url, "description": "downloaded by the run"}
+            if d.sha256:
+                props["sha256"] = d.sha256
+            if d.size is not None:
+                props["contentSize"] = str(d.size)
+            if d.etag:
+                props["etag"] = d.etag
+            files[key] = crate.add_file(source=d.url, properties=props)
+        return files[key]
+
     apps: dict[str, Any] = {}
     for steps in _runs(lineage):
         first = steps[0]
@@ -198,6 +214,7 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
             props["endTime"] = iso(run.ended)
         inputs = {(a.path, a.sha256): a for s in steps for a in s.inputs}
         objects = [file(a.path, a.sha256, a.size) for a in inputs.values()]
+        objects += [download(d) for d in run.downloads]
         results = [file(o.path, o.sha256, o.size) for s in steps for o in s.outputs or [s.output]]
         crate.add_action(apps[app_id], identifier=f"#run-{first.run_id}",
                          object=objects or None, result=results, properties=props)
@@ -304,6 +321,23 @@ def to_openlineage_events(lineage: Lineage) -> list[Any]:
                         datasetVersion=a.sha256)})
         return list(seen.values())
 
+    def downloaded(downloads: Iterable[Any]) -> list[Any]:
+        """Downloads as input datasets: namespace scheme://authority, name the rest of the URL."""
+        from urllib.parse import urlsplit
+
+        seen: dict[tuple[str, str | None], Any] = {}
+        for d in downloads:
+            if (d.url, d.sha256) in seen:
+                continue
+            parts = urlsplit(d.url)
+            namespace = f"{parts.scheme}://{parts.netloc}" if parts.scheme else "url"
+            name = d.url[len(namespace):] if d.url.startswith(namespace) else d.url
+            facets = {"version": dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=d.sha256)} if d.sha256 else {}
+            seen[(d.url, d.sha256)] = InputDataset(namespace=namespace, name=name or "/",
+                                                   facets=facets)
+        return list(seen.values())
+
     events = []
     for steps in _runs(lineage):
         first = steps[0]
@@ -329,7 +363,8 @@ def to_openlineage_events(lineage: Lineage) -> list[Any]:
             eventTime=iso(run.ended or run.started) or iso(0.0) or "",
             run=Run(runId=_ol_uuid(first.run_id), facets=run_facets),
             job=Job(namespace="sharklib", name=job_name, facets=job_facets),
-            inputs=datasets(InputDataset, (a for s in steps for a in s.inputs)),
+            inputs=datasets(InputDataset, (a for s in steps for a in s.inputs))
+            + downloaded(run.downloads),
             outputs=datasets(OutputDataset, (o for s in steps for o in s.outputs or [s.output])),
             producer=PRODUCER))
     return events

@@ -133,3 +133,41 @@ def test_openlineage_events(pipeline: Pipeline) -> None:
         assert ins == {a.path for a in run.inputs}
     assert events[2]["run"]["facets"]["environmentVariables"]["environmentVariables"] == [
         {"name": "LANG", "value": "C.UTF-8"}]
+
+
+def test_downloads_are_inputs_in_ro_crate_and_openlineage(tmp_path: Path) -> None:
+    """show/why/PROV listed a step's download; the RO-Crate action and OpenLineage event did not."""
+    from viewkit import record_step
+
+    from sharklib.model import Download
+
+    root = tmp_path / "dl"
+    root.mkdir()
+    script = root / "fetch.py"
+    script.write_text("# fetched over the network (recorded, not re-run here)\n")
+    saved = root / "remote.csv"
+    saved.write_text("a,b\n")
+    url = "http://127.0.0.1:8765/data/remote.csv"
+    record_step(["python", "fetch.py"], root, script, [], [saved], run=False,
+                downloads=[Download(url=url, sha256="c" * 64, size=4, saved_to=str(saved))])
+    r = shark("export", str(saved), "--format", "ro-crate", "-o", str(tmp_path / "crate"))
+    assert r.returncode == 0, r.stderr
+    graph = {e["@id"]: e for e in
+             json.loads((tmp_path / "crate" / "ro-crate-metadata.json").read_text())["@graph"]}
+    action = next(e for e in graph.values() if e.get("@type") == "CreateAction")
+    objects = action["object"] if isinstance(action["object"], list) else [action["object"]]
+    assert {"@id": url} in objects
+    assert graph[url]["sha256"] == "c" * 64 and graph[url]["contentSize"] == "4"
+    r = shark("export", str(saved), "--format", "openlineage")
+    assert r.returncode == 0, r.stderr
+    event = json.loads(r.stdout.splitlines()[0])
+    assert [_strip(d) for d in event["inputs"]] == [
+        {"namespace": "http://127.0.0.1:8765", "name": "/data/remote.csv",
+         "facets": {"version": {"datasetVersion": "c" * 64}}}]
+
+
+def _strip(ds: dict) -> dict:
+    """An OpenLineage dataset without the facets' _producer/_schemaURL bookkeeping."""
+    facets = {k: {f: x for f, x in v.items() if not f.startswith("_")}
+              for k, v in ds.get("facets", {}).items()}
+    return {"namespace": ds["namespace"], "name": ds["name"], "facets": facets}
