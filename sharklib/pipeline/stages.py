@@ -21,7 +21,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -245,9 +245,12 @@ class StageBuilder:
         if len({t.text for t in wild}) > 1:
             raise PipelineError("a command may map over one wildcard path only", self.doc.path, line)
         pattern = wild[0].text
-        items = self._match(pattern, line)
         const = [t for t in tokens if t.text != pattern and "%{" not in t.text]
         varying = [t for t in tokens if "%{" in t.text]
+        # a gather writing where it reads (cat parts/*.txt > parts/all.txt) must not read its
+        # own output, which is on disk from its last run
+        own = {_abs(self.docdir, t.text) for t in const if t.role == "write"}
+        items = self._match(pattern, line, own)
         # what every copy shares is worked out once; per copy only the substitutions remain
         probe = Stage(index=-1, kind="run", command="", display="", line=line, env=env)
         self._apply(probe, const, shared=True)
@@ -301,7 +304,7 @@ class StageBuilder:
         self._apply(stage, tokens)
         stage.reads.update(_abs(self.docdir, item) for item in items)
 
-    def _match(self, pattern: str, line: int) -> list[str]:
+    def _match(self, pattern: str, line: int, exclude: Collection[str] = ()) -> list[str]:
         directory, base = os.path.split(pattern)
         if any(c in directory for c in "*?["):
             raise PipelineError(f"wildcard only allowed in the last part of a path: {pattern}",
@@ -314,7 +317,8 @@ class StageBuilder:
         except OSError:
             pass
         names.update(self._declared.get(absdir, ()))
-        names = {n for n in names if not n.startswith(".") and not is_sidecar(n)}
+        names = {n for n in names if not n.startswith(".") and not is_sidecar(n)
+                 and not (exclude and f"{absdir}/{n}" in exclude)}
         matched = sorted(fnmatch.filter(names, base))
         if not matched:
             raise PipelineError(f"wildcard '{pattern}' matches no file (on disk or written by an "
