@@ -132,8 +132,13 @@ def _lex(command: str, path: Path, line: int) -> list[str]:
         raise PipelineError(f"malformed command ({exc}): {command}", path, line) from None
 
 
+#: a word holding any of these is a quoted script (``sh -c 'cat a/*.txt | sort'``), not a path
+_NOT_IN_PATHS = re.compile(r"[\s|;&<>()'\"]")
+
+
 def _pathlike(tok: str) -> bool:
-    if not tok or "://" in tok or "$" in tok or "`" in tok or _ASSIGNMENT.match(tok):
+    if not tok or "://" in tok or "$" in tok or "`" in tok or _ASSIGNMENT.match(tok) \
+            or _NOT_IN_PATHS.search(tok):
         return False
     if "%{" in tok or "/" in tok:
         return tok not in ("/", "//")
