@@ -75,7 +75,8 @@ def read_document(path: str | os.PathLike[str]) -> Document:
                             f"{MAX_DOCUMENT_BYTES / 1e6:.0f} MB limit for a pipeline", p, 1)
     try:
         raw = p.read_bytes()
-        text = raw.decode("utf-8")
+        # an editor's byte order mark would hide the first fence or the front matter's '---'
+        text = raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise PipelineError("document is not valid UTF-8", p, line) from None
