@@ -249,9 +249,30 @@ def import_public_key(source: str | os.PathLike[str], name: str | None = None) -
     if not _NAME_RE.match(label):
         raise KeyMaterialError(f"key name {label!r} must be 1-64 letters, digits, '.', '_', '@', '-'")
     dest = trusted_dir() / f"{label}.{keyid[:16]}.pem"
+    _refuse_second_name(keyid, label, dest)
     trusted_dir().mkdir(parents=True, exist_ok=True)
     atomic_write(dest, public_pem(pub))
     return keyid, dest
+
+
+def _refuse_second_name(keyid: str, label: str, dest: Path) -> None:
+    """One key, one name; one name, one key.
+
+    A key imported twice under two names kept only the last in ``keys
+    show``/:func:`trusted_key_names` (keyed by key id), so a trust policy's
+    ``imported = "FIRST"`` stopped resolving; a name given to two keys made
+    ``imported = NAME`` pick one of them silently. Both are refused, naming
+    what is already there; importing the same key under the same name again
+    is a no-op.
+    """
+    for kid, name in imported_key_labels():
+        if kid == keyid and name != label:
+            raise KeyMaterialError(f"key {keyid[:16]} is already trusted as {name!r}; "
+                                   f"a key has one name (remove {name}.{keyid[:16]}.pem from "
+                                   f"{trusted_dir()} to rename it)")
+        if name == label and kid != keyid:
+            raise KeyMaterialError(f"the name {label!r} is already given to key {kid[:16]}; "
+                                   "choose another --name")
 
 
 def trusted_keys(include_own: bool = True) -> dict[str, Ed25519PublicKey]:
@@ -279,8 +300,25 @@ def trusted_keys(include_own: bool = True) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-def trusted_key_names() -> dict[str, str]:
-    """Key id -> a human label (the file stem it was imported under, or 'own')."""
+def imported_key_labels() -> list[tuple[str, str]]:
+    """(key id, name) of every imported key file, all of them.
+
+    Unlike :func:`trusted_key_names` (one label per key id, for display), a
+    key imported under two names before such imports were refused keeps both
+    here, so a trust policy's ``imported = NAME`` resolves either.
+    """
+    labels: list[tuple[str, str]] = []
+    tdir = trusted_dir()
+    if tdir.is_dir():
+        for pem in sorted(tdir.glob("*.pem")):
+            label, _, short = pem.name[: -len(".pem")].rpartition(".")
+            with contextlib.suppress(KeyMaterialError, OSError):
+                labels.append((keyid_of(load_public_key(pem.read_bytes(), pem)), label or short))
+    return labels
+
+
+def trusted_key_names(include_own: bool = True) -> dict[str, str]:
+    """Key id -> a human label (the name it was imported under, or 'own')."""
     names: dict[str, str] = {}
     tdir = trusted_dir()
     if tdir.is_dir():
@@ -290,7 +328,7 @@ def trusted_key_names() -> dict[str, str]:
             with contextlib.suppress(KeyMaterialError, OSError):
                 names[keyid_of(load_public_key(pem.read_bytes(), pem))] = label or short
     own = Path(os.environ.get(ENV_KEY) or default_key_path())
-    if own.exists():
+    if include_own and own.exists():
         with contextlib.suppress(KeyMaterialError):
             names[load_signing_key(own, create=False).keyid] = "own"
     return names

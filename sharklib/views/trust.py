@@ -176,7 +176,7 @@ def _date(value: Any, path: str, name: str) -> _dt.date | None:
 
 
 def _resolve_key(name: str, spec: Any, path: str) -> PolicyKey:
-    from sharklib.attest.keys import keyid_of, load_public_key, trusted_key_names
+    from sharklib.attest.keys import imported_key_labels, keyid_of, load_public_key
 
     if not isinstance(spec, dict):
         raise _fail(path, f"keys.{name} must be a table")
@@ -188,7 +188,7 @@ def _resolve_key(name: str, spec: Any, path: str) -> PolicyKey:
         return PolicyKey(name, kid, expires)
     if "imported" in spec:
         wanted = str(spec["imported"])
-        hits = [kid for kid, label in trusted_key_names().items() if label == wanted]
+        hits = [kid for kid, label in imported_key_labels() if label == wanted]
         if not hits:
             raise _fail(path, f"keys.{name}: no imported key named {wanted!r} "
                               "(sharklib keys import FILE --name NAME)")

@@ -308,3 +308,33 @@ def test_copied_tree_is_checked_where_it_is(pipeline: Pipeline, tmp_path: Path) 
     r = shark("why", "--json", str(copy / "results" / "report.txt"))
     states = {os.path.basename(i["path"]): i["state"] for i in json.loads(r.stdout)["inputs"]}
     assert states == {"clean.csv": "ok", "stats.json": "stale", "raw.csv": "ok"}
+
+
+def test_a_key_imported_under_two_names(pipeline: Pipeline, tmp_path: Path, shark_home: Path) -> None:
+    """The second name silently replaced the first: policies naming the first stopped loading."""
+    from sharklib.attest.keys import public_pem, trusted_dir
+
+    (tmp_path / "me.pub.pem").write_bytes(public_pem(load_signing_key().public))
+    other = generate_key(tmp_path / "other.pem")
+    (tmp_path / "other.pub.pem").write_bytes(public_pem(other.public))
+    assert shark("keys", "import", str(tmp_path / "me.pub.pem"), "--name", "alpha").returncode == 0
+    assert shark("keys", "import", str(tmp_path / "me.pub.pem"), "--name", "alpha").returncode == 0
+    r = shark("keys", "import", str(tmp_path / "me.pub.pem"), "--name", "beta")
+    kid = load_signing_key().keyid
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert f"key {kid[:16]} is already trusted as 'alpha'" in r.stderr
+    r = shark("keys", "import", str(tmp_path / "other.pub.pem"), "--name", "alpha")
+    assert r.returncode == 2 and "the name 'alpha' is already given to key" in r.stderr
+    assert sorted(p.name for p in trusted_dir().iterdir()) == [f"alpha.{kid[:16]}.pem"]
+    policy = tmp_path / "trust.toml"
+    policy.write_text('[keys.a]\nimported = "alpha"\n\n[[rule]]\nname = "all"\nsigners = ["a"]\n')
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    # a home where both names exist already (imported before this was refused): both resolve
+    (trusted_dir() / f"beta.{kid[:16]}.pem").write_bytes(public_pem(load_signing_key().public))
+    for name in ("alpha", "beta"):
+        policy.write_text(f'[keys.a]\nimported = "{name}"\n\n[[rule]]\nname = "all"\n'
+                          'signers = ["a"]\n')
+        r = shark("verify", str(pipeline.report), "--trust", str(policy))
+        assert r.returncode == 0, (name, r.stdout + r.stderr)
