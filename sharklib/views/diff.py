@@ -24,9 +24,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-
 from sharklib.views.lineage import Lineage, Step, display_path, load_lineage
+from sharklib.views.lineage import safe_markup as escape
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:

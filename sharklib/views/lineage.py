@@ -58,6 +58,17 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def safe_markup(text: str) -> str:
+    """A recorded string ready to embed in Rich markup: markup escaped, control characters shown.
+
+    ``[b]report.txt`` must print as itself, not as a bold ``report.txt``; an
+    ESC or newline must print as ``\\x1b``/``\\n`` (see :func:`printable`).
+    """
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def note(text: str) -> None:
     """A one-line notice on standard error (stdout stays the command's output, e.g. JSON)."""
     import sys

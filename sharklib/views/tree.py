@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from rich.tree import Tree
 
 from sharklib.attest import check_signatures, trusted_keys
 from sharklib.model.provenance import iso
 from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
+from sharklib.views.lineage import safe_markup as escape
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -182,7 +182,7 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
 
     n = len(v.steps)
     if n <= max_rows:
-        table = Table(title=f"lineage of {v.lineage.path}", title_justify="left",
+        table = Table(title=f"lineage of {_escape(v.lineage.path)}", title_justify="left",
                       show_lines=False, expand=False)
         table.add_column("line", justify="right")
         table.add_column("step")
@@ -227,9 +227,9 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
 
 
 def _escape(text: str) -> str:
-    from rich.markup import escape
+    from sharklib.views.lineage import safe_markup
 
-    return escape(text)
+    return safe_markup(text)
 
 
 def verify_command(path: str, policy: str | None, console: Console) -> int:

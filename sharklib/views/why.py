@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
 from rich.tree import Tree
 
 from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
+from sharklib.views.lineage import safe_markup as escape
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:

@@ -137,3 +137,31 @@ def test_downloads_appear_in_every_view(tmp_path: Path) -> None:
     md = shark("pipeline", "from", str(saved)).stdout
     if md:
         assert f"{dl.url} records.csv sha256:{'c' * 64}" in md
+
+
+def test_hostile_names_print_as_text(tmp_path: Path) -> None:
+    """Markup in names was interpreted (verify's title), control characters printed raw (show/why)."""
+    from viewkit import record_step
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    script = root / "make.py"
+    script.write_text("pass\n")
+    evil_in = root / "in\x1b[2J\x1b[31mput\nfake.csv"
+    evil_in.write_text("1\n")
+    out = root / "[b]report.txt"
+    out.write_text("2\n")
+    record_step(["python", "make.py", "\x1b]0;pwned\x07"], root, script, [evil_in], [out],
+                run=False)
+    for args in (["show"], ["why"], ["verify"], ["diff", str(out)]):
+        r = shark(*args, str(out))
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
+        text = r.stdout + r.stderr
+        assert "\x1b" not in text and "\x07" not in text, (args, text)
+        if args[0] in ("show", "why"):
+            assert "in\\x1b[2J\\x1b[31mput\\nfake.csv" in text, text
+        if args[0] != "diff":
+            assert "[b]report.txt" in text, (args, text)
+    r = shark("verify", str(out))
+    assert f"lineageof{out}" in "".join(r.stdout.split())  # the title, however it wraps
+    assert "\\x1b]0;pwned\\x07" in shark("show", str(out)).stdout
