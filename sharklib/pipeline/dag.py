@@ -52,6 +52,19 @@ def _norm(p: str) -> str:
 _UNSET = -2
 
 
+def _collision(p: str, first: Stage, second: Stage, docdir: str) -> str:
+    """Two copies of one map write ``p``: advice that fits why they collide."""
+    assert first.item is not None and second.item is not None
+    name = os.path.basename(second.item)
+    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
+    if "%{stem}" in second.display and stem in os.path.basename(p):
+        # inputs that differ only in their extension (raw/a.csv, raw/a.tsv)
+        return (f"map inputs {first.item} and {second.item} both write {_rel(p, docdir)}: "
+                "name the output with %{basename}, which keeps the extension")
+    return (f"every stage of this map writes {_rel(p, docdir)}: name each output after its "
+            "input with %{stem} or %{basename}, or gather by naming the directory without '*'")
+
+
 def link(stages: list[Stage], docdir: str, doc: Path,
          remembered: dict[str, dict[str, list[str]]] | None = None,
          observed: dict[int, tuple[list[str], list[str]]] | None = None) -> list[int]:
@@ -91,9 +104,7 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
                 return False
             o = stages[other]
             if o.line == s.line and s.item:
-                raise PipelineError(f"every stage of this map writes {_rel(p, docdir)}: name each "
-                                    "output after its input with %{stem} or %{basename}, or gather by "
-                                    "naming the directory without '*'", doc, s.line)
+                raise PipelineError(_collision(p, o, s, docdir), doc, s.line)
             raise PipelineError(f"two stages write {_rel(p, docdir)}: line {o.line} and line {s.line}",
                                 doc, s.line)
         writers[p] = s.index

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pipekit import Cli, write
 
 
@@ -38,3 +39,16 @@ def test_byte_order_mark_is_not_part_of_the_document(project: Path, cli: Cli) ->
                                     "echo %{word} > out/b.txt\n```\n".encode())
     cli("run", "fm.md", check=True)
     assert (project / "out" / "b.txt").read_text() == "bonjour\n"
+
+
+def test_stem_collision_names_both_inputs_and_suggests_basename(project: Path, cli: Cli) -> None:
+    write(project / "raw" / "a.csv", "1\n")
+    write(project / "raw" / "a.tsv", "2\n")
+    write(project / "m.md", "```shark-run:host\ncat raw/* > work/%{stem}.txt\n```\n")
+    proc = cli("run", "m.md")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "raw/a.csv" in err and "raw/a.tsv" in err and "work/a.txt" in err, err
+    assert "%{basename}" in err and "with %{stem} or" not in err, err
+
