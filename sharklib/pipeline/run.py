@@ -143,6 +143,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     third of the whole re-check. The plan table is one ``pipeline plan`` away.
     """
     started = time.monotonic()
+    _check_options(executor, scheduler)
     pipe = load_pipeline(path, rerun=rerun)
     stages, plans = pipe.stages, pipe.plans
     report = PipelineReport(stages=len(stages), dry_run=dry_run)
@@ -219,6 +220,16 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     report.wall_seconds = time.monotonic() - started
     _summary(console, report, pipe)
     return report
+
+
+def _check_options(executor: Executor, scheduler: str | None) -> None:
+    """Options that would be silently ignored are errors, before anything is planned."""
+    if scheduler and executor != "dask":
+        raise PipelineError(f"--scheduler only applies to --executor dask (not {executor})")
+    if executor == "local" and os.environ.get("SHARKLIB_LOCAL_POOL"):
+        from sharklib.pipeline.executors.local import forced_pool
+
+        forced_pool()
 
 
 def _publish(report: PipelineReport, pipe: Pipeline) -> None:

@@ -52,3 +52,17 @@ def test_stem_collision_names_both_inputs_and_suggests_basename(project: Path, c
     assert "raw/a.csv" in err and "raw/a.tsv" in err and "work/a.txt" in err, err
     assert "%{basename}" in err and "with %{stem} or" not in err, err
 
+
+def test_options_that_would_be_ignored_are_errors(project: Path, cli: Cli,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    write(project / "m.md", "```shark-run:host\necho a > a.txt\n```\n")
+    proc = cli("run", "--scheduler", "tcp://127.0.0.1:8786", "m.md")
+    assert proc.returncode == 2 and "--scheduler only applies to --executor dask" in proc.stderr, \
+        proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    monkeypatch.setenv("SHARKLIB_LOCAL_POOL", "bogus")
+    proc = cli("run", "m.md")
+    assert proc.returncode == 2 and "SHARKLIB_LOCAL_POOL='bogus'" in proc.stderr, \
+        proc.stdout + proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (project / "a.txt").exists()

@@ -25,11 +25,23 @@ PoolKind = Literal["threads", "processes"]
 PROCESSES_FROM = 100  # stages to run: below this, starting worker processes costs more than it saves
 
 
+def forced_pool() -> PoolKind | None:
+    """``SHARKLIB_LOCAL_POOL``, checked: a misspelt value would silently pick the pool by size."""
+    forced = os.environ.get("SHARKLIB_LOCAL_POOL", "").strip().lower()
+    if not forced:
+        return None
+    if forced not in ("threads", "processes"):
+        from sharklib.errors import PipelineError
+
+        raise PipelineError(f"SHARKLIB_LOCAL_POOL={forced!r} is neither 'threads' nor 'processes'")
+    return forced  # type: ignore[return-value]
+
+
 def pool_kind(stages: int, workers: int) -> PoolKind:
     """Threads for small runs and ``-j 1``; processes otherwise (``SHARKLIB_LOCAL_POOL`` overrides)."""
-    forced = os.environ.get("SHARKLIB_LOCAL_POOL", "").strip().lower()
-    if forced in ("threads", "processes"):
-        return forced  # type: ignore[return-value]
+    forced = forced_pool()
+    if forced is not None:
+        return forced
     return "processes" if workers > 1 and stages >= PROCESSES_FROM else "threads"
 
 
