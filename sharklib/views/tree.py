@@ -22,12 +22,26 @@ from sharklib.views.lineage import safe_markup as escape
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from sharklib.model import Artifact
+
 MARK = {"ok": "", "stale": " [bold yellow]STALE[/bold yellow] (content on disk differs)",
         "missing": " [dim]missing[/dim]"}
 
 
 def short(digest: str | None) -> str:
     return (digest or "?")[:12]
+
+
+def origin_of(art: Artifact, lineage: Lineage) -> str:
+    """What an input without a producer in the sidecar is.
+
+    An input that records the attestation of the step that made it, when that
+    attestation is not in the sidecar (a line deleted, a sidecar trimmed), is
+    not a primary input: its lineage is just not included.
+    """
+    if art.attestation and art.attestation not in lineage.steps:
+        return "lineage not included"
+    return "primary input"
 
 
 class LineageTree:
@@ -78,7 +92,7 @@ class LineageTree:
         snode = node.add(self._step_label(step))
         for art in step.inputs:
             producer = step.producers.get(art.path)
-            note = "" if producer else " [dim](primary input)[/dim]"
+            note = "" if producer else f" [dim]({origin_of(art, self.lineage)})[/dim]"
             child = snode.add(self._file_label(art.path, art.sha256, note))
             if producer:
                 self.add_step(child, self.lineage.steps[producer])

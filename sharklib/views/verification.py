@@ -192,7 +192,8 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
             table.add_column("rule")
         table.add_column("status")
         for sr in v.steps:
-            signers = _escape(", ".join(v.signer_label(k) for k in sr.signers)) or "[red]none[/red]"
+            signers = _escape(", ".join(v.signer_label(k) for k in sr.signers)) or \
+                _no_good_signer(sr.step)
             status = "[green]ok[/green]" if sr.ok else "[red]FAIL[/red]"
             outs = sr.step.outputs or [sr.step.output]
             shown = os.path.basename(outs[0].path) + (f" (+{len(outs) - 1})" if len(outs) > 1 else "")
@@ -224,6 +225,21 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
                   f"{'s' if len(v.problems) != 1 else ''}")
     for p in v.problems:
         console.print(f"  [red]✗[/red] {_escape(p)}", soft_wrap=True)
+
+
+def _no_good_signer(step: Step) -> str:
+    """The 'signed by' cell when no signature verified: unsigned, an unknown key, or a bad one.
+
+    "none" read as "unsigned" for an envelope signed by a key nobody imported.
+    """
+    kids = [str(s.get("keyid", "")) for s in step.entry.envelope.get("signatures") or []]
+    if not kids:
+        return "[red]unsigned[/red]"
+    unknown = {b.rsplit(" ", 1)[-1] for b in step.bad_signatures or []
+               if b.startswith("signature by unknown key ")}
+    labels = [f"unknown key {k[:8]}…" if k[:16] in unknown or step.bad_signatures is None
+              else f"bad signature by {k[:8]}…" for k in kids]
+    return "[red]" + _escape(", ".join(dict.fromkeys(labels))) + "[/red]"
 
 
 def _escape(text: str) -> str:

@@ -73,7 +73,9 @@ def dependencies(lineage: Lineage, depth: int | None = None,
                     deps.inputs.append({
                         "path": art.path, "sha256": art.sha256, "size": art.size, "depth": level,
                         "made_by": lineage.steps[producer].command if producer else None,
-                        "primary": producer is None,
+                        "primary": producer is None and not (
+                            art.attestation and art.attestation not in lineage.steps),
+                        "lineage_included": producer is not None or not art.attestation,
                         "state": disk_state(art.path, art.sha256, on_disk)})
                 if producer:
                     if depth is None or level < depth:
@@ -133,7 +135,8 @@ def why_tree(deps: Dependencies, base: str) -> Tree:
         if level is None:
             level = by_depth[i["depth"]] = inp.add(
                 "read directly" if i["depth"] == 1 else f"{i['depth']} steps upstream")
-        origin = "primary input" if i["primary"] else f"made by {escape(i['made_by'])}"
+        origin = ("primary input" if i["primary"] else f"made by {escape(i['made_by'])}"
+                  if i["made_by"] else "lineage not included")
         level.add(f"{escape(display_path(i['path'], base))} [dim]sha256:{short(i['sha256'])} · "
                   f"{origin}[/dim]{marks[i['state']]}")
     code = root.add(f"[bold]code[/bold] ({len(deps.code)})")

@@ -165,3 +165,21 @@ def test_hostile_names_print_as_text(tmp_path: Path) -> None:
     r = shark("verify", str(out))
     assert f"lineageof{out}" in "".join(r.stdout.split())  # the title, however it wraps
     assert "\\x1b]0;pwned\\x07" in shark("show", str(out)).stdout
+
+
+def test_deleted_upstream_line_is_not_a_primary_input(pipeline: Pipeline) -> None:
+    """An input whose recorded attestation is missing from the sidecar was '(primary input)'."""
+    from sharklib.attest import sidecar_path
+
+    side = Path(sidecar_path(str(pipeline.stats)))
+    lines = side.read_bytes().splitlines(keepends=True)
+    side.write_bytes(lines[0])  # drop clean.py's attestation
+    r = shark("show", str(pipeline.stats))
+    assert r.returncode == 0, r.stderr
+    clean = next(x for x in r.stdout.splitlines() if "clean.csv sha256" in x)
+    assert "(lineage not included)" in clean and "primary" not in clean
+    r = shark("why", str(pipeline.stats))
+    clean = next(x for x in r.stdout.splitlines() if "clean.csv sha256" in x)
+    assert "lineage not included" in clean and "primary" not in clean
+    raw = shark("show", str(pipeline.clean)).stdout
+    assert "raw.csv" in raw and "(primary input)" in raw  # a real primary input stays one

@@ -338,3 +338,20 @@ def test_a_key_imported_under_two_names(pipeline: Pipeline, tmp_path: Path, shar
                           'signers = ["a"]\n')
         r = shark("verify", str(pipeline.report), "--trust", str(policy))
         assert r.returncode == 0, (name, r.stdout + r.stderr)
+
+
+def test_verify_table_names_unknown_signers(pipeline: Pipeline, tmp_path: Path) -> None:
+    """The 'signed by' cell said 'none' for an envelope signed by a key nobody imported."""
+    stranger = generate_key(tmp_path / "stranger.pem")
+    other = build_pipeline(tmp_path / "other", keys=(stranger, stranger, stranger))
+    r = shark("verify", str(other.report))
+    assert r.returncode == 1
+    rows = [line for line in r.stdout.splitlines() if "python" in line and "│" in line]
+    assert len(rows) == 3 and all(f"unknown key {stranger.keyid[:8]}…" in x for x in rows), rows
+    assert not any(" none " in x for x in rows)
+    envs = _lines(pipeline.report)
+    envs[2]["signatures"] = []
+    _write_lines(pipeline.report, envs)
+    r = shark("verify", str(pipeline.report))
+    rows = [line for line in r.stdout.splitlines() if line.startswith("│    3 ")]
+    assert len(rows) == 1 and "unsigned" in rows[0], r.stdout
