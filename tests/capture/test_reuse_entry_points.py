@@ -262,3 +262,36 @@ def test_a_reuse_replays_what_the_script_printed_not_sharklibs_warnings(
     again = shark(project, "run", "w.py")
     assert "sharklib: reused run" in again.stderr, again.stderr
     assert "to stderr" in again.stderr and "does not match" not in again.stderr, again.stderr
+
+
+LOST_SIGTERM = """import multiprocessing as mp, os, signal, time
+def target():
+    missed = []
+    def handler(signum, frame):
+        if not missed:  # as a Python handler misses a SIGTERM that lands just before sem_wait
+            missed.append(signum)
+            return
+        os._exit(7)
+    signal.signal(signal.SIGTERM, handler)
+    open('ready', 'w').close()
+    while True:
+        time.sleep(0.05)
+if __name__ == '__main__':
+    p = mp.get_context('fork').Process(target=target)
+    p.start()
+    while not os.path.exists('ready'):
+        time.sleep(0.01)
+    p.terminate()
+    p.join()
+    print(p.exitcode)
+"""
+
+
+def test_a_terminated_worker_that_missed_its_sigterm_is_sent_another(project: Path) -> None:
+    # Pool.__exit__ terminates its workers and joins them; a captured worker handles SIGTERM in
+    # Python, and one that lands just before it blocks on the task queue's lock is never acted
+    # on: the script hung. The parent repeats the signal while it waits.
+    (project / "lost.py").write_text(LOST_SIGTERM)
+    proc = subprocess.run([os.path.join(BIN, "sharklib"), "run", "--no-cache", "lost.py"],
+                          cwd=project, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "7\n", proc.stderr

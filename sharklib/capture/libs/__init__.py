@@ -45,6 +45,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "h5py": ("h5py_io", "patch"),
     "netCDF4": ("netcdf4_io", "patch"),
     "sqlite3": ("sqlite3_io", "patch"),
+    "multiprocessing.popen_fork": ("mp_terminate", "patch"),
 }
 
 _lock = _thread.allocate_lock()
