@@ -69,12 +69,18 @@ def _failed_status(step: Step) -> str | None:
     the recorded ones; a step interrupted by Ctrl-C or failing half-way still
     had its outputs signed, and verify passed a result built on a half-written
     file. No exit status recorded (``None``) is not a failure: it means unknown.
+    Nor is SIGTERM for a child process (a run with a parent): ``multiprocessing.Pool``
+    ends its workers that way once their tasks are done, and the capture, folding a
+    run's children, counts it the same way.
     """
+    import signal
+
     status = step.run.exit_status
     if status is None or (isinstance(status, int) and not isinstance(status, bool) and status == 0):
         return None
+    if status == -signal.SIGTERM and step.run.parent:
+        return None
     if isinstance(status, int) and status < 0:
-        import signal
 
         try:
             return f"{status} (signal {signal.Signals(-status).name})"
