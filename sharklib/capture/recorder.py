@@ -482,11 +482,11 @@ class Recorder:
         try:
             kind, self.stdin_kind = self.stdin_kind, None  # once is enough
             if kind == "file":
-                from sharklib.capture.stdin import stdin_file
+                from sharklib.capture.session import stream_file
 
-                path = stdin_file()
-                if path is not None:
-                    self.read(path)
+                found = stream_file(0)  # the same question as for a redirected stdout
+                if found is not None:
+                    self.read(found[0])
                     return
             if kind is not None:
                 self.read_stdin = kind

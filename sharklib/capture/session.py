@@ -133,7 +133,7 @@ def children_of(session: str, run_id: str) -> list[dict[str, Any]]:
 
 
 def stream_file(fd: int) -> tuple[str, tuple[int, int]] | None:
-    """Path and (dev, ino) of fd 1/2 when it is redirected to a regular file."""
+    """Path and (dev, ino) of a standard descriptor redirected to a regular file (or None)."""
     try:
         st = os.fstat(fd)
     except OSError:

@@ -113,13 +113,3 @@ def _replace_sys_stdin(rec: Any) -> None:
         new.mode = orig.mode  # type: ignore[misc]
     sys.stdin = sys.__stdin__ = new
 
-
-def stdin_file() -> str | None:
-    """The path standard input was redirected from, when it is a file that still has one."""
-    try:
-        target = os.readlink("/proc/self/fd/0")
-    except OSError:
-        return None
-    if not target.startswith("/") or target.endswith(" (deleted)"):
-        return None
-    return target
