@@ -137,19 +137,10 @@ def test_openlineage_events(pipeline: Pipeline) -> None:
 
 def test_downloads_are_inputs_in_ro_crate_and_openlineage(tmp_path: Path) -> None:
     """show/why/PROV listed a step's download; the RO-Crate action and OpenLineage event did not."""
-    from viewkit import record_step
+    from viewkit import record_download
 
-    from sharklib.model import Download
-
-    root = tmp_path / "dl"
-    root.mkdir()
-    script = root / "fetch.py"
-    script.write_text("# fetched over the network (recorded, not re-run here)\n")
-    saved = root / "remote.csv"
-    saved.write_text("a,b\n")
     url = "http://127.0.0.1:8765/data/remote.csv"
-    record_step(["python", "fetch.py"], root, script, [], [saved], run=False,
-                downloads=[Download(url=url, sha256="c" * 64, size=4, saved_to=str(saved))])
+    saved, _ = record_download(tmp_path / "dl", "remote.csv", url)
     r = shark("export", str(saved), "--format", "ro-crate", "-o", str(tmp_path / "crate"))
     assert r.returncode == 0, r.stderr
     graph = {e["@id"]: e for e in

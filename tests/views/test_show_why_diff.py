@@ -115,19 +115,11 @@ def test_diff_of_identical_lineages_is_clean(tmp_path: Path) -> None:
 
 
 def test_downloads_appear_in_every_view(tmp_path: Path) -> None:
-    from viewkit import record_step
+    from viewkit import record_download
 
-    from sharklib.model import Download
-
-    root = tmp_path / "dl"
-    root.mkdir()
-    script = root / "fetch.py"
-    script.write_text("# fetched over the network (recorded, not re-run here)\n")
-    saved = root / "records.csv"
-    saved.write_text("a,b\n")
-    dl = Download(url="https://zenodo.org/records/123/files/records.csv?download=1",
-                  sha256="c" * 64, size=4, etag='"abc"', saved_to=str(saved))
-    record_step(["python", "fetch.py"], root, script, [], [saved], downloads=[dl], run=False)
+    saved, dl = record_download(tmp_path / "dl", "records.csv",
+                                "https://zenodo.org/records/123/files/records.csv?download=1",
+                                etag='"abc"')
     show = shark("show", str(saved)).stdout
     assert "download https://zenodo.org/records/123/files/records.csv?download=1" in show
     deps = json.loads(shark("why", str(saved), "--json").stdout)

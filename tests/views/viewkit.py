@@ -135,3 +135,15 @@ def shark(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "sharklib", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def record_download(root: Path, name: str, url: str, etag: str | None = None) -> tuple[Path, Download]:
+    """A signed step ``python fetch.py`` that downloaded ``url`` into ``root/name`` (not re-run)."""
+    root.mkdir(parents=True, exist_ok=True)
+    script = root / "fetch.py"
+    script.write_text("# fetched over the network (recorded, not re-run here)\n")
+    saved = root / name
+    saved.write_text("a,b\n")
+    dl = Download(url=url, sha256="c" * 64, size=4, etag=etag, saved_to=str(saved))
+    record_step(["python", "fetch.py"], root, script, [], [saved], downloads=[dl], run=False)
+    return saved, dl
