@@ -173,29 +173,57 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     return result
 
 
+#: ``(module, "Owner.method", wrapper)`` of ``osgeo.ogr`` whose owner did not exist yet when
+#: ``osgeo.ogr`` finished importing: from GDAL 3.8 the bindings define ``ogr.Driver`` only once
+#: ``osgeo.gdal`` has finished importing, so those are applied when it has
+_pending: list[tuple[Any, str, Any]] = []
+
+
+def _wrap_each(module: Any, table: list[tuple[str, Any]]) -> list[tuple[Any, str, Any]]:
+    """Wrap every ``name`` of ``table`` that ``module`` has; return those it did not have yet.
+
+    Bindings differ between GDAL releases (a method added in 3.8, a class defined late): a
+    symbol that is not there is skipped for that symbol alone, and every other wrapper applies.
+    """
+    missing = []
+    for name, wrapper in table:
+        owner = module
+        for part in name.split(".")[:-1]:
+            owner = getattr(owner, part, None)
+        if owner is None or not hasattr(owner, name.rsplit(".", 1)[-1]):
+            missing.append((module, name, wrapper))
+            continue
+        wrapt.wrap_function_wrapper(module, name, wrapper)
+    return missing
+
+
 def patch_gdal(module: Any) -> None:
     """Wrap the opening, creating and utility functions of ``osgeo.gdal``."""
-    wrap = wrapt.wrap_function_wrapper
-    wrap(module, "Open", _opener(0, _flag(1, ("eAccess",), 1)))
-    wrap(module, "OpenShared", _opener(0, _flag(1, ("eAccess",), 1)))
-    wrap(module, "OpenEx", _opener(0, _flag(1, ("nOpenFlags",), int(module.OF_UPDATE))))
-    wrap(module, "Driver.Create", _creator(0))
-    wrap(module, "Driver.CreateCopy", _creator(0))
-    for name in ("Warp", "Translate", "VectorTranslate", "Rasterize", "BuildVRT",
-                 "DEMProcessing", "Grid"):
-        if hasattr(module, name):
-            wrap(module, name, _utility)
-    wrap(module, "RasterizeLayer", _rasterize_layer)
-    if hasattr(module.Dataset, "Close"):
-        wrap(module, "Dataset.Close", _close)
+    update = int(getattr(module, "OF_UPDATE", 1))
+    table: list[tuple[str, Any]] = [
+        ("Open", _opener(0, _flag(1, ("eAccess",), 1))),
+        ("OpenShared", _opener(0, _flag(1, ("eAccess",), 1))),
+        ("OpenEx", _opener(0, _flag(1, ("nOpenFlags",), update))),
+        ("Driver.Create", _creator(0)),
+        ("Driver.CreateCopy", _creator(0)),
+        *((name, _utility) for name in ("Warp", "Translate", "VectorTranslate", "Rasterize",
+                                        "BuildVRT", "DEMProcessing", "Grid")),
+        ("RasterizeLayer", _rasterize_layer),
+        ("Dataset.Close", _close),
+    ]
+    _wrap_each(module, table)
+    late, _pending[:] = list(_pending), []
+    for ogr, name, wrapper in late:
+        _wrap_each(ogr, [(name, wrapper)])
 
 
 def patch_ogr(module: Any) -> None:
     """Wrap ``ogr.Open`` and the data-source methods of ``ogr.Driver``."""
-    wrap = wrapt.wrap_function_wrapper
-    wrap(module, "Open", _opener(0, _flag(1, ("update",), 1)))
-    wrap(module, "Driver.Open", _opener(0, _flag(1, ("update",), 1)))
-    wrap(module, "Driver.CreateDataSource", _creator(0))
-    wrap(module, "Driver.CopyDataSource", _creator(1))
-    if hasattr(module, "DataSource") and hasattr(module.DataSource, "Close"):
-        wrap(module, "DataSource.Close", _close)
+    table: list[tuple[str, Any]] = [
+        ("Open", _opener(0, _flag(1, ("update",), 1))),
+        ("Driver.Open", _opener(0, _flag(1, ("update",), 1))),
+        ("Driver.CreateDataSource", _creator(0)),
+        ("Driver.CopyDataSource", _creator(1)),
+        ("DataSource.Close", _close),
+    ]
+    _pending.extend(_wrap_each(module, table))

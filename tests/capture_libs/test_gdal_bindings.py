@@ -1,0 +1,102 @@
+"""The GDAL/OGR patch against the shape of current bindings, not one release's.
+
+From GDAL 3.8 the Python bindings define ``osgeo.ogr.Driver`` only once ``osgeo.gdal`` has
+finished importing (``ogr`` is imported by ``gdal`` part-way through), and later releases
+add or drop methods. PyPI has no binary GDAL wheel for this machine (``pip download
+--only-binary :all: gdal`` finds none; the bindings must be built against a C library of the
+same version, and Debian 12 ships 3.6), so the newest bindings' import order is reproduced
+here by a small stand-in ``osgeo`` package whose datasets are plain files: a mock at the
+boundary that cannot run here. The real 3.6 bindings are covered by
+``test_datasets.py::test_gdal_and_ogr``.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from capture_libs_support import run_captured
+
+OSGEO = {
+    "__init__.py": "",
+    # like GDAL >= 3.8: gdal imports ogr before it defines Driver, then hands Driver to ogr
+    "gdal.py": '''
+        from osgeo import ogr
+        OF_UPDATE = 1
+        class Dataset:
+            def __init__(self, path):
+                self.path = path
+            def GetFileList(self):
+                return [self.path]
+            def ReadAll(self):
+                with open(self.path) as f:
+                    return f.read()
+        def Open(path, eAccess=0):
+            return Dataset(path)
+        def OpenEx(path, nOpenFlags=0):
+            return Dataset(path)
+        class Driver:
+            def Create(self, path, *args):
+                open(path, "w").close()
+                return Dataset(path)
+            def Open(self, path, update=0):
+                return Dataset(path)
+        ogr.Driver = Driver
+        ogr.DataSource = Dataset
+        ''',
+    "ogr.py": '''
+        def Open(path, update=0):
+            from osgeo import gdal
+            return gdal.Dataset(path)
+        def GetDriverByName(name):
+            return Driver()
+        ''',
+}
+
+
+def _install(root: Path) -> Path:
+    pkg = root / "fakegdal" / "osgeo"
+    pkg.mkdir(parents=True)
+    for name, text in OSGEO.items():
+        (pkg / name).write_text(textwrap.dedent(text))
+    return pkg.parent
+
+
+def test_a_driver_class_defined_late_is_still_patched(tmp_path: Path) -> None:
+    libs = _install(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a.shp").write_text("a")
+    (work / "b.shp").write_text("b")
+    c = run_captured(work, f"""
+        import sys
+        sys.path.insert(0, {str(libs)!r})
+        from osgeo import gdal, ogr
+        ogr.Open("a.shp").ReadAll()
+        ogr.GetDriverByName("x").Open("b.shp").ReadAll()
+        gdal.Driver().Create("out.tif")
+        """, shim=False)
+    assert c.proc.returncode == 0, c.proc.stderr
+    assert "could not patch" not in c.proc.stderr, c.proc.stderr
+    assert "warning" not in c.proc.stderr, c.proc.stderr
+    read = {Path(p).name for p in c.inputs()}
+    assert {"a.shp", "b.shp"} <= read, read
+    assert "out.tif" in {Path(p).name for p in c.outputs()}
+
+
+def test_a_missing_symbol_skips_only_that_wrapper(tmp_path: Path) -> None:
+    libs = _install(tmp_path)
+    gdal = libs / "osgeo" / "gdal.py"
+    gdal.write_text(gdal.read_text().replace("def OpenEx(", "def _gone_OpenEx("))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a.tif").write_text("a")
+    c = run_captured(work, f"""
+        import sys
+        sys.path.insert(0, {str(libs)!r})
+        from osgeo import gdal
+        gdal.Open("a.tif").ReadAll()
+        """, shim=False)
+    assert c.proc.returncode == 0, c.proc.stderr
+    assert "warning" not in c.proc.stderr, c.proc.stderr
+    assert "a.tif" in {Path(p).name for p in c.inputs()}
