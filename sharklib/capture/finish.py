@@ -193,6 +193,9 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     for p in input_paths:
         d = rec.pre_digests.get(p) or digests.get(p)
         if d is None:
+            if final and not os.path.lexists(p):
+                # read, then gone before the end: what fed it is found by Run.read_through
+                inputs.append(Artifact(path=p, sha256=""))
             continue
         art = Artifact(path=p, sha256=d[0], size=d[1])
         if attest_links:
@@ -324,6 +327,7 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         from sharklib.capture.session import children_of
 
         run.children = [c["run_id"] for c in children_of(rec.session, rec.run_id)]
+    tree = _read_through_tree(rec, run)
     # Inside a traced command the tracer merges this Run into its own and signs every output
     # itself: signing here too would write each sidecar twice (and needs the signing
     # libraries, which an interpreter of a pipeline's own environment may not have).
@@ -344,10 +348,32 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     try:
         from sharklib.capture import reuse_hook
 
-        reuse_hook.record(rec, run)
+        reuse_hook.record(rec, run, tree=tree)
     except Exception as exc:
         warn_once(f"run not cached: {describe(exc)}")
     return Finished(run=run, sidecars=sidecars, json_path=json_path)
+
+
+def _read_through_tree(rec: Recorder, run: Run) -> list[Run] | None:
+    """Read this run's descendants and let its lineage flow through the files they passed it.
+
+    A parent that combines partial results its workers wrote into a temporary directory
+    signs what the workers read, not the deleted partials (:meth:`Run.read_through`).
+    Returns the descendants (None when there is no session to read them from), so the
+    cache record folds the same tree without reading it again.
+    """
+    tree: list[Run] | None = None
+    try:
+        from sharklib.capture import reuse_hook
+        from sharklib.capture.main import owns_session
+
+        if rec.session and (run.outputs or rec.top):
+            tree = reuse_hook.descendants(run, rec.session, whole_session=owns_session(rec))
+        run.read_through(tree or [], reuse_hook.gone([run, *(tree or [])]))
+    except Exception as exc:
+        warn_once(f"lineage through child processes not linked: {describe(exc)}")
+        run.read_through([], ())
+    return tree
 
 
 def _discards_session(rec: Recorder) -> bool:

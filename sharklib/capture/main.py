@@ -360,9 +360,13 @@ def summary_line(rec: Recorder, done: Finished) -> str:
     outputs: dict[str, None] = {}
     inputs: set[str] = set()
     produced: set[str] = set()
+    from sharklib.capture.reuse_hook import gone
+
+    temporaries = gone(runs)  # a worker's partial result the parent deleted is no output
     for r in runs:
         for o in r.outputs:
-            outputs[o.path] = None
+            if o.path not in temporaries:
+                outputs[o.path] = None
             produced.add(o.path)
     for r in runs:
         inputs.update(a.path for a in r.inputs if a.path not in produced)

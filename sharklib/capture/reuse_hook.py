@@ -93,43 +93,54 @@ def unseen_program(run: Run) -> str | None:
     return None
 
 
-def _fold_children(run: Run, session: str | None, whole_session: bool = False) -> Run:
-    """The root run with every descendant's inputs, code and outputs folded in.
+def descendants(run: Run, session: str | None, whole_session: bool = False) -> list[Run]:
+    """The runs of ``run``'s process tree recorded in the session, oldest first.
 
     ``whole_session``: the root made the session, so every run recorded there is
     of its process tree, including those whose parent has not written its record
     yet (the workers of a multiprocessing forkserver, which outlives the root).
     """
     if not session or not (run.children or whole_session):
-        return run
-    import copy
-
+        return []
     from sharklib.capture.session import session_runs
 
     runs = [r for r in session_runs(session) if r.run_id != run.run_id]
     if whole_session:
-        descendants = runs
+        found = runs
     else:
         by_parent: dict[str, list[Run]] = {}
         for child in runs:
             if child.parent:
                 by_parent.setdefault(child.parent, []).append(child)
-        descendants = []
+        found = []
         stack = list(by_parent.get(run.run_id, []))
         while stack:
             child = stack.pop()
             stack.extend(by_parent.get(child.run_id, []))
-            descendants.append(child)
-    if not descendants:
+            found.append(child)
+    found.sort(key=lambda r: r.started)
+    return found
+
+
+def gone(runs: list[Run]) -> set[str]:
+    """Paths the tree wrote or read that no longer exist: its temporaries, wherever they lived."""
+    seen = {p for r in runs for p in (*(o.path for o in r.outputs), *(a.path for a in r.inputs))}
+    return {p for p in seen if not os.path.lexists(p)}
+
+
+def _fold_children(run: Run, tree: list[Run]) -> Run:
+    """The root run with every descendant's inputs, code and outputs folded in."""
+    if not tree:
         return run
-    descendants.sort(key=lambda r: r.started)
+    import copy
+
     folded = copy.deepcopy(run)
-    folded.fold(descendants, keep_output=lambda o: not o.stream)
+    folded.fold(tree, keep_output=lambda o: not o.stream, gone=gone([run, *tree]))
     # a child that failed makes the whole run failed (never cached); one ended by SIGTERM
     # after saving its record does not: that is how multiprocessing.Pool ends its workers
     from signal import SIGTERM
 
-    failed = [c.exit_status for c in descendants if c.exit_status not in (0, None, -SIGTERM)]
+    failed = [c.exit_status for c in tree if c.exit_status not in (0, None, -SIGTERM)]
     if failed:
         folded.exit_status = folded.exit_status or failed[0]
     return folded
@@ -206,8 +217,12 @@ def would_record(rec: Recorder, status: int | None, has_outputs: bool) -> bool:
     return has_outputs or _printed(rec)
 
 
-def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> None:
-    """Store the root run's outputs and index it (never raises; a failure is one warning)."""
+def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
+           tree: list[Run] | None = None) -> None:
+    """Store the root run's outputs and index it (never raises; a failure is one warning).
+
+    ``tree``: the runs of its descendants, when the caller has read them already.
+    """
     if not is_root_process(rec) or flag(ENV_NO_CACHE) or run.exit_status != 0:
         return
     if not _ran_what_was_keyed(rec):
@@ -221,7 +236,9 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None) -> N
     run.run_key = rec.key_parts.digest()
     from sharklib.capture.main import owns_session
 
-    folded = _fold_children(run, rec.session, whole_session=owns_session(rec))
+    if tree is None:
+        tree = descendants(run, rec.session, whole_session=owns_session(rec))
+    folded = _fold_children(run, tree)
     # not problems to warn about, reasons to give: in the summary line (quiet with -q)
     if folded.stdin:
         rec.not_cached = f"it read standard input from a {folded.stdin}"

@@ -15,7 +15,7 @@ written to JSON through :func:`encode_path` / :func:`decode_path`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 # Neither ``dataclasses`` nor ``typing`` at run time: a captured script builds a Run at exit,
 # and those imports (with ``inspect``) plus generating the methods cost ~12 ms there. The
@@ -440,7 +440,8 @@ class Run(_Record):
             stdin=d["stdin"] if isinstance(d.get("stdin"), str) else None,
         )
 
-    def fold(self, others: list[Run], keep_output: Callable[[Output], bool] = lambda o: True) -> None:
+    def fold(self, others: list[Run], keep_output: Callable[[Output], bool] = lambda o: True,
+             gone: Collection[str] = ()) -> None:
         """Fold the runs of other processes of the same tree into this one, in place.
 
         What any of them read (data, and their code, which is data to the tree
@@ -448,7 +449,9 @@ class Run(_Record):
         bytes; their outputs (those ``keep_output`` accepts, later runs winning)
         join the outputs; downloads, programs started and imported distributions are united. This
         is how a stage, or a script with captured children, becomes one
-        reusable record.
+        reusable record. An output that is ``gone`` by the end of the run (a worker's partial
+        result that the parent combined and deleted) is a temporary of the tree, wherever it
+        lived: never an output, and never an input either, since the tree produced it.
         """
         seen = {a.path for a in self.inputs}
         outputs = {o.path: o for o in self.outputs}
@@ -463,9 +466,60 @@ class Run(_Record):
             self.execs.extend(r.execs)
             self.stdin = self.stdin or r.stdin
             self.environment.distributions.update(r.environment.distributions)
-        self.outputs = list(outputs.values())
-        produced = {(o.path, o.sha256) for o in self.outputs}
+        produced = {(o.path, o.sha256) for o in outputs.values()}
+        produced.update((o.path, o.sha256) for r in others for o in r.outputs if o.path in gone)
+        self.outputs = [o for o in outputs.values() if o.path not in gone]
+        temporaries = dict.fromkeys(self.temporaries)
+        for r in others:
+            temporaries.update(dict.fromkeys(r.temporaries))
+            temporaries.update((o.path, None) for o in r.outputs if o.path in gone)
+        self.temporaries = list(temporaries)
         self.inputs = [a for a in self.inputs if (a.path, a.sha256) not in produced]
+
+    def read_through(self, others: list[Run], gone: Collection[str]) -> None:
+        """Let this run's lineage flow through files the tree's processes passed it, in place.
+
+        A pool of workers that writes partial results into a temporary directory, and a parent
+        that combines and deletes them, is one step: the partials are no data of it, the maps
+        the workers read are. So an input that is ``gone`` by the end of the run and that another
+        run of ``others`` wrote (same path and digest) is replaced by what fed that file in its
+        producer, transitively; an output's own list of feeding inputs is rewritten the same way.
+        A produced file that still exists stays an input: its sidecar links it to its producer.
+        An input recorded without a digest (``""``: read, then gone before it could be hashed)
+        is matched to its producer by path alone, and dropped when the tree did not produce it.
+        """
+        producers: dict[tuple[str, str], tuple[Run, Output]] = {}
+        for r in others:  # oldest first: the last writer of a path is its producer
+            for o in r.outputs:
+                producers[(o.path, o.sha256)] = producers[(o.path, "")] = (r, o)
+
+        def sources(art: Artifact, seen: set[tuple[str, str]]) -> list[Artifact]:
+            key = (art.path, art.sha256)
+            if art.path not in gone or key not in producers or key in seen:
+                return [art] if art.sha256 else []
+            seen.add(key)
+            run, out = producers[key]
+            found: list[Artifact] = []
+            for a in run.inputs_of(out):
+                found.extend(sources(a, seen))
+            return found
+
+        expanded: dict[str, list[Artifact]] = {}
+        inputs: dict[str, Artifact] = {}
+        for a in self.inputs:
+            feeding = sources(a, set())
+            expanded[a.path] = feeding
+            for f in feeding:
+                inputs.setdefault(f.path, f)
+        if all(len(v) == 1 and v[0].path == k for k, v in expanded.items()):
+            return
+        # an input without a digest was read and gone before it could be hashed: one the tree
+        # produced was replaced by its sources above; of any other, nothing is left to check
+        self.inputs = list(inputs.values())
+        for o in self.outputs:
+            if o.inputs is not None:
+                o.inputs = list(dict.fromkeys(
+                    f.path for p in o.inputs for f in expanded.get(p, ())))
 
     def inputs_of(self, output: Output) -> list[Artifact]:
         """The data inputs that fed ``output`` (read before it was finished)."""

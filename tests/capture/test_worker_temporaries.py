@@ -1,0 +1,155 @@
+"""The fan-out/combine step: workers write partial results into a temporary directory, the
+parent combines them into the final output and deletes the directory.
+
+Such a step is one cacheable step whose inputs are what the workers read: it is reused while
+those inputs are unchanged (counted through a line the script appends to a file in sharklib's
+own home, a place sharklib never records as data), re-runs when a map only a worker read
+changes, and its record names no deleted partial anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+COMBINE = r'''
+import glob, os, sys, tempfile
+
+def work(args):
+    src, tmpdir = args
+    with open(src) as f:
+        total = sum(int(x) for x in f.read().split())
+    part = os.path.join(tmpdir, os.path.basename(src) + ".part")
+    with open(part, "w") as f:
+        f.write(str(total))
+    return part
+
+if __name__ == "__main__":
+    kind, method, where = sys.argv[1:4]
+    with open(os.environ["COUNT_FILE"], "a") as c:
+        c.write("ran\n")
+    maps = sorted(glob.glob("maps/*.txt"))
+    with tempfile.TemporaryDirectory(dir="." if where == "inside" else None) as d:
+        jobs = [(m, d) for m in maps]
+        if kind == "pool":
+            import multiprocessing as mp
+            with mp.get_context(method).Pool(2) as p:
+                parts = p.map(work, jobs)
+        elif kind == "executor":
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(2, mp_context=mp.get_context(method)) as ex:
+                parts = list(ex.map(work, jobs))
+        else:
+            import subprocess
+            code = "import sys; sys.path.insert(0, '.'); from combine import work; work((sys.argv[1], sys.argv[2]))"
+            for m in maps:
+                subprocess.run([sys.executable, "-c", code, m, d], check=True)
+            parts = [os.path.join(d, os.path.basename(m) + ".part") for m in maps]
+        total = 0
+        for part in parts:
+            with open(part) as f:
+                total += int(f.read())
+    with open("final.txt", "w") as f:
+        f.write(f"{total}\n")
+'''
+
+CASES = [("pool", "fork", "outside"), ("pool", "fork", "inside"),
+         ("pool", "spawn", "outside"), ("pool", "spawn", "inside"),
+         ("pool", "forkserver", "outside"), ("executor", "spawn", "inside"),
+         ("subprocess", "-", "outside")]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    (proj / "maps").mkdir(parents=True)
+    (proj / ".git").mkdir()
+    for i in range(1, 5):
+        (proj / "maps" / f"sp{i}.txt").write_text(f"{i} {i} {i}\n")
+    (proj / "combine.py").write_text(COMBINE)
+    return proj
+
+
+def shark(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")
+           or k == "SHARKLIB_HOME"}
+    env["COUNT_FILE"] = str(Path(os.environ["SHARKLIB_HOME"]) / "count")
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-m", "sharklib", *args], cwd=project,
+                          capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def executions() -> int:
+    count = Path(os.environ["SHARKLIB_HOME"]) / "count"
+    return len(count.read_text().splitlines()) if count.exists() else 0
+
+
+def statements(sidecar: Path) -> list[dict]:
+    out = []
+    for line in sidecar.read_text().splitlines():
+        env = json.loads(line)
+        out.append(json.loads(base64.b64decode(env["payload"])))
+    return out
+
+
+@pytest.mark.parametrize(("kind", "method", "where"), CASES)
+def test_a_combine_step_is_one_cached_step_fed_by_what_its_workers_read(
+        project: Path, kind: str, method: str, where: str) -> None:
+    argv = ("run", "combine.py", kind, method, where)
+    first = shark(project, *argv)
+    assert "not cached" not in first.stderr and "warning" not in first.stderr, first.stderr
+    assert (project / "final.txt").read_text() == "30\n"
+    assert executions() == 1
+
+    # every map a worker read is an input of the final output, and no partial appears anywhere
+    text = (project / "final.txt.intoto.jsonl").read_text()
+    assert ".part" not in text
+    head = statements(project / "final.txt.intoto.jsonl")[0]
+    deps = {d.get("uri") for d in head["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert {(project / "maps" / f"sp{i}.txt").as_uri() for i in range(1, 5)} <= deps, deps
+    assert not [p for p in project.rglob("*.part*")], "the partials were deleted by the script"
+
+    shark(project, *argv)
+    assert executions() == 1, "an unchanged combine step is reused"
+    assert (project / "final.txt").read_text() == "30\n"
+
+    # a map only a worker read changes: the step runs again, as plain Python would
+    (project / "maps" / "sp3.txt").write_text("10 10 10\n")
+    shark(project, *argv)
+    assert executions() == 2
+    assert (project / "final.txt").read_text() == "51\n"
+
+    why = shark(project, "why", "final.txt").stdout
+    assert all(f"maps/sp{i}.txt" in why for i in range(1, 5)), why
+    assert ".part" not in why
+    verify = shark(project, "verify", "final.txt")
+    assert "verified" in verify.stdout + verify.stderr
+
+
+def test_the_summary_counts_the_final_output_not_the_partials(project: Path) -> None:
+    done = shark(project, "run", "combine.py", "pool", "fork", "inside")
+    assert "recorded 1 output " in done.stderr, done.stderr
+
+
+def test_a_partial_the_parent_keeps_is_still_an_output(project: Path) -> None:
+    # the same workers, but the parent keeps their files: those are real outputs with sidecars
+    keep = COMBINE.replace("with tempfile.TemporaryDirectory(dir=\".\" if where == \"inside\" "
+                           "else None) as d:", "if True:\n        d = 'parts'; os.makedirs(d, "
+                           "exist_ok=True)")
+    assert keep != COMBINE
+    (project / "combine.py").write_text(keep)
+    shark(project, "run", "combine.py", "pool", "fork", "inside")
+    assert (project / "parts" / "sp1.txt.part.intoto.jsonl").exists()
+    (project / "parts" / "sp1.txt.part").unlink()
+    shark(project, "run", "combine.py", "pool", "fork", "inside")
+    assert executions() == 1, "reused: the kept partial is restored, not recomputed"
+    assert (project / "parts" / "sp1.txt.part").read_text() == "3"
