@@ -164,6 +164,8 @@ def run_main(argv: list[str]) -> int:
     if opts.help:
         sys.stdout.write(USAGE)
         return 0
+    if not _bootstrap_present():
+        return 2
 
     from sharklib.capture import execfile
 
@@ -215,6 +217,23 @@ def run_main(argv: list[str]) -> int:
     if rec is not None:
         rec.exit_status = 0
     return 0
+
+
+def _bootstrap_present() -> bool:
+    """False, after one error line, when the install lacks the child-capture bootstrap.
+
+    A broken install must stop here rather than run the script with its
+    children silently unrecorded (it would end with "recorded no outputs").
+    """
+    from sharklib.capture.environ import require_bootstrap_dir
+    from sharklib.errors import SharkError
+
+    try:
+        require_bootstrap_dir()
+    except SharkError as exc:
+        sys.stderr.write(f"sharklib: error: {exc}\n")
+        return False
+    return True
 
 
 def _start_recording(opts: RunOptions, abspath: str | None,

@@ -65,7 +65,7 @@ def test_patches_absent_when_capture_is_off(tmp_path: Path) -> None:
         print(isinstance(requests.adapters.HTTPAdapter.build_response, wrapt.FunctionWrapper),
               isinstance(urllib.request.OpenerDirector.open, wrapt.FunctionWrapper),
               type(sqlite3.connect).__name__)
-    """, tmp_path, pythonpath=str(REPO / "sitecustomize"))
+    """, tmp_path, pythonpath=str(REPO / "sharklib" / "_bootstrap"))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["False False", "False False builtin_function_or_method"]
 

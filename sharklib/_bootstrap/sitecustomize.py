@@ -37,7 +37,7 @@ def _chain() -> None:
 
 
 class _SharklibOnly:
-    """Finds the ``sharklib`` package beside this bootstrap, and nothing else.
+    """Finds the ``sharklib`` package this bootstrap ships in, and nothing else.
 
     An interpreter that cannot import sharklib (a pipeline's own environment)
     must not see the rest of the directory sharklib lives in either: that is
@@ -62,7 +62,8 @@ def _start() -> None:
         from sharklib.capture.bootstrap import start
     except ImportError:
         sys.modules.pop("sharklib", None)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # this file is sharklib/_bootstrap/sitecustomize.py: the directory holding sharklib/
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         sys.meta_path.append(_SharklibOnly(root))
         try:
             from sharklib.capture.bootstrap import start
