@@ -436,12 +436,12 @@ class _Planner:
     def _environment_reason(f: RunFacts) -> str | None:
         if not f.distributions and not f.downloads:
             return None
-        from sharklib.runner import reuse
+        from sharklib.runner import decide
 
-        dist = reuse.distributions_differ(f.distributions)
+        dist = decide.distributions_differ(f.distributions)
         if dist is not None:
             return f"environment changed: {dist}"
-        if f.downloads and reuse.downloads_trusted({"downloads": f.downloads}) is None:
+        if f.downloads and decide.downloads_trusted({"downloads": f.downloads}) is None:
             return "a download is no longer trusted"
         return None
 

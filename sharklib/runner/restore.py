@@ -1,0 +1,170 @@
+"""Standing in for a past run: write its outputs back from the store, replay its streams.
+
+Only called once :mod:`sharklib.runner.decide` accepted the past run. Outputs
+that are missing or differ are restored (atomically, never outside the
+project root, hostile paths refused before anything is written); the caller
+gets the recorded stdout/stderr to replay, the exit status, and the one-line
+report.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from sharklib.attest.naming import is_sidecar
+from sharklib.cache.index import IndexEntry
+from sharklib.cache.runcache import RunCache
+from sharklib.config import ENV_QUIET, flag
+from sharklib.errors import StoreError
+from sharklib.model import Run
+from sharklib.runner.decide import rebase  # noqa: F401  (re-exported: callers map paths here)
+
+
+@dataclass(slots=True)
+class ReuseDecision:
+    """A past run that counts as this one, with what is needed to stand in for it."""
+
+    entry: IndexEntry
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+    saved: float
+    restored: list[str] = field(default_factory=list)  # outputs and sidecars rewritten
+    in_place: int = 0  # outputs (sidecars not counted) already right on disk
+    checked: int = 0
+    downloads: dict[str, int] = field(default_factory=dict)
+    policy: str = "revalidate"
+    message: str = ""
+
+    @property
+    def run(self) -> Run:
+        """The reused run (parsed on first use)."""
+        return self.entry.run
+
+
+# -- paths ---------------------------------------------------------------------------------
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def checked_relpath(root: str, relpath: str) -> str:
+    """The lexical half of :func:`safe_destination`: no absolute paths, no ``..`` escapes."""
+    if not relpath or "\0" in relpath or os.path.isabs(relpath):
+        raise StoreError("refusing to restore to a path outside the project",
+                         f"{root} (cache entry path {relpath!r})")
+    norm = os.path.normpath(relpath)
+    if norm in (".", "..") or norm.startswith(".." + os.sep):
+        raise StoreError("refusing to restore to a path outside the project",
+                         f"{root} (cache entry path {relpath!r})")
+    return os.path.join(root, norm)
+
+
+def safe_destination(root: str, relpath: str) -> str:
+    """Where a recorded output goes, refusing anything that would land outside ``root``.
+
+    Refused: absolute paths, ``..`` escapes, and paths whose existing parent
+    directories resolve (through symlinks) outside the root. Creates the
+    missing parent directories.
+    """
+    where = f"{root} (cache entry path {relpath!r})"
+    dest = checked_relpath(root, relpath)
+    real_root = os.path.realpath(root)
+    probe = os.path.dirname(dest)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    if not _inside(os.path.realpath(probe), real_root):
+        raise StoreError("refusing to restore through a symlink leading outside the project",
+                         where)
+    if os.path.isdir(dest) and not os.path.islink(dest):
+        raise StoreError("refusing to replace a directory with a file", where)
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    if not _inside(os.path.realpath(os.path.dirname(dest)), real_root):
+        raise StoreError("refusing to restore through a symlink leading outside the project",
+                         where)
+    return dest
+
+
+# -- restoring -----------------------------------------------------------------------------
+def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list[str], int]:
+    """Restore every output that is missing or differs; refuse hostile paths first."""
+    plan = [(obj, checked_relpath(root, obj.path)) for obj in entry.outputs()]
+    missing = []
+    in_place = 0
+    for obj, dest in plan:
+        # a file already right needs no write, so the (costlier) symlink check is skipped
+        if not os.path.islink(dest) and cache.statcache.unchanged(dest, obj.sha256):
+            in_place += not is_sidecar(dest)
+        else:
+            missing.append(obj)
+    writes = [(obj, safe_destination(root, obj.path)) for obj in missing]  # all refused first
+    for obj, dest in writes:
+        cache.restore(obj, dest)
+    return [dest for _, dest in writes], in_place
+
+
+def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
+    obj = entry.stream(role)
+    return b"" if obj is None else cache.read(obj.sha256)
+
+
+def reuse_message(decision: ReuseDecision) -> str:
+    when = _dt.datetime.fromtimestamp(decision.entry.started).strftime("%Y-%m-%d %H:%M")
+    # a user counts the files their script wrote; the sidecars travel with them
+    n = sum(not is_sidecar(p) for p in decision.restored)
+    outputs = f"{n} output{'s' if n != 1 else ''} restored"
+    if decision.in_place:
+        outputs += f" ({decision.in_place} already in place)"
+    text = (f"sharklib: reused run of {when} (saved {decision.saved:.1f} s): {outputs}; "
+            f"inputs unchanged ({decision.checked} checked)")
+    if decision.downloads:
+        parts = ", ".join(f"{n} {how}" for how, n in sorted(decision.downloads.items()))
+        text += f"; downloads {parts} (policy {decision.policy})"
+    return text
+
+
+def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, checked: int,
+            downloads: dict[str, int], policy: str) -> ReuseDecision:
+    """Stand in for ``entry`` (already accepted): fetch its streams, restore its outputs."""
+    with cache.shared():
+        try:
+            # fetch streams first: if an object is bad we learn it before touching the workspace
+            stdout = _stream(entry, "stdout", cache)
+            stderr = _stream(entry, "stderr", cache)
+            restored, in_place = restore_outputs(entry, root, cache)
+        except StoreError:
+            # a gc between the lookup and this (shared) lock is a normal race, not corruption
+            if not cache.index.has_run(entry.run_id):
+                raise StoreError(f"run {entry.run_id[:12]} was removed by a concurrent "
+                                 f"`sharklib cache gc`", str(cache.directory)) from None
+            raise
+    saved = max(0.0, entry.duration - (time.monotonic() - started))
+    decision = ReuseDecision(entry=entry, exit_status=entry.exit_status or 0,
+                             stdout=stdout, stderr=stderr, saved=saved, restored=restored,
+                             in_place=in_place, checked=checked, downloads=downloads,
+                             policy=policy)
+    decision.message = reuse_message(decision)
+    cache.index.mark_used(entry.run_id, saved)
+    return decision
+
+
+def replay(decision: ReuseDecision, *, quiet: bool | None = None) -> int:
+    """Write the recorded stdout/stderr and the reuse line; returns the exit status to use."""
+    for stream, data in ((sys.stdout, decision.stdout), (sys.stderr, decision.stderr)):
+        if data:
+            stream.flush()
+            buf = getattr(stream, "buffer", None)
+            if buf is not None:
+                buf.write(data)
+                buf.flush()
+            else:
+                stream.write(data.decode("utf-8", "replace"))
+    if not (flag(ENV_QUIET) if quiet is None else quiet):
+        sys.stderr.write(decision.message + "\n")
+        sys.stderr.flush()
+    return decision.exit_status
+
+
