@@ -133,6 +133,8 @@ def test_a_combine_step_is_one_cached_step_fed_by_what_its_workers_read(
     assert ".part" not in why
     verify = shark(project, "verify", "final.txt")
     assert "verified" in verify.stdout + verify.stderr
+    graph = shark(project, "graph", "final.txt", "--format", "mermaid").stdout
+    assert ".part" not in graph and graph.count("python combine.py") == 1, graph
 
 
 def test_the_summary_counts_the_final_output_not_the_partials(project: Path) -> None:
@@ -153,3 +155,77 @@ def test_a_partial_the_parent_keeps_is_still_an_output(project: Path) -> None:
     shark(project, "run", "combine.py", "pool", "fork", "inside")
     assert executions() == 1, "reused: the kept partial is restored, not recomputed"
     assert (project / "parts" / "sp1.txt.part").read_text() == "3"
+
+
+GDAL_COMBINE = r'''
+import glob, os, sys, tempfile
+import multiprocessing as mp
+from osgeo import gdal
+gdal.UseExceptions()
+
+def work(args):
+    src, tmpdir = args
+    ds = gdal.Open(src)
+    band = ds.GetRasterBand(1).ReadAsArray()
+    ds = None
+    part = os.path.join(tmpdir, os.path.basename(src))
+    out = gdal.GetDriverByName("GTiff").Create(part, 4, 4, 1, gdal.GDT_Float32)
+    out.GetRasterBand(1).WriteArray(band * 2)
+    out = None
+    return part
+
+if __name__ == "__main__":
+    with open(os.environ["COUNT_FILE"], "a") as c:
+        c.write("ran\n")
+    maps = sorted(glob.glob("maps/*.tif"))
+    with tempfile.TemporaryDirectory() as d:
+        with mp.get_context("spawn").Pool(2) as p:
+            parts = p.map(work, [(m, d) for m in maps])
+        total = None
+        for part in parts:
+            ds = gdal.Open(part)
+            arr = ds.GetRasterBand(1).ReadAsArray()
+            ds = None
+            total = arr if total is None else total + arr
+    out = gdal.GetDriverByName("GTiff").Create("richness.tif", 4, 4, 1, gdal.GDT_Float32)
+    out.GetRasterBand(1).WriteArray(total)
+    out = None
+'''
+
+
+def test_a_gdal_combine_step_through_real_rasters(tmp_path: Path) -> None:
+    gdal = pytest.importorskip("osgeo.gdal", reason="GDAL's Python bindings are not built here "
+                               "(scripts/prepare.d/20-gdal-python.sh builds them in CI)")
+    import numpy as np
+
+    gdal.UseExceptions()
+    proj = tmp_path / "proj"
+    (proj / "maps").mkdir(parents=True)
+    (proj / ".git").mkdir()
+
+    def species(i: int, value: float) -> None:
+        ds = gdal.GetDriverByName("GTiff").Create(str(proj / "maps" / f"sp{i}.tif"), 4, 4, 1,
+                                                  gdal.GDT_Float32)
+        ds.GetRasterBand(1).WriteArray(np.full((4, 4), value, dtype="float32"))
+        ds = None
+
+    for i in range(3):
+        species(i, float(i))
+    (proj / "richness.py").write_text(GDAL_COMBINE)
+
+    def total() -> float:
+        ds = gdal.Open(str(proj / "richness.tif"))
+        value = float(ds.GetRasterBand(1).ReadAsArray()[0, 0])
+        ds = None
+        return value
+
+    shark(proj, "run", "richness.py")
+    assert executions() == 1 and total() == 6.0
+    shark(proj, "run", "richness.py")
+    assert executions() == 1, "reused"
+    why = shark(proj, "why", "richness.tif").stdout
+    assert all(f"maps/sp{i}.tif" in why for i in range(3)), why
+    species(1, 5.0)  # only a worker reads this map
+    shark(proj, "run", "richness.py")
+    assert executions() == 2 and total() == 14.0
+    assert "verified" in shark(proj, "verify", "richness.tif").stdout
