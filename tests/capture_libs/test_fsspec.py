@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
-from capture_libs_support import file_sha256, run_captured, sha256
+from capture_libs_support import ETAG, LAST_MODIFIED, PAYLOAD, file_sha256, run_captured, sha256
 
 DATA = b"species,count\n" + b"".join(b"s%d,%d\n" % (i, i * 3) for i in range(5000))
 
@@ -96,3 +100,41 @@ def test_s3_through_s3fs_and_moto(tmp_path: Path, s3_env: str) -> None:
     (put,) = [d for d in c.run.downloads if d.url == f"s3://{bucket}/out.txt"]
     assert put.method == "PUT" and put.sha256 == printed["wrote"]
     assert hashlib.sha256(fs.cat(f"{bucket}/out.txt")).hexdigest() == put.sha256
+
+
+@pytest.mark.parametrize("block_size", [None, 0], ids=["HTTPFile", "HTTPStreamFile"])
+def test_an_http_download_through_fsspec_is_revalidated_and_reused(
+        tmp_path: Path, http_server: str, block_size: int | None) -> None:
+    """The loopback server sends an ETag: the second run is reused, the step does not run again.
+
+    Before, fsspec's HTTP files kept only the size of the response, so the download
+    had no validator and the run was never reused.
+    """
+    if importlib.util.find_spec("aiohttp") is None:
+        pytest.skip("aiohttp (fsspec's HTTP backend) is not installed")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "step.py").write_text(textwrap.dedent(f"""
+        import fsspec
+        open("ran.log", "a").write("ran\\n")  # counts executions
+        with fsspec.open("{http_server}/data.bin", "rb", block_size={block_size!r}) as f:
+            data = f.read()
+        open("out.bin", "wb").write(data)
+    """))
+    env = {k: v for k, v in os.environ.items() if k not in ("SHARKLIB_SESSION", "PYTHONPATH")}
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "sharklib", "run", "step.py"], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.bin").read_bytes() == PAYLOAD
+    assert (tmp_path / "ran.log").read_text() == "ran\n", proc.stderr
+
+    (tmp_path / "rec").mkdir()
+    c = run_captured(tmp_path / "rec", f"""
+        import fsspec
+        with fsspec.open("{http_server}/data.bin", "rb", block_size={block_size!r}) as f:
+            f.read()
+    """)
+    assert c.proc.returncode == 0, c.proc.stderr
+    (dl,) = c.run.downloads
+    assert (dl.url, dl.sha256, dl.etag, dl.last_modified) == (
+        f"{http_server}/data.bin", sha256(PAYLOAD), ETAG, LAST_MODIFIED)

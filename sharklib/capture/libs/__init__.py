@@ -36,6 +36,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "urllib.request": ("downloads_urllib", "patch"),
     "httpx._models": ("downloads_httpx", "patch"),
     "fsspec.spec": ("fsspec_io", "patch"),
+    "fsspec.implementations.http": ("fsspec_io", "patch_http"),
     "osgeo.gdal": ("gdal_io", "patch_gdal"),
     "osgeo.ogr": ("gdal_io", "patch_ogr"),
     "rasterio": ("rasterio_io", "patch"),

@@ -9,7 +9,11 @@ as one with ``method`` ``PUT`` (the recorder has no remote outputs yet). When
 the program reads sequentially from the start the digest is of the bytes read
 (the whole object when read to the end); if it seeks anywhere but the start,
 the bytes read are no single prefix and ``sha256`` is left out (the ETag, when
-the backend reports one, still identifies the object). Compression applied by
+the backend reports one, still identifies the object). Over HTTP(S) the ETag
+and Last-Modified that ``HTTPFileSystem`` fetched to size the file (its
+``_info``, patched by :func:`patch_http`) or got with a streamed GET are
+recorded, so an fsspec download is revalidated and reused like a ``requests``
+one instead of making its run never reusable. Compression applied by
 ``open(compression=...)`` sits *outside* the counting proxy, so the digest is
 of the stored bytes. Local paths (``file://``) are opened with the builtin
 ``open`` inside fsspec, which the audit hook already records under the same
@@ -27,6 +31,38 @@ from sharklib.capture.libs.body_digest import BodyDigest, FinishingProxy
 from sharklib.capture.libs.recording import guarded, recorder
 
 _LOCAL = {"file", "local"}
+
+
+#: URL -> the validators HTTPFileSystem._info last saw for it (bounded: see _remember)
+_http_validators: dict[str, dict[str, str]] = {}
+_HTTP_VALIDATORS_KEPT = 256
+_VALIDATOR_NAMES = (("ETag", "ETag"), ("etag", "ETag"), ("LastModified", "Last-Modified"),
+                    ("last_modified", "Last-Modified"), ("Last-Modified", "Last-Modified"))
+
+
+def _validators(found: Any) -> dict[str, str]:
+    """ETag / Last-Modified out of a details dict or a response's headers mapping."""
+    out: dict[str, str] = {}
+    if found is None:
+        return out
+    for key, name in _VALIDATOR_NAMES:
+        try:
+            value = found.get(key)
+        except Exception:
+            return out
+        if value is not None and name not in out:
+            out[name] = str(value)
+    return out
+
+
+def _remember(url: str, info: Any) -> None:
+    found = _validators(info) if isinstance(info, dict) else {}
+    if found:
+        if len(_http_validators) >= _HTTP_VALIDATORS_KEPT:
+            _http_validators.pop(next(iter(_http_validators)))
+        _http_validators[url] = found
+    else:
+        _http_validators.pop(url, None)
 
 
 class RemoteFile(FinishingProxy):
@@ -136,13 +172,14 @@ def _open(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     result = f
     with guarded("fsspec file"):
         url = instance.unstrip_protocol(stripped)
-        details = getattr(f, "details", None) if "r" in mode else None
         headers: dict[str, Any] = {}
-        if isinstance(details, dict):
-            for key, name in (("ETag", "ETag"), ("etag", "ETag"), ("LastModified", "Last-Modified"),
-                              ("last_modified", "Last-Modified")):
-                if details.get(key) is not None:
-                    headers[name] = details[key]
+        if "r" in mode:
+            details = getattr(f, "details", None)
+            headers = _validators(details) if isinstance(details, dict) else {}
+            if not headers:  # HTTPStreamFile: the GET's own response
+                headers = _validators(getattr(getattr(f, "r", None), "headers", None))
+            if not headers:  # HTTPFile: what sizing the file (HEAD) returned
+                headers = dict(_http_validators.get(stripped, {}))
         body = BodyDigest(url, None, headers, "GET" if "r" in mode else "PUT")
         result = RemoteFile(f, body)
         import weakref
@@ -154,6 +191,25 @@ def _open(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
         result = compr[get_compression(stripped, compression)](result, mode=mode[0])
     return result
+
+
+async def _http_info(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    info = await wrapped(*args, **kwargs)
+    with guarded("fsspec http info"):
+        url = args[0] if args else kwargs.get("url")
+        if isinstance(url, str) and recorder() is not None:
+            _remember(url, info)
+    return info
+
+
+def patch_http(module: Any) -> None:
+    """Wrap ``HTTPFileSystem._info`` (``module`` is ``fsspec.implementations.http``).
+
+    ``HTTPFile`` keeps only the size of the HEAD response that sized it; the
+    ETag and Last-Modified it also carried are what makes the download
+    revalidatable, so they are kept here for :func:`_open` to record.
+    """
+    wrapt.wrap_function_wrapper(module, "HTTPFileSystem._info", _http_info)
 
 
 def patch(module: Any) -> None:
