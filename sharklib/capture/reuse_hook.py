@@ -78,18 +78,43 @@ def check(rec: Recorder) -> int | None:
     return reuse.replay(decision)
 
 
+#: Programs libraries start to learn about the machine, not to read a step's data: matplotlib
+#: runs ``fc-list`` to build its font cache, ``platform.uname()`` (h5py, pandas' show_versions)
+#: runs ``uname``, ``ctypes.util.find_library`` runs ``ldconfig``/``gcc``/``ld``. What they read
+#: is the environment, so they do not make a run uncacheable (docs/capture.md lists them).
+PROBES = frozenset({"uname", "fc-list", "fc-match", "ldconfig", "ldconfig.real", "lsb_release",
+                    "getconf", "nproc", "arch", "locale", "hostname", "lscpu", "nvidia-smi",
+                    "gcc", "cc", "ld", "objdump", "sw_vers", "sysctl", "xcrun"})
+#: ``git`` asked only about itself or the revision (the code identity records the git state)
+GIT_PROBES = frozenset({"--version", "version", "rev-parse", "describe"})
+
+
+def is_probe(argv: list[str], name: str) -> bool:
+    """Is this program one of the environment probes of :data:`PROBES` (or a git version probe)?"""
+    if name in PROBES:
+        # find_library's compiler and linker probes name no file of the project
+        return name not in ("gcc", "cc", "ld", "objdump") or not any(
+            a.endswith((".c", ".o", ".a")) and not a.startswith("/tmp/") for a in argv[1:])
+    if name == "git":
+        words = [a for a in argv[1:] if not a.startswith("-C")]
+        return bool(words) and words[0] in GIT_PROBES
+    return False
+
+
 def unseen_program(run: Run) -> str | None:
     """The first program the run's tree started that is not a (captured) Python interpreter.
 
     What ``cat in.txt`` read is in no record, so no reuse can prove it unchanged. A Python
-    child inherits the bootstrap and records its own reads, folded into the run.
+    child inherits the bootstrap and records its own reads, folded into the run. A library's
+    probe of the machine (:data:`PROBES`) is environment, not an unseen read of data.
     """
     import re
 
     for e in run.execs:
         name = os.path.basename(e.path or (e.argv[0] if e.argv else ""))
-        if not re.fullmatch(r"python(\d+(\.\d+)*)?", name):
-            return name or "a program"
+        if re.fullmatch(r"python(\d+(\.\d+)*)?", name) or is_probe(list(e.argv), name):
+            continue
+        return name or "a program"
     return None
 
 
