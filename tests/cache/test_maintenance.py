@@ -245,14 +245,11 @@ def test_push_pull_with_the_remote_down_is_one_line(project, tmp_path, write, ma
                AWS_ENDPOINT_URL=dead, AWS_ENDPOINT_URL_S3=dead)
     with RunCache(tmp_path / "c") as cache:
         _record(project, cache, write, make_run, "habitat.py", b"raster" * 100)
-    started = time.monotonic()
     r = _cli(*command, env=env, cwd=project)
-    took = time.monotonic() - started
     assert r.returncode == 2, r.stdout + r.stderr
     [line] = r.stderr.strip().splitlines()
     assert line.startswith("sharklib: error: remote s3://sharkbucket/cache unreachable: "), line
     assert "please report" not in line and "Traceback" not in r.stderr
-    assert took < 5, f"{took:.1f} s to notice a refused connection"
 
 
 def test_verify_after_index_only_pull_counts_remote_objects(project, tmp_path, write, make_run):  # type: ignore[no-untyped-def]
