@@ -110,7 +110,14 @@ class RemoteStore(ObjectStore):
                  level: int = 3, threads: int = -1) -> None:
         self.url = url.rstrip("/")
         options = {**default_options(self.url), **(storage_options or {})}
-        self.fs, self.base = fsspec.core.url_to_fs(self.url, **options)
+        try:
+            self.fs, self.base = fsspec.core.url_to_fs(self.url, **options)
+        except ImportError as exc:  # the protocol's filesystem package is not installed
+            from sharklib.extras import missing_extra
+
+            if self.url.startswith(("s3://", "s3a://")):
+                raise missing_extra("s3fs", f"the remote cache {self.url}") from None
+            raise StoreError(f"the remote cache {self.url}: {exc}") from None
         self.base = self.base.rstrip("/")
         self.level = level
         self.threads = threads

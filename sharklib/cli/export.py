@@ -1,4 +1,4 @@
-"""``sharklib export FILE --format intoto|prov-json|ro-crate|openlineage``."""
+"""``sharklib export FILE --format intoto|prov-json|ro-crate|openlineage`` (or in-toto, prov, rocrate)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import sys
 
 import click
 
-from sharklib.views.exports import FORMATS, export_command
+from sharklib.views.exports import ALIASES, FORMATS, export_command
 
 
 @click.command(name="export")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, *ALIASES]), required=True)
 @click.option("-o", "--out", type=click.Path(), default=None,
               help="Output file (a directory or .zip for ro-crate). Default: standard output.")
 @click.option("--with-data", is_flag=True,

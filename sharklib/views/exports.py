@@ -28,6 +28,11 @@ from sharklib.model.provenance import iso
 from sharklib.views.lineage import Lineage, Step, load_lineage
 
 FORMATS = ("intoto", "prov-json", "ro-crate", "openlineage")
+#: the other spellings users type for the same formats
+ALIASES = {"in-toto": "intoto", "prov": "prov-json", "rocrate": "ro-crate"}
+#: format -> the module of the extra it is made with (checked before anything is loaded)
+NEEDS = {"prov-json": "prov.model", "ro-crate": "rocrate.rocrate",
+         "openlineage": "openlineage.client"}
 PRODUCER = "https://sharklib.dev/sharklib"
 PROCESS_RUN_CRATE = "https://w3id.org/ro/wfrun/process/0.5"
 
@@ -378,8 +383,12 @@ def to_openlineage(lineage: Lineage) -> bytes:
 
 def export_command(path: str, fmt: str, out: str | None, with_data: bool = False) -> bytes | None:
     """What ``sharklib export`` does: the bytes for stdout, or None once written to ``out``."""
+    from sharklib.extras import require
     from sharklib.views.output import write_output
 
+    fmt = ALIASES.get(fmt, fmt)
+    if fmt in NEEDS:
+        require(NEEDS[fmt], f"export --format {fmt}")
     lineage = load_lineage(path)
     if fmt == "ro-crate":
         if not out:

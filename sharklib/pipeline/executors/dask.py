@@ -25,7 +25,9 @@ class DaskPool:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise SharkError("the dask executor needs 'distributed' (pip install sharklib[dask])") from None
+            from sharklib.extras import missing_extra
+
+            raise missing_extra("distributed", "the dask executor") from None
         self._cluster: Any = None
         try:
             if scheduler:
