@@ -131,13 +131,17 @@ class IndexEntry:
     """
 
     __slots__ = ("_run", "_run_dict", "_where", "ended", "exit_status", "inputs", "key",
-                 "modules", "objects", "root", "run_id", "started")
+                 "key_parts", "modules", "objects", "root", "run_id", "started")
 
     def __init__(self, key: str, run: Run | None, root: str, objects: list[StoredObject],
                  inputs: list[tuple[str, str]] | None = None,
                  modules: list[tuple[str, str]] | None = None, *,
-                 run_dict: dict[str, Any] | None = None, where: str | None = None) -> None:
+                 run_dict: dict[str, Any] | None = None, where: str | None = None,
+                 key_parts: dict[str, Any] | None = None) -> None:
         self.key = key
+        #: what the key was digested from (``RunKeyParts.to_dict``), so ``--explain`` can
+        #: name the first difference when a key is not found; None in older entries
+        self.key_parts = key_parts
         self.root = root
         self.objects = objects
         self.inputs = inputs or []
@@ -191,6 +195,7 @@ class IndexEntry:
             "run": self.run_data(), "objects": [o.to_dict() for o in self.objects],
             "inputs": [[encode_path(p), s] for p, s in self.inputs],
             "modules": [[encode_path(p), s] for p, s in self.modules],
+            **({"key_parts": self.key_parts} if self.key_parts is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -233,7 +238,8 @@ class IndexEntry:
                                else _bad_pair(name) for p, s in items]
             return cls(key=key, run=None, root=decode_path(str(d["root"])), objects=objects,
                        inputs=pairs["inputs"], modules=pairs["modules"], run_dict=run_dict,
-                       where=where)
+                       where=where,
+                       key_parts=d["key_parts"] if isinstance(d.get("key_parts"), dict) else None)
         except StoreError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -279,7 +279,8 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
     printed = _printed_to_files(rec)
     if printed is None:
         return
-    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec), **printed)
+    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec),
+                         key_parts=rec.key_parts, **printed)
     if entry is not None and _cache_location_is_default():
         marker = _marker(run.run_key)
         try:

@@ -106,10 +106,13 @@ class RunKeyParts:
 
     __hash__ = None  # type: ignore[assignment]
 
-    def digest(self) -> str:
-        body = {"v": KEY_VERSION, "argv": self.argv, "cwd": self.cwd, "code": self.code,
+    def to_dict(self) -> dict[str, object]:
+        """The body the key is the digest of (kept beside a recorded run, for ``--explain``)."""
+        return {"v": KEY_VERSION, "argv": self.argv, "cwd": self.cwd, "code": self.code,
                 "environment": self.environment}
-        return "sha256:" + sha256_hex(canonical_json(body))
+
+    def digest(self) -> str:
+        return "sha256:" + sha256_hex(canonical_json(self.to_dict()))
 
 
 def run_key_parts(argv: Sequence[str], cwd: str, root: str, code: Mapping[str, str],
@@ -124,3 +127,32 @@ def run_key_parts(argv: Sequence[str], cwd: str, root: str, code: Mapping[str, s
     norm_argv = [relative_to_root(a, root) if os.path.isabs(a) else a for a in argv]
     return RunKeyParts(argv=norm_argv, cwd=relative_to_root(os.path.abspath(cwd), root),
                        code=dict(code), environment=dict(environment))
+
+
+def first_difference(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> str | None:
+    """The first part in which two run keys' bodies (:meth:`RunKeyParts.to_dict`) differ, in words.
+
+    Ordered as a user would look: the key recipe's version, the command line, the
+    working directory, the code, then the environment, one named entry at a time.
+    """
+    def short(value: object) -> str:
+        text = value if isinstance(value, str) else canonical_json(value).decode()
+        return text if len(text) <= 60 else text[:57] + "…"
+
+    if recorded.get("v") != now.get("v"):
+        return f"run key recipe changed ({recorded.get('v')} -> {now.get('v')})"
+    if recorded.get("argv") != now.get("argv"):
+        return f"command line differs: recorded {short(recorded.get('argv'))}, now {short(now.get('argv'))}"
+    if recorded.get("cwd") != now.get("cwd"):
+        return f"working directory differs: recorded {recorded.get('cwd')}, now {now.get('cwd')}"
+    for part, label in (("code", "code"), ("environment", "environment")):
+        old = recorded.get(part) or {}
+        new = now.get(part) or {}
+        for name in sorted(set(old) | set(new)):
+            if old.get(name) != new.get(name):
+                was = "absent" if name not in old else short(old[name])
+                is_ = "absent" if name not in new else short(new[name])
+                if part == "code":
+                    return f"code differs: {name} (recorded {was[:12]}, now {is_[:12]})"
+                return f"{label} differs: {name} (recorded {was}, now {is_})"
+    return None

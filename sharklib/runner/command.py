@@ -149,7 +149,7 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
         agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
                               exit_status=status, run_key=key_parts.digest(),
                               inherited=_stream_files(stdout, stderr))
-        entry = reuse.record(agg, root=root, cache=cache)
+        entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts)
         if entry is not None:
             result.recorded = True
             result.run_id = entry.run_id

@@ -28,7 +28,6 @@ def rebase(path: str, root: str) -> str:
     return path if path.startswith("/") else f"{root}/{path}"
 
 
-
 # -- environment ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4096)
 def _installed_version(name: str) -> str | None:
@@ -55,41 +54,129 @@ def distributions_differ(dists: Mapping[str, Any]) -> str | None:
 
 
 # -- inputs and downloads ----------------------------------------------------------------
-def inputs_unchanged(entry: IndexEntry, root: str, cache: RunCache) -> tuple[bool, int]:
-    pairs = [(rebase(p, root), s) for p, s in (*entry.inputs, *entry.modules)]
-    if not pairs:
-        return True, 0
-    got = cache.statcache.digests([p for p, _ in pairs])
-    for path, sha in pairs:
-        now = got.get(path)
-        if now is None or now[0] != sha:
-            return False, len(pairs)
-    return True, len(pairs)
+def shown(path: str, cwd: str | None) -> str:
+    """``path`` as a user would type it from ``cwd`` (relative when inside it)."""
+    if cwd is None or not path.startswith("/"):
+        return path
+    import os
+
+    rel = os.path.relpath(path, cwd)
+    if rel == ".." or rel.startswith("../"):
+        return path
+    return rel + "/" if path.endswith("/") and rel != "." else rel  # a listed directory
+
+
+def file_reason(path: str, recorded: str, now: str | None, *, code: bool,
+                cwd: str | None = None) -> str | None:
+    """Why a recorded file no longer matches, in words a user can act on (None: it matches)."""
+    if now == recorded:
+        return None
+    name = shown(path, cwd)
+    if code or path.endswith(".py"):  # a stage folds its Python modules into its inputs
+        return f"code changed: {name}" if now is not None else f"code missing: {name}"
+    if now is None:
+        return f"input {name} missing (recorded {recorded[:4]}…)"
+    return f"input {name} changed (recorded {recorded[:4]}…, now {now[:4]}…)"
+
+
+#: what :func:`sharklib.runner.downloads.judge` says of an untrusted download, in words
+_DOWNLOAD_WORDS = {
+    "no validator": "not revalidated: no ETag/Last-Modified",
+    "not http": "not revalidated: not an HTTP URL",
+    "unreachable": "not revalidated: the server did not answer",
+    "changed": "changed on the server",
+    "not pinned": "not pinned (download policy strict)",
+    "pin differs": "differs from its pin",
+}
+
+
+def download_reason(downloads: list[Any], policy: str | None = None,
+                    pins: Mapping[str, str] | None = None) -> tuple[str | None, dict[str, int]]:
+    """(why a recorded download is not trusted, or None; how each trusted one is, counted)."""
+    policy = policy or default_policy()
+    counts: dict[str, int] = {}
+    for raw in downloads or []:
+        dl = Download.from_dict(raw)
+        verdict = judge(dl, policy, pins)
+        if not verdict.trusted:
+            words = _DOWNLOAD_WORDS.get(verdict.how, verdict.how)
+            return f"download {dl.url} {words}", counts
+        counts[verdict.how] = counts.get(verdict.how, 0) + 1
+    return None, counts
 
 
 def downloads_trusted(run: dict[str, Any], policy: str | None = None,
                       pins: Mapping[str, str] | None = None) -> dict[str, int] | None:
     """How each download of ``run`` is trusted (counts by reason), or None if one is not."""
-    policy = policy or default_policy()
-    counts: dict[str, int] = {}
-    for raw in run.get("downloads") or []:
-        verdict = judge(Download.from_dict(raw), policy, pins)
-        if not verdict.trusted:
-            return None
-        counts[verdict.how] = counts.get(verdict.how, 0) + 1
-    return counts
+    reason, counts = download_reason(run.get("downloads") or [], policy, pins)
+    return None if reason is not None else counts
 
 
+def environment_reason(distributions: Mapping[str, Any], downloads: list[Any],
+                       policy: str | None = None,
+                       pins: Mapping[str, str] | None = None) -> str | None:
+    """Why the past run's environment or downloads do not count now (None: they do)."""
+    dist = distributions_differ(distributions) if distributions else None
+    if dist is not None:
+        return f"environment changed: {dist}"
+    if downloads:
+        return download_reason(downloads, policy, pins)[0]
+    return None
+
+
+class Accepted:
+    """A past run that counts: how many recorded files were checked, how downloads are trusted."""
+
+    __slots__ = ("checked", "downloads")
+
+    def __init__(self, checked: int, downloads: dict[str, int]) -> None:
+        self.checked = checked
+        self.downloads = downloads
+
+
+def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
+              distributions: Mapping[str, Any], downloads: list[Any], *, root: str,
+              now: Mapping[str, tuple[str, Any] | tuple[str, Any, Any]], policy: str | None,
+              pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
+    """THE reuse decision, for the planner, the run and ``--explain`` alike.
+
+    ``inputs``/``modules`` are the recorded ``(path, sha256)`` (relative to
+    ``root`` when inside it), ``now`` the digests of those files on disk now
+    (absolute path to ``(sha256, ...)``; a file absent there is missing). The
+    answer is :class:`Accepted`, or the first reason, in words, why the past
+    run does not count: the first changed input, then code, then environment,
+    then downloads.
+    """
+    for pairs, code in ((inputs, False), (modules, True)):
+        for path, sha in pairs:
+            full = rebase(path, root)
+            got = now.get(full)
+            reason = file_reason(full, sha, None if got is None else got[0], code=code, cwd=cwd)
+            if reason is not None:
+                return reason
+    dist = distributions_differ(distributions) if distributions else None
+    if dist is not None:
+        return f"environment changed: {dist}"
+    reason, counts = download_reason(downloads, policy, pins)
+    if reason is not None:
+        return reason
+    return Accepted(len(inputs) + len(modules), counts)
+
+
+def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | None,
+                pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
+    """:func:`judge_run` for an index entry, the digests asked of the stat cache."""
+    pairs = [*entry.inputs, *entry.modules]
+    now = cache.statcache.digests([rebase(p, root) for p, _ in pairs]) if pairs else {}
+    data = entry.run_data()
+    return judge_run(entry.inputs, entry.modules,
+                     (data.get("environment") or {}).get("distributions") or {},
+                     data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
+                     cwd=cwd)
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,
            pins: Mapping[str, str] | None) -> tuple[int, dict[str, int]] | None:
-    """Does ``entry`` count as this run? (inputs checked, downloads by how trusted), or None."""
-    ok, checked = inputs_unchanged(entry, root, cache)
-    data = entry.run_data()
-    if not ok or distributions_changed(data) is not None:
-        return None
-    downloads = downloads_trusted(data, policy, pins)
-    if downloads is None:
-        return None
-    return checked, downloads
+    """Does ``entry`` count as this run? (files checked, downloads by how trusted), or None."""
+    got = judge_entry(entry, root, cache, policy, pins)
+    return None if isinstance(got, str) else (got.checked, got.downloads)

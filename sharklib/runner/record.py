@@ -15,7 +15,7 @@ from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import CacheReadOnly
 from sharklib.config import ENV_NO_CACHE, flag
 from sharklib.errors import StoreError
-from sharklib.model import Run
+from sharklib.model import Run, RunKeyParts
 from sharklib.model.runkey import relative_to_root
 from sharklib.runner.notices import Warn, stderr_warn, unreachable_remotes
 
@@ -70,10 +70,13 @@ def push_in_child(root: str, run_id: str, url: str, warn: Warn) -> bool:
     return False
 
 
-def build_entry(run: Run, root: str, objects: list[StoredObject]) -> IndexEntry:
+def build_entry(run: Run, root: str, objects: list[StoredObject],
+                key_parts: RunKeyParts | None = None) -> IndexEntry:
     assert run.run_key is not None
+    parts = key_parts.to_dict() if key_parts is not None and \
+        key_parts.digest() == run.run_key else None
     return IndexEntry(
-        key=run.run_key, run=run, root=root, objects=objects,
+        key=run.run_key, run=run, root=root, objects=objects, key_parts=parts,
         inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
         modules=[(relative_to_root(m.path, root), m.sha256) for m in run.code.modules],
     )
@@ -83,7 +86,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
            root: str | None = None, cache: RunCache | None = None,
            stdout: bytes | str | os.PathLike[str] | None = None,
            stderr: bytes | str | os.PathLike[str] | None = None,
-           warn: Warn | None = None) -> IndexEntry | None:
+           warn: Warn | None = None, key_parts: RunKeyParts | None = None) -> IndexEntry | None:
     """Store a finished run's outputs and streams, then index it. Never raises.
 
     ``stdout``/``stderr`` are the captured bytes (or files holding them);
@@ -93,7 +96,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
     stdout redirected to a file) is replayed rather than restored as a file.
     Runs that failed, have no run key, read a standard input that was a stream
     (``Run.stdin``) or wrote outside the project root are not cached (the last
-    two with a warning).
+    two with a warning). ``key_parts`` (what ``run.run_key`` was digested from) is
+    kept beside the entry so ``--explain`` can name how another key differs.
     """
     warn = warn or stderr_warn
     if flag(ENV_NO_CACHE) or run.exit_status != 0 or not run.run_key:
@@ -154,7 +158,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                 if data:
                     info = cache.store.put_bytes(data)
                     objects.append(StoredObject(role, "", info.sha256, info.size))
-            entry = build_entry(run, root, objects)
+            entry = build_entry(run, root, objects, key_parts)
             added = cache.add(entry, push=False)
         if added and cache.has_remote and cache.push_new:
             if str(cache.remote_url) in unreachable_remotes:

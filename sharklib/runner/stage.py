@@ -235,6 +235,8 @@ class StageSpec:
     env_tag: str | None = None
     #: the ``PATH`` the command will run with (None: this process's)
     path: str | None = None
+    #: download pins (URL -> sha256) that make a recorded download trusted
+    pins: Mapping[str, str] | None = None
 
 
 def _abs(path: str, root: str) -> str:
@@ -418,7 +420,7 @@ class _Planner:
                                           f"{st.st_mtime_ns}:{st.st_ctime_ns}":
                                     ok = False
                                     break
-                    if ok and (f.plain or self._environment_reason(f) is None):
+                    if ok and (f.plain or self._environment_reason(f, i) is None):
                         plans[i] = _reuse_plan(f, prefix)
                     else:
                         slow.append(i)
@@ -432,22 +434,17 @@ class _Planner:
         _mark_on_disk(plans)
         return plans  # type: ignore[return-value]
 
-    @staticmethod
-    def _environment_reason(f: RunFacts) -> str | None:
+    def _environment_reason(self, f: RunFacts, i: int) -> str | None:
         if not f.distributions and not f.downloads:
             return None
         from sharklib.runner import decide
 
-        dist = decide.distributions_differ(f.distributions)
-        if dist is not None:
-            return f"environment changed: {dist}"
-        if f.downloads and decide.downloads_trusted({"downloads": f.downloads}) is None:
-            return "a download is no longer trusted"
-        return None
+        return decide.environment_reason(f.distributions, f.downloads, None, self.specs[i].pins)
 
     def _slow(self, slow: list[int], plans: list[Plan | None]) -> None:
         """Stages whose inputs could not all be proved by signature: ask the stat cache."""
         from sharklib.cache.index import sig_text, sigs_text
+        from sharklib.runner import decide
 
         wanted: set[str] = set()
         for i in slow:
@@ -462,11 +459,11 @@ class _Planner:
             first_reason: str | None = None
             for f in cands:
                 paths = [_abs(p, root) for p, _ in f.checked]
-                changed = next((p for (p, sha), full in zip(f.checked, paths, strict=True)
-                                if (got.get(full) or ("",))[0] != sha), None)
-                reason = None if changed is None else _changed(changed, spec.cwd)
-                if reason is None:
-                    reason = self._environment_reason(f)
+                # the one decision the run makes too (sharklib.runner.decide)
+                verdict = decide.judge_run(f.inputs, f.modules, f.distributions, f.downloads,
+                                           root=root, now=got, policy=None, pins=spec.pins,
+                                           cwd=spec.cwd)
+                reason = verdict if isinstance(verdict, str) else None
                 if reason is None:
                     plans[i] = _reuse_plan(f, root if root.endswith("/") else root + "/")
                     sigs = [sig_text(st) if (st := got[p][2]) is not None else "" for p in paths]
@@ -528,11 +525,6 @@ def _mark_on_disk(plans: list[Plan | None]) -> None:
                 ok = False
                 break
         p.on_disk = ok
-
-
-def _changed(path: str, cwd: str) -> str:
-    rel = path if not os.path.isabs(path) else os.path.relpath(path, cwd)
-    return f"{'code changed' if path.endswith('.py') else 'input changed'}: {rel}"
 
 
 def plan_command(command: Sequence[str] | str, *, shell: bool = True, cwd: str | None = None,

@@ -55,7 +55,7 @@ def test_touch_does_not_rerun_but_an_edit_does(project: Path) -> None:
     assert plan_command(cmd, cwd=str(project)).action == "reuse"
     (project / "in.txt").write_text("changed\n")
     plan = plan_command(cmd, cwd=str(project))
-    assert plan.action == "run" and plan.reason == "input changed: in.txt"
+    assert plan.action == "run" and plan.reason.startswith("input in.txt changed (recorded ")
     again = run_command(cmd, shell=True, cwd=project, capture="python")
     assert not again.reused and (project / "out.txt").read_text() == "CHANGED\n"
 
@@ -121,7 +121,7 @@ def test_traced_shell_stage(project: Path) -> None:
     assert run_command(cmd, shell=True, cwd=project).reused
     assert (project / "both.txt").read_text() == "hello\ndef shout(s):\n    return s.upper()\n"
     (project / "in.txt").write_text("x\n")
-    assert plan_command(cmd, cwd=str(project)).reason == "input changed: in.txt"
+    assert plan_command(cmd, cwd=str(project)).reason.startswith("input in.txt changed (recorded ")
 
 
 def test_listing_a_directory_makes_it_an_input(project: Path) -> None:
@@ -134,7 +134,7 @@ def test_listing_a_directory_makes_it_an_input(project: Path) -> None:
     assert plan_command(cmd, cwd=str(project)).action == "reuse"
     (project / "up" / "b.txt").write_text("b")
     plan = plan_command(cmd, cwd=str(project))
-    assert plan.action == "run" and plan.reason == "input changed: up/"
+    assert plan.action == "run" and plan.reason.startswith("input up/ changed (recorded ")
 
 
 def test_traced_ls_lists_an_input_directory(project: Path) -> None:
@@ -149,7 +149,7 @@ def test_traced_ls_lists_an_input_directory(project: Path) -> None:
     run_command("ls up > list.txt", shell=True, cwd=project)
     assert plan_command("ls up > list.txt", cwd=str(project)).action == "reuse"
     (project / "up" / "b.txt").write_text("b")
-    assert plan_command("ls up > list.txt", cwd=str(project)).reason == "input changed: up/"
+    assert plan_command("ls up > list.txt", cwd=str(project)).reason.startswith("input up/ changed (recorded ")
 
 
 def test_stages_traced_at_once_from_threads_do_not_mix(project: Path) -> None:
