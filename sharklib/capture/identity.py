@@ -49,10 +49,16 @@ def allowed_variables(environ: Mapping[str, str] | None = None) -> dict[str, str
 
 
 def project_root(cwd: str) -> str:
-    """The nearest directory holding ``.git`` (walking up, no git needed), else ``cwd``."""
+    """The nearest directory holding ``.git`` (walking up, no git needed), else ``cwd``.
+
+    A ``sharklib shell`` workspace (a directory holding ``.sharklib/shell``) is a
+    project root too: a command run in one of its sub-directories is keyed and
+    recorded relative to the workspace, as in a git checkout.
+    """
     path = os.path.abspath(cwd)
     while True:
-        if os.path.exists(os.path.join(path, ".git")):
+        if os.path.exists(os.path.join(path, ".git")) or \
+                os.path.isdir(os.path.join(path, ".sharklib", "shell")):
             return path
         parent = os.path.dirname(path)
         if parent == path:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("sharklib.cli.cache", "Inspect, verify, clean and share the run cache."),
     "pipeline": ("sharklib.cli.pipeline", "Run, plan, pin and regenerate Markdown pipelines."),
     "demo": ("sharklib.cli.demo", "Run the bundled example pipeline."),
+    "shell": ("sharklib.cli.shell", "A shell whose commands are recorded, snapshotted and exportable."),
 }
 
 

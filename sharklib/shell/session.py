@@ -1,0 +1,436 @@
+"""``sharklib shell``: a prompt whose every command is recorded, classified and snapshotted.
+
+Each line goes through the runner exactly like a pipeline stage
+(:func:`sharklib.runner.run_command` with argv ``[bash, -c, LINE]``): a reuse
+look-up first, else the command runs under the native tracer (eBPF, else
+ptrace; else the Python capture, which records Python commands only), its
+outputs get signed sidecars, and a complete record is cached for reuse. The
+shell state that makes consecutive lines one shell (``cd``, variables,
+aliases, functions) is carried by :mod:`sharklib.shell.bashstate` and is part
+of each line's run key.
+
+From the record the command is classified (:mod:`sharklib.shell.classify`);
+a mutation's changed files are stored (:mod:`sharklib.shell.snapshots`) and
+the command is written to the session (:mod:`sharklib.shell.store`) before
+the next prompt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import IO, Any
+
+from sharklib.errors import SharkError
+from sharklib.shell import bashstate, classify
+from sharklib.shell.snapshots import Snapshots
+from sharklib.shell.store import Command, SessionStore
+
+_MAYBE_INCOMPLETE = ("for ", "while ", "until ", "if ", "case ", "{", "(", "'", '"', "<<",
+                     "function ")
+
+
+def workspace_of(cwd: str) -> str:
+    """The project folder a shell started in ``cwd`` records: its git root, else ``cwd``."""
+    from sharklib.capture.identity import project_root
+
+    return project_root(cwd)
+
+
+class Shell:
+    """One interactive or scripted session in a workspace."""
+
+    def __init__(self, workspace: str, *, new: bool = False, out: IO[str] | None = None,
+                 interactive: bool = False) -> None:
+        self.workspace = os.path.realpath(workspace)
+        self.out = out or sys.stdout
+        self.interactive = interactive
+        self.session, self.resumed = SessionStore.open(self.workspace, new=new)
+        self.snapshots = Snapshots(self.workspace)
+        self._tmp = tempfile.mkdtemp(prefix="sharklib-session-shell-")
+        self.bash = bashstate.BashState(self._tmp)
+        self.base_env = {k: v for k, v in os.environ.items()
+                         if k not in ("BASH_ENV", "SHARKLIB_SHELL_STATE")}
+        self.env = dict(self.base_env)
+        self.cwd = os.getcwd() if _under(os.getcwd(), self.workspace) else self.workspace
+        self._said: set[str] = set()
+        self._load_state()
+        self.mode = self._capture_mode()
+
+    # -- state across lines and sessions -----------------------------------------------------
+    def _state_dir(self) -> str:
+        return os.path.join(self.session.dir, "bash")
+
+    def _load_state(self) -> None:
+        import json
+
+        d = self._state_dir()
+        os.makedirs(d, exist_ok=True)
+        vars_file = os.path.join(d, "vars.sh")
+        if os.path.exists(vars_file):
+            with open(vars_file, encoding="utf-8", errors="surrogateescape") as f:
+                self.bash.set_vars(f.read())
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(d, "env.json"), encoding="utf-8") as f:
+                    saved = json.load(f)
+                for name, value in saved.get("set", {}).items():
+                    self.env[name] = value
+                for name in saved.get("unset", []):
+                    self.env.pop(name, None)
+                cwd = os.path.join(self.workspace, saved.get("cwd", "."))
+                if os.path.isdir(cwd):
+                    self.cwd = os.path.realpath(cwd)
+        else:
+            bashstate.seed(self.bash, self.env)
+            self._save_state()
+
+    def _save_state(self) -> None:
+        import json
+
+        from sharklib.hashing.atomic import atomic_write
+
+        d = self._state_dir()
+        changed = {k: v for k, v in self.env.items() if self.base_env.get(k) != v}
+        unset = sorted(k for k in self.base_env if k not in self.env)
+        rel = os.path.relpath(self.cwd, self.workspace)
+        atomic_write(os.path.join(d, "env.json"), json.dumps(
+            {"set": changed, "unset": unset, "cwd": rel if not rel.startswith("..") else "."}
+        ).encode("utf-8", "surrogateescape"), fsync=False)
+        atomic_write(os.path.join(d, "vars.sh"),
+                     self.bash.vars_text().encode("utf-8", "surrogateescape"), fsync=False)
+
+    def _capture_mode(self) -> str:
+        from sharklib.trace.session import choose_backend
+
+        try:
+            return choose_backend("auto")
+        except Exception as exc:
+            self.note("tracer", f"the native tracer cannot run here ({exc}); Python commands "
+                      "are recorded by the Python capture, other commands run unrecorded "
+                      "(neither classified nor snapshotted)")
+            return "python"
+
+    def note(self, key: str, text: str) -> None:
+        """A one-time line on stderr."""
+        if key in self._said:
+            return
+        self._said.add(key)
+        sys.stderr.write(f"sharklib: {text}\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._save_state()
+        self.snapshots.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # -- the prompt ----------------------------------------------------------------------
+    def prompt(self) -> str:
+        rel = os.path.relpath(self.cwd, self.workspace)
+        where = os.path.basename(self.workspace) if rel == "." else \
+            os.path.join(os.path.basename(self.workspace), rel)
+        return f"shark[{self.session.id} {len(self.session.mutations())}m] {where}$ "
+
+    # -- one command line ----------------------------------------------------------------
+    def run_line(self, line: str, stdin: IO[Any] | int | None = None) -> bool:
+        """Run one line; False when the shell should end."""
+        text = line.strip()
+        if not text or text.startswith("#"):
+            return True
+        if text.startswith(":") and not text.startswith((": ", ":;")) and text != ":":
+            from sharklib.shell import meta
+
+            return meta.dispatch(self, text)
+        if text in ("exit", "logout") or text.startswith(("exit ", "logout ")):
+            return False
+        self.execute(line, stdin)
+        return True
+
+    def execute(self, line: str, stdin: IO[Any] | int | None = None) -> Command:
+        from sharklib.runner import run_command
+
+        n = self.session.next_number()
+        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env)
+        self.bash.clear_outputs()
+        start_cwd = self.cwd
+        started = time.time()
+        interrupted = False
+        env = self.bash.environ(self.env)
+        argv = ["bash", "-c", line]
+        try:
+            result = run_command(argv, cwd=start_cwd, env=env, env_tag=tag,
+                                 capture="auto" if self.mode != "python" else "python",
+                                 quiet=True, stdin=stdin,
+                                 rerun=not self._reusable(argv, start_cwd, env, tag))
+        except KeyboardInterrupt:
+            interrupted = True
+            result = None
+        ended = time.time()
+        self.env, cwd, _ = self.bash.collect(self.env, self.cwd)
+        self.cwd = os.path.realpath(cwd)
+        with contextlib.suppress(OSError):
+            os.chdir(self.cwd)
+        rel_cwd = os.path.relpath(start_cwd, self.workspace)
+        cmd = Command(n=n, line=line.rstrip("\n"), cwd=rel_cwd, started=started,
+                      duration=ended - started, exit_status=130 if result is None
+                      else result.exit_status, kind="inspect", parent=self.session.head)
+        if result is not None:
+            cmd.backend = result.backend
+            cmd.run_id = result.run_id
+            cmd.reused = result.reused
+            cmd.saved = result.saved_seconds
+            if result.reused:
+                digests = self.snapshots.statcache.digests(
+                    p for p in result.run_outputs if os.path.isfile(p))
+                eff = classify.from_restored(result.run_outputs, self.workspace, digests)
+                self._reused_facts(eff, result.run_id)
+                k = sum(1 for p in result.run_outputs if classify.inside(p, self.workspace))
+                sys.stderr.write(f"sharklib: [{n}] reused: {k} output{'s' if k != 1 else ''} "
+                                 f"restored, saved {result.saved_seconds:.1f} s\n")
+            elif result.runs or result.backend not in ("python", "none"):
+                eff = classify.from_runs(result.runs, self.workspace,
+                                         classify.inherited_streams())
+            else:
+                eff = classify.Effect()
+                cmd.kind = "untraced"
+            cmd.inputs = sorted(eff.inputs.items())
+            cmd.downloads = eff.downloads
+            cmd.python, cmd.distributions = eff.python, eff.distributions
+            cmd.outside = eff.outside
+            if eff.outside:
+                self.note("outside", f"[{n}] wrote outside the workspace (recorded, not "
+                          f"snapshotted): {', '.join(eff.outside[:3])}"
+                          f"{' …' if len(eff.outside) > 3 else ''} (said once)")
+            if eff.mutates:
+                changes = self.snapshots.record(eff, self.session, started,
+                                                cmd.run_id or f"shell-{self.session.id}-{n}")
+                if changes:
+                    cmd.kind = "mutate"
+                    cmd.changes = changes
+        if interrupted:
+            sys.stderr.write(f"sharklib: [{n}] interrupted\n")
+        self.session.add(cmd)
+        if cmd.kind == "mutate":
+            self.session.set_head(n)
+        self._save_state()
+        return cmd
+
+    def _reusable(self, argv: list[str], cwd: str, env: dict[str, str], tag: str) -> bool:
+        """Whether a past run of this line may stand in for it: only one that made files.
+
+        Replaying what an inspect command printed is no saving and can mislead: the
+        runner does not count the working directory's listing as an input, so a
+        reused ``ls`` would show yesterday's files, and a reused ``python plot.py
+        --show`` would show no window at all.
+        """
+        from sharklib.runner import caches, stage
+
+        try:
+            root = stage.project_root(cwd)
+            environment = caches.memo(("shell-environment", tag, tuple(sorted(env.items()))),
+                                      lambda: stage.stage_environment(tag, env))
+            key, root = stage.stage_key(argv, shell=False, cwd=cwd, env_tag=tag,
+                                        environment=environment, root=root,
+                                        path=env.get("PATH", os.defpath))
+            cache = caches.kept(root) or self.snapshots.cache
+            return any(entry.outputs() for entry in cache.candidates(key.digest()))
+        except Exception:  # no reuse then; the command runs and is recorded
+            return False
+
+    def _reused_facts(self, eff: classify.Effect, run_id: str | None) -> None:
+        """What the reused run read: from this session's record of it, else from the cache index."""
+        past = self._by_run(run_id)
+        if past is not None:
+            eff.inputs = dict(past.inputs)
+            eff.downloads = past.downloads
+            eff.python, eff.distributions = past.python, past.distributions
+            return
+        if not run_id:
+            return
+        with contextlib.suppress(Exception):
+            from sharklib.runner.reuse import rebase
+
+            entry = self.snapshots.cache.index.entry(run_id)
+            if entry is None:
+                return
+            for path, sha in [*entry.inputs, *entry.modules]:
+                rel = classify.inside(rebase(path, entry.root), self.workspace)
+                if rel is not None and not path.endswith("/"):
+                    eff.inputs.setdefault(rel, sha)
+            run = entry.run
+            eff.downloads = [{"url": d.url, "sha256": d.sha256, "saved_to": d.saved_to}
+                             for d in run.downloads]
+            eff.python = run.environment.python_version
+            eff.distributions = dict(run.environment.distributions or {})
+
+    def _by_run(self, run_id: str | None) -> Command | None:
+        if not run_id:
+            return None
+        for c in reversed(self.session.commands):
+            if c.run_id == run_id and not c.reused:
+                return c
+        for c in reversed(self.session.commands):
+            if c.run_id == run_id:
+                return c
+        return None
+
+    # -- loops ---------------------------------------------------------------------------
+    def scripted(self, lines: IO[str]) -> int:
+        """Read command lines from ``lines`` (not a terminal): no prompt, commands get /dev/null."""
+        status = 0
+        buf = ""
+        for raw in lines:
+            buf += raw
+            if _continues(buf):
+                continue
+            text, buf = buf, ""
+            try:
+                if not self.run_line(text.rstrip("\n"), stdin=subprocess.DEVNULL):
+                    break
+            except SharkError as exc:
+                sys.stderr.write(f"sharklib: error: {exc}\n")
+                status = 1
+            last = self.session.commands[-1] if self.session.commands else None
+            status = last.exit_status if last is not None else status
+        if buf.strip():
+            self.run_line(buf.rstrip("\n"), stdin=subprocess.DEVNULL)
+            last = self.session.commands[-1] if self.session.commands else None
+            status = last.exit_status if last is not None else status
+        return status
+
+    def interactive_loop(self) -> int:
+        import readline
+
+        hist = os.path.join(self.session.dir, "history")
+        with contextlib.suppress(OSError):
+            readline.read_history_file(hist)
+        readline.set_history_length(10000)
+        readline.set_completer_delims(" \t\n;|&<>()=`\"'")
+        readline.set_completer(_Completer(self).complete)
+        readline.parse_and_bind("tab: complete")
+        with contextlib.suppress(OSError):
+            os.chdir(self.cwd)
+        while True:
+            try:
+                line = input(self.prompt())
+                while _continues(line + "\n"):
+                    line += "\n" + input("> ")
+            except EOFError:
+                sys.stdout.write("\n")
+                return 0
+            except KeyboardInterrupt:
+                sys.stdout.write("^C\n")
+                continue
+            with contextlib.suppress(OSError):
+                readline.write_history_file(hist)
+            try:
+                if not self.run_line(line):
+                    return 0
+            except SharkError as exc:
+                sys.stderr.write(f"sharklib: error: {exc}\n")
+            except KeyboardInterrupt:
+                sys.stderr.write("\nsharklib: interrupted\n")
+
+
+def _under(path: str, root: str) -> bool:
+    rel = os.path.relpath(os.path.realpath(path), root)
+    return not (rel == ".." or rel.startswith(".." + os.sep))
+
+
+def _continues(text: str) -> bool:
+    """Whether a line read so far is an unfinished construct (``\\`` at the end, an open ``for``)."""
+    stripped = text.rstrip("\n")
+    if stripped.endswith("\\") and not stripped.endswith("\\\\"):
+        return True
+    if not any(m in stripped for m in _MAYBE_INCOMPLETE) or stripped.lstrip().startswith(":"):
+        return False
+    try:
+        proc = subprocess.run(["bash", "-n", "-c", stripped], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=5,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode != 0 and b"unexpected end of file" in proc.stderr
+
+
+class _Completer:
+    """Tab completion: programs and meta-commands for the first word, then file names."""
+
+    META = (":history", ":diff", ":undo", ":checkout", ":graph", ":export", ":help", ":exit")
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+        self.matches: list[str] = []
+        self._programs: list[str] | None = None
+
+    def programs(self) -> list[str]:
+        if self._programs is None:
+            names: set[str] = set()
+            for d in self.shell.env.get("PATH", os.defpath).split(os.pathsep):
+                with contextlib.suppress(OSError):
+                    names.update(os.listdir(d))
+            self._programs = sorted(names)
+        return self._programs
+
+    def complete(self, text: str, state: int) -> str | None:
+        if state == 0:
+            import glob
+            import readline
+
+            before = readline.get_line_buffer()[:readline.get_begidx()]
+            first = not before.strip()
+            if first and text.startswith(":"):
+                self.matches = [m for m in self.META if m.startswith(text)]
+            elif first and "/" not in text:
+                self.matches = [p for p in self.programs() if p.startswith(text)]
+            else:
+                pattern = os.path.expanduser(text) + "*"
+                found = glob.glob(pattern, root_dir=self.shell.cwd) if not os.path.isabs(
+                    pattern) else glob.glob(pattern)
+                self.matches = sorted(
+                    f + ("/" if os.path.isdir(os.path.join(self.shell.cwd, f)) else "")
+                    for f in found if not f.endswith(".intoto.jsonl"))
+        return self.matches[state] if state < len(self.matches) else None
+
+
+@contextlib.contextmanager
+def _session_services() -> Iterator[None]:
+    """Keep the tracer loaded and the run cache open for the whole session (not per line)."""
+    from sharklib.runner.caches import kept_open
+    from sharklib.trace.service import shared_tracing
+
+    with shared_tracing(), kept_open():
+        yield
+
+
+def run_shell(cwd: str | None = None, *, new: bool = False,
+              stdin: IO[str] | None = None) -> int:
+    """What ``sharklib shell`` does: resume (or start) the session here and read lines."""
+    stdin = stdin or sys.stdin
+    interactive = stdin.isatty()
+    shell = Shell(workspace_of(cwd or os.getcwd()), new=new, interactive=interactive)
+    try:
+        with _session_services():
+            n = len(shell.session.commands)
+            if interactive or shell.resumed:
+                what = (f"resumed session {shell.session.id} ({n} command"
+                        f"{'s' if n != 1 else ''}, {len(shell.session.mutations())} "
+                        "mutation(s))") if shell.resumed else f"new session {shell.session.id}"
+                sys.stderr.write(f"sharklib: {what} in {shell.workspace}; "
+                                 f"recording with {shell.mode}; :help lists the meta-commands\n")
+            if interactive:
+                old = signal.getsignal(signal.SIGINT)
+                try:
+                    return shell.interactive_loop()
+                finally:
+                    signal.signal(signal.SIGINT, old)
+            return shell.scripted(stdin)
+    finally:
+        shell.close()

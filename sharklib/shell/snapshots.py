@@ -1,0 +1,217 @@
+"""Keeping what each mutation changed, and putting the workspace back to any recorded state.
+
+After a mutating command, each changed file (and its signed sidecar) goes into
+the project's object store by content: the content-addressed store by
+default, or a btrfs/ZFS snapshot of the workspace where the project's cache is
+configured on one (``.sharklib/cache.toml``, ``store = "btrfs"``), where
+"storing" a file is noting which snapshot holds it. Only the changed files are
+stored and only their digests are computed (most were already hashed by the
+tracer); the workspace is never walked or copied whole.
+
+Moving the workspace between states (``:undo``, ``:checkout N``) touches only
+the paths that some mutation between the two states changed. A file whose
+content before the session was never recorded (it existed before the first
+command that changed it in place) cannot be put back on the content store; it
+is named and left as it is. A file changed behind the shell's back is stored
+before it is overwritten, and named, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+from dataclasses import dataclass, field
+
+from sharklib.attest.naming import SUFFIX
+from sharklib.errors import SharkError, StoreError
+from sharklib.shell.classify import Effect
+from sharklib.shell.store import UNKNOWN, Change, Command, SessionStore
+
+
+def birth_time(path: str) -> float | None:
+    """When the inode at ``path`` was created (``statx`` ``STATX_BTIME``), if the filesystem says."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(256)
+        # statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW, STATX_BTIME, buf)
+        if libc.statx(-100, os.fsencode(path), 0x100, 0x800, buf) != 0:
+            return None
+    except (OSError, AttributeError):
+        return None
+    mask = int.from_bytes(buf.raw[0:4], "little")
+    if not mask & 0x800:
+        return None
+    sec = int.from_bytes(buf.raw[80:88], "little", signed=True)
+    nsec = int.from_bytes(buf.raw[88:92], "little")
+    return sec + nsec / 1e9
+
+
+@dataclass
+class Moved:
+    """What a move between states did."""
+
+    restored: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[tuple[str, str]] = field(default_factory=list)  # changed outside: (path, sha256)
+    unknown: list[str] = field(default_factory=list)
+
+
+class Snapshots:
+    """The object store that holds a session's file states."""
+
+    def __init__(self, workspace: str) -> None:
+        from sharklib.cache.runcache import RunCache
+
+        self.workspace = workspace
+        try:
+            self.cache = RunCache.from_env(workspace)
+        except SharkError as exc:
+            raise SharkError(f"the shell cannot keep snapshots: {exc}") from None
+        self.store = self.cache.store
+        self.statcache = self.cache.statcache
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.cache.close()
+
+    def digest(self, path: str) -> tuple[str, int] | None:
+        if not os.path.isfile(path):
+            return None
+        got = self.statcache.digests([path])
+        return got.get(path)
+
+    # -- after a command ---------------------------------------------------------------
+    def record(self, eff: Effect, session: SessionStore, started: float, run_id: str) -> list[Change]:
+        """Store the changed files; the changes with what each path held before."""
+        with contextlib.suppress(StoreError, OSError):
+            self.store.snapshot(run_id, self.workspace)
+        changes = []
+        for rel, after in sorted(eff.written.items()):
+            path = os.path.join(self.workspace, rel)
+            if session.known(rel):
+                before = session.state(rel)
+            elif after is None:
+                before = UNKNOWN
+            else:
+                # made by this command (a new inode, not one it read first), or changed in place
+                born = birth_time(path)
+                new = born is not None and born >= started - 0.001 and rel not in eff.inputs
+                before = None if new else UNKNOWN
+            sidecar = None
+            size = eff.sizes.get(rel, 0)
+            if after is not None:
+                got = self.digest(path)
+                if got is None:  # gone again (a later process removed it)
+                    after = None
+                else:
+                    after, size = got
+                    self._put(path, after)
+                    side = self.digest(path + SUFFIX)
+                    if side is not None:
+                        self._put(path + SUFFIX, side[0])
+                        sidecar = side[0]
+            if before == after and before is not None:
+                continue
+            changes.append(Change(rel, before, after, sidecar, size))
+        return changes
+
+    def _put(self, path: str, sha256: str) -> None:
+        try:
+            self.store.put(path, sha256)
+        except StoreError:
+            # the file changed again since it was hashed; store what is there now
+            self.store.put(path)
+
+    # -- moving between states -----------------------------------------------------------
+    def move(self, session: SessionStore, target: int) -> Moved:
+        """Make the workspace hold the state after mutation ``target`` (0: before the first)."""
+        now = {c.n for c in session.chain()}
+        then = {c.n for c in session.chain(target)}
+        paths: dict[str, None] = {}
+        for c in session.mutations():
+            if c.n in now ^ then:
+                for ch in c.changes:
+                    paths.setdefault(ch.path)
+        moved = Moved()
+        plan: list[tuple[str, str | None, str | None]] = []
+        for rel in paths:
+            want = session.state(rel, target)
+            have = session.state(rel)
+            if want == UNKNOWN:
+                moved.unknown.append(rel)
+                continue
+            plan.append((rel, want, have))
+        side_want: dict[str, str | None] = {}
+        for rel, _want, _ in plan:
+            side_want[rel] = self._sidecar_at(session, rel, target)
+        for rel, want, have in plan:
+            path = os.path.join(self.workspace, rel)
+            cur = self.digest(path)
+            cur_sha = cur[0] if cur else None
+            if cur_sha == want:
+                self._sidecar(path, side_want[rel], want)
+                continue
+            if cur_sha is not None and cur_sha != have:
+                # changed outside the shell: keep those bytes before replacing them
+                with contextlib.suppress(StoreError, OSError):
+                    self.store.put(path, cur_sha)
+                    moved.kept.append((rel, cur_sha))
+            if want is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                moved.removed.append(rel)
+            else:
+                os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+                self._restore(want, path)
+                moved.restored.append(rel)
+            self._sidecar(path, side_want[rel], want)
+        session.set_head(target)
+        return moved
+
+    def _restore(self, sha256: str, path: str) -> None:
+        if os.path.islink(path):
+            os.unlink(path)
+        try:
+            self.store.restore(sha256, path, link="reflink")
+        except (StoreError, OSError):
+            try:
+                self.store.restore(sha256, path, link="copy")
+            except StoreError as exc:
+                raise SharkError(f"cannot restore {os.path.relpath(path, self.workspace)}: "
+                                 f"{exc}") from None
+
+    @staticmethod
+    def _sidecar_at(session: SessionStore, rel: str, n: int) -> str | None:
+        for c in reversed(session.chain(n)):
+            for ch in c.changes:
+                if ch.path == rel:
+                    return ch.sidecar
+        return None
+
+    def _sidecar(self, path: str, sha: str | None, content: str | None) -> None:
+        """The sidecar that goes with the restored content (none for a removed file)."""
+        side = path + SUFFIX
+        if content is None or sha is None:
+            if content is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(side)
+            return
+        cur = self.digest(side)
+        if cur is None or cur[0] != sha:
+            with contextlib.suppress(SharkError):
+                self._restore(sha, side)
+
+
+def describe(ch: Change) -> str:
+    """``+ new``, ``~ changed``, ``- deleted``: one word for a change."""
+    if ch.after is None:
+        return f"- {ch.path}"
+    if ch.before is None:
+        return f"+ {ch.path}"
+    return f"~ {ch.path}"
+
+
+def undo_target(session: SessionStore) -> Command | None:
+    """The mutation ``:undo`` takes back (the head)."""
+    return session.get(session.head) if session.head else None
