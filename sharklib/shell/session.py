@@ -191,9 +191,9 @@ class Shell:
                     p for p in result.run_outputs if os.path.isfile(p))
                 eff = classify.from_restored(result.run_outputs, self.workspace, digests)
                 self._reused_facts(eff, result.run_id)
-                k = sum(1 for p in result.run_outputs if classify.inside(p, self.workspace))
-                sys.stderr.write(f"sharklib: [{n}] reused: {k} output{'s' if k != 1 else ''} "
-                                 f"restored, saved {result.saved_seconds:.1f} s\n")
+                text = result.message or f"sharklib: reused (saved {result.saved_seconds:.1f} s)"
+                sys.stderr.write(text.replace("sharklib: reused", f"sharklib: [{n}] reused", 1)
+                                 + "\n")
             elif result.runs or result.backend not in ("python", "none"):
                 eff = classify.from_runs(result.runs, self.workspace,
                                          classify.inherited_streams())
