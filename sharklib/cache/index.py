@@ -473,6 +473,9 @@ class RunIndex:
                  for o in entry.objects])
             if facts is not None:
                 self._put_facts(db, entry.run_id, entry.key, entry.started, entry.duration, facts)
+            from sharklib.cache import ledger  # the queryable ledger (log/uses/impact/report)
+
+            ledger.on_add(db, data)
         return True
 
     @staticmethod
@@ -498,9 +501,13 @@ class RunIndex:
             pass
 
     def mark_used(self, run_id: str, saved: float) -> None:
+        from sharklib.cache import ledger  # the queryable ledger (log/uses/impact/report)
+
+        now = time.time()
         with self._lock:  # one statement: its own (autocommit) transaction
             self._db.execute("UPDATE runs SET last_used=?, uses=uses+1, saved=saved+? "
-                             "WHERE run_id=?", (time.time(), max(0.0, saved), run_id))
+                             "WHERE run_id=?", (now, max(0.0, saved), run_id))
+            ledger.on_reuse(self._db, run_id, now, saved)
 
     def remove(self, run_ids: Iterable[str]) -> int:
         ids = list(run_ids)

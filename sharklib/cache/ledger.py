@@ -1,0 +1,559 @@
+"""The ledger: what every indexed run read and wrote, and every reuse, as queryable rows.
+
+The run index (:mod:`sharklib.cache.index`) keeps each run as one JSON entry,
+which is what reuse needs. Questions across all runs ("who read this
+dataset?", "what depends on it?", "what did reuse save?") would have to decode
+every entry; the ledger answers them from indexed rows instead:
+
+* ``ledger_runs``: one row per run (when, how long, who, which key claims to
+  have signed it, the command, the step it is an instance of, its project);
+* ``ledger_reads``: ``(run, kind, path, sha256)`` for every input, local
+  module, script and download (kind ``input``/``module``/``script``/
+  ``download``; a download's path is its URL);
+* ``ledger_writes``: ``(run, path, sha256)`` for every output (sidecars left out);
+* ``ledger_reuses``: one row each time a run was reused (when, wall and CPU
+  time saved, by whom).
+
+Paths are as the index keeps them: relative to the run's project root when
+they were inside it, absolute otherwise. A step downstream of another is found
+by joining a write and a read on ``(path, sha256)``: the same bytes at the same
+place in the project, whichever machine ran it.
+
+The tables are additive: created with ``CREATE TABLE IF NOT EXISTS`` beside the
+index's own, filled in the transaction that indexes a run (:func:`on_add`) or
+marks it used (:func:`on_reuse`), and back-filled lazily from existing entries
+the first time a query asks (:func:`catch_up`). A trigger marks every run
+indexed by an older sharklib that does not know the ledger, so none is missed.
+Ledger rows outlive ``sharklib cache gc``: what was computed and saved stays
+true after the objects are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sharklib.model.run import decode_path, encode_path
+
+SIDECAR_SUFFIX = ".intoto.jsonl"
+_BATCH = 900
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ledger_runs (
+    run_id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    duration REAL NOT NULL,
+    cpu REAL,
+    exit_status INTEGER,
+    user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    signers TEXT NOT NULL,
+    sidecar TEXT,
+    command TEXT NOT NULL,
+    step TEXT NOT NULL,
+    root TEXT NOT NULL,
+    project TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_runs_by_created ON ledger_runs(created);
+CREATE INDEX IF NOT EXISTS ledger_runs_by_step ON ledger_runs(step, created);
+CREATE INDEX IF NOT EXISTS ledger_runs_by_root ON ledger_runs(root);
+CREATE TABLE IF NOT EXISTS ledger_reads (
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_reads_by_path ON ledger_reads(path, sha256);
+CREATE INDEX IF NOT EXISTS ledger_reads_by_run ON ledger_reads(run_id);
+CREATE TABLE IF NOT EXISTS ledger_writes (
+    run_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_writes_by_path ON ledger_writes(path, sha256);
+CREATE INDEX IF NOT EXISTS ledger_writes_by_run ON ledger_writes(run_id);
+CREATE TABLE IF NOT EXISTS ledger_reuses (
+    run_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    saved_wall REAL NOT NULL,
+    saved_cpu REAL,
+    user TEXT NOT NULL,
+    host TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_reuses_by_at ON ledger_reuses(at);
+CREATE INDEX IF NOT EXISTS ledger_reuses_by_run ON ledger_reuses(run_id);
+CREATE TABLE IF NOT EXISTS ledger_missing (run_id TEXT PRIMARY KEY);
+CREATE TRIGGER IF NOT EXISTS runs_need_ledger AFTER INSERT ON runs
+BEGIN INSERT OR IGNORE INTO ledger_missing (run_id) VALUES (NEW.run_id); END
+"""
+
+
+def _statements() -> Iterator[str]:
+    # the trigger body holds a ';': split on the blank-line-free statement ends instead
+    head, _, trigger = SCHEMA.partition("CREATE TRIGGER")
+    for stmt in head.split(";"):
+        if stmt.strip():
+            yield stmt
+    yield "CREATE TRIGGER" + trigger
+
+
+def ensure(db: sqlite3.Connection) -> bool:
+    """Create the ledger's tables if missing (inside the caller's transaction).
+
+    Returns True when they were just created: every run already indexed is then
+    marked for back-filling. One ``sqlite_master`` lookup when they exist.
+    """
+    if db.execute("SELECT 1 FROM sqlite_master WHERE type='trigger' "
+                  "AND name='runs_need_ledger'").fetchone() is not None:
+        return False
+    for stmt in _statements():
+        db.execute(stmt)
+    db.execute("INSERT OR IGNORE INTO ledger_missing (run_id) "
+               "SELECT run_id FROM runs WHERE run_id NOT IN (SELECT run_id FROM ledger_runs)")
+    return True
+
+
+# -- what a run contributes ----------------------------------------------------------------
+def _rel(path: str, root: str) -> str:
+    if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+        return os.path.relpath(path, root)
+    return path
+
+
+def command_text(argv: list[str]) -> str:
+    """The command as a user would type it: the interpreter shown by its base name."""
+    if not argv:
+        return ""
+    first = os.path.basename(argv[0])
+    if first.startswith("python"):
+        first = "python"
+    return " ".join([first, *argv[1:]])
+
+
+def project_name(root: str, run: dict[str, Any]) -> str:
+    """A project's name: its git remote's repository name, else the root's base name."""
+    git = (run.get("code") or {}).get("git") or {}
+    remote = str(git.get("remote") or "")
+    if remote:
+        name = remote.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
+        if name:
+            return name
+    return os.path.basename(root.rstrip("/")) or root
+
+
+def rows_of(data: dict[str, Any], signers: str = "", cpu: float | None = None) -> tuple[
+        tuple[Any, ...], list[tuple[str, str, str, str]], list[tuple[str, str, str]]]:
+    """The ledger rows of one index entry (as :meth:`IndexEntry.to_dict` gives it).
+
+    Encoded paths (``b64:``, for names that are not UTF-8) are kept encoded: they are
+    compared, never opened.
+    """
+    run = data["run"]
+    rid = str(run["run_id"])
+    root = decode_path(str(data.get("root") or ""))
+    argv = [decode_path(str(a)) for a in run.get("argv") or []]
+    command = command_text(argv)
+    cwd = decode_path(str(run.get("cwd") or root))
+    step = f"{_rel(cwd, root)}\0{command}"
+    started = float(run["started"])
+    ended = run.get("ended")
+    duration = 0.0 if ended is None else max(0.0, float(ended) - started)
+    sidecar = None
+    for o in data.get("objects") or []:
+        if o.get("role") == "output" and str(o.get("path", "")).endswith(SIDECAR_SUFFIX):
+            sidecar = str(o["sha256"])
+            break
+    run_row = (rid, started, duration, cpu, run.get("exit_status"), str(run.get("user") or ""),
+               str(run.get("host") or ""), signers, sidecar, command, step, encode_path(root),
+               project_name(root, run))
+    reads: list[tuple[str, str, str, str]] = []
+    for p, sha in data.get("inputs") or []:
+        reads.append((rid, "input", str(p), str(sha)))
+    for p, sha in data.get("modules") or []:
+        reads.append((rid, "module", str(p), str(sha)))
+    script = (run.get("code") or {}).get("script")
+    if script and script.get("path") and script["path"] != "<string>":
+        reads.append((rid, "script", encode_path(_rel(decode_path(str(script["path"])), root)),
+                      str(script.get("sha256") or "")))
+    for d in run.get("downloads") or []:
+        if d.get("url"):
+            reads.append((rid, "download", str(d["url"]), str(d.get("sha256") or "")))
+    writes: list[tuple[str, str, str]] = []
+    seen: set[str] = set()
+    for o in run.get("outputs") or []:
+        path = _rel(decode_path(str(o.get("path") or "")), root)
+        if not path or path.endswith(SIDECAR_SUFFIX) or path in seen:
+            continue
+        if o.get("stream") and (os.path.isabs(path) or path.startswith(".sharklib/")):
+            continue  # a terminal, a log outside the project: not a result
+        seen.add(path)
+        writes.append((rid, encode_path(path), str(o.get("sha256") or "")))
+    return run_row, reads, writes
+
+
+def put(db: sqlite3.Connection, data: dict[str, Any], signers: str = "",
+        cpu: float | None = None) -> None:
+    """Write one entry's ledger rows (replacing any earlier ones for the same run)."""
+    run_row, reads, writes = rows_of(data, signers, cpu)
+    rid = run_row[0]
+    db.execute("DELETE FROM ledger_reads WHERE run_id=?", (rid,))
+    db.execute("DELETE FROM ledger_writes WHERE run_id=?", (rid,))
+    db.execute("INSERT OR REPLACE INTO ledger_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", run_row)
+    db.executemany("INSERT INTO ledger_reads VALUES (?,?,?,?)", reads)
+    db.executemany("INSERT INTO ledger_writes VALUES (?,?,?)", writes)
+    db.execute("DELETE FROM ledger_missing WHERE run_id=?", (rid,))
+
+
+# -- hooks called by the run index -----------------------------------------------------------
+def on_add(db: sqlite3.Connection, data: dict[str, Any]) -> None:
+    """Called in the transaction that indexes a run. Never raises: the run counts more.
+
+    A failure rolls back only the ledger's rows (a savepoint); the run stays
+    marked in ``ledger_missing`` and is back-filled by the next query.
+    """
+    try:
+        db.execute("SAVEPOINT ledger")
+    except sqlite3.Error:
+        return
+    try:
+        ensure(db)
+        put(db, data)
+        db.execute("RELEASE ledger")
+    except Exception:
+        try:
+            db.execute("ROLLBACK TO ledger")
+            db.execute("RELEASE ledger")
+        except sqlite3.Error:
+            pass
+
+
+def on_reuse(db: sqlite3.Connection, run_id: str, at: float, saved: float) -> None:
+    """Called when a run is reused: one ``ledger_reuses`` row. Never raises."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    try:
+        db.execute("SAVEPOINT ledger")
+    except sqlite3.Error:
+        return
+    try:
+        ensure(db)
+        row = db.execute("SELECT duration, cpu FROM ledger_runs WHERE run_id=?",
+                         (run_id,)).fetchone()
+        saved_cpu = None
+        if row is not None and row[1] is not None and row[0]:
+            saved_cpu = float(row[1]) * min(1.0, max(0.0, saved) / float(row[0]))
+        db.execute("INSERT INTO ledger_reuses VALUES (?,?,?,?,?,?)",
+                   (run_id, at, max(0.0, saved), saved_cpu, user, socket.gethostname()))
+        db.execute("RELEASE ledger")
+    except Exception:
+        try:
+            db.execute("ROLLBACK TO ledger")
+            db.execute("RELEASE ledger")
+        except sqlite3.Error:
+            pass
+
+
+def catch_up(db: sqlite3.Connection) -> int:
+    """Back-fill the ledger rows of marked runs from their index entries; returns how many.
+
+    Runs whose entry cannot be parsed are skipped (and stay marked): a query
+    must not fail on one damaged entry that reuse would refuse anyway.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        ensure(db)
+        missing = [r[0] for r in db.execute("SELECT run_id FROM ledger_missing").fetchall()]
+        done = 0
+        for i in range(0, len(missing), _BATCH):
+            part = missing[i:i + _BATCH]
+            marks = ",".join("?" * len(part))
+            for rid, text, uses, saved, last_used in db.execute(
+                    "SELECT run_id, entry, uses, saved, last_used FROM runs "
+                    f"WHERE run_id IN ({marks})", part).fetchall():
+                try:
+                    data = json.loads(text)
+                    if str(data["run"]["run_id"]) != rid:
+                        continue
+                    put(db, data)
+                    done += 1
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                # reuses from before the ledger: only their count, total and last time are
+                # known, so each gets an equal share at the last use, by an unknown user
+                n = int(uses or 0)
+                if n > 0 and db.execute("SELECT 1 FROM ledger_reuses WHERE run_id=? LIMIT 1",
+                                        (rid,)).fetchone() is None:
+                    db.executemany("INSERT INTO ledger_reuses VALUES (?,?,?,?,?,?)",
+                                   [(rid, float(last_used), float(saved or 0.0) / n, None,
+                                     "", "")] * n)
+            # marks of runs that are gone (gc'd before they were back-filled)
+            db.execute(f"DELETE FROM ledger_missing WHERE run_id IN ({marks}) AND run_id NOT IN "
+                       "(SELECT run_id FROM runs)", part)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return done
+
+
+def batches(items: Iterable[Any], size: int = _BATCH) -> Iterator[list[Any]]:
+    """``items`` in lists of at most ``size`` (SQLite's bound-parameter limit on old builds)."""
+    part: list[Any] = []
+    for item in items:
+        part.append(item)
+        if len(part) == size:
+            yield part
+            part = []
+    if part:
+        yield part
+
+
+# -- queries ----------------------------------------------------------------------------------
+RUN_COLUMNS = ("run_id", "created", "duration", "cpu", "exit_status", "user", "host", "signers",
+               "sidecar", "command", "step", "root", "project")
+
+
+class PathMatch:
+    """One form of a queried path: exact or a prefix (a directory), maybe tied to one root."""
+
+    __slots__ = ("path", "prefix", "root")
+
+    def __init__(self, path: str, prefix: bool = False, root: str | None = None) -> None:
+        self.path, self.prefix, self.root = path, prefix, root
+
+    def sql(self, table: str = "r") -> tuple[str, list[str]]:
+        """A WHERE clause on ``{table}.path`` that the path index can answer."""
+        if not self.prefix:
+            return f"{table}.path = ?", [self.path]
+        base = self.path.rstrip("/") + "/"
+        # every path starting with base sorts in [base, base with its last '/' bumped to '0')
+        return f"({table}.path >= ? AND {table}.path < ?)", [base, base[:-1] + "0"]
+
+
+class Ledger:
+    """Read-side of the ledger over one SQLite database (the run index, or a remote's mirror)."""
+
+    def __init__(self, db: sqlite3.Connection, where: str) -> None:
+        self.db = db
+        self.where = where
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> Ledger:
+        """The ledger of the index at ``path``, back-filled first if runs are marked."""
+        from sharklib.errors import StoreError
+
+        try:
+            db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            has_runs = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
+                                  "AND name='runs'").fetchone()
+            if not has_runs:
+                db.executescript(_EMPTY_RUNS)
+            ledger = cls(db, str(path))
+            ledger.refresh()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"run index unreadable: {exc}", str(path)) from None
+        return ledger
+
+    def refresh(self) -> int:
+        """Back-fill marked runs (one cheap query when there are none)."""
+        try:
+            if self.db.execute("SELECT 1 FROM sqlite_master WHERE type='trigger' "
+                               "AND name='runs_need_ledger'").fetchone() is not None and \
+                    self.db.execute("SELECT 1 FROM ledger_missing LIMIT 1").fetchone() is None:
+                return 0
+        except sqlite3.Error:
+            pass
+        try:
+            return catch_up(self.db)
+        except sqlite3.OperationalError as exc:
+            if "readonly" in str(exc).replace(" ", "") or "read-only" in str(exc):
+                return 0  # a read-only index answers from what it has
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    def q(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, tuple(args)).fetchall()
+
+    # -- runs --------------------------------------------------------------------------------
+    def runs(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Ledger rows of ``run_ids`` as dicts (missing ids left out)."""
+        out: dict[str, dict[str, Any]] = {}
+        cols = ", ".join(RUN_COLUMNS)
+        for part in batches(set(run_ids)):
+            marks = ",".join("?" * len(part))
+            for row in self.q(f"SELECT {cols} FROM ledger_runs WHERE run_id IN ({marks})", part):
+                out[row[0]] = dict(zip(RUN_COLUMNS, row, strict=True))
+        return out
+
+    def recorded(self, *, since: float | None = None, until: float | None = None,
+                 run_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Runs recorded in a time range (or these runs), newest first."""
+        cols = ", ".join(RUN_COLUMNS)
+        where, args = _time_range("created", since, until)
+        if run_ids is not None:
+            rows = list(self.runs(run_ids).values())
+            return sorted((r for r in rows if _in_range(r["created"], since, until)),
+                          key=lambda r: r["created"], reverse=True)
+        return [dict(zip(RUN_COLUMNS, row, strict=True)) for row in
+                self.q(f"SELECT {cols} FROM ledger_runs {where} ORDER BY created DESC", args)]
+
+    def reuses(self, *, since: float | None = None, until: float | None = None,
+               run_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Reuse events (newest first): run_id, at, saved_wall, saved_cpu, user, host."""
+        names = ("run_id", "at", "saved_wall", "saved_cpu", "user", "host")
+        where, args = _time_range("at", since, until)
+        if run_ids is not None:
+            out = []
+            for part in batches(set(run_ids)):
+                marks = ",".join("?" * len(part))
+                cond = f"{where} AND" if where else "WHERE"
+                out += self.q(f"SELECT {', '.join(names)} FROM ledger_reuses {cond} "
+                              f"run_id IN ({marks})", [*args, *part])
+            rows = sorted(out, key=lambda r: r[1], reverse=True)
+        else:
+            rows = self.q(f"SELECT {', '.join(names)} FROM ledger_reuses {where} "
+                          "ORDER BY at DESC", args)
+        return [dict(zip(names, r, strict=True)) for r in rows]
+
+    def reuse_totals(self, run_ids: Iterable[str]) -> dict[str, tuple[int, float]]:
+        """Per run: times reused and wall time saved."""
+        out: dict[str, tuple[int, float]] = {}
+        for part in batches(set(run_ids)):
+            marks = ",".join("?" * len(part))
+            for rid, n, saved in self.q("SELECT run_id, COUNT(*), SUM(saved_wall) FROM "
+                                        f"ledger_reuses WHERE run_id IN ({marks}) "
+                                        "GROUP BY run_id", part):
+                out[rid] = (int(n), float(saved or 0.0))
+        return out
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self.q("SELECT DISTINCT root FROM ledger_runs")]
+
+    # -- edges -------------------------------------------------------------------------------
+    def writes(self, run_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for part in batches(set(run_ids)):
+            marks = ",".join("?" * len(part))
+            for rid, path, sha in self.q("SELECT run_id, path, sha256 FROM ledger_writes "
+                                         f"WHERE run_id IN ({marks})", part):
+                out.setdefault(rid, []).append((path, sha))
+        return out
+
+    def reads(self, run_ids: Iterable[str]) -> dict[str, list[tuple[str, str, str]]]:
+        """Per run: (kind, path, sha256) of everything it read."""
+        out: dict[str, list[tuple[str, str, str]]] = {}
+        for part in batches(set(run_ids)):
+            marks = ",".join("?" * len(part))
+            for rid, kind, path, sha in self.q("SELECT run_id, kind, path, sha256 FROM "
+                                               f"ledger_reads WHERE run_id IN ({marks})", part):
+                out.setdefault(rid, []).append((kind, path, sha))
+        return out
+
+    def readers(self, matches: list[PathMatch], digest: str | None = None,
+                kinds: tuple[str, ...] | None = None) -> list[tuple[str, str, str, str]]:
+        """(run_id, kind, path, sha256) of every read matching one of ``matches``."""
+        found: set[tuple[str, str, str, str]] = set()
+        for m in matches:
+            cond, args = m.sql("r")
+            sql = "SELECT r.run_id, r.kind, r.path, r.sha256 FROM ledger_reads r"
+            if m.root is not None:
+                sql += " JOIN ledger_runs l ON l.run_id = r.run_id"
+                cond += " AND l.root = ?"
+                args.append(m.root)
+            if digest:
+                cond += " AND r.sha256 LIKE ?"
+                args.append(digest.lower().removeprefix("sha256:") + "%")
+            if kinds:
+                cond += f" AND r.kind IN ({','.join('?' * len(kinds))})"
+                args += list(kinds)
+            found.update(self.q(f"{sql} WHERE {cond}", args))
+        return sorted(found)
+
+    def consumers(self, produced: Iterable[tuple[str, str]]) -> list[tuple[str, str, str]]:
+        """(run_id, path, sha256) of every data or code read of these (path, sha256) pairs."""
+        pairs = list(set(produced))
+        if not pairs:
+            return []
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _want (path TEXT, sha256 TEXT)")
+        self.db.execute("DELETE FROM _want")
+        self.db.executemany("INSERT INTO _want VALUES (?,?)", pairs)
+        rows = self.q("SELECT r.run_id, r.path, r.sha256 FROM _want w JOIN ledger_reads r "
+                      "ON r.path = w.path AND r.sha256 = w.sha256 WHERE r.kind != 'download'")
+        self.db.execute("DELETE FROM _want")
+        return rows
+
+    def downstream(self, seeds: Iterable[str], max_depth: int | None = None) -> dict[str, tuple[
+            int, set[str]]]:
+        """Every run downstream of ``seeds`` (breadth first): run -> (depth, paths it came by).
+
+        Seeds have depth 0. A run reading an output of a run already found,
+        with the same digest, is one step further down.
+        """
+        found: dict[str, tuple[int, set[str]]] = {rid: (0, set()) for rid in seeds}
+        frontier = list(found)
+        depth = 0
+        while frontier and (max_depth is None or depth < max_depth):
+            depth += 1
+            produced = [w for ws in self.writes(frontier).values() for w in ws]
+            nxt = []
+            for rid, path, _sha in self.consumers(produced):
+                got = found.get(rid)
+                if got is None:
+                    found[rid] = (depth, {path})
+                    nxt.append(rid)
+                elif got[0] == depth:
+                    got[1].add(path)
+            frontier = nxt
+        return found
+
+    def newest_of_steps(self, steps: Iterable[str]) -> dict[str, str]:
+        """step -> run id of its newest recorded run (successful or not)."""
+        out: dict[str, str] = {}
+        for part in batches(set(steps)):
+            marks = ",".join("?" * len(part))
+            for step, rid, _created in self.q(
+                    "SELECT step, run_id, MAX(created) FROM ledger_runs "
+                    f"WHERE step IN ({marks}) GROUP BY step", part):
+                out[step] = rid
+        return out
+
+    def newest_readers_under(self, root: str) -> list[tuple[str, str, str, str]]:
+        """(run_id, kind, path, sha256) read by the newest run of every step recorded in ``root``."""
+        return self.q(
+            "SELECT r.run_id, r.kind, r.path, r.sha256 FROM ledger_reads r JOIN ("
+            "  SELECT run_id, MAX(created) FROM ledger_runs WHERE root = ? GROUP BY step"
+            ") n ON n.run_id = r.run_id", (root,))
+
+
+_EMPTY_RUNS = """
+CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, key TEXT NOT NULL, created REAL NOT NULL,
+    duration REAL NOT NULL, exit_status INTEGER, entry TEXT NOT NULL, bytes INTEGER NOT NULL,
+    indexed REAL NOT NULL, last_used REAL NOT NULL, uses INTEGER NOT NULL DEFAULT 0,
+    saved REAL NOT NULL DEFAULT 0);
+"""
+
+
+def _time_range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
+    conds, args = [], []
+    if since is not None:
+        conds.append(f"{column} >= ?")
+        args.append(since)
+    if until is not None:
+        conds.append(f"{column} < ?")
+        args.append(until)
+    return ("WHERE " + " AND ".join(conds)) if conds else "", args
+
+
+def _in_range(t: float, since: float | None, until: float | None) -> bool:
+    return (since is None or t >= since) and (until is None or t < until)

@@ -1,0 +1,250 @@
+"""``sharklib report``: the frugality ledger — what was computed, what reuse saved.
+
+Counts come from the ledger (:mod:`sharklib.cache.ledger`): every recorded run
+is compute spent (its recorded duration), every reuse is compute saved (the
+recorded duration minus what the reuse itself took, as the reuse line says).
+
+Energy and emissions are an estimate, and the model is printed with every
+report. It is the Green Algorithms model (Lannelongue, Grealey & Inouye,
+*Green Algorithms: Quantifying the Carbon Footprint of Computation*, Adv. Sci.
+2021, doi:10.1002/advs.202100707) restricted to the cores:
+
+    energy (kWh)     = CPU time (h) x power per core (W) x PUE / 1000
+    emissions (gCO2e) = energy (kWh) x grid carbon intensity (gCO2e/kWh)
+
+with that tool's defaults: 12 W per core (its "Any" CPU), PUE 1.67 (its
+default data-centre efficiency) and 475 gCO2e/kWh (the world average it and
+carbontracker use, IEA 2019). Memory power is left out: sharklib does not record
+how much memory a step held. CPU time is the recorded CPU time where the run
+has one, else its wall time (one busy core), and the report says how many runs
+were estimated so. Each constant can be set by option, environment variable
+(``SHARKLIB_CORE_WATTS``, ``SHARKLIB_PUE``, ``SHARKLIB_GRID_INTENSITY``) or the
+project's ``.sharklib/report.toml`` (``core_watts``, ``pue``, ``grid_intensity``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sharklib.errors import SharkError
+from sharklib.views.queries import JSON_SCHEMA, Source, iso, seconds
+
+DEFAULT_CORE_WATTS = 12.0
+DEFAULT_PUE = 1.67
+DEFAULT_GRID_INTENSITY = 475.0
+MODEL_SOURCE = ("Green Algorithms (Lannelongue et al., Adv. Sci. 2021, doi:10.1002/advs.202100707): "
+                "cores only; defaults 12 W/core ('Any' CPU), PUE 1.67, 475 gCO2e/kWh (world, IEA 2019)")
+ENV = {"core_watts": "SHARKLIB_CORE_WATTS", "pue": "SHARKLIB_PUE",
+       "grid_intensity": "SHARKLIB_GRID_INTENSITY"}
+PERIODS = ("day", "week", "month", "year")
+
+
+@dataclass(slots=True)
+class EnergyModel:
+    core_watts: float = DEFAULT_CORE_WATTS
+    pue: float = DEFAULT_PUE
+    grid_intensity: float = DEFAULT_GRID_INTENSITY
+    source: str = MODEL_SOURCE
+
+    def kwh(self, cpu_seconds: float) -> float:
+        return cpu_seconds / 3600.0 * self.core_watts * self.pue / 1000.0
+
+    def grams(self, cpu_seconds: float) -> float:
+        return self.kwh(cpu_seconds) * self.grid_intensity
+
+
+def energy_model(root: str | None = None, **given: float | None) -> EnergyModel:
+    """Options win over the environment, which wins over ``.sharklib/report.toml``."""
+    settings: dict[str, Any] = {}
+    if root:
+        path = os.path.join(root, ".sharklib", "report.toml")
+        if os.path.exists(path):
+            import tomllib
+
+            try:
+                with open(path, "rb") as fh:
+                    data = tomllib.load(fh)
+            except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                raise SharkError(f"{path}: unreadable report settings: {exc}") from None
+            settings = data.get("report", data)
+    model = EnergyModel()
+    for name, var in ENV.items():
+        value: Any = given.get(name)
+        where = f"--{name.replace('_', '-')}"
+        if value is None and os.environ.get(var):
+            value, where = os.environ[var], var
+        if value is None and name in settings:
+            value, where = settings[name], ".sharklib/report.toml"
+        if value is None:
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise SharkError(f"{where}: not a number: {value!r}") from None
+        if not number >= 0 or number == float("inf"):
+            raise SharkError(f"{where}: must be a finite number >= 0, not {value!r}")
+        setattr(model, name, number)
+    return model
+
+
+def period_of(t: float, period: str) -> str:
+    d = _dt.datetime.fromtimestamp(t)
+    if period == "day":
+        return d.strftime("%Y-%m-%d")
+    if period == "week":
+        y, w, _ = d.isocalendar()
+        return f"{y}-W{w:02d}"
+    if period == "year":
+        return d.strftime("%Y")
+    return d.strftime("%Y-%m")
+
+
+class _Tally:
+    __slots__ = ("cpu_estimated", "failed", "recorded", "reused", "saved_cpu", "saved_wall",
+                 "spent_cpu", "spent_wall")
+
+    def __init__(self) -> None:
+        self.recorded = self.reused = self.failed = self.cpu_estimated = 0
+        self.spent_wall = self.spent_cpu = self.saved_wall = self.saved_cpu = 0.0
+
+    def json(self, model: EnergyModel) -> dict[str, Any]:
+        return {
+            "runs_recorded": self.recorded, "runs_failed": self.failed,
+            "runs_reused": self.reused,
+            "spent_wall_seconds": round(self.spent_wall, 3),
+            "spent_cpu_seconds": round(self.spent_cpu, 3),
+            "saved_wall_seconds": round(self.saved_wall, 3),
+            "saved_cpu_seconds": round(self.saved_cpu, 3),
+            "spent_kwh": round(model.kwh(self.spent_cpu), 9),
+            "saved_kwh": round(model.kwh(self.saved_cpu), 9),
+            "spent_gco2e": round(model.grams(self.spent_cpu), 6),
+            "saved_gco2e": round(model.grams(self.saved_cpu), 6),
+            "cpu_estimated": self.cpu_estimated,
+        }
+
+
+def report(source: Source, *, since: float | None = None, until: float | None = None,
+           period: str = "month", model: EnergyModel | None = None,
+           top: int = 10) -> dict[str, Any]:
+    """Totals, then per project, per user and per period; the most-saving steps."""
+    model = model or EnergyModel()
+    led = source.ledger
+    totals = _Tally()
+    groups: dict[str, dict[str, _Tally]] = {"project": {}, "user": {}, "period": {}}
+
+    def tallies(project: str, user: str, t: float) -> list[_Tally]:
+        keys = {"project": project, "user": user or "(unknown)", "period": period_of(t, period)}
+        return [totals, *(groups[g].setdefault(k, _Tally()) for g, k in keys.items())]
+
+    where, args = _range("created", since, until)
+    for _rid, created, duration, cpu, status, user, project in led.q(
+            "SELECT run_id, created, duration, cpu, exit_status, user, project FROM ledger_runs "
+            f"{where}", args):
+        for tl in tallies(project, user, created):
+            tl.recorded += 1
+            tl.failed += status != 0
+            tl.spent_wall += duration
+            tl.spent_cpu += duration if cpu is None else cpu
+            tl.cpu_estimated += cpu is None
+    where, args = _range("u.at", since, until)
+    steps: dict[str, list[Any]] = {}
+    for at, saved, saved_cpu, user, project, step in led.q(
+            "SELECT u.at, u.saved_wall, u.saved_cpu, u.user, l.project, l.step FROM "
+            f"ledger_reuses u JOIN ledger_runs l ON l.run_id = u.run_id {where}", args):
+        for tl in tallies(project, user, at):
+            tl.reused += 1
+            tl.saved_wall += saved
+            tl.saved_cpu += saved if saved_cpu is None else saved_cpu
+        s = steps.setdefault(step, [0, 0.0, project])
+        s[0] += 1
+        s[1] += saved
+    by_period = sorted(groups["period"].items())
+    cumulative = 0.0
+    over_time = []
+    for name, tl in by_period:
+        cumulative += tl.saved_wall
+        over_time.append({"period": name, "saved_wall_seconds": round(tl.saved_wall, 3),
+                          "cumulative_saved_wall_seconds": round(cumulative, 3),
+                          "runs_reused": tl.reused, "runs_recorded": tl.recorded})
+    top_steps = sorted(steps.items(), key=lambda kv: (-kv[1][1], kv[0]))[:top]
+    return {
+        "schema": JSON_SCHEMA, "source": source.where, "remote": source.remote,
+        "since": iso(since) if since is not None else None,
+        "until": iso(until) if until is not None else None,
+        "period": period,
+        "model": {**asdict(model), "formula": "kWh = cpu_h * core_watts * pue / 1000; "
+                                              "gCO2e = kWh * grid_intensity"},
+        "totals": totals.json(model),
+        "by_project": [{"project": k, **v.json(model)} for k, v in sorted(groups["project"].items())],
+        "by_user": [{"user": k, **v.json(model)} for k, v in sorted(groups["user"].items())],
+        "by_period": [{"period": k, **v.json(model)} for k, v in by_period],
+        "saved_over_time": over_time,
+        "top_reused": [{"command": step.partition("\0")[2], "cwd": step.partition("\0")[0],
+                        "project": v[2], "reuses": v[0], "saved_wall_seconds": round(v[1], 3)}
+                       for step, v in top_steps],
+    }
+
+
+def _range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
+    conds, args = [], []
+    if since is not None:
+        conds.append(f"{column} >= ?")
+        args.append(since)
+    if until is not None:
+        conds.append(f"{column} < ?")
+        args.append(until)
+    return ("WHERE " + " AND ".join(conds)) if conds else "", args
+
+
+def energy(kwh: float) -> str:
+    return f"{kwh * 1000:.2f} Wh" if kwh < 1 else f"{kwh:.2f} kWh"
+
+
+def grams(g: float) -> str:
+    return f"{g:.2f} g" if g < 1000 else f"{g / 1000:.2f} kg"
+
+
+def print_report(doc: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = doc["totals"]
+    console.print(f"[b]{t['runs_recorded']} runs recorded[/] ({t['runs_failed']} failed), "
+                  f"[b]{t['runs_reused']} reused[/] · {escape(doc['source'])}")
+    console.print(f"spent {seconds(t['spent_wall_seconds'])} wall, "
+                  f"{seconds(t['spent_cpu_seconds'])} CPU = {energy(t['spent_kwh'])}, "
+                  f"{grams(t['spent_gco2e'])} CO2e")
+    console.print(f"[green]saved {seconds(t['saved_wall_seconds'])} wall, "
+                  f"{seconds(t['saved_cpu_seconds'])} CPU = {energy(t['saved_kwh'])}, "
+                  f"{grams(t['saved_gco2e'])} CO2e[/]")
+    for key, title in (("by_project", "project"), ("by_user", "user"), ("by_period", "period")):
+        rows = doc[key]
+        if len(rows) < 1:
+            continue
+        table = Table(title=f"by {title}", title_justify="left", show_edge=False, pad_edge=False)
+        for c in (title, "recorded", "reused", "spent", "saved", "saved energy", "saved CO2e"):
+            table.add_column(c, justify="left" if c == title else "right")
+        for r in rows:
+            table.add_row(escape(str(r[title])), str(r["runs_recorded"]), str(r["runs_reused"]),
+                          seconds(r["spent_wall_seconds"]), seconds(r["saved_wall_seconds"]),
+                          energy(r["saved_kwh"]), grams(r["saved_gco2e"]))
+        console.print(table)
+    if doc["top_reused"]:
+        table = Table(title="most reused steps", title_justify="left", show_edge=False,
+                      pad_edge=False)
+        for c in ("command", "reuses", "saved"):
+            table.add_column(c, justify="left" if c == "command" else "right")
+        for r in doc["top_reused"]:
+            from sharklib.views.lineage import safe_markup
+
+            table.add_row(safe_markup(r["command"]), str(r["reuses"]),
+                          seconds(r["saved_wall_seconds"]))
+        console.print(table)
+    m = doc["model"]
+    est = t["cpu_estimated"]
+    console.print(f"[dim]model: {m['core_watts']:g} W per core x PUE {m['pue']:g}, "
+                  f"{m['grid_intensity']:g} gCO2e/kWh; CPU time = wall time for {est} run(s) "
+                  f"without a recorded CPU time. {escape(m['source'])}[/]")
