@@ -509,6 +509,19 @@ class RunIndex:
                              "WHERE run_id=?", (now, max(0.0, saved), run_id))
             ledger.on_reuse(self._db, run_id, now, saved)
 
+    def mark_used_many(self, used: Iterable[tuple[str, float]]) -> None:
+        """:meth:`mark_used` for many runs in one transaction (a pipeline's reused stages)."""
+        from sharklib.cache import ledger
+
+        now = time.time()
+        rows = [(now, max(0.0, saved), rid) for rid, saved in used]
+        if not rows:
+            return
+        with self._tx() as db:
+            db.executemany("UPDATE runs SET last_used=?, uses=uses+1, saved=saved+? "
+                           "WHERE run_id=?", rows)
+            ledger.on_reuses(db, [(rid, saved) for _, saved, rid in rows], now)
+
     def remove(self, run_ids: Iterable[str]) -> int:
         ids = list(run_ids)
         with self._tx() as db:

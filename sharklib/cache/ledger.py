@@ -127,6 +127,8 @@ def command_text(argv: list[str]) -> str:
     """The command as a user would type it: the interpreter shown by its base name."""
     if not argv:
         return ""
+    if len(argv) == 3 and os.path.basename(argv[0]) in ("sh", "bash", "dash") and argv[1] == "-c":
+        return argv[2]  # a pipeline stage's command line, as the document has it
     first = os.path.basename(argv[0])
     if first.startswith("python"):
         first = "python"
@@ -232,6 +234,34 @@ def on_add(db: sqlite3.Connection, data: dict[str, Any]) -> None:
 
 def on_reuse(db: sqlite3.Connection, run_id: str, at: float, saved: float) -> None:
     """Called when a run is reused: one ``ledger_reuses`` row. Never raises."""
+    on_reuses(db, [(run_id, saved)], at)
+
+
+def on_reuses(db: sqlite3.Connection, used: list[tuple[str, float]], at: float) -> None:
+    """One ``ledger_reuses`` row per ``(run_id, saved wall seconds)``, by this user. Never raises.
+
+    The CPU time saved is not stored: it is derived when asked, from the run's
+    recorded CPU time scaled by the share of its wall time saved.
+    """
+    user, host = _who()
+    try:
+        db.execute("SAVEPOINT ledger")
+    except sqlite3.Error:
+        return
+    try:
+        ensure(db)
+        db.executemany("INSERT INTO ledger_reuses VALUES (?,?,?,?,?,?)",
+                       [(rid, at, max(0.0, saved), None, user, host) for rid, saved in used])
+        db.execute("RELEASE ledger")
+    except Exception:
+        try:
+            db.execute("ROLLBACK TO ledger")
+            db.execute("RELEASE ledger")
+        except sqlite3.Error:
+            pass
+
+
+def _who() -> tuple[str, str]:
     import getpass
     import socket
 
@@ -240,25 +270,10 @@ def on_reuse(db: sqlite3.Connection, run_id: str, at: float, saved: float) -> No
     except Exception:
         user = str(os.getuid())
     try:
-        db.execute("SAVEPOINT ledger")
-    except sqlite3.Error:
-        return
-    try:
-        ensure(db)
-        row = db.execute("SELECT duration, cpu FROM ledger_runs WHERE run_id=?",
-                         (run_id,)).fetchone()
-        saved_cpu = None
-        if row is not None and row[1] is not None and row[0]:
-            saved_cpu = float(row[1]) * min(1.0, max(0.0, saved) / float(row[0]))
-        db.execute("INSERT INTO ledger_reuses VALUES (?,?,?,?,?,?)",
-                   (run_id, at, max(0.0, saved), saved_cpu, user, socket.gethostname()))
-        db.execute("RELEASE ledger")
+        host = socket.gethostname()
     except Exception:
-        try:
-            db.execute("ROLLBACK TO ledger")
-            db.execute("RELEASE ledger")
-        except sqlite3.Error:
-            pass
+        host = ""
+    return user, host
 
 
 def catch_up(db: sqlite3.Connection) -> int:

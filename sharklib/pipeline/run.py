@@ -186,6 +186,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
         if plans[s.index].skip:
             report.reused += 1
             report.saved_seconds += plans[s.index].saved_seconds
+    _note_reused(pipe)
     updates: dict[str, dict[str, list[str]]] = {}
     imports: dict[str, str] = {}
     placed: dict[str, Placed | None] = {}
@@ -239,10 +240,29 @@ def _publish(report: PipelineReport, pipe: Pipeline) -> None:
         report.published = publish(pipe.publishes, pipe.doc.directory, pipe.doc.path)
 
 
+def _note_reused(pipe: Pipeline) -> None:
+    """Count the stages reused in place as uses of their runs (``cache ls``, ``sharklib report``).
+
+    The summary line says they were reused and what that saved; the cache's
+    ledger must agree. One transaction for the whole pipeline; best effort.
+    """
+    used = [(p.run_id, p.saved_seconds) for p in pipe.plans if p.skip and p.run_id]
+    if not used:
+        return
+    try:
+        from sharklib.cache.runcache import RunCache
+
+        with RunCache.from_env(pipe.docdir) as cache:
+            cache.index.mark_used_many(used)
+    except Exception:
+        pass  # a read-only or unreachable cache: the stages were still reused
+
+
 def _up_to_date(report: PipelineReport, pipe: Pipeline, started: float) -> PipelineReport:
     """Every stage reused: the counts and the summary, as plain lines."""
     report.reused = len(pipe.stages)
     report.saved_seconds = sum(p.saved_seconds for p in pipe.plans)
+    _note_reused(pipe)
     _publish(report, pipe)
     report.wall_seconds = time.monotonic() - started
     lines = [plan_counts(pipe.plans), summary_line(report)]

@@ -489,7 +489,8 @@ def _stale_inputs(led: Ledger, here: str) -> list[tuple[str, str, str, str | Non
         rows = [r for r in led.newest_readers_under(encode_path(root)) if r[1] != "download"]
         files = {r[2]: decode_path(r[2]) if os.path.isabs(decode_path(r[2]))
                  else os.path.join(root, decode_path(r[2])) for r in rows}
-        got = cache.digests([f for f in files.values() if os.path.isfile(f)])
+        # as reuse checks them: a directory read (a listing) has a digest of its own
+        got = cache.digests([f for f in files.values() if os.path.exists(f)])
         for rid, _kind, path, sha in rows:
             now = got.get(files[path])
             if now is None or now[0] != sha:

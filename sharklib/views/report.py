@@ -151,9 +151,10 @@ def report(source: Source, *, since: float | None = None, until: float | None = 
             tl.cpu_estimated += cpu is None
     where, args = _range("u.at", since, until)
     steps: dict[str, list[Any]] = {}
-    for at, saved, saved_cpu, user, project, step in led.q(
-            "SELECT u.at, u.saved_wall, u.saved_cpu, u.user, l.project, l.step FROM "
+    for at, saved, cpu, duration, user, project, step in led.q(
+            "SELECT u.at, u.saved_wall, l.cpu, l.duration, u.user, l.project, l.step FROM "
             f"ledger_reuses u JOIN ledger_runs l ON l.run_id = u.run_id {where}", args):
+        saved_cpu = None if cpu is None or not duration else cpu * min(1.0, saved / duration)
         for tl in tallies(project, user, at):
             tl.reused += 1
             tl.saved_wall += saved

@@ -1,0 +1,84 @@
+"""The ledger of a shared remote cache, mirrored locally so queries stay index-fast.
+
+A remote holds one compressed index entry per run (``runs/<key>/<run>.json.zst``).
+The mirror (``<cache>/remote-ledgers/<hash of URL>.sqlite``) keeps the ledger
+rows of every entry it has read, plus the run's own attestation (the first
+line of one stored sidecar, fetched and checked against its digest), so a
+later query only fetches entries that are new. Entries and objects are parsed as
+hostile input (:meth:`RemoteStore.get_entry`); a bad one is skipped with one
+warning line. Nothing in the mirror is trusted: who signed a run is decided at
+query time against this user's keys (:class:`sharklib.views.queries.Signers`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sharklib.cache import ledger as ledger_sql
+from sharklib.cache.ledger import Ledger
+from sharklib.errors import StoreError
+
+_MIRROR = """
+CREATE TABLE IF NOT EXISTS mirror_seen (path TEXT PRIMARY KEY, run_id TEXT);
+CREATE TABLE IF NOT EXISTS mirror_envelopes (run_id TEXT PRIMARY KEY, line BLOB);
+"""
+_ENVELOPE_MAX = 4 << 20
+
+
+def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str, Any]], bytes | None]]:
+    """Bring the mirror of ``url`` up to date; the ledger over it and an attestation reader."""
+    from sharklib.cache.remote import RemoteStore
+
+    path = Path(cache_dir) / "remote-ledgers" / (hashlib.sha256(url.encode()).hexdigest()[:24]
+                                                 + ".sqlite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    led = Ledger.open(path)
+    db = led.db
+    db.executescript(_MIRROR)
+    remote = RemoteStore(url)
+    seen = {r[0] for r in db.execute("SELECT path FROM mirror_seen")}
+    new = [p for p in remote.entry_paths() if p not in seen]
+    for entry_path in new:
+        try:
+            entry = remote.get_entry(entry_path)
+            data = entry.to_dict()
+            line = _first_line(remote, data)
+        except StoreError as exc:
+            sys.stderr.write(f"sharklib: warning: {exc}; skipped\n")
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            ledger_sql.ensure(db)
+            ledger_sql.put(db, data)
+            db.execute("INSERT OR REPLACE INTO mirror_seen VALUES (?,?)", (entry_path, entry.run_id))
+            if line is not None:
+                db.execute("INSERT OR REPLACE INTO mirror_envelopes VALUES (?,?)",
+                           (entry.run_id, line))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def envelope(run: dict[str, Any]) -> bytes | None:
+        row = db.execute("SELECT line FROM mirror_envelopes WHERE run_id=?",
+                         (run["run_id"],)).fetchone()
+        return bytes(row[0]) if row else None
+
+    return led, envelope
+
+
+def _first_line(remote: Any, data: dict[str, Any]) -> bytes | None:
+    """The run's own attestation: the first line of one of its stored sidecars, if any."""
+    for o in data.get("objects") or []:
+        if o.get("role") == "output" and str(o.get("path", "")).endswith(ledger_sql.SIDECAR_SUFFIX):
+            try:
+                raw = remote.read(str(o["sha256"]))  # decompressed and checked against its digest
+            except StoreError:
+                return None
+            return raw[:_ENVELOPE_MAX].split(b"\n", 1)[0]
+    return None
+
