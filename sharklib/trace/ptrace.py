@@ -154,6 +154,9 @@ class StraceParser:
         self.root: int | None = None
         self.lines = 0
         self.unparsed = 0
+        # successful opens whose file strace could not name (a path beyond PATH_MAX):
+        # dropping them silently would sign a run without that input
+        self.unresolved = 0
 
     def flush(self) -> None:
         """End of trace: lines of tasks whose creation was never seen go to the root."""
@@ -242,10 +245,10 @@ class StraceParser:
     def _call(self, pid: int, name: str, args: list[str], ret: int, annot: str | None) -> None:
         emit = self.sink
         if name in ("open", "openat", "openat2", "creat"):
-            if annot is None:
-                return
-            path = _annot_path(annot)
+            path = _annot_path(annot) if annot is not None else ""
             if not path.startswith("/"):
+                if annot is None:
+                    self.unresolved += 1
                 return
             if name == "creat":
                 flags = 1

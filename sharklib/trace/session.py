@@ -58,6 +58,7 @@ class TraceResult:
     messages: list[str] = field(default_factory=list)
     events: int = 0
     dropped: int = 0
+    truncated: int = 0
     incomplete: str = ""
     startup_seconds: float = 0.0
     command_seconds: float = 0.0
@@ -267,6 +268,11 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         asm.stream_output(name, path)
     if result.dropped:
         result.incomplete = f"the tracer lost {result.dropped} events (ring buffer full)"
+    elif result.truncated:
+        # a cut path names another file (its prefix is lost): recording it would make a
+        # later reuse check the wrong file, so the run is neither signed nor cached
+        result.incomplete = (f"{result.truncated} path(s) were longer or deeper than the "
+                             "tracer can walk (4 KiB) and were cut")
     elif not asm.root.execs:
         result.incomplete = "the tracer saw no exec of the command"
     if result.incomplete:
@@ -316,9 +322,7 @@ def _run_ebpf(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, si
         result.dropped = tracer.dropped
         if tracer.undecodable:
             asm.root.warnings.append(f"{tracer.undecodable} tracer events could not be decoded")
-        if tracer.truncated_paths:
-            asm.root.warnings.append(f"{tracer.truncated_paths} paths were longer than the "
-                                     "tracer's budget and were cut")
+        result.truncated = tracer.truncated_paths
     finally:
         threading.Thread(target=tracer.close, name="sharklib-ebpf-close").start()
     asm.root_exited(rc)
@@ -353,9 +357,8 @@ def _run_shared(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler,
     if after.undecodable > before.undecodable:
         asm.root.warnings.append(f"{after.undecodable - before.undecodable} tracer events could "
                                  "not be decoded while this command ran")
-    if after.truncated > before.truncated:
-        asm.root.warnings.append(f"{after.truncated - before.truncated} paths were longer than "
-                                 "the tracer's budget and were cut while this command ran")
+    # global too: a path cut in any command traced meanwhile may be this one's
+    result.truncated = after.truncated - before.truncated
     asm.root_exited(rc)
 
 
@@ -426,6 +429,7 @@ def _run_ptrace(argv: list[str], cwd: str, env: dict[str, str], asm: Assembler, 
         asm.root.warnings.append("strace ended before the command's exit was seen")
     if parser.unparsed:
         asm.root.warnings.append(f"{parser.unparsed} strace lines could not be parsed")
+    result.truncated = parser.unresolved
     asm.root_exited(-result.signal if result.signal else result.exit_status)
 
 

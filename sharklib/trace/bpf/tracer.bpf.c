@@ -34,8 +34,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define SCRATCH 16384
 #define MASK (SCRATCH - 1)
 #define STR_MAX 4096
-#define WALK_MAX_DEPTH 256
 #define PATH_BUDGET 4096
+/* Deep enough that only PATH_BUDGET can stop a walk (one-character names take two
+ * bytes each): a walk that stops anywhere but at the root is counted as cut, and a
+ * cut path makes the command's record incomplete in user space (never a path with
+ * its prefix silently lost, which once recorded /d/.../leaf.in 256 levels short). */
+#define WALK_MAX_DEPTH (PATH_BUDGET / 2 + 8)
 
 #define AT_FDCWD_ -100
 #define O_PATH_ 010000000
@@ -133,7 +137,8 @@ static __always_inline void new_generation(u32 tgid)
 }
 
 /* [0] = tgid whose forked children are traced (the tracer, until the root is started),
- * [1] = events lost because the ring buffer was full, [2] = paths cut short */
+ * [1] = events lost because the ring buffer was full, [2] = paths cut short (walk did not
+ * reach the root) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 4);
@@ -190,6 +195,7 @@ struct walk_ctx {
 	struct dentry *dentry;
 	struct vfsmount *vfsmnt;
 	struct mount *mnt;
+	u32 done; /* reached the root: the path is whole */
 };
 
 static long walk_step(u32 i, struct walk_ctx *c)
@@ -203,21 +209,23 @@ static long walk_step(u32 i, struct walk_ctx *c)
 	struct dentry *mnt_root = BPF_CORE_READ(vm, mnt_root);
 	if (d == mnt_root) {
 		struct mount *parent = BPF_CORE_READ(m, mnt_parent);
-		if (parent == m || !parent)
+		if (parent == m || !parent) {
+			c->done = 1;
 			return 1;
+		}
 		c->dentry = BPF_CORE_READ(m, mnt_mountpoint);
 		c->mnt = parent;
 		c->vfsmnt = &parent->mnt;
 		return 0;
 	}
 	struct dentry *up = BPF_CORE_READ(d, d_parent);
-	if (up == d)
-		return 1;
-	u32 off = s->cursor;
-	if (off - s->walk_start > PATH_BUDGET) {
-		count(2);
+	if (up == d) {
+		c->done = 1;
 		return 1;
 	}
+	u32 off = s->cursor;
+	if (off - s->walk_start > PATH_BUDGET)
+		return 1;
 	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 	long n = bpf_probe_read_kernel_str(&s->data[off & MASK], 256, name);
 	if (n <= 0)
@@ -242,6 +250,8 @@ static __always_inline u32 walk(struct path *p, u32 off)
 	s->cursor = off;
 	s->walk_start = off;
 	bpf_loop(WALK_MAX_DEPTH, walk_step, &c, 0);
+	if (!c.done)
+		count(2); /* over budget, unreadable name or too deep: the path is cut */
 	return s->cursor;
 }
 
