@@ -75,7 +75,11 @@ class Rule:
     #: a step this rule covers may have a non-zero exit status (verify fails such steps otherwise)
     allow_failed: bool = False
 
-    def matches(self, step: Step) -> bool:
+    def matches(self, step: Step, verified_as: str | None = None) -> bool:
+        """Whether this rule covers ``step``; ``verified_as`` is the name the file is verified
+        under when ``step`` is its head: an ``outputs`` rule applies to that name too, or a
+        lab-signed draft.txt copied (sidecar and all) to report.txt escaped a report.txt rule.
+        """
         from sharklib.views.lineage import command_text
 
         if self.commands:
@@ -84,9 +88,11 @@ class Rule:
                 return False
         if self.outputs:
             # a step with several outputs matches when any of them does (the stricter reading)
-            names = [n for o in step.outputs or [step.output]
-                     for n in (os.path.relpath(o.path, step.run.cwd), o.path,
-                               os.path.basename(o.path))]
+            paths = [o.path for o in step.outputs or [step.output]]
+            if verified_as:
+                paths.append(verified_as)
+            names = [n for p in paths
+                     for n in (os.path.relpath(p, step.run.cwd), p, os.path.basename(p))]
             if not any(fnmatch.fnmatchcase(n, g) for g in self.outputs for n in names):
                 return False
         return True
@@ -106,28 +112,35 @@ class TrustPolicy:
     def names(self) -> dict[str, str]:
         return {k.keyid: k.name for k in self.keys.values()}
 
-    def rule_for(self, step: Step) -> Rule | None:
-        return next((r for r in self.rules if r.matches(step)), None)
+    def rule_for(self, step: Step, verified_as: str | None = None) -> Rule | None:
+        return next((r for r in self.rules if r.matches(step, verified_as)), None)
 
-    def allows_failure(self, step: Step) -> bool:
+    def allows_failure(self, step: Step, verified_as: str | None = None) -> bool:
         """Whether the rule covering ``step`` accepts a non-zero exit status (``allow_failed``)."""
-        rule = self.rule_for(step)
+        rule = self.rule_for(step, verified_as)
         return rule is not None and rule.allow_failed
 
     def evaluate(self, step: Step, good_keyids: list[str],
-                 today: _dt.date | None = None) -> list[str]:
-        """Why ``step`` falls short of the policy (empty when it satisfies it)."""
+                 today: _dt.date | None = None, verified_as: str | None = None) -> list[str]:
+        """Why ``step`` falls short of the policy (empty when it satisfies it).
+
+        The threshold counts distinct key ids: an envelope carrying one signature entry
+        twice (copied, or the same key listed under two policy names) is one signer.
+        """
         today = today or _dt.datetime.now(_dt.UTC).date()
-        rule = self.rule_for(step)
+        rule = self.rule_for(step, verified_as)
         if rule is None:
             if self.deny_unmatched:
                 return ["no trust rule covers this step (policy says unmatched = \"deny\")"]
             return []  # the base check already requires a trusted signature
-        by_id = {k.keyid: k for k in self.keys.values()}
         allowed = {name for name in rule.signers}
+        by_id: dict[str, PolicyKey] = {}
+        for k in self.keys.values():  # one key under two names: the name the rule lists
+            if k.keyid not in by_id or (k.name in allowed and by_id[k.keyid].name not in allowed):
+                by_id[k.keyid] = k
         counted: list[str] = []
         notes: list[str] = []
-        for kid in good_keyids:
+        for kid in dict.fromkeys(good_keyids):  # each key once, however often it signed
             key = by_id.get(kid)
             if key is None or key.name not in allowed:
                 continue

@@ -89,6 +89,19 @@ def _failed_status(step: Step) -> str | None:
     return str(status)[:40]
 
 
+def _names_the_file(head: Step, path: str) -> bool:
+    """Whether the head attestation lists ``path`` as a subject: by its path, or by its base
+    name (the file and its sidecar copied or published to another directory together).
+
+    Loading a lineage also accepts a subject with the file's *digest* under another name (so
+    ``show`` and ``why`` explain a renamed copy), but verify must not: a lab-signed draft.txt
+    copied with its sidecar to report.txt would pass as a signed report.txt.
+    """
+    name = os.path.basename(path)
+    return any(o.path == path or os.path.basename(o.path.rstrip("/")) == name
+               for o in head.outputs or [head.output])
+
+
 def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
                   statcache: StatCache | None = None) -> None:
     """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk`` in this process."""
@@ -140,8 +153,14 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
     elif now != head.output.sha256:
         problems.append(f"{lineage.path}: content changed since it was recorded "
                         f"(recorded {head.output.sha256[:12]}, now {now[:12]})")
+    if not _names_the_file(head, lineage.path):
+        outs = [os.path.basename(o.path) for o in head.outputs or [head.output]]
+        problems.append(f"{lineage.path}: not a subject of its attestation (it records "
+                        f"{', '.join(outs[:3])}{' …' if len(outs) > 3 else ''}): a signature "
+                        "vouches for the names it lists, not for a copy under another name")
     for step in lineage.steps.values():
-        good = step.signers or []
+        good = list(dict.fromkeys(step.signers or []))  # a copied signature entry is one signer
+        verified_as = lineage.path if step is head else None
         sr = StepResult(step=step, signers=good)
         here = where(lineage, step)
         if not good:
@@ -170,13 +189,14 @@ def verify_lineage(path: str | os.PathLike[str], policy: str | os.PathLike[str] 
                                    f"attestation of input {a.path} ({a.attestation[:19]}) "
                                    "is not in the sidecar")
         failed = _failed_status(step)
-        if failed and not (pol is not None and pol.allows_failure(step)):
+        if failed and not (pol is not None and pol.allows_failure(step, verified_as)):
             sr.problems.append(f"{here}: step `{step.command[:60]}` exited {failed}: "
                                "its output may be incomplete")
         if pol is not None:
-            rule = pol.rule_for(step)
+            rule = pol.rule_for(step, verified_as)
             sr.rule = rule.name if rule else None
-            sr.problems.extend(f"{here}: {why}" for why in pol.evaluate(step, good))
+            sr.problems.extend(f"{here}: {why}"
+                               for why in pol.evaluate(step, good, verified_as=verified_as))
         problems.extend(sr.problems)
         result.steps.append(sr)
     result.problems = list(dict.fromkeys(problems))

@@ -355,3 +355,90 @@ def test_verify_table_names_unknown_signers(pipeline: Pipeline, tmp_path: Path) 
     r = shark("verify", str(pipeline.report))
     rows = [line for line in r.stdout.splitlines() if line.startswith("│    3 ")]
     assert len(rows) == 1 and "unsigned" in rows[0], r.stdout
+
+
+# ---- an attacker with the files and a text editor (issue 15, item 5) ----
+
+THRESHOLD_POLICY = """
+[keys.alice]
+id = "{alice}"
+[keys.institution]
+pem = "inst.pub.pem"
+[[rule]]
+name = "published result"
+outputs = ["report.txt"]
+signers = ["alice", "institution"]
+threshold = 2
+[[rule]]
+name = "lab"
+commands = ["*"]
+signers = ["alice"]
+"""
+
+
+def _threshold_policy(tmp_path: Path) -> Path:
+    inst = generate_key(tmp_path / "inst.pem")
+    (tmp_path / "inst.pub.pem").write_bytes(inst.public_pem())
+    p = tmp_path / "threshold.toml"
+    p.write_text(THRESHOLD_POLICY.format(alice=load_signing_key().keyid))
+    return p
+
+
+def test_a_copied_signature_entry_does_not_meet_a_threshold_of_two(pipeline: Pipeline,
+                                                                    tmp_path: Path) -> None:
+    policy = _threshold_policy(tmp_path)
+    envs = _lines(pipeline.report)
+    envs[0]["signatures"] = envs[0]["signatures"] * 2  # the one real signature, twice
+    _write_lines(pipeline.report, envs)
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 1, r.stdout
+    out = r.stdout.replace("\n", "")
+    assert ("rule 'published result' needs 2 valid signatures from [alice, institution]; "
+            "valid: alice") in out, out
+    assert "valid: alice, alice" not in out
+
+
+def test_a_key_listed_under_two_policy_names_counts_once(pipeline: Pipeline,
+                                                         tmp_path: Path) -> None:
+    alice = load_signing_key().keyid
+    policy = tmp_path / "two-names.toml"
+    policy.write_text(f'[keys.alice]\nid = "{alice}"\n[keys.alias]\nid = "{alice}"\n'
+                      '[[rule]]\nname = "r"\noutputs = ["report.txt"]\n'
+                      'signers = ["alice", "alias"]\nthreshold = 2\n')
+    envs = _lines(pipeline.report)
+    envs[0]["signatures"] = envs[0]["signatures"] * 2
+    _write_lines(pipeline.report, envs)
+    r = shark("verify", str(pipeline.report), "--trust", str(policy))
+    assert r.returncode == 1 and "rule 'r' needs 2 valid signatures" in r.stdout, r.stdout
+
+
+def test_a_lab_signed_draft_copied_to_the_published_name_fails(tmp_path: Path) -> None:
+    """draft.txt + sidecar copied to report.txt: the report.txt rule applies, and the name
+    is not a subject of the attestation, with or without a policy."""
+    from viewkit import record_step
+
+    root = tmp_path / "lab"
+    root.mkdir()
+    script = root / "draft.py"
+    script.write_text("print('draft numbers, not reviewed')\n")
+    draft = root / "draft.txt"
+    record_step(["python", "draft.py"], root, script, [], [draft], stdout_to=draft)
+    policy = _threshold_policy(tmp_path)
+    assert shark("verify", str(draft), "--trust", str(policy)).returncode == 0
+    report = root / "report.txt"
+    report.write_bytes(draft.read_bytes())
+    Path(sidecar_path(str(report))).write_bytes(Path(sidecar_path(str(draft))).read_bytes())
+    r = shark("verify", str(report), "--trust", str(policy))
+    assert r.returncode == 1, r.stdout
+    out = r.stdout.replace("\n", "")
+    assert "rule 'published result' needs 2 valid signatures" in out, out
+    assert "report.txt: not a subject of its attestation (it records draft.txt)" in out, out
+    r = shark("verify", str(report))
+    assert r.returncode == 1 and "not a subject of its attestation" in r.stdout, r.stdout
+    # the same file and sidecar moved to another directory under its own name still verify
+    moved = tmp_path / "published" / "draft.txt"
+    moved.parent.mkdir()
+    moved.write_bytes(draft.read_bytes())
+    Path(sidecar_path(str(moved))).write_bytes(Path(sidecar_path(str(draft))).read_bytes())
+    r = shark("verify", str(moved))
+    assert r.returncode == 0, r.stdout
