@@ -150,7 +150,16 @@ def test_a_published_copy_under_another_name_finds_its_subject(project: Path,
     lineage = load_lineage(elsewhere / "final.txt")
     assert lineage.head.output.path == str(project / "out" / "o2.txt")
     assert _names([a.path for a in lineage.head.inputs], project) == ["in/a.txt", "in/b.txt"]
-    assert verify_lineage(elsewhere / "final.txt").ok
+    # but it does not *verify* as final.txt: the signature vouches for o2.txt (issue 15, item 5:
+    # a lab-signed draft copied to the published name passed a rule on that name)
+    v = verify_lineage(elsewhere / "final.txt")
+    assert not v.ok
+    assert any("final.txt: not a subject of its attestation (it records o2.txt)" in p
+               for p in v.problems), v.problems
+    shutil.copy(project / "out" / "o2.txt", elsewhere / "o2.txt")  # same name elsewhere: fine
+    shutil.copy(sidecar_path(str(project / "out" / "o2.txt")),
+                sidecar_path(str(elsewhere / "o2.txt")))
+    assert verify_lineage(elsewhere / "o2.txt").ok
 
 
 def _run(root: Path, n: int) -> Run:
