@@ -20,6 +20,8 @@ ENV_CACHE = "SHARKLIB_CACHE"
 ENV_QUIET = "SHARKLIB_QUIET"
 ENV_NO_CACHE = "SHARKLIB_NO_CACHE"
 ENV_RERUN = "SHARKLIB_RERUN"
+#: set by ``sharklib env``: recorded steps keep their observed dependencies for make
+ENV_MAKE_DEPS = "SHARKLIB_MAKE_DEPS"
 # set by the tracer to its session: processes recording into that session leave signing to it
 ENV_SIGNED_BY = "SHARKLIB_SIGNED_BY"
 

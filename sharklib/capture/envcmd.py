@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 from sharklib.capture.environ import capture_environ, shell_exports
-from sharklib.config import ENV_QUIET
+from sharklib.config import ENV_MAKE_DEPS, ENV_QUIET
 from sharklib.errors import SharkError
 
 
@@ -28,6 +28,7 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
         raise SharkError("a command to run is required: sharklib env -- CMD ARGS")
     if quiet:
         env[ENV_QUIET] = "1"
+    _observed_dependencies(env)
     try:
         proc = subprocess.run(argv, env=env, check=False)
     except FileNotFoundError:
@@ -35,3 +36,18 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
     except PermissionError:
         raise SharkError("permission denied", argv[0]) from None
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
+
+
+def _observed_dependencies(env: dict[str, str]) -> None:
+    """Let make see what every recorded step was observed to depend on (runner.makedeps)."""
+    from sharklib.capture.identity import project_root
+    from sharklib.runner import makedeps
+
+    env[ENV_MAKE_DEPS] = "1"
+    cwd = os.getcwd()
+    try:
+        makedeps.makefiles_env(env, project_root(cwd), cwd)
+    except OSError as exc:
+        from sharklib.capture.safety import warn_once
+
+        warn_once(f"observed dependencies not given to make: {exc}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from sharklib.config import ENV_NO_CACHE, ENV_RERUN, flag
+from sharklib.config import ENV_MAKE_DEPS, ENV_NO_CACHE, ENV_RERUN, flag
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -281,6 +281,10 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
         return
     entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec),
                          key_parts=rec.key_parts, **printed)
+    if entry is not None and flag(ENV_MAKE_DEPS):
+        from sharklib.runner import makedeps
+
+        makedeps.remember(_root(rec), folded)
     if entry is not None and _cache_location_is_default():
         marker = _marker(run.run_key)
         try:

@@ -98,6 +98,7 @@ def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list
         # a file already right needs no write, so the (costlier) symlink check is skipped
         if not os.path.islink(dest) and cache.statcache.unchanged(dest, obj.sha256):
             in_place += not is_sidecar(dest)
+            _made_now(dest, obj.sha256, cache)
         else:
             missing.append(obj)
     writes = [(obj, safe_destination(root, obj.path)) for obj in missing]  # all refused first
@@ -106,9 +107,35 @@ def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list
     return [dest for _, dest in writes], in_place
 
 
+def _made_now(dest: str, sha256: str, cache: RunCache) -> None:
+    """Give an output already in place the time a run would have given it.
+
+    A reuse stands for running the step, and running it rewrites its outputs: make compares
+    times, so an output kept at its old time after ``touch input`` looked stale to make on
+    every later invocation, forever. The stat cache learns the new time with the same digest.
+    """
+    try:
+        os.utime(dest)
+    except OSError:
+        return  # a read-only object (hard link, another owner): make re-runs it, as before
+    cache.statcache.remember(dest, sha256)
+
+
 def _stream(entry: IndexEntry, role: str, cache: RunCache) -> bytes:
     obj = entry.stream(role)
     return b"" if obj is None else cache.read(obj.sha256)
+
+
+def _step_label(entry: IndexEntry, width: int = 72) -> str:
+    """The reused command, short and printable: under ``make -j`` the line must say which step."""
+    import shlex
+
+    argv = entry.run_data().get("argv") or ["?"]
+    words = [str(a) for a in argv] if isinstance(argv, list) else ["?"]
+    words[0] = os.path.basename(words[0]) or words[0]
+    text = shlex.join(words)
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return f"`{text if len(text) <= width else text[:width - 1] + '…'}`"
 
 
 def reuse_message(decision: ReuseDecision) -> str:
@@ -118,7 +145,8 @@ def reuse_message(decision: ReuseDecision) -> str:
     outputs = f"{n} output{'s' if n != 1 else ''} restored"
     if decision.in_place:
         outputs += f" ({decision.in_place} already in place)"
-    text = (f"sharklib: reused run of {when} (saved {decision.saved:.1f} s): {outputs}; "
+    text = (f"sharklib: reused run of {when} for {_step_label(decision.entry)} "
+            f"(saved {decision.saved:.1f} s): {outputs}; "
             f"inputs unchanged ({decision.checked} checked)")
     if decision.downloads:
         parts = ", ".join(f"{n} {how}" for how, n in sorted(decision.downloads.items()))
