@@ -118,19 +118,39 @@ def to_prov_json(lineage: Lineage) -> bytes:
     return to_prov(lineage).serialize(format="json", indent=1).encode("utf-8")
 
 
-def _crate_id(path: str, base: str) -> tuple[str | None, str]:
-    """(dest_path, identifier): relative inside ``base``, else a file:// URI."""
+def _crate_id(path: str, base: str) -> str | None:
+    """The payload path for a file under ``base`` (None outside it)."""
     rel = os.path.relpath(path, base)
-    if rel.startswith(".."):
-        return None, "file://" + path
-    return rel, rel
+    return None if rel.startswith("..") else rel
+
+
+def _file_uri(path: str) -> str:
+    """An absolute ``file://`` URI (percent-encoded; a directory keeps its trailing slash)."""
+    from pathlib import Path
+
+    uri = Path(path).as_uri()
+    return uri + "/" if path.endswith("/") and not uri.endswith("/") else uri
+
+
+#: terms sharklib adds to the RO-Crate context (a term must be defined to be valid JSON-LD)
+CRATE_TERMS = {
+    "sharklibAttestation": "https://sharklib.dev/terms#attestation",
+    "etag": "https://sharklib.dev/terms#etag",
+}
+#: the root's license when the exporter has none to state: RO-Crate requires the property
+UNSTATED_LICENSE = "#license-not-stated"
 
 
 def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
     """Write a Process Run Crate to ``out`` (a directory, or a ``.zip``).
 
-    Data entities are referenced by path and digest; ``with_data`` copies into
-    the crate every file still on disk whose content matches its record.
+    Without ``with_data`` the crate is detached: it carries no payload, and
+    every file and directory is a data entity identified by its absolute
+    ``file://`` URI with its digest (a relative id would claim a payload file
+    the crate does not have, which rocrate-validator rejects, and rocrate wrote
+    an empty directory for each listed one). ``with_data`` copies into the
+    crate every file still on disk whose content matches its record; those
+    get relative ids, the rest keep their absolute URI.
     """
     import warnings
 
@@ -142,10 +162,16 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
     crate = ROCrate()
     crate.name = f"Lineage of {os.path.basename(lineage.path)}"
     crate.description = f"Provenance of {lineage.path} recorded and signed by sharklib"
+    crate.metadata.extra_terms.update(CRATE_TERMS)
     crate.root_dataset["conformsTo"] = {"@id": PROCESS_RUN_CRATE}
     crate.root_dataset["datePublished"] = _dt.datetime.now(_dt.UTC).isoformat()
+    crate.root_dataset["license"] = {"@id": UNSTATED_LICENSE}
     crate.add(ContextEntity(crate, PROCESS_RUN_CRATE, properties={
-        "@type": "CreativeWork", "name": "Process Run Crate", "version": "0.5"}))
+        "@type": ["CreativeWork", "Profile"], "name": "Process Run Crate", "version": "0.5"}))
+    crate.add(ContextEntity(crate, UNSTATED_LICENSE, properties={
+        "@type": "CreativeWork", "name": "License not stated",
+        "description": "sharklib records lineage, not terms of use: the licence of the data "
+                       "is the data owner's to state"}))
     files: dict[tuple[str, str], Any] = {}
     on_disk = lineage.disk_digests() if with_data else {}
     said = lineage.relocation_note() if with_data else None
@@ -157,22 +183,20 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
     def file(path: str, sha: str, size: int | None) -> Any:
         key = (path, sha)
         if key not in files:
-            dest, ident = _crate_id(path, base)
             if path.endswith("/"):  # a directory listing: a Dataset; its data is its names
                 props = {"name": os.path.basename(path.rstrip("/")) + "/", "sha256": sha,
                          "description": "directory listing: the sha256 of its sorted entry "
                                         f"names ({size or 0} entries)"}
-                files[key] = (crate.add_dataset(source=None, dest_path=dest, properties=props)
-                              if dest is not None else
-                              crate.add_dataset(source=ident, properties=props))
+                files[key] = crate.add_dataset(source=_file_uri(path), properties=props)
                 return files[key]
             props = {"name": os.path.basename(path), "sha256": sha,
                      "contentSize": str(size or 0), "encodingFormat": "application/octet-stream"}
-            if dest is not None:
-                source = lineage.locate(path) if on_disk.get(path) == sha else None
-                entity = crate.add_file(source=source, dest_path=dest, properties=props)
+            dest = _crate_id(path, base)
+            if dest is not None and on_disk.get(path) == sha:
+                entity = crate.add_file(source=lineage.locate(path), dest_path=dest,
+                                        properties=props)
             else:
-                entity = crate.add_file(source=ident, properties=props)
+                entity = crate.add_file(source=_file_uri(path), properties=props)
             files[key] = entity
         return files[key]
 
@@ -205,8 +229,13 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
                 props["sha256"] = script.sha256
                 props["url"] = "file://" + script.path
             git = run.code.git
+            # RO-Crate requires a version: the commit, else the script's own digest
             if git and git.commit:
                 props["version"] = git.commit
+            elif script:
+                props["version"] = f"sha256:{script.sha256}"
+            else:
+                props["version"] = "not recorded"
             apps[app_id] = crate.add(SoftwareApplication(crate, app_id, properties=props))
         ok = run.exit_status == 0
         props = {"name": f"Run of {first.command}", "description": " ".join(run.argv),
