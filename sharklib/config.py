@@ -60,6 +60,29 @@ def config_dir() -> Path:
     return user_config_path(APP)
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (under :func:`config_dir`) and the directories between, mode 0700.
+
+    Whatever the umask: under ``umask 000`` the config and ``trusted`` directories were
+    created 0777, so any local user could drop a public key into ``trusted/`` and have
+    their signatures accepted. ``$SHARKLIB_HOME`` is made 0700 too when sharklib creates
+    it; directories above (the user's own, like ``~/.config``) are left to the usual
+    rules, and an existing directory is never changed.
+    """
+    top = _home() or config_dir()
+    chain = [path]
+    while chain[-1] != top and chain[-1].parent != chain[-1] and top in chain[-1].parents:
+        chain.append(chain[-1].parent)
+    top.parent.mkdir(parents=True, exist_ok=True)
+    for d in reversed(chain):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        os.chmod(d, 0o700)  # mkdir's mode is masked by the umask (0277 would leave 0500)
+    return path
+
+
 def cache_dir() -> Path:
     """The default content store, run index and stat cache."""
     home = _home()

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sharklib.config import ENV_KEY, config_dir
+from sharklib.config import ENV_KEY, config_dir, private_dir
 from sharklib.errors import KeyMaterialError
 from sharklib.hashing import atomic_write
 
@@ -46,6 +46,34 @@ def keys_dir() -> Path:
 
 def trusted_dir() -> Path:
     return config_dir() / "trusted"
+
+
+def _key_dir(directory: Path) -> None:
+    """A key's directory: 0700 whatever the umask inside the config directory (see
+    :func:`sharklib.config.private_dir`); elsewhere (``--out``) as the user makes it, 0700."""
+    if config_dir() in directory.parents or directory == config_dir():
+        private_dir(directory)
+    else:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+_warned_readable: set[Path] = set()
+
+
+def _warn_if_readable(path: Path) -> None:
+    """One warning per key and process when others may read the private key."""
+    if path in _warned_readable:
+        return
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        _warned_readable.add(path)
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"sharklib: warning: signing key {path} is readable by other users "
+                             f"(mode {mode:04o}); anyone who can read it can sign as you: "
+                             f"chmod 600 {path}\n")
 
 
 def default_key_path() -> Path:
@@ -117,7 +145,7 @@ def generate_key(path: Path) -> SigningKey:
     """Create a new Ed25519 key at ``path`` (0600, parent 0700), atomically (replacing any)."""
     private, pem = _private_pem()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _key_dir(path.parent)
         atomic_write(path, pem, mode=0o600)
     except OSError as exc:
         raise KeyMaterialError(f"cannot create signing key: {exc.strerror}", path) from None
@@ -134,7 +162,7 @@ def _create_once(path: Path) -> tuple[SigningKey, bool]:
     private, pem = _private_pem()
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _key_dir(path.parent)
         atomic_write(tmp, pem, mode=0o600)
         try:
             os.link(tmp, path)
@@ -210,6 +238,7 @@ def load_signing_key(path: str | os.PathLike[str] | None = None, create: bool = 
                 sys.stderr.write(f"sharklib: created signing key {key.keyid[:16]} at {target}\n")
     else:
         key = _load_private(target)
+        _warn_if_readable(target)
     _loaded[target] = key
     return key
 
@@ -250,7 +279,7 @@ def import_public_key(source: str | os.PathLike[str], name: str | None = None) -
         raise KeyMaterialError(f"key name {label!r} must be 1-64 letters, digits, '.', '_', '@', '-'")
     dest = trusted_dir() / f"{label}.{keyid[:16]}.pem"
     _refuse_second_name(keyid, label, dest)
-    trusted_dir().mkdir(parents=True, exist_ok=True)
+    private_dir(trusted_dir())
     atomic_write(dest, public_pem(pub))
     return keyid, dest
 
