@@ -6,7 +6,8 @@ cd "$here"
 py="${PYTHON:-python3}"
 if ! "$py" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive \
+      apt-get -o DPkg::Lock::Timeout=300 install -y -qq python3-venv >/dev/null
   else
     echo "setup: python3 cannot create virtual environments; install python3-venv" >&2; exit 1
   fi

@@ -52,7 +52,9 @@ def run_demo(target: Path) -> int:
     shutil.copytree(EXAMPLES / "method", md_dir)
     sharklib = [sys.executable, "-m", "sharklib"]
 
-    for attempt in ("first run: every step executes", "second run: nothing is recomputed"):
+    # The first pass is not called "every step executes": after an earlier demo (or with a
+    # shared cache) its steps are reused too, and sharklib's own line says which happened.
+    for attempt in ("run 1", "run 2: the same commands again, nothing is recomputed"):
         _say(f"\n== Python pipeline, {attempt} ==")
         t0 = time.perf_counter()
         for step in PY_STEPS:
