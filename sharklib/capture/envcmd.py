@@ -29,6 +29,8 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
     if quiet:
         env[ENV_QUIET] = "1"
     _observed_dependencies(env)
+    if os.path.basename(argv[0]) in ("make", "gmake"):
+        argv = _through_recipe_shell(argv, env)
     try:
         proc = subprocess.run(argv, env=env, check=False)
     except FileNotFoundError:
@@ -51,3 +53,21 @@ def _observed_dependencies(env: dict[str, str]) -> None:
         from sharklib.capture.safety import warn_once
 
         warn_once(f"observed dependencies not given to make: {exc}")
+
+
+def _through_recipe_shell(argv: list[str], env: dict[str, str]) -> list[str]:
+    """make with every recipe line run by sharklib's recipe shell (runner.recipe_shell)."""
+    import tempfile
+
+    from sharklib.runner import recipe_shell
+
+    cwd = os.getcwd()
+    extra = recipe_shell.make_arguments(argv, cwd)
+    if not extra:
+        return argv
+    wanted = recipe_shell.makefile_shell(argv, cwd)
+    if wanted:
+        env[recipe_shell.ENV_RECIPE_SHELL] = wanted
+    env[recipe_shell.ENV_RECIPE_NOTE] = os.path.join(
+        tempfile.gettempdir(), f"sharklib-recipe-note-{os.getpid()}-{os.urandom(4).hex()}")
+    return [argv[0], *extra, *argv[1:]]

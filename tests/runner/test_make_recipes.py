@@ -1,0 +1,145 @@
+"""Non-Python recipes under ``sharklib env -- make`` (issue 16, item 4): each recipe line is a
+step through the runner: traced, recorded, reused when provably done, and its observed
+dependencies (a shell script the Makefile never names) reach make.
+
+Executions are counted through a line each recipe appends to a file in sharklib's own home
+(never recorded as data). The Makefile asks for bash (``SHELL := /bin/bash``) and uses a
+bash-only expansion, which must keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MAKEFILE = """\
+SHELL := /bin/bash
+all: report.txt data.tar
+sorted.txt: nums.txt
+\techo sorted >> $$COUNT_FILE; sort -n nums.txt > sorted.txt
+report.txt: sorted.txt
+\techo report >> $$COUNT_FILE; bash summarize.sh sorted.txt > report.txt
+copy: raw
+\techo copy >> $$COUNT_FILE; rm -rf copy; cp -r raw copy
+data.tar: copy
+\techo tar >> $$COUNT_FILE; tar --sort=name --mtime=@0 --owner=0 --group=0 -cf data.tar copy
+"""
+
+SUMMARIZE = '#!/bin/bash\nn=$(wc -l < "$1")\necho "lines: ${n// /}"\n'
+
+
+def _tracer_or_skip() -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed (scripts/apt-packages.txt lists it)")
+    try:
+        from sharklib.trace.session import choose_backend
+
+        choose_backend("auto")
+    except Exception as exc:
+        pytest.skip(f"no native tracer may run here ({exc}); such recipes run untraced")
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")
+           or k == "SHARKLIB_HOME"}
+    env.pop("PYTHONPATH", None)
+    env.pop("MAKEFILES", None)
+    env["COUNT_FILE"] = str(Path(os.environ["SHARKLIB_HOME"]) / "count")
+    return env
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    _tracer_or_skip()
+    proj = tmp_path / "proj"
+    (proj / "raw").mkdir(parents=True)
+    (proj / ".git").mkdir()
+    (proj / "Makefile").write_text(MAKEFILE)
+    (proj / "summarize.sh").write_text(SUMMARIZE)
+    (proj / "nums.txt").write_text("3\n1\n2\n")
+    (proj / "raw" / "a.csv").write_text("x,1\n")
+    return proj
+
+
+def make(project: Path) -> subprocess.CompletedProcess[str]:
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    proc = subprocess.run([sharklib, "env", "--", "make", "all"], cwd=project, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def executed() -> list[str]:
+    count = Path(os.environ["SHARKLIB_HOME"]) / "count"
+    lines = count.read_text().splitlines() if count.exists() else []
+    count.unlink(missing_ok=True)
+    return sorted(lines)
+
+
+def test_shell_recipes_are_recorded_reused_and_rerun_by_what_they_read(
+        project: Path, tmp_path: Path) -> None:
+    make(project)
+    assert executed() == ["copy", "report", "sorted", "tar"]
+    assert (project / "report.txt").read_text() == "lines: 3\n"
+    assert (project / "sorted.txt.intoto.jsonl").exists()
+
+    # deleted outputs come back from the cache; the recipes do not execute
+    (project / "sorted.txt").unlink()
+    (project / "report.txt").unlink()
+    out = make(project)
+    assert executed() == [], out.stderr
+    assert "reused run of" in out.stderr
+
+    os.utime(project / "nums.txt")  # make re-invokes; sharklib proves it done
+    make(project)
+    assert executed() == []
+    assert "Nothing to be done" in make(project).stdout
+
+    (project / "summarize.sh").write_text(SUMMARIZE.replace("lines", "rows"))  # undeclared
+    make(project)
+    assert executed() == ["report"]
+    assert (project / "report.txt").read_text() == "rows: 3\n"
+
+    (project / "nums.txt").write_text("3\n1\n2\n4\n")
+    make(project)
+    assert executed() == ["report", "sorted"]
+
+    # outputs equal plain make's from scratch
+    plain = tmp_path / "plain"
+    shutil.copytree(project, plain, ignore=shutil.ignore_patterns(
+        "sorted.txt", "report.txt", "copy", "data.tar", "*.intoto.jsonl", ".sharklib"))
+    subprocess.run(["make", "-s", "all"], cwd=plain, env=_env(), check=True, timeout=120)
+    for name in ("sorted.txt", "report.txt"):
+        assert (plain / name).read_bytes() == (project / name).read_bytes(), name
+    assert _members(plain / "data.tar") == _members(project / "data.tar")
+
+
+def _members(tar: Path) -> dict[str, bytes]:
+    """The archive's files and their bytes, the sidecars of files in it aside.
+
+    A sidecar is written beside every output, also inside a directory a later step archives
+    (`copy/a.csv.intoto.jsonl` is in the archive): a known effect of sidecars beside outputs.
+    """
+    import tarfile
+
+    with tarfile.open(tar) as tf:
+        return {m.name: tf.extractfile(m).read() for m in tf.getmembers()  # type: ignore[union-attr]
+                if m.isfile() and not m.name.endswith(".intoto.jsonl")}
+
+
+def test_python_recipes_keep_their_own_capture(project: Path) -> None:
+    (project / "Makefile").write_text(MAKEFILE + "py.txt: nums.txt\n\tpython -c \"import os; "
+                                      "open(os.environ['COUNT_FILE'], 'a').write('py\\\\n'); "
+                                      "open('py.txt', 'w').write('ok')\"\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    env = _env()
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    for _ in range(2):
+        subprocess.run([sharklib, "env", "--", "make", "-B", "py.txt"], cwd=project, env=env,
+                       check=True, capture_output=True, timeout=120)
+    assert executed() == ["py"], "the second make -B reused the Python step"
