@@ -54,14 +54,6 @@ def inherited_streams() -> set[str]:
     return paths
 
 
-def _outside_ok(path: str) -> bool:
-    """Paths outside the workspace worth telling about (not temporaries)."""
-    import tempfile
-
-    return not path.startswith((os.path.realpath(tempfile.gettempdir()) + os.sep, "/tmp/",
-                                "/var/tmp/"))
-
-
 def from_runs(runs: list[Any], workspace: str, streams: set[str]) -> Effect:
     """The effect of a traced (or Python-captured) command."""
     eff = Effect()
@@ -72,7 +64,7 @@ def from_runs(runs: list[Any], workspace: str, streams: set[str]) -> Effect:
                 continue
             rel = inside(out.path, workspace)
             if rel is None:
-                if os.path.relpath(out.path, workspace).startswith("..") and _outside_ok(out.path):
+                if os.path.relpath(out.path, workspace).startswith(".."):
                     eff.outside.append(out.path)
                 continue
             eff.written[rel] = out.sha256

@@ -216,6 +216,9 @@ class Shell:
                     cmd.changes = changes
         if interrupted:
             sys.stderr.write(f"sharklib: [{n}] interrupted\n")
+        elif self.interactive and cmd.exit_status in (130, -2):
+            sys.stdout.write("\n")  # after the ^C the terminal echoed, as bash does
+            sys.stdout.flush()
         self.session.add(cmd)
         if cmd.kind == "mutate":
             self.session.set_head(n)
