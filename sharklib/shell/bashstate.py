@@ -11,10 +11,9 @@ is bash builtins (no extra process to trace), and the files live in a
 ``sharklib-session-*`` directory, which the tracer ignores (they are sharklib's,
 not the command's).
 
-Exported variables travel the other way: the trap lists the exported variables
-whose value differs from the one the line started with (NUL-separated), and
-the shell front end applies that difference to the environment it hands the
-next command. The runner then adds its own variables on top, as for any stage,
+Exported variables travel the other way: the trap lists every exported
+variable (NUL-separated), and the shell front end takes what the line
+exported, changed or unset into the environment it hands the next command. The runner then adds its own variables on top, as for any stage,
 and they never leak into the user's state.
 """
 
@@ -30,7 +29,7 @@ _SPECIAL = re.compile(
     r"^(BASH.*|_|__sharklib.*|SHARKLIB_.*|EUID|UID|PPID|SHELLOPTS|FUNCNAME|GROUPS|HISTCMD|"
     r"LINENO|RANDOM|SRANDOM|SECONDS|EPOCHREALTIME|EPOCHSECONDS|PIPESTATUS|OLDPWD|PWD|SHLVL|"
     r"DIRSTACK|COLUMNS|LINES|OPTIND|OPTERR|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|IFS|PS[0-9]|"
-    r"COMP_.*|HISTFILE|HISTSIZE|HISTFILESIZE|MAILCHECK|TERM|PYTHONPATH)$")
+    r"COMP_.*|HISTFILE|HISTSIZE|HISTFILESIZE|MAILCHECK|TERM)$")
 
 # The EXIT trap. ``vars.sh`` is sourced by the next line; ``env`` holds NAME=VALUE\0 (or
 # -NAME\0 for an unset one) for exported variables the line changed; ``cwd`` the directory.
@@ -43,41 +42,30 @@ if [ -n "$SHARKLIB_SHELL_STATE" ] && [ -r "$SHARKLIB_SHELL_STATE/vars.sh" ]; the
   builtin . "$SHARKLIB_SHELL_STATE/vars.sh" 2>/dev/null
   builtin shopt -s expand_aliases
 fi
-declare -A __sharklib_env0=()
-for __sharklib_n in @NAMES@; do
-  [[ ${!__sharklib_n@a} == *x* ]] && __sharklib_env0[$__sharklib_n]="${!__sharklib_n}"
-done
 __sharklib_dump() {
-  local __sharklib_s=$? __sharklib_k __sharklib_o="$SHARKLIB_SHELL_STATE/out"
+  local __sharklib_s=$? __sharklib_k __sharklib_a __sharklib_o="$SHARKLIB_SHELL_STATE/out"
   local -a __sharklib_v=()
-  for __sharklib_k in @NAMES@; do
-    case "$__sharklib_k" in
-      __sharklib*|_|BASH*|SHARKLIB_*|EUID|UID|PPID|SHELLOPTS|FUNCNAME|GROUPS|HISTCMD|LINENO|\
+  {
+    for __sharklib_k in @NAMES@; do
+      __sharklib_a=${!__sharklib_k@a}
+      if [[ $__sharklib_a == *x* ]]; then
+        builtin printf '%s=%s\0' "$__sharklib_k" "${!__sharklib_k}"
+      elif [[ $__sharklib_a != *r* ]]; then
+        case "$__sharklib_k" in
+          __sharklib*|_|BASH*|SHARKLIB_*|EUID|UID|PPID|SHELLOPTS|FUNCNAME|GROUPS|HISTCMD|LINENO|\
 RANDOM|SRANDOM|SECONDS|EPOCHREALTIME|EPOCHSECONDS|PIPESTATUS|OLDPWD|PWD|SHLVL|DIRSTACK|COLUMNS|\
-LINES|OPTIND|OPTERR|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|IFS|PS[0-9]|COMP_*|PYTHONPATH) continue;;
-    esac
-    case "${!__sharklib_k@a}" in *r*|*x*) continue;; esac
-    __sharklib_v+=("$__sharklib_k")
-  done
+LINES|OPTIND|OPTERR|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|IFS|PS[0-9]|COMP_*|PYTHONPATH) ;;
+          *) __sharklib_v+=("$__sharklib_k");;
+        esac
+      fi
+    done
+  } > "$__sharklib_o.env" 2>/dev/null
   {
     builtin alias -p
     builtin declare -f
     [ ${#__sharklib_v[@]} -gt 0 ] && builtin declare -p "${__sharklib_v[@]}"
     builtin shopt -p
   } > "$__sharklib_o.vars" 2>/dev/null
-  {
-    for __sharklib_k in @NAMES@; do
-      case "$__sharklib_k" in BASH_ENV|SHARKLIB_*|_|PWD|OLDPWD|SHLVL|__sharklib*) continue;; esac
-      [[ ${!__sharklib_k@a} == *x* ]] || continue
-      if [ "${__sharklib_env0[$__sharklib_k]+set}" != set ] || [ "${__sharklib_env0[$__sharklib_k]}" != "${!__sharklib_k}" ]; then
-        builtin printf '%s=%s\0' "$__sharklib_k" "${!__sharklib_k}"
-      fi
-    done
-    for __sharklib_k in "${!__sharklib_env0[@]}"; do
-      case "$__sharklib_k" in BASH_ENV|SHARKLIB_*|_|PWD|OLDPWD|SHLVL) continue;; esac
-      [[ ${!__sharklib_k@a} == *x* ]] || builtin printf -- '-%s\0' "$__sharklib_k"
-    done
-  } > "$__sharklib_o.env" 2>/dev/null
   builtin printf '%s' "$PWD" > "$__sharklib_o.cwd" 2>/dev/null
   return $__sharklib_s
 }
@@ -146,18 +134,38 @@ class BashState:
         except OSError:
             return env, cwd, False
         self.set_vars(text)
-        env = dict(env)
+        exported: dict[str, str] = {}
         for item in delta.split(b"\0"):
-            if not item:
-                continue
             word = item.decode("utf-8", "surrogateescape")
-            if word.startswith("-"):
-                env.pop(word[1:], None)
-            elif "=" in word:
+            if "=" in word:
                 name, value = word.split("=", 1)
-                if not _SPECIAL.match(name):
-                    env[name] = value
+                exported[name] = value
+        env = dict(env)
+        # what the line exported, changed or unset (the runner's own variables aside)
+        for name in set(env) | set(exported):
+            if _SPECIAL.match(name) or name in ("BASH_ENV", "SHARKLIB_SHELL_STATE"):
+                continue
+            if name == "PYTHONPATH" and name in exported:
+                exported[name] = _without_bootstrap(exported[name])
+                if not exported[name] and not env.get(name):
+                    continue
+            if name in exported:
+                env[name] = exported[name]
+            else:
+                env.pop(name, None)
         return env, new_cwd if os.path.isdir(new_cwd) else cwd, True
+
+
+def _without_bootstrap(value: str) -> str:
+    """``PYTHONPATH`` as the user set it: the capture's bootstrap directory (put first by the
+    runner for the line) taken out again."""
+    try:
+        from sharklib.capture.environ import require_bootstrap_dir
+
+        boot = require_bootstrap_dir()
+    except Exception:
+        return value
+    return os.pathsep.join(p for p in value.split(os.pathsep) if p and p != boot)
 
 
 def seed(state: BashState, env: dict[str, str]) -> None:

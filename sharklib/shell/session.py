@@ -61,6 +61,7 @@ class Shell:
         self.env = dict(self.base_env)
         self.cwd = os.getcwd() if _under(os.getcwd(), self.workspace) else self.workspace
         self._said: set[str] = set()
+        self._saved: tuple[bytes, bytes] = (b"", b"")
         self._load_state()
         self.mode = self._capture_mode()
 
@@ -100,11 +101,15 @@ class Shell:
         changed = {k: v for k, v in self.env.items() if self.base_env.get(k) != v}
         unset = sorted(k for k in self.base_env if k not in self.env)
         rel = os.path.relpath(self.cwd, self.workspace)
-        atomic_write(os.path.join(d, "env.json"), json.dumps(
-            {"set": changed, "unset": unset, "cwd": rel if not rel.startswith("..") else "."}
-        ).encode("utf-8", "surrogateescape"), fsync=False)
-        atomic_write(os.path.join(d, "vars.sh"),
-                     self.bash.vars_text().encode("utf-8", "surrogateescape"), fsync=False)
+        env = json.dumps({"set": changed, "unset": unset,
+                          "cwd": rel if not rel.startswith("..") else "."}
+                         ).encode("utf-8", "surrogateescape")
+        text = self.bash.vars_text().encode("utf-8", "surrogateescape")
+        if (env, text) == self._saved:  # most lines change no state: nothing to write
+            return
+        atomic_write(os.path.join(d, "env.json"), env, fsync=False)
+        atomic_write(os.path.join(d, "vars.sh"), text, fsync=False)
+        self._saved = (env, text)
 
     def _capture_mode(self) -> str:
         from sharklib.trace.session import choose_backend
@@ -161,6 +166,8 @@ class Shell:
         self.bash.clear_outputs()
         start_cwd = self.cwd
         started = time.time()
+        # file timestamps come from the kernel's coarse clock, up to a tick behind time.time()
+        coarse = _coarse_now()
         interrupted = False
         env = self.bash.environ(self.env)
         argv = ["bash", "-c", line]
@@ -209,7 +216,7 @@ class Shell:
                           f"snapshotted): {', '.join(eff.outside[:3])}"
                           f"{' …' if len(eff.outside) > 3 else ''} (said once)")
             if eff.mutates:
-                changes = self.snapshots.record(eff, self.session, started,
+                changes = self.snapshots.record(eff, self.session, coarse,
                                                 cmd.run_id or f"shell-{self.session.id}-{n}")
                 if changes:
                     cmd.kind = "mutate"
@@ -340,6 +347,14 @@ class Shell:
                 sys.stderr.write(f"sharklib: error: {exc}\n")
             except KeyboardInterrupt:
                 sys.stderr.write("\nsharklib: interrupted\n")
+
+
+def _coarse_now() -> float:
+    """``CLOCK_REALTIME_COARSE``: the clock inode timestamps (birth time included) are taken from."""
+    try:
+        return time.clock_gettime(5)  # CLOCK_REALTIME_COARSE on Linux
+    except OSError:
+        return time.time() - 0.02
 
 
 def _under(path: str, root: str) -> bool:

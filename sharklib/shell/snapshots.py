@@ -96,7 +96,7 @@ class Snapshots:
             else:
                 # made by this command (a new inode, not one it read first), or changed in place
                 born = birth_time(path)
-                new = born is not None and born >= started - 0.001 and rel not in eff.inputs
+                new = born is not None and born >= started and rel not in eff.inputs
                 before = None if new else UNKNOWN
             sidecar = None
             size = eff.sizes.get(rel, 0)
