@@ -86,6 +86,7 @@ class BashState:
 
     def __init__(self, directory: str) -> None:
         self.dir = directory
+        self._vars: str | None = None  # what vars.sh holds (this object is its only writer)
         os.makedirs(directory, exist_ok=True)
         self.restore = os.path.join(directory, "restore.sh")
         with open(self.restore, "w", encoding="utf-8") as f:
@@ -96,15 +97,20 @@ class BashState:
         return os.path.join(self.dir, "vars.sh")
 
     def vars_text(self) -> str:
-        try:
-            with open(self.vars_path, encoding="utf-8", errors="surrogateescape") as f:
-                return f.read()
-        except OSError:
-            return ""
+        if self._vars is None:
+            try:
+                with open(self.vars_path, encoding="utf-8", errors="surrogateescape") as f:
+                    self._vars = f.read()
+            except OSError:
+                return ""
+        return self._vars
 
     def set_vars(self, text: str) -> None:
+        if text == self._vars:
+            return
         with open(self.vars_path, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
+        self._vars = text
 
     def environ(self, base: dict[str, str]) -> dict[str, str]:
         """The environment a line runs with: ``base`` plus what points bash at the state."""
