@@ -509,6 +509,13 @@ class RunIndex:
                              "WHERE run_id=?", (now, max(0.0, saved), run_id))
             ledger.on_reuse(self._db, run_id, now, saved)
 
+    def note_run(self, data: dict[str, Any]) -> None:
+        """Ledger rows only, for a run that is not cached (it failed); see :mod:`.ledger`."""
+        from sharklib.cache import ledger
+
+        with self._tx() as db:
+            ledger.on_add(db, data)
+
     def mark_used_many(self, used: Iterable[tuple[str, float]]) -> None:
         """:meth:`mark_used` for many runs in one transaction (a pipeline's reused stages)."""
         from sharklib.cache import ledger

@@ -210,6 +210,15 @@ def put(db: sqlite3.Connection, data: dict[str, Any], signers: str = "",
 
 
 # -- hooks called by the run index -----------------------------------------------------------
+#: run id -> CPU seconds, noted by the process that ran it just before it is indexed
+_cpu: dict[str, float] = {}
+
+
+def note_cpu(run_id: str, seconds: float) -> None:
+    """The CPU time of a run about to be indexed by this process (the run model has none)."""
+    _cpu[run_id] = max(0.0, float(seconds))
+
+
 def on_add(db: sqlite3.Connection, data: dict[str, Any]) -> None:
     """Called in the transaction that indexes a run. Never raises: the run counts more.
 
@@ -222,7 +231,7 @@ def on_add(db: sqlite3.Connection, data: dict[str, Any]) -> None:
         return
     try:
         ensure(db)
-        put(db, data)
+        put(db, data, cpu=_cpu.pop(str(data["run"]["run_id"]), None))
         db.execute("RELEASE ledger")
     except Exception:
         try:

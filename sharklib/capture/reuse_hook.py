@@ -231,6 +231,12 @@ def _printed_to_files(rec: Recorder) -> dict[str, bytes] | None:
     return printed
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and the children it waited for: the run's, at its exit."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def would_record(rec: Recorder, status: int | None, has_outputs: bool) -> bool:
     """Could :func:`record` store this run (before any Run is built)?
 
@@ -248,7 +254,16 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
 
     ``tree``: the runs of its descendants, when the caller has read them already.
     """
-    if not is_root_process(rec) or flag(ENV_NO_CACHE) or run.exit_status != 0:
+    if not is_root_process(rec) or flag(ENV_NO_CACHE):
+        return
+    from sharklib.cache import ledger
+
+    ledger.note_cpu(run.run_id, _cpu_seconds())
+    if run.exit_status != 0:
+        if run.exit_status is not None:
+            from sharklib.runner import reuse
+
+            reuse.note_failed(run, root=_root(rec))  # for `sharklib log --status failed`
         return
     if not _ran_what_was_keyed(rec):
         return

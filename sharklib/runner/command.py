@@ -145,10 +145,11 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
     ended = time.time()
 
     result = RunResult(exit_status=status, runs=runs, duration=ended - started, backend=backend)
-    if caching and complete and status == 0:
+    if caching and complete and status is not None:
         agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
                               exit_status=status, run_key=key_parts.digest(),
                               inherited=_stream_files(stdout, stderr))
+        # a failed stage is only noted in the ledger (`sharklib log --status failed`)
         entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts)
         if entry is not None:
             result.recorded = True

@@ -82,6 +82,29 @@ def build_entry(run: Run, root: str, objects: list[StoredObject],
     )
 
 
+def note_failed(run: Run, *, root: str | None = None, cache: RunCache | None = None) -> None:
+    """Keep a failed run in the ledger only (``sharklib log --status failed``). Never raises.
+
+    Nothing of it is stored and it is never reused: the ledger just remembers
+    that it ran, for how long, what it read and what it left behind.
+    """
+    own = cache is None
+    try:
+        root = os.path.abspath(root or (run.code.git.root if run.code.git else run.cwd))
+        if cache is None:
+            cache = RunCache.from_env(root)
+        entry = IndexEntry(run.run_key or "", run, root, [],
+                           inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
+                           modules=[(relative_to_root(m.path, root), m.sha256)
+                                    for m in run.code.modules])
+        cache.index.note_run(entry.to_dict())
+    except Exception:
+        pass  # the ledger is a record of what happened, never a reason for a run to fail
+    finally:
+        if own and cache is not None:
+            cache.close()
+
+
 def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
            root: str | None = None, cache: RunCache | None = None,
            stdout: bytes | str | os.PathLike[str] | None = None,
@@ -100,6 +123,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
     kept beside the entry so ``--explain`` can name how another key differs.
     """
     warn = warn or stderr_warn
+    if run.exit_status not in (0, None) and not flag(ENV_NO_CACHE):
+        note_failed(run, root=root, cache=cache)
     if flag(ENV_NO_CACHE) or run.exit_status != 0 or not run.run_key:
         return None
     if run.stdin:

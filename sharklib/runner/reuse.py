@@ -41,7 +41,7 @@ from sharklib.runner.decide import (  # noqa: F401  (re-exported)
 )
 from sharklib.runner.downloads import default_policy
 from sharklib.runner.notices import Warn, stderr_warn, unreachable_remotes
-from sharklib.runner.record import build_entry, push_in_child, record  # noqa: F401
+from sharklib.runner.record import build_entry, note_failed, push_in_child, record  # noqa: F401
 from sharklib.runner.restore import (  # noqa: F401  (re-exported)
     ReuseDecision,
     checked_relpath,

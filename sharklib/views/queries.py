@@ -160,7 +160,9 @@ class Signers:
         from sharklib.attest.dsse import check_signatures, payload_of
 
         if not run.get("sidecar"):
-            return {"keyid": None, "name": None, "trusted": False, "state": "unsigned"}
+            # a failed run is not cached: its attestation is beside its outputs, not here
+            state = "not-stored" if run.get("exit_status") not in (0, None) else "unsigned"
+            return {"keyid": None, "name": None, "trusted": False, "state": state}
         line = self.source.envelope(run)
         if not line:
             return {"keyid": None, "name": None, "trusted": False, "state": "not-stored"}
@@ -197,7 +199,7 @@ def signer_text(s: dict[str, Any]) -> str:
     if state == "bad":
         return f"BAD signature {kid}".rstrip()
     if state == "not-stored":
-        return "attestation gone"
+        return "not in the cache"
     return "unsigned"
 
 

@@ -33,6 +33,7 @@ SCRIPTS = {
     "join.py": ("import os, sys\nos.makedirs('results', exist_ok=True)\n"
                 "a = open(sys.argv[1]).read()\nb = open(sys.argv[2]).read()\n"
                 "open(sys.argv[3], 'w').write(a + '\\n' + b)\n"),
+    "fail.py": "import sys\nopen('failed.txt', 'w').write('half')\nsys.exit(3)\n",
     "part.py": "import sys\nprint(int(open(sys.argv[1]).read()) ** 2)\n",
     "gather.py": ("import os, sys\nd = sys.argv[1]\n"
                   "print(sum(int(open(os.path.join(d, f)).read()) for f in sorted(os.listdir(d))"
@@ -97,6 +98,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     p.sharklib("run", "clean.py", "data/raw.csv", "data/clean.csv")
     p.sharklib("run", "join.py", "data/clean.csv", "data/ref.txt", "results/joined.csv")
     p.sharklib("pipeline", "run", "pipeline.md")
+    assert p.sharklib("run", "fail.py", check=False).returncode == 3
     # reuses: a replay with the output in place, a restore, a whole pipeline reused in place
     p.sharklib("run", "clean.py", "data/raw.csv", "data/clean.csv")
     (root / "results" / "joined.csv").unlink()
@@ -122,6 +124,8 @@ def test_uses_raw_input_finds_reader_and_everything_downstream(project: Project)
     assert sorted(r["path"] for r in doc["results"]) == ["data/clean.csv", "results/joined.csv"]
     signer = doc["readers"][0]["signed_by"]
     assert signer["state"] == "trusted" and signer["name"] == "own"
+    # a captured script's CPU time is recorded (for the report's CPU and energy figures)
+    assert doc["readers"][0]["cpu"] > 0
 
 
 def test_uses_module_download_and_directory(project: Project) -> None:
@@ -194,7 +198,10 @@ def test_log_lists_runs_and_reuses_newest_first_with_filters(project: Project) -
     assert all(e["saved"] >= 0 for e in reused)
     assert next(e for e in reused if e["command"] == JOIN)["outputs"] == ["results/joined.csv"]
     assert project.json("log", "--status", "reused")["total"] == len(reused)
-    assert project.json("log", "--status", "failed")["events"] == []
+    failed = project.json("log", "--status", "failed")["events"]
+    assert [(e["command"], e["exit_status"], e["outputs"]) for e in failed] == \
+        [("python fail.py", 3, ["failed.txt"])]
+    assert failed[0]["signed_by"]["state"] == "not-stored"  # failed runs are never cached
     assert commands(project.json("log", "--command", "python join.py*")["events"]) == [JOIN, JOIN]
     assert commands(project.json("log", "data/ref.txt", "--status", "ran")["events"]) == \
         sorted([JOIN, "python fetch.py " + project.url + " data/ref.txt"])
@@ -206,7 +213,8 @@ def test_log_lists_runs_and_reuses_newest_first_with_filters(project: Project) -
 def test_report_counts_runs_reuses_and_states_the_model(project: Project) -> None:
     doc = project.json("report")
     t = doc["totals"]
-    assert t["runs_recorded"] == 9 and t["runs_failed"] == 0
+    assert t["runs_recorded"] == 10 and t["runs_failed"] == 1
+    assert 0 < t["cpu_estimated"] < 10  # pipeline stages have no recorded CPU time
     assert t["runs_reused"] == 8
     assert t["saved_wall_seconds"] > 0 and t["spent_wall_seconds"] > 0
     m = doc["model"]
@@ -269,6 +277,6 @@ def test_html_report_renders_in_chromium(project: Project, tmp_path: Path) -> No
     got = json.loads(got)
     shot = (tmp_path / "shot.png").read_bytes()
     assert errors == []
-    assert got["recorded"] == "9" and got["reused"] == "8"
+    assert got["recorded"] == "10" and got["reused"] == "8"
     assert got["bars"] == 8 and got["periods"] == 1 and got["width"] > 100
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 5000
