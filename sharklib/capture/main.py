@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 ENV_KEEP_SESSION = "SHARKLIB_KEEP_SESSION"
 
 USAGE = """\
-usage: sharklib run [-q] [--rerun] [--no-cache] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+usage: sharklib run [-q] [--rerun] [--no-cache] [--report] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
 
 Run a Python script exactly as `python SCRIPT ARGS` would, recording what it
 read and wrote; a signed sidecar (X.intoto.jsonl) is written beside every output X.
@@ -34,6 +34,7 @@ options:
   -q, --quiet   no summary line
   --rerun       run even if a past run could be reused (still records)
   --no-cache    neither read nor write the run cache
+  --report      a reuse line also states the energy and emissions saved (sharklib report)
   -m MODULE     run a library module as a script
   -c CODE       run a program passed as a string
 """
@@ -86,6 +87,8 @@ def parse_args(argv: list[str]) -> RunOptions:
             opts.rerun = True
         elif a == "--no-cache":
             opts.no_cache = True
+        elif a == "--report":
+            os.environ["SHARKLIB_REPORT"] = "1"  # read by the reuse line (model.energy)
         elif a in ("-h", "--help"):
             opts.help = True
             return opts

@@ -32,9 +32,15 @@ def _run(document: str, jobs: int | None, dry_run: bool, executor: str, schedule
 @click.option("--executor", type=_EXECUTORS, default="local", show_default=True)
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler for --executor dask.")
 @click.option("--rerun", is_flag=True, help="Run every stage even when it could be reused.")
+@click.option("--report", is_flag=True,
+              help="The summary line also states the energy and emissions reuse saved.")
 def run_cmd(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
-            rerun: bool) -> int:
+            rerun: bool, report: bool) -> int:
     """Plan DOCUMENT, then run what must run."""
+    if report:
+        import os
+
+        os.environ["SHARKLIB_REPORT"] = "1"  # read by the summary line (model.energy)
     return _run(document, jobs, dry_run, executor, scheduler, rerun)
 
 

@@ -6,6 +6,7 @@ pipeline can report itself without importing rich at all.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,11 @@ def plan_counts(plans: list[StagePlan]) -> str:
 
 
 def summary_line(report: PipelineReport) -> str:
+    saved = f"saved {report.saved_seconds:.1f}s"
+    if os.environ.get("SHARKLIB_REPORT", "").strip().lower() in ("1", "true", "yes", "on"):
+        from sharklib.model.energy import EnergyModel, saving_text
+
+        saved += f" {saving_text(report.saved_seconds, EnergyModel.from_environ(os.environ))}"
     return (f"{report.stages} stage(s): {report.ran} ran, {report.reused} reused, "
             f"{len(report.failures)} failed, {report.skipped} not run (upstream failed); "
-            f"saved {report.saved_seconds:.1f}s; took {report.wall_seconds:.1f}s")
+            f"{saved}; took {report.wall_seconds:.1f}s")

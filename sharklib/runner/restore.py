@@ -145,8 +145,14 @@ def reuse_message(decision: ReuseDecision) -> str:
     outputs = f"{n} output{'s' if n != 1 else ''} restored"
     if decision.in_place:
         outputs += f" ({decision.in_place} already in place)"
+    saved = f"saved {decision.saved:.1f} s"
+    if os.environ.get("SHARKLIB_REPORT", "").strip().lower() in ("1", "true", "yes", "on"):
+        from sharklib.model.energy import EnergyModel, saving_text
+
+        # one busy core for the time saved: the run index keeps no CPU time for a reuse
+        saved += f" {saving_text(decision.saved, EnergyModel.from_environ(os.environ))}"
     text = (f"sharklib: reused run of {when} for {_step_label(decision.entry)} "
-            f"(saved {decision.saved:.1f} s): {outputs}; "
+            f"({saved}): {outputs}; "
             f"inputs unchanged ({decision.checked} checked)")
     if decision.downloads:
         parts = ", ".join(f"{n} {how}" for how, n in sorted(decision.downloads.items()))

@@ -26,34 +26,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from sharklib.errors import SharkError
+from sharklib.model.energy import ENV, EnergyModel, energy_text
 from sharklib.views.queries import JSON_SCHEMA, Source, iso, seconds
 
-DEFAULT_CORE_WATTS = 12.0
-DEFAULT_PUE = 1.67
-DEFAULT_GRID_INTENSITY = 475.0
-MODEL_SOURCE = ("Green Algorithms (Lannelongue et al., Adv. Sci. 2021, doi:10.1002/advs.202100707): "
-                "cores only; defaults 12 W/core ('Any' CPU), PUE 1.67, 475 gCO2e/kWh (world, IEA 2019)")
-ENV = {"core_watts": "SHARKLIB_CORE_WATTS", "pue": "SHARKLIB_PUE",
-       "grid_intensity": "SHARKLIB_GRID_INTENSITY"}
 PERIODS = ("day", "week", "month", "year")
-
-
-@dataclass(slots=True)
-class EnergyModel:
-    core_watts: float = DEFAULT_CORE_WATTS
-    pue: float = DEFAULT_PUE
-    grid_intensity: float = DEFAULT_GRID_INTENSITY
-    source: str = MODEL_SOURCE
-
-    def kwh(self, cpu_seconds: float) -> float:
-        return cpu_seconds / 3600.0 * self.core_watts * self.pue / 1000.0
-
-    def grams(self, cpu_seconds: float) -> float:
-        return self.kwh(cpu_seconds) * self.grid_intensity
 
 
 def energy_model(root: str | None = None, **given: float | None) -> EnergyModel:
@@ -176,7 +155,7 @@ def report(source: Source, *, since: float | None = None, until: float | None = 
         "since": iso(since) if since is not None else None,
         "until": iso(until) if until is not None else None,
         "period": period,
-        "model": {**asdict(model), "formula": "kWh = cpu_h * core_watts * pue / 1000; "
+        "model": {**model.to_dict(), "formula": "kWh = cpu_h * core_watts * pue / 1000; "
                                               "gCO2e = kWh * grid_intensity"},
         "totals": totals.json(model),
         "by_project": [{"project": k, **v.json(model)} for k, v in sorted(groups["project"].items())],
@@ -201,7 +180,7 @@ def _range(column: str, since: float | None, until: float | None) -> tuple[str, 
 
 
 def energy(kwh: float) -> str:
-    return f"{kwh * 1000:.2f} Wh" if kwh < 1 else f"{kwh:.2f} kWh"
+    return energy_text(kwh)
 
 
 def grams(g: float) -> str:

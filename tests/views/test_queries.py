@@ -280,3 +280,21 @@ def test_html_report_renders_in_chromium(project: Project, tmp_path: Path) -> No
     assert got["recorded"] == "10" and got["reused"] == "8"
     assert got["bars"] == 8 and got["periods"] == 1 and got["width"] > 100
     assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 5000
+
+
+def test_report_flag_states_the_saving_on_the_reuse_and_summary_lines(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "step.py").write_text("open('out.txt', 'w').write('x')\n")
+    (root / "p.md").write_text("```shark-run:host\npython step.py\n```\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env["SHARKLIB_HOME"] = str(tmp_path / "home")
+    p = Project(root, env, "", "")
+    p.sharklib("run", "step.py")
+    plain = p.sharklib("run", "step.py").stderr
+    assert "reused run" in plain and "gCO2e" not in plain
+    line = p.sharklib("run", "--report", "step.py").stderr
+    assert "reused run" in line and " Wh, " in line and "gCO2e)" in line
+    p.sharklib("pipeline", "run", "p.md")
+    summary = p.sharklib("pipeline", "run", "--report", "p.md").stdout
+    assert "1 reused" in summary and "gCO2e" in summary
