@@ -54,13 +54,22 @@ def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
         return
     if mode is None:
         if flags & _WRITE_FLAGS:
-            rec.write_event(path, bool(flags & os.O_APPEND))
+            rec.write_event(path, bool(flags & os.O_APPEND), _keeps_content(flags))
         else:
             rec.read(path)
     elif "w" in mode or "a" in mode or "x" in mode or "+" in mode:
-        rec.write_event(path, "a" in mode)
+        rec.write_event(path, "a" in mode, _keeps_content(flags))
     else:
         rec.read(path)
+
+
+def _keeps_content(flags: int) -> bool:
+    """Does a write-open keep what the file holds (append, ``r+``, no ``O_TRUNC``)?
+
+    ``open(p, "w")`` truncates and ``"x"`` creates: the result owes nothing to the old
+    content. ``"a"``, ``"r+"``, ``os.open(p, O_RDWR)`` leave it in place.
+    """
+    return bool(flags & (os.O_WRONLY | os.O_RDWR)) and not flags & (os.O_TRUNC | os.O_EXCL)
 
 
 def _on_input(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:

@@ -303,9 +303,48 @@ class Recorder:
         """A file was opened for writing, creation or appending."""
         self._write(path, dir_fd, append, confirmed=True)
 
-    def write_event(self, path: Any, append: bool) -> None:
-        """The audit hook saw a write-open: it may still fail, so it is not confirmed yet."""
+    def write_event(self, path: Any, append: bool, keeps: bool = False) -> None:
+        """The audit hook saw a write-open: it may still fail, so it is not confirmed yet.
+
+        ``keeps``: the open keeps what the file holds (append, ``r+``, no ``O_TRUNC``), so
+        the result depends on that content: it is an input (:meth:`prior`).
+        """
+        if keeps:
+            self.prior(path, absent=append)
         self._write(path, None, append, confirmed=False)
+
+    def prior(self, path: Any, dir_fd: int | None = None, absent: bool = True) -> None:
+        """The run is about to change ``path`` in place: its content now is an input.
+
+        A file appended to or updated (``open(p, "a")``, ``"r+"``, a SQLite database, an
+        HDF5 file opened ``"a"``) ends up as its old content plus the run's changes, so a
+        reuse that restored the recorded file over a different old content would lose data
+        (what was appended since) or bring deleted lines back. Recorded with its digest
+        now (it changes before exit), or :data:`~sharklib.model.ABSENT_SHA256` when it does
+        not exist yet; a file this run already wrote is its own business.
+
+        ``absent``: a missing file matters too (appended to, a database created: run again,
+        the result would grow). ``False`` for a write-open without ``O_TRUNC`` that neither
+        appends nor reads (``os.open(p, O_WRONLY | O_CREAT)``): written from its start, a file
+        that did not exist owes nothing to what is there later.
+        """
+        try:
+            if not self.active:
+                return
+            p = self.canonical(path, dir_fd)
+            if p is None or p in self.outputs or p in self.pre_digests or self._ignored(p):
+                return
+            if not absent and not os.path.lexists(p):
+                return
+            if self.open_outputs:
+                self.poll()
+            if p not in self.inputs:
+                self.inputs[p] = None
+            self._digest_before_overwrite(p)
+            if not self._preloaded:
+                self.preload()
+        except Exception as exc:
+            self._fail(exc)
 
     def _write(self, path: Any, dir_fd: int | None, append: bool, confirmed: bool) -> None:
         try:
@@ -341,9 +380,31 @@ class Recorder:
     def _digest_before_overwrite(self, p: str) -> None:
         """An input is about to be rewritten: keep the digest of what was read."""
         try:
+            if os.stat(p).st_size >= 64 << 20:
+                # a big database opened again and again: one stat when it did not change
+                from sharklib.hashing import StatCache
+
+                active, self.active = self.active, False  # its own files are not the run's
+                try:
+                    cache = StatCache()
+                    try:
+                        found = cache.digests([p]).get(p)
+                    finally:
+                        cache.close()
+                finally:
+                    self.active = active
+                if found is not None:
+                    self.pre_digests[p] = found
+                return
             from sharklib.hashing import sha256_file
 
             self.pre_digests[p] = sha256_file(p)
+        except FileNotFoundError:
+            # read (and failed) or appended to before it existed: the run depended on its
+            # absence, and its final content must not pass for what it read
+            from sharklib.model.run import ABSENT_SHA256
+
+            self.pre_digests[p] = (ABSENT_SHA256, 0)
         except OSError:
             pass
 

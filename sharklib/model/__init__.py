@@ -17,12 +17,14 @@ _WHERE = {
     "MAX_SUBJECTS": "provenance", "narrowed": "provenance",
     "run_to_statement": "provenance", "statement_subjects": "provenance",
     "statement_to_run": "provenance",
-    "Artifact": "run", "CodeIdentity": "run", "Download": "run", "Environment": "run",
+    "ABSENT_SHA256": "run", "Artifact": "run", "CodeIdentity": "run", "Download": "run",
+    "Environment": "run", "redact_url": "redact",
     "Exec": "run", "GitInfo": "run", "Output": "run", "Run": "run",
     "RunKeyParts": "runkey", "canonical_json": "runkey", "run_key_parts": "runkey",
 }
 
 __all__ = [
+    "ABSENT_SHA256",
     "MAX_SUBJECTS",
     "PAYLOAD_TYPE",
     "PREDICATE_TYPE",
@@ -38,6 +40,7 @@ __all__ = [
     "RunKeyParts",
     "canonical_json",
     "narrowed",
+    "redact_url",
     "run_key_parts",
     "run_to_statement",
     "statement_subjects",
@@ -55,7 +58,9 @@ if TYPE_CHECKING:
         statement_subjects,
         statement_to_run,
     )
+    from sharklib.model.redact import redact_url
     from sharklib.model.run import (
+        ABSENT_SHA256,
         Artifact,
         CodeIdentity,
         Download,

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 
+#: The recorded digest of a file that did not exist when the run depended on its content (a
+#: file appended to, updated in place or read-then-rewritten that the run created). No file
+#: hashes to it, so such an input never matches: a run that created the file is redone once
+#: the file exists (or is deleted again), as plain Python would redo the append.
+ABSENT_SHA256 = "0" * 64
+
 
 class _Record:
     """Plain data: equality and repr over ``_fields`` (what ``@dataclass`` would generate)."""
@@ -163,7 +169,11 @@ class Download(_Record):
                  etag: str | None = None, last_modified: str | None = None,
                  status: int | None = None, method: str = "GET",
                  saved_to: str | None = None) -> None:
-        self.url = url
+        from sharklib.model.redact import redact_url
+
+        # whoever records a download (a library patch, the trace proxy, a record read back),
+        # its credentials never reach a sidecar, the cache index or `show`
+        self.url = redact_url(url)
         self.sha256 = sha256
         self.size = size
         self.etag = etag
@@ -193,6 +203,10 @@ class GitInfo(_Record):
         self.commit = commit
         self.branch = branch
         self.dirty = dirty
+        if remote is not None:  # `https://TOKEN@github.com/o/r` is a common remote
+            from sharklib.model.redact import redact_url
+
+            remote = redact_url(remote)
         self.remote = remote
 
     def to_dict(self) -> dict[str, Any]:

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 #: v2: a v1 cache could hold runs that read a pipe on stdin or ran programs Python capture does
 #: not see (never cached since), and keyed Python runs without their PYTHONPATH
-KEY_VERSION = "sharklib-runkey-v2"
+#: v3: a v2 cache could hold runs that appended to or updated a file in place (a log, a
+#: SQLite database) without that file's old content among their inputs: reusing one
+#: restored the recorded file over what was appended since
+KEY_VERSION = "sharklib-runkey-v3"
 
 
 def sha256_hex(data: bytes) -> str:

@@ -32,15 +32,21 @@ def _late_read(tmp_path: Path) -> str:
     return f'open({LATE!r}).read()\n'
 
 
-def _check(c: Captured, inputs: list[Path], outputs: list[Path], listings: tuple[str, ...] = ()) -> None:
+def _check(c: Captured, inputs: list[Path], outputs: list[Path], listings: tuple[str, ...] = (),
+           absent: tuple[Path, ...] = ()) -> None:
+    """``absent``: files the run created in place (a database), whose absence is an input."""
+    from sharklib.model import ABSENT_SHA256
+
     assert c.proc.returncode == 0, c.proc.stderr
     noise = [line for line in c.proc.stderr.splitlines()
              if not line.startswith("sharklib: created signing key")]
     assert noise == [], c.proc.stderr
     late = str(c.cwd / LATE)
-    assert data_inputs(c) == {str(p) for p in inputs} | {late} | set(listings)
+    assert data_inputs(c) == {str(p) for p in (*inputs, *absent)} | {late} | set(listings)
     for p in inputs:
         assert c.inputs()[str(p)] == file_sha256(p)
+    for p in absent:
+        assert c.inputs()[str(p)] == ABSENT_SHA256
     assert set(c.outputs()) == {str(p) for p in outputs}, c.run.outputs
     for p in outputs:
         assert c.outputs()[str(p)] == file_sha256(p), f"{p} not hashed after its last write"
@@ -273,7 +279,8 @@ def test_sqlite3(tmp_path: Path) -> None:
         mem.execute("create table t (x)")
         mem.close()
         """ + _late_read(tmp_path))
-    _check(c, [src], [tmp_path / "out.db"])
+    # a database is written in place: that it did not exist is what the run started from
+    _check(c, [src], [tmp_path / "out.db"], absent=(tmp_path / "out.db",))
 
 
 def test_sqlite3_written_in_place_without_close(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def _writer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         rec = recorder()
         if rec is not None and path is not None and append:
             for p in dataset_files(path):
-                rec.read(p)
+                rec.prior(p)  # appended to: what it held before is an input
     result = wrapped(*args, **kwargs)
     with guarded(f"pyogrio.{getattr(wrapped, '__name__', 'write')}"):
         rec = recorder()

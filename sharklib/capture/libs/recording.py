@@ -121,8 +121,8 @@ def record_open(rec: Recorder, paths: Iterable[str], mode: OpenMode) -> None:
             rec.read(p)
         elif mode == "create":
             rec.write(p)
-        else:
-            rec.read(p)
+        else:  # updated in place: its content before is an input (a reuse must match it)
+            rec.prior(p)
             rec.write(p, append=True)
 
 

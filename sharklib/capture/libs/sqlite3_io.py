@@ -8,6 +8,9 @@ factory (``sqlite3.Connection`` unless the program passed its own) whose
 mtime with what they were at connect; at interpreter exit the same check runs
 for connections still open (``with conn:`` commits without calling
 ``commit``). A written database is an output, reported finished when closed.
+Its content at connect (or its absence) is an input, digested then: a database
+updated in place is its old content plus the run's changes, so a run is reused
+only over the same old content.
 ``:memory:`` and ``mode=memory`` URIs are not files.
 """
 
@@ -114,6 +117,14 @@ def _database(database: Any, uri: bool) -> str | None:
     return local_path(database)
 
 
+def _read_only(database: Any, uri: bool) -> bool:
+    """A ``file:…?mode=ro`` (or ``immutable=1``) URI: the connection cannot write."""
+    if not (uri and isinstance(database, str | bytes)):
+        return False
+    query = parse_qs(urlsplit(os.fsdecode(database)).query)
+    return query.get("mode") == ["ro"] or query.get("immutable") == ["1"]
+
+
 def _connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     rec = recorder()
     if rec is None:
@@ -128,6 +139,10 @@ def _connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             if len(args) <= 5:  # a positional factory cannot be swapped: reads only
                 kwargs = dict(kwargs)
                 kwargs["factory"] = tracked_factory(kwargs.get("factory") or sqlite3.Connection)
+        if path is not None and not _read_only(database, uri):
+            # a database written in place ends up as its old content plus the changes: that
+            # content (or its absence) is an input, taken before SQLite touches the file
+            rec.prior(path)
     conn = wrapped(*args, **kwargs)
     if state is not None:
         with guarded("sqlite3.connect"):
