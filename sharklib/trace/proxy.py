@@ -157,6 +157,10 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
             rec["size"] = self._body.size
             rec["etag"] = self._body.headers.get("etag")
             rec["last_modified"] = self._body.headers.get("last-modified")
+        if isinstance(rec.get("url"), str):  # not even the session's log holds a secret
+            from sharklib.model.redact import redact_url
+
+            rec["url"] = redact_url(rec["url"])
         log = os.environ.get(ENV_LOG)
         if log:
             with contextlib.suppress(OSError):

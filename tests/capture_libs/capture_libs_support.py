@@ -100,6 +100,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._head(200, len(PAYLOAD))
 
     def do_GET(self) -> None:
+        self.path = self.path.split("?", 1)[0]  # a query (a token, a signature) names the same file
         if self.path == "/data.bin":
             self._head(200, len(PAYLOAD))
             self.wfile.write(PAYLOAD)

@@ -1,0 +1,92 @@
+"""Secrets out of URLs before anything records them.
+
+A download's URL goes into signed sidecars (meant to be published), the run cache
+index (pushed to shared remotes) and ``show`` output. URLs often carry credentials:
+``https://user:PASSWORD@host/…``, ``?api_key=…``, ``?token=…``, a presigned S3 URL's
+``X-Amz-Signature``/``X-Amz-Credential``/``X-Amz-Security-Token``, an Azure SAS
+``sig``. :func:`redact_url` replaces those values with ``REDACTED`` and keeps
+everything else byte for byte; the digest of the body still identifies the download.
+
+It is applied where a :class:`~sharklib.model.Download` or a git remote is built, so
+every recorder (requests, urllib, httpx, fsspec, the trace proxy) and every record
+read back goes through it, whoever made it. Pure string work: no I/O, no imports at
+start-up beyond what a URL needs.
+"""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "REDACTED"
+
+#: query/fragment parameter names whose value is a credential (compared lower-cased, with
+#: ``-`` read as ``_``); names ending in one of :data:`_SECRET_SUFFIXES` count too
+_SECRET_NAMES = frozenset({
+    "api_key", "apikey", "key", "token", "access_token", "accesstoken", "refresh_token",
+    "id_token", "auth", "auth_token", "authorization", "bearer", "client_secret", "secret",
+    "password", "passwd", "pwd", "pass", "sig", "signature", "code", "session", "sessionid",
+    "x_amz_signature", "x_amz_credential", "x_amz_security_token",
+    "x_goog_signature", "x_goog_credential", "awsaccesskeyid", "googleaccessid",
+    "private_token", "personal_access_token",
+})
+_SECRET_SUFFIXES = ("_token", "_key", "_secret", "_password", "_signature", "_sig",
+                    "_credential", "apikey", "accesskey")
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def secret_param(name: str) -> bool:
+    """Is a query parameter of this name a credential (``api_key``, ``X-Amz-Signature``…)?"""
+    n = name.strip().lower().replace("-", "_")
+    return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES)
+
+
+def _redact_params(text: str) -> str:
+    parts = text.split("&")
+    changed = False
+    for i, part in enumerate(parts):
+        name, eq, value = part.partition("=")
+        if eq and value and value != REDACTED:
+            from urllib.parse import unquote_plus
+
+            if secret_param(unquote_plus(name)):
+                parts[i] = f"{name}={REDACTED}"
+                changed = True
+    return "&".join(parts) if changed else text
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (or lone user name) and credential parameters replaced.
+
+    ``https://me:pw@host/f?api_key=k&x=1`` → ``https://me:REDACTED@host/f?api_key=REDACTED&x=1``.
+    Over http(s) a user name alone (``https://TOKEN@github.com/…``, as git and many APIs
+    take a token) is a credential too. Anything that is not a ``scheme://`` URL is returned unchanged, as
+    is a URL with nothing to hide (same object: callers may compare with ``is``).
+    """
+    if not isinstance(url, str) or not _SCHEME.match(url):
+        return url
+    scheme_end = url.index("://") + 3
+    rest = url[scheme_end:]
+    # the authority ends at the first '/', '?' or '#'
+    end = len(rest)
+    for sep in "/?#":
+        j = rest.find(sep)
+        if j != -1 and j < end:
+            end = j
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        userinfo, host = authority.rsplit("@", 1)
+        user, colon, password = userinfo.partition(":")
+        if colon and password != REDACTED:
+            authority = f"{user}:{REDACTED}@{host}"
+        elif not colon and user and user != REDACTED and "http" in url[:scheme_end].lower():
+            # over http(s) a lone user name is how tokens travel; `ssh://git@host` is not one
+            authority = f"{REDACTED}@{host}"
+    path, hash_, fragment = tail.partition("#")
+    path, q, query = path.partition("?")
+    if query:
+        query = _redact_params(query)
+    if fragment and "=" in fragment:
+        fragment = _redact_params(fragment)
+    out = url[:scheme_end] + authority + path + q + query + hash_ + fragment
+    return url if out == url else out
