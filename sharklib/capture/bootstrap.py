@@ -52,6 +52,19 @@ def _is_sharklib_run(argv: list[str]) -> bool:
     return False
 
 
+#: Workflow schedulers written in Python. Each job they start is a step of its own, with its
+#: own record and reuse decision, as a recipe under make is; the scheduler process itself is
+#: not captured, so its jobs start as roots (and its private state is no one's input or output).
+SCHEDULERS = frozenset({"snakemake"})
+
+
+def is_scheduler(argv: list[str]) -> bool:
+    """Is this interpreter running a workflow scheduler (``snakemake ...``, ``-m snakemake``)?"""
+    script, _code, module = parse_python_argv(argv)
+    name = module.split(".")[0] if module else os.path.basename(script or "")
+    return name in SCHEDULERS
+
+
 def parse_python_argv(argv: list[str]) -> tuple[str | None, str | None, str | None]:
     """(script, code, module) from an interpreter command line (``sys.orig_argv``)."""
     takes_value = {"-W", "-X", "--check-hash-based-pycs"}
@@ -80,7 +93,7 @@ def start() -> None:
     if _rec.current() is not None:
         return
     argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
-    if _is_sharklib_run(argv):
+    if _is_sharklib_run(argv) or is_scheduler(argv):
         return
     handed = os.environ.pop(ENV_EXEC_TOP, None)
     top = handed is not None

@@ -155,6 +155,10 @@ def state_dirs() -> list[str]:
     return dirs
 
 
+#: directories of a scheduler's or a version control system's own state, wherever they are
+PRIVATE_STATE = ("/__pycache__/", "/.snakemake/", "/.git/")
+
+
 def is_ignored(path: str, prefixes: tuple[str, ...]) -> bool:
     return (path.startswith(prefixes) or path.endswith(IGNORED_SUFFIXES)
-            or "/__pycache__/" in path)
+            or any(part in path for part in PRIVATE_STATE))
