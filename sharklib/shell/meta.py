@@ -96,11 +96,12 @@ def history(shell: Shell, args: list[str]) -> None:
             tags.append(f"exit {c.exit_status}")
         cwd = "" if c.cwd == "." else f"({c.cwd}) "
         tag = f"  [{'; '.join(tags)}]" if tags else ""
-        _p(shell, f"{mark}[{c.n}] {when} {c.duration:6.2f}s  {cwd}{c.line}{tag}")
+        num = f"[{c.n}]"
+        _p(shell, f"{mark}{num:>5} {when} {c.duration:6.2f}s  {cwd}{c.line}{tag}")
         if c.kind == "mutate":
             parts = [describe(ch) for ch in c.changes]
             more = f" … (+{len(parts) - 8})" if len(parts) > 8 else ""
-            _p(shell, "        " + "  ".join(parts[:8]) + more)
+            _p(shell, "         " + "  ".join(parts[:8]) + more)
 
 
 def _text(shell: Shell, sha: str | None) -> list[str] | None:

@@ -64,6 +64,10 @@ class Shell:
         self._saved: tuple[bytes, bytes] = (b"", b"")
         self._load_state()
         self.mode = self._capture_mode()
+        user_shell = os.path.basename(self.base_env.get("SHELL", "") or "bash")
+        if user_shell not in ("bash", "sh", "dash", "rbash"):
+            self.note("shell", f"your $SHELL is {user_shell}; sharklib shell runs each line "
+                      "with bash (its aliases and functions come from ~/.bashrc)")
 
     # -- state across lines and sessions -----------------------------------------------------
     def _state_dir(self) -> str:

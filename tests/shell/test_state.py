@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from shellkit import run_shell, shell_env
+from shellkit import Counter, run_shell, shell_env
 
 
 @pytest.mark.timeout(300)
@@ -69,3 +69,54 @@ def test_outside_writes_said_once(traced: None, workspace: Path, tmp_path: Path)
     assert f"{elsewhere}/a.txt" in res.stderr
     assert os.path.exists(elsewhere / "b.txt")
     assert "[inspect]" in res.stdout  # nothing in the workspace changed
+
+
+@pytest.mark.timeout(300)
+def test_one_shell_across_lines(traced: None, workspace: Path) -> None:
+    env = shell_env()
+    script = ("alias ll='echo LL'\n"
+              "greet() { echo \"hi $1\"; }\n"
+              "x=3; export P=1\n"
+              "unset P\n"
+              "ll; greet you; echo \"${P-unset} $x\"\n"
+              "for i in 1 2; do\n  echo \"n$i\"\ndone\n"
+              "echo one \\\n  two\n"
+              "export PYTHONPATH=/opt/mine\n"
+              "python -c 'import os; print(os.environ[\"PYTHONPATH\"].split(os.pathsep)[-1])'\n")
+    res = run_shell(workspace, script, env)
+    assert res.returncode == 0, res.stderr
+    assert "LL\nhi you\nunset 3\n" in res.stdout
+    assert "n1\nn2\n" in res.stdout and "one two\n" in res.stdout
+    assert "/opt/mine\n" in res.stdout
+    # and in the next session too
+    again = run_shell(workspace, "ll; greet again; echo \"$x\"\n", env)
+    assert "LL\nhi again\n3\n" in again.stdout
+
+
+@pytest.mark.timeout(300)
+def test_variables_are_part_of_the_key(traced: None, workspace: Path, counter: Counter) -> None:
+    (workspace / "gen.py").write_text(
+        "import os, socket\n"
+        "socket.create_connection(('127.0.0.1', int(os.environ['SHELL_TEST_PORT']))).close()\n"
+        "print(os.environ.get('N', '-'))\n")
+    env = shell_env(counter)
+    res = run_shell(workspace, "export N=5\npython gen.py > n.txt\nexport N=6\n"
+                               "python gen.py > n.txt\nexport N=5\npython gen.py > n.txt\n", env)
+    assert res.returncode == 0, res.stderr
+    assert (workspace / "n.txt").read_text() == "5\n"
+    assert counter.count == 2  # N=6 ran again; back at N=5 the first run was reused
+    assert "[6] reused" in res.stderr
+
+
+@pytest.mark.timeout(300)
+def test_graph_html_and_errors(traced: None, workspace: Path) -> None:
+    env = shell_env()
+    res = run_shell(workspace, "sort data/raw.csv > sorted.csv\n:graph --html g.html\n"
+                               ":diff 99\n:bogus\n:checkout x\n:export only.md\n", env)
+    assert res.returncode == 0, res.stderr
+    assert "wrote g.html (lineage of sorted.csv)" in res.stdout
+    assert "<html" in (workspace / "g.html").read_text().lower()
+    for line in ("no command [99] in this session", "unknown meta-command :bogus",
+                 ":checkout takes one command number", ":export takes FILE TARGET"):
+        assert line in res.stderr
+    assert "Traceback" not in res.stderr
