@@ -130,18 +130,23 @@ class IndexEntry:
     for runs that read 100,000 files.
     """
 
-    __slots__ = ("_run", "_run_dict", "_where", "ended", "exit_status", "inputs", "key",
-                 "key_parts", "modules", "objects", "root", "run_id", "started")
+    __slots__ = ("_run", "_run_dict", "_where", "attestation", "ended", "exit_status", "inputs",
+                 "key", "key_parts", "modules", "objects", "root", "run_id", "started")
 
     def __init__(self, key: str, run: Run | None, root: str, objects: list[StoredObject],
                  inputs: list[tuple[str, str]] | None = None,
                  modules: list[tuple[str, str]] | None = None, *,
                  run_dict: dict[str, Any] | None = None, where: str | None = None,
-                 key_parts: dict[str, Any] | None = None) -> None:
+                 key_parts: dict[str, Any] | None = None,
+                 attestation: dict[str, Any] | None = None) -> None:
         self.key = key
         #: what the key was digested from (``RunKeyParts.to_dict``), so ``--explain`` can
         #: name the first difference when a key is not found; None in older entries
         self.key_parts = key_parts
+        #: the DSSE envelope, signed at record time, over :meth:`signed_part`: the entry's proof.
+        #: Everything else here is a hint for finding the run (it may come from a shared remote
+        #: anyone with write access can edit); reuse acts only on what this envelope signs.
+        self.attestation = attestation
         self.root = root
         self.objects = objects
         self.inputs = inputs or []
@@ -189,7 +194,13 @@ class IndexEntry:
     def stream(self, role: str) -> StoredObject | None:
         return next((o for o in self.objects if o.role == role), None)
 
-    def to_dict(self) -> dict[str, Any]:
+    @property
+    def where(self) -> str | None:
+        """Where the entry was read from (a remote entry's URL), if known."""
+        return self._where
+
+    def signed_part(self) -> dict[str, Any]:
+        """The entry without its attestation: what the attestation signs."""
         return {
             "version": ENTRY_VERSION, "key": self.key, "root": encode_path(self.root),
             "run": self.run_data(), "objects": [o.to_dict() for o in self.objects],
@@ -197,6 +208,12 @@ class IndexEntry:
             "modules": [[encode_path(p), s] for p, s in self.modules],
             **({"key_parts": self.key_parts} if self.key_parts is not None else {}),
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.signed_part()
+        if self.attestation is not None:
+            d["attestation"] = self.attestation
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -236,9 +253,12 @@ class IndexEntry:
                     raise ValueError(f"{name} is not a list")
                 pairs[name] = [(decode_path(p), s) if isinstance(p, str) and isinstance(s, str)
                                else _bad_pair(name) for p, s in items]
+            attestation = d.get("attestation")
+            if attestation is not None and not isinstance(attestation, dict):
+                raise ValueError("attestation is not an object")
             return cls(key=key, run=None, root=decode_path(str(d["root"])), objects=objects,
                        inputs=pairs["inputs"], modules=pairs["modules"], run_dict=run_dict,
-                       where=where,
+                       where=where, attestation=attestation,
                        key_parts=d["key_parts"] if isinstance(d.get("key_parts"), dict) else None)
         except StoreError:
             raise

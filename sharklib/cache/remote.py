@@ -341,6 +341,32 @@ class RemoteStore(ObjectStore):
         return entry
 
 
+    def quarantine_entry(self, entry: IndexEntry) -> bool:
+        """Move the remote's copy of ``entry`` to ``quarantine/runs/`` if it holds these bytes.
+
+        Called when an entry disagrees with its signed attestation: left in place, every
+        machine would pull it and warn again. A copy with other content (an honest one
+        under the same name) is left alone. Best effort: False when nothing was moved.
+        """
+        try:
+            path = self._entry(entry.key, entry.run_id)
+            if not self.fs.exists(path):
+                return False
+            there = self.get_entry(path)
+            if there.to_json() != entry.to_json():
+                return False
+            dest = f"{self.base}/quarantine/runs/{entry.run_id}.{uuid.uuid4().hex[:8]}.json.zst"
+            if self._local:
+                self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+            self.fs.mv(path, dest)
+            return True
+        except Exception:
+            with contextlib.suppress(Exception):  # never serve it again, even if the move failed
+                if self.fs.exists(path):
+                    self.fs.rm(path)
+            return False
+
+
 class _Null:
     def write(self, data: bytes) -> int:
         return len(data)

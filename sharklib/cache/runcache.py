@@ -214,6 +214,27 @@ class RunCache:
         found.sort(key=lambda e: e.started, reverse=True)
         return found
 
+    def quarantine_entry(self, entry: IndexEntry) -> str:
+        """Take an entry out of use: out of the local index (kept in ``quarantine/runs/`` for
+        inspection) and off the remote when it holds the same bytes. Returns where it was read
+        from (the remote's URL or this cache's directory), to name in a warning."""
+        from sharklib.hashing import atomic_write
+
+        came_from = str(self.directory)
+        if self.remote_url and entry.where and entry.where.startswith(str(self.remote_url)):
+            came_from = str(self.remote_url)
+        with contextlib.suppress(OSError, StoreError):
+            keep = self.directory / "quarantine" / "runs"
+            keep.mkdir(parents=True, exist_ok=True)
+            name = "".join(c if c.isalnum() or c in "-_" else "_" for c in entry.run_id)[:100]
+            atomic_write(keep / f"{name}.json", entry.to_json().encode())
+        self.index.remove([entry.run_id])
+        if self.has_remote:
+            with contextlib.suppress(Exception):
+                if self.remote is not None and self.remote.quarantine_entry(entry):
+                    came_from = str(self.remote_url)
+        return came_from
+
     # -- objects ---------------------------------------------------------------------------
     def ensure_local(self, sha256: str) -> bool:
         """Make the verified object available locally, pulling it from the remote if needed."""

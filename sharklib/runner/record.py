@@ -17,6 +17,7 @@ from sharklib.config import ENV_NO_CACHE, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run, RunKeyParts
 from sharklib.model.runkey import relative_to_root
+from sharklib.runner import proof
 from sharklib.runner.notices import Warn, stderr_warn, unreachable_remotes
 
 
@@ -184,6 +185,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                     info = cache.store.put_bytes(data)
                     objects.append(StoredObject(role, "", info.sha256, info.size))
             entry = build_entry(run, root, objects, key_parts)
+            proof.attach(entry)  # signed: the entry alone, edited anywhere, proves nothing
             added = cache.add(entry, push=False)
         if added and cache.has_remote and cache.push_new:
             if str(cache.remote_url) in unreachable_remotes:

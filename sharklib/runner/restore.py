@@ -13,6 +13,7 @@ import datetime as _dt
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sharklib.attest.naming import is_sidecar
@@ -21,7 +22,9 @@ from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_QUIET, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run
+from sharklib.runner import decide, proof
 from sharklib.runner.decide import rebase  # noqa: F401  (re-exported: callers map paths here)
+from sharklib.runner.notices import Warn, stderr_warn
 
 
 @dataclass(slots=True)
@@ -161,8 +164,24 @@ def reuse_message(decision: ReuseDecision) -> str:
 
 
 def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, checked: int,
-            downloads: dict[str, int], policy: str) -> ReuseDecision:
-    """Stand in for ``entry`` (already accepted): fetch its streams, restore its outputs."""
+            downloads: dict[str, int], policy: str, pins: Mapping[str, str] | None = None,
+            warn: Warn | None = None) -> ReuseDecision | None:
+    """Stand in for ``entry`` (accepted on its hint): fetch its streams, restore its outputs.
+
+    The hint is only a way to say no cheaply: what is restored is the entry as signed by a
+    key trusted for reuse (:func:`sharklib.runner.proof.prove`), after the inputs, modules,
+    distributions and downloads *that* names are checked again. None: the entry proves
+    nothing (unsigned, untrusted, or edited: then quarantined with one warning), or what it
+    signs no longer holds; the step runs.
+    """
+    signed = proof.prove(entry, entry.key, cache, warn or stderr_warn)
+    if signed is None:
+        return None
+    accepted = decide.accept(signed, root, cache, policy, pins)
+    if accepted is None:
+        return None
+    entry = signed
+    checked, downloads = accepted
     with cache.shared():
         try:
             # fetch streams first: if an object is bad we learn it before touching the workspace

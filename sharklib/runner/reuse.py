@@ -77,9 +77,11 @@ def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None
             for entry in entries:
                 accepted = decide.accept(entry, root, cache, policy, pins)
                 if accepted is not None:
-                    return restore.restore(entry, root, cache, started=started,
-                                           checked=accepted[0], downloads=accepted[1],
-                                           policy=policy)
+                    decision = restore.restore(entry, root, cache, started=started,
+                                               checked=accepted[0], downloads=accepted[1],
+                                               policy=policy, pins=pins, warn=warn)
+                    if decision is not None:  # None: the entry proved nothing (runner/proof.py)
+                        return decision
         return None
     except CacheReadOnly as exc:
         warn(str(exc))  # the same line as record's: printed once per run

@@ -13,6 +13,7 @@ from sharklib.cache.runcache import RunCache
 from sharklib.errors import StoreError
 from sharklib.hashing import sha256_bytes
 from sharklib.model import Output
+from sharklib.runner import proof
 from sharklib.runner.reuse import check, record, safe_destination
 
 
@@ -190,9 +191,13 @@ def test_file_changed_after_recording_is_not_cached(project, cache, write, step,
 def _hostile(project: Path, cache: RunCache, path: str, make_run) -> None:  # type: ignore[no-untyped-def]
     run = make_run(project, ["step.py", "data/in.txt"], [project / "data" / "in.txt"], [])
     info = cache.store.put_bytes(b"root::0:0:owned\n")
-    cache.index.add(IndexEntry(key=run.run_key, run=run, root=str(project),  # type: ignore[arg-type]
-                               objects=[StoredObject("output", path, info.sha256, info.size)],
-                               inputs=[("data/in.txt", run.inputs[0].sha256)]))
+    entry = IndexEntry(key=run.run_key, run=run, root=str(project),  # type: ignore[arg-type]
+                       objects=[StoredObject("output", path, info.sha256, info.size)],
+                       inputs=[("data/in.txt", run.inputs[0].sha256)])
+    # signed by the user's own key: the path checks hold even for an entry the user trusts
+    # (an unsigned one is never restored at all: tests/cache/test_forged_remote.py)
+    proof.attach(entry)
+    cache.index.add(entry)
 
 
 @pytest.mark.parametrize("evil", ["../../etc/passwd", "/etc/passwd-sharklib-test", "..",
@@ -251,3 +256,27 @@ def test_record_reads_the_capture_session(project, cache, write, step, again, tm
     assert record(step(out_text="other\n"), str(session), root=str(project), cache=cache,
                   warn=warnings.append) is None
     assert warnings == ["stdout too large to replay; run not cached"]
+
+
+def test_run_writing_into_git_is_not_cached(project, cache, write, make_run):  # type: ignore[no-untyped-def]
+    # a reuse never restores into a version-control directory, so such a run is not cached
+    hook = write(project / ".git" / "hooks" / "post-checkout", "#!/bin/sh\n")
+    run = make_run(project, ["hook.py"], [project / "data" / "in.txt"], [hook])
+    warnings: list[str] = []
+    assert record(run, root=str(project), cache=cache, warn=warnings.append) is None
+    [line] = warnings
+    assert "inside .git/" in line and line.endswith("run not cached"), line
+    assert cache.index.count() == 0
+
+
+def test_unsigned_entry_is_never_restored(project, cache, tmp_path, again, make_run):  # type: ignore[no-untyped-def]
+    # an entry without an attestation (edited, or from an older sharklib) proves nothing
+    run = make_run(project, ["step.py", "data/in.txt"], [project / "data" / "in.txt"], [])
+    info = cache.store.put_bytes(b"owned\n")
+    cache.index.add(IndexEntry(key=run.run_key, run=run, root=str(project),  # type: ignore[arg-type]
+                               objects=[StoredObject("output", "owned.txt", info.sha256, info.size)],
+                               inputs=[("data/in.txt", run.inputs[0].sha256)]))
+    warnings: list[str] = []
+    assert again(warnings) is None
+    assert warnings == []
+    assert not (project / "owned.txt").exists()

@@ -42,6 +42,19 @@ def _run(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120, check=False)
 
 
+def trust_for_reuse(teammate: Path, user: Path, name: str = "alice") -> None:
+    """``user`` imports ``teammate``'s public key and trusts it for reuse (docs/trust.md):
+    by default only one's own signed runs are reused."""
+    pub = teammate.parent / f"{name}.pub.pem"
+    for home, args in ((teammate, ["keys", "export", "-o", str(pub)]),
+                       (user, ["keys", "import", str(pub), "--name", name])):
+        done = subprocess.run([sys.executable, "-m", "sharklib", *args], env=_env(home),
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+    (user / "config").mkdir(parents=True, exist_ok=True)
+    (user / "config" / "trust.toml").write_text(f'[reuse]\ntrusted = ["{name}"]\n')
+
+
 def _warnings(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "warning" in line]
 
@@ -65,7 +78,9 @@ def test_new_run_is_pushed_to_s3_at_exit(tmp_path: Path, s3_env: dict[str, str],
     stored = fs.find(f"{s3_bucket}/cache")
     assert any("/runs/" in p for p in stored) and any("/objects/" in p for p in stored)
     assert _local_runs(tmp_path / "ha") == 1
-    # another user, another home: the run comes from the bucket, not recomputed
+    # another user, another home, who trusts alice's key for reuse: the run comes from the
+    # bucket, not recomputed
+    trust_for_reuse(tmp_path / "ha", tmp_path / "hb")
     bob = _project(tmp_path / "bob")
     r = _run(bob, _env(tmp_path / "hb", SHARKLIB_CACHE=url, **s3_env))
     assert r.returncode == 0, r.stderr
@@ -114,7 +129,9 @@ def test_shared_dir_in_project_settings_is_consulted_from_a_new_home(tmp_path: P
     r = _run(root, _env(tmp_path / "alice"))
     assert r.returncode == 0 and _warnings(r.stderr) == [], r.stderr
     (root / "out.txt").unlink()
-    # another user: an empty default cache, no key marker, no cache variable
+    # another user who trusts alice for reuse: an empty default cache, no key marker, no
+    # cache variable
+    trust_for_reuse(tmp_path / "alice", tmp_path / "bob")
     r = _run(root, _env(tmp_path / "bob"))
     assert r.returncode == 0, r.stderr
     assert "reused run" in r.stderr, r.stderr
