@@ -21,12 +21,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from sharklib.cache.links import copy_hashing, materialise, reflink
-from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
+from sharklib.cache.store import (
+    CacheUnsafe,
+    LinkMode,
+    ObjectInfo,
+    ObjectStore,
+    Restored,
+    check_digest,
+)
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache, StreamingDigest, sha256_file
 
@@ -34,6 +42,48 @@ _NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOT
 
 #: every object's mtime (seconds since the epoch): fixed, old, meaningless.
 PINNED_MTIME_NS = 1_000_000_000 * 1_000_000_000
+
+
+_UNUSED = " (runs are neither reused nor cached while it is there)"
+
+
+def refuse_link(path: str, root: str) -> None:
+    """Refuse a symlink (or other non-directory) where the cache keeps one of its directories.
+
+    A shared cache directory is writable by others: a planted ``objects/ab -> elsewhere``
+    would receive objects (and let ``gc`` delete files) in a place the cache does not own, a
+    planted ``tmp`` link would receive every partial write. Checked with ``lstat`` before each
+    use; the error names the link in one line.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
+                          f"{os.path.relpath(path, root)} -> {target}{_UNUSED}", root)
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheUnsafe(f"refusing to use {os.path.relpath(path, root)}: not a directory"
+                          f"{_UNUSED}", root)
+
+
+def refuse_file_link(path: str, root: str) -> None:
+    """Refuse a symlink in the place of one of the cache's own files (objects, the index)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
+                          f"{os.path.relpath(path, root)} -> {target}{_UNUSED}", root)
 
 
 class ContentStore(ObjectStore):
@@ -51,12 +101,17 @@ class ContentStore(ObjectStore):
         self.objects = self.root / "objects"
         self.tmp = self.root / "tmp"
         self.quarantined = self.root / "quarantine"
+        self._where = str(self.root)
         for d in (self.objects, self.tmp, self.quarantined):
+            refuse_link(str(d), self._where)
             d.mkdir(parents=True, exist_ok=True)
+            refuse_link(str(d), self._where)
         self._objects = str(self.objects)
         self._tmp = str(self.tmp)
         self._no_reflink: set[int] = set()  # devices whose files cannot be cloned into the store
-        self._where = str(self.root)
+        self._fanout_ok: set[str] = set()  # fan-out directories checked to be real directories
+        if statcache is None:
+            refuse_file_link(str(self.root / "objects-stat.sqlite"), self._where)
         self.statcache = statcache if statcache is not None else StatCache(
             self.root / "objects-stat.sqlite")
 
@@ -68,12 +123,22 @@ class ContentStore(ObjectStore):
 
     def _path(self, sha256: str) -> str:
         check_digest(sha256, self._where)
-        return f"{self._objects}/{sha256[:2]}/{sha256}"
+        fan = sha256[:2]
+        if fan not in self._fanout_ok:
+            # once per fan-out directory and process: a link planted later is still refused
+            # by the object's own lstat below and by the O_NOFOLLOW opens
+            refuse_link(f"{self._objects}/{fan}", self._where)
+            if os.path.isdir(f"{self._objects}/{fan}"):
+                self._fanout_ok.add(fan)
+        path = f"{self._objects}/{fan}/{sha256}"
+        refuse_file_link(path, self._where)
+        return path
 
     # -- writing -------------------------------------------------------------------------
     def _tmpfile(self) -> str:
         import tempfile  # on the first write only: a re-check that restores nothing never needs it
 
+        refuse_link(self._tmp, self._where)
         fd, tmp = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         os.close(fd)
         return tmp
@@ -89,6 +154,7 @@ class ContentStore(ObjectStore):
             os.replace(tmp, final)
         except FileNotFoundError:  # the first object of this fan-out directory
             os.makedirs(os.path.dirname(final), exist_ok=True)
+            refuse_link(os.path.dirname(final), self._where)
             os.replace(tmp, final)
         self._remember(final, sha256)
         return ObjectInfo(sha256, size)
@@ -170,9 +236,15 @@ class ContentStore(ObjectStore):
 
     def open(self, sha256: str) -> BinaryIO:
         try:
-            return open(self._path(sha256), "rb")
+            fd = os.open(self._path(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             raise StoreError(f"object {sha256} is not in the store", str(self.root)) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
+                                  f"object {sha256}{_UNUSED}", str(self.root)) from None
+            raise
+        return os.fdopen(fd, "rb")
 
     def verify(self, sha256: str, *, full: bool = False) -> bool:
         p = self._path(sha256)
@@ -212,11 +284,15 @@ class ContentStore(ObjectStore):
 
     def quarantine(self, sha256: str) -> None:
         src = self.path(sha256)
+        refuse_link(str(self.quarantined), self._where)
         with contextlib.suppress(FileNotFoundError):
             os.replace(src, self.quarantined / sha256)
 
     def list(self) -> Iterator[ObjectInfo]:
+        refuse_link(self._objects, self._where)
         for sub in sorted(self.objects.iterdir()):
+            if len(sub.name) == 2:
+                refuse_link(str(sub), self._where)
             if not sub.is_dir():
                 continue
             for entry in os.scandir(sub):
@@ -226,6 +302,7 @@ class ContentStore(ObjectStore):
 
     def clean_tmp(self) -> int:
         """Remove partial writes left by killed writers; returns how many."""
+        refuse_link(self._tmp, self._where)  # never delete inside a directory the cache does not own
         n = 0
         for entry in os.scandir(self.tmp):
             with contextlib.suppress(OSError):

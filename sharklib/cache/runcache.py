@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sharklib.cache.cas import ContentStore
+from sharklib.cache.cas import ContentStore, refuse_file_link
 from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
 from sharklib.cache.store import (
     CacheReadOnly,
@@ -101,6 +101,8 @@ class RunCache:
         # SQLite (WAL) must create index.sqlite-wal/-shm beside the index even to read it
         if not os.access(self.directory, os.W_OK):
             raise CacheReadOnly(_READ_ONLY, str(self.directory))
+        for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "gc.lock"):
+            refuse_file_link(str(self.directory / name), str(self.directory))
         self.store: ObjectStore = store if store is not None else ContentStore(self.directory)
         self.index = RunIndex(self.directory / "index.sqlite")
         # a URL is opened on first use: importing fsspec starts no threads but registers an
@@ -172,7 +174,7 @@ class RunCache:
     # -- locking ---------------------------------------------------------------------------
     @contextlib.contextmanager
     def _flock(self, mode: int) -> Iterator[None]:
-        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self._lockfile, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, mode)
             yield

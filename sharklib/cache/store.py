@@ -53,6 +53,14 @@ class CacheReadOnly(StoreError):
     """
 
 
+class CacheUnsafe(CacheReadOnly):
+    """A symlink planted where the cache keeps its own directories or files.
+
+    Unusable like a read-only cache (the same one line from the lookup and the
+    record), never followed: see :func:`sharklib.cache.cas.refuse_link`.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """One stored object: its digest and size in bytes."""

@@ -9,6 +9,7 @@ report.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import sys
@@ -93,7 +94,14 @@ def safe_destination(root: str, relpath: str) -> str:
 
 # -- restoring -----------------------------------------------------------------------------
 def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list[str], int]:
-    """Restore every output that is missing or differs; refuse hostile paths first."""
+    """Restore every output that is missing or differs; refuse hostile paths first.
+
+    A sidecar on disk that holds the recorded attestation with more signatures (an
+    institution countersigned it after the run was recorded) keeps them: the recorded copy's
+    signatures are merged into it, never written over it. Outputs restored as hard links
+    (``read_only = true``) share the store's inode, whose mtime is old: they get the time of
+    the restore, so make sees them newer than the run's inputs (as after a copy).
+    """
     plan = [(obj, checked_relpath(root, obj.path)) for obj in entry.outputs()]
     missing = []
     in_place = 0
@@ -105,9 +113,71 @@ def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list
         else:
             missing.append(obj)
     writes = [(obj, safe_destination(root, obj.path)) for obj in missing]  # all refused first
+    restored: list[str] = []
+    linked: list[str] = []
     for obj, dest in writes:
-        cache.restore(obj, dest)
-    return [dest for _, dest in writes], in_place
+        if is_sidecar(dest) and _keep_signatures(dest, cache.read(obj.sha256)):
+            continue  # the sidecar on disk already carries every recorded signature, and more
+        done = cache.restore(obj, dest)
+        restored.append(dest)
+        if done.strategy == "hardlink":
+            linked.append(dest)
+    _newer_than_inputs(linked)
+    return restored, in_place
+
+
+def _keep_signatures(dest: str, recorded: bytes) -> bool:
+    """Merge the recorded sidecar into the one at ``dest`` if both hold the same attestation.
+
+    True when ``dest`` now holds (or already held) the recorded attestations with the union
+    of both copies' signatures; False when there is nothing to merge with (no sidecar, another
+    attestation, an unreadable one): the recorded sidecar is then restored as it is.
+    """
+    from sharklib.attest.dsse import merge_signatures
+    from sharklib.attest.sidecar import parse_line, read_bundle, write_bundle
+    from sharklib.errors import SidecarError
+
+    if not os.path.isfile(dest) or os.path.islink(dest):
+        return False
+    try:
+        disk = read_bundle(dest)
+        lines = [raw for raw in recorded.splitlines() if raw.strip()]
+        ours = [parse_line(raw, dest, n) for n, raw in enumerate(lines, 1)]
+    except (SidecarError, OSError):
+        return False
+    if not ours or disk.head.digest != ours[0].digest:
+        return False
+    on_disk = disk.by_digest
+    merged = []
+    grew = False
+    for entry in ours:
+        there = on_disk.get(entry.digest)
+        if there is None:
+            merged.append(entry.envelope)
+            grew = True
+            continue
+        union = merge_signatures(there.envelope, entry.envelope)
+        grew = grew or union is not there.envelope
+        merged.append(union)
+    if grew:
+        recorded_digests = {o.digest for o in ours}
+        extra = [e.envelope for e in disk.entries if e.digest not in recorded_digests]
+        write_bundle(dest, merged + extra)
+    return True
+
+
+def _newer_than_inputs(paths: list[str]) -> None:
+    """Give hard-linked restores the time of the restore, as a copy would have.
+
+    Objects keep a fixed old mtime (2001) in the store, and a hard link shares the inode:
+    make took such a restored output for older than its inputs and ran the recipe again on
+    every call. The inode is shared with the store and every project that restored it, so
+    they see the new time too (newer, never older: make never takes them for stale), and
+    the store re-hashes the object at its next use (its ctime changed), as after any write.
+    """
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 def _made_now(dest: str, sha256: str, cache: RunCache) -> None:
