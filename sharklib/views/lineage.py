@@ -119,8 +119,8 @@ class Step:
 
     @property
     def command(self) -> str:
-        """The recorded argv with the program shortened to its base name."""
-        return command_text(self.run.argv)
+        """The step as a user would name it (see :func:`step_label`)."""
+        return step_label(self.run)
 
     @property
     def run_id(self) -> str:
@@ -135,6 +135,45 @@ def command_text(argv: list[str], width: int | None = None) -> str:
     if width is not None and len(text) > width:
         text = text[: width - 1] + "…"
     return text
+
+
+_SHELLS = {"sh", "bash", "dash", "zsh", "ksh"}
+_MP_WORKERS = (("from multiprocessing.spawn import spawn_main", "spawn"),
+               ("from multiprocessing.forkserver import main", "forkserver"))
+
+
+def step_label(run: Run) -> str:
+    """What a step is called in show, why, graph and verify: the command the user wrote.
+
+    The recorded argv is kept whole in the record; only the label changes. A
+    pipeline stage runs as ``sh -c 'CMD'``, so it is labelled ``CMD`` (graph
+    nodes read ``sh -c 'python steps/clean.p…``); an import stage as ``import
+    SRC -> DEST``, as the plan names it; a multiprocessing spawn/forkserver
+    worker, whose argv is CPython's bootstrap (``spawn_main(tracker_fd=…)``),
+    as a worker of the program whose main module it re-imported (the first
+    local module it recorded). Everything else is :func:`command_text`.
+    """
+    import shlex
+
+    argv = run.argv
+    text = None
+    if len(argv) >= 3 and os.path.basename(argv[0]) in _SHELLS and argv[1] == "-c":
+        text = argv[2].strip()
+        try:
+            argv = shlex.split(text)
+        except ValueError:
+            return text
+    if len(argv) >= 5 and argv[1:3] == ["-m", "sharklib.pipeline.fetch"]:
+        return f"import {argv[3]} -> {argv[4]}"
+    if text:
+        return text
+    code = next((a for a in argv[1:4] if a.startswith("from multiprocessing.")), None)
+    for prefix, method in _MP_WORKERS:
+        if code is not None and code.startswith(prefix):
+            modules = [m.path for m in run.code.modules if m.path.endswith(".py")]
+            main = os.path.basename(modules[0]) if modules else "python"
+            return f"{main} worker (multiprocessing {method})"
+    return command_text(argv)
 
 
 def _under(path: str, root: str) -> bool:
@@ -532,6 +571,12 @@ def load_lineage(path: str | os.PathLike[str],
     """The lineage of ``path`` (a file with a sidecar, or the sidecar itself).
 
     With ``keys``, every signature is checked while decoding (``Step.signers``).
+    A path with neither a file nor a sidecar is "no such file" (a typo), not
+    "no sidecar" (a file sharklib did not record).
     """
     p, sidecar = split_target(path)
+    if not os.path.lexists(p) and not os.path.lexists(sidecar):
+        from sharklib.errors import SharkError
+
+        raise SharkError(f"no such file: {os.fspath(path)}")
     return lineage_from_decoded(p, sidecar, decode_sidecar(sidecar, keys))

@@ -145,6 +145,7 @@ def test_a_directory_listing_exports_in_every_format(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     from rocrate.rocrate import ROCrate
 
-    listing = ROCrate(str(tmp_path / "crate")).dereference("parts/")
+    # a listing is not payload (its data is its names): identified by its absolute URI
+    listing = ROCrate(str(tmp_path / "crate")).dereference((tmp_path / "parts").as_uri() + "/")
     assert listing is not None and listing.type == "Dataset" and listing["name"] == "parts/"
     assert (tmp_path / "crate" / "all.txt").read_text() == "a.txt"
