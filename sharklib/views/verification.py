@@ -220,6 +220,8 @@ def render_verification(v: Verification, console: Console, max_rows: int = 60) -
         for sr in v.steps:
             signers = _escape(", ".join(v.signer_label(k) for k in sr.signers)) or \
                 _no_good_signer(sr.step)
+            if sr.signers:
+                signers += _other_signers(sr.step, sr.signers)
             status = "[green]ok[/green]" if sr.ok else "[red]FAIL[/red]"
             outs = sr.step.outputs or [sr.step.output]
             shown = os.path.basename(outs[0].path) + (f" (+{len(outs) - 1})" if len(outs) > 1 else "")
@@ -266,6 +268,26 @@ def _no_good_signer(step: Step) -> str:
     labels = [f"unknown key {k[:8]}…" if k[:16] in unknown or step.bad_signatures is None
               else f"bad signature by {k[:8]}…" for k in kids]
     return "[red]" + _escape(", ".join(dict.fromkeys(labels))) + "[/red]"
+
+
+def _other_signers(step: Step, good: list[str]) -> str:
+    """", unknown key 6130a7dc…" for signatures beside the good ones that did not verify.
+
+    A countersignature by a key this machine does not know was dropped from the
+    cell, so an institution's signature looked absent; without a policy it
+    does not fail verify, but it is listed.
+    """
+    def is_good(kid: str) -> bool:
+        return any(g[:16] == kid[:16] for g in good if g and kid)
+
+    kids = [str(s.get("keyid", "")) for s in step.entry.envelope.get("signatures") or []]
+    unknown = {b.rsplit(" ", 1)[-1] for b in step.bad_signatures or []
+               if b.startswith("signature by unknown key ")}
+    labels = [f"unknown key {k[:8]}…" if k[:16] in unknown or step.bad_signatures is None
+              else f"bad signature by {k[:8]}…" for k in kids if not is_good(k)]
+    if not labels:
+        return ""
+    return ", [yellow]" + _escape(", ".join(dict.fromkeys(labels))) + "[/yellow]"
 
 
 def _escape(text: str) -> str:
