@@ -74,9 +74,9 @@ def from_runs(runs: list[Any], workspace: str, streams: set[str]) -> Effect:
             rel = inside(path, workspace)
             if rel is not None and not os.path.lexists(path):
                 eff.written[rel] = None
-        for art in [*run.inputs, *([run.code.script] if run.code.script else []),
-                    *run.code.modules]:
-            if art is None or art.path.endswith("/"):
+        script = run.code.script if run.code.script and not run.code.inline else None
+        for art in [*run.inputs, *([script] if script else []), *run.code.modules]:
+            if art is None or art.path.endswith("/") or os.path.basename(art.path).startswith("<"):
                 continue
             rel = inside(art.path, workspace)
             if rel is not None and rel not in produced and art.sha256:
