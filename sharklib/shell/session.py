@@ -441,7 +441,10 @@ def run_shell(cwd: str | None = None, *, new: bool = False,
     try:
         with _session_services():
             n = len(shell.session.commands)
-            if interactive or shell.resumed:
+            if interactive or shell.resumed or shell.session.busy:
+                if shell.session.busy:
+                    sys.stderr.write(f"sharklib: session {shell.session.busy} is open in another "
+                                     "sharklib shell here; starting a new one\n")
                 what = (f"resumed session {shell.session.id} ({n} command"
                         f"{'s' if n != 1 else ''}, {len(shell.session.mutations())} "
                         "mutation(s))") if shell.resumed else f"new session {shell.session.id}"

@@ -87,10 +87,11 @@ class Snapshots:
         with contextlib.suppress(StoreError, OSError):
             self.store.snapshot(run_id, self.workspace)
         changes = []
+        head = session.chain_set()
         for rel, after in sorted(eff.written.items()):
             path = os.path.join(self.workspace, rel)
             if session.known(rel):
-                before = session.state(rel)
+                before = session.state(rel, chain=head)
             elif after is None:
                 before = UNKNOWN
             else:
@@ -126,8 +127,8 @@ class Snapshots:
     # -- moving between states -----------------------------------------------------------
     def move(self, session: SessionStore, target: int) -> Moved:
         """Make the workspace hold the state after mutation ``target`` (0: before the first)."""
-        now = {c.n for c in session.chain()}
-        then = {c.n for c in session.chain(target)}
+        now = session.chain_set()
+        then = session.chain_set(target)
         paths: dict[str, None] = {}
         for c in session.mutations():
             if c.n in now ^ then:
@@ -136,15 +137,15 @@ class Snapshots:
         moved = Moved()
         plan: list[tuple[str, str | None, str | None]] = []
         for rel in paths:
-            want = session.state(rel, target)
-            have = session.state(rel)
+            want = session.state(rel, chain=then)
+            have = session.state(rel, chain=now)
             if want == UNKNOWN:
                 moved.unknown.append(rel)
                 continue
             plan.append((rel, want, have))
         side_want: dict[str, str | None] = {}
         for rel, _want, _ in plan:
-            side_want[rel] = self._sidecar_at(session, rel, target)
+            side_want[rel] = self._sidecar_at(session, rel, then)
         for rel, want, have in plan:
             path = os.path.join(self.workspace, rel)
             cur = self.digest(path)
@@ -182,11 +183,10 @@ class Snapshots:
                                  f"{exc}") from None
 
     @staticmethod
-    def _sidecar_at(session: SessionStore, rel: str, n: int) -> str | None:
-        for c in reversed(session.chain(n)):
-            for ch in c.changes:
-                if ch.path == rel:
-                    return ch.sidecar
+    def _sidecar_at(session: SessionStore, rel: str, chain: frozenset[int]) -> str | None:
+        for cn, ch in reversed(session.changes_of(rel)):
+            if cn in chain:
+                return ch.sidecar
         return None
 
     def _sidecar(self, path: str, sha: str | None, content: str | None) -> None:

@@ -88,6 +88,11 @@ class SessionStore:
         self.head = head
         self.dir = os.path.join(root, session_id)
         self.commands: list[Command] = []
+        self._changes: dict[str, list[tuple[int, Change]]] | None = None
+        self._lock_fd: int | None = None
+        #: the session that was in use by another shell when this one was started instead
+        self.busy: str | None = None
+        self._mut: dict[int, Command] | None = None
 
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -103,20 +108,39 @@ class SessionStore:
         if not os.path.exists(ignore):  # session records are not the project's files
             atomic_write(ignore, b"*\n", fsync=False)
         current = os.path.join(base, "current")
+        busy = None
         if not new:
             try:
                 with open(current, encoding="utf-8") as f:
                     sid = f.read().strip()
                 store = cls.load(workspace, sid)
-                return store, True
+                if store.lock():
+                    return store, True
+                busy = sid
             except (OSError, ValueError, KeyError):
                 pass
         store = cls(base, workspace, _new_id(), time.time())
         os.makedirs(os.path.join(store.dir, "commands"), exist_ok=True)
         os.makedirs(os.path.join(store.dir, "bash"), exist_ok=True)
+        store.lock()
         store.save_meta()
-        atomic_write(current, store.id.encode() + b"\n")
+        atomic_write(current, store.id.encode() + b"\n", fsync=False)
+        store.busy = busy
         return store, False
+
+    def lock(self) -> bool:
+        """Hold this session for this process: two shells appending to one session would
+        number their commands alike and overwrite each other's records."""
+        import fcntl
+
+        fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     @classmethod
     def load(cls, workspace: str, session_id: str) -> SessionStore:
@@ -137,6 +161,7 @@ class SessionStore:
                 raise SharkError(f"unreadable command record ({exc})",
                                  os.path.join(cdir, name)) from None
         store.commands.sort(key=lambda c: c.n)
+        store._changes = store._mut = None
         return store
 
     @classmethod
@@ -175,6 +200,7 @@ class SessionStore:
         atomic_write(os.path.join(self.dir, "commands", f"{cmd.n:06d}.json"),
                      json.dumps(asdict(cmd)).encode(), fsync=False)
         self.commands.append(cmd)
+        self._changes = self._mut = None
 
     def set_head(self, n: int) -> None:
         self.head = n
@@ -196,7 +222,7 @@ class SessionStore:
     def chain(self, n: int | None = None) -> list[Command]:
         """The mutations whose effects make up the state after ``n`` (default: the head), oldest first."""
         n = self.head if n is None else n
-        by_n = {c.n: c for c in self.mutations()}
+        by_n = self._by_n()
         out = []
         while n and n in by_n:
             c = by_n[n]
@@ -204,21 +230,46 @@ class SessionStore:
             n = c.parent
         return out[::-1]
 
-    def state(self, path: str, n: int | None = None) -> str | None:
-        """``path``'s content after mutation ``n`` (default: the head): sha256, None or UNKNOWN."""
-        for c in reversed(self.chain(n)):
-            for ch in c.changes:
-                if ch.path == path:
-                    return ch.after
-        return self.base_state(path)
+    def chain_set(self, n: int | None = None) -> frozenset[int]:
+        return frozenset(c.n for c in self.chain(n))
+
+    def state(self, path: str, n: int | None = None,
+              chain: frozenset[int] | None = None) -> str | None:
+        """``path``'s content after mutation ``n`` (default: the head): sha256, None or UNKNOWN.
+
+        ``chain`` (:meth:`chain_set` of ``n``) may be passed when asking about many paths.
+        """
+        entries = self._index().get(path)
+        if not entries:
+            return UNKNOWN
+        on = chain if chain is not None else self.chain_set(n)
+        for cn, ch in reversed(entries):
+            if cn in on:
+                return ch.after
+        return entries[0][1].before
 
     def base_state(self, path: str) -> str | None:
         """``path`` before the session first changed it (UNKNOWN when never touched)."""
-        for c in self.mutations():
-            for ch in c.changes:
-                if ch.path == path:
-                    return ch.before
-        return UNKNOWN
+        entries = self._index().get(path)
+        return entries[0][1].before if entries else UNKNOWN
 
     def known(self, path: str) -> bool:
-        return any(ch.path == path for c in self.mutations() for ch in c.changes)
+        return path in self._index()
+
+    def changes_of(self, path: str) -> list[tuple[int, Change]]:
+        """Every recorded change of ``path``, oldest first, with its command's number."""
+        return list(self._index().get(path, []))
+
+    # the index over changes: path -> [(command, change)], kept up to date by add()
+    def _index(self) -> dict[str, list[tuple[int, Change]]]:
+        if self._changes is None:
+            self._changes = {}
+            for c in self.mutations():
+                for ch in c.changes:
+                    self._changes.setdefault(ch.path, []).append((c.n, ch))
+        return self._changes
+
+    def _by_n(self) -> dict[int, Command]:
+        if self._mut is None:
+            self._mut = {c.n: c for c in self.mutations()}
+        return self._mut

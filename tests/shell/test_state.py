@@ -120,3 +120,24 @@ def test_graph_html_and_errors(traced: None, workspace: Path) -> None:
                  ":checkout takes one command number", ":export takes FILE TARGET"):
         assert line in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.timeout(300)
+def test_second_shell_in_the_folder_gets_its_own_session(traced: None, workspace: Path) -> None:
+    env = shell_env()
+    first = subprocess.Popen([sys.executable, "-m", "sharklib", "shell"], cwd=workspace, env=env,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert first.stdin is not None
+    first.stdin.write("echo a > a.txt\n")
+    first.stdin.flush()
+    base = workspace / ".sharklib" / "shell"
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(base.glob("*/commands/*.json")):
+        time.sleep(0.2)
+    second = run_shell(workspace, "echo b > b.txt\n:history\n", env)
+    out, err = first.communicate("echo c > c.txt\n:history\n", timeout=120)
+    assert "is open in another sharklib shell here; starting a new one" in second.stderr
+    assert "b.txt" in second.stdout and "a.txt" not in second.stdout
+    assert "a.txt" in out and "c.txt" in out and "b.txt" not in out
+    assert len(list(base.glob("*/session.json"))) == 2
