@@ -136,7 +136,7 @@ def test_second_shell_in_the_folder_gets_its_own_session(traced: None, workspace
     while time.time() < deadline and not list(base.glob("*/commands/*.json")):
         time.sleep(0.2)
     second = run_shell(workspace, "echo b > b.txt\n:history\n", env)
-    out, err = first.communicate("echo c > c.txt\n:history\n", timeout=120)
+    out, _err = first.communicate("echo c > c.txt\n:history\n", timeout=120)
     assert "is open in another sharklib shell here; starting a new one" in second.stderr
     assert "b.txt" in second.stdout and "a.txt" not in second.stdout
     assert "a.txt" in out and "c.txt" in out and "b.txt" not in out
