@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "cache": ("sharklib.cli.cache", "Inspect, verify, clean and share the run cache."),
     "pipeline": ("sharklib.cli.pipeline", "Run, plan, pin and regenerate Markdown pipelines."),
     "demo": ("sharklib.cli.demo", "Run the bundled example pipeline."),
+    "doctor": ("sharklib.cli.doctor", "What this machine allows (tracing, instant restores, remote, key) and what is missing costs."),
     "shell": ("sharklib.cli.shell", "A shell whose commands are recorded, snapshotted and exportable."),
 }
 
