@@ -162,6 +162,12 @@ class BashState:
         return env, new_cwd if os.path.isdir(new_cwd) else cwd, True
 
 
+def session_exports(env: dict[str, str], base: dict[str, str]) -> dict[str, str]:
+    """The variables exported in the session (set or changed since it started), for the record."""
+    return {k: v for k, v in sorted(env.items())
+            if base.get(k) != v and not _SPECIAL.match(k) and k != "PYTHONPATH"}
+
+
 def _without_bootstrap(value: str) -> str:
     """``PYTHONPATH`` as the user set it: the capture's bootstrap directory (put first by the
     runner for the line) taken out again."""

@@ -209,6 +209,10 @@ def _line(c: Command, reads: list[str], writes: list[str]) -> str:
         rel = os.path.relpath(p, c.cwd) if c.cwd != "." else p
         if rel not in line and p not in line:
             unnamed.append(p)
+    if c.env:
+        # what the session exported: `N=5 python gen.py` runs as it ran at the prompt
+        assigns = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(c.env.items()))
+        line = f"export {assigns}; {line}"
     if c.cwd != ".":
         line = f"cd {_word(c.cwd)} && {line}"
     if unnamed:

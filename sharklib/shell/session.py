@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,9 +33,6 @@ from sharklib.errors import SharkError
 from sharklib.shell import bashstate, classify
 from sharklib.shell.snapshots import Snapshots
 from sharklib.shell.store import Command, SessionStore
-
-_MAYBE_INCOMPLETE = ("for ", "while ", "until ", "if ", "case ", "{", "(", "'", '"', "<<",
-                     "function ")
 
 
 def workspace_of(cwd: str) -> str:
@@ -173,6 +171,7 @@ class Shell:
         # file timestamps come from the kernel's coarse clock, up to a tick behind time.time()
         coarse = _coarse_now()
         interrupted = False
+        env_before = dict(self.env)
         env = self.bash.environ(self.env)
         argv = ["bash", "-c", line]
         try:
@@ -191,7 +190,8 @@ class Shell:
         rel_cwd = os.path.relpath(start_cwd, self.workspace)
         cmd = Command(n=n, line=line.rstrip("\n"), cwd=rel_cwd, started=started,
                       duration=ended - started, exit_status=130 if result is None
-                      else result.exit_status, kind="inspect", parent=self.session.head)
+                      else result.exit_status, kind="inspect", parent=self.session.head,
+                      env=bashstate.session_exports(env_before, self.base_env))
         if result is not None:
             cmd.backend = result.backend
             cmd.run_id = result.run_id
@@ -367,11 +367,21 @@ def _under(path: str, root: str) -> bool:
 
 
 def _continues(text: str) -> bool:
-    """Whether a line read so far is an unfinished construct (``\\`` at the end, an open ``for``)."""
+    """Whether a line read so far is an unfinished construct (``\\`` at the end, an open ``for``).
+
+    ``bash -n`` decides, but only for lines that may be unfinished (an odd quote, an open
+    bracket, a compound keyword, a here-document): most lines cost no extra process.
+    """
     stripped = text.rstrip("\n")
     if stripped.endswith("\\") and not stripped.endswith("\\\\"):
         return True
-    if not any(m in stripped for m in _MAYBE_INCOMPLETE) or stripped.lstrip().startswith(":"):
+    if stripped.lstrip().startswith(":"):
+        return False
+    bare = re.sub(r"\\.", "", stripped)
+    maybe = (bare.count("'") % 2 == 1 or bare.count('"') % 2 == 1
+             or bare.count("(") > bare.count(")") or bare.count("{") > bare.count("}")
+             or "<<" in bare or _COMPOUND.search(bare) is not None)
+    if not maybe:
         return False
     try:
         proc = subprocess.run(["bash", "-n", "-c", stripped], stdin=subprocess.DEVNULL,
@@ -379,7 +389,14 @@ def _continues(text: str) -> bool:
                               check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return proc.returncode != 0 and b"unexpected end of file" in proc.stderr
+    err = proc.stderr
+    # an open quote or compound command; a here-document still waiting for its delimiter
+    return (proc.returncode != 0 and (b"unexpected end of file" in err
+                                      or b"unexpected EOF" in err)) \
+        or b"delimited by end-of-file" in err
+
+
+_COMPOUND = re.compile(r"(^|[;&|(]\s*|\s)(for|while|until|if|case|select|function)\b")
 
 
 class _Completer:

@@ -63,6 +63,8 @@ class Command:
     outside: list[str] = field(default_factory=list)  # absolute paths written outside
     python: str = ""  # interpreter version, when a Python process ran
     distributions: dict[str, str] = field(default_factory=dict)  # imported, name -> version
+    #: variables exported in the session (beyond the environment it started in) the line ran with
+    env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Command:

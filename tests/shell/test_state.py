@@ -101,11 +101,16 @@ def test_variables_are_part_of_the_key(traced: None, workspace: Path, counter: C
         "print(os.environ.get('N', '-'))\n")
     env = shell_env(counter)
     res = run_shell(workspace, "export N=5\npython gen.py > n.txt\nexport N=6\n"
-                               "python gen.py > n.txt\nexport N=5\npython gen.py > n.txt\n", env)
+                               "python gen.py > n.txt\nexport N=5\npython gen.py > n.txt\n"
+                               "cat <<EOF > here.txt\nline $N\nEOF\n"
+                               ":export n.md n.txt\n", env)
     assert res.returncode == 0, res.stderr
     assert (workspace / "n.txt").read_text() == "5\n"
     assert counter.count == 2  # N=6 ran again; back at N=5 the first run was reused
     assert "[6] reused" in res.stderr
+    assert (workspace / "here.txt").read_text() == "line 5\n"  # a here-document, read whole
+    # the exported pipeline runs the step with the variable it ran with at the prompt
+    assert "export N=5; python gen.py > n.txt" in (workspace / "n.md").read_text()
 
 
 @pytest.mark.timeout(300)
