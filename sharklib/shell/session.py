@@ -172,6 +172,7 @@ class Shell:
         coarse = _coarse_now()
         interrupted = False
         env_before = dict(self.env)
+        self.snapshots.before_command(f"shell-{self.session.id}-{n}-before")
         env = self.bash.environ(self.env)
         argv = ["bash", "-c", line]
         try:
@@ -225,6 +226,7 @@ class Shell:
                 if changes:
                     cmd.kind = "mutate"
                     cmd.changes = changes
+        self.snapshots.after_command(cmd.kind == "mutate" and self.snapshots.pre_used)
         if interrupted:
             sys.stderr.write(f"sharklib: [{n}] interrupted\n")
         elif self.interactive and cmd.exit_status in (130, -2):

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 
 from sharklib.attest.naming import SUFFIX
+from sharklib.cache.snapshots import SnapshotStore, snapshot_name
 from sharklib.errors import SharkError, StoreError
 from sharklib.shell.classify import Effect
 from sharklib.shell.store import UNKNOWN, Change, Command, SessionStore
@@ -70,10 +71,77 @@ class Snapshots:
             raise SharkError(f"the shell cannot keep snapshots: {exc}") from None
         self.store = self.cache.store
         self.statcache = self.cache.statcache
+        self.cow = self._cow_store()
+        self._pre: str | None = None
+        #: whether the last line's record refers to content in its before-snapshot
+        self.pre_used = False
+
+    def _cow_store(self) -> SnapshotStore | None:
+        """Where the workspace is a btrfs subvolume: a snapshot store for the state before a line.
+
+        Taken before every line (milliseconds, whatever the workspace's size) and dropped
+        again unless the line changed a file, it holds the exact earlier content of every
+        file the line changed, also of files that predate the session.
+        """
+        if isinstance(self.store, SnapshotStore):
+            return self.store
+        try:
+            from sharklib.cache.btrfs import BtrfsStore, is_subvolume
+
+            if not is_subvolume(self.workspace):
+                return None
+            return BtrfsStore(self.workspace, statcache=self.statcache)
+        except (StoreError, OSError):
+            return None
+
+    def before_command(self, label: str) -> None:
+        """Freeze the workspace as it is before a line runs (copy-on-write filesystems only)."""
+        self._pre = None
+        self.pre_used = False
+        if self.cow is None:
+            return
+        name = snapshot_name(label)
+        try:
+            self.cow._take(name)
+        except (StoreError, OSError):
+            return
+        self._pre = name
+
+    def after_command(self, kept: bool) -> None:
+        """Drop the line's before-snapshot unless it holds content a change refers to."""
+        name, self._pre = self._pre, None
+        if name is not None and not kept and self.cow is not None:
+            with contextlib.suppress(StoreError, OSError):
+                self.cow._drop(name)
+
+    def _from_pre(self, rel: str) -> tuple[bool, str | None]:
+        """(known, content) of ``rel`` in the before-snapshot: its sha256 (kept), or None (absent)."""
+        if self._pre is None or self.cow is None:
+            return False, None
+        frozen = os.path.join(self.cow._files(self._pre), rel)
+        if not os.path.lexists(frozen):
+            return True, None
+        got = self.statcache.digests([frozen]).get(frozen)
+        if got is None:
+            return False, None
+        current = self.cow._current
+        try:
+            self.cow._current = self._pre
+            self.cow.put(os.path.join(self.workspace, rel), got[0])
+        except (StoreError, OSError):
+            return False, None
+        finally:
+            self.cow._current = current
+        self.pre_used = True
+        return True, got[0]
 
     def close(self) -> None:
+        self.after_command(False)
         with contextlib.suppress(Exception):
             self.cache.close()
+        if self.cow is not None and self.cow is not self.store:
+            with contextlib.suppress(Exception):
+                self.cow.close()
 
     def digest(self, path: str) -> tuple[str, int] | None:
         if not os.path.isfile(path):
@@ -86,12 +154,16 @@ class Snapshots:
         """Store the changed files; the changes with what each path held before."""
         with contextlib.suppress(StoreError, OSError):
             self.store.snapshot(run_id, self.workspace)
+        self.pre_used = False
         changes = []
         head = session.chain_set()
         for rel, after in sorted(eff.written.items()):
             path = os.path.join(self.workspace, rel)
+            known, frozen = self._from_pre(rel) if not session.known(rel) else (False, None)
             if session.known(rel):
                 before = session.state(rel, chain=head)
+            elif known:
+                before = frozen
             elif after is None:
                 before = UNKNOWN
             else:
@@ -173,14 +245,20 @@ class Snapshots:
     def _restore(self, sha256: str, path: str) -> None:
         if os.path.islink(path):
             os.unlink(path)
-        try:
-            self.store.restore(sha256, path, link="reflink")
-        except (StoreError, OSError):
-            try:
-                self.store.restore(sha256, path, link="copy")
-            except StoreError as exc:
-                raise SharkError(f"cannot restore {os.path.relpath(path, self.workspace)}: "
-                                 f"{exc}") from None
+        stores = [self.store] + ([self.cow] if self.cow is not None and self.cow is not self.store
+                                 else [])
+        error: Exception | None = None
+        for store in stores:
+            if not store.has(sha256):
+                continue
+            for link in ("reflink", "copy"):
+                try:
+                    store.restore(sha256, path, link=link)  # type: ignore[arg-type]
+                    return
+                except (StoreError, OSError) as exc:
+                    error = exc
+        raise SharkError(f"cannot restore {os.path.relpath(path, self.workspace)}: "
+                         f"{error or f'object {sha256[:12]} is in no store'}")
 
     @staticmethod
     def _sidecar_at(session: SessionStore, rel: str, chain: frozenset[int]) -> str | None:

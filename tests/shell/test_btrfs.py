@@ -1,0 +1,69 @@
+"""On a btrfs workspace the shell freezes the workspace before each line (a snapshot, not a copy),
+so ``:undo`` also puts back files that predate the session and were changed in place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shellkit import run_shell, shell_env
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(args), capture_output=True, text=True, check=check)
+
+
+@pytest.fixture
+def btrfs_ws(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("a btrfs workspace needs root (loop device, mount)")
+    if not (shutil.which("mkfs.btrfs") and shutil.which("losetup") and shutil.which("btrfs")):
+        pytest.skip("btrfs-progs not installed (scripts/apt-packages.txt lists it)")
+    img, mnt = tmp_path / "fs.img", tmp_path / "mnt"
+    mnt.mkdir()
+    with open(img, "wb") as fh:
+        fh.truncate(1 << 30)
+    dev = _run("losetup", "-f", "--show", str(img), check=False)
+    if dev.returncode != 0:
+        pytest.skip(f"no loop device available: {dev.stderr.strip()}")
+    loop = dev.stdout.strip()
+    try:
+        _run("mkfs.btrfs", "-q", loop)
+        _run("mount", loop, str(mnt))
+    except subprocess.CalledProcessError as exc:
+        _run("losetup", "-d", loop, check=False)
+        pytest.skip(f"cannot make a btrfs filesystem: {exc.stderr.strip()}")
+    try:
+        ws = mnt / "project"
+        _run("btrfs", "subvolume", "create", str(ws))
+        yield ws
+    finally:
+        _run("umount", "-l", str(mnt), check=False)
+        _run("losetup", "-d", loop, check=False)
+
+
+@pytest.mark.timeout(300)
+def test_undo_restores_files_older_than_the_session(traced: None, btrfs_ws: Path) -> None:
+    ws = btrfs_ws
+    (ws / "data.txt").write_text("b\na\nc\n")
+    (ws / "notes.txt").write_text("keep me\n")
+    env = shell_env()
+    res = run_shell(ws, "ls\ncat data.txt\necho extra >> data.txt\nsed -i s/keep/lose/ notes.txt\n"
+                        "rm data.txt\n:undo\n:undo\n:undo\n:history --all\n", env)
+    assert res.returncode == 0, res.stderr
+    assert (ws / "data.txt").read_text() == "b\na\nc\n"
+    assert (ws / "notes.txt").read_text() == "keep me\n"
+    assert "never recorded" not in res.stdout
+    # only the lines that changed a file the session had not recorded yet keep their
+    # before-snapshot ([3] and [4]; [5] removed data.txt, whose content [3] recorded)
+    snaps = sorted(os.listdir(ws.parent / ".project.sharklib" / "snapshots"))
+    assert [s.split("-")[-2] for s in snaps] == ["3", "4"], snaps
+    assert all("before" in s for s in snaps)
+    again = run_shell(ws, ":checkout 5\n", env)
+    assert again.returncode == 0, again.stderr
+    assert not (ws / "data.txt").exists()
+    assert (ws / "notes.txt").read_text() == "lose me\n"
