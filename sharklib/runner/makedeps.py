@@ -4,8 +4,8 @@ make decides from timestamps, and only over the prerequisites a Makefile declare
 recipe runs: after an edit of an undeclared helper module or a ``matplotlibrc``, ``make all``
 says "Nothing to be done" and sharklib is never asked. So every recorded step's observed
 dependencies (the data it read and its code, inside the project) are kept per project in
-``.sharklib/make/deps.json``; ``sharklib env -- make ...`` writes them as rules with no recipe
-(``out.txt: helper.py``) and lists that file in ``MAKEFILES``, which make reads before the
+``.sharklib/make/deps.json``; ``sharklib env -- make ...`` writes them as extra prerequisites
+(``out.txt: private .EXTRA_PREREQS += helper.py``) and lists that file in ``MAKEFILES``, which make reads before the
 user's Makefile without taking its default goal from it. make itself then re-runs exactly the
 targets an edit reaches, and a no-op stays a no-op at make's speed. A dependency also gets an
 empty rule (``helper.py:``), as ``gcc -MP`` does, so deleting one re-runs its dependants instead
@@ -90,7 +90,14 @@ def _word(path: str) -> str | None:
 
 
 def fragment(deps: Mapping[str, Iterable[str]], root: str, cwd: str) -> str:
-    """The makefile text of ``deps`` for a make running in ``cwd``."""
+    """The makefile text of ``deps`` for a make running in ``cwd``.
+
+    The dependencies go into ``.EXTRA_PREREQS`` (GNU make 4.3), not the prerequisite list: a
+    recipe's ``$^``, ``$+`` and ``$?`` stay what the user's Makefile says (``collate.py $^``
+    must not be handed ``collate.py`` itself). ``private`` keeps them off the target's own
+    prerequisites, which a target-specific variable would otherwise reach. An older make
+    ignores the variable: it then decides as it always did.
+    """
     lines = ["# written by sharklib env: dependencies observed when each target was made\n"]
     prereqs: set[str] = set()
     for target, needs in sorted(deps.items()):
@@ -98,7 +105,7 @@ def fragment(deps: Mapping[str, Iterable[str]], root: str, cwd: str) -> str:
         words = [w for w in (_word(os.path.relpath(os.path.join(root, d), cwd))
                              for d in needs) if w]
         if t and words:
-            lines.append(f"{t}: {' '.join(words)}\n")
+            lines.append(f"{t}: private .EXTRA_PREREQS += {' '.join(words)}\n")
             prereqs.update(words)
     lines.extend(f"{w}:\n" for w in sorted(prereqs))
     return "".join(lines)

@@ -143,6 +143,10 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             stdout = stdout if stdout is not None else os.path.join(session_dir, "stdout")
             stderr = stderr if stderr is not None else os.path.join(session_dir, "stderr")
         streams = {"stdout": _read_stream(stdout), "stderr": _read_stream(stderr)}
+        if run.execs and not run.outputs and not any(streams.values()):
+            # nothing to restore or replay, and programs ran whose every effect no record holds
+            # (`mkdir -p out`, `chmod`, a copy to another machine): a reuse would skip those
+            return None
         files: list[tuple[str, str, str, int]] = []
         for out in run.outputs:
             if out.stream:

@@ -22,8 +22,8 @@ MAKEFILE = """\
 all: summary.txt
 %.count: %.txt count.py
 \tpython count.py $< $@
-summary.txt: a.count b.count collate.py
-\tpython collate.py a.count b.count summary.txt
+summary.txt: a.count b.count
+\tpython collate.py $^ $@
 """
 
 SCRIPTS = {
@@ -96,8 +96,9 @@ EDITS = [
      ["a.count", "b.count", "summary.txt"]),
     ("edit of the undeclared config", lambda p: (p / "labels.cfg").write_text("tokens\n"),
      ["summary.txt"]),
-    ("edit of a declared script", lambda p: (p / "collate.py").write_text(
-        SCRIPTS["collate.py"] + "# reviewed\n"), ["summary.txt"]),
+    ("edit of an undeclared script (the recipe gets $^ as the Makefile says)",
+     lambda p: (p / "collate.py").write_text(SCRIPTS["collate.py"] + "# reviewed\n"),
+     ["summary.txt"]),
 ]
 
 

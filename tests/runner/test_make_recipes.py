@@ -143,3 +143,14 @@ def test_python_recipes_keep_their_own_capture(project: Path) -> None:
         subprocess.run([sharklib, "env", "--", "make", "-B", "py.txt"], cwd=project, env=env,
                        check=True, capture_output=True, timeout=120)
     assert executed() == ["py"], "the second make -B reused the Python step"
+
+
+def test_a_step_whose_only_effect_no_trace_records_is_not_reused(project: Path) -> None:
+    # `mkdir -p` leaves no output a cache could restore: reusing it would skip the mkdir
+    (project / "Makefile").write_text(MAKEFILE + "dirs:\n\tmkdir -p made/deep\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    for _ in range(2):
+        shutil.rmtree(project / "made", ignore_errors=True)
+        subprocess.run([sharklib, "env", "--", "make", "dirs"], cwd=project, env=_env(),
+                       check=True, capture_output=True, timeout=120)
+        assert (project / "made" / "deep").is_dir()
