@@ -300,12 +300,18 @@ class ContentStore(ObjectStore):
                 if len(name) == 64 and name.startswith(sub.name) and entry.is_file():
                     yield ObjectInfo(name, entry.stat().st_size)
 
-    def clean_tmp(self) -> int:
-        """Remove partial writes left by killed writers; returns how many."""
+    def clean_tmp(self, older_than: float | None = None) -> int:
+        """Remove partial writes left by killed writers; returns how many.
+
+        ``older_than`` (seconds since the epoch): only those last modified before it, for a
+        caller that does not hold the exclusive lock (a live writer's file is recent).
+        """
         refuse_link(self._tmp, self._where)  # never delete inside a directory the cache does not own
         n = 0
         for entry in os.scandir(self.tmp):
             with contextlib.suppress(OSError):
+                if older_than is not None and entry.stat(follow_symlinks=False).st_mtime >= older_than:
+                    continue
                 os.unlink(entry.path)
                 n += 1
         return n

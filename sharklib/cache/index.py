@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sharklib.cache.store import check_digest
+from sharklib.cache.store import CacheDamaged, check_digest
 from sharklib.errors import StoreError
 from sharklib.model import Run
 from sharklib.model.run import decode_path, encode_path
@@ -411,6 +411,25 @@ class RunRow:
         return f"RunRow({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
 
 
+REPAIR_HINT = ("the index is damaged: `sharklib cache repair` rebuilds it from the runs "
+               "stored beside it")
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    """A damaged file, as opposed to a busy or read-only one."""
+    text = str(exc).lower()
+    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text \
+        or "not a database" in text or "corrupt" in text
+
+
+def unreadable(exc: sqlite3.DatabaseError, path: str | os.PathLike[str]) -> StoreError:
+    """One line for an index SQLite cannot use, with the way out when the file is damaged."""
+    if _damaged(exc):
+        return CacheDamaged(f"run index unreadable: {exc} ({REPAIR_HINT}; runs are neither "
+                            f"reused nor cached until then)", str(path))
+    return StoreError(f"run index unreadable: {exc}", str(path))
+
+
 class RunIndex:
     """The SQLite run index (WAL). One instance per process; cheap to open."""
 
@@ -430,7 +449,7 @@ class RunIndex:
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"run index unreadable: {exc}", str(self.path)) from None
+            raise unreadable(exc, self.path) from None
 
     def _migrate(self) -> None:
         """Create what is missing; an index from before reuse facts gets its runs marked.
@@ -453,20 +472,33 @@ class RunIndex:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.DatabaseError as exc:
+                raise unreadable(exc, self.path) from None
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except sqlite3.DatabaseError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                if _damaged(exc):
+                    raise unreadable(exc, self.path) from None
                 raise
-            self._db.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.DatabaseError as exc:
+                raise unreadable(exc, self.path) from None
 
     def _query(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._db.execute(sql, tuple(args)).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"run index unreadable: {exc}", str(self.path)) from None
+                raise unreadable(exc, self.path) from None
 
     def close(self) -> None:
         with self._lock:

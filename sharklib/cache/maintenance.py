@@ -9,11 +9,14 @@ live run holds; objects are removed only once no indexed run names them.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from sharklib.cache.cas import ContentStore
+from sharklib.cache.cas import ContentStore, refuse_link
 from sharklib.cache.index import IndexEntry, RunRow
 from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import RemoteUnreachable
@@ -33,12 +36,26 @@ class Usage:
     location: str
 
 
+#: a temporary older than this is a leftover of a killed writer (a live one is seconds old)
+TMP_AGE = 3600.0
+
+
 @dataclass(slots=True)
 class GcReport:
     runs_removed: list[str] = field(default_factory=list)
     objects_removed: int = 0
     bytes_freed: int = 0
     dry_run: bool = False
+    #: leftover temporaries removed (local ``tmp/``, the remote's ``*.tmp`` of killed pushes)
+    temporaries: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RepairReport:
+    runs: int = 0
+    skipped: list[str] = field(default_factory=list)
+    moved_aside: str | None = None
 
 
 @dataclass(slots=True)
@@ -50,6 +67,8 @@ class VerifyReport:
     #: objects named by runs, absent locally, present on the configured remote (fetched on
     #: first use: the state ``pull --index-only`` leaves), so not dangling
     remote_only: set[str] = field(default_factory=set)
+    #: leftover temporaries of killed writers removed (older than the age asked for)
+    temporaries: int = 0
 
     @property
     def ok(self) -> bool:
@@ -88,9 +107,10 @@ def _object_sizes(cache: RunCache, run_ids: list[str]) -> dict[str, dict[str, in
 
 
 def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = None,
-       dry_run: bool = False, now: float | None = None) -> GcReport:
+       dry_run: bool = False, now: float | None = None, tmp_age: float = TMP_AGE) -> GcReport:
     """Drop runs unused for ``max_age`` seconds, then least recently used ones until the
-    objects they name fit in ``max_size`` bytes; then delete objects no run names."""
+    objects they name fit in ``max_size`` bytes; then delete objects no run names, and
+    temporaries older than ``tmp_age`` that killed writers left (here and on the remote)."""
     report = GcReport(dry_run=dry_run)
     now = time.time() if now is None else now
     with cache.exclusive():
@@ -117,6 +137,8 @@ def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = 
         report.runs_removed = doomed
         if not dry_run:
             cache.index.remove(doomed)
+            keys = {r.run_id: r.key for r in rows}
+            cache.forget_entries([(keys[rid], rid) for rid in doomed if rid in keys])
         referenced = cache.index.referenced()
         dropping = set(doomed)
         for info in list(cache.store.list()):
@@ -130,14 +152,39 @@ def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = 
             if not dry_run:
                 cache.store.delete(info.sha256)
         if not dry_run and isinstance(cache.store, ContentStore):
-            cache.store.clean_tmp()  # partial writes of killed processes (none is live now)
+            # partial writes of killed processes (none is live now: gc holds the lock)
+            report.temporaries += cache.store.clean_tmp()
+    if not dry_run:
+        report.temporaries += _remote_leftovers(cache, tmp_age, now, report.problems)
     return report
 
 
+def _remote_leftovers(cache: RunCache, tmp_age: float, now: float, problems: list[str]) -> int:
+    """Remove the remote's ``*.tmp`` older than ``tmp_age`` (pushes killed mid-upload).
+
+    Other machines push to the remote without our lock, so only an age tells a leftover
+    from an upload in progress. An unreachable remote is one problem line, not an error.
+    """
+    if not cache.has_remote or cache.remote is None:
+        return 0
+    try:
+        return cache.remote.clean_tmp(tmp_age, now)
+    except StoreError as exc:
+        problems.append(str(exc))
+        return 0
+
+
 def verify(cache: RunCache, *, full: bool = True,
-           progress: Callable[[int], None] | None = None) -> VerifyReport:
-    """Check every object against its digest (quarantining bad ones) and every index entry."""
+           progress: Callable[[int], None] | None = None, tmp_age: float = TMP_AGE,
+           now: float | None = None) -> VerifyReport:
+    """Check every object against its digest (quarantining bad ones) and every index entry;
+    remove temporaries older than ``tmp_age`` left by killed writers, here and on the remote."""
     report = VerifyReport()
+    now = time.time() if now is None else now
+    if isinstance(cache.store, ContentStore):
+        report.temporaries += cache.store.clean_tmp(older_than=now - tmp_age)
+    # a remote that does not answer here is said below if it matters (objects only there)
+    report.temporaries += _remote_leftovers(cache, tmp_age, now, [])
     with cache.shared():
         for info in list(cache.store.list()):
             report.checked += 1
@@ -232,6 +279,62 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
             except StoreError as exc:
                 report.problems.append(str(exc))
     return report
+
+
+def repair(**settings: Any) -> RepairReport:
+    """Rebuild the run index from the entries kept beside it (``runs/<key>/<id>.json``).
+
+    ``settings`` are :meth:`RunCache.settings_from_env`'s. A damaged ``index.sqlite`` (with
+    its ``-wal``/``-shm``) is moved aside, never deleted; a sound one is kept and completed.
+    Each kept entry is parsed as untrusted input and indexed when every object it names is
+    in the store (reuse still requires its signature: runner/proof.py). Runs pulled from a
+    remote are not kept as files here: the remote serves them again on the next lookup.
+    """
+    from sharklib.config import cache_dir
+
+    report = RepairReport()
+    directory = Path(settings.get("directory") or cache_dir())
+    index = directory / "index.sqlite"
+    if index.exists() and not _index_sound(index):
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = directory / f"index.sqlite.damaged-{stamp}"
+        for suffix in ("", "-wal", "-shm"):
+            src = directory / f"index.sqlite{suffix}"
+            if src.exists() and not src.is_symlink():
+                os.replace(src, f"{aside}{suffix}")
+        report.moved_aside = str(aside)
+    with RunCache(**settings) as cache, cache.exclusive():
+        runs = directory / "runs"
+        refuse_link(str(runs), str(directory))
+        for path in sorted(runs.glob("*/*.json")) if runs.is_dir() else []:
+            if path.is_symlink() or path.parent.is_symlink():
+                report.skipped.append(f"{path}: a symlink, not followed")
+                continue
+            try:
+                entry = IndexEntry.from_json(path.read_bytes(), str(path))
+            except (OSError, StoreError) as exc:
+                report.skipped.append(str(exc))
+                continue
+            gone = [o.sha256 for o in entry.objects if not cache.store.has(o.sha256)]
+            if gone:
+                report.skipped.append(f"{path}: object {gone[0]} is not in the store")
+                continue
+            if cache.index.add(entry):
+                report.runs += 1
+    return report
+
+
+def _index_sound(path: Path) -> bool:
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            return db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False
 
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}

@@ -341,6 +341,43 @@ class RemoteStore(ObjectStore):
         return entry
 
 
+    @_answering
+    def clean_tmp(self, max_age: float, now: float | None = None) -> int:
+        """Remove ``*.tmp`` under ``objects/`` and ``runs/`` older than ``max_age`` seconds.
+
+        A push killed mid-upload leaves ``objects/ab/<sha>.zst.<uuid>.tmp`` (the upload's
+        temporary, renamed into place only when complete) that nothing else removes. Other
+        machines upload without any lock of ours, so only an age tells a leftover from an
+        upload in progress. Returns how many were removed.
+        """
+        import datetime as _dt
+        import time
+
+        cutoff = (time.time() if now is None else now) - max_age
+        removed = 0
+        for area in ("objects", "runs"):
+            try:
+                found = self.fs.find(f"{self.base}/{area}", detail=True)
+            except FileNotFoundError:
+                continue
+            for path, info in found.items():
+                if not str(path).endswith(".tmp"):
+                    continue
+                when = info.get("mtime", info.get("LastModified", info.get("updated")))
+                if isinstance(when, _dt.datetime):
+                    when = when.timestamp()
+                elif isinstance(when, str):
+                    try:
+                        when = _dt.datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+                    except ValueError:
+                        when = None
+                if not isinstance(when, (int, float)) or when >= cutoff:
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(path)
+                    removed += 1
+        return removed
+
     def quarantine_entry(self, entry: IndexEntry) -> bool:
         """Move the remote's copy of ``entry`` to ``quarantine/runs/`` if it holds these bytes.
 

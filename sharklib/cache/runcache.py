@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sharklib.cache.cas import ContentStore, refuse_file_link
+from sharklib.cache.cas import ContentStore, refuse_file_link, refuse_link
 from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
 from sharklib.cache.store import (
     CacheReadOnly,
@@ -139,6 +139,11 @@ class RunCache:
     @classmethod
     def from_env(cls, root: str | None = None) -> RunCache:
         """The cache the environment and the project's settings ask for."""
+        return cls(**cls.settings_from_env(root))
+
+    @staticmethod
+    def settings_from_env(root: str | None = None) -> dict[str, Any]:
+        """The arguments :meth:`from_env` opens the cache with (nothing is opened)."""
         settings = project_settings(root)
         location = os.environ.get("SHARKLIB_CACHE") or None
         directory: str | None = settings.get("dir")
@@ -158,8 +163,9 @@ class RunCache:
         backend = settings.get("store", "cas")
         if backend != "cas":
             store = open_store(backend, **settings.get("store_options", {}))
-        return cls(directory, remote=remote, push=push, store=store,
-                   link=settings.get("link", "auto"), read_only=bool(settings.get("read_only")))
+        return {"directory": directory, "remote": remote, "push": push, "store": store,
+                "link": settings.get("link", "auto"),
+                "read_only": bool(settings.get("read_only"))}
 
     def close(self) -> None:
         self.index.close()
@@ -231,6 +237,7 @@ class RunCache:
             name = "".join(c if c.isalnum() or c in "-_" else "_" for c in entry.run_id)[:100]
             atomic_write(keep / f"{name}.json", entry.to_json().encode())
         self.index.remove([entry.run_id])
+        self.forget_entries([(entry.key, entry.run_id)])
         if self.has_remote:
             with contextlib.suppress(Exception):
                 if self.remote is not None and self.remote.quarantine_entry(entry):
@@ -288,8 +295,38 @@ class RunCache:
         return self.store.read(sha256)
 
     # -- writing ---------------------------------------------------------------------------
+    def entry_file(self, key: str, run_id: str) -> Path:
+        """Where a recorded run's entry is kept beside the index (``runs/<key>/<id>.json``)."""
+        safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100]
+        return self.directory / "runs" / key.removeprefix("sha256:")[:64] / f"{safe}.json"
+
+    def _keep_entry(self, entry: IndexEntry) -> None:
+        """Keep the (signed) entry as a file too, so a damaged index can be rebuilt from them.
+
+        Written before the run is indexed: a crash between the two leaves a file whose
+        objects are stored (``sharklib cache repair`` indexes it), never an index row whose
+        entry exists nowhere else.
+        """
+        from sharklib.hashing import atomic_write
+
+        target = self.entry_file(entry.key, entry.run_id)
+        refuse_link(str(target.parent.parent), str(self.directory))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        refuse_link(str(target.parent), str(self.directory))
+        refuse_file_link(str(target), str(self.directory))
+        atomic_write(target, entry.to_json().encode(), fsync=False)
+
+    def forget_entries(self, runs: list[tuple[str, str]]) -> None:
+        """Remove the kept entry files of ``(key, run id)`` runs taken out of the index."""
+        for key, run_id in runs:
+            path = self.entry_file(key, run_id)
+            with contextlib.suppress(OSError):
+                if not os.path.islink(path.parent):
+                    path.unlink()
+
     def add(self, entry: IndexEntry, push: bool | None = None) -> bool:
         """Index a run whose objects are stored; push it when a remote is configured."""
+        self._keep_entry(entry)
         added = self.index.add(entry)
         if push is None:
             push = self.push_new

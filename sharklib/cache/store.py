@@ -53,6 +53,14 @@ class CacheReadOnly(StoreError):
     """
 
 
+class CacheDamaged(CacheReadOnly):
+    """The run index is damaged (not a database, a malformed page).
+
+    Unusable like a read-only cache, said once per run with the way out
+    (``sharklib cache repair``); the run itself happens, neither reused nor cached.
+    """
+
+
 class CacheUnsafe(CacheReadOnly):
     """A symlink planted where the cache keeps its own directories or files.
 

@@ -35,6 +35,11 @@ root_option = click.option("--root", type=click.Path(file_okay=False), default=N
                            help="Project root (for its .sharklib/cache.toml). Default: cwd.")
 
 
+tmp_age_option = click.option(
+    "--tmp-age", default="1h", show_default=True,
+    help="Remove temporaries of killed writers (here and on the remote) older than this.")
+
+
 @click.group(name="cache")
 def command() -> None:
     """Inspect, verify, clean and share the run cache."""
@@ -81,26 +86,36 @@ def du_command(root: str | None) -> None:
 @click.option("--max-size", default=None, help="Then keep the most recently used runs "
               "within this budget (10G, 500M).")
 @click.option("--dry-run", is_flag=True, help="Only say what would go.")
+@tmp_age_option
 def gc_command(root: str | None, max_age: str | None, max_size: str | None,
-               dry_run: bool) -> None:
+               dry_run: bool, tmp_age: str) -> None:
     """Remove old runs and unreferenced objects (never what a live run holds)."""
+    age = maintenance.parse_age(tmp_age)
     with _open(root) as cache:
         rep = maintenance.gc(cache, max_age=maintenance.parse_age(max_age) if max_age else None,
                              max_size=maintenance.parse_size(max_size) if max_size else None,
-                             dry_run=dry_run)
+                             dry_run=dry_run, tmp_age=age)
     verb = "would remove" if dry_run else "removed"
+    leftovers = f"; {rep.temporaries} leftover temporaries" if rep.temporaries else ""
     Console(soft_wrap=True).print(f"{verb} {len(rep.runs_removed)} runs and {rep.objects_removed} objects "
-                    f"({_size(rep.bytes_freed)})")
+                    f"({_size(rep.bytes_freed)}){leftovers}")
+    for problem in rep.problems:
+        click.echo(f"sharklib: warning: {problem}", err=True)
 
 
 @command.command("verify")
 @root_option
 @click.option("--fast", is_flag=True, help="Trust objects whose stat is unchanged since "
               "they were last verified.")
-def verify_command(root: str | None, fast: bool) -> None:
+@tmp_age_option
+def verify_command(root: str | None, fast: bool, tmp_age: str) -> None:
     """Check every object against its digest; quarantine bad ones (exit 1 if any)."""
+    age = maintenance.parse_age(tmp_age)
     with _open(root) as cache:
-        rep = maintenance.verify(cache, full=not fast)
+        rep = maintenance.verify(cache, full=not fast, tmp_age=age)
+    if rep.temporaries:
+        Console(soft_wrap=True).print(f"removed {rep.temporaries} leftover temporaries "
+                                      f"(older than {tmp_age})")
     console = Console(stderr=not rep.ok, soft_wrap=True)
     for sha in rep.bad:
         console.print(f"bad object {sha} (quarantined)")
@@ -145,3 +160,17 @@ def _sync_report(verb: str, rep: maintenance.SyncReport) -> None:
     console.print(f"{verb} {rep.entries} runs ({rep.skipped} already there)")
     if rep.problems:
         raise click.exceptions.Exit(1)
+
+
+@command.command("repair")
+@root_option
+def repair_command(root: str | None) -> None:
+    """Rebuild a damaged run index from the runs stored beside it."""
+    settings = RunCache.settings_from_env(os.path.abspath(root or os.getcwd()))
+    rep = maintenance.repair(**settings)
+    console = Console(soft_wrap=True)
+    if rep.moved_aside:
+        console.print(f"damaged index moved aside to {rep.moved_aside}")
+    for problem in rep.skipped:
+        click.echo(f"sharklib: warning: skipped {problem}", err=True)
+    console.print(f"indexed {rep.runs} run{'s' if rep.runs != 1 else ''} from the stored entries")
