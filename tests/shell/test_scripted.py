@@ -104,6 +104,10 @@ def test_scripted_session(traced: None, workspace: Path, counter: Counter, tmp_p
                           cwd=ws, env=env, capture_output=True, text=True, check=False)
     assert show.returncode == 0, show.stderr
     assert "summary.py" in show.stdout
+    # after :undo, :checkout and a reuse, the file on disk and its sidecar still agree
+    verify = subprocess.run([sys.executable, "-m", "sharklib", "verify", "work/summary.txt"],
+                            cwd=ws, env=env, capture_output=True, text=True, check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
     # the export holds exactly the two steps the summary depends on
     doc = (ws / "pipeline.md").read_text()
