@@ -450,6 +450,58 @@ class Ledger:
                           "ORDER BY at DESC", args)
         return [dict(zip(names, r, strict=True)) for r in rows]
 
+    def events(self, *, since: float | None = None, until: float | None = None,
+               status: str | None = None, command: str | None = None,
+               run_ids: set[str] | None = None, limit: int | None = None,
+               ) -> tuple[list[tuple[str, float, str, str, str, float]], int]:
+        """Runs recorded and reuses, newest first, filtered in SQL; and how many in all.
+
+        Rows are ``(kind, at, run_id, user, host, saved)`` with kind ``run`` or
+        ``reused``. ``status``: ``ran`` (exit 0), ``failed`` (not 0), ``reused``.
+        ``command``: a glob (``*``, ``?``, ``[...]``), else a substring of the command.
+        """
+        run_conds: list[str] = []
+        args_l: list[Any] = []
+        if command:
+            if any(c in command for c in "*?["):
+                run_conds.append("l.command GLOB ?")
+            else:
+                run_conds.append("instr(l.command, ?) > 0")
+            args_l.append(command)
+        if run_ids is not None:
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS _ids (run_id TEXT PRIMARY KEY)")
+            self.db.execute("DELETE FROM _ids")
+            self.db.executemany("INSERT OR IGNORE INTO _ids VALUES (?)", [(r,) for r in run_ids])
+            run_conds.append("l.run_id IN (SELECT run_id FROM _ids)")
+        parts: list[str] = []
+        args: list[Any] = []
+        if status in (None, "ran", "failed"):
+            conds = list(run_conds)
+            a = list(args_l)
+            if status == "ran":
+                conds.append("l.exit_status = 0")
+            elif status == "failed":
+                conds.append("(l.exit_status IS NULL OR l.exit_status != 0)")
+            where, targs = _time_range("l.created", since, until)
+            conds += [where.removeprefix("WHERE ")] if where else []
+            parts.append("SELECT 'run', l.created, l.run_id, l.user, l.host, 0.0 FROM ledger_runs l"
+                         + (" WHERE " + " AND ".join(conds) if conds else ""))
+            args += a + targs
+        if status in (None, "reused"):
+            conds = list(run_conds)
+            where, targs = _time_range("u.at", since, until)
+            conds += [where.removeprefix("WHERE ")] if where else []
+            parts.append("SELECT 'reused', u.at, u.run_id, u.user, u.host, u.saved_wall FROM "
+                         "ledger_reuses u JOIN ledger_runs l ON l.run_id = u.run_id"
+                         + (" WHERE " + " AND ".join(conds) if conds else ""))
+            args += args_l + targs
+        union = " UNION ALL ".join(parts)
+        total = int(self.q(f"SELECT COUNT(*) FROM ({union})", args)[0][0])
+        sql = f"{union} ORDER BY 2 DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.q(sql, args), total
+
     def reuse_totals(self, run_ids: Iterable[str]) -> dict[str, tuple[int, float]]:
         """Per run: times reused and wall time saved."""
         out: dict[str, tuple[int, float]] = {}

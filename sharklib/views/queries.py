@@ -21,7 +21,6 @@ that is not trusted, or whose signature does not verify, is marked as such.
 from __future__ import annotations
 
 import datetime as _dt
-import fnmatch
 import json
 import os
 import re
@@ -288,35 +287,13 @@ def log(source: Source, paths: list[str], *, command: str | None = None,
             t = target(p, led, remote=source.remote)
             ids |= {r[0] for r in led.readers(t.matches)}
             ids |= set(_writers(led, t.matches))
-    events: list[dict[str, Any]] = []
-    want_runs = status in (None, "ran", "failed")
-    runs = led.recorded(since=since, until=until, run_ids=ids) if want_runs else []
-    if command:
-        runs = [r for r in runs if _command_matches(r, command)]
-    if status == "ran":
-        runs = [r for r in runs if r["exit_status"] == 0]
-    elif status == "failed":
-        runs = [r for r in runs if r["exit_status"] != 0]
-    reuses = led.reuses(since=since, until=until, run_ids=ids) \
-        if status in (None, "reused") else []
-    reused_runs = led.runs(r["run_id"] for r in reuses)
-    if command:
-        reuses = [r for r in reuses if r["run_id"] in reused_runs and
-                  _command_matches(reused_runs[r["run_id"]], command)]
-    for r in runs:
-        events.append({"event": "ran" if r["exit_status"] == 0 else "failed",
-                       "at": r["created"], "run": r, "user": r["user"], "host": r["host"],
-                       "saved": 0.0})
-    for u in reuses:
-        run = reused_runs.get(u["run_id"])
-        if run is None:
-            continue
-        events.append({"event": "reused", "at": u["at"], "run": run, "user": u["user"],
-                       "host": u["host"], "saved": u["saved_wall"]})
-    events.sort(key=lambda e: e["at"], reverse=True)
-    total = len(events)
-    if limit is not None:
-        events = events[:limit]
+    rows, total = led.events(since=since, until=until, status=status,
+                             command=command, run_ids=ids, limit=limit)
+    runs = led.runs(r[2] for r in rows)
+    events = [{"event": "reused" if ev == "reused" else
+               ("ran" if runs[rid]["exit_status"] == 0 else "failed"),
+               "at": at, "run": runs[rid], "user": user, "host": host, "saved": saved}
+              for ev, at, rid, user, host, saved in rows if rid in runs]
     signers = Signers(source)
     writes = led.writes(e["run"]["run_id"] for e in events)
     out = []
@@ -334,12 +311,6 @@ def log(source: Source, paths: list[str], *, command: str | None = None,
         })
     return {"schema": JSON_SCHEMA, "source": source.where, "remote": source.remote,
             "events": out, "total": total, "shown": len(out)}
-
-
-def _command_matches(run: dict[str, Any], pattern: str) -> bool:
-    cmd = str(run["step"]).partition("\0")[2]
-    return fnmatch.fnmatchcase(cmd, pattern) or fnmatch.fnmatchcase(cmd, f"*{pattern}*") \
-        if not any(c in pattern for c in "*?[") else fnmatch.fnmatchcase(cmd, pattern)
 
 
 def _writers(led: Ledger, matches: list[PathMatch]) -> list[str]:
