@@ -66,11 +66,15 @@ class EnergyModel:
 
 
 def energy_text(kwh: float) -> str:
+    if kwh < 1e-5:
+        return f"{kwh * 1e6:.2f} mWh"
     return f"{kwh * 1000:.2f} Wh" if kwh < 1 else f"{kwh:.2f} kWh"
 
 
-def grams_text(g: float) -> str:
-    return f"{g:.2f} gCO2e" if g < 1000 else f"{g / 1000:.2f} kgCO2e"
+def grams_text(g: float, unit: str = "gCO2e") -> str:
+    if g < 0.01:
+        return f"{g * 1000:.2f} m{unit}"
+    return f"{g:.2f} {unit}" if g < 1000 else f"{g / 1000:.2f} k{unit}"
 
 
 def saving_text(cpu_seconds: float, model: EnergyModel) -> str:

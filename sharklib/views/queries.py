@@ -472,7 +472,11 @@ def _stale_inputs(led: Ledger, here: str) -> list[tuple[str, str, str, str | Non
 
 
 def _git_changed(root: str, rev: str) -> list[str]:
-    """Files changed since ``rev`` (committed, staged, in the working tree, untracked)."""
+    """Tracked files changed since ``rev`` (committed, staged, or in the working tree).
+
+    Untracked files are left out: they are mostly outputs the recorded steps
+    wrote, not changes to what they read (``--changed`` compares those).
+    """
     import subprocess
 
     def git(*args: str) -> list[str]:
@@ -488,7 +492,6 @@ def _git_changed(root: str, rev: str) -> list[str]:
 
     top = git("rev-parse", "--show-toplevel")[0]
     names = set(git("diff", "--name-only", rev, "--"))
-    names |= set(git("ls-files", "--others", "--exclude-standard"))
     return [os.path.join(top, n) for n in sorted(names)]
 
 

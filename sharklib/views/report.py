@@ -28,7 +28,7 @@ import os
 from typing import Any
 
 from sharklib.errors import SharkError
-from sharklib.model.energy import ENV, EnergyModel, energy_text
+from sharklib.model.energy import ENV, EnergyModel, energy_text, grams_text
 from sharklib.views.queries import JSON_SCHEMA, Source, iso, seconds
 
 PERIODS = ("day", "week", "month", "year")
@@ -181,7 +181,7 @@ def energy(kwh: float) -> str:
 
 
 def grams(g: float) -> str:
-    return f"{g:.2f} g" if g < 1000 else f"{g / 1000:.2f} kg"
+    return grams_text(g, "g")
 
 
 def print_report(doc: dict[str, Any], console: Any) -> None:

@@ -298,3 +298,47 @@ def test_report_flag_states_the_saving_on_the_reuse_and_summary_lines(tmp_path: 
     p.sharklib("pipeline", "run", "p.md")
     summary = p.sharklib("pipeline", "run", "--report", "p.md").stdout
     assert "1 reused" in summary and "gCO2e" in summary
+
+
+def test_html_page_shows_hostile_names_as_text() -> None:
+    from sharklib.views.ledger_html import render
+
+    evil = "<script>alert(1)</script> & \"quoted\""
+    tally = {"runs_recorded": 1, "runs_failed": 0, "runs_reused": 1, "spent_wall_seconds": 2.0,
+             "spent_cpu_seconds": 2.0, "saved_wall_seconds": 2.0, "saved_cpu_seconds": 2.0,
+             "spent_kwh": 1e-5, "saved_kwh": 1e-5, "spent_gco2e": 0.005, "saved_gco2e": 0.005,
+             "cpu_estimated": 1}
+    doc = {"totals": tally, "source": evil, "period": "month",
+           "model": {"core_watts": 12.0, "pue": 1.67, "grid_intensity": 475.0, "source": evil},
+           "saved_over_time": [{"period": evil, "saved_wall_seconds": 2.0,
+                                "cumulative_saved_wall_seconds": 2.0}],
+           "top_reused": [{"command": evil, "reuses": 1, "saved_wall_seconds": 2.0}],
+           "by_project": [{"project": evil, **tally}], "by_user": [{"user": evil, **tally}],
+           "by_period": [{"period": evil, **tally}]}
+    page = render(doc)
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_impact_since_rev_starts_from_what_git_says_changed(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "in.txt").write_text("1\n")
+    (root / "other.txt").write_text("2\n")
+    (root / "step.py").write_text("open('out.txt', 'w').write(open('in.txt').read())\n")
+    (root / "step2.py").write_text("open('out2.txt', 'w').write(open('other.txt').read())\n")
+    git = ["git", "-c", "user.email=t@example.org", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "in.txt", "other.txt", "step.py", "step2.py"], cwd=root,
+                   check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=root, check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env["SHARKLIB_HOME"] = str(tmp_path / "home")
+    p = Project(root, env, "", "")
+    p.sharklib("run", "step.py")
+    p.sharklib("run", "step2.py")
+    assert p.json("impact", "--since", "HEAD")["steps"] == []  # outputs are untracked: no change
+    (root / "in.txt").write_text("3\n")
+    doc = p.json("impact", "--since", "HEAD")
+    assert doc["targets"] == ["in.txt"] and commands(doc["steps"]) == ["python step.py"]
+    bad = p.sharklib("impact", "--since", "no-such-rev", check=False)
+    assert bad.returncode == 2 and "no-such-rev" in bad.stderr and "Traceback" not in bad.stderr
