@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from sharklib.cli._query_options import query_options, remote_arg
 from sharklib.errors import SharkError
@@ -32,4 +31,10 @@ def command(paths: tuple[str, ...], changed: bool, since_rev: str | None, digest
     if fmt == "json":
         click.echo(dump(doc))
     else:
-        print_impact(doc, Console(highlight=False))
+        print_impact(doc, _console())
+
+
+def _console() -> object:
+    from rich.console import Console  # only for a table: JSON output never loads rich
+
+    return Console(highlight=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from sharklib.cli._query_options import query_options, remote_arg
 from sharklib.views.queries import STATUSES, dump, log, open_source, parse_when, print_log
@@ -32,4 +31,10 @@ def command(paths: tuple[str, ...], command: str | None, since: str | None, unti
     if fmt == "json":
         click.echo(dump(doc))
     else:
-        print_log(doc, Console(highlight=False))
+        print_log(doc, _console())
+
+
+def _console() -> object:
+    from rich.console import Console  # only for a table: JSON output never loads rich
+
+    return Console(highlight=False)

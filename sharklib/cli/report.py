@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from sharklib.cli._query_options import query_options, remote_arg
 from sharklib.views.queries import dump, open_source, parse_when, project_root
@@ -47,6 +46,12 @@ def command(since: str | None, until: str | None, period: str, core_watts: float
     if fmt == "json":
         click.echo(dump(doc))
     else:
-        print_report(doc, Console(highlight=False))
+        print_report(doc, _console())
         if html_out:
             click.echo(f"wrote {html_out}")
+
+
+def _console() -> object:
+    from rich.console import Console  # only for a table: JSON output never loads rich
+
+    return Console(highlight=False)

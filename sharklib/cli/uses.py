@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
 from sharklib.cli._query_options import query_options, remote_arg
 from sharklib.views.queries import dump, open_source, print_uses, uses
@@ -27,4 +26,10 @@ def command(path: str, digest: str | None, depth: int | None, fmt: str,
     if fmt == "json":
         click.echo(dump(doc))
     else:
-        print_uses(doc, Console(highlight=False))
+        print_uses(doc, _console())
+
+
+def _console() -> object:
+    from rich.console import Console  # only for a table: JSON output never loads rich
+
+    return Console(highlight=False)

@@ -580,4 +580,13 @@ def print_impact(doc: dict[str, Any], console: Any) -> None:
 
 
 def dump(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+    """The JSON document: indented on a terminal, compact otherwise.
+
+    Compact output goes through the C encoder; ``indent`` forces the pure-Python
+    one, which took 0.9 s of a 1.5 s ``impact`` answering with 850 kB.
+    """
+    import sys
+
+    if sys.stdout.isatty():
+        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
