@@ -20,6 +20,21 @@ pexpect = pytest.importorskip("pexpect", reason="pexpect is in the test extra: p
 PROMPT = r"\] [^\r\n]*\$ "
 
 
+def _wait_for_process(cmdline: bytes, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        if f.read() == cmdline:
+                            return
+                except OSError:
+                    continue
+        time.sleep(0.1)
+    raise AssertionError(f"no process {cmdline!r} appeared")
+
+
 @pytest.mark.timeout(300)
 def test_prompt_session(traced: None, tmp_path: Path) -> None:
     ws = tmp_path / "pty"
@@ -36,7 +51,7 @@ def test_prompt_session(traced: None, tmp_path: Path) -> None:
 
         # Ctrl-C interrupts the command, not the shell
         child.sendline("sleep 30")
-        time.sleep(1.5)
+        _wait_for_process(b"sleep\x0030\x00")  # the command runs: Ctrl-C now reaches it
         child.sendintr()
         child.expect(rf"shark\[{session} 0m\] pty\$ ", timeout=15)
         child.sendline("echo alive $((6*7))")
