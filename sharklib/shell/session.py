@@ -151,7 +151,7 @@ class Shell:
         text = line.strip()
         if not text or text.startswith("#"):
             return True
-        if text.startswith(":") and not text.startswith((": ", ":;")) and text != ":":
+        if re.match(r":[A-Za-z]", text):  # `:`, `: > f`, `:>f` are bash's no-op
             from sharklib.shell import meta
 
             return meta.dispatch(self, text)

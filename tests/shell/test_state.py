@@ -82,12 +82,14 @@ def test_one_shell_across_lines(traced: None, workspace: Path) -> None:
               "for i in 1 2; do\n  echo \"n$i\"\ndone\n"
               "echo one \\\n  two\n"
               "export PYTHONPATH=/opt/mine\n"
+              "echo full > t.txt\n:>t.txt\nwc -c < t.txt\n"
               "python -c 'import os; print(os.environ[\"PYTHONPATH\"].split(os.pathsep)[-1])'\n")
     res = run_shell(workspace, script, env)
     assert res.returncode == 0, res.stderr
     assert "LL\nhi you\nunset 3\n" in res.stdout
     assert "n1\nn2\n" in res.stdout and "one two\n" in res.stdout
     assert "/opt/mine\n" in res.stdout
+    assert "\n0\n" in res.stdout  # `:>t.txt` is bash's no-op truncating, not a meta-command
     # and in the next session too
     again = run_shell(workspace, "ll; greet again; echo \"$x\"\n", env)
     assert "LL\nhi again\n3\n" in again.stdout
