@@ -249,6 +249,9 @@ def export(shell: Shell, args: list[str]) -> None:
     steps = export_session(shell.session, targets, out)
     _p(shell, f"wrote {args[0]}: {steps} command{'s' if steps != 1 else ''} rebuilding "
               f"{', '.join(args[1:])}")
+    if os.path.dirname(out) != shell.workspace:
+        _p(shell, f"  its paths are relative to the workspace {shell.workspace}: run it from "
+                  "there (move it into that folder)")
 
 
 def help_(shell: Shell, args: list[str]) -> None:
