@@ -24,6 +24,8 @@ from sharklib.config import ENV_NO_CACHE, ENV_PARENT_RUN, ENV_SESSION, flag
 ENV_EXEC_TOP = "SHARKLIB_EXEC_TOP"
 ENV_STREAMS = "SHARKLIB_STREAMS"
 ENV_OWNS_SESSION = "SHARKLIB_OWNS_SESSION"
+#: ``sharklib env --explain -- python ...``: print the reuse verdict instead of running the script
+ENV_EXPLAIN = "SHARKLIB_EXPLAIN"
 
 
 def _own_session() -> str | None:
@@ -152,6 +154,8 @@ def _reuse_before_script(rec: _rec.Recorder) -> None:
     the only way not to run it. Nothing of the script has run, so nothing is
     lost by leaving without the interpreter's normal shutdown.
     """
+    if os.environ.pop(ENV_EXPLAIN, None) == "1":
+        _explain_and_exit(rec)
     try:
         from sharklib.capture import reuse_hook
 
@@ -171,6 +175,29 @@ def _reuse_before_script(rec: _rec.Recorder) -> None:
 
         remove_own_session(rec)
     os._exit(status)
+
+
+def _explain_and_exit(rec: _rec.Recorder) -> None:
+    """Say whether this step would be reused (the decision its check would make), then leave."""
+    rec.active = False
+    _rec.set_current(None)
+    try:
+        if rec.key_parts is None:
+            line = "sharklib: would run: no run key (see the warning above)"
+        else:
+            from sharklib.runner.step import python_step_explanation
+
+            label = os.path.relpath(rec.script, rec.cwd) if rec.script else ""
+            line = python_step_explanation(rec.key_parts, rec.cwd, label=label)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+    except BaseException as exc:
+        warn_once(f"explain failed: {describe(exc)}")
+    with contextlib.suppress(Exception):
+        from sharklib.capture.main import remove_own_session
+
+        remove_own_session(rec)
+    os._exit(0)
 
 
 def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> None:

@@ -16,8 +16,14 @@ from sharklib.config import ENV_MAKE_DEPS, ENV_QUIET
 from sharklib.errors import SharkError
 
 
-def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
-    """Run ``argv`` captured (its exit status is returned), or print export lines."""
+def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
+             explain: bool = False) -> int:
+    """Run ``argv`` captured (its exit status is returned), or print export lines.
+
+    ``explain``: run nothing of the step; for a Python command, its interpreter
+    starts with capture on, computes the run key exactly as the step would, prints
+    the reuse verdict and leaves before the script's first line.
+    """
     env = capture_environ(os.environ)
     if shell:
         sys.stdout.write(shell_exports(env))
@@ -28,15 +34,29 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False) -> int:
         raise SharkError("a command to run is required: sharklib env -- CMD ARGS")
     if quiet:
         env[ENV_QUIET] = "1"
+    from sharklib.launch import LaunchError, from_os_error, resolve_program, say
+
+    if explain:
+        from sharklib.capture.bootstrap import ENV_EXPLAIN, parse_python_argv
+
+        if not os.path.basename(argv[0]).startswith("python") or \
+                parse_python_argv(argv) == (None, None, None):
+            sys.stdout.write(f"sharklib: {argv[0]}: would run: under sharklib env it is not "
+                             f"one step; each Python step and make recipe inside it is "
+                             f"decided on its own (`sharklib env --explain -- python SCRIPT` "
+                             f"explains one)\n")
+            return 0
+        env[ENV_EXPLAIN] = "1"
     _observed_dependencies(env)
     if os.path.basename(argv[0]) in ("make", "gmake"):
         argv = _through_recipe_shell(argv, env)
     try:
+        resolve_program(argv[0], env)
         proc = subprocess.run(argv, env=env, check=False)
-    except FileNotFoundError:
-        raise SharkError("command not found", argv[0]) from None
-    except PermissionError:
-        raise SharkError("permission denied", argv[0]) from None
+    except LaunchError as exc:
+        return say(exc)
+    except OSError as exc:
+        return say(from_os_error(argv[0], exc))
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 ENV_KEEP_SESSION = "SHARKLIB_KEEP_SESSION"
 
 USAGE = """\
-usage: sharklib run [-q] [--rerun] [--no-cache] [--report] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
+usage: sharklib run [-q] [--rerun] [--no-cache] [--report] [--explain] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
 
 Run a Python script exactly as `python SCRIPT ARGS` would, recording what it
 read and wrote; a signed sidecar (X.intoto.jsonl) is written beside every output X.
@@ -35,6 +35,7 @@ options:
   --rerun       run even if a past run could be reused (still records)
   --no-cache    neither read nor write the run cache
   --report      a reuse line also states the energy and emissions saved (sharklib report)
+  --explain     run nothing: say whether the run would be reused, and if not, why
   -m MODULE     run a library module as a script
   -c CODE       run a program passed as a string
 """
@@ -51,11 +52,13 @@ class RunOptions:
     ``inspect``) would cost every captured script ~8 ms of start-up.
     """
 
-    __slots__ = ("args", "code", "help", "module", "no_cache", "quiet", "rerun", "script")
+    __slots__ = ("args", "code", "explain", "help", "module", "no_cache", "quiet", "rerun",
+                 "script")
 
     def __init__(self, quiet: bool = False, rerun: bool = False, no_cache: bool = False,
                  script: str | None = None, module: str | None = None, code: str | None = None,
-                 args: list[str] | None = None, help: bool = False) -> None:
+                 args: list[str] | None = None, help: bool = False,
+                 explain: bool = False) -> None:
         self.quiet = quiet
         self.rerun = rerun
         self.no_cache = no_cache
@@ -64,6 +67,7 @@ class RunOptions:
         self.code = code
         self.args = args if args is not None else []
         self.help = help
+        self.explain = explain
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RunOptions) and all(
@@ -89,6 +93,8 @@ def parse_args(argv: list[str]) -> RunOptions:
             opts.no_cache = True
         elif a == "--report":
             os.environ["SHARKLIB_REPORT"] = "1"  # read by the reuse line (model.energy)
+        elif a == "--explain":
+            opts.explain = True
         elif a in ("-h", "--help"):
             opts.help = True
             return opts
@@ -185,6 +191,13 @@ def run_main(argv: list[str]) -> int:
             execfile.print_exception(exc)
             return 1
 
+    if opts.module is not None and not _module_exists(opts.module):
+        from sharklib.launch import not_found, say
+
+        return say(not_found(opts.module))  # as for any program that is not there: 127
+    if opts.explain:
+        return explain_run(opts, abspath, source)
+
     rec = _start_recording(opts, abspath, source)
     # ``-m`` whose file was not found: the run key would not name the code, so no reuse
     if rec is not None and (opts.module is None or rec.script):
@@ -243,7 +256,7 @@ def _start_recording(opts: RunOptions, abspath: str | None,
                      source: bytes | None = None) -> Recorder | None:
     """Install capture for this process; a failure leaves the script to run uncaptured."""
     try:
-        from sharklib.capture import bootstrap, identity
+        from sharklib.capture import bootstrap
         from sharklib.capture.recorder import Recorder
         from sharklib.capture.session import tee_streams
         from sharklib.config import ENV_PARENT_RUN
@@ -252,24 +265,17 @@ def _start_recording(opts: RunOptions, abspath: str | None,
         prog = (getattr(sys, "orig_argv", None) or [sys.executable])[0]
         if opts.module is not None:
             run_argv = [prog, "-m", opts.module, *opts.args]
-            script_argv = [opts.module, *opts.args]
         elif opts.code is not None:
             run_argv = [prog, "-c", opts.code, *opts.args]
-            script_argv = ["-c", *opts.args]
         else:
             run_argv = [prog, opts.script or "", *opts.args]
-            script_argv = [opts.script or "", *opts.args]
         rec = Recorder(run_argv, parent=os.environ.get(ENV_PARENT_RUN) or None, top=True,
                        session=session)
         rec.script = abspath
         rec.code_text = opts.code
-        digest = None
-        if source is not None:
-            digest = identity.sha256_hex(source)
+        rec.key_parts, module_file, digest = key_of(opts, abspath, source, rec.cwd)
+        if digest is not None and source is not None:
             rec.script_digest = (digest, len(source))
-        module_file = identity.module_source(opts.module, rec.cwd) if opts.module else None
-        rec.key_parts = identity.key_parts(script_argv, rec.cwd, module_file or abspath,
-                                           opts.code, opts.module, digest)
         if module_file:
             rec.script = module_file
         bootstrap.install(rec, sigterm=True)
@@ -283,6 +289,65 @@ def _start_recording(opts: RunOptions, abspath: str | None,
 
         warn_once(f"capture not started: {describe(exc)}")
         return None
+
+
+def _module_exists(name: str) -> bool:
+    """Is there a top-level package or module ``name`` would start from (nothing imported)?"""
+    import importlib.util
+
+    top = name.split(".", 1)[0]
+    if not top.isidentifier():
+        return False
+    if top in sys.modules or top in sys.builtin_module_names:
+        return True
+    saved = list(sys.path)
+    sys.path.insert(0, os.getcwd())  # where ``python -m`` looks first
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return True  # let the import system say it, as python -m would
+    finally:
+        sys.path[:] = saved
+
+
+def _script_argv(opts: RunOptions) -> list[str]:
+    if opts.module is not None:
+        return [opts.module, *opts.args]
+    if opts.code is not None:
+        return ["-c", *opts.args]
+    return [opts.script or "", *opts.args]
+
+
+def key_of(opts: RunOptions, abspath: str | None, source: bytes | None,
+           cwd: str) -> tuple[RunKeyParts, str | None, str | None]:
+    """(run key parts, the file ``-m`` runs, the script's digest): the one recipe for a script."""
+    from sharklib.capture import identity
+
+    digest = identity.sha256_hex(source) if source is not None else None
+    module_file = identity.module_source(opts.module, cwd) if opts.module else None
+    parts = identity.key_parts(_script_argv(opts), cwd, module_file or abspath, opts.code,
+                               opts.module, digest)
+    return parts, module_file, digest
+
+
+def explain_run(opts: RunOptions, abspath: str | None, source: bytes | None) -> int:
+    """``sharklib run --explain``: the reuse verdict on stdout, nothing run; exit 0."""
+    cwd = os.getcwd()
+    label = opts.script or (f"-m {opts.module}" if opts.module else "-c")
+    if opts.module is not None and key_of(opts, abspath, source, cwd)[1] is None:
+        sys.stdout.write(f"sharklib: {label}: would run: module {opts.module} is not a plain "
+                         f"file on the path, so its runs are not reused\n")
+        return 0
+    parts = key_of(opts, abspath, source, cwd)[0]
+    from sharklib.capture.identity import project_root
+    from sharklib.runner.explain import explain_key
+
+    if opts.no_cache:
+        os.environ[ENV_NO_CACHE] = "1"
+    if opts.rerun:
+        os.environ[ENV_RERUN] = "1"
+    sys.stdout.write(explain_key(parts, root=project_root(cwd), cwd=cwd, label=label) + "\n")
+    return 0
 
 
 def _reuse_check(rec: Recorder) -> int | None:

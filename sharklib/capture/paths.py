@@ -87,7 +87,10 @@ def site_dirs() -> list[str]:
 def sharklib_dirs() -> list[str]:
     """sharklib's own package and bootstrap directories."""
     pkg = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-    return [pkg, os.path.join(os.path.dirname(pkg), "sitecustomize")]
+    # the bootstrap ships in the package (sharklib/_bootstrap); a source checkout's old
+    # top-level sitecustomize/ may still be on a PYTHONPATH
+    return [pkg, os.path.join(pkg, "_bootstrap"),
+            os.path.join(os.path.dirname(pkg), "sitecustomize")]
 
 
 def _dir_prefixes(dirs: list[str]) -> tuple[str, ...]:

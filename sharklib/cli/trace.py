@@ -16,15 +16,17 @@ import click
 @click.option("--no-python-capture", is_flag=True,
               help="Do not put the Python capture bootstrap on the tree's PYTHONPATH.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line (errors are still printed).")
+@click.option("--explain", is_flag=True,
+              help="Run nothing: say whether CMD would be reused, and if not, why.")
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
-def command(backend: str, use_proxy: bool, no_python_capture: bool, quiet: bool,
+def command(backend: str, use_proxy: bool, no_python_capture: bool, quiet: bool, explain: bool,
             cmd: tuple[str, ...]) -> int:
-    """Run CMD with its whole process tree traced, and sign what it read and wrote."""
-    from sharklib.trace import exit_like, trace_command
+    """Run CMD with its whole process tree traced, and sign what it read and wrote.
 
-    result = trace_command(list(cmd), backend, use_proxy=use_proxy,  # type: ignore[arg-type]
-                           python_capture=not no_python_capture)
-    from sharklib.trace.report import report  # rich is imported after the command ran
+    Reused like any step: when a past run provably stands for it, nothing runs.
+    """
+    from sharklib.runner.step import trace_step
 
-    report(result, quiet=quiet or os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
-    return exit_like(result)
+    return trace_step(list(cmd), backend, use_proxy=use_proxy,
+                      python_capture=not no_python_capture, explain=explain,
+                      quiet=quiet or os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))

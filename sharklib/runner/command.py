@@ -6,15 +6,13 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from sharklib.config import ENV_NO_CACHE, ENV_SESSION
+from sharklib.config import ENV_SESSION
 from sharklib.model import Run
 
 CaptureMode = Literal["auto", "python", "trace", "none"]
@@ -37,6 +35,8 @@ class RunResult:
     run_id: str | None = None
     #: that run's recorded outputs (absolute): what a later reuse of it would restore
     run_outputs: list[str] = field(default_factory=list)
+    #: what the native tracer observed, when the step ran under it
+    trace: Any = None
 
 
 def _choose(capture: CaptureMode) -> str:
@@ -75,87 +75,18 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
                 capture: CaptureMode = "auto", env_tag: str | None = None,
                 quiet: bool = True, rerun: bool = False, use_cache: bool = True,
                 stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
-                stderr: IO[Any] | int | None = None) -> RunResult:
-    """Run ``argv`` (or a shell command line with ``shell=True``) as one cacheable stage.
+                stderr: IO[Any] | int | None = None,
+                pins: Mapping[str, str] | None = None) -> RunResult:
+    """Run ``argv`` (or a shell command line with ``shell=True``) as one cacheable step.
 
-    1. Look up past runs of the same command, cwd, environment (``env_tag``
-       names a pipeline's ``shark-build`` environment) whose recorded inputs
-       are unchanged; on a hit restore the outputs and return without running.
-    2. Otherwise run it under the native tracer when this machine allows it
-       (every process in the tree recorded), else with the Python capture
-       bootstrap (every Python process recorded). Each process's outputs get
-       signed sidecars.
-    3. Record the stage for next time when its capture was complete (traced,
-       or a single Python command) and it succeeded.
+    A short call into :class:`sharklib.runner.step.Step`, which owns the key,
+    the reuse decision, the launch, the record and the replay.
     """
-    from sharklib.runner import caches, reuse, stage
+    from sharklib.runner.step import Step
 
-    run_cwd = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
-    argv_list = stage.command_argv(argv, shell)
-    base = dict(os.environ if env is None else env)
-    caching = use_cache and capture != "none" and not base.get(ENV_NO_CACHE)
-    from sharklib.capture.identity import allowed_variables
-
-    # the key holds the variables the command runs with, not this (worker) process's own
-    variables = tuple(allowed_variables(base).items())
-    environment = caches.memo(("stage-environment", env_tag, variables),
-                              lambda: stage.stage_environment(env_tag, base))
-    root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
-    key_parts, root = stage.stage_key(argv, shell=shell, cwd=run_cwd, env_tag=env_tag,
-                                      environment=environment, root=root,
-                                      path=base.get("PATH", os.defpath))
-
-    cache = caches.kept(root) if caching else None
-    if caching and not rerun:
-        decision = reuse.check(key_parts, cwd=run_cwd, root=root, cache=cache)
-        if decision is not None:
-            _write_stream(stdout, decision.stdout, sys.stdout)
-            _write_stream(stderr, decision.stderr, sys.stderr)
-            if not quiet:
-                sys.stderr.write(decision.message + "\n")
-            return RunResult(exit_status=decision.exit_status, reused=True,
-                             saved_seconds=decision.saved, message=decision.message,
-                             reused_runs=1, backend="cache", run_id=decision.entry.run_id,
-                             run_outputs=[reuse.rebase(o.path, root)
-                                          for o in decision.entry.outputs()])
-
-    mode = _choose(capture)
-    if env_tag:
-        base["SHARKLIB_ENV_TAG"] = env_tag
-    if quiet:
-        base["SHARKLIB_QUIET"] = "1"
-    # the stage is cached as a whole; processes inside it need not cache themselves
-    base[ENV_NO_CACHE] = "1"
-    started = time.time()
-    if mode == "trace":
-        from sharklib.trace.session import trace_command
-
-        traced = trace_command(argv_list, "auto", cwd=run_cwd, env=base, stdin=stdin,
+    return Step(argv, cwd=cwd, env=env, shell=shell, capture=capture, env_tag=env_tag,
+                pins=pins).run(quiet=quiet, rerun=rerun, use_cache=use_cache, stdin=stdin,
                                stdout=stdout, stderr=stderr)
-        status, runs = traced.exit_status, traced.runs
-        for msg in traced.messages:
-            if not quiet or "error" in msg.lower():
-                sys.stderr.write(f"sharklib: {msg}\n")
-        complete = not traced.incomplete
-        backend = traced.backend
-    else:
-        status, runs = _run_plain(argv_list, run_cwd, base, mode, stdin, stdout, stderr)
-        complete = mode == "python" and stage.is_single_python_command(argv, shell)
-        backend = mode
-    ended = time.time()
-
-    result = RunResult(exit_status=status, runs=runs, duration=ended - started, backend=backend)
-    if caching and complete and status is not None:
-        agg = stage.aggregate(runs, argv=argv_list, cwd=run_cwd, started=started, ended=ended,
-                              exit_status=status, run_key=key_parts.digest(),
-                              inherited=_stream_files(stdout, stderr))
-        # a failed stage is only noted in the ledger (`sharklib log --status failed`)
-        entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts)
-        if entry is not None:
-            result.recorded = True
-            result.run_id = entry.run_id
-            result.run_outputs = [reuse.rebase(o.path, root) for o in entry.outputs()]
-    return result
 
 
 def _stream_files(*streams: IO[Any] | int | None) -> set[str]:
@@ -191,12 +122,10 @@ def _run_plain(argv: list[str], cwd: str, base: dict[str, str], mode: str,
         try:
             proc = subprocess.run(argv, cwd=cwd, env=child_env, stdin=stdin, stdout=stdout,
                                   stderr=stderr, check=False)
-        except FileNotFoundError:
-            sys.stderr.write(f"sharklib: command not found: {argv[0]}\n")
-            return 127, []
-        except PermissionError:
-            sys.stderr.write(f"sharklib: permission denied: {argv[0]}\n")
-            return 126, []
+        except OSError as exc:
+            from sharklib.launch import from_os_error, say
+
+            return say(from_os_error(argv[0], exc)), []
         status = proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
         return status, session_runs(session)
     finally:

@@ -105,6 +105,33 @@ def command_programs(command: Sequence[str] | str, shell: bool) -> list[str]:
     return sorted(found)
 
 
+_BUILTINS = frozenset({".", ":", "[", "alias", "bg", "break", "cd", "continue", "eval", "exit",
+                       "export", "false", "fg", "getopts", "hash", "jobs", "kill", "pwd",
+                       "read", "readonly", "return", "set", "shift", "source", "test", "times",
+                       "trap", "true", "type", "ulimit", "umask", "unalias", "unset", "wait",
+                       "echo", "printf"})
+
+
+def simple_command_program(command: Sequence[str] | str) -> str | None:
+    """The program of a shell line that is one simple command, else ``None`` (a shell's call).
+
+    ``python x.py > out`` gives ``python``; a builtin, a keyword, a variable
+    expansion or any shell syntax (pipes, lists, substitutions) gives ``None``.
+    """
+    if not isinstance(command, str):
+        return command[0] if command else None
+    if _SHELL_SYNTAX.search(command) is not None or "#" in command:
+        return None
+    words = command.split()
+    for word in words:
+        if _ASSIGNMENT.match(word) or word[0] in "<>" or word[:2] in ("1>", "2>", "&>"):
+            continue
+        if word in _KEYWORDS or word in _BUILTINS or any(c in word for c in "'\"*?[~"):
+            return None
+        return word
+    return None
+
+
 def _resolve(program: str, cwd: str, path: str | None) -> str:
     """Where ``program`` is found (and the real file behind it), or ``""`` when it is not."""
     if "/" in program:

@@ -20,6 +20,8 @@ BACKENDS = ("auto", "ebpf", "ptrace")
 def parse(args: list[str]) -> tuple[str, bool, bool, list[str]] | None:
     """(backend, proxy, python capture, command), or ``None`` to let click handle ``args``."""
     backend, proxy, python_capture = "auto", False, True
+    if "--explain" in args[:args.index("--") if "--" in args else len(args)]:
+        return None  # nothing is traced: no start-up to save
     i = 0
     while i < len(args):
         a = args[i]
@@ -57,15 +59,12 @@ def trace_main(args: list[str]) -> int:
     if backend in ("auto", "ebpf") and not proxy and ebpf.unavailable_reason() is None:
         preload = ebpf.Preload()
     from sharklib.errors import SharkError
-    from sharklib.trace.session import exit_like, trace_command
+    from sharklib.runner.step import trace_step
 
     try:
-        result = trace_command(cmd, backend, use_proxy=proxy,  # type: ignore[arg-type]
-                               python_capture=python_capture, preload=preload)
+        return trace_step(cmd, backend, use_proxy=proxy, python_capture=python_capture,
+                          preload=preload,
+                          quiet=os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
     except SharkError as exc:
         sys.stderr.write(f"sharklib: error: {exc}\n")
         return 2
-    from sharklib.trace.report import report  # rich is imported after the command ran
-
-    report(result, quiet=os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
-    return exit_like(result)

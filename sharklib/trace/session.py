@@ -90,18 +90,12 @@ def choose_backend(requested: BackendChoice) -> str:
 
 def _resolve(argv0: str, env: Mapping[str, str], cwd: str) -> tuple[str | None, int, str]:
     """Find the program like execvp would; (path, exit code, message) when it cannot run."""
-    if "/" in argv0:
-        path = os.path.join(cwd, argv0)
-        if not os.path.exists(path):
-            return None, 127, f"command not found: {argv0}"
-    else:
-        found = shutil.which(argv0, path=env.get("PATH", os.defpath))
-        if found is None:
-            return None, 127, f"command not found: {argv0}"
-        path = found
-    if os.path.isdir(path) or not os.access(path, os.X_OK):
-        return None, 126, f"permission denied: {argv0}"
-    return path, 0, ""
+    from sharklib.launch import LaunchError, resolve_program
+
+    try:
+        return resolve_program(argv0, env, cwd), 0, ""
+    except LaunchError as exc:
+        return None, exc.exit_status, str(exc)
 
 
 def _fileno(stream: IO[Any] | int | None, default: int) -> int | None:

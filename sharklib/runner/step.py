@@ -1,0 +1,243 @@
+"""One step: the single path from a command to an attested, cached result.
+
+A :class:`Step` owns, in this order: resolving the program (one launcher
+rule, :mod:`sharklib.launch`), computing the run key, the reuse decision
+(:mod:`sharklib.runner.decide`), and then either replaying a past run
+(:mod:`sharklib.runner.restore`) or launching the command (plainly, under the
+Python capture bootstrap, or under the native tracer, which also signs) and
+recording it (:mod:`sharklib.runner.record`). ``sharklib trace``, pipeline
+stages and :func:`sharklib.runner.run_command` are short calls into it;
+:meth:`Step.explain` is ``--explain``.
+
+Python scripts run in-process by ``sharklib run`` and by the bootstrap take
+their key from :func:`sharklib.capture.identity.key_parts` (the script's
+digest, not the program's path) and make the same decision through
+:func:`sharklib.runner.reuse.check` before the script body; a notebook cell
+would call :func:`python_step_explanation` / :func:`sharklib.runner.reuse.check`
+with the key parts of its cell the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from sharklib.config import ENV_NO_CACHE
+from sharklib.model import RunKeyParts
+
+if TYPE_CHECKING:
+    from sharklib.runner.command import CaptureMode, RunResult
+    from sharklib.runner.explain import Explanation
+
+
+class Step:
+    """A command line as one cacheable step (see the module docstring)."""
+
+    def __init__(self, argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None = None,
+                 env: Mapping[str, str] | None = None, shell: bool = False,
+                 capture: CaptureMode = "auto", env_tag: str | None = None,
+                 pins: Mapping[str, str] | None = None, backend: str = "auto",
+                 use_proxy: bool = False, python_capture: bool = True) -> None:
+        from sharklib.runner import stage
+
+        self.command = argv
+        self.shell = shell
+        self.cwd = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+        self.argv = stage.command_argv(argv, shell)
+        self.env = dict(os.environ if env is None else env)
+        self.capture = capture
+        self.env_tag = env_tag
+        self.pins = pins
+        self.backend = backend
+        self.use_proxy = use_proxy
+        self.python_capture = python_capture
+        self._key: tuple[RunKeyParts, str] | None = None
+        #: the caller prints the trace's messages and summary (``sharklib trace``)
+        self.report_trace = False
+
+    # -- identity ------------------------------------------------------------------------
+    def key(self) -> tuple[RunKeyParts, str]:
+        """(run key parts, project root): what must be equal for a past run to count."""
+        if self._key is None:
+            from sharklib.capture.identity import allowed_variables
+            from sharklib.runner import caches, stage
+
+            base, env_tag, run_cwd = self.env, self.env_tag, self.cwd
+            # the key holds the variables the command runs with, not this (worker) process's
+            variables = tuple(allowed_variables(base).items())
+            environment = caches.memo(("stage-environment", env_tag, variables),
+                                      lambda: stage.stage_environment(env_tag, base))
+            root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
+            self._key = stage.stage_key(self.command, shell=self.shell, cwd=run_cwd,
+                                        env_tag=env_tag, environment=environment, root=root,
+                                        path=base.get("PATH", os.defpath))
+        return self._key
+
+    def resolve(self) -> None:
+        """Raise :class:`~sharklib.launch.LaunchError` when the program cannot be started.
+
+        A shell line is left to the shell unless it is one simple command: then its
+        program is looked up here, so the message is the same as for a plain argv.
+        """
+        from sharklib.launch import resolve_program
+
+        if not self.shell:
+            resolve_program(self.argv[0], self.env, self.cwd)
+            return
+        from sharklib.runner.stage import simple_command_program
+
+        program = simple_command_program(self.command)
+        if program is not None:
+            resolve_program(program, self.env, self.cwd)
+
+    def explain(self, *, cache: Any = None) -> Explanation:
+        """Would this step be reused? The same decision as :meth:`run`, nothing run."""
+        from sharklib.runner.explain import Explanation, explain
+
+        if self.capture == "none" or self.env.get(ENV_NO_CACHE):
+            return Explanation(False, "cache disabled (--no-cache / SHARKLIB_NO_CACHE)")
+        parts, root = self.key()
+        return explain(parts, root=root, cwd=self.cwd, cache=cache, pins=self.pins)
+
+    # -- the run -------------------------------------------------------------------------
+    def run(self, *, quiet: bool = True, rerun: bool = False, use_cache: bool = True,
+            stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
+            stderr: IO[Any] | int | None = None, preload: Any = None) -> RunResult:
+        """Reuse the step if it is provably done, else launch it under capture and record it.
+
+        1. Look up past runs with the same key whose recorded inputs are unchanged;
+           on a hit restore the outputs, replay the streams, return without running.
+        2. Otherwise run it under the native tracer when this machine allows it
+           (every process in the tree recorded), else with the Python capture
+           bootstrap (every Python process recorded). Each output gets a signed sidecar.
+        3. Record the step for next time when its capture was complete (traced, or a
+           single Python command) and it succeeded.
+        """
+        from sharklib.launch import LaunchError, say
+        from sharklib.runner import caches, command, reuse, stage
+
+        try:
+            self.resolve()
+        except LaunchError as exc:
+            if preload is not None:
+                preload.discard()
+            return command.RunResult(exit_status=say(exc), message=str(exc))
+        try:
+            # where the native tracer was asked for and cannot run, that is the one line
+            mode = command._choose(self.capture)
+        except BaseException:
+            if preload is not None:
+                preload.discard()
+            raise
+        base = dict(self.env)
+        caching = use_cache and self.capture != "none" and not base.get(ENV_NO_CACHE)
+        key_parts, root = self.key()
+        cache = caches.kept(root) if caching else None
+        if caching and not rerun:
+            decision = reuse.check(key_parts, cwd=self.cwd, root=root, cache=cache,
+                                   pins=self.pins)
+            if decision is not None:
+                if preload is not None:
+                    preload.discard()
+                command._write_stream(stdout, decision.stdout, sys.stdout)
+                command._write_stream(stderr, decision.stderr, sys.stderr)
+                if not quiet:
+                    sys.stderr.write(decision.message + "\n")
+                return command.RunResult(
+                    exit_status=decision.exit_status, reused=True,
+                    saved_seconds=decision.saved, message=decision.message, reused_runs=1,
+                    backend="cache", run_id=decision.entry.run_id,
+                    run_outputs=[reuse.rebase(o.path, root) for o in decision.entry.outputs()])
+
+        if self.env_tag:
+            base["SHARKLIB_ENV_TAG"] = self.env_tag
+        if quiet:
+            base["SHARKLIB_QUIET"] = "1"
+        # the step is cached as a whole; processes inside it need not cache themselves
+        base[ENV_NO_CACHE] = "1"
+        started = time.time()
+        traced = None
+        if mode == "trace":
+            from sharklib.trace.session import trace_command
+
+            traced = trace_command(self.argv, self.backend, cwd=self.cwd,  # type: ignore[arg-type]
+                                   env=base, stdin=stdin, stdout=stdout, stderr=stderr,
+                                   use_proxy=self.use_proxy,
+                                   python_capture=self.python_capture, preload=preload)
+            status, runs = traced.exit_status, traced.runs
+            if not self.report_trace:  # else the caller reports the trace (sharklib trace)
+                for msg in traced.messages:
+                    if not quiet or "error" in msg.lower():
+                        sys.stderr.write(f"sharklib: {msg}\n")
+            complete = not traced.incomplete and traced.started and bool(runs)
+            backend = traced.backend
+        else:
+            status, runs = command._run_plain(self.argv, self.cwd, base, mode, stdin, stdout,
+                                              stderr)
+            complete = mode == "python" and stage.is_single_python_command(self.command,
+                                                                           self.shell)
+            backend = mode
+        ended = time.time()
+
+        result = command.RunResult(exit_status=status, runs=runs, duration=ended - started,
+                                   backend=backend, trace=traced)
+        if caching and complete and status is not None:
+            # a failed step is only noted in the ledger (`sharklib log --status failed`)
+            agg = stage.aggregate(runs, argv=self.argv, cwd=self.cwd, started=started,
+                                  ended=ended, exit_status=status, run_key=key_parts.digest(),
+                                  inherited=command._stream_files(stdout, stderr))
+            entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts)
+            if entry is not None:
+                result.recorded = True
+                result.run_id = entry.run_id
+                result.run_outputs = [reuse.rebase(o.path, root) for o in entry.outputs()]
+        return result
+
+
+def python_step_explanation(parts: RunKeyParts, cwd: str, label: str = "") -> str:
+    """``--explain`` for a Python step keyed in-process (``sharklib run``, the bootstrap, a cell)."""
+    from sharklib.capture.identity import project_root
+    from sharklib.runner.explain import explain_key
+
+    return explain_key(parts, root=project_root(cwd), cwd=cwd, label=label)
+
+
+def trace_step(cmd: Sequence[str], backend: str = "auto", *, use_proxy: bool = False,
+               python_capture: bool = True, preload: Any = None, quiet: bool = False,
+               explain: bool = False) -> int:
+    """``sharklib trace [--explain] -- CMD``: the command as a step, run under the native tracer.
+
+    Reused like any step (nothing runs when a past run provably stands for it);
+    otherwise traced, signed, reported and recorded. Returns the exit status to
+    leave with (a command killed by a signal is re-raised by ``exit_like``).
+    """
+    step = Step(list(cmd), capture="trace", backend=backend, use_proxy=use_proxy,
+                python_capture=python_capture)
+    if explain:
+        if preload is not None:
+            preload.discard()
+        sys.stdout.write(step.explain().text(_label(cmd)) + "\n")
+        return 0
+    step.report_trace = True
+    result = step.run(quiet=True, preload=preload)
+    if result.reused:
+        if not quiet:
+            sys.stderr.write(result.message + "\n")
+        return result.exit_status
+    if result.trace is None:  # it never started (the launcher said why)
+        return result.exit_status
+    from sharklib.trace.report import report  # rich is imported after the command ran
+    from sharklib.trace.session import exit_like
+
+    report(result.trace, quiet=quiet)
+    return exit_like(result.trace)
+
+
+def _label(cmd: Sequence[str]) -> str:
+    import shlex
+
+    text = shlex.join(cmd)
+    return text if len(text) <= 60 else text[:57] + "…"
