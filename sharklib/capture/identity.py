@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterable, Mapping
 
 from sharklib.capture import paths
-from sharklib.model.runkey import relative_to_root, run_key_parts, sha256_hex
+from sharklib.model.runkey import relative_to_root, relocate, run_key_parts, sha256_hex
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -116,10 +116,27 @@ def main_file_is(path: str | None) -> bool:
                 and os.path.realpath(file) == os.path.realpath(path))
 
 
+def key_places() -> list[tuple[str, str]]:
+    """This interpreter's directories, as symbols in run keys (see :func:`~sharklib.model.runkey.relocate`).
+
+    A venv at ``/home/ann/.venv`` and one at ``/opt/ci/venv`` are both ``<prefix>``:
+    where an interpreter lives is not what it is (its implementation, version and the
+    distributions a run imported are, and the reuse check compares those).
+    """
+    places: dict[str, str] = {}
+    for directory, symbol in ((sys.prefix, "<prefix>"), (sys.base_prefix, "<base-prefix>")):
+        for variant in (directory, os.path.realpath(directory)):
+            if variant and variant != "/" and variant not in places:
+                places[variant] = symbol
+    return list(places.items())
+
+
 def environment_key() -> dict[str, str]:
-    """What of the environment enters the run key (cheap: no metadata scan)."""
-    env = {"interpreter": sys.executable, "python": sys.version.split()[0],
-           "implementation": sys.implementation.name, "prefix": sys.prefix}
+    """What of the environment enters the run key (cheap: no metadata scan).
+
+    The interpreter by what it is, not where it lives: no path of it or its venv.
+    """
+    env = {"python": sys.version.split()[0], "implementation": sys.implementation.name}
     for name, value in allowed_variables().items():
         env["env:" + name] = value
     tag = os.environ.get(ENV_TAG)
@@ -149,7 +166,7 @@ def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | No
     search = search_path_key(cwd, root)
     if search:
         env["pythonpath"] = search
-    return run_key_parts(argv, cwd, root, code, env)
+    return run_key_parts(argv, cwd, root, code, env, key_places())
 
 
 def search_path_key(cwd: str, root: str) -> str:
@@ -169,7 +186,7 @@ def search_path_key(cwd: str, root: str) -> str:
             continue
         full = os.path.realpath(os.path.join(cwd, entry))
         if full not in own:
-            entries.append(relative_to_root(full, root))
+            entries.append(relocate(relative_to_root(full, root), key_places()))
     return os.pathsep.join(entries)
 
 

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 #: v3: a v2 cache could hold runs that appended to or updated a file in place (a log, a
 #: SQLite database) without that file's old content among their inputs: reusing one
 #: restored the recorded file over what was appended since
-KEY_VERSION = "sharklib-runkey-v3"
+#: v4: relocatable: no absolute path of the interpreter, its prefix or the project (a
+#: teammate's checkout and venv elsewhere hit the same runs)
+KEY_VERSION = "sharklib-runkey-v4"
 
 
 def sha256_hex(data: bytes) -> str:
@@ -82,6 +84,39 @@ def relative_to_root(path: str, root: str) -> str:
     return rel + "/" if path.endswith("/") and not rel.endswith("/") else rel
 
 
+def relocate(text: str, places: Sequence[tuple[str, str]]) -> str:
+    """``text`` with each absolute directory of ``places`` replaced by its symbol.
+
+    ``places`` pairs a directory (``/home/ann/proj``, a venv's prefix) with the
+    symbol it stands for in a key (``<project>``, ``<prefix>``); longer
+    directories win, and a directory only matches at a path boundary
+    (``/a/proj`` does not match ``/a/project``). Pure text: a shell line with
+    the interpreter's path inside it is relocated as a plain argument is.
+    """
+    if "/" not in text:
+        return text
+    for directory, symbol in sorted(places, key=lambda p: -len(p[0])):
+        d = directory.rstrip("/")
+        if not d or d not in text:
+            continue
+        out = []
+        i = 0
+        n = len(d)
+        while True:
+            j = text.find(d, i)
+            if j < 0:
+                out.append(text[i:])
+                break
+            end = j + n
+            before_ok = j == 0 or not (text[j - 1].isalnum() or text[j - 1] in "._-/")
+            after_ok = end == len(text) or text[end] in "/'\" \t\n;:|&)>"
+            out.append(text[i:j])
+            out.append(symbol if before_ok and after_ok else d)
+            i = end
+        text = "".join(out)
+    return text
+
+
 class RunKeyParts:
     """The facts a run key is made of, kept so ``sharklib diff``/plans can say *what* differs.
 
@@ -119,15 +154,22 @@ class RunKeyParts:
 
 
 def run_key_parts(argv: Sequence[str], cwd: str, root: str, code: Mapping[str, str],
-                  environment: Mapping[str, str]) -> RunKeyParts:
+                  environment: Mapping[str, str],
+                  places: Sequence[tuple[str, str]] = ()) -> RunKeyParts:
     """Normalise argv and cwd against the project root.
 
     ``code`` maps a code identifier (the script path relative to the root, or
     ``"command"`` for a native program) to its digest; ``environment`` holds the
-    environment identity (interpreter, prefix, allow-listed variables, an
-    environment tag from a pipeline's ``shark-build`` block).
+    environment identity (interpreter implementation and version, allow-listed
+    variables, an environment tag from a pipeline's ``shark-build`` block).
+    ``places`` (see :func:`relocate`) are machine-specific directories (the
+    interpreter's prefix) whose absolute paths inside an argument are replaced
+    by symbols, as the project root is; so the key does not depend on where
+    the project or the interpreter lives.
     """
-    norm_argv = [relative_to_root(a, root) if os.path.isabs(a) else a for a in argv]
+    where = [(root, "<project>"), *places]
+    norm_argv = [relocate(relative_to_root(a, root), places) if os.path.isabs(a)
+                 else relocate(a, where) for a in argv]
     return RunKeyParts(argv=norm_argv, cwd=relative_to_root(os.path.abspath(cwd), root),
                        code=dict(code), environment=dict(environment))
 

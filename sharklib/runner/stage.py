@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sharklib.model import Output, Run, RunKeyParts, run_key_parts
-from sharklib.model.runkey import sha256_constructor
+from sharklib.model.runkey import relocate, sha256_constructor
 
 if TYPE_CHECKING:
     from sharklib.cache.index import RunFacts
@@ -60,9 +60,8 @@ def stage_environment(env_tag: str | None,
     if environ is not None:
         env = {k: v for k, v in env.items() if not k.startswith("env:")}
         env.update(("env:" + k, v) for k, v in allowed_variables(environ).items())
-    # which interpreter runs the runner is not the stage's business; its real file still is
-    # (python vs python3 of one venv are the same interpreter)
-    env["interpreter"] = os.path.realpath(env.get("interpreter", sys.executable))
+    # which interpreter runs the runner is not the stage's business: the programs the stage
+    # starts are (programs_key), by where they are relative to the project and the prefix
     env["stage-env"] = env_tag or "host"
     return env
 
@@ -149,29 +148,43 @@ def _resolve(program: str, cwd: str, path: str | None) -> str:
     return hit if real == hit else f"{hit} -> {real}"
 
 
-_resolved: dict[tuple[str, str, str | None], str] = {}
+_resolved: dict[tuple[str, str, str | None, str | None], str] = {}
 
 
-def programs_key(command: Sequence[str] | str, shell: bool, cwd: str, path: str | None) -> str:
+def key_places(root: str) -> list[tuple[str, str]]:
+    """Directories that are symbols in a stage's key: the project, the interpreter's prefixes."""
+    from sharklib.capture.identity import key_places as interpreter_places
+
+    return [(root, "<project>"), *interpreter_places()]
+
+
+def programs_key(command: Sequence[str] | str, shell: bool, cwd: str, path: str | None,
+                 root: str | None = None) -> str:
     """The programs of ``command`` as resolved through ``path`` (``PATH``), for the run key.
 
+    Paths inside the project (``root``) and the interpreter's prefixes are symbols
+    (``<project>/bin/tool``, ``<prefix>/bin/python -> <base-prefix>/bin/python3.11``),
+    so a checkout and a venv elsewhere give the same key.
     Cached per process: a pipeline's stages mostly start the same few programs.
     """
     parts = []
     for program in command_programs(command, shell):
-        where = (program, cwd, path)
+        where = (program, cwd, path, root)
         got = _resolved.get(where)
         if got is None:
-            got = _resolved[where] = _resolve(program, cwd, path)
-        if got:  # a program found nowhere fails the stage, which is never cached
-            parts.append(f"{program}={got}")
+            found = _resolve(program, cwd, path)
+            # a program found nowhere fails the stage, which is never cached
+            got = _resolved[where] = relocate(f"{program}={found}", key_places(
+                root or project_root(cwd))) if found else ""
+        if got:
+            parts.append(got)
     return "\n".join(parts)
 
 
 def with_programs(environment: dict[str, str], command: Sequence[str] | str, shell: bool,
-                  cwd: str, path: str | None) -> dict[str, str]:
+                  cwd: str, path: str | None, root: str | None = None) -> dict[str, str]:
     """``environment`` plus the programs the command starts: another ``awk`` is another stage."""
-    return {**environment, "programs": programs_key(command, shell, cwd, path)}
+    return {**environment, "programs": programs_key(command, shell, cwd, path, root)}
 
 
 def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
@@ -188,8 +201,9 @@ def stage_key(command: Sequence[str] | str, *, shell: bool, cwd: str,
     root = root or project_root(cwd)
     env = environment if environment is not None else stage_environment(env_tag)
     path = path if path is not None else os.environ.get("PATH", os.defpath)
-    env = with_programs(env, command, shell, cwd, path)
-    return run_key_parts(command_argv(command, shell), cwd, root, {"kind": "stage"}, env), root
+    env = with_programs(env, command, shell, cwd, path, root)
+    return run_key_parts(command_argv(command, shell), cwd, root, {"kind": "stage"}, env,
+                         key_places(root)[1:]), root
 
 
 def is_single_python_command(command: Sequence[str] | str, shell: bool) -> bool:
@@ -291,9 +305,12 @@ class _KeyMaker:
         from sharklib.model.runkey import KEY_VERSION, canonical_json
 
         self.cwd, self.root, self.env = cwd, root, env
+        #: a command line enters the key relocated (see sharklib.model.runkey.relocate)
+        self.places = key_places(root)
         self.encode = encode_basestring
         self.parts: tuple[bytes, bytes] | None = None
-        probe = run_key_parts(command_argv(_PROBE, True), cwd, root, {"kind": "stage"}, env)
+        probe = run_key_parts(command_argv(_PROBE, True), cwd, root, {"kind": "stage"}, env,
+                              self.places[1:])
         body = canonical_json({"v": KEY_VERSION, "argv": probe.argv, "cwd": probe.cwd,
                                "code": probe.code, "environment": probe.environment})
         needle = encode_basestring(_PROBE).encode("utf-8", "surrogateescape")
@@ -306,10 +323,11 @@ class _KeyMaker:
         if self.parts is not None and shell and isinstance(command, str) \
                 and not os.path.isabs(command):
             before, after = self.parts
+            text = relocate(command, self.places)
             return "sha256:" + sha256_constructor()(
-                before + self.encode(command).encode("utf-8", "surrogateescape") + after).hexdigest()
+                before + self.encode(text).encode("utf-8", "surrogateescape") + after).hexdigest()
         return run_key_parts(command_argv(command, shell), self.cwd, self.root, {"kind": "stage"},
-                             self.env).digest()
+                             self.env, self.places[1:]).digest()
 
 
 def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
@@ -346,7 +364,8 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
                 and not command.startswith("/"):  # the vectorised key (see _KeyMaker)
             before, after = maker.parts
             keys.append("sha256:" + sha256(
-                before + maker.encode(command).encode("utf-8", "surrogateescape") + after
+                before + maker.encode(relocate(command, maker.places)).encode(
+                    "utf-8", "surrogateescape") + after
             ).hexdigest())
         else:
             keys.append(maker.digest(command, s.shell))
