@@ -177,3 +177,87 @@ def test_explain_runs_nothing_and_names_the_first_reason(project: Path, counter:
     changed = sharklib("run", "--explain", "step.py", cwd=project)
     assert changed.stdout.strip() == "sharklib: step.py: would run: code changed: helper.py"
     assert runs(counter) == 1
+
+
+# -- downloads in the same corpus: revalidation, no validator, pins ----------------------------
+class _Server:
+    """A loopback HTTP server whose one file may carry an ETag (304 on a matching If-None-Match)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        state = self
+        self.body = b"x,y\n1,2\n"
+        self.etag: str | None = '"v1"'
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if state.etag and self.headers.get("If-None-Match") == state.etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(state.body)))
+                if state.etag:
+                    self.send_header("ETag", state.etag)
+                self.end_headers()
+                self.wfile.write(state.body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/table.csv"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    yield srv
+    srv.close()
+
+
+def test_plan_and_explain_agree_with_the_run_on_downloads_and_pins(
+        project: Path, counter: Path, server: _Server) -> None:
+    (project / "fetch.py").write_text(
+        "import urllib.request\n"
+        f"open({str(counter)!r}, 'a').write('x\\n')\n"
+        f"data = urllib.request.urlopen({server.url!r}).read()\n"
+        "open('table.csv', 'wb').write(data)\n")
+    cmd = f"{PY} fetch.py"
+
+    def both(pins: dict[str, str] | None = None) -> tuple[str, str, bool]:
+        from sharklib.runner import StageSpec, plan_commands
+
+        plan = plan_commands([StageSpec(cmd, str(project), pins=pins)])[0]
+        said = Step(cmd, shell=True, cwd=project, capture="python", pins=pins).explain().text()
+        before = runs(counter)
+        result = run_command(cmd, shell=True, cwd=project, capture="python", pins=pins)
+        assert result.exit_status == 0
+        ran = runs(counter) > before
+        assert ran == (plan.action == "run"), (plan, ran)
+        assert ran == ("would run" in said), (said, ran)
+        return plan.reason, said, ran
+
+    both()
+    reason, said, ran = both()
+    assert not ran, reason  # revalidated: the server answers 304 to the recorded ETag
+    server.etag = None  # a server that gives no validator: nothing proves the bytes unchanged
+    both()  # (the recorded ETag no longer matches: runs, and is recorded without a validator)
+    reason, said, ran = both()
+    assert ran and reason == f"download {server.url} not revalidated: no ETag/Last-Modified"
+    assert said.endswith(f"would run: download {server.url} not revalidated: "
+                         "no ETag/Last-Modified"), said
+    import hashlib
+
+    pin = hashlib.sha256(server.body).hexdigest()
+    reason, said, ran = both({server.url: pin})
+    assert not ran, reason  # pinned: trusted without asking the server
+    reason, said, ran = both({server.url: "0" * 64})
+    assert ran and reason == f"download {server.url} differs from its pin", reason
