@@ -86,10 +86,15 @@ def from_runs(runs: list[Any], workspace: str, streams: set[str]) -> Effect:
         if run.environment.python_version and not eff.python:
             eff.python = run.environment.python_version
         eff.distributions.update(run.environment.distributions or {})
-    # a file made and then removed again within the command is no change
+    # a file made and then removed again within the command is no change; one that existed
+    # before (the tracer lists it as removed) and is gone now is a deletion
+    removed = {inside(p, workspace) for run in runs for p in run.removed}
     for rel in [r for r, sha in eff.written.items() if sha is not None]:
         if not os.path.lexists(os.path.join(workspace, rel)):
-            eff.written[rel] = None
+            if rel in removed:
+                eff.written[rel] = None
+            else:
+                del eff.written[rel]
     eff.outside = sorted(set(eff.outside))
     return eff
 

@@ -148,3 +148,14 @@ def test_second_shell_in_the_folder_gets_its_own_session(traced: None, workspace
     assert "b.txt" in second.stdout and "a.txt" not in second.stdout
     assert "a.txt" in out and "c.txt" in out and "b.txt" not in out
     assert len(list(base.glob("*/session.json"))) == 2
+
+
+@pytest.mark.timeout(300)
+def test_file_made_and_removed_within_a_line_is_no_change(traced: None, workspace: Path) -> None:
+    env = shell_env()
+    res = run_shell(workspace, "python -c \"open('t.txt', 'w').write('x')\"; rm t.txt\n"
+                               "echo keep > k.txt\nrm k.txt\n:history --all\n", env)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].endswith("rm t.txt  [inspect]"), lines
+    assert "- k.txt" in res.stdout and "t.txt\n" not in res.stdout.replace("rm t.txt", "")
