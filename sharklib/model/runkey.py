@@ -198,6 +198,10 @@ def first_difference(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> str
                 was = "absent" if name not in old else short(old[name])
                 is_ = "absent" if name not in new else short(new[name])
                 if part == "code":
-                    return f"code differs: {name} (recorded {was[:12]}, now {is_[:12]})"
+                    what = name.removeprefix("module:")
+                    return f"code changed: {what}" if name in old and name in new else \
+                        f"code differs: {what} (recorded {was[:12]}, now {is_[:12]})"
+                if name in ("python", "implementation"):
+                    return f"interpreter differs: {name} {was} -> {is_}"
                 return f"{label} differs: {name} (recorded {was}, now {is_})"
     return None

@@ -99,6 +99,14 @@ class Step:
 
         if self.capture == "none" or self.env.get(ENV_NO_CACHE):
             return Explanation(False, "cache disabled (--no-cache / SHARKLIB_NO_CACHE)")
+        if self.capture == "trace":
+            from sharklib.errors import SharkError
+            from sharklib.runner.command import _choose
+
+            try:
+                _choose("trace")
+            except SharkError as exc:  # the run would stop there, before any reuse
+                return Explanation(False, str(exc))
         parts, root = self.key()
         return explain(parts, root=root, cwd=self.cwd, cache=cache, pins=self.pins)
 

@@ -133,3 +133,28 @@ def test_an_import_stage_key_does_not_hold_the_interpreter_path(tmp_path: Path) 
                               capture_output=True, env=env, check=True)
         keys.append(done.stdout.strip())
     assert keys[0] == keys[1] and keys[0].startswith("sha256:"), keys
+
+
+def test_relocate_matches_whole_directories_only() -> None:
+    from sharklib.model.runkey import relocate
+
+    places = [("/a/proj", "<project>"), ("/a/proj/.venv", "<prefix>"), ("/usr", "<base-prefix>")]
+    assert relocate("'/a/proj/.venv/bin/python' -m x /a/proj/d.txt", places) == \
+        "'<prefix>/bin/python' -m x <project>/d.txt"
+    assert relocate("/a/project/x /usr2/y cat /usr/bin/awk", places) == \
+        "/a/project/x /usr2/y cat <base-prefix>/bin/awk"
+
+
+def test_first_difference_names_what_a_user_can_act_on() -> None:
+    from sharklib.model.runkey import RunKeyParts, first_difference
+
+    old = RunKeyParts(["step.py"], ".", {"step.py": "a" * 64}, {"python": "3.11.7"}).to_dict()
+    assert first_difference(old, RunKeyParts(["step.py"], ".", {"step.py": "b" * 64},
+                                             {"python": "3.11.7"}).to_dict()) == \
+        "code changed: step.py"
+    assert first_difference(old, RunKeyParts(["step.py"], ".", {"step.py": "a" * 64},
+                                             {"python": "3.12.1"}).to_dict()) == \
+        "interpreter differs: python 3.11.7 -> 3.12.1"
+    assert first_difference(old, RunKeyParts(["step.py", "-v"], ".", {"step.py": "a" * 64},
+                                             {"python": "3.11.7"}).to_dict()) == \
+        'command line differs: recorded ["step.py"], now ["step.py","-v"]'
