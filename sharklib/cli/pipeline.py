@@ -15,13 +15,20 @@ def command() -> None:
 
 
 def _run(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
-         rerun: bool) -> int:
+         rerun: bool, allow_outside: tuple[str, ...] = ()) -> int:
     from sharklib.pipeline import bulk, run_pipeline
 
     bulk.freeze_after = True  # this process ends with the pipeline: see bulk.freeze_after
     report = run_pipeline(document, jobs=jobs, dry_run=dry_run, executor=executor,  # type: ignore[arg-type]
-                          scheduler=scheduler, rerun=rerun)
+                          scheduler=scheduler, rerun=rerun, allow_outside=allow_outside)
     return report.exit_code
+
+
+_ALLOW_OUTSIDE = click.option(
+    "--allow-outside", "allow_outside", multiple=True, metavar="DIR",
+    type=click.Path(file_okay=False, exists=True),
+    help="Let file: imports and find_links read from DIR too (repeatable); nothing is ever "
+         "written outside the document's directory.")
 
 
 @command.command("run")
@@ -34,22 +41,24 @@ def _run(document: str, jobs: int | None, dry_run: bool, executor: str, schedule
 @click.option("--rerun", is_flag=True, help="Run every stage even when it could be reused.")
 @click.option("--report", is_flag=True,
               help="The summary line also states the energy and emissions reuse saved.")
+@_ALLOW_OUTSIDE
 def run_cmd(document: str, jobs: int | None, dry_run: bool, executor: str, scheduler: str | None,
-            rerun: bool, report: bool) -> int:
+            rerun: bool, report: bool, allow_outside: tuple[str, ...]) -> int:
     """Plan DOCUMENT, then run what must run."""
     if report:
         import os
 
         os.environ["SHARKLIB_REPORT"] = "1"  # read by the summary line (model.energy)
-    return _run(document, jobs, dry_run, executor, scheduler, rerun)
+    return _run(document, jobs, dry_run, executor, scheduler, rerun, allow_outside)
 
 
 @command.command("plan")
 @click.argument("document", type=click.Path(dir_okay=False))
 @click.option("--rerun", is_flag=True, help="Plan as if every stage had to run.")
-def plan_cmd(document: str, rerun: bool) -> int:
+@_ALLOW_OUTSIDE
+def plan_cmd(document: str, rerun: bool, allow_outside: tuple[str, ...]) -> int:
     """Show what a run would reuse and what it would run, and why (= run --dry-run)."""
-    return _run(document, None, True, "local", None, rerun)
+    return _run(document, None, True, "local", None, rerun, allow_outside)
 
 
 @command.command("pin")

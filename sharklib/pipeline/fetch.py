@@ -8,6 +8,7 @@ other stage. Failures print one line on stderr and exit 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sharklib.errors import SharkError
@@ -21,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sha256")
     args = ap.parse_args(argv)
     try:
-        digest = fetch(args.source, args.dest, args.sha256)
+        # the stage runs in the document's directory: nothing is written outside it
+        digest = fetch(args.source, args.dest, args.sha256, root=os.getcwd())
     except SharkError as exc:
         print(f"sharklib: error: {exc}", file=sys.stderr)
         return 1

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Literal
 
 from sharklib.errors import PipelineError, SharkError
+from sharklib.pipeline.containment import contained
 
 ENV_ZENODO_URL = "SHARKLIB_ZENODO_URL"
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}$")
@@ -138,15 +139,20 @@ def _zenodo_file(src: Source) -> tuple[str, str | None]:
     raise SharkError(f"Zenodo record {src.record} has no file named {src.file}", api)
 
 
-def fetch(source: str, dest: str | os.PathLike[str], pin: str | None = None) -> str:
+def fetch(source: str, dest: str | os.PathLike[str], pin: str | None = None,
+          root: str | None = None) -> str:
     """Fetch ``source`` into ``dest`` atomically; return ``"sha256:<hex>"`` of what arrived.
 
     With ``pin`` (hex or ``sha256:hex``), bytes that differ are refused and ``dest`` is
-    left untouched.
+    left untouched. With ``root``, ``dest`` must resolve (through symlinks) inside it.
     """
     src = parse_source(source)
     target = Path(dest).absolute()
+    if root is not None:  # the stage runs in the document's directory: resolved, not lexical
+        contained(root, dest, "import destination")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if root is not None:  # a symlink planted while the parents were made
+        contained(root, str(target.parent), "import destination")
     want = pin.split(":", 1)[-1].lower() if pin else None
     if src.kind == "git":
         return _fetch_git(src, target, want)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sharklib.attest.naming import sidecar_path
 from sharklib.errors import PipelineError
+from sharklib.pipeline.containment import contained
 from sharklib.pipeline.stages import Publish
 
 
@@ -31,7 +32,12 @@ def _copy_file(src: Path, dst: Path) -> None:
 
 
 def publish(items: list[Publish], docdir: Path, doc: Path) -> list[str]:
-    """Copy every item; return the destination paths written."""
+    """Copy every item; return the destination paths written.
+
+    Checked again here, after the stages ran (one of them may have planted a symlink since
+    the plan): every file read and every file written resolves inside the document's
+    directory (:func:`~sharklib.pipeline.containment.contained`).
+    """
     written: list[str] = []
     for item in items:
         src = (docdir / item.source).absolute()
@@ -40,10 +46,15 @@ def publish(items: list[Publish], docdir: Path, doc: Path) -> list[str]:
             dest = dest / src.name
         if not src.exists():
             raise PipelineError(f"nothing to publish: {item.source} does not exist", doc, item.line)
+        contained(docdir, item.source, "publish source", doc, item.line)
+        contained(docdir, str(dest), "publish destination", doc, item.line)
         if src.is_dir():
             files = [p for p in src.rglob("*") if p.is_file()]
             for f in files:
-                _copy_file(f, dest / f.relative_to(src))
+                target = dest / f.relative_to(src)
+                contained(docdir, str(f), "publish source", doc, item.line)
+                contained(docdir, str(target), "publish destination", doc, item.line)
+                _copy_file(f, target)
             written.append(str(dest))
             continue
         _copy_file(src, dest)

@@ -98,11 +98,24 @@ def _environments(doc: Document) -> dict[str, EnvSpec]:
     return envs
 
 
-def load_pipeline(path: str | os.PathLike[str], rerun: bool = False) -> Pipeline:
-    """Everything before execution; raises :class:`PipelineError` naming the line of any problem."""
+def load_pipeline(path: str | os.PathLike[str], rerun: bool = False,
+                  allow_outside: tuple[str, ...] = ()) -> Pipeline:
+    """Everything before execution; raises :class:`PipelineError` naming the line of any problem.
+
+    ``allow_outside``: directories ``file:`` imports and ``find_links`` may read from besides
+    the document's own (``--allow-outside``); see :mod:`sharklib.pipeline.containment`.
+    """
+    from sharklib.pipeline.containment import check_document
+
     doc = read_document(path)
     envs = _environments(doc)
     stages, publishes, envs_used, _ = build_stages(doc)
+    check_document(str(doc.directory), doc.path,
+                   [(s.line, s.source, s.dest) for s in stages
+                    if s.kind == "import" and s.source and s.dest],
+                   [(p.line, p.source, p.dest) for p in publishes],
+                   [(e.line, link) for e in envs.values()
+                    for link in e.definition.get("find_links", [])], allow_outside)
     for name, line in envs_used.items():
         if name not in envs:
             raise PipelineError(f"environment '{name}' is not defined (add a shark-build:{name} "
@@ -135,7 +148,8 @@ def _rel(p: str, root: str) -> str:
 
 def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_run: bool = False,
                  executor: Executor = "local", scheduler: str | None = None, rerun: bool = False,
-                 console: Console | None = None) -> PipelineReport:
+                 console: Console | None = None,
+                 allow_outside: tuple[str, ...] = ()) -> PipelineReport:
     """Plan, then (unless ``dry_run``) run a Markdown pipeline; return what happened.
 
     Without a ``console``, an unchanged pipeline is reported in two plain lines
@@ -144,7 +158,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     """
     started = time.monotonic()
     _check_options(executor, scheduler)
-    pipe = load_pipeline(path, rerun=rerun)
+    pipe = load_pipeline(path, rerun=rerun, allow_outside=allow_outside)
     stages, plans = pipe.stages, pipe.plans
     report = PipelineReport(stages=len(stages), dry_run=dry_run)
     todo = [s for s in stages if not plans[s.index].skip]
