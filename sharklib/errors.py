@@ -9,6 +9,20 @@ from __future__ import annotations
 
 import os
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``), for a terminal.
+
+    Recorded paths, commands and URLs may be hostile: an ESC sequence in a file name
+    could clear or recolour the user's terminal, or forge a "verified" line, and a
+    newline breaks a one-line message. Every place that prints a recorded name uses
+    this one function (views add Rich markup escaping on top: ``safe_markup``).
+    """
+    return text.translate(_CONTROL)
+
 
 class SharkError(Exception):
     """A user-facing failure: ``str()`` is the one line the CLI prints."""
@@ -27,7 +41,8 @@ class SharkError(Exception):
             if self.line is not None:
                 where += f":{self.line}"
             where += ": "
-        return f"{where}{self.message}"
+        # one line, and no terminal escapes from the file names it quotes
+        return printable(f"{where}{self.message}")
 
 
 class SidecarError(SharkError):

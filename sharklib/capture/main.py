@@ -481,4 +481,6 @@ def summary_line(rec: Recorder, done: Finished) -> str:
         line += f"; not cached: {rec.not_cached}"
     if done.run.warnings:
         line += f" ({len(done.run.warnings)} warning{'s' if len(done.run.warnings) != 1 else ''})"
-    return line
+    from sharklib.errors import printable
+
+    return printable(line)  # file names may hold terminal escapes

@@ -51,7 +51,7 @@ def ls_command(root: str | None) -> None:
     """Runs in the cache: when, size, last use, time saved."""
     with _open(root) as cache:
         rows = maintenance.list_runs(cache)
-    from sharklib.views.lineage import command_text
+    from sharklib.views.lineage import command_text, safe_markup
 
     table = Table(box=None, header_style="bold")
     for col in ("run", "recorded", "took", "size", "last use", "reused", "saved"):
@@ -64,7 +64,7 @@ def ls_command(root: str | None) -> None:
     for r in rows:
         table.add_row(r.run_id[:12], _when(r.created, this_year), f"{r.duration:.1f} s",
                       _size(r.bytes), _when(r.last_used, this_year), str(r.uses), f"{r.saved:.1f} s",
-                      command_text(r.argv, width=120))
+                      safe_markup(command_text(r.argv, width=120)))
     Console().print(table if rows else "no runs cached")
 
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -49,12 +48,12 @@ def plan_table(stages: list[Stage], plans: list[StagePlan], title: str) -> Table
         p = plans[members[0]]
         colour = "green" if p.action == "reuse" else "yellow"
         if first.item:
-            name = f"{escape(_short(first.display))} [dim]({len(members)} map stage(s))[/]"
+            name = f"{_esc(_short(first.display))} [dim]({len(members)} map stage(s))[/]"
             saved = sum(plans[i].saved_seconds for i in members)
             why = (f"{len(members)} past run(s), saves {saved:.1f}s" if p.action == "reuse" else p.reason)
         else:
-            name, why = escape(_short(first.display)), _reason(p)
-        table.add_row(str(first.line), name, f"[{colour}]{p.action}[/]", escape(why))
+            name, why = _esc(_short(first.display)), _reason(p)
+        table.add_row(str(first.line), name, f"[{colour}]{p.action}[/]", _esc(why))
     return table
 
 
@@ -113,3 +112,13 @@ class LiveProgress:
     def _refresh(self, advance: int) -> None:
         if self._progress is not None:
             self._progress.update(self._task, advance=advance, description=self._text())
+
+
+def _esc(text: str) -> str:
+    """A recorded name or command for Rich markup: markup escaped, control characters shown
+    as escapes (a file name's ESC sequence must not reach the terminal)."""
+    from rich.markup import escape
+
+    from sharklib.errors import printable
+
+    return escape(printable(text))

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from sharklib.errors import PipelineError
+from sharklib.errors import PipelineError, printable
 from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
 from sharklib.pipeline.environments import (
@@ -164,8 +164,6 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     todo = [s for s in stages if not plans[s.index].skip]
     if console is None and not dry_run and not todo and not pipe.notes:
         return _up_to_date(report, pipe, started)
-    from rich.markup import escape
-
     from sharklib.pipeline.progress import plan_table
 
     if console is None:
@@ -173,7 +171,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
 
         console = Console()
     for note in pipe.notes:
-        console.print(f"[dim]{escape(note)}[/]")
+        console.print(f"[dim]{_esc(note)}[/]")
     console.print(plan_table(stages, plans, f"plan for {pipe.doc.path.name}"))
     console.print(plan_counts(plans))
     if dry_run:
@@ -181,7 +179,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     prepared: dict[str, PreparedEnv] = {}
     for name in sorted({s.env for s in todo}):
         prepared[name] = prepare(pipe.envs[name], pipe.doc.path,
-                                 log=lambda m: console.print(f"[dim]{escape(m)}[/]", soft_wrap=True))
+                                 log=lambda m: console.print(f"[dim]{_esc(m)}[/]", soft_wrap=True))
     leaf_jobs: dict[int, LeafJob] = {}
     if todo:
         from sharklib.pipeline.leaf import LeafJob, key_environment  # only when something runs
@@ -280,22 +278,20 @@ def _up_to_date(report: PipelineReport, pipe: Pipeline, started: float) -> Pipel
     _publish(report, pipe)
     report.wall_seconds = time.monotonic() - started
     lines = [plan_counts(pipe.plans), summary_line(report)]
-    lines += [f"published {p}" for p in report.published]
+    lines += [f"published {printable(p)}" for p in report.published]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     return report
 
 
 def _import_digest(s: Stage, pipe: Pipeline, console: Console) -> str:
-    from rich.markup import escape
-
     from sharklib.pipeline.imports import tree_digest
 
     assert s.source is not None and s.dest is not None
     digest = tree_digest(os.path.join(pipe.docdir, s.dest))
     before = pipe.state.imports.get(s.source)
     if before and before != digest and not s.pin:
-        console.print(f"[yellow]note:[/] {escape(s.source)} changed since it was first fetched "
+        console.print(f"[yellow]note:[/] {_esc(s.source)} changed since it was first fetched "
                       f"({before[:19]}… → {digest[:19]}…); pin it with 'sharklib pipeline pin'")
     return digest
 
@@ -340,17 +336,23 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
 
 
 def _summary(console: Console, report: PipelineReport, pipe: Pipeline) -> None:
-    from rich.markup import escape
-
     for f in report.failures:
-        console.print(f"[red]failed[/] {escape(str(pipe.doc.path))}:{f.line}: exit {f.exit_status}: "
-                      f"{escape(f.command)}", soft_wrap=True)
+        console.print(f"[red]failed[/] {_esc(str(pipe.doc.path))}:{f.line}: exit {f.exit_status}: "
+                      f"{_esc(f.command)}", soft_wrap=True)
         tail = f.stderr_tail.strip().splitlines()[-10:]
         for t in tail:
-            console.print(f"  [dim]│[/] {escape(t)}", soft_wrap=True)
+            console.print(f"  [dim]│[/] {_esc(t)}", soft_wrap=True)
         if f.log:
-            console.print(f"  [dim]full log: {escape(f.log)}.err[/]", soft_wrap=True)
+            console.print(f"  [dim]full log: {_esc(f.log)}.err[/]", soft_wrap=True)
     colour = "red" if report.exit_code else "green"
-    console.print(f"[{colour}]{escape(summary_line(report))}[/]")
+    console.print(f"[{colour}]{_esc(summary_line(report))}[/]")
     for p in report.published:
-        console.print(f"published {escape(p)}")
+        console.print(f"published {_esc(p)}")
+
+
+def _esc(text: str) -> str:
+    """A recorded name or command for Rich markup: markup escaped, control characters shown
+    as escapes (a file name's ESC sequence must not reach the terminal)."""
+    from rich.markup import escape
+
+    return escape(printable(text))

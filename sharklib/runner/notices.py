@@ -20,6 +20,9 @@ unreachable_remotes: set[str] = set()
 
 def stderr_warn(message: str) -> None:
     """One warning line: through the capture's once-only warner when it is loaded."""
+    from sharklib.errors import printable
+
+    message = printable(message)  # it names recorded files: no terminal escapes
     try:
         from sharklib.capture.safety import warn_once  # type: ignore[import-not-found]
     except ImportError:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from sharklib.config import ENV_NO_CACHE
+from sharklib.errors import printable
 from sharklib.model import RunKeyParts
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class Step:
                 command._write_stream(stdout, decision.stdout, sys.stdout)
                 command._write_stream(stderr, decision.stderr, sys.stderr)
                 if not quiet:
-                    sys.stderr.write(decision.message + "\n")
+                    sys.stderr.write(printable(decision.message) + "\n")
                 return command.RunResult(
                     exit_status=decision.exit_status, reused=True,
                     saved_seconds=decision.saved, message=decision.message, reused_runs=1,
@@ -179,7 +180,7 @@ class Step:
             if not self.report_trace:  # else the caller reports the trace (sharklib trace)
                 for msg in traced.messages:
                     if not quiet or "error" in msg.lower():
-                        sys.stderr.write(f"sharklib: {msg}\n")
+                        sys.stderr.write(f"sharklib: {printable(msg)}\n")
             complete = not traced.incomplete and traced.started and bool(runs)
             backend = traced.backend
         else:
@@ -233,7 +234,7 @@ def trace_step(cmd: Sequence[str], backend: str = "auto", *, use_proxy: bool = F
     result = step.run(quiet=True, preload=preload)
     if result.reused:
         if not quiet:
-            sys.stderr.write(result.message + "\n")
+            sys.stderr.write(printable(result.message) + "\n")
         return result.exit_status
     if result.trace is None:  # it never started (the launcher said why)
         return result.exit_status

@@ -7,6 +7,7 @@ import stat
 
 from rich.console import Console
 
+from sharklib.errors import printable
 from sharklib.trace.session import TraceResult
 
 
@@ -23,7 +24,7 @@ def report(result: TraceResult, quiet: bool = False) -> None:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     for msg in result.messages:
         prefix = "" if msg.startswith("warning:") else "error: "
-        console.print(f"sharklib: {prefix}{msg}", markup=False)
+        console.print(printable(f"sharklib: {prefix}{msg}"), markup=False)
     if quiet or _stderr_is_output(result) or not result.runs:
         return
     outputs = sum(len(r.outputs) for r in result.runs)
@@ -34,4 +35,4 @@ def report(result: TraceResult, quiet: bool = False) -> None:
         f"{outputs} output(s), {len(result.sidecars)} sidecar(s) signed; "
         f"exit {result.exit_status}", markup=False)
     for w in dict.fromkeys(warnings):
-        console.print(f"sharklib: warning: {w}", markup=False)
+        console.print(printable(f"sharklib: warning: {w}"), markup=False)

@@ -184,7 +184,11 @@ def layout(graph: Graph, dx: float = 260.0, dy: float = 56.0) -> None:
 
 
 def _dot_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT quoted string: control characters as visible escapes (``\\x1b``, ``\\n``; a file
+    name's ESC must not reach the terminal of whoever cats the .dot), then DOT's own quoting."""
+    from sharklib.errors import printable
+
+    return '"' + printable(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def to_dot(graph: Graph) -> str:

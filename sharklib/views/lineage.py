@@ -32,7 +32,7 @@ from sharklib.attest.sidecar import (
     iter_lines,
     parse_line,
 )
-from sharklib.errors import SidecarError
+from sharklib.errors import SidecarError, printable
 from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run, narrowed, statement_subjects
 from sharklib.model.links import head_subject, link
@@ -41,21 +41,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.hashing import StatCache
-
-
-_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_CONTROL.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``, ``\\n``), for a terminal.
-
-    Recorded paths, commands and URLs come from a sidecar that may be
-    hostile: an ESC sequence in a file name could clear or recolour the
-    verifier's terminal, or forge a "verified" line, and a newline breaks the
-    tree. Rich markup is escaped separately (:func:`rich.markup.escape`).
-    """
-    return text.translate(_CONTROL)
 
 
 def safe_markup(text: str) -> str:
