@@ -102,22 +102,42 @@ class _Token:
     role: Literal["read", "write", "mention", "bare"]
 
 
+#: Longest command (after joining ``\\`` continuations). The kernel refuses a longer single
+#: argument (MAX_ARG_STRLEN, 128 KiB) so no shell could run it, and shlex's tokeniser is
+#: quadratic in the length of one word: a 500 KB line took 30 s to plan.
+MAX_COMMAND = 32 * 1024
+PATH_MAX = 4096
+#: Stages the front matter's combinations may make of the templated lines, before any map.
+MAX_TEMPLATE_STAGES = 100_000
+
+
+def _check_length(size: int, path: Path, line: int) -> None:
+    if size > MAX_COMMAND:
+        raise PipelineError(f"command is {size} characters long, above the limit of "
+                            f"{MAX_COMMAND}: move it into a script", path, line)
+
+
 def command_lines(block: Block, path: Path) -> Iterator[tuple[int, str]]:
     """The commands of a ``shark-run`` block, ``\\`` continuations joined, comments dropped."""
     parts: list[str] = []
     start = 0
+    size = 0
     for ln, text in block.lines:
+        _check_length(len(text), path, ln)
         s = text.rstrip()
         if not parts and (not s.strip() or s.lstrip().startswith("#")):
             continue
         if not parts:
             start = ln
+        size += len(s) + 1
+        _check_length(size - 1, path, start)
         if s.endswith("\\") and not s.endswith("\\\\"):
             parts.append(s[:-1].strip())
             continue
         parts.append(s.strip())
         yield start, " ".join(p for p in parts if p)
         parts = []
+        size = 0
     if parts:
         raise PipelineError("line continuation '\\' runs past the end of the block", path, start)
 
@@ -137,7 +157,9 @@ _NOT_IN_PATHS = re.compile(r"[\s|;&<>()'\"]")
 
 
 def _pathlike(tok: str) -> bool:
-    if not tok or "://" in tok or "$" in tok or "`" in tok or _ASSIGNMENT.match(tok) \
+    # longer than PATH_MAX cannot name a file, and following its ten thousand parents to the
+    # root took minutes and gigabytes (a 200 KB 'd/d/d/...' word)
+    if not tok or len(tok) > PATH_MAX or "://" in tok or "$" in tok or "`" in tok or _ASSIGNMENT.match(tok) \
             or _NOT_IN_PATHS.search(tok):
         return False
     if "%{" in tok or "/" in tok:
@@ -214,7 +236,14 @@ class StageBuilder:
         self._declared: dict[str, set[str]] = {}
         self.table = variable_table(doc.variables, doc.path, doc.front_matter_line or 1)
         texts = [t for b in doc.blocks for _, t in b.lines]
-        self.combos = combinations(self.table, referenced(texts))
+        self.combos = combinations(self.table, referenced(texts), doc.path,
+                                   doc.front_matter_line or 1)
+        templated = sum(1 for t in texts if "%{" in t)
+        if templated * len(self.combos) > MAX_TEMPLATE_STAGES:
+            raise PipelineError(f"{templated} templated line(s) × {len(self.combos)} "
+                                f"combinations would make more than {MAX_TEMPLATE_STAGES} "
+                                "stages; split the document or the lists", doc.path,
+                                doc.front_matter_line or 1)
 
     def build(self) -> list[Stage]:
         for block in self.doc.blocks:

@@ -48,12 +48,30 @@ def referenced(texts: Iterable[str]) -> set[str]:
     return found
 
 
-def combinations(table: Mapping[str, Any], used: set[str]) -> list[dict[str, str]]:
-    """One ``name -> text`` mapping per combination of the list values that are used."""
+#: Copies of the pipeline a front matter's lists may make (the product of their lengths).
+#: Nine lists of ten values are 10^9 combinations: the plan hung and grew to gigabytes.
+MAX_COMBINATIONS = 10_000
+
+
+def combinations(table: Mapping[str, Any], used: set[str], path: Path | None = None,
+                 line: int | None = None) -> list[dict[str, str]]:
+    """One ``name -> text`` mapping per combination of the list values that are used.
+
+    More than :data:`MAX_COMBINATIONS` is a one-line error naming the lists, before any
+    combination is made.
+    """
     scalars = {k: _text(v) for k, v in table.items() if not isinstance(v, list | dict)}
     lists = sorted(k for k, v in table.items() if isinstance(v, list) and k in used)
     if not lists:
         return [scalars]
+    count = 1
+    for k in lists:
+        count *= len(table[k])
+        if count > MAX_COMBINATIONS:
+            sizes = " × ".join(f"%{{{n}}} ({len(table[n])})" for n in lists)
+            raise PipelineError(f"the front matter's lists make more than {MAX_COMBINATIONS} "
+                                f"combinations ({sizes}); split the document or the lists",
+                                path, line)
     combos = []
     for values in itertools.product(*[table[k] for k in lists]):
         c = dict(scalars)
