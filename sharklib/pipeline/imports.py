@@ -166,11 +166,34 @@ def fetch(source: str, dest: str | os.PathLike[str], pin: str | None = None,
         else:
             digest = _download(src.url, tmp)
         _check_pin(source, digest, want, target)
+        _usual_mode(tmp)
         os.replace(tmp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return "sha256:" + digest
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it to read it, which a
+    thread creating a file meanwhile would see)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _usual_mode(path: Path, directory: bool = False) -> None:
+    """The mode a plain ``cp``/``curl -o`` would give (0644 under umask 022): the temporary
+    file it was written to came from mkstemp/mkdtemp, which make 0600/0700, and an imported
+    table was unreadable to the rest of the group."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 def _check_pin(source: str, digest: str, want: str | None, target: Path) -> None:
@@ -206,6 +229,7 @@ def _fetch_git(src: Source, target: Path, want: str | None) -> str:
         shutil.rmtree(tmp / ".git")
         digest = tree_digest(tmp).split(":", 1)[1]
         _check_pin(f"git+{src.url}@{src.commit}", digest, want, target)
+        _usual_mode(tmp, directory=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
