@@ -131,13 +131,35 @@ class RemoteStore(ObjectStore):
     # -- names -----------------------------------------------------------------------------
     def _obj(self, sha256: str) -> str:
         check_digest(sha256, self.url)
-        return f"{self.base}/objects/{sha256[:2]}/{sha256}.zst"
+        return self._unlinked(f"{self.base}/objects/{sha256[:2]}/{sha256}.zst")
 
     def _entry(self, key: str, run_id: str) -> str:
         if not run_id or "/" in run_id or run_id.startswith(".") or len(run_id) > 200:
             raise StoreError(f"unusable run id {run_id[:80]!r}", self.url)
-        return f"{self.base}/runs/{check_digest(key.removeprefix('sha256:'), self.url)}/" \
-               f"{run_id}.json.zst"
+        return self._unlinked(f"{self.base}/runs/{check_digest(key.removeprefix('sha256:'), self.url)}/"
+                              f"{run_id}.json.zst")
+
+    def _unlinked(self, path: str) -> str:
+        """``path`` on a ``file://`` remote, refusing a symlink planted on the way to it.
+
+        A shared directory is writable by others: ``objects/ab -> elsewhere`` would receive
+        uploads (and their temporaries) in a place the remote does not own. Every component
+        below the remote's base is checked with ``lstat``; the base itself is the user's.
+        """
+        if not self._local:
+            return path
+        from sharklib.cache.cas import _UNUSED, refuse_file_link, refuse_link
+
+        parts = path[len(self.base) + 1:].split("/")
+        where = self.base
+        try:
+            for part in parts[:-1]:
+                where = f"{where}/{part}"
+                refuse_link(where, self.base)
+            refuse_file_link(path, self.base)
+        except StoreError as exc:  # the remote is refused; the local cache goes on working
+            raise StoreError(exc.message.removesuffix(_UNUSED), self.url) from None
+        return path
 
     # -- atomic upload ---------------------------------------------------------------------
     @contextlib.contextmanager
@@ -258,6 +280,7 @@ class RemoteStore(ObjectStore):
         src = self._obj(sha256)
         with contextlib.suppress(Exception):
             if self._local:
+                self._unlinked(f"{self.base}/quarantine/{sha256}.zst")
                 self.fs.makedirs(f"{self.base}/quarantine", exist_ok=True)
             self.fs.mv(src, f"{self.base}/quarantine/{sha256}.zst")
         with contextlib.suppress(Exception):  # never serve it again, even if the move failed
@@ -392,7 +415,8 @@ class RemoteStore(ObjectStore):
             there = self.get_entry(path)
             if there.to_json() != entry.to_json():
                 return False
-            dest = f"{self.base}/quarantine/runs/{entry.run_id}.{uuid.uuid4().hex[:8]}.json.zst"
+            dest = self._unlinked(
+                f"{self.base}/quarantine/runs/{entry.run_id}.{uuid.uuid4().hex[:8]}.json.zst")
             if self._local:
                 self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
             self.fs.mv(path, dest)

@@ -87,3 +87,24 @@ def test_planted_index_link_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"index\.sqlite -> "):
         RunCache(shared)
     assert not target.exists()
+
+
+def test_planted_link_in_a_file_remote_receives_nothing(project: Path, tmp_path: Path) -> None:
+    pytest.importorskip("zstandard", reason="the remote cache needs zstandard")
+    remote = tmp_path / "shared-remote"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    fan = sha256_bytes(b"shark result\n")[:2]
+    (remote / "objects").mkdir(parents=True)
+    (remote / "objects" / fan).symlink_to(elsewhere)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_CACHE")}
+    env.update(SHARKLIB_CACHE=str(tmp_path / "local"), SHARKLIB_CACHE_REMOTE=remote.as_uri())
+    r = subprocess.run([sys.executable, "-m", "sharklib", "run", "s.py"], cwd=project, env=env,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert (project / "out.txt").read_text() == "shark result\n"
+    assert list(elsewhere.iterdir()) == []
+    [line] = [x for x in r.stderr.splitlines() if "warning" in x]
+    assert f"symlink planted in the cache: objects/{fan} -> {elsewhere}" in line, line
+    assert "kept locally" in line, line  # the run is cached locally all the same
+    assert "Traceback" not in r.stderr
