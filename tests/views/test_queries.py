@@ -344,3 +344,39 @@ def test_impact_since_rev_starts_from_what_git_says_changed(tmp_path: Path) -> N
     assert doc["targets"] == ["in.txt"] and commands(doc["steps"]) == ["python step.py"]
     bad = p.sharklib("impact", "--since", "no-such-rev", check=False)
     assert bad.returncode == 2 and "no-such-rev" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_an_index_from_before_the_ledger_is_back_filled(tmp_path: Path) -> None:
+    import sqlite3
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "in.txt").write_text("1\n")
+    (root / "step.py").write_text("open('out.txt', 'w').write(open('in.txt').read())\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env["SHARKLIB_HOME"] = str(tmp_path / "home")
+    p = Project(root, env, "", "")
+    p.sharklib("run", "step.py")
+    p.sharklib("run", "step.py")  # reused
+    db = sqlite3.connect(tmp_path / "home" / "cache" / "index.sqlite")
+    # what an index written by a sharklib without the ledger looks like
+    db.execute("DROP TRIGGER runs_need_ledger")
+    for table in ("ledger_runs", "ledger_reads", "ledger_writes", "ledger_reuses",
+                  "ledger_missing"):
+        db.execute(f"DROP TABLE {table}")
+    db.commit()
+    db.close()
+    events = p.json("log")["events"]
+    assert [e["event"] for e in events] == ["reused", "ran"]
+    assert events[0]["user"] == ""  # a reuse from before the ledger: who is not known
+    assert commands(p.json("uses", "in.txt")["readers"]) == ["python step.py"]
+    # a run indexed later by an older sharklib (no ledger hook) is marked by the trigger
+    db = sqlite3.connect(tmp_path / "home" / "cache" / "index.sqlite")
+    rid, entry = db.execute("SELECT run_id, entry FROM runs").fetchone()
+    entry = entry.replace(rid, "f" * 32)
+    db.execute("INSERT INTO runs (run_id, key, created, duration, exit_status, entry, bytes, "
+               "indexed, last_used) SELECT ?, key, created + 1, duration, exit_status, ?, "
+               "bytes, indexed, last_used FROM runs WHERE run_id = ?", ("f" * 32, entry, rid))
+    db.commit()
+    db.close()
+    assert len(p.json("uses", "in.txt")["readers"]) == 2
