@@ -60,22 +60,23 @@ def check(rec: Recorder) -> int | None:
         return None
     import time
 
-    from sharklib.runner import reuse
+    from sharklib.runner.step import PythonStep
 
+    step = PythonStep(rec.key_parts, rec.cwd, root)
     # what the check reads and writes (the index, the stat cache, the inputs it re-hashes, the
     # outputs it restores) is sharklib's doing, not the script's: recorded, a later run would
     # have the cache's own files, or a child's inputs, among the script's inputs and outputs
     looked = time.time()
     active, rec.active = rec.active, False
     try:
-        decision = reuse.check(rec.key_parts, cwd=rec.cwd, root=root)
+        decision = step.reuse()
     finally:
         rec.active = active
     if decision is None:
         # the lookup (a slow or unreachable remote) is not the run's time: not in its duration
         rec.started += time.time() - looked
         return None
-    return reuse.replay(decision)
+    return step.replay(decision)
 
 
 #: Programs libraries start to learn about the machine, not to read a step's data: matplotlib
@@ -289,13 +290,13 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
         return
     if not folded.outputs and not _printed(rec):
         return  # nothing to restore or replay: reusing it would save nothing but the run
-    from sharklib.runner import reuse
+    from sharklib.runner.step import PythonStep
 
     printed = _printed_to_files(rec)
     if printed is None:
         return
-    entry = reuse.record(folded, rec.session if rec.top else None, root=_root(rec),
-                         key_parts=rec.key_parts, **printed)
+    entry = PythonStep(rec.key_parts, rec.cwd, _root(rec)).record(
+        folded, rec.session if rec.top else None, **printed)
     if entry is not None and flag(ENV_MAKE_DEPS):
         from sharklib.runner import makedeps
 

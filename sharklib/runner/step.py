@@ -206,12 +206,52 @@ class Step:
         return result
 
 
+class PythonStep:
+    """A Python script keyed in-process: ``sharklib run``, the bootstrap's short-circuit, a cell.
+
+    Its key comes from :func:`sharklib.capture.identity.key_parts` (the script's
+    digest, argv, cwd, interpreter by version) before the script body runs; the
+    decision, the restore and the record are :class:`Step`'s (the same
+    :func:`sharklib.runner.reuse.check` and :func:`sharklib.runner.record.record`).
+    """
+
+    def __init__(self, key_parts: RunKeyParts, cwd: str, root: str | None = None) -> None:
+        self.key_parts = key_parts
+        self.cwd = cwd
+        if root is None:
+            from sharklib.capture.identity import project_root
+
+            root = project_root(cwd)
+        self.root = root
+
+    def reuse(self) -> Any:
+        """The past run standing for this one, its outputs already restored (else None)."""
+        from sharklib.runner import reuse
+
+        return reuse.check(self.key_parts, cwd=self.cwd, root=self.root)
+
+    @staticmethod
+    def replay(decision: Any) -> int:
+        """Print what the reused run printed, and the reuse line; its exit status."""
+        from sharklib.runner import reuse
+
+        return reuse.replay(decision)
+
+    def explain(self) -> Explanation:
+        from sharklib.runner.explain import explain
+
+        return explain(self.key_parts, root=self.root, cwd=self.cwd)
+
+    def record(self, run: Any, session: str | None, **streams: Any) -> Any:
+        """Store and index the finished run under this key (never raises)."""
+        from sharklib.runner import reuse
+
+        return reuse.record(run, session, root=self.root, key_parts=self.key_parts, **streams)
+
+
 def python_step_explanation(parts: RunKeyParts, cwd: str, label: str = "") -> str:
     """``--explain`` for a Python step keyed in-process (``sharklib run``, the bootstrap, a cell)."""
-    from sharklib.capture.identity import project_root
-    from sharklib.runner.explain import explain_key
-
-    return explain_key(parts, root=project_root(cwd), cwd=cwd, label=label)
+    return PythonStep(parts, cwd).explain().text(label)
 
 
 def trace_step(cmd: Sequence[str], backend: str = "auto", *, use_proxy: bool = False,
