@@ -19,6 +19,7 @@ with the key parts of its cell the same way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -169,26 +170,34 @@ class Step:
         base[ENV_NO_CACHE] = "1"
         started = time.time()
         traced = None
-        if mode == "trace":
-            from sharklib.trace.session import trace_command
+        from sharklib.runner.tee import StreamTee
 
-            traced = trace_command(self.argv, self.backend, cwd=self.cwd,  # type: ignore[arg-type]
-                                   env=base, stdin=stdin, stdout=stdout, stderr=stderr,
-                                   use_proxy=self.use_proxy,
-                                   python_capture=self.python_capture, preload=preload)
-            status, runs = traced.exit_status, traced.runs
-            if not self.report_trace:  # else the caller reports the trace (sharklib trace)
-                for msg in traced.messages:
-                    if not quiet or "error" in msg.lower():
-                        sys.stderr.write(f"sharklib: {printable(msg)}\n")
-            complete = not traced.incomplete and traced.started and bool(runs)
-            backend = traced.backend
-        else:
-            status, runs = command._run_plain(self.argv, self.cwd, base, mode, stdin, stdout,
-                                              stderr)
-            complete = mode == "python" and stage.is_single_python_command(self.command,
-                                                                           self.shell)
-            backend = mode
+        # what the step prints to streams it inherits is kept, for a reuse to replay
+        tee = StreamTee(stdout, stderr) if caching else None
+        out, err = (tee.stdout, tee.stderr) if tee is not None else (stdout, stderr)
+        with tee or contextlib.nullcontext():
+            if mode == "trace":
+                from sharklib.trace.session import trace_command
+
+                traced = trace_command(self.argv, self.backend, cwd=self.cwd,  # type: ignore[arg-type]
+                                       env=base, stdin=stdin, stdout=out, stderr=err,
+                                       use_proxy=self.use_proxy,
+                                       python_capture=self.python_capture, preload=preload)
+                status, runs = traced.exit_status, traced.runs
+                complete = not traced.incomplete and traced.started and bool(runs)
+                backend = traced.backend
+            else:
+                status, runs = command._run_plain(self.argv, self.cwd, base, mode, stdin, out,
+                                                  err)
+                complete = mode == "python" and stage.is_single_python_command(self.command,
+                                                                               self.shell)
+                backend = mode
+        if traced is not None and not self.report_trace:  # else the caller reports it
+            for msg in traced.messages:
+                if not quiet or "error" in msg.lower():
+                    sys.stderr.write(f"sharklib: {printable(msg)}\n")
+        printed = tee.printed() if tee is not None else {}
+        complete = complete and printed is not None
         ended = time.time()
 
         result = command.RunResult(exit_status=status, runs=runs, duration=ended - started,
@@ -198,7 +207,8 @@ class Step:
             agg = stage.aggregate(runs, argv=self.argv, cwd=self.cwd, started=started,
                                   ended=ended, exit_status=status, run_key=key_parts.digest(),
                                   inherited=command._stream_files(stdout, stderr))
-            entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts)
+            entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts,
+                                 **(printed or {}))
             if entry is not None:
                 result.recorded = True
                 result.run_id = entry.run_id

@@ -154,3 +154,19 @@ def test_a_step_whose_only_effect_no_trace_records_is_not_reused(project: Path) 
         subprocess.run([sharklib, "env", "--", "make", "dirs"], cwd=project, env=_env(),
                        check=True, capture_output=True, timeout=120)
         assert (project / "made" / "deep").is_dir()
+
+
+def test_a_step_that_only_prints_is_recorded_and_its_output_replayed(project: Path) -> None:
+    (project / "Makefile").write_text(MAKEFILE + "show: sorted.txt\n"
+                                      "\techo show >> $$COUNT_FILE; bash summarize.sh sorted.txt"
+                                      "; echo done >&2\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run([sharklib, "env", "--", "make", "-s", "-B", "show"], cwd=project,
+                              env=_env(), check=True, capture_output=True, text=True,
+                              timeout=120)
+        outs.append(proc)
+    assert executed().count("show") == 1, "the second make -B reused the printing step"
+    assert outs[0].stdout == outs[1].stdout == "lines: 3\n"
+    assert "done" in outs[1].stderr
