@@ -88,7 +88,7 @@ def explain(parts: RunKeyParts, *, root: str, cwd: str, cache: RunCache | None =
     if flag(ENV_RERUN):
         return Explanation(False, "forced (--rerun / SHARKLIB_RERUN)")
     from sharklib.cache.runcache import RunCache
-    from sharklib.runner import decide
+    from sharklib.runner import decide, proof
 
     own = cache is None
     try:
@@ -107,6 +107,10 @@ def explain(parts: RunKeyParts, *, root: str, cwd: str, cache: RunCache | None =
             for entry in entries:
                 verdict = decide.judge_entry(entry, root, cache, policy, pins, cwd=cwd)
                 if not isinstance(verdict, str):
+                    unproved = proof.why_not(entry, key)  # what a reuse restores is signed
+                    if unproved is not None:
+                        first = first or unproved
+                        continue
                     n = verdict.checked
                     return Explanation(True, f"{n} recorded file{'s' if n != 1 else ''} "
                                              f"unchanged", entry.run_id, entry.started)

@@ -328,6 +328,40 @@ def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519P
     return signed
 
 
+def why_not(entry: IndexEntry, key: str) -> str | None:
+    """Why ``entry`` would not be reused for lack of proof, in words; None if it would be.
+
+    For ``--explain``: nothing is quarantined or written here (:func:`prove` does that when
+    a run is actually looked up).
+    """
+    envelope = entry.attestation
+    if not isinstance(envelope, dict):
+        return f"past run {entry.run_id[:12]} is not signed (recorded by an older sharklib)"
+    keys = reuse_keys()
+    sigs = envelope.get("signatures")
+    ids = [str(s.get("keyid", "")) for s in sigs if isinstance(s, dict)] \
+        if isinstance(sigs, list) else []
+    if not any(k in keys for k in ids):
+        who = ", ".join(f"{k[:16]}" for k in ids) or "no key"
+        return (f"past run {entry.run_id[:12]} is signed by {who}, not trusted for reuse "
+                f"([reuse] trusted in trust.toml)")
+    signed = _proven.get(entry.run_id)
+    if signed is not None and signed[0] is entry and signed[1] is keys:
+        return None
+
+    def note(_message: str) -> None:
+        pass
+
+    class _NoCache:  # quarantine nothing: say it instead
+        def quarantine_entry(self, _entry: IndexEntry) -> str:
+            return ""
+
+    got = _prove(entry, envelope, keys, key, _NoCache(), note)  # type: ignore[arg-type]
+    if got is None:
+        return f"past run {entry.run_id[:12]} disagrees with its signed attestation"
+    return None
+
+
 def _quarantine(entry: IndexEntry, cache: RunCache, warn: Warn, why: str) -> None:
     where = cache.quarantine_entry(entry)
     warn(f"{where}: run {entry.run_id[:12]} disagrees with its signed attestation: {why} "

@@ -206,6 +206,17 @@ def test_honest_entry_of_an_untrusted_teammate_is_not_reused(world: World) -> No
     assert world.run("bob").returncode == 0
     assert world.executions == 2
     (world.project / "out.txt").unlink()
+    # --explain says so, without running anything
+    fd = os.open(world.counter, os.O_WRONLY | os.O_APPEND)
+    try:
+        why = subprocess.run([sys.executable, "-m", "sharklib", "run", "--explain", "s.py"],
+                             cwd=world.project, env={**world.env("alice"), "COUNT_FD": str(fd)},
+                             pass_fds=(fd,), capture_output=True, text=True, timeout=120,
+                             check=False)
+    finally:
+        os.close(fd)
+    assert "not trusted for reuse" in why.stdout + why.stderr, why.stdout + why.stderr
+    assert world.executions == 2
     r = world.run("alice")  # alice has not said she trusts bob's key for reuse
     assert r.returncode == 0, r.stderr
     assert world.executions == 3, r.stderr
