@@ -60,4 +60,5 @@ def test_zfs_store_records_by_snapshot_and_restores_by_clone(  # type: ignore[no
         listing = subprocess.run(["zfs", "list", "-H", "-t", "all", "-o", "name"],
                                  capture_output=True, text=True, check=True).stdout
         assert f"{zfs_dataset}@{snap}" not in listing
-        assert "sharklib" not in listing  # the clone went too
+        # the clone went too (only this dataset's: another test run's pool may be listed)
+        assert f"{zfs_dataset}-sharklib" not in listing
