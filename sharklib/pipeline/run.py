@@ -193,7 +193,16 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
                                       rerun=rerun, make_dirs=_parents(s), key_env=key_env)
                      for s in todo}
     deps = {s.index: s.deps for s in stages}
-    results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)
+    # stages end with this process, however it ends (see pipeline/watchdog.py)
+    from sharklib.pipeline import watchdog
+
+    finished = watchdog.start() if leaf_jobs else (lambda: None)
+    try:
+        results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)
+    except Exception:
+        finished()  # an error of ours, not a kill: what ran has ended or is ending
+        raise
+    finished()
     for s in stages:
         if plans[s.index].skip:
             report.reused += 1
