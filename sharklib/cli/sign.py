@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import click
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as _markup_escape
 
 from sharklib.views.countersign import countersign_file
+
+
+def escape(text: str) -> str:
+    """A name for Rich markup: markup escaped, control characters shown (no terminal escapes)."""
+    from sharklib.errors import printable
+
+    return _markup_escape(printable(text))
 
 
 @click.command(name="sign")

@@ -86,3 +86,17 @@ def test_pipeline_failure_summary_escapes_the_command(tmp_path: Path) -> None:
     assert r.returncode == 1, r.stdout + r.stderr
     _no_raw_control(r.stdout + r.stderr)
     assert "evil\\x1b" in r.stdout.replace("\n", ""), r.stdout
+
+
+def test_keys_export_and_countersign_escape_paths(tmp_path: Path) -> None:
+    out = tmp_path / f"{ESC_NAME}.pub.pem"
+    r = shark("keys", "export", "-o", str(out))
+    assert r.returncode == 0 and out.exists(), r.stderr
+    _no_raw_control(r.stdout + r.stderr)
+    script = tmp_path / "make.py"
+    script.write_text(f"open({ESC_NAME + '.txt'!r}, 'w').write('x')\n")
+    assert shark("run", str(script), cwd=tmp_path).returncode == 0
+    r = shark("sign", "--countersign", str(tmp_path / f"{ESC_NAME}.txt"))
+    assert r.returncode == 0, r.stderr
+    _no_raw_control(r.stdout + r.stderr)
+    assert "evil\\x1b" in r.stdout.replace("\n", ""), r.stdout
