@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from sharklib.attest.dsse import attestation_digest, envelope_line, merge_signatures, payload_of
-from sharklib.attest.naming import sidecar_path
+from sharklib.attest.naming import SUFFIX, sidecar_path
 from sharklib.errors import SidecarError
 from sharklib.hashing import atomic_write
 from sharklib.model.provenance import PAYLOAD_TYPE, STATEMENT_TYPE
@@ -193,6 +193,11 @@ def open_sidecar(path: str, missing: str = "no sidecar") -> IO[bytes]:
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
+        # the user named the file, not its sidecar: say it of the file
+        output = path.removesuffix(SUFFIX) if path.endswith(SUFFIX) else None
+        if output is not None and os.path.lexists(output):
+            raise SidecarError(f"no recorded lineage (no sidecar {os.path.basename(path)} "
+                               f"beside it)", output) from None
         raise SidecarError(missing, path) from None
     except OSError as exc:
         raise SidecarError(f"cannot read sidecar: {exc.strerror}", path) from None

@@ -19,3 +19,12 @@ def test_a_file_without_a_sidecar_still_says_so(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("x")
     r = shark("show", "plain.txt", cwd=tmp_path)
     assert r.returncode == 2 and "no sidecar" in r.stderr, r.stderr
+
+
+def test_a_file_without_lineage_is_named_not_its_sidecar(tmp_path: Path) -> None:
+    (tmp_path / "plain.txt").write_text("x")
+    for cmd in ("verify", "show", "why"):
+        r = shark(cmd, "plain.txt", cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "plain.txt: no recorded lineage" in r.stderr, r.stderr
+        assert "plain.txt.intoto.jsonl:" not in r.stderr, r.stderr
