@@ -744,6 +744,24 @@ class RunIndex:
         for rid, text in self._query("SELECT run_id, entry FROM runs ORDER BY created"):
             yield IndexEntry.from_json(text, f"{self.path} (run {rid})")
 
+    def entries_containing(self, text: str, limit: int = 20) -> list[IndexEntry]:
+        """The newest successful entries whose stored JSON contains ``text`` (a hint search).
+
+        For ``--explain``/plans naming how a missed key differs from the nearest
+        recorded run: one SQL scan, no JSON decoded but the matches.
+        """
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._query("SELECT run_id, entry FROM runs WHERE exit_status=0 AND entry LIKE ? "
+                           "ESCAPE '\\' ORDER BY created DESC LIMIT ?",
+                           (f"%{escaped}%", limit))
+        out = []
+        for rid, body in rows:
+            try:
+                out.append(IndexEntry.from_json(body, f"{self.path} (run {rid})"))
+            except StoreError:
+                continue
+        return out
+
     def rows(self) -> list[RunRow]:
         out = []
         for (rid, key, created, duration, status, size, last_used, uses, saved,

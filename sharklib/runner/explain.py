@@ -49,8 +49,30 @@ class Explanation:
         return f"sharklib: {what}would run: {self.reason}"
 
 
+def same_command_difference(cache: RunCache, parts: RunKeyParts) -> str | None:
+    """The first key difference to the newest recorded run of the same command line, if any."""
+    import json
+
+    mine = parts.to_dict()
+    needle = '"argv":' + json.dumps(parts.argv, separators=(",", ":"))
+    try:
+        found = cache.index.entries_containing(needle)
+    except Exception:  # only a hint is lost
+        return None
+    for entry in found:
+        theirs = entry.key_parts
+        if theirs and theirs.get("argv") == mine["argv"]:
+            diff = first_difference(theirs, mine)
+            if diff is not None:
+                return diff
+    return None
+
+
 def _nearest(cache: RunCache, parts: RunKeyParts) -> str | None:
     """The first key difference to the nearest recorded run (same argv, else same code)."""
+    quick = same_command_difference(cache, parts)
+    if quick is not None:
+        return quick
     mine = parts.to_dict()
     best: tuple[int, str] | None = None
     scanned = 0

@@ -375,6 +375,8 @@ def stage_keys(specs: Sequence[StageSpec]) -> tuple[list[str], list[str]]:
 
 # -- plans ---------------------------------------------------------------------------------
 _NEW = "new: no past run of this command, code and environment"
+#: a plan names how a new stage's key differs from its command's last run for this many at most
+_EXPLAIN_NEW_AT_MOST = 64
 _UNCHANGED = "inputs unchanged"
 
 
@@ -472,13 +474,38 @@ class _Planner:
                         slow.append(i)
                         self.found[key] = cands
         found = self.found
+        new: list[int] = []
         for i, p in enumerate(plans):
             if p is None and keys[i] not in found:
                 plans[i] = Plan("run", _NEW)
+                new.append(i)
+        if new and len(new) <= _EXPLAIN_NEW_AT_MOST:
+            self._name_key_differences(new, plans)
         if slow:
             self._slow(slow, plans)
         _mark_on_disk(plans)
         return plans  # type: ignore[return-value]
+
+    def _name_key_differences(self, new: list[int], plans: list[Plan | None]) -> None:
+        """For a few new stages: how the key differs from the last run of the same command.
+
+        A teammate's checkout, another environment variable, another interpreter: the
+        reason column then says what to look at instead of only "new".
+        """
+        from sharklib.runner.explain import same_command_difference
+
+        for i in new:
+            spec = self.specs[i]
+            try:
+                parts, _ = stage_key(spec.command, shell=spec.shell, cwd=spec.cwd,
+                                     env_tag=spec.env_tag, root=self.roots[i], path=spec.path)
+                if parts.digest() != self.keys[i]:
+                    continue  # (the planner's own key is the truth; never explain another)
+                diff = same_command_difference(self.rc, parts)
+            except Exception:
+                continue
+            if diff is not None:
+                plans[i] = Plan("run", f"new key: {diff}")
 
     def _environment_reason(self, f: RunFacts, i: int) -> str | None:
         if not f.distributions and not f.downloads:
