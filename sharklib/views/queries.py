@@ -104,6 +104,12 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
 
         try:
             ledger, envelope = mirror(url, cache.directory)
+        except SharkError:
+            raise
+        except Exception as exc:  # credentials, permissions, a URL fsspec cannot list
+            reason = str(exc).strip() or type(exc).__name__
+            raise SharkError(f"remote {url}: cannot read its index entries: "
+                             f"{type(exc).__name__}: {reason}") from None
         finally:
             cache.close()
         return Source(ledger, url, True, envelope, ledger.close)
@@ -518,6 +524,9 @@ def _outputs_text(outputs: list[Any], n: int = 3) -> str:
 
 
 def print_log(doc: dict[str, Any], console: Any) -> None:
+    if not doc["events"]:
+        console.print(f"no recorded run matches · {_esc(doc['source'])}")
+        return
     t = _table(f"{doc['shown']} of {doc['total']} events · {_esc(doc['source'])}",
                ["when", "", "who", "signed by", "command", "took", "saved", "outputs"])
     for e in doc["events"]:
