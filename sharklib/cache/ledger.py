@@ -201,9 +201,13 @@ def put(db: sqlite3.Connection, data: dict[str, Any], signers: str = "",
     """Write one entry's ledger rows (replacing any earlier ones for the same run)."""
     run_row, reads, writes = rows_of(data, signers, cpu)
     rid = run_row[0]
-    db.execute("DELETE FROM ledger_reads WHERE run_id=?", (rid,))
-    db.execute("DELETE FROM ledger_writes WHERE run_id=?", (rid,))
-    db.execute("INSERT OR REPLACE INTO ledger_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", run_row)
+    cur = db.execute("INSERT OR IGNORE INTO ledger_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     run_row)
+    if cur.rowcount == 0:  # seen before (a back-fill racing a hook): replace its rows
+        db.execute("DELETE FROM ledger_reads WHERE run_id=?", (rid,))
+        db.execute("DELETE FROM ledger_writes WHERE run_id=?", (rid,))
+        db.execute("INSERT OR REPLACE INTO ledger_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   run_row)
     db.executemany("INSERT INTO ledger_reads VALUES (?,?,?,?)", reads)
     db.executemany("INSERT INTO ledger_writes VALUES (?,?,?)", writes)
     db.execute("DELETE FROM ledger_missing WHERE run_id=?", (rid,))
