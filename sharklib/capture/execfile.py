@@ -10,6 +10,7 @@ of sharklib.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import sys
@@ -53,6 +54,67 @@ def read_script(path: str) -> tuple[str, Any, bytes]:
     return abspath, compile(source, abspath, "exec", dont_inherit=True), source
 
 
+def _interpreter_options() -> list[str]:
+    """``sys.orig_argv`` up to where sharklib's own command line starts.
+
+    ``python -X dev -m sharklib run s.py`` → ``[python, -X, dev]``; the console script
+    (``…/bin/python3 …/bin/sharklib run s.py``) → ``[…/bin/python3]``.
+    """
+    orig = list(getattr(sys, "orig_argv", None) or [sys.executable])
+    for i in range(1, len(orig)):
+        a = orig[i]
+        if a == "-m" and i + 1 < len(orig) and orig[i + 1] in ("sharklib", "sharklib.__main__"):
+            return orig[:i]
+        if not a.startswith("-") and os.path.basename(a) in ("sharklib", "__main__.py"):
+            return orig[:i]
+    return orig[:1]
+
+
+def _as_python(tail: list[str], exec_here: bool = True) -> None:
+    """Look to the script as ``python TAIL`` would: ``sys.orig_argv`` and the recursion budget.
+
+    ``sys.orig_argv`` is what the interpreter was given; a script (or a library such as
+    ``multiprocessing``'s helpers, or a CLI framework re-executing itself) reading it must
+    see its own command, not ``-m sharklib run -q``. sharklib's frames below the script
+    (runpy, the command, this module) would cost it recursion depth plain Python gives it:
+    the limit is raised by that many frames, and ``sys.getrecursionlimit``/
+    ``sys.setrecursionlimit`` read and set it without them, so the script sees the numbers
+    plain Python shows and recurses exactly as deep. CPython also counts each entry into
+    the evaluation loop from Python (``exec``: of sharklib's ``__main__`` by runpy, and of
+    the script when ``exec_here``; plain ``python script.py`` enters it from C).
+    """
+    with contextlib.suppress(Exception):
+        sys.orig_argv = [*_interpreter_options(), *tail]
+    try:
+        depth = 1 if exec_here else 0
+        frame: Any = sys._getframe(1)  # the frame that will exec the script, and its callers
+        while frame is not None:
+            depth += 1
+            if frame.f_code.co_name == "<module>" and frame.f_back is not None:
+                depth += 1  # a module run by exec() from Python code (runpy)
+            frame = frame.f_back
+        if getattr(sys.getrecursionlimit, "_sharklib_offset", None) is not None:
+            return
+        real_get, real_set = sys.getrecursionlimit, sys.setrecursionlimit
+        real_set(real_get() + depth)
+
+        def getrecursionlimit() -> int:
+            return real_get() - depth
+
+        def setrecursionlimit(limit: int, /) -> None:
+            if limit.__class__ is not int or limit < 1:
+                real_set(limit)  # the same TypeError/ValueError as Python's
+            real_set(limit + depth)
+
+        getrecursionlimit.__doc__ = real_get.__doc__
+        setrecursionlimit.__doc__ = real_set.__doc__
+        getrecursionlimit._sharklib_offset = depth  # type: ignore[attr-defined]
+        sys.getrecursionlimit = getrecursionlimit
+        sys.setrecursionlimit = setrecursionlimit
+    except Exception:
+        pass
+
+
 def run_script(abspath: str, code: Any, argv: list[str]) -> None:
     """``python script.py ARGS``."""
     main = _fresh_main()
@@ -67,6 +129,7 @@ def run_script(abspath: str, code: Any, argv: list[str]) -> None:
         sys.path[0] = path0
     else:
         sys.path.insert(0, path0)
+    _as_python(list(argv))
     exec(code, main.__dict__)
 
 
@@ -81,6 +144,7 @@ def run_code(source: str, argv: list[str]) -> None:
     if sys.path:
         sys.path[0] = ""
     code = compile(source, "<string>", "exec", dont_inherit=True)
+    _as_python(["-c", source, *argv])
     exec(code, main.__dict__)
 
 
@@ -95,6 +159,8 @@ def run_module(name: str, argv: list[str]) -> None:
         sys.path[0] = cwd
     else:
         sys.path.insert(0, cwd)
+    # runpy adds two frames of its own, as it does under `python -m`
+    _as_python(["-m", name, *argv], exec_here=False)
     runpy._run_module_as_main(name, alter_argv=True)  # type: ignore[attr-defined]
 
 
