@@ -91,8 +91,13 @@ class _Upstream:
         return b"".join(self._line(d, env) + b"\n" for d, env in found.items())
 
 
-def attest_run(run: Run, key: SigningKey | None = None) -> list[str]:
+def attest_run(run: Run, key: SigningKey | None = None,
+               no_sidecar: frozenset[str] = frozenset()) -> list[str]:
     """Sign the run's outputs (a statement per group) and write each output's sidecar.
+
+    ``no_sidecar``: outputs signed in their statement (by digest) that get no sidecar file
+    beside them: a log the command's stdout/stderr was redirected to outside the project
+    (``> /var/log/x.log``), where sharklib writes nothing the user did not name.
 
     Returns the sidecar paths. Raises :class:`SharkError` naming the first
     sidecar that could not be written (a read-only directory); callers inside
@@ -111,6 +116,8 @@ def attest_run(run: Run, key: SigningKey | None = None) -> list[str]:
             head_digest = "sha256:" + hashlib.sha256(payload).hexdigest()
             head_line = envelope_line(sign_payload(payload, key)) + b"\n"
             for output in group:
+                if output.path in no_sidecar:
+                    continue
                 data = head_line
                 if upstream.by_path:
                     inputs = output.inputs if output.inputs is not None else \

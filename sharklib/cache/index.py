@@ -31,7 +31,8 @@ from sharklib.model.run import decode_path, encode_path
 ENTRY_VERSION = 1
 #: ``PRAGMA user_version`` of an index with every table this module uses (2: reuse facts).
 SCHEMA_VERSION = 2
-ROLES = ("output", "stdout", "stderr")
+#: ``streams``: both streams as one ordered (descriptor, bytes) log, replayed as the run wrote it
+ROLES = ("output", "stdout", "stderr", "streams")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -136,6 +136,12 @@ def start() -> None:
     # a multiprocessing worker: `Pool` ends its workers with SIGTERM, and what they wrote
     # must still be recorded (and folded into the parent's record)
     install(rec, sigterm=_is_multiprocessing_child(argv, code))
+    if not top and session is not None and not flag(ENV_NO_CACHE):
+        # what it writes to the root's own stdout/stderr is part of what a reuse replays
+        with contextlib.suppress(Exception):
+            from sharklib.capture.session import tee_inherited
+
+            tee_inherited(session)
     if (script or code is not None or (module and rec.script)) \
             and not _is_multiprocessing_child(argv, code):
         if top and not handed and session is not None and not flag(ENV_NO_CACHE):
@@ -214,6 +220,7 @@ def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> N
     hooks.install_audit_hook()
     hooks.patch_open()
     hooks.patch_os_open()
+    hooks.patch_os_write()
     hooks.patch_exit(save_at_exit)
     hooks.install_fork_handler(_before_fork, _after_fork_in_child)
     if sigterm:

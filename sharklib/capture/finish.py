@@ -273,14 +273,14 @@ def _input_attestation(path: str, sha: str) -> str | None:
         return None
 
 
-def sign(run: Run) -> list[str]:
+def sign(run: Run, no_sidecar: frozenset[str] = frozenset()) -> list[str]:
     """Write sidecars for the run's outputs; a failure becomes a warning line."""
     if not run.outputs:
         return []
     try:
         from sharklib.attest import attest_run
 
-        return attest_run(run)
+        return attest_run(run, no_sidecar=no_sidecar) if no_sidecar else attest_run(run)
     except Exception as exc:
         msg = f"sidecars not written: {describe(exc)}"
         run.warnings.append(msg)
@@ -320,6 +320,11 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         if o.finished is None:
             o.finished = count
     rec.open_outputs = []
+    if rec.top and rec.session:
+        with contextlib.suppress(Exception):
+            from sharklib.capture.session import split_streams
+
+            split_streams(rec.session)
     if _leaves_nothing(rec, status):
         return Finished(run=None)
     run, _ = build_run(rec, list(rec.outputs.values()), status, final=True)
@@ -332,7 +337,15 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     # itself: signing here too would write each sidecar twice (and needs the signing
     # libraries, which an interpreter of a pipeline's own environment may not have).
     signed_by_tracer = bool(rec.session) and os.environ.get(ENV_SIGNED_BY) == rec.session
-    sidecars = [] if signed_by_tracer else sign(run)
+    no_sidecar = _logs_outside_the_project(rec, run)
+    if not signed_by_tracer:
+        _summary_before_signing(rec, run, tree, no_sidecar)
+    sidecars = [] if signed_by_tracer else sign(run, no_sidecar)
+    if rec.summary_written and sidecars:
+        # the redirected stderr is signed as it is now: nothing more may go into it
+        from sharklib.capture import safety
+
+        safety.sealed = True
     json_path = None
     if rec.session and not (rec.top and _discards_session(rec)):
         try:
@@ -345,6 +358,15 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         # a reuse would restore the outputs without their attestation (or beside a stale one)
         rec.not_cached = "its sidecars were not written"
         return Finished(run=run, sidecars=sidecars, json_path=json_path)
+    unfaithful = None
+    if rec.top and rec.session:
+        from sharklib.capture.session import why_not_replayable
+
+        unfaithful = why_not_replayable(rec.session)
+    if unfaithful and run.exit_status == 0:
+        # a reuse would print something else than the run did (or miss some of it)
+        rec.not_cached = f"its output cannot be replayed: {unfaithful}"
+        return Finished(run=run, sidecars=sidecars, json_path=json_path)
     try:
         from sharklib.capture import reuse_hook
 
@@ -352,6 +374,83 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     except Exception as exc:
         warn_once(f"run not cached: {describe(exc)}")
     return Finished(run=run, sidecars=sidecars, json_path=json_path)
+
+
+def _logs_outside_the_project(rec: Recorder, run: Run) -> frozenset[str]:
+    """Redirected stdout/stderr files outside the project: signed by digest, no sidecar there.
+
+    ``python -m sharklib run step.py > /var/log/x.log`` must not leave
+    ``/var/log/x.log.intoto.jsonl``: sharklib writes no sidecar outside the project except
+    beside an output the script itself wrote.
+    """
+    logs = [o.path for o in run.outputs if o.stream]
+    if not logs:
+        return frozenset()
+    root = identity.project_root(rec.cwd).rstrip("/") + "/"
+    return frozenset(p for p in logs if not p.startswith(root))
+
+
+def _summary_before_signing(rec: Recorder, run: Run, tree: list[Run] | None,
+                            no_sidecar: frozenset[str]) -> None:
+    """Write the summary line now when stderr is a log this run signs (``2> e.log``).
+
+    Written after signing, the line changed the signed file and ``sharklib verify e.log``
+    failed. So it goes in first, with the sidecars about to be written and the reasons
+    the run will not be cached that are known now, and the log is hashed again.
+    """
+    if not (rec.top and rec.announce) or flag(ENV_QUIET):
+        return
+    try:
+        from sharklib.capture.session import stream_file
+
+        found = stream_file(2)
+        logs = [o for o in run.outputs if found is not None and o.path == found[0]]
+        if not logs or logs[0].path in no_sidecar:
+            return
+        rec.not_cached = rec.not_cached or _not_cached_now(rec, run, tree)
+        from sharklib.attest.naming import SUFFIX
+        from sharklib.capture.main import summary_line
+
+        predicted = [o.path + SUFFIX for o in run.outputs if o.path not in no_sidecar]
+        line = summary_line(rec, Finished(run=run, sidecars=predicted))
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.flush()
+        from sharklib.capture.safety import _raw_write
+
+        data = memoryview((line + "\n").encode("utf-8", "replace"))
+        while data:
+            data = data[_raw_write(2, data):]
+        rec.summary_written = True
+        from sharklib.hashing import sha256_file
+
+        for o in logs:
+            o.sha256, o.size = sha256_file(o.path)
+    except Exception as exc:
+        warn_once(f"summary line not written: {describe(exc)}")
+
+
+def _not_cached_now(rec: Recorder, run: Run, tree: list[Run] | None) -> str | None:
+    """Why the run will not be cached, as far as it is known before it is signed."""
+    from sharklib.capture import reuse_hook
+
+    if not reuse_hook.is_root_process(rec) or run.exit_status != 0:
+        return None
+    if rec.session:
+        from sharklib.capture.session import why_not_replayable
+
+        unfaithful = why_not_replayable(rec.session)
+        if unfaithful:
+            return f"its output cannot be replayed: {unfaithful}"
+    for r in (run, *(tree or [])):
+        if r.stdin:
+            return f"it read standard input from a {r.stdin}"
+    for r in (run, *(tree or [])):
+        unseen = reuse_hook.unseen_program(r)
+        if unseen:
+            return f"it ran {unseen}, whose reads Python capture cannot see"
+    return None
 
 
 def _read_through_tree(rec: Recorder, run: Run) -> list[Run] | None:
@@ -394,8 +493,11 @@ def _flush_library_patches() -> None:
         warn_once(f"library patches not flushed: {describe(exc)}")
 
 
-def finish_closed_outputs(rec: Recorder) -> Finished | None:
-    """Sign the outputs finished so far (notebook cells), keeping the recorder running."""
+def finish_closed_outputs(rec: Recorder, status: int | None = None) -> Finished | None:
+    """Sign the outputs finished so far (notebook cells), keeping the recorder running.
+
+    ``status``: how the cell that finished them ended (0, or 1 for an exception).
+    """
     _flush_library_patches()
     if rec.open_outputs:
         rec.poll()
@@ -413,7 +515,7 @@ def finish_closed_outputs(rec: Recorder) -> Finished | None:
             done.append(o)
     if not done:
         return None
-    run, kept = build_run(rec, done, None, final=False)
+    run, kept = build_run(rec, done, status, final=False)
     before = set(sys.modules)
     try:
         sidecars = sign(run)

@@ -48,6 +48,9 @@ def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
     if path.__class__ is int:
         if path == 0 and rec.stdin_kind is not None:
             rec.stdin_read()
+        elif (path == 1 or path == 2) and flags & (os.O_WRONLY | os.O_RDWR):
+            # open(1, "w") / os.fdopen(2, "w"): written past the copy kept for replay
+            _own_stream_object(rec, path)
         return
     if rec.stdin_kind is not None and path in STDIN_PATHS:
         rec.stdin_read()
@@ -61,6 +64,15 @@ def _on_open(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
         rec.write_event(path, "a" in mode, _keeps_content(flags))
     else:
         rec.read(path)
+
+
+def _own_stream_object(rec: _rec.Recorder, fd: int) -> None:
+    from sharklib.capture import session
+
+    if fd in session._labels and rec.session:
+        name = "stdout" if fd == 1 else "stderr"
+        session.not_replayable(rec.session, f"it wrote to {name} through its own file object "
+                                            f"(open({fd}))")
 
 
 def _keeps_content(flags: int) -> bool:
@@ -241,6 +253,32 @@ def patch_open() -> None:
     wrapped = _make_open(original)
     builtins.open = wrapped
     io.open = wrapped
+
+
+def patch_os_write() -> None:
+    """``os.write(1, …)``/``os.write(2, …)``: copied for replay like what ``print`` writes.
+
+    One dictionary lookup per call for other descriptors. Bytes written to the standard
+    descriptors without Python (a C library's ``printf``) are not seen.
+    """
+    if "os.write" in _installed:
+        return
+    _installed.add("os.write")
+    from sharklib.capture import session
+
+    original = os.write
+    _originals["os.write"] = original
+    labels = session._labels
+
+    def write(fd: int, data: Any, /) -> int:
+        n = original(fd, data)
+        if fd in labels:
+            session.copied(fd, data, n)
+        return n
+
+    write.__doc__ = original.__doc__
+    write.__wrapped__ = original  # type: ignore[attr-defined]
+    os.write = write
 
 
 def patch_os_open() -> None:

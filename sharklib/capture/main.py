@@ -390,7 +390,8 @@ def _die_of_sigint() -> None:
 def end_of_top(rec: Recorder, done: Finished) -> None:
     """Print the one summary line and remove the session the command created."""
     try:
-        if not flag(ENV_QUIET) and rec.announce and done.run is not None:
+        if not flag(ENV_QUIET) and rec.announce and done.run is not None \
+                and not rec.summary_written:
             line = summary_line(rec, done)
             try:
                 sys.stderr.write(line + "\n")
@@ -455,6 +456,9 @@ def summary_line(rec: Recorder, done: Finished) -> str:
             if o.path not in temporaries:
                 outputs[o.path] = None
             produced.add(o.path)
+    # the data first: the hint names the first, and a log of the run is not what it made
+    logs = {o.path for r in runs for o in r.outputs if o.stream}
+    outputs = dict.fromkeys(sorted(outputs, key=lambda p: p in logs))
     for r in runs:
         inputs.update(a.path for a in r.inputs if a.path not in produced)
     elapsed = (done.run.ended or done.run.started) - done.run.started

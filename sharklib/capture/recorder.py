@@ -116,6 +116,8 @@ class Recorder:
         #: stream (pipe, terminal, socket) once the script read one: such a run is not reused
         self.stdin_kind: str | None = None
         self.read_stdin: str | None = None
+        #: the summary line was already written (into a redirected stderr, before signing it)
+        self.summary_written = False
         #: why a run that could have been cached was not, for the summary line
         self.not_cached: str | None = None
         self._cwd: str | None = self.cwd
@@ -260,9 +262,11 @@ class Recorder:
             if not self.active or isinstance(path, int):
                 return
             p = self.canonical(path, None)
-            if p is None or self._ignored(p) or p in self.outputs:
+            if p is None or p in self.outputs:
                 return
             key = p.rstrip("/") + "/"
+            if self._ignored(key):  # `/proc` itself (psutil, a kernel listing its processes)
+                return
             if key not in self.inputs:
                 self.inputs[key] = None
         except Exception as exc:

@@ -14,11 +14,17 @@ import sys
 _warned: set[str] = set()
 
 
+#: ``os.write`` before capture wraps it: a warning of sharklib's is not the run's output
+_raw_write = os.write
+#: stderr is a log this run has signed: nothing more may be written into it (verify would fail)
+sealed = False
+
+
 def warn_once(message: str) -> None:
     """Print ``sharklib: warning: message`` once per process; never raises."""
     try:
         line = message.splitlines()[0] if message else "internal error"
-        if line in _warned:
+        if line in _warned or sealed:
             return
         _warned.add(line)
         data = f"sharklib: warning: {line}\n"
@@ -37,7 +43,7 @@ def warn_once(message: str) -> None:
                 return
             except Exception:
                 pass
-        os.write(2, data.encode("utf-8", "replace"))
+        _raw_write(2, data.encode("utf-8", "replace"))
     except Exception:
         pass
 

@@ -147,6 +147,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             # nothing to restore or replay, and programs ran whose every effect no record holds
             # (`mkdir -p out`, `chmod`, a copy to another machine): a reuse would skip those
             return None
+        # the two streams interleaved as written (capture's session log): what a replay writes
+        ordered = _read_stream(os.path.join(session_dir, "streams")) if session_dir else None
         files: list[tuple[str, str, str, int]] = []
         for out in run.outputs:
             if out.stream:
@@ -184,7 +186,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                     info = cache.store.put(path, shas[path])
                 mode = os.stat(path).st_mode & 0o777 if role == "output" else 0o644
                 objects.append(StoredObject(role, rel, info.sha256, info.size, mode))
-            for role, data in streams.items():
+            for role, data in (*streams.items(), ("streams", ordered)):
                 if data:
                     info = cache.store.put_bytes(data)
                     objects.append(StoredObject(role, "", info.sha256, info.size))

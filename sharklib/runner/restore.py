@@ -43,6 +43,8 @@ class ReuseDecision:
     downloads: dict[str, int] = field(default_factory=dict)
     policy: str = "revalidate"
     message: str = ""
+    #: both streams as one ordered log (``sharklib.capture.session.chunks``), when recorded
+    streams: bytes = b""
 
     @property
     def run(self) -> Run:
@@ -257,6 +259,7 @@ def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, ch
             # fetch streams first: if an object is bad we learn it before touching the workspace
             stdout = _stream(entry, "stdout", cache)
             stderr = _stream(entry, "stderr", cache)
+            streams = _stream(entry, "streams", cache)
             restored, in_place = restore_outputs(entry, root, cache)
         except StoreError:
             # a gc between the lookup and this (shared) lock is a normal race, not corruption
@@ -268,14 +271,32 @@ def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, ch
     decision = ReuseDecision(entry=entry, exit_status=entry.exit_status or 0,
                              stdout=stdout, stderr=stderr, saved=saved, restored=restored,
                              in_place=in_place, checked=checked, downloads=downloads,
-                             policy=policy)
+                             policy=policy, streams=streams)
     decision.message = reuse_message(decision)
     cache.index.mark_used(entry.run_id, saved)
     return decision
 
 
 def replay(decision: ReuseDecision, *, quiet: bool | None = None) -> int:
-    """Write the recorded stdout/stderr and the reuse line; returns the exit status to use."""
+    """Write the recorded stdout/stderr and the reuse line; returns the exit status to use.
+
+    With the ordered log, each chunk goes to its descriptor in the order the run wrote it,
+    so a terminal or ``2>&1`` sees the same bytes interleaved the same way.
+    """
+    if decision.streams:
+        from sharklib.capture.session import chunks
+
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        for fd, data in chunks(decision.streams):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        if not (flag(ENV_QUIET) if quiet is None else quiet):
+            sys.stderr.write(decision.message + "\n")
+            sys.stderr.flush()
+        return decision.exit_status
     for stream, data in ((sys.stdout, decision.stdout), (sys.stderr, decision.stderr)):
         if data:
             stream.flush()
