@@ -272,8 +272,10 @@ def _note_reused(pipe: Pipeline) -> None:
         return
     try:
         from sharklib.cache.runcache import RunCache
+        from sharklib.runner.stage import project_root
 
-        with RunCache.from_env(pipe.docdir) as cache:
+        # the cache the stages were planned against: the project's, found as the runner finds it
+        with RunCache.from_env(project_root(pipe.docdir)) as cache:
             cache.index.mark_used_many(used)
     except Exception:
         pass  # a read-only or unreachable cache: the stages were still reused
