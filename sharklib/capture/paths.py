@@ -14,6 +14,8 @@ import os
 import site
 import sys
 
+from sharklib.config import tool_cache_dirs, tool_cache_prefixes
+
 #: Never data: kernel views, devices, system configuration and shared system data.
 SYSTEM_PREFIXES = ("/proc/", "/sys/", "/dev/", "/etc/", "/usr/lib/", "/usr/share/",
                    "/usr/local/lib/python", "/lib/", "/lib64/")
@@ -105,41 +107,12 @@ def _dir_prefixes(dirs: list[str]) -> tuple[str, ...]:
 
 def ignored_prefixes(extra: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
     """Every prefix whose files are environment or sharklib's own, never data."""
-    tmp = os.environ.get("TMPDIR") or "/tmp"
-    out = [*SYSTEM_PREFIXES, *TOOL_CACHE_PREFIXES, os.path.join(tmp, "matplotlib-"),
+    out = [*SYSTEM_PREFIXES, *tool_cache_prefixes(),
            *_dir_prefixes([*environment_dirs(), *sharklib_dirs(), *state_dirs(),
                            *tool_cache_dirs(), *extra])]
     return tuple(dict.fromkeys(out))
 
 
-#: Where libraries keep per-user caches of their own, by environment variable (when set), else
-#: the default under the home directory. matplotlib's font list, fontconfig, numba's compiled
-#: functions, pip's wheels and model hubs' downloads are the environment a step runs in, not its
-#: data: recorded as data, the first plot of a fresh machine made its font cache an input and an
-#: output of that step, a sidecar in the cache folder, and every later plot's lineage a cycle.
-TOOL_CACHE_VARIABLES = ("XDG_CACHE_HOME", "MPLCONFIGDIR", "NUMBA_CACHE_DIR", "PIP_CACHE_DIR",
-                        "HF_HOME", "HF_HUB_CACHE", "TRANSFORMERS_CACHE", "TORCH_HOME",
-                        "PYTHONPYCACHEPREFIX", "CUPY_CACHE_DIR", "JUPYTER_RUNTIME_DIR")
-TOOL_CACHE_DEFAULTS = ("~/.cache", "~/.matplotlib", "~/.config/matplotlib", "~/.fontconfig",
-                       "~/.fonts", "~/.local/share/fonts", "~/.local/share/jupyter/runtime",
-                       "~/.ipython")
-#: fontconfig's system cache and fonts (matplotlib's fallback ``$TMPDIR/matplotlib-XXXX``, used when its
-#: config dir is not writable, is added by :func:`ignored_prefixes`)
-TOOL_CACHE_PREFIXES = ("/var/cache/", "/usr/local/share/fonts/")
-
-
-def tool_cache_dirs() -> list[str]:
-    """Per-user tool caches that hold no part of the working directory (never data)."""
-    found = [os.environ.get(v, "") for v in TOOL_CACHE_VARIABLES]
-    found += [os.path.expanduser(d) for d in TOOL_CACHE_DEFAULTS]
-    cwd = os.path.join(os.path.abspath(os.getcwd()), "")
-    out = []
-    for d in found:
-        full = os.path.join(os.path.abspath(d), "") if d else ""
-        # a cache that is the working directory or holds it would hide the project's own files
-        if full and not cwd.startswith(full):
-            out.append(full.rstrip("/"))
-    return out
 
 
 def state_dirs() -> list[str]:

@@ -60,16 +60,19 @@ class Classifier:
         home = os.environ.get("SHARKLIB_HOME")
         ignored = [*self.extra_ignored, *([home] if home else [])]
         try:
-            from sharklib.config import cache_dir, config_dir
+            from sharklib.config import cache_dir, config_dir, tool_cache_dirs
 
-            ignored += [str(cache_dir()), str(config_dir())]
+            # per-user tool caches (matplotlib's font list, fontconfig, pip...) are no data
+            ignored += [str(cache_dir()), str(config_dir()), *tool_cache_dirs()]
         except Exception:
             pass
         # every sharklib session (a concurrent stage's, a Python child's) is sharklib's own
         tmp = os.path.realpath(tempfile.gettempdir())
         sessions = tuple(os.path.join(tmp, f"sharklib-{kind}-")
                          for kind in ("session", "trace", "stage"))
-        self._ignored = IGNORED_PREFIXES + norm(ignored) + sessions
+        from sharklib.config import tool_cache_prefixes
+
+        self._ignored = IGNORED_PREFIXES + norm(ignored) + sessions + tool_cache_prefixes()
         self._environment = ENVIRONMENT_PREFIXES + norm(
             [*_python_dirs(), *_sharklib_dirs(), *self.extra_environment])
         self._memo: dict[str, Class] = {}

@@ -103,3 +103,24 @@ def test_a_program_reading_data_still_stops_caching(tmp_path: Path) -> None:
     (p / "in.txt").write_text("1")
     first = shark(p, tools, "run", "step.py")
     assert "not cached: it ran cat" in first.stderr, first.stderr
+
+
+def test_the_tracer_treats_tool_caches_as_environment(tmp_path: Path) -> None:
+    try:
+        from sharklib.trace.session import choose_backend
+
+        choose_backend("auto")
+    except Exception as exc:
+        pytest.skip(f"no native tracer may run here ({exc})")
+    tools = tmp_path / "tools"
+    (tools / "cache").mkdir(parents=True)
+    p = project(tmp_path, "p", "")
+    (p / "in.txt").write_text("1\n")
+    # a program that keeps a cache of its own in the user's cache folder, as fc-cache does
+    line = f"cat in.txt > out.txt; date > {tools / 'cache' / 'stamp'}"
+    shark(p, tools, "trace", "--", "sh", "-c", line)
+    assert not list(tools.rglob("*.intoto.jsonl")), "no sidecar in a tool's cache"
+    why = shark(p, tools, "why", "out.txt").stdout
+    assert "stamp" not in why, why
+    again = shark(p, tools, "trace", "--", "sh", "-c", line)
+    assert "reused" in again.stderr, again.stderr
