@@ -74,8 +74,11 @@ def _hook(name: str) -> Callable[[ModuleType], None]:
             return
         rec = sys.modules.get("sharklib.capture.recorder")
         current = rec.current() if rec is not None else None  # type: ignore[attr-defined]
-        if current is not None and not current.active:
-            return  # capture has ended (sharklib's own sqlite3 at exit): nothing left to record
+        # capture has ended (sharklib's own sqlite3 at exit): nothing left to record. Paused
+        # (``active`` off while the reuse check opens the cache, which imports sqlite3) is not
+        # ended: left unpatched then, the script's own sqlite3 went unrecorded
+        if current is not None and current.ending:
+            return
         applied.add(name)
         try:
             patch_module, function = PATCHES[name]
