@@ -17,11 +17,11 @@ def _main() -> int:
 
         return run_main(sys.argv[2:])
     if len(sys.argv) > 1 and sys.argv[1] == "trace":
-        from sharklib.trace.main import trace_main
+        from sharklib.cli.trace_fast import trace_main
 
         return trace_main(sys.argv[2:])
     if len(sys.argv) > 2 and sys.argv[1] == "pipeline":
-        from sharklib.pipeline.main import pipeline_main
+        from sharklib.cli.pipeline_fast import pipeline_main
 
         return pipeline_main(sys.argv[2:])
     from sharklib.cli import main

@@ -41,14 +41,13 @@ from sharklib.cache.store import (
     Restored,
     open_store,
 )
+from sharklib.config import ENV_CACHE_PUSH, ENV_CACHE_REMOTE
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
 if TYPE_CHECKING:  # fsspec and zstandard load only when a remote is configured
     from sharklib.cache.remote import RemoteStore
 
-ENV_CACHE_REMOTE = "SHARKLIB_CACHE_REMOTE"
-ENV_CACHE_PUSH = "SHARKLIB_CACHE_PUSH"
 PROJECT_CONFIG = os.path.join(".sharklib", "cache.toml")
 _READ_ONLY = ("cache directory is read-only: runs are neither reused nor cached (make it "
               "writable, or set SHARKLIB_CACHE to another directory)")

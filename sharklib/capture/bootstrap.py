@@ -18,20 +18,25 @@ import sys
 
 from sharklib.capture import hooks, stdin
 from sharklib.capture import recorder as _rec
-from sharklib.capture.safety import describe, warn_once
-from sharklib.config import ENV_NO_CACHE, ENV_PARENT_RUN, ENV_SESSION, flag
+from sharklib.common.safety import describe, warn_once
+from sharklib.config import (
+    ENV_EXEC_TOP,
+    ENV_EXPLAIN,
+    ENV_NO_CACHE,
+    ENV_OWNS_SESSION,
+    ENV_PARENT_RUN,
+    ENV_SESSION,
+    ENV_STREAMS,
+    flag,
+)
 
-ENV_EXEC_TOP = "SHARKLIB_EXEC_TOP"
-ENV_STREAMS = "SHARKLIB_STREAMS"
-ENV_OWNS_SESSION = "SHARKLIB_OWNS_SESSION"
 #: ``sharklib env --explain -- python ...``: print the reuse verdict instead of running the script
-ENV_EXPLAIN = "SHARKLIB_EXPLAIN"
 
 
 def _own_session() -> str | None:
     """A fresh session for a root process, exported to its children (``None``: none made)."""
     try:
-        from sharklib.capture.session import create_session_dir
+        from sharklib.common.sessiondir import create_session_dir
 
         session = create_session_dir()
     except OSError as exc:
@@ -114,7 +119,7 @@ def start() -> None:
     rec.script = os.path.abspath(script) if script else None
     rec.code_text = code
     try:
-        from sharklib.capture.identity import key_parts, module_source, sha256_hex
+        from sharklib.common.identity import key_parts, module_source, sha256_hex
 
         if module:
             rec.script = module_source(module, rec.cwd)

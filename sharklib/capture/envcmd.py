@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from sharklib.capture.environ import capture_environ, shell_exports
+from sharklib.common.environ import capture_environ, shell_exports
 from sharklib.config import ENV_MAKE_DEPS, ENV_QUIET
 from sharklib.errors import SharkError
 
@@ -37,7 +37,8 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
     from sharklib.launch import LaunchError, from_os_error, resolve_program, say
 
     if explain:
-        from sharklib.capture.bootstrap import ENV_EXPLAIN, parse_python_argv
+        from sharklib.capture.bootstrap import parse_python_argv
+        from sharklib.config import ENV_EXPLAIN
 
         if not os.path.basename(argv[0]).startswith("python") or \
                 parse_python_argv(argv) == (None, None, None):
@@ -62,7 +63,7 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
 
 def _observed_dependencies(env: dict[str, str]) -> None:
     """Let make see what every recorded step was observed to depend on (runner.makedeps)."""
-    from sharklib.capture.identity import project_root
+    from sharklib.common.identity import project_root
     from sharklib.runner import makedeps
 
     env[ENV_MAKE_DEPS] = "1"
@@ -70,7 +71,7 @@ def _observed_dependencies(env: dict[str, str]) -> None:
     try:
         makedeps.makefiles_env(env, project_root(cwd), cwd)
     except OSError as exc:
-        from sharklib.capture.safety import warn_once
+        from sharklib.common.safety import warn_once
 
         warn_once(f"observed dependencies not given to make: {exc}")
 
@@ -79,6 +80,7 @@ def _through_recipe_shell(argv: list[str], env: dict[str, str]) -> list[str]:
     """make with every recipe line run by sharklib's recipe shell (runner.recipe_shell)."""
     import tempfile
 
+    from sharklib.config import ENV_RECIPE_NOTE, ENV_RECIPE_SHELL
     from sharklib.runner import recipe_shell
 
     cwd = os.getcwd()
@@ -87,7 +89,7 @@ def _through_recipe_shell(argv: list[str], env: dict[str, str]) -> list[str]:
         return argv
     wanted = recipe_shell.makefile_shell(argv, cwd)
     if wanted:
-        env[recipe_shell.ENV_RECIPE_SHELL] = wanted
-    env[recipe_shell.ENV_RECIPE_NOTE] = os.path.join(
+        env[ENV_RECIPE_SHELL] = wanted
+    env[ENV_RECIPE_NOTE] = os.path.join(
         tempfile.gettempdir(), f"sharklib-recipe-note-{os.getpid()}-{os.urandom(4).hex()}")
     return [argv[0], *extra, *argv[1:]]

@@ -16,10 +16,10 @@ import sys
 import time
 from collections.abc import Iterable
 
-from sharklib.capture import identity, paths
 from sharklib.capture.libs.import_hooks import own_imports
 from sharklib.capture.recorder import PendingOutput, Recorder
-from sharklib.capture.safety import describe, warn_once
+from sharklib.common import identity, paths
+from sharklib.common.safety import describe, warn_once
 from sharklib.config import ENV_QUIET, ENV_SIGNED_BY, flag
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
@@ -329,7 +329,7 @@ def finish(rec: Recorder, status: int | None) -> Finished:
         return Finished(run=None)
     run, _ = build_run(rec, list(rec.outputs.values()), status, final=True)
     if rec.session:
-        from sharklib.capture.session import children_of
+        from sharklib.common.sessiondir import children_of
 
         run.children = [c["run_id"] for c in children_of(rec.session, rec.run_id)]
     tree = _read_through_tree(rec, run)
@@ -343,13 +343,13 @@ def finish(rec: Recorder, status: int | None) -> Finished:
     sidecars = [] if signed_by_tracer else sign(run, no_sidecar)
     if rec.summary_written and sidecars:
         # the redirected stderr is signed as it is now: nothing more may go into it
-        from sharklib.capture import safety
+        from sharklib.common import safety
 
         safety.sealed = True
     json_path = None
     if rec.session and not (rec.top and _discards_session(rec)):
         try:
-            from sharklib.capture.session import write_run
+            from sharklib.common.sessiondir import write_run
 
             json_path = write_run(rec.session, run.to_dict())
         except Exception as exc:
@@ -417,7 +417,7 @@ def _summary_before_signing(rec: Recorder, run: Run, tree: list[Run] | None,
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.flush()
-        from sharklib.capture.safety import _raw_write
+        from sharklib.common.safety import _raw_write
 
         data = memoryview((line + "\n").encode("utf-8", "replace"))
         while data:

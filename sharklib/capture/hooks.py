@@ -30,8 +30,8 @@ import sys
 from collections.abc import Callable
 
 from sharklib.capture import recorder as _rec
-from sharklib.capture.safety import describe, warn_once
 from sharklib.capture.stdin import STDIN_PATHS
+from sharklib.common.safety import describe, warn_once
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False

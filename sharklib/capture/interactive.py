@@ -16,7 +16,7 @@ from typing import Any
 
 from sharklib.capture import bootstrap
 from sharklib.capture import recorder as _rec
-from sharklib.capture.safety import describe, warn_once
+from sharklib.common.safety import describe, warn_once
 
 _ipython: list[Any] = []
 

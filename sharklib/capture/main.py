@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_SESSION, flag
+from sharklib.config import ENV_KEEP_SESSION, ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_SESSION, flag
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from sharklib.capture.recorder import Recorder
     from sharklib.model import RunKeyParts
 
-ENV_KEEP_SESSION = "SHARKLIB_KEEP_SESSION"
 
 USAGE = """\
 usage: sharklib run [-q] [--rerun] [--no-cache] [--report] [--explain] (SCRIPT | -m MODULE | -c CODE) [ARGS...]
@@ -125,8 +124,8 @@ def parse_args(argv: list[str]) -> RunOptions:
 
 def prepare_environment(opts: RunOptions) -> tuple[str, bool]:
     """Export the capture environment for children; returns (session, owned)."""
-    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
-    from sharklib.capture.environ import capture_environ
+    from sharklib.common.environ import capture_environ
+    from sharklib.config import ENV_OWNS_SESSION
 
     for key, value in capture_environ(os.environ).items():
         if os.environ.get(key) != value:
@@ -140,7 +139,7 @@ def prepare_environment(opts: RunOptions) -> tuple[str, bool]:
     session = os.environ.get(ENV_SESSION)
     owned = False
     if not session or not os.path.isdir(session):
-        from sharklib.capture.session import create_session_dir
+        from sharklib.common.sessiondir import create_session_dir
 
         session = create_session_dir()
         os.environ[ENV_SESSION] = session
@@ -241,7 +240,7 @@ def _bootstrap_present() -> bool:
     A broken install must stop here rather than run the script with its
     children silently unrecorded (it would end with "recorded no outputs").
     """
-    from sharklib.capture.environ import require_bootstrap_dir
+    from sharklib.common.environ import require_bootstrap_dir
     from sharklib.errors import SharkError
 
     try:
@@ -285,7 +284,7 @@ def _start_recording(opts: RunOptions, abspath: str | None,
             tee_streams(session)
         return rec
     except Exception as exc:
-        from sharklib.capture.safety import describe, warn_once
+        from sharklib.common.safety import describe, warn_once
 
         warn_once(f"capture not started: {describe(exc)}")
         return None
@@ -321,7 +320,7 @@ def _script_argv(opts: RunOptions) -> list[str]:
 def key_of(opts: RunOptions, abspath: str | None, source: bytes | None,
            cwd: str) -> tuple[RunKeyParts, str | None, str | None]:
     """(run key parts, the file ``-m`` runs, the script's digest): the one recipe for a script."""
-    from sharklib.capture import identity
+    from sharklib.common import identity
 
     digest = identity.sha256_hex(source) if source is not None else None
     module_file = identity.module_source(opts.module, cwd) if opts.module else None
@@ -339,7 +338,7 @@ def explain_run(opts: RunOptions, abspath: str | None, source: bytes | None) -> 
                          f"file on the path, so its runs are not reused\n")
         return 0
     parts = key_of(opts, abspath, source, cwd)[0]
-    from sharklib.capture.identity import project_root
+    from sharklib.common.identity import project_root
     from sharklib.runner.explain import explain_key
 
     if opts.no_cache:
@@ -354,7 +353,7 @@ def _reuse_check(rec: Recorder) -> int | None:
     try:
         status = before_script(rec, rec.key_parts)
     except Exception as exc:
-        from sharklib.capture.safety import describe, warn_once
+        from sharklib.common.safety import describe, warn_once
 
         warn_once(f"reuse check failed: {describe(exc)}")
         return None
@@ -413,7 +412,7 @@ def discards_session(rec: Recorder) -> bool:
 
 def owns_session(rec: Recorder) -> bool:
     """Did this top-level process create its session (so every run in it is of its tree)?"""
-    from sharklib.capture.bootstrap import ENV_OWNS_SESSION
+    from sharklib.config import ENV_OWNS_SESSION
 
     return bool(rec.session) and rec.top and os.environ.get(ENV_OWNS_SESSION) == "1"
 
@@ -421,7 +420,7 @@ def owns_session(rec: Recorder) -> bool:
 def remove_own_session(rec: Recorder) -> None:
     """Remove the session ``rec`` created, unless it is to be kept (:func:`discards_session`)."""
     if rec.session and discards_session(rec):
-        from sharklib.capture.session import remove_session_dir
+        from sharklib.common.sessiondir import remove_session_dir
 
         remove_session_dir(rec.session)
 
@@ -433,7 +432,7 @@ def _rel(path: str, cwd: str) -> str:
 
 def summary_line(rec: Recorder, done: Finished) -> str:
     """``sharklib: recorded 3 outputs (2 inputs) in 0.41 s; sidecars: a.csv.intoto.jsonl — sharklib show a.csv``."""
-    from sharklib.capture.session import read_runs
+    from sharklib.common.sessiondir import read_runs
     from sharklib.model import Run
 
     assert done.run is not None

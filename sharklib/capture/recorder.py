@@ -23,8 +23,8 @@ import time
 # the weakref module's ``ref`` is this one; importing that module costs ~0.6 ms of start-up
 from _weakref import ref as weakref_ref
 
-from sharklib.capture import paths
-from sharklib.capture.safety import describe, warn_once
+from sharklib.common import paths
+from sharklib.common.safety import describe, warn_once
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False

@@ -39,7 +39,7 @@ def _cache_location_is_default() -> bool:
 
 
 def _root(rec: Recorder) -> str:
-    from sharklib.capture.identity import project_root
+    from sharklib.common.identity import project_root
 
     return project_root(rec.cwd)
 
@@ -128,7 +128,7 @@ def descendants(run: Run, session: str | None, whole_session: bool = False) -> l
     """
     if not session or not (run.children or whole_session):
         return []
-    from sharklib.capture.session import session_runs
+    from sharklib.common.sessiondir import session_runs
 
     runs = [r for r in session_runs(session) if r.run_id != run.run_id]
     if whole_session:
@@ -195,7 +195,7 @@ def _ran_what_was_keyed(rec: Recorder) -> bool:
     module = parse_python_argv(rec.argv)[2]
     if not module:
         return True
-    from sharklib.capture.identity import main_file_is
+    from sharklib.common.identity import main_file_is
 
     return main_file_is(rec.script)
 
@@ -224,7 +224,7 @@ def _printed_to_files(rec: Recorder) -> dict[str, bytes] | None:
         except OSError:
             continue
         if len(data) > STREAM_LIMIT:
-            from sharklib.capture.safety import warn_once
+            from sharklib.common.safety import warn_once
 
             warn_once(f"{name} too large to replay; run not cached")
             return None
@@ -269,7 +269,7 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
     if not _ran_what_was_keyed(rec):
         return
     if rec.changed_environment:
-        from sharklib.capture.safety import warn_once
+        from sharklib.common.safety import warn_once
 
         warn_once(f"run not cached: it wrote into the Python environment "
                   f"({rec.changed_environment}), which a reuse could not redo")

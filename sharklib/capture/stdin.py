@@ -25,6 +25,8 @@ import os
 import stat
 import sys
 
+from sharklib.config import ENV_STDIN
+
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
 
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 #: ``dev:ino`` of the root process's standard input, inherited by its children
-ENV_STDIN = "SHARKLIB_STDIN"
 STDIN_PATHS = ("/dev/stdin", "/proc/self/fd/0")
 
 

@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.markup import escape as _markup_escape
 
+from sharklib.config import ENV_KEY
 from sharklib.views import keyring
 
 
@@ -16,7 +17,7 @@ def escape(text: str) -> str:
     return _markup_escape(printable(text))
 
 key_option = click.option("--key", "key", type=click.Path(dir_okay=False), default=None,
-                          envvar="SHARKLIB_KEY",
+                          envvar=ENV_KEY,
                           help="Private key to use (default: $SHARKLIB_KEY or the default key).")
 
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sharklib.config import ENV_CORE_WATTS, ENV_GRID_INTENSITY, ENV_PUE
+
 DEFAULT_CORE_WATTS = 12.0
 DEFAULT_PUE = 1.67
 DEFAULT_GRID_INTENSITY = 475.0
 MODEL_SOURCE = ("Green Algorithms (Lannelongue et al., Adv. Sci. 2021, doi:10.1002/advs.202100707): "
                 "cores only; defaults 12 W/core ('Any' CPU), PUE 1.67, 475 gCO2e/kWh (world, IEA 2019)")
 #: setting -> environment variable
-ENV = {"core_watts": "SHARKLIB_CORE_WATTS", "pue": "SHARKLIB_PUE",
-       "grid_intensity": "SHARKLIB_GRID_INTENSITY"}
+ENV = {"core_watts": ENV_CORE_WATTS, "pue": ENV_PUE, "grid_intensity": ENV_GRID_INTENSITY}
 #: set by ``sharklib run --report`` / ``pipeline run --report``: reuse lines state the saving
-ENV_REPORT = "SHARKLIB_REPORT"
 
 
 class EnergyModel:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from sharklib.config import ENV_ZENODO_URL
 from sharklib.errors import PipelineError, SharkError
 from sharklib.pipeline.containment import contained
 
-ENV_ZENODO_URL = "SHARKLIB_ZENODO_URL"
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,64}$")
 CHUNK = 1 << 20
 

@@ -59,7 +59,8 @@ def key_environment() -> dict[str, str | None]:
     sets ``OMP_NUM_THREADS=1``, ``PYTHONHASHSEED``...) must run the stage with
     them too, or it would run — and key — another stage than the one planned.
     """
-    from sharklib.capture.identity import ENV_ALLOW, allowed_variables
+    from sharklib.common.identity import allowed_variables
+    from sharklib.config import ENV_ALLOW
 
     env: dict[str, str | None] = dict(allowed_variables())
     env[ENV_ALLOW] = os.environ.get(ENV_ALLOW)
@@ -70,7 +71,8 @@ def with_key_environment(env: dict[str, str], key_env: dict[str, str | None]) ->
     """``env`` with the client's key-relevant variables: its values set, the ones it lacks unset."""
     if not key_env:
         return env
-    from sharklib.capture.identity import ENV_ALLOW, allowed_variables
+    from sharklib.common.identity import allowed_variables
+    from sharklib.config import ENV_ALLOW
 
     allow = key_env.get(ENV_ALLOW)
     if allow is None:

@@ -28,13 +28,14 @@ import sys
 import time
 from collections.abc import Callable
 
-ENV_TOKEN = "SHARKLIB_PIPELINE_TOKEN"
+from sharklib.config import ENV_PIPELINE_TOKEN
+
 GRACE_SECONDS = 3.0
 
 
 def _carriers(token: bytes) -> list[int]:
     """Pids of processes whose environment holds ``SHARKLIB_PIPELINE_TOKEN=token``."""
-    needle = ENV_TOKEN.encode() + b"=" + token + b"\0"
+    needle = ENV_PIPELINE_TOKEN.encode() + b"=" + token + b"\0"
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -92,7 +93,7 @@ def start() -> Callable[[], None]:
     it); returns the function to call when the run ended normally."""
     token = os.urandom(12).hex()
     r, w = os.pipe()  # both ends non-inheritable: no stage can hold the pipe open
-    env = {k: v for k, v in os.environ.items() if k != ENV_TOKEN}
+    env = {k: v for k, v in os.environ.items() if k != ENV_PIPELINE_TOKEN}
     try:
         subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), token],
                          stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -102,15 +103,15 @@ def start() -> Callable[[], None]:
         os.close(w)
         return lambda: None  # no watchdog: stages run as before
     os.close(r)
-    os.environ[ENV_TOKEN] = token
+    os.environ[ENV_PIPELINE_TOKEN] = token
 
     def done() -> None:
         with contextlib.suppress(OSError):
             os.write(w, b"done\n")
         with contextlib.suppress(OSError):
             os.close(w)
-        if os.environ.get(ENV_TOKEN) == token:
-            del os.environ[ENV_TOKEN]
+        if os.environ.get(ENV_PIPELINE_TOKEN) == token:
+            del os.environ[ENV_PIPELINE_TOKEN]
 
     return done
 

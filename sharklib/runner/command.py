@@ -112,8 +112,8 @@ def _stream_files(*streams: IO[Any] | int | None) -> set[str]:
 def _run_plain(argv: list[str], cwd: str, base: dict[str, str], mode: str,
                stdin: IO[Any] | int | None, stdout: IO[Any] | int | None,
                stderr: IO[Any] | int | None) -> tuple[int, list[Run]]:
-    from sharklib.capture.environ import capture_environ
-    from sharklib.capture.session import session_runs
+    from sharklib.common.environ import capture_environ
+    from sharklib.common.sessiondir import session_runs
 
     session = Path(tempfile.mkdtemp(prefix="sharklib-session-"))
     try:

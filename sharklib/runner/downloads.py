@@ -36,11 +36,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from sharklib.config import ENV_DOWNLOAD_POLICY
 from sharklib.model import Download
 
 Policy = Literal["revalidate", "strict", "trust"]
 POLICIES: tuple[str, ...] = ("revalidate", "strict", "trust")
-ENV_POLICY = "SHARKLIB_DOWNLOAD_POLICY"
 TIMEOUT = 10.0
 
 _IMMUTABLE = [
@@ -62,7 +62,7 @@ class Verdict:
 
 
 def default_policy() -> str:
-    policy = os.environ.get(ENV_POLICY, "revalidate").strip().lower()
+    policy = os.environ.get(ENV_DOWNLOAD_POLICY, "revalidate").strip().lower()
     return policy if policy in POLICIES else "revalidate"
 
 

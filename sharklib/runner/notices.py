@@ -9,7 +9,6 @@ again by the record of the same process.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
 Warn = Callable[[str], None]
@@ -19,14 +18,8 @@ unreachable_remotes: set[str] = set()
 
 
 def stderr_warn(message: str) -> None:
-    """One warning line: through the capture's once-only warner when it is loaded."""
+    """One warning line, once per process (:func:`sharklib.common.safety.warn_once`)."""
+    from sharklib.common.safety import warn_once
     from sharklib.errors import printable
 
-    message = printable(message)  # it names recorded files: no terminal escapes
-    try:
-        from sharklib.capture.safety import warn_once  # type: ignore[import-not-found]
-    except ImportError:
-        sys.stderr.write(f"sharklib: warning: {message}\n")
-        sys.stderr.flush()
-    else:
-        warn_once(message)
+    warn_once(printable(message))  # it names recorded files: no terminal escapes

@@ -21,16 +21,14 @@ import re
 import shlex
 import sys
 
-from sharklib.config import ENV_QUIET, flag
+from sharklib.config import ENV_QUIET, ENV_RECIPE_NOTE, ENV_RECIPE_SHELL, flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sharklib.model import Run
 
 #: the shell the Makefile itself asked for (read by ``sharklib env``)
-ENV_RECIPE_SHELL = "SHARKLIB_RECIPE_SHELL"
 #: a file created once per ``sharklib env`` invocation when a note has been printed
-ENV_RECIPE_NOTE = "SHARKLIB_RECIPE_NOTE"
 MODULE = "sharklib.runner.recipe_shell"
 
 _PYTHON = re.compile(r"(.*/)?python(\d+(\.\d+)*)?")

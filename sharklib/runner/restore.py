@@ -284,7 +284,7 @@ def replay(decision: ReuseDecision, *, quiet: bool | None = None) -> int:
     so a terminal or ``2>&1`` sees the same bytes interleaved the same way.
     """
     if decision.streams:
-        from sharklib.capture.session import chunks
+        from sharklib.common.sessiondir import chunks
 
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):

@@ -40,7 +40,7 @@ def command_argv(command: Sequence[str] | str, shell: bool) -> list[str]:
 
 
 def project_root(cwd: str) -> str:
-    from sharklib.capture.identity import project_root as _root
+    from sharklib.common.identity import project_root as _root
 
     return _root(cwd)
 
@@ -53,7 +53,7 @@ def stage_environment(env_tag: str | None,
     process's): its allow-listed variables are the key's, not those of whichever
     process happens to run the stage (a Dask worker's are not the client's).
     """
-    from sharklib.capture.identity import allowed_variables, environment_key
+    from sharklib.common.identity import allowed_variables, environment_key
 
     env = environment_key()
     env.pop("tag", None)
@@ -153,7 +153,7 @@ _resolved: dict[tuple[str, str, str | None, str | None], str] = {}
 
 def key_places(root: str) -> list[tuple[str, str]]:
     """Directories that are symbols in a stage's key: the project, the interpreter's prefixes."""
-    from sharklib.capture.identity import key_places as interpreter_places
+    from sharklib.common.identity import key_places as interpreter_places
 
     return [(root, "<project>"), *interpreter_places()]
 

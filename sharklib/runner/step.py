@@ -10,7 +10,7 @@ stages and :func:`sharklib.runner.run_command` are short calls into it;
 :meth:`Step.explain` is ``--explain``.
 
 Python scripts run in-process by ``sharklib run`` and by the bootstrap take
-their key from :func:`sharklib.capture.identity.key_parts` (the script's
+their key from :func:`sharklib.common.identity.key_parts` (the script's
 digest, not the program's path) and make the same decision through
 :func:`sharklib.runner.reuse.check` before the script body; a notebook cell
 would call :func:`python_step_explanation` / :func:`sharklib.runner.reuse.check`
@@ -64,7 +64,7 @@ class Step:
     def key(self) -> tuple[RunKeyParts, str]:
         """(run key parts, project root): what must be equal for a past run to count."""
         if self._key is None:
-            from sharklib.capture.identity import allowed_variables
+            from sharklib.common.identity import allowed_variables
             from sharklib.runner import caches, stage
 
             base, env_tag, run_cwd = self.env, self.env_tag, self.cwd
@@ -219,7 +219,7 @@ class Step:
 class PythonStep:
     """A Python script keyed in-process: ``sharklib run``, the bootstrap's short-circuit, a cell.
 
-    Its key comes from :func:`sharklib.capture.identity.key_parts` (the script's
+    Its key comes from :func:`sharklib.common.identity.key_parts` (the script's
     digest, argv, cwd, interpreter by version) before the script body runs; the
     decision, the restore and the record are :class:`Step`'s (the same
     :func:`sharklib.runner.reuse.check` and :func:`sharklib.runner.record.record`).
@@ -229,7 +229,7 @@ class PythonStep:
         self.key_parts = key_parts
         self.cwd = cwd
         if root is None:
-            from sharklib.capture.identity import project_root
+            from sharklib.common.identity import project_root
 
             root = project_root(cwd)
         self.root = root

@@ -16,7 +16,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from sharklib.capture.session import STREAM_LIMIT
+from sharklib.common.sessiondir import STREAM_LIMIT
 
 
 class _Copy:

@@ -172,7 +172,7 @@ def _without_bootstrap(value: str) -> str:
     """``PYTHONPATH`` as the user set it: the capture's bootstrap directory (put first by the
     runner for the line) taken out again."""
     try:
-        from sharklib.capture.environ import require_bootstrap_dir
+        from sharklib.common.environ import require_bootstrap_dir
 
         boot = require_bootstrap_dir()
     except Exception:

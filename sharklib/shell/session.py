@@ -37,7 +37,7 @@ from sharklib.shell.store import Command, SessionStore
 
 def workspace_of(cwd: str) -> str:
     """The project folder a shell started in ``cwd`` records: its git root, else ``cwd``."""
-    from sharklib.capture.identity import project_root
+    from sharklib.common.identity import project_root
 
     return project_root(cwd)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import struct
 
+from sharklib.config import BOOKKEEPING_MARK
+
 # Neither ``typing`` nor ``dataclasses`` at run time: ``sharklib trace`` imports this module
 # before it can start loading the BPF programs, and those imports cost ~10 ms.
 TYPE_CHECKING = False
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 #: process and its descendants out, so the git metadata it reads never shows up as a step's data.
 #: A ``-c`` setting because it reaches the tracer in the ``exec`` event of both backends and
 #: changes nothing about what ``git`` does.
-BOOKKEEPING_MARK = "sharklib.bookkeeping=true"
 
 
 def is_bookkeeping(argv: list[str]) -> bool:

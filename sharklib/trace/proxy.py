@@ -19,10 +19,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from sharklib.config import ENV_PROXY_LOG
 from sharklib.errors import TraceError
 from sharklib.model import Download
-
-ENV_LOG = "SHARKLIB_PROXY_LOG"
 
 try:  # proxy.py is an optional dependency (extra "proxy")
     from proxy.http.proxy import HttpProxyBasePlugin
@@ -161,7 +160,7 @@ class RecordingPlugin(HttpProxyBasePlugin):  # type: ignore[misc,valid-type]
             from sharklib.model.redact import redact_url
 
             rec["url"] = redact_url(rec["url"])
-        log = os.environ.get(ENV_LOG)
+        log = os.environ.get(ENV_PROXY_LOG)
         if log:
             with contextlib.suppress(OSError):
                 fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -178,7 +177,7 @@ def recording_proxy(log_path: str) -> Iterator[int]:
         import proxy
     except ImportError as exc:
         raise TraceError("--proxy needs proxy.py (pip install 'sharklib[proxy]')") from exc
-    os.environ[ENV_LOG] = log_path
+    os.environ[ENV_PROXY_LOG] = log_path
     import logging
 
     logging.getLogger("proxy").setLevel(logging.CRITICAL)

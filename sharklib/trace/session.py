@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from sharklib.capture.session import session_runs
+from sharklib.common.sessiondir import session_runs
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
 from sharklib.trace import ebpf
@@ -125,7 +125,7 @@ def _stream_targets(stdout: IO[Any] | int | None, stderr: IO[Any] | int | None) 
 
 def _python_capture_env(env: dict[str, str], session: Path, parent_run: str) -> dict[str, str]:
     with contextlib.suppress(Exception):
-        from sharklib.capture.environ import capture_environ
+        from sharklib.common.environ import capture_environ
 
         env = capture_environ(env)
     env["SHARKLIB_SESSION"] = str(session)

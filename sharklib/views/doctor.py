@@ -32,7 +32,7 @@ class Check:
 
 
 def _bootstrap() -> Check:
-    from sharklib.capture.environ import bootstrap_dir
+    from sharklib.common.environ import bootstrap_dir
 
     boot = os.path.join(bootstrap_dir(), "sitecustomize.py")
     if os.path.isfile(boot):
@@ -115,8 +115,8 @@ def _reflink_works(directory: str) -> str | None:
 
 def _cache_location(root: str) -> tuple[str, str | None]:
     """(local cache directory, remote URL or None), as a run would resolve them."""
-    from sharklib.cache.runcache import ENV_CACHE_REMOTE, is_url, project_settings
-    from sharklib.config import cache_dir
+    from sharklib.cache.runcache import is_url, project_settings
+    from sharklib.config import ENV_CACHE_REMOTE, cache_dir
 
     settings = project_settings(root)
     directory = settings.get("dir")
@@ -217,7 +217,7 @@ def _key() -> Check:
 
 def run_checks(cwd: str | None = None) -> list[Check]:
     """Every check, in the order a user reads them; nothing here raises."""
-    from sharklib.capture.identity import project_root
+    from sharklib.common.identity import project_root
 
     root = project_root(cwd or os.getcwd())
     cache, remote = _cache_location(root)

@@ -133,7 +133,7 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
 
 
 def project_root(cwd: str) -> str:
-    from sharklib.capture.identity import project_root as _root
+    from sharklib.common.identity import project_root as _root
 
     return _root(cwd)
 

@@ -1,11 +1,11 @@
-"""Which distributions a run imported (``sharklib.capture.identity.imported_distributions``)."""
+"""Which distributions a run imported (``sharklib.common.identity.imported_distributions``)."""
 
 from __future__ import annotations
 
 import types
 from pathlib import Path
 
-from sharklib.capture.identity import imported_distributions
+from sharklib.common.identity import imported_distributions
 
 
 def _module(name: str, file: Path) -> types.ModuleType:

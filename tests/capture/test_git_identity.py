@@ -1,4 +1,4 @@
-"""Git state of the code, as ``git`` itself reports it (``sharklib.capture.identity.git_info``)."""
+"""Git state of the code, as ``git`` itself reports it (``sharklib.common.identity.git_info``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.capture.identity import git_info
+from sharklib.common.identity import git_info
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

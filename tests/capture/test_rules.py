@@ -237,7 +237,7 @@ def test_children_are_listed_in_the_parent(tmp_path: Path, run_captured) -> None
 def test_bootstrap_free_when_off_and_chains(tmp_path: Path, capture_env) -> None:
     import sys
 
-    from sharklib.capture.environ import bootstrap_dir
+    from sharklib.common.environ import bootstrap_dir
 
     other = tmp_path / "other"
     other.mkdir()

@@ -100,7 +100,7 @@ def test_sdist_and_wheel_pass_twine_check_and_ship_the_bootstrap(installed: Inst
 def test_the_venv_runs_its_own_copy_not_the_source_tree(installed: Installed,
                                                          project: Path) -> None:
     proc = _run([str(installed.venv / "bin" / "python"), "-c",
-                 "import sharklib.capture.environ as e; print(e.require_bootstrap_dir())"],
+                 "import sharklib.common.environ as e; print(e.require_bootstrap_dir())"],
                 project, installed.env())
     assert proc.returncode == 0, proc.stderr
     boot = Path(proc.stdout.strip())

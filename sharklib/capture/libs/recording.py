@@ -43,7 +43,7 @@ def recorder() -> Recorder | None:
 def warn(what: str, exc: BaseException) -> None:
     """One warning line for an internal failure; never raises."""
     try:
-        from sharklib.capture.safety import describe, warn_once
+        from sharklib.common.safety import describe, warn_once
 
         warn_once(f"{what}: {describe(exc)}")
     except Exception:

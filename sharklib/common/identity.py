@@ -16,7 +16,8 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 
-from sharklib.capture import paths
+from sharklib.common import paths
+from sharklib.config import ENV_ALLOW, ENV_TAG
 from sharklib.model.runkey import relative_to_root, relocate, run_key_parts, sha256_hex
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
 ALLOWED_VARIABLES = ("LANG", "LANGUAGE", "LC_*", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                      "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "PYTHONHASHSEED",
                      "CUDA_VISIBLE_DEVICES", "PYTHONIOENCODING", "PYTHONUTF8")
-ENV_ALLOW = "SHARKLIB_ENV_ALLOW"
-ENV_TAG = "SHARKLIB_ENV_TAG"
 
 
 def allowed_variables(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -257,7 +256,7 @@ class GitProbe:
             return
         import subprocess
 
-        from sharklib.trace.events import BOOKKEEPING_MARK
+        from sharklib.config import BOOKKEEPING_MARK
 
         env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
         try:

@@ -14,34 +14,55 @@ from __future__ import annotations
 import sys
 
 EXECUTORS = ("local", "dask", "dask-local")
+#: sub-command → option → the click parameter it sets to True (the click commands are
+#: sharklib.cli.pipeline's; tests/cli/test_fast_paths.py checks both declare the same options)
+FLAGS: dict[str, dict[str, str]] = {
+    "run": {"--rerun": "rerun", "--dry-run": "dry_run", "-n": "dry_run"},
+    "plan": {"--rerun": "rerun"},
+}
+#: sub-command → option → the click parameter it sets to the next argument
+VALUED: dict[str, dict[str, str]] = {
+    "run": {"-j": "jobs", "--jobs": "jobs", "--executor": "executor", "--scheduler": "scheduler"},
+    "plan": {},
+}
+#: options left to click (rarely used; their checks are click's)
+TO_CLICK: dict[str, dict[str, str]] = {
+    "run": {"--report": "report", "--allow-outside": "allow_outside"},
+    "plan": {"--allow-outside": "allow_outside"},
+}
+
+
+def _value(dest: str, value: str | None) -> object | None:
+    """The option's value as click would convert it, or None where click must report it."""
+    if value is None:
+        return None
+    if dest == "jobs":
+        return int(value) if value.isdigit() and int(value) >= 1 else None
+    if dest == "executor":
+        return value if value in EXECUTORS else None
+    return None if value.startswith("-") else value
 
 
 def parse(args: list[str]) -> dict[str, object] | None:
     """The keyword arguments of :func:`run_pipeline` plus ``document``, or ``None`` for click."""
-    if not args or args[0] not in ("run", "plan"):
+    if not args or args[0] not in FLAGS:
         return None
-    plan = args[0] == "plan"
-    opts: dict[str, object] = {"jobs": None, "dry_run": plan, "executor": "local",
+    sub = args[0]
+    opts: dict[str, object] = {"jobs": None, "dry_run": sub == "plan", "executor": "local",
                                "scheduler": None, "rerun": False}
     document: str | None = None
     rest = args[1:]
     i = 0
     while i < len(rest):
         a = rest[i]
-        value = rest[i + 1] if i + 1 < len(rest) else None
-        if a == "--rerun":
-            opts["rerun"] = True
-        elif a in ("--dry-run", "-n") and not plan:
-            opts["dry_run"] = True
-        elif a in ("-j", "--jobs") and not plan and value is not None and value.isdigit() \
-                and int(value) >= 1:
-            opts["jobs"] = int(value)
-            i += 1
-        elif a == "--executor" and not plan and value in EXECUTORS:
-            opts["executor"] = value
-            i += 1
-        elif a == "--scheduler" and not plan and value is not None and not value.startswith("-"):
-            opts["scheduler"] = value
+        if a in FLAGS[sub]:
+            opts[FLAGS[sub][a]] = True
+        elif a in VALUED[sub]:
+            dest = VALUED[sub][a]
+            value = _value(dest, rest[i + 1] if i + 1 < len(rest) else None)
+            if value is None:
+                return None
+            opts[dest] = value
             i += 1
         elif a.startswith("-") or document is not None:
             return None
