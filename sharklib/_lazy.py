@@ -9,21 +9,29 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 
-def lazy_attributes(package: str, where: Mapping[str, str]) -> Callable[[str], object]:
+class LazyAttributes:
     """A module ``__getattr__`` serving ``name`` from ``package + "." + where[name]``.
 
-    The value is stored in the package's namespace, so each name is looked up once.
+    The value is stored in the package's namespace, so each name is looked up
+    once. ``where`` stays readable, so a test can check that every name resolves.
     """
 
-    def __getattr__(name: str) -> object:
-        module = where.get(name)
+    def __init__(self, package: str, where: Mapping[str, str]) -> None:
+        self.package = package
+        self.where = dict(where)
+
+    def __call__(self, name: str) -> object:
+        module = self.where.get(name)
         if module is None:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
-        setattr(sys.modules[package], name, value)
+            raise AttributeError(f"module {self.package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{self.package}.{module}"), name)
+        setattr(sys.modules[self.package], name, value)
         return value
 
-    return __getattr__
+
+def lazy_attributes(package: str, where: Mapping[str, str]) -> LazyAttributes:
+    """The ``__getattr__`` of a package whose names are loaded on first use."""
+    return LazyAttributes(package, where)

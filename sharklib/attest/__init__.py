@@ -18,7 +18,7 @@ _WHERE = {
     "SigningKey": "keys", "default_key_path": "keys", "import_public_key": "keys",
     "load_signing_key": "keys", "trusted_keys": "keys",
     "Bundle": "sidecar", "BundleEntry": "sidecar", "input_attestation": "sidecar",
-    "is_sidecar": "sidecar", "read_bundle": "sidecar", "sidecar_path": "sidecar",
+    "is_sidecar": "naming", "read_bundle": "sidecar", "sidecar_path": "naming",
     "write_bundle": "sidecar", "write_sidecar": "sidecar",
     "attest_run": "sign_run",
     "VerifyReport": "verify", "verify_bundle": "verify", "verify_file": "verify",
@@ -68,13 +68,12 @@ if TYPE_CHECKING:
         load_signing_key,
         trusted_keys,
     )
+    from sharklib.attest.naming import is_sidecar, sidecar_path
     from sharklib.attest.sidecar import (
         Bundle,
         BundleEntry,
         input_attestation,
-        is_sidecar,
         read_bundle,
-        sidecar_path,
         write_bundle,
         write_sidecar,
     )
