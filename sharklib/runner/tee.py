@@ -40,11 +40,27 @@ class _Copy:
         os.close(self.read_end)
 
 
+def _same_place(a: int, b: int) -> bool:
+    """Do descriptors ``a`` and ``b`` lead to the same file, pipe or terminal?"""
+    try:
+        sa, sb = os.fstat(a), os.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
 class StreamTee:
     """Tee the streams the step would inherit (``None``) while it runs; others pass through."""
 
     def __init__(self, stdout: IO[Any] | int | None, stderr: IO[Any] | int | None) -> None:
         self.copies: dict[str, _Copy] = {}
+        if stdout is None and stderr is None and _same_place(1, 2):
+            # one terminal, or `2>&1`: one pipe for both keeps the order the reader saw, and
+            # the replay writes it all to stdout, which is that same place
+            merged = _Copy(1)
+            self.copies["stdout"] = merged
+            self.stdout = self.stderr = merged.write_end
+            return
         for name, given, fd in (("stdout", stdout, 1), ("stderr", stderr, 2)):
             if given is None:
                 self.copies[name] = _Copy(fd)
@@ -55,14 +71,15 @@ class StreamTee:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        for c in self.copies.values():
+        for c in {id(c): c for c in self.copies.values()}.values():
             c.thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for c in self.copies.values():
+        copies = list({id(c): c for c in self.copies.values()}.values())
+        for c in copies:
             os.close(c.write_end)  # the step's copies are closed: the pump sees end of file
-        for c in self.copies.values():
+        for c in copies:
             # a process the step left running in the background still holds the pipe: its
             # later bytes go on to the terminal, but no copy of them can be complete
             c.thread.join(timeout=2.0)

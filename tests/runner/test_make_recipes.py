@@ -170,3 +170,22 @@ def test_a_step_that_only_prints_is_recorded_and_its_output_replayed(project: Pa
     assert executed().count("show") == 1, "the second make -B reused the printing step"
     assert outs[0].stdout == outs[1].stdout == "lines: 3\n"
     assert "done" in outs[1].stderr
+
+
+def test_stdout_and_stderr_to_one_place_keep_their_order_on_reuse(project: Path) -> None:
+    (project / "sum.sh").write_text("echo sum\necho err >&2\necho more\n")
+    (project / "Makefile").write_text(MAKEFILE + "order:\n\techo o >> $$COUNT_FILE; "
+                                      "bash sum.sh\n")
+    from sharklib.attest import load_signing_key
+
+    load_signing_key()  # its one-time notice is not the step's output
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run([sharklib, "env", "-q", "--", "make", "-s", "-B", "order"],
+                              cwd=project, env=_env(), check=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=120)
+        outs.append(proc.stdout)
+    assert executed() == ["o"]
+    plain = "sum\nerr\nmore\n"
+    assert outs[0] == plain and outs[1].startswith(plain), outs
