@@ -157,13 +157,13 @@ def _baseline_verify(sidecar: str) -> None:
 
 
 def bench_verify(work: str, n: int, runs: int) -> list[tuple[str, float, float, str]]:
-    from sharklib.views.verification import verify_lineage
+    from sharklib.attest import verify_file
 
     result = make_lineage(os.path.join(work, "verify"), n, fan_in=True)
     side = sidecar_path(result)
 
     def ours() -> None:
-        v = verify_lineage(result)
+        v = verify_file(result)
         assert v.ok, v.problems[:3]
         assert len(v.steps) == n
 
@@ -184,9 +184,9 @@ def bench_verify(work: str, n: int, runs: int) -> list[tuple[str, float, float, 
 
 
 def bench_graph(work: str, nodes: int, runs: int) -> list[tuple[str, float, float, str]]:
+    from sharklib.attest.lineage import load_lineage
     from sharklib.views.graph import build_graph, to_html
     from sharklib.views.headless import Browser, find_chromium
-    from sharklib.views.lineage import load_lineage
 
     if find_chromium() is None:
         print("graph: skipped (no chromium installed)")

@@ -21,13 +21,17 @@ _WHERE = {
     "is_sidecar": "naming", "read_bundle": "sidecar", "sidecar_path": "naming",
     "write_bundle": "sidecar", "write_sidecar": "sidecar",
     "attest_run": "sign_run",
-    "VerifyReport": "verify", "verify_bundle": "verify", "verify_file": "verify",
+    "StepResult": "verify", "VerifyReport": "verify", "verify_file": "verify",
+    "Lineage": "lineage", "Step": "lineage", "load_lineage": "lineage",
 }
 
 __all__ = [
     "Bundle",
     "BundleEntry",
+    "Lineage",
     "SigningKey",
+    "Step",
+    "StepResult",
     "VerifyReport",
     "attest_run",
     "attestation_digest",
@@ -38,13 +42,13 @@ __all__ = [
     "import_public_key",
     "input_attestation",
     "is_sidecar",
+    "load_lineage",
     "load_signing_key",
     "pae",
     "read_bundle",
     "sidecar_path",
     "sign_statement",
     "trusted_keys",
-    "verify_bundle",
     "verify_envelope",
     "verify_file",
     "write_bundle",
@@ -68,6 +72,7 @@ if TYPE_CHECKING:
         load_signing_key,
         trusted_keys,
     )
+    from sharklib.attest.lineage import Lineage, Step, load_lineage
     from sharklib.attest.naming import is_sidecar, sidecar_path
     from sharklib.attest.sidecar import (
         Bundle,
@@ -78,7 +83,7 @@ if TYPE_CHECKING:
         write_sidecar,
     )
     from sharklib.attest.sign_run import attest_run
-    from sharklib.attest.verify import VerifyReport, verify_bundle, verify_file
+    from sharklib.attest.verify import StepResult, VerifyReport, verify_file
 
 
 __getattr__ = lazy_attributes(__name__, _WHERE)

@@ -234,25 +234,34 @@ def iter_lines(path: str | os.PathLike[str],
 
 
 def read_bundle(path: str | os.PathLike[str], head_only: bool = False) -> Bundle:
-    """Read and validate a sidecar. Duplicate entries are merged (signatures united)."""
+    """Read and validate a sidecar (see :func:`reject_repeats`); ``head_only``: line 1 only."""
     p = os.fspath(path)
     bundle = Bundle(p)
-    index: dict[str, int] = {}
     for lineno, raw in iter_lines(p):
         if not raw.strip():
             continue
-        entry = parse_line(raw, p, lineno)
-        if entry.digest in index:
-            old = bundle.entries[index[entry.digest]]
-            old.envelope = merge_signatures(old.envelope, entry.envelope)
-        else:
-            index[entry.digest] = len(bundle.entries)
-            bundle.entries.append(entry)
+        bundle.entries.append(parse_line(raw, p, lineno))
         if head_only:
             break
-    if not bundle.entries:
-        raise SidecarError("empty sidecar", p)
+    reject_repeats(bundle.entries, p)
     return bundle
+
+
+def reject_repeats(entries: list[BundleEntry], path: str) -> None:
+    """The same attestation on two lines is an error naming both; so is an empty sidecar.
+
+    sharklib writes each attestation once (:func:`write_bundle` unites the
+    signatures of copies), so a repeated line was put there by something else;
+    every reader (the lineage views, verification, reuse) refuses it alike.
+    """
+    first_line: dict[str, int] = {}
+    for e in entries:
+        if e.digest in first_line:
+            raise SidecarError(f"duplicate attestation {e.digest[:19]} "
+                               f"(same as line {first_line[e.digest]})", path, e.line)
+        first_line[e.digest] = e.line
+    if not entries:
+        raise SidecarError("empty sidecar", path)
 
 
 def write_bundle(path: str | os.PathLike[str], envelopes: list[dict[str, Any]]) -> None:

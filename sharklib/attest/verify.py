@@ -1,6 +1,9 @@
-"""Verify a file's lineage: every signature, every digest still on disk, every link.
+"""Verify a file's lineage: every signature, every digest still on disk, every link, the policy.
 
-The report says exactly what failed and where (the sidecar line and the step's
+The one verifier: ``sharklib verify`` renders its :class:`VerifyReport`
+(:mod:`sharklib.views.verdict`), the Python API returns it, and both read the
+sidecar through the one lineage reader (:mod:`sharklib.attest.lineage`). The
+report says exactly what failed and where (the sidecar line and the step's
 command), so a user can tell a tampered attestation from a file that was
 simply edited after it was recorded.
 """
@@ -13,141 +16,169 @@ from typing import TYPE_CHECKING
 
 from sharklib.attest.dsse import check_signatures
 from sharklib.attest.keys import trusted_keys
-from sharklib.attest.sidecar import Bundle, BundleEntry, read_bundle, sidecar_path
-from sharklib.hashing import on_disk as digestible
-from sharklib.model import Run, narrowed, statement_subjects
-from sharklib.model.links import head_subject, link
+from sharklib.attest.lineage import Lineage, Step, load_lineage
+from sharklib.attest.parallel_load import load_for_verification, wants_parallel
+from sharklib.attest.policy import TrustPolicy, default_policy_path, load_policy
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.hashing import StatCache
-    from sharklib.model import Output
 
 
 @dataclass(slots=True)
-class EntryReport:
-    """What verification found for one attestation in the bundle."""
+class StepResult:
+    """One attestation's verdict: who signed it, the policy rule that covered it, its problems."""
 
-    entry: BundleEntry
-    run: Run | None
-    output: Output | None
-    #: the attestation's outputs this lineage involves (``output`` first)
-    outputs: list[Output] = field(default_factory=list)
-    signers: list[str] = field(default_factory=list)
+    step: Step
+    signers: list[str]
+    rule: str | None = None
     problems: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        cmd = " ".join(self.run.argv)[:60] if self.run else "?"
-        return f"line {self.entry.line} ({cmd})"
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    path: str
-    bundle: Bundle
-    entries: list[EntryReport] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _step_name(run: Run | None) -> str:
-    if run is None:
-        return "?"
-    return " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(run.argv))[:60]
+@dataclass(slots=True)
+class VerifyReport:
+    """What verification found: ``ok``, one line per problem, one :class:`StepResult` per step."""
+
+    lineage: Lineage
+    policy: TrustPolicy | None
+    steps: list[StepResult] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    key_names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def signer_label(self, keyid: str) -> str:
+        name = self.key_names.get(keyid)
+        return f"{name} ({keyid[:8]})" if name else keyid[:16]
 
 
-def verify_bundle(path: str, bundle: Bundle, keys: dict[str, Ed25519PublicKey] | None = None,
-                  statcache: StatCache | None = None) -> VerifyReport:
-    """Check ``bundle`` (the sidecar of ``path``) and the files it names that are on disk.
+def where(lineage: Lineage, step: Step) -> str:
+    return f"{lineage.sidecar}:{step.line} [{step.command[:60]}]"
 
-    Of an attestation naming several outputs, only those the lineage of
-    ``path`` involves (:mod:`sharklib.model.links`) and their inputs are checked.
+
+def _names_the_file(head: Step, path: str) -> bool:
+    """Whether the head attestation lists ``path`` as a subject: by its path, or by its base
+    name (the file and its sidecar copied or published to another directory together).
+
+    Loading a lineage also accepts a subject with the file's *digest* under another name (so
+    ``show`` and ``why`` explain a renamed copy), but verify must not: a lab-signed draft.txt
+    copied with its sidecar to report.txt would pass as a signed report.txt.
     """
+    name = os.path.basename(path)
+    return any(o.path == path or os.path.basename(o.path.rstrip("/")) == name
+               for o in head.outputs or [head.output])
+
+
+def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
+                  statcache: StatCache | None = None) -> None:
+    """Fill ``Step.signers``/``bad_signatures`` and ``Lineage.on_disk`` in this process."""
     from sharklib.hashing import StatCache
 
-    keys = trusted_keys() if keys is None else keys
-    statcache = statcache or StatCache()
-    report = VerifyReport(path=path, bundle=bundle)
-
-    decoded: dict[str, tuple[Run, list[Output]]] = {}
-    for entry in bundle.entries:
-        try:
-            run, outputs = statement_subjects(entry.statement)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            er = EntryReport(entry, None, None)
-            er.problems.append(f"{bundle.path}:{entry.line}: cannot read statement ({exc})")
-            report.entries.append(er)
-            continue
-        decoded.setdefault(entry.digest, (run, outputs))
-        er = EntryReport(entry, run, None)
-        good, bad = check_signatures(entry.envelope, keys)
-        er.signers = good
-        where = f"{bundle.path}:{entry.line} [{_step_name(run)}]"
-        if not good:
-            er.problems.append(f"{where}: not signed by a trusted key"
-                               + (f" ({'; '.join(bad)})" if bad else " (no signatures)"))
-        report.entries.append(er)
-
-    head = decoded.get(bundle.head.digest)
-    head_index = 0 if head is None else head_subject(
-        head[1], path, lambda: (statcache.digest(path) or (None,))[0])
-    links = link(decoded, bundle.head.digest, head_index)
-    wanted: set[str] = {path}
-    for er in report.entries:
-        if er.run is None:
-            continue
-        outputs = decoded[er.entry.digest][1]
-        er.outputs = [outputs[i] for i in links.chosen[er.entry.digest]]
-        er.output = er.outputs[0]
-        er.run = narrowed(er.run, er.outputs)
-        wanted.update(o.path for o in er.outputs)
-        wanted.update(a.path for a in er.run.inputs)
-
-    on_disk = statcache.digests(p for p in wanted if digestible(p))
-    head_digest = head[1][head_index].sha256 if head is not None else bundle.head.subject_digest
-    now = on_disk.get(path)
-    if now is None:
-        report.problems.append(f"{path}: file is missing")
-    elif now[0] != head_digest:
-        report.problems.append(f"{path}: content changed since it was recorded "
-                               f"(recorded {str(head_digest)[:12]}, now {now[0][:12]})")
-
-    known = bundle.by_digest
-    for er in report.entries:
-        report.problems.extend(er.problems)
-        if er.run is None or er.output is None:
-            continue
-        checks = [(o.path, o.sha256, "output") for o in er.outputs]
-        checks += [(a.path, a.sha256, "input") for a in er.run.inputs]
-        for p, recorded, role in checks:
-            if er.entry is bundle.head and p == path:
-                continue
-            cur = on_disk.get(p)
-            if cur is None:
-                er.missing.append(p)
-            elif cur[0] != recorded:
-                er.stale.append(p)
-                report.problems.append(
-                    f"{p}: {role} of [{_step_name(er.run)}] changed since it was recorded "
-                    f"(recorded {recorded[:12]}, now {cur[0][:12]})")
-        for a in er.run.inputs:
-            if a.attestation and a.attestation not in known:
-                report.problems.append(
-                    f"{bundle.path}:{er.entry.line}: lineage incomplete: the attestation of input "
-                    f"{a.path} ({a.attestation[:19]}) is not in the sidecar")
-    return report
+    for step in lineage.steps.values():
+        if step.signers is None:
+            step.signers, step.bad_signatures = check_signatures(step.entry.envelope, keys)
+    lineage.on_disk = None
+    lineage.on_disk = lineage.disk_digests(statcache or StatCache(), code=False)
 
 
 def verify_file(path: str | os.PathLike[str], keys: dict[str, Ed25519PublicKey] | None = None,
-                statcache: StatCache | None = None) -> VerifyReport:
-    """Verify ``path`` against its sidecar; raises SidecarError for an unreadable sidecar."""
-    p = os.path.abspath(os.fspath(path))
-    bundle = read_bundle(sidecar_path(p))
-    return verify_bundle(p, bundle, keys, statcache)
+                statcache: StatCache | None = None, policy: str | os.PathLike[str] | None = None,
+                use_default_policy: bool = True) -> VerifyReport:
+    """Verify ``path``'s lineage (``path`` a file with a sidecar, or the sidecar itself).
+
+    The one verifier: ``sharklib verify`` renders this report, the Python API
+    returns it. Raises :class:`~sharklib.errors.SidecarError` (one line naming
+    sidecar and line) for a sidecar that cannot be read as a lineage, and
+    SharkError for a bad policy. Otherwise every problem is a line of
+    ``VerifyReport.problems``: an attestation without a trusted signature, or
+    with a signature by a known key that does not verify; the file, or a
+    recorded output or input still on disk, whose digest is not the recorded
+    one; a linked upstream attestation missing from the sidecar; a step that
+    failed (:meth:`sharklib.model.Run.failure`) unless the trust policy allows
+    it; and what the policy (``policy``, else ``config_dir()/trust.toml`` when
+    ``use_default_policy``) asks for. The lineage is decoded once, for big
+    sidecars in parallel worker processes that also check the signatures and
+    look the files up.
+    """
+    from sharklib.attest.keys import trusted_key_names
+
+    policy_path = os.fspath(policy) if policy is not None else (
+        default_policy_path() if use_default_policy else None)
+    pol = load_policy(policy_path) if policy_path else None
+    all_keys = dict(trusted_keys() if keys is None else keys)
+    names = trusted_key_names()
+    if pol is not None:
+        all_keys.update(pol.public_keys())
+        names.update(pol.names())
+    if statcache is None and wants_parallel(path):
+        lineage = load_for_verification(path, all_keys)
+    else:
+        lineage = load_lineage(path, keys=all_keys)
+        check_lineage(lineage, all_keys, statcache)
+    on_disk = lineage.on_disk or {}
+    result = VerifyReport(lineage=lineage, policy=pol, key_names=names)
+    problems = result.problems
+
+    head = lineage.head
+    now = on_disk.get(lineage.path)
+    if now is None:
+        problems.append(f"{lineage.path}: file is missing")
+    elif now != head.output.sha256:
+        problems.append(f"{lineage.path}: content changed since it was recorded "
+                        f"(recorded {head.output.sha256[:12]}, now {now[:12]})")
+    if not _names_the_file(head, lineage.path):
+        outs = [os.path.basename(o.path) for o in head.outputs or [head.output]]
+        problems.append(f"{lineage.path}: not a subject of its attestation (it records "
+                        f"{', '.join(outs[:3])}{' …' if len(outs) > 3 else ''}): a signature "
+                        "vouches for the names it lists, not for a copy under another name")
+    for step in lineage.steps.values():
+        good = list(dict.fromkeys(step.signers or []))  # a copied signature entry is one signer
+        verified_as = lineage.path if step is head else None
+        sr = StepResult(step=step, signers=good)
+        here = where(lineage, step)
+        if not good:
+            bad = step.bad_signatures or []
+            sr.problems.append(f"{here}: not signed by a trusted key"
+                               + (f" ({'; '.join(bad)})" if bad else " (no signatures)"))
+        for sig in step.entry.envelope.get("signatures", []):
+            kid = str(sig.get("keyid", ""))
+            if kid in all_keys and kid not in good:
+                sr.problems.append(f"{here}: signature by {result.signer_label(kid)} does not "
+                                   "verify (envelope altered after signing?)")
+        checks = [(o.path, o.sha256, "output") for o in step.outputs or [step.output]]
+        checks += [(a.path, a.sha256, "input") for a in step.inputs]
+        for p, recorded, role in checks:
+            if step is head and lineage.locate(p) == lineage.path:
+                continue
+            cur = on_disk.get(p)
+            if cur is not None and cur != recorded:
+                sr.stale.append(p)
+                sr.problems.append(f"{lineage.locate(p)}: {role} of [{step.command[:60]}] "
+                                   "changed since it was "
+                                   f"recorded (recorded {recorded[:12]}, now {cur[:12]})")
+        for a in step.inputs:
+            if a.attestation and a.attestation not in lineage.steps:
+                sr.problems.append(f"{lineage.sidecar}:{step.line}: lineage incomplete: the "
+                                   f"attestation of input {a.path} ({a.attestation[:19]}) "
+                                   "is not in the sidecar")
+        failed = step.run.failure()
+        if failed and not (pol is not None and pol.allows_failure(step, verified_as)):
+            sr.problems.append(f"{here}: step `{step.command[:60]}` exited {failed}: "
+                               "its output may be incomplete")
+        if pol is not None:
+            rule = pol.rule_for(step, verified_as)
+            sr.rule = rule.name if rule else None
+            sr.problems.extend(f"{here}: {why}"
+                               for why in pol.evaluate(step, good, verified_as=verified_as))
+        problems.extend(sr.problems)
+        result.steps.append(sr)
+    result.problems = list(dict.fromkeys(problems))
+    return result

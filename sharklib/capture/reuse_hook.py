@@ -163,10 +163,8 @@ def _fold_children(run: Run, tree: list[Run]) -> Run:
     folded = copy.deepcopy(run)
     folded.fold(tree, keep_output=lambda o: not o.stream, gone=gone([run, *tree]))
     # a child that failed makes the whole run failed (never cached); one ended by SIGTERM
-    # after saving its record does not: that is how multiprocessing.Pool ends its workers
-    from signal import SIGTERM
-
-    failed = [c.exit_status for c in tree if c.exit_status not in (0, None, -SIGTERM)]
+    # after saving its record does not (Run.failure: how multiprocessing.Pool ends its workers)
+    failed = [c.exit_status for c in tree if c.failure() is not None]
     if failed:
         folded.exit_status = folded.exit_status or failed[0]
     return folded

@@ -51,7 +51,8 @@ def ls_command(root: str | None) -> None:
     """Runs in the cache: when, size, last use, time saved."""
     with _open(root) as cache:
         rows = maintenance.list_runs(cache)
-    from sharklib.views.lineage import command_text, safe_markup
+    from sharklib.attest.lineage import command_text
+    from sharklib.views.text import safe_markup
 
     table = Table(box=None, header_style="bold")
     for col in ("run", "recorded", "took", "size", "last use", "reused", "saved"):

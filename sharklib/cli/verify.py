@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from rich.console import Console
 
-from sharklib.views.verification import verify_command
+from sharklib.views.verdict import verify_command
 
 
 @click.command(name="verify")

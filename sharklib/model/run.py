@@ -454,6 +454,32 @@ class Run(_Record):
             stdin=d["stdin"] if isinstance(d.get("stdin"), str) else None,
         )
 
+    def failure(self) -> str | None:
+        """How this run failed (``"3"``, ``"-2 (signal SIGINT)"``), or None when it did not.
+
+        The one rule for a failed step, used by verification and by capture when it
+        folds a run's children. A run that did not exit 0 failed: a step interrupted
+        by Ctrl-C or failing half-way still had its outputs signed, and a result built
+        on a half-written file must not verify. No exit status recorded (``None``)
+        means unknown, not failed. Nor is SIGTERM for a child process (a run with a
+        parent): ``multiprocessing.Pool`` ends its workers that way once their tasks
+        are done. A trust policy may still accept a failed step (``allow_failed``).
+        """
+        import signal
+
+        status = self.exit_status
+        if status is None or (isinstance(status, int) and not isinstance(status, bool)
+                              and status == 0):
+            return None
+        if status == -signal.SIGTERM and self.parent:
+            return None
+        if isinstance(status, int) and status < 0:
+            try:
+                return f"{status} (signal {signal.Signals(-status).name})"
+            except ValueError:
+                return f"{status} (signal {-status})"
+        return str(status)[:40]
+
     def fold(self, others: list[Run], keep_output: Callable[[Output], bool] = lambda o: True,
              gone: Collection[str] = ()) -> None:
         """Fold the runs of other processes of the same tree into this one, in place.

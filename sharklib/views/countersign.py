@@ -26,9 +26,9 @@ from sharklib.attest import (
     trusted_keys,
     write_bundle,
 )
+from sharklib.attest.lineage import lineage_from_entries, read_entries
 from sharklib.errors import SignatureError
 from sharklib.hashing import sha256_file
-from sharklib.views.lineage import lineage_from_entries, read_entries
 
 
 @dataclass(slots=True)

@@ -24,8 +24,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sharklib.views.lineage import Lineage, Step, display_path, load_lineage
-from sharklib.views.lineage import safe_markup as escape
+from sharklib.attest.lineage import Lineage, Step, load_lineage
+from sharklib.views.text import display_path
+from sharklib.views.text import safe_markup as escape
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from sharklib.attest import check_signatures, envelope_line, trusted_keys
+from sharklib.attest.lineage import Lineage, Step, load_lineage
 from sharklib.errors import SharkError
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, load_lineage
 
 FORMATS = ("intoto", "prov-json", "ro-crate", "openlineage")
 #: the other spellings users type for the same formats
@@ -176,7 +176,7 @@ def to_ro_crate(lineage: Lineage, out: str, with_data: bool = False) -> None:
     on_disk = lineage.disk_digests() if with_data else {}
     said = lineage.relocation_note() if with_data else None
     if said:
-        from sharklib.views.lineage import note
+        from sharklib.views.text import note
 
         note(said)
 

@@ -22,8 +22,9 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from sharklib.attest import check_signatures, trusted_keys
+from sharklib.attest.lineage import Lineage, Step, disk_state, load_lineage
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage
+from sharklib.views.text import display_path
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -270,8 +271,8 @@ def render(graph: Graph, fmt: str) -> str:
 
 def graph_command(path: str, fmt: str, out: str | None) -> str:
     """What ``sharklib graph`` does: render, write to ``out`` (atomically) or return the text."""
-    from sharklib.views.lineage import note
     from sharklib.views.output import write_output
+    from sharklib.views.text import note
 
     lineage = load_lineage(path)
     said = lineage.relocation_note()

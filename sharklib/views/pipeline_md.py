@@ -22,8 +22,8 @@ import shlex
 
 import yaml
 
+from sharklib.attest.lineage import Lineage, Step, load_lineage
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, load_lineage
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -512,7 +512,7 @@ def _table(title: str, columns: list[str]) -> Any:
 
 
 def _esc(text: str) -> str:
-    from sharklib.views.lineage import safe_markup
+    from sharklib.views.text import safe_markup
 
     return safe_markup(text)
 

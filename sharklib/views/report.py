@@ -239,7 +239,7 @@ def print_report(doc: dict[str, Any], console: Any) -> None:
         for c in ("command", "reuses", "saved"):
             table.add_column(c, justify="left" if c == "command" else "right")
         for r in doc["top_reused"]:
-            from sharklib.views.lineage import safe_markup
+            from sharklib.views.text import safe_markup
 
             table.add_row(safe_markup(r["command"]), str(r["reuses"]),
                           seconds(r["saved_wall_seconds"]))

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from rich.tree import Tree
 
 from sharklib.attest import check_signatures, trusted_keys
+from sharklib.attest.lineage import Lineage, Step, disk_state, load_lineage
 from sharklib.model.provenance import iso
-from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
-from sharklib.views.lineage import safe_markup as escape
+from sharklib.views.text import display_path, note
+from sharklib.views.text import safe_markup as escape
 
 if TYPE_CHECKING:
     from rich.console import Console

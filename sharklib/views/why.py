@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.tree import Tree
 
-from sharklib.views.lineage import Lineage, Step, disk_state, display_path, load_lineage, note
-from sharklib.views.lineage import safe_markup as escape
+from sharklib.attest.lineage import Lineage, Step, disk_state, load_lineage
+from sharklib.views.text import display_path, note
+from sharklib.views.text import safe_markup as escape
 from sharklib.views.tree import short
 
 if TYPE_CHECKING:

@@ -30,13 +30,12 @@ from sharklib.attest import (
     verify_file,
     write_bundle,
 )
+from sharklib.attest.lineage import load_lineage
 from sharklib.attest.sign_run import group_outputs
 from sharklib.errors import SidecarError
 from sharklib.hashing import sha256_bytes
 from sharklib.model import Artifact, Output, Run, run_to_statement, statement_subjects
 from sharklib.views.countersign import countersign_file
-from sharklib.views.lineage import load_lineage
-from sharklib.views.verification import verify_lineage
 from sharklib.views.why import dependencies
 
 STEP = """import sys
@@ -103,7 +102,6 @@ def test_each_output_shows_verifies_and_explains_only_its_inputs(project: Path, 
     assert [d["path"] for d in dependencies(lineage).to_dict()["inputs"]] == [
         str(project / p) for p in expected]
     assert verify_file(target).ok
-    assert verify_lineage(target).ok
     shown = shark("show", str(target), cwd=project)
     assert shown.returncode == 0, shown.stderr
     for n in "abc":
@@ -115,11 +113,11 @@ def test_each_output_shows_verifies_and_explains_only_its_inputs(project: Path, 
 def test_a_changed_later_input_does_not_fail_an_earlier_output(project: Path) -> None:
     (project / "in" / "c.txt").write_text("changed")
     assert verify_file(project / "out" / "o1.txt").ok
-    assert verify_lineage(project / "out" / "o2.txt").ok
-    report = verify_lineage(project / "out" / "o3.txt")
+    assert verify_file(project / "out" / "o2.txt").ok
+    report = verify_file(project / "out" / "o3.txt")
     assert not report.ok and any("c.txt: input of" in p for p in report.problems)
     (project / "out" / "o2.txt").write_text("edited")  # a sibling output, not in o1's lineage
-    assert verify_lineage(project / "out" / "o1.txt").ok
+    assert verify_file(project / "out" / "o1.txt").ok
 
 
 def test_downstream_involves_only_the_outputs_it_read(project: Path) -> None:
@@ -135,10 +133,10 @@ def test_downstream_involves_only_the_outputs_it_read(project: Path) -> None:
     assert _names([a.path for a in up.inputs], project) == ["in/a.txt", "in/b.txt", "in/c.txt"]
     assert len(read_bundle(sidecar_path(str(project / "r13.txt"))).entries) == 2
     for target in ("r1.txt", "r13.txt"):
-        assert verify_file(project / target).ok and verify_lineage(project / target).ok
+        assert verify_file(project / target).ok
     (project / "in" / "c.txt").write_text("changed")  # read before o3, not before o1
-    assert verify_lineage(project / "r1.txt").ok
-    assert not verify_lineage(project / "r13.txt").ok
+    assert verify_file(project / "r1.txt").ok
+    assert not verify_file(project / "r13.txt").ok
 
 
 def test_a_published_copy_under_another_name_finds_its_subject(project: Path,
@@ -152,14 +150,14 @@ def test_a_published_copy_under_another_name_finds_its_subject(project: Path,
     assert _names([a.path for a in lineage.head.inputs], project) == ["in/a.txt", "in/b.txt"]
     # but it does not *verify* as final.txt: the signature vouches for o2.txt (issue 15, item 5:
     # a lab-signed draft copied to the published name passed a rule on that name)
-    v = verify_lineage(elsewhere / "final.txt")
+    v = verify_file(elsewhere / "final.txt")
     assert not v.ok
     assert any("final.txt: not a subject of its attestation (it records o2.txt)" in p
                for p in v.problems), v.problems
     shutil.copy(project / "out" / "o2.txt", elsewhere / "o2.txt")  # same name elsewhere: fine
     shutil.copy(sidecar_path(str(project / "out" / "o2.txt")),
                 sidecar_path(str(elsewhere / "o2.txt")))
-    assert verify_lineage(elsewhere / "o2.txt").ok
+    assert verify_file(elsewhere / "o2.txt").ok
 
 
 def _run(root: Path, n: int) -> Run:
@@ -222,7 +220,7 @@ def test_a_malformed_inputs_selection_is_a_one_line_error(tmp_path: Path) -> Non
 
 def test_parallel_verification_agrees_on_grouped_lineages(project: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from sharklib.views import parallel_load
+    from sharklib.attest import parallel_load
 
     _capture(project, "reader.py", "out/o1.txt", "out/o2.txt", "r12.txt")
     (project / "in" / "c.txt").write_text("changed")  # outside r12's lineage
@@ -230,7 +228,7 @@ def test_parallel_verification_agrees_on_grouped_lineages(project: Path,
     results = []
     for threshold in (10**15, 1):
         monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", threshold)
-        v = verify_lineage(project / "r12.txt")
+        v = verify_file(project / "r12.txt")
         up = [s.step for s in v.steps if s.step is not v.lineage.head]
         results.append((v.problems, [[o.path for o in s.outputs] for s in up],
                         [[a.path for a in s.inputs] for s in up]))

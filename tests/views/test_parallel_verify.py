@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.attest import sidecar_path
+from sharklib.attest import parallel_load, sidecar_path, verify_file
 from sharklib.errors import SidecarError
-from sharklib.views import parallel_load
-from sharklib.views.verification import verify_lineage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from bench_views import make_lineage
@@ -19,10 +17,10 @@ from bench_views import make_lineage
 
 def _both(path: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], list[str]]:
     monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", 10**15)
-    serial = verify_lineage(path)
+    serial = verify_file(path)
     monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", 1)
     assert parallel_load.wants_parallel(path) == ((os.cpu_count() or 1) > 1)
-    parallel = verify_lineage(path)
+    parallel = verify_file(path)
     assert len(parallel.steps) == len(serial.steps)
     assert [s.signers for s in parallel.steps] == [s.signers for s in serial.steps]
     return serial.problems, parallel.problems
@@ -51,15 +49,15 @@ def test_parallel_reports_the_first_bad_line(tmp_path: Path, monkeypatch: pytest
     for threshold in (10**15, 1):  # one process, then workers: the same first error
         monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", threshold)
         with pytest.raises(SidecarError) as exc:
-            verify_lineage(result)
+            verify_file(result)
         assert exc.value.line == 251 and "wrong payload type" in str(exc.value)
     lines[250] = good_251
     side.write_bytes(b"".join(lines))
     with pytest.raises(SidecarError) as exc:
-        verify_lineage(result)
+        verify_file(result)
     assert exc.value.line == 201 and "duplicate attestation" in str(exc.value)
     lines[200] = b"garbage\n"
     side.write_bytes(b"".join(lines))
     with pytest.raises(SidecarError) as exc:
-        verify_lineage(result)
+        verify_file(result)
     assert exc.value.line == 201 and "malformed JSON" in str(exc.value)

@@ -9,7 +9,7 @@ tuples: the line's digest and number, which signatures verified, the command,
 directory, run id, output and inputs, and the digests of the files its lines
 name. The main process rebuilds light Steps from those (their envelopes keep
 only the signatures' key ids; the statements are not kept), then links and
-checks the lineage exactly as :func:`sharklib.views.lineage.load_lineage` does
+checks the lineage exactly as :func:`sharklib.attest.lineage.load_lineage` does
 (every output of each line travels, with its inputs as indices, so the main
 process can tell which outputs the lineage involves).
 """
@@ -21,11 +21,7 @@ import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
-from sharklib.attest.sidecar import BundleEntry, open_sidecar
-from sharklib.errors import SidecarError
-from sharklib.hashing import on_disk as digestible
-from sharklib.model import Artifact, Output, Run
-from sharklib.views.lineage import (
+from sharklib.attest.lineage import (
     Decoded,
     Lineage,
     decode_line,
@@ -33,6 +29,10 @@ from sharklib.views.lineage import (
     reject_duplicates,
     split_target,
 )
+from sharklib.attest.sidecar import BundleEntry, open_sidecar
+from sharklib.errors import SidecarError
+from sharklib.hashing import on_disk as digestible
+from sharklib.model import Artifact, Output, Run
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

@@ -49,7 +49,7 @@ from sharklib.errors import SharkError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from sharklib.views.lineage import Step
+    from sharklib.attest.lineage import Step
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -80,7 +80,7 @@ class Rule:
         under when ``step`` is its head: an ``outputs`` rule applies to that name too, or a
         lab-signed draft.txt copied (sidecar and all) to report.txt escaped a report.txt rule.
         """
-        from sharklib.views.lineage import command_text
+        from sharklib.attest.lineage import command_text
 
         if self.commands:
             texts = (command_text(step.run.argv), " ".join(step.run.argv))

@@ -1,7 +1,7 @@
-"""A file's lineage as a graph of steps, loaded from its sidecar alone.
+"""A file's lineage as a graph of steps, loaded from its sidecar alone: the one lineage reader.
 
-Every view (show, why, diff, graph, export, pipeline-from, verify) starts
-here, so the structural checks live here once: a sidecar that parses line by
+Verification (:mod:`sharklib.attest.verify`) and every view (show, why, diff,
+graph, export, pipeline-from) start here, so the structural checks live here once: a sidecar that parses line by
 line (``sharklib.attest.sidecar.parse_line``) can still be nonsense as a
 lineage — the same attestation twice, two different records of one run's
 output, a predicate nobody knows, or links that loop. Each of those is a
@@ -31,8 +31,9 @@ from sharklib.attest.sidecar import (
     BundleEntry,
     iter_lines,
     parse_line,
+    reject_repeats,
 )
-from sharklib.errors import SidecarError, printable
+from sharklib.errors import SidecarError
 from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run, narrowed, statement_subjects
 from sharklib.model.links import head_subject, link
@@ -41,33 +42,6 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.hashing import StatCache
-
-
-def safe_markup(text: str) -> str:
-    """A recorded string ready to embed in Rich markup: markup escaped, control characters shown.
-
-    ``[b]report.txt`` must print as itself, not as a bold ``report.txt``; an
-    ESC or newline must print as ``\\x1b``/``\\n`` (see :func:`printable`).
-    """
-    from rich.markup import escape
-
-    return escape(printable(text))
-
-
-def note(text: str) -> None:
-    """A one-line notice on standard error (stdout stays the command's output, e.g. JSON)."""
-    import sys
-
-    sys.stderr.write(f"sharklib: note: {printable(text)}\n")
-    sys.stderr.flush()
-
-
-def display_path(path: str, base: str) -> str:
-    """``path`` relative to ``base`` when inside it; a directory listing keeps its ``/``."""
-    rel = os.path.relpath(path, base)
-    if rel.startswith(".."):
-        return path
-    return rel + "/" if path.endswith("/") and rel != "." else rel
 
 
 @dataclass(slots=True)
@@ -396,16 +370,8 @@ def decode_sidecar(sidecar: str, keys: dict[str, Ed25519PublicKey] | None = None
 
 
 def reject_duplicates(decoded: list[Decoded], sidecar: str) -> None:
-    """The same attestation on two lines is an error naming both; so is an empty sidecar."""
-    first_line: dict[str, int] = {}
-    for d in decoded:
-        digest = d.entry.digest
-        if digest in first_line:
-            raise SidecarError(f"duplicate attestation {digest[:19]} "
-                               f"(same as line {first_line[digest]})", sidecar, d.entry.line)
-        first_line[digest] = d.entry.line
-    if not decoded:
-        raise SidecarError("empty sidecar", sidecar)
+    """:func:`sharklib.attest.sidecar.reject_repeats` over decoded lines."""
+    reject_repeats([d.entry for d in decoded], sidecar)
 
 
 def read_entries(sidecar: str) -> list[BundleEntry]:
