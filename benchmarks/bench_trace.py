@@ -1,4 +1,16 @@
-"""Native tracer overhead: traced/plain wall-time ratios per backend, beside plain ``strace -f``.
+"""``sharklib trace -- CMD`` end to end, beside the plain command and strace, in one batch.
+
+The headline rows time the command the user types, ``sharklib trace -- CMD``, in the
+default mode (cache on, Python capture on), end to end (interpreter start to exit,
+with hashing, signing and the end-of-run record), interleaved with the plain
+command and with ``strace --seccomp-bpf -f -o FILE`` (the ptrace peer):
+
+* ``cold``: the cache emptied before each run (the step executes and records);
+* ``warm``: ``SHARKLIB_RERUN=1`` (the step executes again over files seen before:
+  the stat cache and the store are warm);
+* ``reused``: the same command again (an unchanged traced command is a reused step).
+
+The older columns below them are kept and say what they time:
 
     .venv/bin/python benchmarks/bench_trace.py [--quick]
 
@@ -8,12 +20,12 @@ trace --backend ptrace`` (strace --seccomp-bpf) and under ``strace -f -o FILE``
 ``--runs`` times (default 5); the table shows medians and ratios to the plain
 median of the same run. Two ratios are given for sharklib:
 
-* ``cmd``: the command's own wall time as the tracer saw it (fork to exit),
+* ``cmd`` (fork-to-exit): the command's own wall time as the tracer saw it,
   over the same fork-to-exit time of an untraced run from the same kind of
   harness process — what tracing costs the running program;
-* ``e2e``: the whole ``python -m sharklib trace`` process, including the
-  interpreter's start, loading the programs, hashing, signing and writing
-  sidecars — what the user waits for.
+* ``api e2e``: a Python process calling ``trace_command`` (no cache, no Python
+  capture), including its start, loading the programs, hashing, signing and
+  writing sidecars.
 
 The benchmark processes run with ``PYTHONUNBUFFERED`` and
 ``PYTHONDONTWRITEBYTECODE`` removed from their environment (unbuffered output
@@ -42,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _rows import emit  # noqa: E402
 from trace_make_pipeline import write as write_make  # noqa: E402
 
 PY = sys.executable
@@ -99,10 +112,44 @@ def run_plain(argv: list[str], cwd: Path) -> float:
     return time.perf_counter() - t
 
 
-def run_strace(argv: list[str], cwd: Path, out: Path) -> float:
+def run_strace(argv: list[str], cwd: Path, out: Path, seccomp: bool = False) -> float:
+    # the peer traces the same syscalls as sharklib's ptrace backend (seccomp needs a list)
+    from sharklib.trace.ptrace import SYSCALLS
+
+    extra = ["--seccomp-bpf", "-e", f"trace={SYSCALLS}"] if seccomp else []
     t = time.perf_counter()
-    subprocess.run(["strace", "-f", "-o", str(out), *argv], cwd=cwd, env=ENV,
-                   stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(["strace", *extra, "-f", "-o", str(out), *argv],
+                   cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+
+def run_cli(argv: list[str], cwd: Path, home: Path, mode: str) -> float:
+    """``sharklib trace -- argv`` as the user types it, end to end, in the default mode.
+
+    ``cold``: the cache emptied first; ``warm``: SHARKLIB_RERUN=1 (executes again over
+    files seen before); ``reused``: as is (the unchanged step is reused).
+    """
+    env = dict(ENV, SHARKLIB_HOME=str(home))
+    env["PATH"] = os.path.dirname(PY) + os.pathsep + env.get("PATH", "")
+    if mode == "cold":
+        shutil.rmtree(home / "cache", ignore_errors=True)
+    elif mode == "warm":
+        env["SHARKLIB_RERUN"] = "1"
+    t = time.perf_counter()
+    subprocess.run([os.path.join(os.path.dirname(PY), "sharklib"), "trace", "--", *argv],
+                   cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   check=True)
+    return time.perf_counter() - t
+
+
+def serial_hash_seconds(files: Path) -> float:
+    """A plain serial loop hashing every file of ``files`` (the cold-trace target's yardstick)."""
+    import hashlib
+
+    t = time.perf_counter()
+    for p in sorted(files.iterdir()):
+        with open(p, "rb") as fh:
+            hashlib.sha256(fh.read()).hexdigest()
     return time.perf_counter() - t
 
 
@@ -120,8 +167,10 @@ def run_traced(argv: list[str], cwd: Path, backend: str) -> tuple[float, dict[st
 def startup(backend: str, cwd: Path) -> float:
     """Wall time from launching ``python -m sharklib trace`` to the command's first instruction."""
     t0 = time.time()
+    # SHARKLIB_RERUN: with the cache on, an unchanged ``date`` would be reused, not run
     proc = subprocess.run([PY, "-m", "sharklib", "trace", "--backend", backend,
-                           "--no-python-capture", "--", "date", "+%s.%N"], cwd=cwd, env=ENV,
+                           "--no-python-capture", "--", "date", "+%s.%N"], cwd=cwd,
+                          env=dict(ENV, SHARKLIB_RERUN="1"),
                           capture_output=True, text=True, check=True)
     return float(proc.stdout.strip()) - t0
 
@@ -138,6 +187,62 @@ def peak_rss_million_events(cwd: Path) -> tuple[float, int]:
                          env=ENV, capture_output=True, text=True, check=True).stdout.split()
     events, dropped, rss_kb = int(out[0]), int(out[1]), int(out[2])
     return rss_kb / 1024, events if not dropped else -dropped
+
+
+TARGETS = {  # workload name prefix -> (target on warm, judge)
+    "make": ("<= 1.10x", lambda r: r <= 1.10),
+    "open+read": ("<= 1.5x (files seen before)", lambda r: r <= 1.5),
+}
+
+
+def end_to_end(name: str, argv: list[str], samples: dict[str, list[float]], plain: float,
+               root: Path, has_strace: bool) -> list[str]:
+    """One row of the end-to-end table; emits run.py's rows for it."""
+    med = {k: statistics.median(v) for k, v in samples.items() if v}
+    shown = ["python" if a == PY else a.replace(str(root) + "/", "") for a in argv]
+    cmd = "sharklib trace -- " + " ".join(shown)
+    if name.endswith("short processes"):
+        target, judge = "<= 1.10x", (lambda r: r <= 1.10)
+    else:
+        target, judge = next((t for k, t in TARGETS.items() if name.startswith(k)), ("", None))
+    ok = judge(med["warm"] / plain) if judge else None
+    emit(cmd, f"warm: SHARKLIB_RERUN=1, executes over files seen before ({name})", "plain command",
+         plain, med["warm"], target or "(none in issue 18)", ok)
+    cold_target, cold_ok = "(none in issue 18)", None
+    if name.startswith("open+read"):
+        serial = statistics.median(serial_hash_seconds(root / "files") for _ in range(3))
+        cold_target = f"<= plain + serial hash of the files ({serial * 1000:.0f} ms)"
+        cold_ok = med["cold"] <= plain + serial
+    emit(cmd, f"cold: empty cache ({name})", "plain command", plain, med["cold"], cold_target, cold_ok)
+    emit(cmd, f"reused: same command again ({name})", "plain command", plain, med["reused"],
+         "(none in issue 18)", None)
+    if has_strace:
+        emit(f"strace --seccomp-bpf -f -e trace=<sharklib's set> -o FILE ({name}) (peer)", "ptrace peer", "plain command", plain,
+             med["strace --seccomp-bpf -f"], "(peer, no target)", None)
+    row = [name, f"{plain:.3f}", *(f"{med[m] / plain:.2f}x" for m in ("cold", "warm", "reused")),
+           f"{med['strace --seccomp-bpf -f'] / plain:.2f}x" if has_strace else "-",
+           target, "-" if ok is None else ("yes" if ok else "NO")]
+    return row
+
+
+def bench_true(root: Path, home: Path, runs: int) -> None:
+    """``sharklib trace -- /bin/true`` (executing, warm) against ``python -c pass``, end to end."""
+    pas, tru = [], []
+    for i in range(max(5, runs) + 1):
+        t = time.perf_counter()
+        subprocess.run([PY, "-c", "pass"], env=ENV, check=True)
+        a = time.perf_counter() - t
+        b = run_cli(["/bin/true"], root, home, "warm")
+        if i:
+            pas.append(a)
+            tru.append(b)
+    a, b = statistics.median(pas), statistics.median(tru)
+    ok = b - a <= 0.100
+    print(f"sharklib trace -- /bin/true (SHARKLIB_RERUN=1, end to end incl. teardown): {b * 1000:.0f} ms "
+          f"vs python -c pass {a * 1000:.0f} ms: +{(b - a) * 1000:.0f} ms (target start-up <= +100 ms: "
+          f"{'yes' if ok else 'NO'})")
+    emit("sharklib trace -- /bin/true", "warm: SHARKLIB_RERUN=1, end to end (start-up + teardown)",
+         "python -c pass", a, b, "start-up <= +100 ms", ok)
 
 
 def geomean(xs: list[float]) -> float:
@@ -157,7 +262,10 @@ def main() -> int:
     has_strace = shutil.which("strace") is not None
     with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:
         root = Path(tmp)
+        home = root / "sharklib-home"
+        home.mkdir()
         loads = workloads(root, args.quick)
+        e2e_rows: list[list[str]] = []
         rows = []
         ratios: dict[str, dict[str, list[float]]] = {b: {"heavy": [], "compute": []}
                                                      for b in [*backends, "strace -f"]}
@@ -168,9 +276,14 @@ def main() -> int:
                 samples[b] = []
             if has_strace:
                 samples["strace -f"] = []
+                samples["strace --seccomp-bpf -f"] = []
+            for mode in ("cold", "warm", "reused"):
+                samples[mode] = []
             for i in range(runs + 1):  # the first round is the warm-up
                 p = run_plain(argv, cwd)
                 results = {"plain": p}
+                for mode in ("cold", "warm", "reused"):
+                    results[mode] = run_cli(argv, cwd, home, mode)
                 _, base = run_traced(argv, cwd, "none")
                 if i:
                     cmd_samples["none"].append(base["cmd"])
@@ -181,6 +294,8 @@ def main() -> int:
                         cmd_samples[b].append(info["cmd"])
                 if has_strace:
                     results["strace -f"] = run_strace(argv, cwd, root / "strace.out")
+                    results["strace --seccomp-bpf -f"] = run_strace(argv, cwd, root / "strace.out",
+                                                                    seccomp=True)
                 if i:
                     for k, v in results.items():
                         samples[k].append(v)
@@ -197,24 +312,35 @@ def main() -> int:
                 ratios["strace -f"]["heavy" if heavy else "compute"].append(s)
                 row.append(f"{s:.2f}")
             rows.append(row)
+            e2e_rows.append(end_to_end(name, argv, samples, plain, root, has_strace))
             print("  measured:", name, flush=True)
+        h = ["workload", "plain s", "trace cold", "trace warm", "trace reused",
+             "strace --seccomp-bpf -f", "target", "met"]
+        widths = [max(len(str(r[i])) for r in [h, *e2e_rows]) for i in range(len(h))]
+        print()
+        print(f"sharklib trace -- CMD, end to end, default mode: median of {runs} interleaved runs after "
+              "a warm-up; ratios to plain (cold: empty cache; warm: SHARKLIB_RERUN=1, files seen "
+              "before; reused: same command again)")
+        for r in [h, *e2e_rows]:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
         header = ["workload", "plain s"]
         for b in backends:
-            header += [f"{b} cmd", f"{b} e2e"]
+            header += [f"{b} cmd (fork-to-exit)", f"{b} api e2e"]
         if has_strace:
             header.append("strace -f")
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         print()
-        print(f"median of {runs} runs after a warm-up; ratios = traced / plain "
-              "(PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE unset)")
+        print(f"trace_command API (no cache, no Python capture): median of {runs} runs after a "
+              "warm-up; ratios = traced / plain (PYTHONUNBUFFERED, PYTHONDONTWRITEBYTECODE unset)")
         for r in [header, *rows]:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
         print()
         syscall_heavy = [n for n, (_, _, h) in loads.items() if h]
         for b, r in ratios.items():
             if r["heavy"]:
-                print(f"{b}: geometric mean (cmd) over syscall-heavy "
+                print(f"{b}: geometric mean (cmd, fork-to-exit, not end to end) over syscall-heavy "
                       f"({', '.join(syscall_heavy)}): {geomean(r['heavy']):.3f}")
+        bench_true(root, home, runs)
         for b in backends:
             starts = sorted(startup(b, root) for _ in range(5))
             print(f"{b}: start-up before the command runs, median of 5: "
