@@ -185,6 +185,9 @@ class Step:
                                        python_capture=self.python_capture, preload=preload)
                 status, runs = traced.exit_status, traced.runs
                 complete = not traced.incomplete and traced.started and bool(runs)
+                if traced.uncacheable and complete:
+                    complete = False
+                    traced.messages.append(f"not cached: {traced.uncacheable}")
                 backend = traced.backend
             else:
                 status, runs = command._run_plain(self.argv, self.cwd, base, mode, stdin, out,

@@ -106,6 +106,9 @@ class Assembler:
         # the files the command's stdout/stderr were redirected to: outputs the command got as
         # open descriptors, so reading them back (a process hashing its own stdout) is no input
         self.stream_paths: set[str] = set()
+        #: data files the tree appended to before writing them whole: a run that depends on
+        #: content no record holds, which a reuse cannot reproduce (``>> build.log``)
+        self.appended: dict[str, None] = {}
         if root_pid:
             self._start_root(root_pid)
 
@@ -239,6 +242,10 @@ class Assembler:
                     path not in d.code and path not in self.stream_paths:
                 d.inputs[path] = seq
             return
+        if mode == "a" and path not in self.last_write and path not in self.stream_paths \
+                and cls == "data":
+            # appended to before the tree wrote it: what it held is in no record
+            self.appended.setdefault(path, None)
         self.last_write[path] = seq
         out = d.outputs.get(path)
         if out is None:

@@ -60,6 +60,10 @@ def _joined(base_raw: bytes, name_raw: bytes) -> str:
     return join_path(base, name_raw.decode(_FS_ENCODING, "surrogateescape"))
 
 
+#: ``O_APPEND`` (asm-generic fcntl.h): a write that keeps what the file held
+O_APPEND = 0o2000
+
+
 def decode(record: bytes) -> Event | None:
     """One ring-buffer record as an :class:`Event` (``None`` for what is not recorded)."""
     etype, pid, _tid, aux1, aux2, ret, _ts, l0, l1, l2, l3 = HEADER.unpack_from(record)
@@ -73,6 +77,8 @@ def decode(record: bytes) -> Event | None:
     s3 = record[off:off + l3]
     if etype == EV_OPEN:
         mode = "rw" if aux1 & FMODE_READ and aux1 & FMODE_WRITE else ("w" if aux1 & FMODE_WRITE else "r")
+        if mode != "r" and ret & O_APPEND:  # the open file's flags (see tracer.bpf.c)
+            mode = "a"
         path = _walked(s0)
         if mode == "r" and stat.S_ISDIR(aux2 & 0xFFFF):  # a listing: an input (see listing_digest)
             return Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True)

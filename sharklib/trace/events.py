@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     Kind = Literal["fork", "exec", "exit", "open", "rename", "link", "symlink", "unlink",
                    "rmdir", "truncate", "chdir", "connect"]
 
-    #: how a file was opened: read only, write only, or both
-    Mode = Literal["r", "w", "rw"]
+    #: how a file was opened: read only, write only, both, or appending (``O_APPEND``)
+    Mode = Literal["r", "w", "rw", "a"]
 
 #: Put into the command line of a process sharklib starts for its own records (``git -c
 #: sharklib.bookkeeping=true status``, run at a captured script's exit): the tracer leaves such a

@@ -31,6 +31,7 @@ CLONE_THREAD = 0x10000
 O_ACCMODE = 3
 O_PATH = 0o10000000
 O_DIRECTORY = 0o200000
+O_APPEND = 0o2000
 AT_REMOVEDIR = 0x200
 
 _LINE = re.compile(r"^(\d+) +(.*)$")
@@ -263,6 +264,8 @@ class StraceParser:
                 return
             acc = flags & O_ACCMODE
             mode = {0: "r", 1: "w"}.get(acc, "rw")
+            if mode != "r" and flags & O_APPEND:
+                mode = "a"
             if mode == "r" and (flags & O_DIRECTORY or os.path.isdir(path)):  # a listing
                 emit(Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True))
                 return

@@ -23,7 +23,7 @@ def report(result: TraceResult, quiet: bool = False) -> None:
     """Errors always; the summary unless quiet or stderr is itself a recorded output."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     for msg in result.messages:
-        prefix = "" if msg.startswith("warning:") else "error: "
+        prefix = "" if msg.startswith(("warning:", "not cached:")) else "error: "
         console.print(printable(f"sharklib: {prefix}{msg}"), markup=False)
     if quiet or _stderr_is_output(result) or not result.runs:
         return

@@ -60,6 +60,8 @@ class TraceResult:
     dropped: int = 0
     truncated: int = 0
     incomplete: str = ""
+    #: why a complete, signed record may still not be reused ("it appended to build.log")
+    uncacheable: str = ""
     startup_seconds: float = 0.0
     command_seconds: float = 0.0
     record_seconds: float = 0.0
@@ -274,6 +276,13 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
                                "was signed")
         result.record_seconds = time.perf_counter() - t_rec
         return result
+    if asm.appended:
+        first = next(iter(asm.appended))
+        rel = os.path.relpath(first, cwd)
+        first = first if rel.startswith("..") else rel
+        result.uncacheable = (f"it appended to {first}, whose earlier content is in no record"
+                              + (f" (and {len(asm.appended) - 1} more)"
+                                 if len(asm.appended) > 1 else ""))
     runs = _finish_runs(asm, session, proxy_log if use_proxy else None)
     result.runs = runs
     if sign:

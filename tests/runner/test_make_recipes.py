@@ -189,3 +189,15 @@ def test_stdout_and_stderr_to_one_place_keep_their_order_on_reuse(project: Path)
     assert executed() == ["o"]
     plain = "sum\nerr\nmore\n"
     assert outs[0] == plain and outs[1].startswith(plain), outs
+
+
+def test_a_recipe_appending_to_a_log_runs_as_plain_make_would(project: Path) -> None:
+    (project / "in.txt").write_text("x\n")
+    (project / "Makefile").write_text(MAKEFILE + "out.txt: in.txt\n"
+                                      "\tcat in.txt > out.txt; echo built >> build.log\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    for _ in range(3):
+        os.utime(project / "in.txt")
+        subprocess.run([sharklib, "env", "--", "make", "-s", "out.txt"], cwd=project,
+                       env=_env(), check=True, capture_output=True, timeout=120)
+    assert (project / "build.log").read_text() == "built\n" * 3

@@ -416,7 +416,8 @@ static __always_inline int on_open(long ret)
 		return 0;
 	s->ev.aux1 = BPF_CORE_READ(f, f_mode);
 	s->ev.aux2 = BPF_CORE_READ(f, f_inode, i_mode);
-	s->ev.ret = ret;
+	/* for an open, user space reads the file's flags (O_APPEND) here, not the descriptor */
+	s->ev.ret = BPF_CORE_READ(f, f_flags);
 	struct path fp = BPF_CORE_READ(f, f_path);
 	u32 end = walk(&fp, 0);
 	s->ev.len[0] = end & 0xffff;
