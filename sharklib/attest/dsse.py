@@ -114,4 +114,5 @@ def verify_envelope(envelope: dict[str, Any], keys: dict[str, Ed25519PublicKey])
     good, bad = check_signatures(envelope, keys)
     if not good:
         raise SignatureError("; ".join(bad) or "no signatures")
-    return json.loads(payload_of(envelope))
+    statement: dict[str, Any] = json.loads(payload_of(envelope))
+    return statement

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from sharklib.attest.dsse import envelope_line, merge_signatures, sign_payload, statement_bytes
 from sharklib.attest.keys import SigningKey, load_signing_key
-from sharklib.attest.sidecar import Bundle, SidecarWriter, read_bundle, sidecar_path
+from sharklib.attest.naming import sidecar_path
+from sharklib.attest.sidecar import Bundle, SidecarWriter, read_bundle
 from sharklib.errors import SharkError, SidecarError
 from sharklib.model import MAX_SUBJECTS, run_to_statement
 

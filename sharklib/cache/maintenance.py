@@ -330,7 +330,7 @@ def _index_sound(path: Path) -> bool:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
-            return db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+            return bool(db.execute("PRAGMA quick_check").fetchone() == ("ok",))
         finally:
             db.close()
     except sqlite3.Error:

@@ -19,6 +19,7 @@ temporary name and renamed.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import functools
 import io
@@ -328,7 +329,7 @@ class RemoteStore(ObjectStore):
         return True
 
     @_answering
-    def entry_paths(self, key: str | None = None) -> list[str]:
+    def entry_paths(self, key: str | None = None) -> builtins.list[str]:  # `list`: the method
         """Entry files for one run key (or all of them)."""
         if key is not None:
             where = f"{self.base}/runs/{check_digest(key.removeprefix('sha256:'), self.url)}"

@@ -75,7 +75,8 @@ def project_settings(root: str | None) -> dict[str, Any]:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise StoreError(f"unreadable cache settings: {exc}", path) from None
-    return data.get("cache", data)
+    settings: dict[str, Any] = data.get("cache", data)
+    return settings
 
 
 class RunCache:

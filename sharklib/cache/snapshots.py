@@ -16,6 +16,7 @@ be read, and how a file is materialised from there.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
@@ -200,7 +201,7 @@ class SnapshotStore(ObjectStore):
             if info.sha256 not in seen:
                 yield info
 
-    def snapshots(self) -> list[str]:
+    def snapshots(self) -> builtins.list[str]:  # `list` here is the method
         with self._lock:
             return [r[0] for r in self._db.execute(
                 "SELECT DISTINCT snapshot FROM snapobjects ORDER BY snapshot").fetchall()]

@@ -82,9 +82,13 @@ def pin_cmd(document: str) -> int:
     return 0
 
 
-try:  # `from` belongs to the lineage views; the group must work without it (or with it broken)
-    from sharklib.cli.pipeline_from import from_command as _from_command
-except Exception:
-    _from_command = None
-if _from_command is not None:
-    command.add_command(_from_command, "from")
+def _add_from() -> None:
+    """``pipeline from`` belongs to the lineage views; the group works without it (or broken)."""
+    try:
+        from sharklib.cli.pipeline_from import from_command
+    except Exception:
+        return
+    command.add_command(from_command, "from")
+
+
+_add_from()

@@ -23,7 +23,7 @@ def _sha256(data: bytes = b"") -> Any:
 
 
 def sha256_bytes(data: bytes) -> str:
-    return _sha256(data).hexdigest()
+    return str(_sha256(data).hexdigest())
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, int]:
@@ -242,4 +242,4 @@ class StreamingDigest:
         self.size += len(data)
 
     def hexdigest(self) -> str:
-        return self._h.hexdigest()
+        return str(self._h.hexdigest())

@@ -190,10 +190,10 @@ def run_to_statement(run: Run, output: Output | Sequence[Output],
         deps.extend(_artifact_dep(a, "input") for a in inputs)
     else:
         for a in inputs:
-            dep = dep_cache.get(a.path)
-            if dep is None:
-                dep = dep_cache[a.path] = _artifact_dep(a, "input")
-            deps.append(dep)
+            known = dep_cache.get(a.path)
+            if known is None:
+                known = dep_cache[a.path] = _artifact_dep(a, "input")
+            deps.append(known)
     deps.extend(_download_dep(d) for d in run.downloads)
 
     predicate = {

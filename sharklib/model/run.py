@@ -41,6 +41,7 @@ class _Record:
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
+    __match_args__: tuple[str, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
@@ -89,8 +90,8 @@ class Artifact(_Record):
     """
 
     __slots__ = ("attestation", "mtime_ns", "path", "sha256", "size")
-    _fields = ("path", "sha256", "size", "attestation", "mtime_ns")
-    __match_args__ = _fields
+    _fields: tuple[str, ...] = ("path", "sha256", "size", "attestation", "mtime_ns")
+    __match_args__: tuple[str, ...] = _fields
 
     def __init__(self, path: str, sha256: str, size: int = 0, attestation: str | None = None,
                  mtime_ns: int | None = None) -> None:
