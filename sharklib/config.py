@@ -22,6 +22,8 @@ ENV_NO_CACHE = "SHARKLIB_NO_CACHE"
 ENV_RERUN = "SHARKLIB_RERUN"
 #: set by ``sharklib env``: recorded steps keep their observed dependencies for make
 ENV_MAKE_DEPS = "SHARKLIB_MAKE_DEPS"
+#: let a project's .sharklib/cache.toml send results to the remote or directory it names
+ENV_TRUST_PROJECT_CACHE = "SHARKLIB_TRUST_PROJECT_CACHE"
 # set by the tracer to its session: processes recording into that session leave signing to it
 ENV_SIGNED_BY = "SHARKLIB_SIGNED_BY"
 ENV_ALLOW = "SHARKLIB_ENV_ALLOW"

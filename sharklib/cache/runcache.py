@@ -14,6 +14,8 @@ Where it lives, in order of precedence:
    ``SHARKLIB_CACHE_PUSH=0`` stops pushing new runs;
 3. a per-project ``.sharklib/cache.toml`` under the project root
    (``dir``, ``remote``, ``push``, ``store``, ``link``, ``read_only``, ``[store_options]``);
+   it comes with a clone, so its remote is pulled from but not pushed to, and its ``dir`` must
+   lie inside the project, unless ``SHARKLIB_TRUST_PROJECT_CACHE=1``;
 4. the platform's user cache directory (:func:`sharklib.config.cache_dir`).
 
 Concurrency: recording and restoring hold a shared ``flock`` on ``gc.lock``;
@@ -41,7 +43,7 @@ from sharklib.cache.store import (
     Restored,
     open_store,
 )
-from sharklib.config import ENV_CACHE_PUSH, ENV_CACHE_REMOTE
+from sharklib.config import ENV_CACHE_PUSH, ENV_CACHE_REMOTE, ENV_TRUST_PROJECT_CACHE, flag
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -55,6 +57,22 @@ _READ_ONLY = ("cache directory is read-only: runs are neither reused nor cached 
 
 def is_url(location: str) -> bool:
     return "://" in location
+
+
+def _inside_project(directory: str, root: str | None) -> str:
+    """A cache ``dir`` from a project's cache.toml, refused unless it lies inside the project.
+
+    The file is the project's, so hostile input: a cache there may not make sharklib write
+    objects, an index and temporaries into any other directory of the user's.
+    """
+    if root is None:
+        raise StoreError("a cache dir in .sharklib/cache.toml needs a project root", directory)
+    full = os.path.realpath(os.path.join(root, directory))
+    real_root = os.path.realpath(root)
+    if full != real_root and not full.startswith(real_root + os.sep):
+        raise StoreError("the cache dir named in .sharklib/cache.toml is outside the project "
+                         "(SHARKLIB_TRUST_PROJECT_CACHE=1 uses it)", directory)
+    return full
 
 
 def project_settings(root: str | None) -> dict[str, Any]:
@@ -153,11 +171,20 @@ class RunCache:
                 remote = location
             else:
                 directory = location
+        from_project = remote is not None and not location and \
+            not os.environ.get(ENV_CACHE_REMOTE)
         remote = os.environ.get(ENV_CACHE_REMOTE) or remote
         push_env = os.environ.get(ENV_CACHE_PUSH)
-        push = bool(settings.get("push", True)) if push_env is None else \
-            push_env.strip().lower() not in ("0", "false", "no", "off")
-        if directory and root and not os.path.isabs(directory):
+        # a project's cache.toml arrives with a clone: it may name a remote to pull runs from
+        # (a reuse needs a signature by a key the user trusts), but the user's results go to a
+        # place it names (a remote, a dir outside the project) only when the user says so:
+        # SHARKLIB_TRUST_PROJECT_CACHE=1 (or SHARKLIB_CACHE_PUSH=1 for the remote)
+        trusted = flag(ENV_TRUST_PROJECT_CACHE)
+        push = (bool(settings.get("push", True)) and (trusted or not from_project)) \
+            if push_env is None else push_env.strip().lower() not in ("0", "false", "no", "off")
+        if settings.get("dir") and directory == settings.get("dir") and not trusted:
+            directory = _inside_project(str(directory), root)
+        elif directory and root and not os.path.isabs(directory):
             directory = os.path.join(root, directory)
         store = None
         backend = settings.get("store", "cas")

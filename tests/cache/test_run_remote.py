@@ -105,7 +105,7 @@ def test_failed_push_is_one_warning_and_the_run_stays_local(tmp_path: Path,
 def test_remote_in_project_settings_only_is_cached_and_pushed(tmp_path: Path) -> None:
     remote = tmp_path / "shared"
     root = _project(tmp_path, f'[cache]\nremote = "{remote.as_uri()}"\n')
-    r = _run(root, _env(tmp_path / "h"))
+    r = _run(root, _env(tmp_path / "h", SHARKLIB_TRUST_PROJECT_CACHE="1"))
     assert r.returncode == 0, r.stderr
     assert _warnings(r.stderr) == [], r.stderr
     assert _local_runs(tmp_path / "h") == 1
@@ -126,13 +126,13 @@ def test_push_off_leaves_the_remote_alone(tmp_path: Path, push: str) -> None:
 def test_shared_dir_in_project_settings_is_consulted_from_a_new_home(tmp_path: Path) -> None:
     shared = tmp_path / "shared-cache"
     root = _project(tmp_path, f'[cache]\ndir = "{shared}"\n')
-    r = _run(root, _env(tmp_path / "alice"))
+    r = _run(root, _env(tmp_path / "alice", SHARKLIB_TRUST_PROJECT_CACHE="1"))
     assert r.returncode == 0 and _warnings(r.stderr) == [], r.stderr
     (root / "out.txt").unlink()
     # another user who trusts alice for reuse: an empty default cache, no key marker, no
     # cache variable
     trust_for_reuse(tmp_path / "alice", tmp_path / "bob")
-    r = _run(root, _env(tmp_path / "bob"))
+    r = _run(root, _env(tmp_path / "bob", SHARKLIB_TRUST_PROJECT_CACHE="1"))
     assert r.returncode == 0, r.stderr
     assert "reused run" in r.stderr, r.stderr
     assert (root / "out.txt").read_text() == "HELLO SHARKS\n"
@@ -246,3 +246,21 @@ def test_read_only_cache_directory_is_said_once_and_runs_still_work(tmp_path: Pa
     assert ls.returncode == 2
     assert ls.stderr.startswith(f"sharklib: error: {read_only_dir}: cache directory is read-only")
     assert "unable to open database" not in ls.stderr
+
+
+def test_a_cloned_project_cannot_send_your_results_elsewhere(tmp_path: Path) -> None:
+    # an attacker's repository names their remote and a cache dir of theirs
+    remote = tmp_path / "attacker-remote"
+    root = _project(tmp_path, f'[cache]\nremote = "{remote.as_uri()}"\npush = true\n')
+    r = _run(root, _env(tmp_path / "h"))
+    assert r.returncode == 0, r.stderr
+    assert not (remote / "objects").exists() and not (remote / "runs").exists()
+    assert _local_runs(tmp_path / "h") == 1
+
+    elsewhere = tmp_path / "attacker-dir"
+    (root / ".sharklib" / "cache.toml").write_text(f'[cache]\ndir = "{elsewhere}"\n')
+    (root / "out.txt").unlink()
+    r = _run(root, _env(tmp_path / "h"))
+    assert r.returncode == 0 and (root / "out.txt").exists(), r.stderr
+    assert not elsewhere.exists(), "no cache written where the project file says"
+    assert "outside the project" in r.stderr, r.stderr
