@@ -139,6 +139,10 @@ def verify_file(path: str | os.PathLike[str], keys: dict[str, Ed25519PublicKey] 
         problems.append(f"{lineage.path}: not a subject of its attestation (it records "
                         f"{', '.join(outs[:3])}{' …' if len(outs) > 3 else ''}): a signature "
                         "vouches for the names it lists, not for a copy under another name")
+    # a version of a file that a step of this lineage read and rewrote in place (a log it
+    # appended to, a database it updated): that its old content is gone is the point
+    superseded = {(a.path, a.sha256) for s in lineage.steps.values() for a in s.inputs
+                  if any(o.path == a.path for o in s.outputs or [s.output])}
     for step in lineage.steps.values():
         good = list(dict.fromkeys(step.signers or []))  # a copied signature entry is one signer
         verified_as = lineage.path if step is head else None
@@ -156,7 +160,7 @@ def verify_file(path: str | os.PathLike[str], keys: dict[str, Ed25519PublicKey] 
         checks = [(o.path, o.sha256, "output") for o in step.outputs or [step.output]]
         checks += [(a.path, a.sha256, "input") for a in step.inputs]
         for p, recorded, role in checks:
-            if step is head and lineage.locate(p) == lineage.path:
+            if (step is head and lineage.locate(p) == lineage.path) or (p, recorded) in superseded:
                 continue
             cur = on_disk.get(p)
             if cur is not None and cur != recorded:

@@ -160,3 +160,14 @@ def test_the_old_content_is_an_input_of_the_record(tmp_path: Path) -> None:
     (out,) = [o for o in run["outputs"] if o["path"] == log]
     assert out["sha256"] == hashlib.sha256(b"before\nline\n").hexdigest()
     assert os.path.exists(log + ".intoto.jsonl")
+
+
+def test_a_log_appended_by_three_runs_verifies(tmp_path: Path) -> None:
+    """Each run's record names the log as it found it: those versions are gone by design."""
+    _, captured = _both(tmp_path, APPEND)
+    for _ in range(3):
+        _run(captured, captured=True)
+    v = subprocess.run([sys.executable, "-m", "sharklib", "verify", "log.txt"], cwd=captured,
+                       capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "3 attestations" in v.stdout, v.stdout
