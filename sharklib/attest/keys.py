@@ -234,8 +234,10 @@ def load_signing_key(path: str | os.PathLike[str] | None = None, create: bool = 
     if explicit is None and create and not target.exists():
         key, created = _create_once(target)
         if created:
-            with contextlib.suppress(OSError):
-                sys.stderr.write(f"sharklib: created signing key {key.keyid[:16]} at {target}\n")
+            from sharklib.common.safety import notice
+
+            # past the replay copy: a reuse of this run must not say it again
+            notice(f"created signing key {key.keyid[:16]} at {target}")
     else:
         key = _load_private(target)
         _warn_if_readable(target)

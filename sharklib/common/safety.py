@@ -27,7 +27,15 @@ def warn_once(message: str) -> None:
         if line in _warned or sealed:
             return
         _warned.add(line)
-        data = f"sharklib: warning: {line}\n"
+        notice(f"warning: {line}")
+    except Exception:
+        pass
+
+
+def notice(text: str) -> None:
+    """Print ``sharklib: text`` on stderr, past the copy of stderr a reuse would replay."""
+    try:
+        data = f"sharklib: {text}\n"
         stream = sys.stderr
         session = sys.modules.get("sharklib.capture.session")
         if stream is not None and session is not None and session.tee_active("stderr"):
