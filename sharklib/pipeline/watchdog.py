@@ -28,14 +28,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from sharklib.config import ENV_PIPELINE_TOKEN
-
 GRACE_SECONDS = 3.0
 
 
-def _carriers(token: bytes) -> list[int]:
-    """Pids of processes whose environment holds ``SHARKLIB_PIPELINE_TOKEN=token``."""
-    needle = ENV_PIPELINE_TOKEN.encode() + b"=" + token + b"\0"
+def _carriers(entry: bytes) -> list[int]:
+    """Pids of processes whose environment holds ``entry`` (``SHARKLIB_PIPELINE_TOKEN=token``)."""
+    needle = entry + b"\0"
     me = os.getpid()
     found = []
     for name in os.listdir("/proc"):
@@ -70,6 +68,8 @@ def _end_all(token: bytes) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # the whole ``NAME=token`` entry comes on the command line: run as a bare script
+    # (``-I -S``), this process cannot import sharklib, where the name is defined
     token = argv[1].encode()
     data = b""
     while True:
@@ -91,11 +91,14 @@ def main(argv: list[str]) -> int:
 def start() -> Callable[[], None]:
     """Start the watchdog and put the token in this process's environment (children inherit
     it); returns the function to call when the run ended normally."""
+    from sharklib.config import ENV_PIPELINE_TOKEN
+
     token = os.urandom(12).hex()
     r, w = os.pipe()  # both ends non-inheritable: no stage can hold the pipe open
     env = {k: v for k, v in os.environ.items() if k != ENV_PIPELINE_TOKEN}
     try:
-        subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__), token],
+        subprocess.Popen([sys.executable, "-I", "-S", os.path.abspath(__file__),
+                          f"{ENV_PIPELINE_TOKEN}={token}"],
                          stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=env, start_new_session=True, close_fds=True)
     except OSError:

@@ -80,8 +80,11 @@ def test_two_checkouts_and_two_venvs_share_runs_through_a_remote(
     key = tmp_path / "home-ann" / "config" / "keys" / "default.pem"
 
     def env(home: str, **extra: str) -> dict[str, str]:
+        # OMP_NUM_THREADS: a library imported earlier in this test process (dask's nanny) may
+        # have set it; the variable is keyed, and the test sets it itself where it matters
         e = {k: v for k, v in os.environ.items()
-             if not k.startswith("SHARKLIB_") and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+             if not k.startswith("SHARKLIB_")
+             and k not in ("PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")}
         e.update(SHARKLIB_HOME=str(tmp_path / home), SHARKLIB_CACHE_REMOTE=remote.as_uri(),
                  **extra)
         if home != "home-ann":
