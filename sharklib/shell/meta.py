@@ -12,7 +12,7 @@ import shlex
 import time
 from typing import TYPE_CHECKING
 
-from sharklib.errors import SharkError
+from sharklib.errors import SharkError, printable
 from sharklib.shell.snapshots import Moved, describe
 from sharklib.shell.store import UNKNOWN, Command, SessionStore
 
@@ -34,7 +34,8 @@ meta-commands (everything else is run by bash, recorded and, if it changed files
 
 
 def _p(shell: Shell, text: str = "") -> None:
-    shell.out.write(text + "\n")
+    # names and commands come from the workspace: control characters are shown, not obeyed
+    shell.out.write("\n".join(printable(line) for line in text.split("\n")) + "\n")
     shell.out.flush()
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
-from sharklib.errors import SharkError
+from sharklib.errors import SharkError, printable
 from sharklib.shell import bashstate, classify
 from sharklib.shell.snapshots import Snapshots
 from sharklib.shell.store import Command, SessionStore
@@ -129,7 +129,7 @@ class Shell:
         if key in self._said:
             return
         self._said.add(key)
-        sys.stderr.write(f"sharklib: {text}\n")
+        sys.stderr.write(f"sharklib: {printable(text)}\n")
         sys.stderr.flush()
 
     def close(self) -> None:
