@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stepcount import executed, step_env
 
 MAKEFILE = """\
 all: summary.txt
@@ -43,13 +44,7 @@ SCRIPTS = {
 
 
 def _env(bin_dir: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")
-           or k == "SHARKLIB_HOME"}
-    env.pop("PYTHONPATH", None)
-    env.pop("MAKEFILES", None)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    env["COUNT_FILE"] = str(Path(os.environ["SHARKLIB_HOME"]) / "count")
-    return env
+    return step_env(PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
 
 
 @pytest.fixture
@@ -75,11 +70,6 @@ def make(project: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def executed() -> list[str]:
-    count = Path(os.environ["SHARKLIB_HOME"]) / "count"
-    lines = count.read_text().splitlines() if count.exists() else []
-    count.unlink(missing_ok=True)
-    return sorted(lines)
 
 
 EDITS = [

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stepcount import executed, step_env
 
 MAKEFILE = """\
 SHELL := /bin/bash
@@ -45,12 +46,7 @@ def _tracer_or_skip() -> None:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")
-           or k == "SHARKLIB_HOME"}
-    env.pop("PYTHONPATH", None)
-    env.pop("MAKEFILES", None)
-    env["COUNT_FILE"] = str(Path(os.environ["SHARKLIB_HOME"]) / "count")
-    return env
+    return step_env()
 
 
 @pytest.fixture
@@ -74,11 +70,6 @@ def make(project: Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def executed() -> list[str]:
-    count = Path(os.environ["SHARKLIB_HOME"]) / "count"
-    lines = count.read_text().splitlines() if count.exists() else []
-    count.unlink(missing_ok=True)
-    return sorted(lines)
 
 
 def test_shell_recipes_are_recorded_reused_and_rerun_by_what_they_read(

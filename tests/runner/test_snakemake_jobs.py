@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stepcount import executed, step_env
 
 SNAKEFILE = """\
 SAMPLES = ["a", "b"]
@@ -59,11 +60,7 @@ def project(tmp_path: Path) -> Path:
 
 def snakemake(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     bin_dir = os.path.dirname(sys.executable)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")
-           or k == "SHARKLIB_HOME"}
-    env.pop("PYTHONPATH", None)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-    env["COUNT_FILE"] = str(Path(os.environ["SHARKLIB_HOME"]) / "count")
+    env = step_env(PATH=bin_dir + os.pathsep + os.environ.get("PATH", ""))
     proc = subprocess.run([os.path.join(bin_dir, "sharklib"), "env", "--", "snakemake",
                            "--cores", "2", "--forceall", *extra], cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -71,11 +68,6 @@ def snakemake(project: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def executed() -> list[str]:
-    count = Path(os.environ["SHARKLIB_HOME"]) / "count"
-    lines = count.read_text().splitlines() if count.exists() else []
-    count.unlink(missing_ok=True)
-    return sorted(lines)
 
 
 def test_each_job_is_a_step_reused_on_its_own(project: Path) -> None:

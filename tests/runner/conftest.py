@@ -1,0 +1,8 @@
+"""Makes the runner tests' helper modules (stepcount) importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
