@@ -55,28 +55,21 @@ def refuse_link(path: str, root: str) -> None:
     planted ``tmp`` link would receive every partial write. Checked with ``lstat`` before each
     use; the error names the link in one line.
     """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISLNK(st.st_mode):
-        try:
-            target = os.readlink(path)
-        except OSError:
-            target = "?"
-        raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
-                          f"{os.path.relpath(path, root)} -> {target}{_UNUSED}", root)
-    if not stat.S_ISDIR(st.st_mode):
+    st = refuse_file_link(path, root)
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise CacheUnsafe(f"refusing to use {os.path.relpath(path, root)}: not a directory"
                           f"{_UNUSED}", root)
 
 
-def refuse_file_link(path: str, root: str) -> None:
-    """Refuse a symlink in the place of one of the cache's own files (objects, the index)."""
+def refuse_file_link(path: str, root: str) -> os.stat_result | None:
+    """Refuse a symlink in the place of one of the cache's own files (objects, the index).
+
+    Returns the ``lstat`` of what is there (None when nothing is).
+    """
     try:
         st = os.lstat(path)
     except FileNotFoundError:
-        return
+        return None
     if stat.S_ISLNK(st.st_mode):
         try:
             target = os.readlink(path)
@@ -84,6 +77,7 @@ def refuse_file_link(path: str, root: str) -> None:
             target = "?"
         raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
                           f"{os.path.relpath(path, root)} -> {target}{_UNUSED}", root)
+    return st
 
 
 class ContentStore(ObjectStore):
