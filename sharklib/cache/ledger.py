@@ -428,7 +428,7 @@ class Ledger:
                  run_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Runs recorded in a time range (or these runs), newest first."""
         cols = ", ".join(RUN_COLUMNS)
-        where, args = _time_range("created", since, until)
+        where, args = time_range("created", since, until)
         if run_ids is not None:
             rows = list(self.runs(run_ids).values())
             return sorted((r for r in rows if _in_range(r["created"], since, until)),
@@ -440,7 +440,7 @@ class Ledger:
                run_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """Reuse events (newest first): run_id, at, saved_wall, saved_cpu, user, host."""
         names = ("run_id", "at", "saved_wall", "saved_cpu", "user", "host")
-        where, args = _time_range("at", since, until)
+        where, args = time_range("at", since, until)
         if run_ids is not None:
             out = []
             for part in batches(set(run_ids)):
@@ -486,14 +486,14 @@ class Ledger:
                 conds.append("l.exit_status = 0")
             elif status == "failed":
                 conds.append("(l.exit_status IS NULL OR l.exit_status != 0)")
-            where, targs = _time_range("l.created", since, until)
+            where, targs = time_range("l.created", since, until)
             conds += [where.removeprefix("WHERE ")] if where else []
             parts.append("SELECT 'run', l.created, l.run_id, l.user, l.host, 0.0 FROM ledger_runs l"
                          + (" WHERE " + " AND ".join(conds) if conds else ""))
             args += a + targs
         if status in (None, "reused"):
             conds = list(run_conds)
-            where, targs = _time_range("u.at", since, until)
+            where, targs = time_range("u.at", since, until)
             conds += [where.removeprefix("WHERE ")] if where else []
             parts.append("SELECT 'reused', u.at, u.run_id, u.user, u.host, u.saved_wall FROM "
                          "ledger_reuses u JOIN ledger_runs l ON l.run_id = u.run_id"
@@ -624,7 +624,8 @@ CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, key TEXT NOT NULL, cre
 """
 
 
-def _time_range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
+def time_range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
+    """A SQL ``WHERE`` clause (and its arguments) bounding ``column`` to [since, until)."""
     conds, args = [], []
     if since is not None:
         conds.append(f"{column} >= ?")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from sharklib.cache.ledger import time_range
 from sharklib.errors import SharkError
 from sharklib.model.energy import ENV, EnergyModel, energy_text, grams_text
 from sharklib.views.queries import JSON_SCHEMA, Source, iso, seconds
@@ -120,7 +121,7 @@ def report(source: Source, *, since: float | None = None, until: float | None = 
     # one scan, summed here per (project, user, 15-minute bucket): a GROUP BY on the strings
     # sorted 100,000 rows in a temporary B-tree (0.6 s); the buckets are then named by period
     # in local time (every time zone's offset is a multiple of 15 minutes)
-    where, args = _range("created", since, until)
+    where, args = time_range("created", since, until)
     runs: dict[tuple[str, str, int], list[float]] = {}
     for project, user, bucket, duration, cpu, status in led.q(
             "SELECT project, user, CAST(created / 900 AS INTEGER), duration, cpu, exit_status "
@@ -144,7 +145,7 @@ def report(source: Source, *, since: float | None = None, until: float | None = 
             tl.cpu_estimated += int(est)
             tl.spent_wall += wall
             tl.spent_cpu += cpu
-    where, args = _range("u.at", since, until)
+    where, args = time_range("u.at", since, until)
     saved_cpu = ("CASE WHEN l.cpu IS NULL OR l.duration <= 0 THEN u.saved_wall "
                  "ELSE l.cpu * MIN(1.0, u.saved_wall / l.duration) END")
     for project, user, when, n, wall, cpu in led.q(
@@ -187,17 +188,6 @@ def report(source: Source, *, since: float | None = None, until: float | None = 
                         "project": v[2], "reuses": v[0], "saved_wall_seconds": round(v[1], 3)}
                        for step, v in top_steps],
     }
-
-
-def _range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:
-    conds, args = [], []
-    if since is not None:
-        conds.append(f"{column} >= ?")
-        args.append(since)
-    if until is not None:
-        conds.append(f"{column} < ?")
-        args.append(until)
-    return ("WHERE " + " AND ".join(conds)) if conds else "", args
 
 
 def energy(kwh: float) -> str:
