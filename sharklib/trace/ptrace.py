@@ -39,6 +39,7 @@ _CALL = re.compile(r"^(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(?:<(.*?)>)?(?:\s.*)?$", re.
 _EXIT = re.compile(r"^\+\+\+ (exited with (\d+)|killed by SIG(\w+)(?: \(core dumped\))?) \+\+\+$")
 _HEXSTR = re.compile(r'"((?:\\x[0-9a-f]{2})*)"')
 _PID_CHANGED = re.compile(r"<pid changed to (\d+) \.\.\.>$")
+_SUPERSEDED = re.compile(r"^\+\+\+ superseded by execve in pid (\d+) \+\+\+$")
 _ANNOT = re.compile(r"^(-?\d+)<(.*)>$", re.S)
 
 SIGNALS = {name[3:]: int(num) for name, num in
@@ -215,7 +216,32 @@ class StraceParser:
                 status = int(em.group(2)) << 8 if em.group(2) is not None else \
                     SIGNALS.get(em.group(3) or "", 0)
                 self.sink(Event("exit", pid, status=status))
+            sm = _SUPERSEDED.match(body)
+            if sm:
+                self._superseded(pid, int(sm.group(1)))
             return
+        self._dispatch(pid, body)
+
+    def _superseded(self, leader: int, thread: int) -> None:
+        """A non-leader thread's exec replaced the process.
+
+        Usually strace has already said so with ``<pid changed to ...>`` on the exec's
+        line. When the thread's execve was still ``<unfinished ...>`` it never says
+        that: this line is then the only sign the exec succeeded.
+        """
+        if thread not in self.tgid:  # exec'd before its clone() was seen to return
+            self.tgid[thread] = leader
+            for line in self.early.pop(thread, []):
+                self.feed_line(line)
+        start = self.pending.pop(thread, None)
+        if start is None or not start.startswith(("execve(", "execveat(")):
+            return
+        self.tgid[thread] = leader
+        self.skip_resumed.add(leader)
+        self._dispatch(leader, start.rstrip().rstrip(",") + ") = 0")
+
+    def _dispatch(self, pid: int, body: str) -> None:
+        """Decode one complete ``name(args) = ret`` line of process ``pid``."""
         cm = _CALL.match(body)
         if not cm:
             if not body.startswith("---"):
