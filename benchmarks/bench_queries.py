@@ -35,7 +35,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sharklib.cache.index import IndexEntry, RunIndex, StoredObject  # noqa: E402
+from sharklib.cache.entry import IndexEntry, StoredObject  # noqa: E402
+from sharklib.cache.index import RunIndex  # noqa: E402
 from sharklib.hashing import sha256_bytes  # noqa: E402
 from sharklib.model import Artifact, CodeIdentity, Output, Run  # noqa: E402
 

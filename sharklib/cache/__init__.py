@@ -3,12 +3,14 @@
 * :mod:`sharklib.cache.store`: the small :class:`ObjectStore` interface and the backend registry;
 * backends: :mod:`~sharklib.cache.cas` (default), :mod:`~sharklib.cache.btrfs`,
   :mod:`~sharklib.cache.zfs`, :mod:`~sharklib.cache.remote` (any fsspec URL);
-* :mod:`sharklib.cache.index`: the SQLite run index;
+* :mod:`sharklib.cache.index`: the SQLite run index, whose rows hold entries in the format of
+  :mod:`sharklib.cache.entry` and the reuse facts of :mod:`sharklib.cache.facts`;
 * :mod:`sharklib.cache.runcache`: the three put together for the runner;
 * :mod:`sharklib.cache.maintenance`: ls, du, gc, verify, push, pull.
 """
 
-from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
+from sharklib.cache.entry import IndexEntry, StoredObject
+from sharklib.cache.index import RunIndex
 from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import ObjectInfo, ObjectStore, Restored, open_store
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sharklib.cache.cas import ContentStore, refuse_link
-from sharklib.cache.index import IndexEntry, RunRow
+from sharklib.cache.entry import IndexEntry
+from sharklib.cache.index import RunRow
 from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import RemoteUnreachable
 from sharklib.errors import StoreError

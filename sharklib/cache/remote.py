@@ -10,7 +10,7 @@ Colleagues point their caches at the same URL: a local miss pulls the entry
 and its objects through, a new run is pushed. Nothing from the remote is
 trusted: objects are decompressed while hashed and refused unless the bytes
 match their name; entries are parsed as hostile input
-(:meth:`~sharklib.cache.index.IndexEntry.from_dict`).
+(:meth:`~sharklib.cache.entry.IndexEntry.from_dict`).
 
 Writes are atomic: on object stores (S3, GCS) an upload becomes visible only
 when complete; on a local or mounted filesystem the object is written under a
@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, TypeVar
 import fsspec
 import zstandard
 
-from sharklib.cache.index import IndexEntry
+from sharklib.cache.entry import IndexEntry
 from sharklib.cache.links import temp_beside
 from sharklib.cache.store import (
     LinkMode,

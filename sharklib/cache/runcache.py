@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sharklib.cache.cas import ContentStore, refuse_file_link, refuse_link
-from sharklib.cache.index import IndexEntry, RunIndex, StoredObject
+from sharklib.cache.entry import IndexEntry, StoredObject
+from sharklib.cache.index import RunIndex
 from sharklib.cache.store import (
     CacheReadOnly,
     LinkMode,

@@ -19,7 +19,7 @@ from sharklib.model import Download
 from sharklib.runner.downloads import default_policy, judge
 
 if TYPE_CHECKING:
-    from sharklib.cache.index import IndexEntry
+    from sharklib.cache.entry import IndexEntry
     from sharklib.cache.runcache import RunCache
 
 

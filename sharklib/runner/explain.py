@@ -22,7 +22,7 @@ from sharklib.model import RunKeyParts
 from sharklib.model.runkey import first_difference
 
 if TYPE_CHECKING:
-    from sharklib.cache.index import IndexEntry
+    from sharklib.cache.entry import IndexEntry
     from sharklib.cache.runcache import RunCache
 
 NO_PAST_RUN = "no past run with this key"

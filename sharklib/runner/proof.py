@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.attest.keys import SigningKey
-    from sharklib.cache.index import IndexEntry
+    from sharklib.cache.entry import IndexEntry
     from sharklib.cache.runcache import RunCache
 
 PREDICATE_TYPE = "https://sharklib.dev/cache-entry/v1"
@@ -292,7 +292,7 @@ _proven: dict[str, tuple[IndexEntry, dict[str, Any], IndexEntry]] = {}
 def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519PublicKey],
            key: str, cache: RunCache, warn: Warn) -> IndexEntry | None:
     from sharklib.attest.dsse import check_signatures, payload_of
-    from sharklib.cache.index import IndexEntry
+    from sharklib.cache.entry import IndexEntry
 
     sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not all(isinstance(s, dict) for s in sigs):

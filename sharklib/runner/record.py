@@ -10,7 +10,7 @@ import os
 import sys
 
 from sharklib.attest.naming import SUFFIX
-from sharklib.cache.index import IndexEntry, StoredObject
+from sharklib.cache.entry import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import CacheReadOnly
 from sharklib.config import ENV_NO_CACHE, flag

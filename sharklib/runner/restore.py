@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sharklib.attest.naming import is_sidecar
-from sharklib.cache.index import IndexEntry
+from sharklib.cache.entry import IndexEntry
 from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_QUIET, flag
 from sharklib.errors import StoreError

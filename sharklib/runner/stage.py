@@ -27,7 +27,7 @@ from sharklib.model import Output, Run, RunKeyParts, run_key_parts
 from sharklib.model.runkey import relocate, sha256_constructor
 
 if TYPE_CHECKING:
-    from sharklib.cache.index import RunFacts
+    from sharklib.cache.facts import RunFacts
 
 SHELL_ARGV = ["/bin/sh", "-c"]
 _REDIRECTS = {">", ">>", "<", "2>", "2>>", "&>", "1>", "1>>"}
@@ -383,7 +383,7 @@ _UNCHANGED = "inputs unchanged"
 def plan_commands(specs: Sequence[StageSpec], cache: object | None = None) -> list[Plan]:
     """Reuse plans for many commands at once: one index query, stats, rare digest lookups.
 
-    Each past run's reuse facts (:class:`~sharklib.cache.index.RunFacts`) carry the
+    Each past run's reuse facts (:class:`~sharklib.cache.facts.RunFacts`) carry the
     stat signature under which every input was last verified, so an unchanged
     input costs one ``stat`` here; only inputs whose signature moved (touched,
     edited, never verified) go to the stat cache, in one batch, and the answers
@@ -516,7 +516,7 @@ class _Planner:
 
     def _slow(self, slow: list[int], plans: list[Plan | None]) -> None:
         """Stages whose inputs could not all be proved by signature: ask the stat cache."""
-        from sharklib.cache.index import sig_text, sigs_text
+        from sharklib.cache.facts import sig_text, sigs_text
         from sharklib.runner import decide
 
         wanted: set[str] = set()

@@ -179,7 +179,7 @@ def test_entry_re_signed_by_an_untrusted_key_is_not_reused(world: World, tmp_pat
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # the attacker forges a whole consistent entry (stale output) and signs it with their key
     from sharklib.attest.keys import generate_key
-    from sharklib.cache.index import IndexEntry
+    from sharklib.cache.entry import IndexEntry
     from sharklib.runner import proof
 
     data = world.read_entry()

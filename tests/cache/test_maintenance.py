@@ -116,7 +116,7 @@ def test_cli_verify_fails_on_corruption(project, tmp_path, write, make_run):  # 
 _HOLDER = """
 import sys
 from sharklib.cache.runcache import RunCache
-from sharklib.cache.index import IndexEntry, StoredObject
+from sharklib.cache.entry import IndexEntry, StoredObject
 from sharklib.model import Run
 cache = RunCache(sys.argv[1])
 with cache.shared():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.cache.index import IndexEntry, StoredObject
+from sharklib.cache.entry import IndexEntry, StoredObject
 from sharklib.cache.runcache import RunCache
 from sharklib.errors import StoreError
 from sharklib.hashing import sha256_bytes

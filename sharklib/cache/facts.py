@@ -1,0 +1,133 @@
+"""Reuse facts: the compact part of an index entry that deciding reuse needs.
+
+The run index (:mod:`sharklib.cache.index`) keeps, beside each successful run's
+full JSON entry (:mod:`sharklib.cache.entry`), a facts row: input and module paths
+with digests, output paths, imported distributions and downloads. A no-op re-check
+of a whole pipeline splits a few hundred bytes per run instead of decoding full
+records; this module writes that row (:func:`facts_text`) and reads it
+(:class:`RunFacts`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from sharklib.errors import StoreError
+from sharklib.model.run import decode_path
+
+FACTS_VERSION = 1
+
+# A facts row is NUL-separated text (NUL is the one character no path can hold):
+#   version, #inputs, #modules, (path, sha256) per input then module, output paths...,
+#   distributions (JSON), downloads (JSON)
+# Splitting it is several times cheaper than decoding JSON, which is what a no-op
+# re-check of 10,000 stages spends its time on otherwise.
+_SEP = "\0"
+
+
+def facts_text(data: dict[str, Any]) -> str:
+    """The compact reuse facts of an entry (as :meth:`IndexEntry.to_dict` gives it).
+
+    Just what deciding reuse needs — input and module paths with digests, output
+    paths, imported distributions, downloads — so a no-op re-check of a whole
+    pipeline splits a few hundred bytes per run instead of decoding the full record.
+    """
+    run = data["run"]
+    dists = (run.get("environment") or {}).get("distributions") or {}
+    fields = [str(FACTS_VERSION), str(len(data["inputs"])), str(len(data["modules"]))]
+    for p, sha in (*data["inputs"], *data["modules"]):
+        fields += (p, sha)
+    fields += [o["path"] for o in data["objects"] if o["role"] == "output"]
+    fields.append(json.dumps(dists, sort_keys=True, separators=(",", ":")))
+    fields.append(json.dumps(run.get("downloads") or [], sort_keys=True, separators=(",", ":")))
+    if any(_SEP in f for f in fields):
+        raise StoreError("NUL byte in a cache index entry", None)
+    return _SEP.join(fields)
+
+
+def sig_text(st: os.stat_result) -> str:
+    """A stat signature as kept in the facts' ``sigs`` (see :class:`RunFacts`)."""
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+class RunFacts:
+    """What deciding reuse of one successful indexed run needs, decoded from its facts row.
+
+    ``checked`` lists ``(path, sha256)`` of every input then module (paths relative
+    to the project root when they were inside it). ``sigs``, aligned with it,
+    holds the stat signature (:func:`sig_text`) under which each file was last
+    *verified* to have its recorded digest, or ``""``: a file still showing that
+    signature needs no digest lookup at all. Signatures are only stored outside
+    the stat cache's racy window (see :mod:`sharklib.hashing.statcache`), so they
+    prove exactly as much as a stat cache hit does.
+    """
+
+    __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "outputs",
+                 "plain", "relative", "run_id", "sigs", "started")
+
+    def __init__(self, run_id: str, key: str, started: float, duration: float,
+                 facts: str, sigs: str | None, where: str) -> None:
+        try:
+            fields = facts.split(_SEP)
+            if fields[0] != "1":
+                raise ValueError(f"unknown facts version {fields[0][:20]!r}")
+            n_in, n_mod = int(fields[1]), int(fields[2])
+            end = 3 + 2 * (n_in + n_mod)
+            if n_in < 0 or n_mod < 0 or len(fields) < end + 2:
+                raise ValueError("truncated facts")
+            checked = [(fields[3], fields[4])] if end == 5 else \
+                list(zip(fields[3:end:2], fields[4:end:2], strict=True))
+            outputs = fields[end:-2]
+            self._dists, self._downloads = fields[-2], fields[-1]
+            if "b64:" in facts:
+                checked = [(decode_path(p), s) for p, s in checked]
+                outputs = [decode_path(p) for p in outputs]
+        except (ValueError, TypeError, AttributeError, IndexError) as exc:
+            raise StoreError(f"malformed reuse facts in cache index: {exc}",
+                             f"{where} (run {run_id})") from None
+        self.run_id = run_id
+        self.key = key
+        self.started = started
+        self.duration = duration
+        #: no imported distributions and no downloads: nothing but files to check
+        self.plain = self._dists == "{}" and self._downloads == "[]"
+        #: every path is relative to the project root (an absolute one follows a NUL;
+        #: an encoded one may be either)
+        self.relative = "\0/" not in facts and "b64:" not in facts
+        self.checked = checked
+        self.inputs = checked[:n_in] if n_mod else checked
+        self.outputs = outputs
+        parsed = sigs.split(_SEP) if sigs else None
+        # a stale or damaged hint is only a lost shortcut
+        self.sigs = parsed if parsed is not None and len(parsed) == len(checked) else None
+
+    @property
+    def modules(self) -> list[tuple[str, str]]:
+        return self.checked[len(self.inputs):]
+
+    @property
+    def distributions(self) -> dict[str, Any]:
+        """Imported distributions and their versions (decoded on use; usually empty)."""
+        return self._json(self._dists, dict)  # type: ignore[no-any-return]
+
+    @property
+    def downloads(self) -> list[Any]:
+        """The recorded downloads, as in the run record (decoded on use; usually empty)."""
+        return self._json(self._downloads, list)  # type: ignore[no-any-return]
+
+    def _json(self, text: str, kind: type) -> Any:
+        if text in ("{}", "[]"):
+            return kind()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = None
+        if not isinstance(value, kind):
+            raise StoreError("malformed reuse facts in cache index", f"run {self.run_id}")
+        return value
+
+
+def sigs_text(sigs: list[str]) -> str:
+    return _SEP.join(sigs)
