@@ -70,7 +70,7 @@ def is_immutable(url: str, sha256: str | None = None) -> bool:
     """True when the URL itself pins the content (record files, commits, content addresses)."""
     if any(p.search(url) for p in _IMMUTABLE):
         return True
-    return bool(sha256) and sha256 in url.lower()
+    return sha256 is not None and sha256 != "" and sha256 in url.lower()
 
 
 def revalidate(download: Download, timeout: float = TIMEOUT) -> Verdict:
@@ -83,6 +83,7 @@ def revalidate(download: Download, timeout: float = TIMEOUT) -> Verdict:
     parts = urllib.parse.urlsplit(download.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Verdict(False, "not http")
+    conn: http.client.HTTPConnection
     if parts.scheme == "https":
         conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
                                            context=ssl.create_default_context())

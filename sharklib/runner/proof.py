@@ -241,11 +241,11 @@ def _policy_reuse_keys(path: str) -> dict[str, Ed25519PublicKey]:
             if not hits:
                 raise _fail(path, f"reuse.trusted names unknown key or group {name!r}")
             wanted = hits[0]
-        pub = known.get(wanted)
-        if pub is None:
+        trusted = known.get(wanted)
+        if trusted is None:
             raise _fail(path, f"reuse.trusted: key {wanted[:16]} ({name}) is not imported "
                               f"(sharklib keys import FILE --name {name})")
-        out[wanted] = pub
+        out[wanted] = trusted
     return out
 
 
@@ -296,13 +296,15 @@ def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519P
 
     sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not all(isinstance(s, dict) for s in sigs):
-        return _quarantine(entry, cache, warn, "its attestation has no signature list")
+        _quarantine(entry, cache, warn, "its attestation has no signature list")
+        return None
     if not any(str(s.get("keyid", "")) in keys for s in sigs):
         return None  # signed by no one trusted for reuse: not ours to judge, just not reused
     try:
         good, _bad = check_signatures(envelope, keys)
         if not good:
-            return _quarantine(entry, cache, warn, "its attestation's signature does not verify")
+            _quarantine(entry, cache, warn, "its attestation's signature does not verify")
+            return None
         if envelope.get("payloadType") != "application/vnd.in-toto+json":
             raise ValueError("wrong payload type")
         statement = json.loads(payload_of(envelope))
@@ -311,19 +313,24 @@ def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519P
         signed_dict = statement["predicate"]["entry"]
         signed = IndexEntry.from_dict(signed_dict, entry.where)
     except (ValueError, KeyError, TypeError, RecursionError, StoreError) as exc:
-        return _quarantine(entry, cache, warn, f"its attestation is malformed ({exc})")
+        _quarantine(entry, cache, warn, f"its attestation is malformed ({exc})")
+        return None
     if signed.key != key or signed.run_id != entry.run_id:
-        return _quarantine(entry, cache, warn, "its attestation is about another run")
+        _quarantine(entry, cache, warn, "its attestation is about another run")
+        return None
     if _canonical(statement.get("subject")) != _canonical(entry_statement(signed)["subject"]):
-        return _quarantine(entry, cache, warn, "its attestation's subjects are not its objects")
+        _quarantine(entry, cache, warn, "its attestation's subjects are not its objects")
+        return None
     hint = entry.signed_part()
     if _canonical(hint) != _canonical(signed_dict):
-        return _quarantine(entry, cache, warn, f"{_first_difference(hint, signed_dict)} "
-                                               f"differ from what its attestation signs")
+        _quarantine(entry, cache, warn, f"{_first_difference(hint, signed_dict)} "
+                                        f"differ from what its attestation signs")
+        return None
     for obj in signed.objects:
         where = private_dir(obj.path) if obj.role == "output" else None
         if where is not None:
-            return _quarantine(entry, cache, warn, f"it names {obj.path}, inside {where}/")
+            _quarantine(entry, cache, warn, f"it names {obj.path}, inside {where}/")
+            return None
     signed.attestation = envelope
     return signed
 
@@ -366,4 +373,3 @@ def _quarantine(entry: IndexEntry, cache: RunCache, warn: Warn, why: str) -> Non
     where = cache.quarantine_entry(entry)
     warn(f"{where}: run {entry.run_id[:12]} disagrees with its signed attestation: {why} "
          f"(quarantined); running the step instead")
-    return None

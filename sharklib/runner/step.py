@@ -170,7 +170,7 @@ class Step:
         base[ENV_NO_CACHE] = "1"
         started = time.time()
         traced = None
-        from sharklib.runner.tee import StreamTee
+        from sharklib.runner.tee import Printed, StreamTee
 
         # what the step prints to streams it inherits is kept, for a reuse to replay
         tee = StreamTee(stdout, stderr) if caching else None
@@ -199,7 +199,7 @@ class Step:
             for msg in traced.messages:
                 if not quiet or "error" in msg.lower():
                     sys.stderr.write(f"sharklib: {printable(msg)}\n")
-        printed = tee.printed() if tee is not None else {}
+        printed = tee.printed() if tee is not None else Printed()
         complete = complete and printed is not None
         ended = time.time()
 

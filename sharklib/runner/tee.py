@@ -14,7 +14,7 @@ import contextlib
 import os
 import sys
 import threading
-from typing import IO, Any
+from typing import IO, Any, TypedDict
 
 from sharklib.common.sessiondir import STREAM_LIMIT
 
@@ -49,11 +49,22 @@ def _same_place(a: int, b: int) -> bool:
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
+class Printed(TypedDict, total=False):
+    """The bytes each teed stream carried, by the name :func:`sharklib.runner.record.record`
+    takes them under (a merged stdout and stderr is all ``stdout``)."""
+
+    stdout: bytes
+    stderr: bytes
+
+
 class StreamTee:
     """Tee the streams the step would inherit (``None``) while it runs; others pass through."""
 
     def __init__(self, stdout: IO[Any] | int | None, stderr: IO[Any] | int | None) -> None:
         self.copies: dict[str, _Copy] = {}
+        #: what the step is handed: the write end of a copy's pipe, or what was given
+        self.stdout: IO[Any] | int | None
+        self.stderr: IO[Any] | int | None
         if stdout is None and stderr is None and _same_place(1, 2):
             # one terminal, or `2>&1`: one pipe for both keeps the order the reader saw, and
             # the replay writes it all to stdout, which is that same place
@@ -86,8 +97,13 @@ class StreamTee:
             if c.thread.is_alive():
                 c.overflow = True
 
-    def printed(self) -> dict[str, bytes] | None:
+    def printed(self) -> Printed | None:
         """The bytes each teed stream carried; None when one was too large to keep."""
         if any(c.overflow for c in self.copies.values()):
             return None
-        return {name: bytes(c.data) for name, c in self.copies.items()}
+        out = Printed()
+        if "stdout" in self.copies:
+            out["stdout"] = bytes(self.copies["stdout"].data)
+        if "stderr" in self.copies:
+            out["stderr"] = bytes(self.copies["stderr"].data)
+        return out
