@@ -175,9 +175,9 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
 
     for s in stages:
         for m in s.mentions:
-            w = writers.get(m)
-            if w is not None:
-                if w != s.index:
+            writer = writers.get(m)
+            if writer is not None:
+                if writer != s.index:
                     s.reads.add(m)
             elif m in under_dirs or kind(m) == 2:
                 s.dirs.add(m)
@@ -203,25 +203,25 @@ def _link(stages: list[Stage], docdir: str, doc: Path,
         deps: set[int] = set()
         extra = all_reads.get(s.index)
         for r in (s.reads if extra is None else extra.union(s.reads)):
-            w = writers.get(r)
-            if w is None:
+            writer = writers.get(r)
+            if writer is None:
                 parent = _parent(r)
                 got_w = nearest.get(parent, _UNSET)
                 if got_w == _UNSET:
                     got_w = next((x for a in _ancestors(r, docdir)
                                   if (x := writers.get(a)) is not None), None)
                     nearest[parent] = got_w
-                w = got_w
-            if w is not None:
-                deps.add(w)
+                writer = got_w
+            if writer is not None:
+                deps.add(writer)
         if s.dirs:
             if under is None:
                 under = _gather(parent_writers, docdir)
             for d in s.dirs:
                 deps.update(under.get(d, ()))
-                w = writers.get(d)
-                if w is not None:
-                    deps.add(w)
+                writer = writers.get(d)
+                if writer is not None:
+                    deps.add(writer)
         deps.discard(s.index)
         s.deps = deps
     return _order(stages, doc)

@@ -149,7 +149,7 @@ def fetch(source: str, dest: str | os.PathLike[str], pin: str | None = None,
     src = parse_source(source)
     target = Path(dest).absolute()
     if root is not None:  # the stage runs in the document's directory: resolved, not lexical
-        contained(root, dest, "import destination")
+        contained(root, os.fspath(dest), "import destination")
     target.parent.mkdir(parents=True, exist_ok=True)
     if root is not None:  # a symlink planted while the parents were made
         contained(root, str(target.parent), "import destination")

@@ -196,13 +196,13 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
     # stages end with this process, however it ends (see pipeline/watchdog.py)
     from sharklib.pipeline import watchdog
 
-    finished = watchdog.start() if leaf_jobs else (lambda: None)
+    stop_watchdog = watchdog.start() if leaf_jobs else (lambda: None)
     try:
         results, skipped = _execute(leaf_jobs, deps, executor, scheduler, jobs, console)
     except Exception:
-        finished()  # an error of ours, not a kill: what ran has ended or is ending
+        stop_watchdog()  # an error of ours, not a kill: what ran has ended or is ending
         raise
-    finished()
+    stop_watchdog()
     for s in stages:
         if plans[s.index].skip:
             report.reused += 1

@@ -346,8 +346,8 @@ class StageBuilder:
         absdir = _abs(self.docdir, directory or ".")
         names: set[str] = set()
         try:
-            with os.scandir(absdir) as it:
-                names = {e.name for e in it if e.is_file()}
+            with os.scandir(absdir) as entries:
+                names = {e.name for e in entries if e.is_file()}
         except OSError:
             pass
         names.update(self._declared.get(absdir, ()))
