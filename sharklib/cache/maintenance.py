@@ -19,6 +19,7 @@ from typing import Any
 from sharklib.cache.cas import ContentStore, refuse_link
 from sharklib.cache.entry import IndexEntry
 from sharklib.cache.index import RunRow
+from sharklib.cache.roots import live_objects
 from sharklib.cache.runcache import RunCache
 from sharklib.cache.store import RemoteUnreachable
 from sharklib.errors import StoreError
@@ -91,11 +92,13 @@ def list_runs(cache: RunCache) -> list[RunRow]:
 def disk_usage(cache: RunCache) -> Usage:
     rows = cache.index.rows()
     referenced = cache.index.referenced()
+    rooted = live_objects(cache.directory, prune=False)
     objects = list(cache.store.list())
     return Usage(runs=len(rows), objects=len(objects),
                  stored_bytes=sum(o.size for o in objects),
                  referenced_bytes=sum(referenced.values()),
-                 unreferenced_objects=sum(1 for o in objects if o.sha256 not in referenced),
+                 unreferenced_objects=sum(1 for o in objects if o.sha256 not in referenced
+                                          and o.sha256 not in rooted),
                  saved_seconds=sum(r.saved for r in rows), location=str(cache.directory))
 
 
@@ -110,7 +113,8 @@ def _object_sizes(cache: RunCache, run_ids: list[str]) -> dict[str, dict[str, in
 def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = None,
        dry_run: bool = False, now: float | None = None, tmp_age: float = TMP_AGE) -> GcReport:
     """Drop runs unused for ``max_age`` seconds, then least recently used ones until the
-    objects they name fit in ``max_size`` bytes; then delete objects no run names, and
+    objects they name fit in ``max_size`` bytes; then delete objects no run names and no
+    live gc root (:mod:`sharklib.cache.roots`: a shell session's states) holds, and
     temporaries older than ``tmp_age`` that killed writers left (here and on the remote)."""
     report = GcReport(dry_run=dry_run)
     now = time.time() if now is None else now
@@ -141,8 +145,12 @@ def gc(cache: RunCache, *, max_age: float | None = None, max_size: int | None = 
             keys = {r.run_id: r.key for r in rows}
             cache.forget_entries([(keys[rid], rid) for rid in doomed if rid in keys])
         referenced = cache.index.referenced()
+        # objects held by something other than a run (a shell session's states): gc roots
+        rooted = live_objects(cache.directory, prune=not dry_run)
         dropping = set(doomed)
         for info in list(cache.store.list()):
+            if info.sha256 in rooted:
+                continue
             still = info.sha256 in referenced
             if dry_run and still:
                 still = any(rid not in dropping for rid in cache.index.runs_referencing(info.sha256))

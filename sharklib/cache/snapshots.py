@@ -183,6 +183,13 @@ class SnapshotStore(ObjectStore):
         self._drop_unused(snaps)
         self.cas.delete(sha256)
 
+    def forget_snapshot(self, name: str) -> None:
+        """Destroy snapshot ``name`` and forget the objects it served (its owner is gone:
+        a deleted shell session's before-snapshots)."""
+        with self._lock:
+            self._db.execute("DELETE FROM snapobjects WHERE snapshot=?", (name,))
+        self._drop(name)
+
     def quarantine(self, sha256: str) -> None:
         # a snapshot is read-only: forget the object there (it cannot be served again)
         with self._lock:

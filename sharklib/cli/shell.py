@@ -1,4 +1,4 @@
-"""``sharklib shell [--new] [--list]``: a recorded, snapshotted, exportable shell."""
+"""``sharklib shell [--new] [--list] [--delete SESSION]``: a recorded, snapshotted, exportable shell."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ import click
 @click.command(name="shell")
 @click.option("--new", is_flag=True, help="Start a fresh session instead of resuming this folder's.")
 @click.option("--list", "list_", is_flag=True, help="List this folder's sessions and exit.")
-def command(new: bool, list_: bool) -> int:
+@click.option("--delete", "delete", metavar="SESSION", default=None,
+              help="Delete a session (its history, and the states it kept for :undo) and exit.")
+def command(new: bool, list_: bool, delete: str | None) -> int:
     """Your bash, with every command recorded and every change snapshotted (:help inside)."""
+    if delete is not None:
+        from sharklib.shell.listing import delete_session
+
+        click.echo(delete_session(delete), nl=False)
+        return 0
     if list_:
         from sharklib.shell.listing import list_sessions
 

@@ -52,6 +52,7 @@ class Shell:
         self.interactive = interactive
         self.session, self.resumed = SessionStore.open(self.workspace, new=new)
         self.snapshots = Snapshots(self.workspace)
+        self.snapshots.root_session(self.session)
         self._tmp = tempfile.mkdtemp(prefix="sharklib-session-shell-")
         self.bash = bashstate.BashState(self._tmp)
         self.base_env = {k: v for k, v in os.environ.items()

@@ -151,7 +151,46 @@ class Snapshots:
 
     # -- after a command ---------------------------------------------------------------
     def record(self, eff: Effect, session: SessionStore, started: float, run_id: str) -> list[Change]:
-        """Store the changed files; the changes with what each path held before."""
+        """Store the changed files; the changes with what each path held before.
+
+        Under the cache's shared lock until the stored objects are rooted to the session
+        (:mod:`sharklib.cache.roots`): ``sharklib cache gc`` never sees one stored and unrooted.
+        """
+        with self.cache.shared():
+            changes = self._record(eff, session, started, run_id)
+            self.root(session, changes)
+        return changes
+
+    def root(self, session: SessionStore, changes: list[Change],
+             extra: tuple[str, ...] = ()) -> None:
+        """Keep the objects these changes name for as long as the session exists."""
+        from sharklib.cache.roots import add_roots
+
+        shas = [sha for ch in changes for sha in (ch.before, ch.after, ch.sidecar)
+                if sha and sha != UNKNOWN]
+        with contextlib.suppress(OSError):
+            add_roots(self.cache.directory, session.dir, [*shas, *extra])
+
+    def root_session(self, session: SessionStore) -> None:
+        """Root a session recorded before sessions were gc roots (once, when it is resumed)."""
+        from sharklib.cache.roots import root_file
+
+        if session.mutations() and not root_file(self.cache.directory, session.dir).exists():
+            self.root(session, [ch for c in session.mutations() for ch in c.changes])
+
+    def forget(self, session_id: str) -> int:
+        """Destroy the before-snapshots a deleted session kept; how many there were."""
+        if self.cow is None:
+            return 0
+        prefix = snapshot_name(f"shell-{session_id}-")
+        names = [n for n in self.cow.snapshots() if n.startswith(prefix)]
+        for name in names:
+            with contextlib.suppress(StoreError, OSError):
+                self.cow.forget_snapshot(name)
+        return len(names)
+
+    def _record(self, eff: Effect, session: SessionStore, started: float,
+                run_id: str) -> list[Change]:
         with contextlib.suppress(StoreError, OSError):
             self.store.snapshot(run_id, self.workspace)
         self.pre_used = False
@@ -227,8 +266,9 @@ class Snapshots:
                 continue
             if cur_sha is not None and cur_sha != have:
                 # changed outside the shell: keep those bytes before replacing them
-                with contextlib.suppress(StoreError, OSError):
+                with contextlib.suppress(StoreError, OSError), self.cache.shared():
                     self.store.put(path, cur_sha)
+                    self.root(session, [], (cur_sha,))
                     moved.kept.append((rel, cur_sha))
             if want is None:
                 with contextlib.suppress(FileNotFoundError):
