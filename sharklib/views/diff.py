@@ -152,8 +152,9 @@ class _Walker:
             a, b = ia.get(name), ib.get(name)
             if a is None or b is None:
                 self.points.append(Divergence(
-                    "input", name, a and "sha256:" + short(a.sha256),
-                    b and "sha256:" + short(b.sha256), sa.command, sb.command, list(via)))
+                    "input", name, None if a is None else "sha256:" + short(a.sha256),
+                    None if b is None else "sha256:" + short(b.sha256), sa.command, sb.command,
+                    list(via)))
                 found = True
                 continue
             pa, pb = sa.producers.get(a.path), sb.producers.get(b.path)

@@ -340,6 +340,7 @@ def to_openlineage_events(lineage: Lineage) -> list[Any]:
         RunState,
     )
     from openlineage.client.facet_v2 import (
+        DatasetFacet,
         dataset_version_dataset,
         environment_variables_run,
         processing_engine_run,
@@ -366,8 +367,10 @@ def to_openlineage_events(lineage: Lineage) -> list[Any]:
             parts = urlsplit(d.url)
             namespace = f"{parts.scheme}://{parts.netloc}" if parts.scheme else "url"
             name = d.url[len(namespace):] if d.url.startswith(namespace) else d.url
-            facets = {"version": dataset_version_dataset.DatasetVersionDatasetFacet(
-                datasetVersion=d.sha256)} if d.sha256 else {}
+            facets: dict[str, DatasetFacet] = {}
+            if d.sha256:
+                facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+                    datasetVersion=d.sha256)
             seen[(d.url, d.sha256)] = InputDataset(namespace=namespace, name=name or "/",
                                                    facets=facets)
         return list(seen.values())

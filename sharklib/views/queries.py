@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from sharklib.cache.ledger import Ledger, PathMatch
 from sharklib.errors import SharkError
@@ -76,6 +76,17 @@ def seconds(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
+class _Event(TypedDict):
+    """A recorded run (``ran``/``failed``) or a reuse of it, before it is rendered."""
+
+    event: str
+    at: float
+    run: dict[str, Any]
+    user: str
+    host: str
+    saved: float
+
+
 # -- where the ledger is ---------------------------------------------------------------------
 @dataclass
 class Source:
@@ -103,7 +114,7 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
         from sharklib.views.query_remote import mirror
 
         try:
-            ledger, envelope = mirror(url, cache.directory)
+            ledger, remote_envelope = mirror(url, cache.directory)
         except SharkError:
             raise
         except Exception as exc:  # credentials, permissions, a URL fsspec cannot list
@@ -112,7 +123,7 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
                              f"{type(exc).__name__}: {reason}") from None
         finally:
             cache.close()
-        return Source(ledger, url, True, envelope, ledger.close)
+        return Source(ledger, url, True, remote_envelope, ledger.close)
     ledger = Ledger.open(cache.directory / "index.sqlite")
 
     def envelope(run: dict[str, Any]) -> bytes | None:
@@ -296,7 +307,7 @@ def log(source: Source, paths: list[str], *, command: str | None = None,
     rows, total = led.events(since=since, until=until, status=status,
                              command=command, run_ids=ids, limit=limit)
     runs = led.runs(r[2] for r in rows)
-    events = [{"event": "reused" if ev == "reused" else
+    events: list[_Event] = [{"event": "reused" if ev == "reused" else
                ("ran" if runs[rid]["exit_status"] == 0 else "failed"),
                "at": at, "run": runs[rid], "user": user, "host": host, "saved": saved}
               for ev, at, rid, user, host, saved in rows if rid in runs]
