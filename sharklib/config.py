@@ -37,6 +37,8 @@ ENV_OWNS_SESSION = "SHARKLIB_OWNS_SESSION"
 ENV_PROXY_LOG = "SHARKLIB_PROXY_LOG"
 ENV_RECIPE_NOTE = "SHARKLIB_RECIPE_NOTE"
 ENV_RECIPE_SHELL = "SHARKLIB_RECIPE_SHELL"
+# the directory of the `bash` shim that routes Snakemake's shell jobs through the recipe shell
+ENV_RECIPE_SHIM = "SHARKLIB_RECIPE_SHIM"
 ENV_REPORT = "SHARKLIB_REPORT"
 # the energy model of reports (Green Algorithms): W per core, PUE, gCO2e/kWh
 ENV_CORE_WATTS = "SHARKLIB_CORE_WATTS"

@@ -49,8 +49,11 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
             return 0
         env[ENV_EXPLAIN] = "1"
     _observed_dependencies(env)
+    shim = None
     if os.path.basename(argv[0]) in ("make", "gmake"):
         argv = _through_recipe_shell(argv, env)
+    else:
+        shim = _snakemake_jobs_through_recipe_shell(argv, env)
     try:
         resolve_program(argv[0], env)
         proc = subprocess.run(argv, env=env, check=False)
@@ -58,6 +61,11 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
         return say(exc)
     except OSError as exc:
         return say(from_os_error(argv[0], exc))
+    finally:
+        if shim:
+            import shutil
+
+            shutil.rmtree(shim, ignore_errors=True)
     return proc.returncode if proc.returncode >= 0 else 128 - proc.returncode
 
 
@@ -93,3 +101,23 @@ def _through_recipe_shell(argv: list[str], env: dict[str, str]) -> list[str]:
     env[ENV_RECIPE_NOTE] = os.path.join(
         tempfile.gettempdir(), f"sharklib-recipe-note-{os.getpid()}-{os.urandom(4).hex()}")
     return [argv[0], *extra, *argv[1:]]
+
+
+def _snakemake_jobs_through_recipe_shell(argv: list[str], env: dict[str, str]) -> str | None:
+    """Snakemake with every shell job run by sharklib's recipe shell (a ``bash`` shim on PATH).
+
+    Returns the shim's directory, for the caller to remove when Snakemake is done.
+    """
+    from sharklib.runner import recipe_shell
+
+    if not recipe_shell.is_snakemake(argv):
+        return None
+    import tempfile
+
+    from sharklib.config import ENV_RECIPE_NOTE
+
+    shim = recipe_shell.snakemake_shim(env)
+    if shim:
+        env[ENV_RECIPE_NOTE] = os.path.join(
+            tempfile.gettempdir(), f"sharklib-recipe-note-{os.getpid()}-{os.urandom(4).hex()}")
+    return shim

@@ -19,9 +19,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import sys
 
-from sharklib.config import ENV_QUIET, ENV_RECIPE_NOTE, ENV_RECIPE_SHELL, flag
+from sharklib.config import ENV_QUIET, ENV_RECIPE_NOTE, ENV_RECIPE_SHELL, ENV_RECIPE_SHIM, flag
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,17 +36,44 @@ _PYTHON = re.compile(r"(.*/)?python(\d+(\.\d+)*)?")
 _ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 
 
+#: what Snakemake puts before every job's command when its shell is bash (``shell.prefix``)
+_SET_PREFIX = re.compile(r"^\s*set(?:\s+[-+][A-Za-z]+(?:\s+pipefail)?)+\s*;\s*")
+_CONTROL = frozenset({";", "&&", "||", "|", "&", "|&", ";;", "(", ")"})
+
+
 def starts_python(line: str) -> bool:
-    """Does the recipe line start a Python interpreter (after ``VAR=value`` words)?"""
+    """Is the recipe line one command starting a Python interpreter (after ``VAR=value``)?
+
+    A leading ``set -euo pipefail;`` (Snakemake's prefix for bash) is skipped. A line that
+    chains other commands after the interpreter (``python a.py && cp a b``) is not one: the
+    Python capture would record the interpreter alone and the ``cp`` would escape every record,
+    so such a line is a traced step as a whole (the Python inside is merged into it).
+    """
+    line = _SET_PREFIX.sub("", line, count=1)
     try:
-        words = shlex.split(line, comments=True)
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|()")
+        lexer.whitespace_split = True
+        lexer.commenters = "#"
+        words = list(lexer)
     except ValueError:
+        return False
+    if "\n" in line.strip() or any(_controls(words, i) for i in range(len(words))):
         return False
     for w in words:
         if _ASSIGN.match(w):
             continue
         return bool(_PYTHON.fullmatch(w))
     return False
+
+
+def _controls(words: list[str], i: int) -> bool:
+    """Is ``words[i]`` a control operator (``2>&1`` and ``&>`` are redirections, not ``&``)?"""
+    w = words[i]
+    if w != "&":
+        return w in _CONTROL
+    before = words[i - 1] if i else ""
+    after = words[i + 1] if i + 1 < len(words) else ""
+    return not (before.endswith((">", "<")) or after.startswith(">"))
 
 
 def make_arguments(argv: list[str], cwd: str) -> list[str]:
@@ -104,8 +132,73 @@ def _note_once(text: str) -> None:
     sys.stderr.flush()
 
 
+def is_snakemake(argv: list[str]) -> bool:
+    """Is the command Snakemake (``snakemake ...``, ``python -m snakemake ...``)?"""
+    if not argv:
+        return False
+    if os.path.basename(argv[0]) == "snakemake":
+        return True
+    if not _PYTHON.fullmatch(os.path.basename(argv[0])):
+        return False
+    for i, a in enumerate(argv[1:], 1):
+        if a == "-m":
+            return i + 1 < len(argv) and argv[i + 1].split(".")[0] == "snakemake"
+        if a.startswith("-m"):
+            return a[2:].split(".")[0] == "snakemake"
+        if a == "-c" or a.startswith("-c"):
+            return False
+        if not a.startswith("-"):
+            return os.path.basename(a) == "snakemake"
+    return False
+
+
+SHIM = """#!/bin/sh
+# sharklib env: Snakemake's shell jobs go through sharklib's recipe shell (runner/recipe_shell.py)
+exec {python} -E -m {module} "$@"
+"""
+
+
+def snakemake_shim(env: dict[str, str]) -> str | None:
+    """Route Snakemake's shell jobs through the recipe shell, without touching the Snakefile.
+
+    Snakemake runs every ``shell:`` job as ``Popen(cmd, shell=True, executable=BASH)``, where
+    ``BASH`` is ``shutil.which("bash")`` looked up when Snakemake starts (``snakemake/shell.py``;
+    it adds ``set -euo pipefail;`` because the executable is called ``bash``). A directory
+    holding a ``bash`` that execs the recipe shell, first on the ``PATH`` of the snakemake
+    process alone, makes each job a step; the recipe shell takes the directory off ``PATH``
+    again before running anything, so a job's own ``bash script.sh`` is the real bash.
+    Returns the directory (the caller removes it when Snakemake is done), or None when there
+    is no bash to stand in for or no interpreter path a shell can call.
+    """
+    import tempfile
+
+    path = env.get("PATH", os.defpath)
+    real = shutil.which("bash", path=path)
+    exe = sys.executable
+    if real is None or not exe:
+        return None
+    shim = tempfile.mkdtemp(prefix="sharklib-shim-")
+    target = os.path.join(shim, "bash")
+    with open(target, "w", encoding="utf-8") as fh:
+        fh.write(SHIM.format(python=shlex.quote(exe), module=MODULE))
+    os.chmod(target, 0o755)
+    env[ENV_RECIPE_SHELL] = os.path.realpath(real)
+    env[ENV_RECIPE_SHIM] = shim
+    env["PATH"] = shim + os.pathsep + path
+    return shim
+
+
+def _off_path(shim: str) -> None:
+    """Take the shim directory off this process's ``PATH`` (what the job's commands see)."""
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(p for p in parts if p != shim)
+
+
 def main(argv: list[str]) -> int:
     inner = os.environ.get(ENV_RECIPE_SHELL) or "/bin/sh"
+    shim = os.environ.pop(ENV_RECIPE_SHIM, None)
+    if shim:
+        _off_path(shim)
     if len(argv) < 2 or argv[-2] != "-c" or starts_python(argv[-1]):
         os.execv(inner, [inner, *argv])
     from sharklib.runner.command import run_command
