@@ -105,7 +105,8 @@ def _digests(files: list[str], heavy: bool) -> dict[str, tuple[str, int]]:
     from sharklib.hashing import StatCache
 
     # the stat cache keys on UTF-8 text; names that are not valid UTF-8 are hashed directly
-    plain, odd = [], []
+    plain: list[str] = []
+    odd: list[str] = []
     for f in files:
         (odd if _not_utf8(f) else plain).append(f)
     cache = StatCache()
@@ -171,9 +172,10 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     # the working directory's does
     git_probe: identity.GitProbe | None = None
     if out_paths:
-        own_code = script is not None and not paths.is_ignored(script, rec.ignore)
+        where = rec.cwd if script is None or paths.is_ignored(script, rec.ignore) \
+            else os.path.dirname(script)
         try:
-            git_probe = identity.GitProbe(os.path.dirname(script) if own_code else rec.cwd)
+            git_probe = identity.GitProbe(where)
         except Exception as exc:
             rec.warnings.append(f"git state not recorded: {describe(exc)}")
     digests = _digests(wanted, heavy)

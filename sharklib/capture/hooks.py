@@ -36,7 +36,7 @@ from sharklib.common.safety import describe, warn_once
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 _installed: set[str] = set()
@@ -326,7 +326,7 @@ def patch_exit(save: Callable[[int], None]) -> None:
     real_os_exit = os._exit
     _originals["os._exit"] = real_os_exit
 
-    def _exit(status: int) -> None:
+    def _exit(status: int) -> NoReturn:
         try:
             save(int(status))
         except BaseException as exc:
@@ -338,7 +338,7 @@ def patch_exit(save: Callable[[int], None]) -> None:
     real_sys_exit = sys.exit
     _originals["sys.exit"] = real_sys_exit
 
-    def exit(status: Any = None) -> None:
+    def exit(status: str | int | None = None) -> NoReturn:
         rec = _rec._current
         if rec is not None:
             with contextlib.suppress(Exception):

@@ -112,5 +112,7 @@ def _replace_sys_stdin(rec: Any) -> None:
                            errors=orig.errors, newline="\n", line_buffering=orig.line_buffering)
     with contextlib.suppress(AttributeError, ValueError):
         new.mode = orig.mode  # type: ignore[misc]
-    sys.stdin = sys.__stdin__ = new
+    sys.stdin = new
+    # typeshed declares __stdin__ Final; code that restores sys.stdin from it must get ours
+    sys.__stdin__ = new  # type: ignore[misc]
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import wrapt
 
@@ -26,13 +25,20 @@ _lock = threading.Lock()
 _exit_hook = False
 
 
+class Headers(Protocol):
+    """Response headers as each client library has them: a dict, ``http.client``'s
+    ``HTTPMessage`` (not a Mapping), requests' and httpx's case-insensitive maps."""
+
+    def get(self, name: str, /) -> object: ...
+
+
 class BodyDigest:
     """Running sha256 and size of one response body, plus what identifies the resource."""
 
     __slots__ = ("__weakref__", "_h", "done", "etag", "exact", "last_modified", "method",
                  "saved_to", "size", "status", "url")
 
-    def __init__(self, url: str, status: int | None, headers: Mapping[str, Any] | None,
+    def __init__(self, url: str, status: int | None, headers: Headers | None,
                  method: str = "GET", owner: object | None = None,
                  saved_to: str | None = None) -> None:
         import hashlib
@@ -90,7 +96,7 @@ class BodyDigest:
             warn(f"download record for {self.url}", exc)
 
 
-def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
+def _header(headers: Headers | None, name: str) -> str | None:
     if headers is None:
         return None
     try:

@@ -21,8 +21,11 @@ from collections.abc import Callable
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from importlib.abc import Loader as _LoaderBase
     from types import ModuleType
     from typing import Any
+else:
+    _LoaderBase = object  # importlib.abc is not imported at run time either
 
 Hook = Callable[["ModuleType"], None]
 
@@ -58,7 +61,7 @@ def _fire(module: ModuleType) -> None:
         own_imports.update(set(sys.modules) - before)
 
 
-class _ChainedLoader:
+class _ChainedLoader(_LoaderBase):
     """The real loader, plus the hooks once the module body has run."""
 
     def __init__(self, loader: Any) -> None:

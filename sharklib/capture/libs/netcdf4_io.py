@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Any
+from typing import Any, Protocol
 
 import wrapt
 
@@ -51,7 +51,13 @@ def _opened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str | None, 
     return path, _MODES.get(mode)
 
 
-def make_dataset_class(original: type) -> type:
+class _Dataset(Protocol):
+    """What the patch uses of netCDF4's (untyped, Cython) ``Dataset`` type."""
+
+    def close(self) -> object: ...
+
+
+def make_dataset_class(original: type[_Dataset]) -> type[_Dataset]:
     """A subclass of netCDF4's ``Dataset`` that reports its opens and closes."""
 
     class _Meta(type(original)):  # type: ignore[misc]
@@ -88,7 +94,9 @@ def make_dataset_class(original: type) -> type:
                     record_finished(rec, written[0], written[1])
         return result
 
+    # ``_sharklib_original`` marks the module as patched (see :func:`patch`)
     namespace = {"__slots__": (), "__init__": __init__, "close": close,
+                 "_sharklib_original": original,
                  "__module__": original.__module__, "__qualname__": original.__qualname__,
                  "__doc__": original.__doc__}
     cls = _Meta(original.__name__, (original,), namespace)
@@ -122,6 +130,5 @@ def patch(module: Any) -> None:
     if getattr(original, "_sharklib_original", None) is not None:
         return
     cls = make_dataset_class(original)
-    cls._sharklib_original = original
     module.Dataset = cls
     wrapt.wrap_function_wrapper(module, "MFDataset", _mfdataset)

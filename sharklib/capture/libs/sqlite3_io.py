@@ -71,7 +71,7 @@ def _check(conn: Any, state: _State, closing: bool) -> None:
         rec.closed(state.path)
 
 
-def tracked_factory(base: type) -> type:
+def tracked_factory(base: type[sqlite3.Connection]) -> type[sqlite3.Connection]:
     """A subclass of the connection factory ``base`` that notices its writes."""
     cls = _factories.get(base)
     if cls is not None:
