@@ -8,6 +8,12 @@ lookup. It always chains to the ``sitecustomize`` it shadows (the next one on
 import os
 import sys
 
+TYPE_CHECKING = False  # no ``typing`` here: this file runs in every Python a step starts
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
 
 def _chain() -> None:
     """Execute the next ``sitecustomize`` on sys.path after this file's directory."""
@@ -49,7 +55,8 @@ class _SharklibOnly:
     def __init__(self, root: str) -> None:
         self.root = root
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(self, fullname: str, path: "Sequence[str] | None" = None,
+                  target: "ModuleType | None" = None) -> "ModuleSpec | None":
         if fullname != "sharklib":
             return None
         from importlib.machinery import PathFinder

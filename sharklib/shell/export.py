@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+from typing import Any
 
 import yaml
 
@@ -81,15 +82,15 @@ def _is_download(c: Command) -> list[tuple[str, str, str]] | None:
     if not by_dest:
         return None
     for ch in c.changes:
-        d = None
+        found: dict[str, Any] | None = None
         for saved, dl in by_dest.items():
             rel = saved if not os.path.isabs(saved) else None
             if (rel and os.path.normpath(os.path.join(c.cwd, rel)) == ch.path) or \
                     saved.endswith(os.sep + ch.path) or saved == ch.path:
-                d = dl
-        if d is None or ch.after is None or d["sha256"] != ch.after:
+                found = dl
+        if found is None or ch.after is None or found["sha256"] != ch.after:
             return None
-        got.append((d["url"], ch.path, ch.after))
+        got.append((found["url"], ch.path, ch.after))
     return got
 
 

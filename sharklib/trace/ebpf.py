@@ -26,6 +26,10 @@ from pathlib import Path
 from sharklib.errors import TraceError
 from sharklib.trace.events import Event, decode_sockaddr, join_path
 
+TYPE_CHECKING = False  # no ``typing`` at run time (see sharklib.trace.events)
+if TYPE_CHECKING:
+    from sharklib.trace.events import Mode
+
 OBJECT = Path(__file__).resolve().parent / "bpf" / "tracer.bpf.o"
 
 EV_FORK, EV_EXEC, EV_EXIT, EV_OPEN, EV_PATHOP, EV_CONNECT, EV_CHDIR = range(1, 8)
@@ -76,7 +80,7 @@ def decode(record: bytes) -> Event | None:
     off += l2
     s3 = record[off:off + l3]
     if etype == EV_OPEN:
-        mode = "rw" if aux1 & FMODE_READ and aux1 & FMODE_WRITE else ("w" if aux1 & FMODE_WRITE else "r")
+        mode: Mode = "rw" if aux1 & FMODE_READ and aux1 & FMODE_WRITE else ("w" if aux1 & FMODE_WRITE else "r")
         if mode != "r" and ret & O_APPEND:  # the open file's flags (see tracer.bpf.c)
             mode = "a"
         path = _walked(s0)

@@ -93,7 +93,8 @@ def decode_sockaddr(raw: bytes, sock_type: int = 0) -> str:
     if len(raw) < 2:
         return "unknown"
     family = struct.unpack_from("<H", raw)[0]
-    proto = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}.get(sock_type, "inet")
+    protocols: dict[int, str] = {socket.SOCK_STREAM: "tcp", socket.SOCK_DGRAM: "udp"}
+    proto = protocols.get(sock_type, "inet")
     if family == socket.AF_INET and len(raw) >= 8:
         port = struct.unpack_from(">H", raw, 2)[0]
         return f"{proto}:{socket.inet_ntop(socket.AF_INET, raw[4:8])}:{port}"
