@@ -1,12 +1,12 @@
-"""``python -m sharklib trace ...`` without click or rich before the command starts.
+"""``python -m sharklib trace ...`` without click or rich.
 
 (The option tables below are the click command's, :mod:`sharklib.cli.trace`; a test checks it.)
 
 The tracer must be attached before the command runs, so everything imported
 first delays the user's command. This path reads the few ``trace`` options by
 hand, starts loading the BPF programs at once (the kernel's verifier works in a
-thread while the rest of sharklib is imported), runs the command, and only then
-imports rich for the report. Anything it does not recognise (``--help``, a
+thread while the rest of sharklib is imported), runs the command, and prints its
+report with plain writes (no rich). Anything it does not recognise (``--help``, a
 misspelt option, no command) goes to the full click CLI, so messages and exit
 codes are the same either way.
 """

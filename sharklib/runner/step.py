@@ -291,7 +291,7 @@ def trace_step(cmd: Sequence[str], backend: str = "auto", *, use_proxy: bool = F
         return result.exit_status
     if result.trace is None:  # it never started (the launcher said why)
         return result.exit_status
-    from sharklib.trace.report import report  # rich is imported after the command ran
+    from sharklib.trace.report import report
     from sharklib.trace.session import exit_like
 
     report(result.trace, quiet=quiet)

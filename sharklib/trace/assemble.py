@@ -26,6 +26,37 @@ MAKE_NAMES = frozenset({"make", "gmake", "remake", "bmake"})
 INFINITY = float("inf")
 
 
+def platform_label() -> str:
+    """``platform.platform()`` as it reads on Linux, without starting ``uname -p``.
+
+    ``platform.platform()`` unpacks ``platform.uname()``, whose processor field runs the
+    ``uname -p`` program (10-100 ms, after the traced command ended); on Linux the
+    function then drops that field whenever it is ``unknown`` or equals the machine,
+    which is what ``uname -p`` prints there. Elsewhere the library is asked.
+    """
+    global _PLATFORM
+    if _PLATFORM is None:
+        import platform
+
+        u = os.uname()
+        if u.sysname != "Linux":
+            _PLATFORM = platform.platform()
+        else:
+            libc, version = platform.libc_ver()
+            text = "-".join(x.strip() for x in (u.sysname, u.release, u.machine, "with",
+                                                 libc + version) if x)
+            for bad in " /\\:;\"()":
+                text = text.replace(bad, "_" if bad == " " else "-")
+            text = text.replace("unknown", "")
+            while "--" in text:
+                text = text.replace("--", "-")
+            _PLATFORM = text.rstrip("-")
+    return _PLATFORM
+
+
+_PLATFORM: str | None = None
+
+
 @dataclass(slots=True)
 class _Out:
     """An output being built: who wrote it and when it was finished."""
@@ -313,12 +344,9 @@ class Assembler:
 
     def build(self, digests: dict[str, tuple[str, int]]) -> list[Run]:
         """Runs in the order they finished (upstream before downstream), root last."""
-        import platform
-        import socket
-
         user = _user()
-        host = socket.gethostname()
-        env = Environment(platform=platform.platform())
+        host = os.uname().nodename  # what socket.gethostname() returns, without importing socket
+        env = Environment(platform=platform_label())
         runs: dict[int, Run] = {}
         for d in self.drafts:
             runs[id(d)] = self._to_run(d, digests, user, host, env)
@@ -375,9 +403,15 @@ class Assembler:
 
 
 def _user() -> str:
-    import getpass
-
+    """``getpass.getuser()`` (the same variables, then the password database), without
+    importing getpass, which pulls in termios: this runs after the traced command ended."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(name)
+        if user:
+            return user
     try:
-        return getpass.getuser()
+        import pwd
+
+        return pwd.getpwuid(os.getuid())[0]
     except Exception:
         return str(os.geteuid())
