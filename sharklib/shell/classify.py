@@ -24,6 +24,9 @@ class Effect:
     written: dict[str, str | None] = field(default_factory=dict)  # path -> sha256 (None: deleted)
     sizes: dict[str, int] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)  # read before (path -> sha256)
+    #: written files the command read before it finished writing them (``sed -i``, ``sort -o f
+    #: f``): they existed before the command, even when a new inode now holds them
+    reread: set[str] = field(default_factory=set)
     outside: list[str] = field(default_factory=list)
     downloads: list[dict[str, Any]] = field(default_factory=list)
     python: str = ""
@@ -70,6 +73,9 @@ def from_runs(runs: list[Any], workspace: str, streams: set[str]) -> Effect:
             eff.written[rel] = out.sha256
             eff.sizes[rel] = out.size
             produced.add(rel)
+            read = out.inputs if out.inputs is not None else [a.path for a in run.inputs]
+            if out.path in read:
+                eff.reread.add(rel)
         for path in run.removed:
             rel = inside(path, workspace)
             if rel is not None and not os.path.lexists(path):

@@ -90,7 +90,9 @@ def history(shell: Shell, args: list[str]) -> None:
         if c.kind != "mutate":
             tags.append(c.kind)
         elif c.n not in on_chain:
-            tags.append("undone")
+            lost = [ch.path for ch in c.changes if ch.before == UNKNOWN]
+            tags.append(f"partly undone ({len(lost)} file{'s' if len(lost) != 1 else ''} could "
+                        f"not be restored: {', '.join(lost)})" if lost else "undone")
         if c.reused:
             tags.append(f"reused, saved {c.saved:.1f} s")
         if c.exit_status:
@@ -158,8 +160,9 @@ def _report(shell: Shell, moved: Moved, what: str) -> None:
         _p(shell, f"  {rel} had been changed outside the shell; that content is kept in the "
                f"store as sha256:{sha[:12]}")
     if moved.unknown:
-        _p(shell, "  not restored (their content before this session was never recorded): "
-               + ", ".join(moved.unknown))
+        _p(shell, f"  {len(moved.unknown)} file{'s' if len(moved.unknown) != 1 else ''} could "
+                  "not be restored (their earlier content was never recorded), left as they "
+                  "are: " + ", ".join(moved.unknown))
 
 
 def undo(shell: Shell, args: list[str]) -> None:
@@ -169,7 +172,7 @@ def undo(shell: Shell, args: list[str]) -> None:
         _p(shell, "nothing to undo")
         return
     moved = shell.snapshots.move(s, head.parent)
-    _report(shell, moved, f"undid [{head.n}] {head.line}")
+    _report(shell, moved, f"{'partly ' if moved.unknown else ''}undid [{head.n}] {head.line}")
 
 
 def checkout(shell: Shell, args: list[str]) -> None:

@@ -173,7 +173,7 @@ class Shell:
         coarse = _coarse_now()
         interrupted = False
         env_before = dict(self.env)
-        self.snapshots.before_command(f"shell-{self.session.id}-{n}-before")
+        self.snapshots.before_command(f"shell-{self.session.id}-{n}-before", self.session)
         env = self.bash.environ(self.env)
         argv = ["bash", "-c", line]
         try:
@@ -221,6 +221,8 @@ class Shell:
                 self.note("outside", f"[{n}] wrote outside the workspace (recorded, not "
                           f"snapshotted): {', '.join(eff.outside[:3])}"
                           f"{' …' if len(eff.outside) > 3 else ''} (said once)")
+            if cmd.kind != "untraced":
+                self.snapshots.keep_inputs(eff, self.session)
             if eff.mutates:
                 changes = self.snapshots.record(eff, self.session, coarse,
                                                 cmd.run_id or f"shell-{self.session.id}-{n}")

@@ -48,6 +48,75 @@ def birth_time(path: str) -> float | None:
     return sec + nsec / 1e9
 
 
+#: the most files whose state the shell checks (one ``stat`` each) before a line runs
+WATCH_MAX = 4096
+#: a file a line read is copied into the store (for a later :undo) only up to this size
+KEEP_INPUT_MAX = 64 << 20
+
+
+def _sig(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class Watch:
+    """Workspace files whose exact content the store holds, each with the stat that proves it.
+
+    A file the session never changed, that a later line changes in place (``>>``, ``sed
+    -i``), had content nobody recorded, unless something put it in the store before: the
+    lines that read it (their inputs are stored) or an earlier session. Before each line
+    the shell stats these files (no hashing, no walk): one whose stat is still the proven
+    one still holds that content, one that is gone was absent. What the line then changes
+    of them has a known earlier state that ``:undo`` can put back. Kept in the session's
+    ``watch`` file (one JSON array a line, appended; the last line of a path wins).
+    """
+
+    def __init__(self, path: str) -> None:
+        import json
+
+        self.path = path
+        self.entries: dict[str, tuple[str, list[int]]] = {}
+        with contextlib.suppress(OSError), open(path, encoding="utf-8",
+                                                errors="surrogateescape") as f:
+            for line in f:
+                try:
+                    rel, sha, sig = json.loads(line)
+                except (ValueError, TypeError):
+                    continue  # a torn last line
+                self.entries.pop(rel, None)
+                self.entries[rel] = (sha, list(sig))
+
+    def add(self, items: list[tuple[str, str, list[int]]]) -> None:
+        import json
+
+        fresh = [(rel, sha, sig) for rel, sha, sig in items if self.entries.get(rel) != (sha, sig)]
+        if not fresh:
+            return
+        for rel, sha, sig in fresh:
+            self.entries.pop(rel, None)
+            self.entries[rel] = (sha, sig)
+        while len(self.entries) > WATCH_MAX:  # the oldest go first
+            self.entries.pop(next(iter(self.entries)))
+        with contextlib.suppress(OSError), open(self.path, "a", encoding="utf-8",
+                                                errors="surrogateescape") as f:
+            f.write("".join(json.dumps([rel, sha, sig]) + "\n" for rel, sha, sig in fresh))
+
+    def states(self, workspace: str) -> dict[str, str | None]:
+        """What each watched file holds now: its stored sha256, or None (absent); files whose
+        stat moved on (changed since, unrecorded) are left out."""
+        out: dict[str, str | None] = {}
+        for rel, (sha, sig) in self.entries.items():
+            try:
+                st = os.stat(os.path.join(workspace, rel))
+            except FileNotFoundError:
+                out[rel] = None
+                continue
+            except OSError:
+                continue
+            if _sig(st) == sig:
+                out[rel] = sha
+        return out
+
+
 @dataclass
 class Moved:
     """What a move between states did."""
@@ -73,6 +142,9 @@ class Snapshots:
         self.statcache = self.cache.statcache
         self.cow = self._cow_store()
         self._pre: str | None = None
+        self._watch: Watch | None = None
+        #: the watched files' states before the running line (see :class:`Watch`)
+        self._pre_states: dict[str, str | None] = {}
         #: whether the last line's record refers to content in its before-snapshot
         self.pre_used = False
 
@@ -94,10 +166,17 @@ class Snapshots:
         except (StoreError, OSError):
             return None
 
-    def before_command(self, label: str) -> None:
-        """Freeze the workspace as it is before a line runs (copy-on-write filesystems only)."""
+    def watch(self, session: SessionStore) -> Watch:
+        if self._watch is None or self._watch.path != os.path.join(session.dir, "watch"):
+            self._watch = Watch(os.path.join(session.dir, "watch"))
+        return self._watch
+
+    def before_command(self, label: str, session: SessionStore) -> None:
+        """Note what the watched files hold, and freeze the workspace as it is before a line
+        runs (copy-on-write filesystems only)."""
         self._pre = None
         self.pre_used = False
+        self._pre_states = self.watch(session).states(self.workspace)
         if self.cow is None:
             return
         name = snapshot_name(label)
@@ -198,17 +277,23 @@ class Snapshots:
         head = session.chain_set()
         for rel, after in sorted(eff.written.items()):
             path = os.path.join(self.workspace, rel)
-            known, frozen = self._from_pre(rel) if not session.known(rel) else (False, None)
+            watched = not session.known(rel) and rel in self._pre_states
+            known, frozen = self._from_pre(rel) if not session.known(rel) and not watched \
+                else (False, None)
             if session.known(rel):
                 before = session.state(rel, chain=head)
+            elif watched:
+                before = self._pre_states[rel]  # stored (or absent) before this line
             elif known:
                 before = frozen
             elif after is None:
                 before = UNKNOWN
             else:
-                # made by this command (a new inode, not one it read first), or changed in place
+                # made by this command (a new inode it did not read first), or changed in
+                # place; `sed -i` writes a new inode too, but read the file before
                 born = birth_time(path)
-                new = born is not None and born >= started and rel not in eff.inputs
+                new = born is not None and born >= started and rel not in eff.inputs \
+                    and rel not in eff.reread
                 before = None if new else UNKNOWN
             sidecar = None
             size = eff.sizes.get(rel, 0)
@@ -227,6 +312,35 @@ class Snapshots:
                 continue
             changes.append(Change(rel, before, after, sidecar, size))
         return changes
+
+    def keep_inputs(self, eff: Effect, session: SessionStore) -> None:
+        """Store the workspace files this line read and left unchanged, and watch them.
+
+        They are what a later in-place change would otherwise destroy unrecorded. Only
+        files the line read (never a walk), each content once (the store dedups), each
+        up to :data:`KEEP_INPUT_MAX` bytes; a file whose digest is not proven by a stat
+        (written a moment ago) is left for a later line.
+        """
+        rels = [rel for rel, sha in eff.inputs.items() if rel not in eff.written
+                and not session.known(rel)]
+        if not rels:
+            return
+        paths = {os.path.join(self.workspace, rel): rel for rel in rels}
+        got = self.statcache.verified(list(paths))
+        keep: list[tuple[str, str, list[int]]] = []
+        with contextlib.suppress(StoreError, OSError), self.cache.shared():
+            for path, (sha, size, st) in got.items():
+                if st is None or size > KEEP_INPUT_MAX:
+                    continue
+                if not self.store.has(sha):
+                    try:
+                        self.store.put(path, sha)
+                    except StoreError:  # changed since: it is not this content any more
+                        continue
+                keep.append((paths[path], sha, _sig(st)))
+            if keep:
+                self.root(session, [], tuple(sha for _, sha, _ in keep))
+        self.watch(session).add(keep)
 
     def _put(self, path: str, sha256: str) -> None:
         try:

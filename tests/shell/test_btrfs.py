@@ -58,10 +58,12 @@ def test_undo_restores_files_older_than_the_session(traced: None, btrfs_ws: Path
     assert (ws / "data.txt").read_text() == "b\na\nc\n"
     assert (ws / "notes.txt").read_text() == "keep me\n"
     assert "never recorded" not in res.stdout
-    # only the lines that changed a file the session had not recorded yet keep their
-    # before-snapshot ([3] and [4]; [5] removed data.txt, whose content [3] recorded)
+    # only the lines that changed a file whose earlier content the session had not stored
+    # keep their before-snapshot: [4] (notes.txt was never read); [3] too unless `cat` [2]
+    # stored data.txt (it does once the file's stat is settled); [5] removed data.txt,
+    # whose content [3] recorded
     snaps = sorted(os.listdir(ws.parent / ".project.sharklib" / "snapshots"))
-    assert [s.split("-")[-2] for s in snaps] == ["3", "4"], snaps
+    assert [s.split("-")[-2] for s in snaps] in (["3", "4"], ["4"]), snaps
     assert all("before" in s for s in snaps)
     again = run_shell(ws, ":checkout 5\n", env)
     assert again.returncode == 0, again.stderr

@@ -54,7 +54,9 @@ def test_undo_never_loses_bytes(traced: None, workspace: Path) -> None:
     assert "out.txt had been changed outside the shell; that content is kept" in res.stdout
     # raw.csv existed before the session and was changed in place: its old bytes were never
     # recorded, so it is named and left as it is, never replaced by a guess
-    assert "never recorded): data/raw.csv" in res.stdout
+    assert "never recorded), left as they are: data/raw.csv" in res.stdout
+    assert "echo extra >> data/raw.csv  [partly undone (1 file could not be restored: " \
+           "data/raw.csv)]" in res.stdout
     assert raw.read_text() == before + "extra\n"
 
 
