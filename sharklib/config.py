@@ -53,6 +53,16 @@ ENV_ZENODO_URL = "SHARKLIB_ZENODO_URL"
 BOOKKEEPING_MARK = "sharklib.bookkeeping=true"
 ENV_PIPELINE_TOKEN = "SHARKLIB_PIPELINE_TOKEN"
 ENV_STREAM_IDS = "SHARKLIB_STREAM_IDS"
+#: ``threads`` or ``processes``: the local executor's pool, whatever the stages look like
+ENV_LOCAL_POOL = "SHARKLIB_LOCAL_POOL"
+#: how long the Dask executor waits for its scheduler (a Dask time, ``20s`` by default)
+ENV_DASK_TIMEOUT = "SHARKLIB_DASK_TIMEOUT"
+#: the Chromium (or Chrome) binary that renders HTML reports to PDF and PNG
+ENV_CHROMIUM = "SHARKLIB_CHROMIUM"
+#: set by the interactive shell in its bash: the directory bash leaves its state in
+ENV_SHELL_STATE = "SHARKLIB_SHELL_STATE"
+#: the CLI lets an unexpected exception (a bug of sharklib's) end with its traceback
+ENV_DEBUG = "SHARKLIB_DEBUG"
 
 APP = "sharklib"
 

@@ -8,6 +8,10 @@ lookup. It always chains to the ``sitecustomize`` it shadows (the next one on
 import os
 import sys
 
+#: ``sharklib.config.ENV_CAPTURE``, spelled out: this hook runs in every Python a step starts and
+#: imports nothing of sharklib unless capture is on (tests/core/test_layers.py checks they agree)
+_ENV_CAPTURE = "SHARKLIB_CAPTURE"
+
 TYPE_CHECKING = False  # no ``typing`` here: this file runs in every Python a step starts
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -84,6 +88,6 @@ def _start() -> None:
 
 
 _chain()
-if os.environ.get("SHARKLIB_CAPTURE", "") not in ("", "0"):
+if os.environ.get(_ENV_CAPTURE, "") not in ("", "0"):
     _start()
 del _chain, _start

@@ -44,7 +44,13 @@ from sharklib.cache.store import (
     Restored,
     open_store,
 )
-from sharklib.config import ENV_CACHE_PUSH, ENV_CACHE_REMOTE, ENV_TRUST_PROJECT_CACHE, flag
+from sharklib.config import (
+    ENV_CACHE,
+    ENV_CACHE_PUSH,
+    ENV_CACHE_REMOTE,
+    ENV_TRUST_PROJECT_CACHE,
+    flag,
+)
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -164,7 +170,7 @@ class RunCache:
     def settings_from_env(root: str | None = None) -> dict[str, Any]:
         """The arguments :meth:`from_env` opens the cache with (nothing is opened)."""
         settings = project_settings(root)
-        location = os.environ.get("SHARKLIB_CACHE") or None
+        location = os.environ.get(ENV_CACHE) or None
         directory: str | None = settings.get("dir")
         remote: str | None = settings.get("remote")
         if location:

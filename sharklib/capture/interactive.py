@@ -17,6 +17,7 @@ from typing import Any
 from sharklib.capture import bootstrap
 from sharklib.capture import recorder as _rec
 from sharklib.common.safety import describe, warn_once
+from sharklib.config import ENV_PARENT_RUN, ENV_SESSION
 
 _ipython: list[Any] = []
 
@@ -50,8 +51,8 @@ def _start() -> None:
         return
     try:
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable])
-        rec = _rec.Recorder(argv, parent=os.environ.get("SHARKLIB_PARENT_RUN") or None,
-                            session=os.environ.get("SHARKLIB_SESSION") or None)
+        rec = _rec.Recorder(argv, parent=os.environ.get(ENV_PARENT_RUN) or None,
+                            session=os.environ.get(ENV_SESSION) or None)
         rec.code_text = None
         bootstrap.install(rec, script=False)
         rec.preload()

@@ -10,7 +10,15 @@ from __future__ import annotations
 import os
 import sys
 
-from sharklib.config import ENV_KEEP_SESSION, ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_SESSION, flag
+from sharklib.config import (
+    ENV_KEEP_SESSION,
+    ENV_NO_CACHE,
+    ENV_QUIET,
+    ENV_REPORT,
+    ENV_RERUN,
+    ENV_SESSION,
+    flag,
+)
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -91,7 +99,7 @@ def parse_args(argv: list[str]) -> RunOptions:
         elif a == "--no-cache":
             opts.no_cache = True
         elif a == "--report":
-            os.environ["SHARKLIB_REPORT"] = "1"  # read by the reuse line (model.energy)
+            os.environ[ENV_REPORT] = "1"  # read by the reuse line (model.energy)
         elif a == "--explain":
             opts.explain = True
         elif a in ("-h", "--help"):

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 import os
 
-from sharklib.config import ENV_MAKE_DEPS, ENV_NO_CACHE, ENV_RERUN, flag
+from sharklib.config import (
+    ENV_CACHE,
+    ENV_CACHE_REMOTE,
+    ENV_MAKE_DEPS,
+    ENV_NO_CACHE,
+    ENV_RERUN,
+    flag,
+)
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
 TYPE_CHECKING = False
@@ -35,7 +42,7 @@ def _marker(key: str) -> str:
 
 
 def _cache_location_is_default() -> bool:
-    return not os.environ.get("SHARKLIB_CACHE") and not os.environ.get("SHARKLIB_CACHE_REMOTE")
+    return not os.environ.get(ENV_CACHE) and not os.environ.get(ENV_CACHE_REMOTE)
 
 
 def _root(rec: Recorder) -> str:

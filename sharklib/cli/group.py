@@ -95,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # a bug of sharklib's, not the user's: one line that names it, the traceback on request
-        if os.environ.get("SHARKLIB_DEBUG", "") not in ("", "0"):
+        from sharklib.config import ENV_DEBUG  # only on this path: not in `--version`'s start-up
+
+        if os.environ.get(ENV_DEBUG, "") not in ("", "0"):
             raise
         where = " ".join(args[:1]) or "sharklib"
         click.echo(f"sharklib: error: {where} failed: {type(exc).__name__}: {exc} "
-                   "(SHARKLIB_DEBUG=1 shows the traceback; please report it)", err=True)
+                   f"({ENV_DEBUG}=1 shows the traceback; please report it)", err=True)
         return 1
     return rv if isinstance(rv, int) else 0

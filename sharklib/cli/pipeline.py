@@ -55,7 +55,9 @@ def run_cmd(document: str, jobs: int | None, dry_run: bool, executor: str, sched
     if report:
         import os
 
-        os.environ["SHARKLIB_REPORT"] = "1"  # read by the summary line (model.energy)
+        from sharklib.config import ENV_REPORT
+
+        os.environ[ENV_REPORT] = "1"  # read by the summary line (model.energy)
     return _run(document, jobs, dry_run, executor, scheduler, rerun, allow_outside)
 
 

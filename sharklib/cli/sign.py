@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 from rich.markup import escape as _markup_escape
 
+from sharklib.config import ENV_KEY
 from sharklib.views.countersign import countersign_file
 
 
@@ -20,7 +21,7 @@ def escape(text: str) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--countersign", is_flag=True, required=True,
               help="Add a signature to the file's own attestation (payload unchanged).")
-@click.option("--key", type=click.Path(dir_okay=False), default=None, envvar="SHARKLIB_KEY",
+@click.option("--key", type=click.Path(dir_okay=False), default=None, envvar=ENV_KEY,
               help="Private key to sign with (default: $SHARKLIB_KEY or the default key).")
 def command(file: str, countersign: bool, key: str | None) -> None:
     """Countersign FILE's attestation (for example an institution before publishing)."""

@@ -25,8 +25,9 @@ def command(backend: str, use_proxy: bool, no_python_capture: bool, quiet: bool,
 
     Reused like any step: when a past run provably stands for it, nothing runs.
     """
+    from sharklib.config import ENV_QUIET
     from sharklib.runner.step import trace_step
 
     return trace_step(list(cmd), backend, use_proxy=use_proxy,
                       python_capture=not no_python_capture, explain=explain,
-                      quiet=quiet or os.environ.get("SHARKLIB_QUIET", "") not in ("", "0"))
+                      quiet=quiet or os.environ.get(ENV_QUIET, "") not in ("", "0"))

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from sharklib.config import ENV_LOCAL_POOL
 from sharklib.errors import PipelineError, printable
 from sharklib.pipeline.dag import link
 from sharklib.pipeline.document import Document, read_document
@@ -248,7 +249,7 @@ def _check_options(executor: Executor, scheduler: str | None) -> None:
     """Options that would be silently ignored are errors, before anything is planned."""
     if scheduler and executor != "dask":
         raise PipelineError(f"--scheduler only applies to --executor dask (not {executor})")
-    if executor == "local" and os.environ.get("SHARKLIB_LOCAL_POOL"):
+    if executor == "local" and os.environ.get(ENV_LOCAL_POOL):
         from sharklib.pipeline.executors.local import forced_pool
 
         forced_pool()

@@ -10,6 +10,8 @@ import os
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from sharklib.config import ENV_REPORT, flag
+
 if TYPE_CHECKING:
     from sharklib.pipeline.plan import StagePlan
     from sharklib.pipeline.run import PipelineReport
@@ -23,7 +25,7 @@ def plan_counts(plans: list[StagePlan]) -> str:
 
 def summary_line(report: PipelineReport) -> str:
     saved = f"saved {report.saved_seconds:.1f}s"
-    if os.environ.get("SHARKLIB_REPORT", "").strip().lower() in ("1", "true", "yes", "on"):
+    if flag(ENV_REPORT):
         from sharklib.model.energy import EnergyModel, saving_text
 
         saved += f" {saving_text(report.saved_seconds, EnergyModel.from_environ(os.environ))}"

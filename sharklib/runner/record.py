@@ -33,10 +33,16 @@ def _read_stream(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
 
 def _uncaptured_environ() -> dict[str, str]:
     """This environment without what turns Python capture on: the push is not the run's."""
-    from sharklib.config import ENV_CAPTURE, ENV_PARENT_RUN, ENV_SESSION
+    from sharklib.config import (
+        ENV_CAPTURE,
+        ENV_EXEC_TOP,
+        ENV_OWNS_SESSION,
+        ENV_PARENT_RUN,
+        ENV_SESSION,
+        ENV_STREAMS,
+    )
 
-    drop = {ENV_CAPTURE, ENV_SESSION, ENV_PARENT_RUN, "SHARKLIB_EXEC_TOP", "SHARKLIB_STREAMS",
-            "SHARKLIB_OWNS_SESSION"}
+    drop = {ENV_CAPTURE, ENV_SESSION, ENV_PARENT_RUN, ENV_EXEC_TOP, ENV_STREAMS, ENV_OWNS_SESSION}
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 

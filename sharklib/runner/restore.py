@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sharklib.attest.naming import is_sidecar
 from sharklib.cache.entry import IndexEntry
 from sharklib.cache.runcache import RunCache
-from sharklib.config import ENV_QUIET, flag
+from sharklib.config import ENV_QUIET, ENV_REPORT, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run
 from sharklib.runner import decide, proof
@@ -221,7 +221,7 @@ def reuse_message(decision: ReuseDecision) -> str:
     if decision.in_place:
         outputs += f" ({decision.in_place} already in place)"
     saved = f"saved {decision.saved:.1f} s"
-    if os.environ.get("SHARKLIB_REPORT", "").strip().lower() in ("1", "true", "yes", "on"):
+    if flag(ENV_REPORT):
         from sharklib.model.energy import EnergyModel, saving_text
 
         # one busy core for the time saved: the run index keeps no CPU time for a reuse

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from sharklib.config import ENV_NO_CACHE
+from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_TAG
 from sharklib.errors import printable
 from sharklib.model import RunKeyParts
 
@@ -163,9 +163,9 @@ class Step:
                     run_outputs=[reuse.rebase(o.path, root) for o in decision.entry.outputs()])
 
         if self.env_tag:
-            base["SHARKLIB_ENV_TAG"] = self.env_tag
+            base[ENV_TAG] = self.env_tag
         if quiet:
-            base["SHARKLIB_QUIET"] = "1"
+            base[ENV_QUIET] = "1"
         # the step is cached as a whole; processes inside it need not cache themselves
         base[ENV_NO_CACHE] = "1"
         started = time.time()

@@ -24,6 +24,8 @@ import hashlib
 import os
 import re
 
+from sharklib.config import ENV_SHELL_STATE
+
 #: variables bash sets itself, or that change on every line: never part of the state
 _SPECIAL = re.compile(
     r"^(BASH.*|_|__sharklib.*|SHARKLIB_.*|EUID|UID|PPID|SHELLOPTS|FUNCNAME|GROUPS|HISTCMD|"
@@ -116,7 +118,7 @@ class BashState:
         """The environment a line runs with: ``base`` plus what points bash at the state."""
         env = dict(base)
         env["BASH_ENV"] = self.restore
-        env["SHARKLIB_SHELL_STATE"] = self.dir
+        env[ENV_SHELL_STATE] = self.dir
         return env
 
     def clear_outputs(self) -> None:
@@ -149,7 +151,7 @@ class BashState:
         env = dict(env)
         # what the line exported, changed or unset (the runner's own variables aside)
         for name in set(env) | set(exported):
-            if _SPECIAL.match(name) or name in ("BASH_ENV", "SHARKLIB_SHELL_STATE"):
+            if _SPECIAL.match(name) or name in ("BASH_ENV", ENV_SHELL_STATE):
                 continue
             if name == "PYTHONPATH" and name in exported:
                 exported[name] = _without_bootstrap(exported[name])

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterator
 from typing import IO, Any
 
+from sharklib.config import ENV_SHELL_STATE
 from sharklib.errors import SharkError, printable
 from sharklib.shell import bashstate, classify
 from sharklib.shell.snapshots import Snapshots
@@ -56,7 +57,7 @@ class Shell:
         self._tmp = tempfile.mkdtemp(prefix="sharklib-session-shell-")
         self.bash = bashstate.BashState(self._tmp)
         self.base_env = {k: v for k, v in os.environ.items()
-                         if k not in ("BASH_ENV", "SHARKLIB_SHELL_STATE")}
+                         if k not in ("BASH_ENV", ENV_SHELL_STATE)}
         self.env = dict(self.base_env)
         self.cwd = os.getcwd() if _under(os.getcwd(), self.workspace) else self.workspace
         self._said: set[str] = set()

@@ -18,6 +18,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sharklib.config import ENV_CACHE, ENV_HOME
+
 Class = Literal["data", "environment", "ignored"]
 
 IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/", "/run/")
@@ -57,7 +59,7 @@ class Classifier:
                     out.add(v.rstrip("/") + "/")
             return tuple(sorted(out))
 
-        home = os.environ.get("SHARKLIB_HOME")
+        home = os.environ.get(ENV_HOME)
         ignored = [*self.extra_ignored, *([home] if home else [])]
         try:
             from sharklib.config import cache_dir, config_dir, tool_cache_dirs
@@ -108,7 +110,7 @@ def for_session(session: str) -> Classifier:
     Building one normalises a dozen directories (``realpath`` each) and every
     traced command needs one; the memo of classified paths is worth keeping too.
     """
-    key = tuple(os.environ.get(v) for v in ("SHARKLIB_HOME", "SHARKLIB_CACHE", "XDG_CACHE_HOME",
+    key = tuple(os.environ.get(v) for v in (ENV_HOME, ENV_CACHE, "XDG_CACHE_HOME",
                                               "XDG_CONFIG_HOME", "HOME", "PYENV_ROOT"))
     shared = _SHARED.get(key)
     if shared is None:

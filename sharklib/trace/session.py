@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from sharklib.common.sessiondir import session_runs
+from sharklib.config import ENV_PARENT_RUN, ENV_QUIET, ENV_SESSION, ENV_SIGNED_BY
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
 from sharklib.trace import ebpf
@@ -130,10 +131,10 @@ def _python_capture_env(env: dict[str, str], session: Path, parent_run: str) -> 
         from sharklib.common.environ import capture_environ
 
         env = capture_environ(env)
-    env["SHARKLIB_SESSION"] = str(session)
-    env["SHARKLIB_PARENT_RUN"] = parent_run
-    env["SHARKLIB_SIGNED_BY"] = str(session)  # the tracer signs what they record (see _attest)
-    env.setdefault("SHARKLIB_QUIET", "1")
+    env[ENV_SESSION] = str(session)
+    env[ENV_PARENT_RUN] = parent_run
+    env[ENV_SIGNED_BY] = str(session)  # the tracer signs what they record (see _attest)
+    env.setdefault(ENV_QUIET, "1")
     return env
 
 

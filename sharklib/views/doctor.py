@@ -116,12 +116,12 @@ def _reflink_works(directory: str) -> str | None:
 def _cache_location(root: str) -> tuple[str, str | None]:
     """(local cache directory, remote URL or None), as a run would resolve them."""
     from sharklib.cache.runcache import is_url, project_settings
-    from sharklib.config import ENV_CACHE_REMOTE, cache_dir
+    from sharklib.config import ENV_CACHE, ENV_CACHE_REMOTE, cache_dir
 
     settings = project_settings(root)
     directory = settings.get("dir")
     remote = settings.get("remote")
-    location = os.environ.get("SHARKLIB_CACHE") or None
+    location = os.environ.get(ENV_CACHE) or None
     if location:
         if is_url(location):
             remote = location
@@ -193,14 +193,15 @@ def _remote(remote: str | None) -> Check:
 
 def _key() -> Check:
     from sharklib.attest.keys import default_key_path
+    from sharklib.config import ENV_KEY
 
-    explicit = os.environ.get("SHARKLIB_KEY")
+    explicit = os.environ.get(ENV_KEY)
     path = explicit or str(default_key_path())
     try:
         st = os.stat(path)
     except FileNotFoundError:
         if explicit:
-            return Check("signing key", False, f"SHARKLIB_KEY={path} does not exist",
+            return Check("signing key", False, f"{ENV_KEY}={path} does not exist",
                          "every captured run fails to sign its outputs")
         return Check("signing key", None, f"none yet ({path})",
                      "nothing: the first run creates one (back it up, and give colleagues "

@@ -22,13 +22,14 @@ import threading
 import time
 from typing import Any
 
+from sharklib.config import ENV_CHROMIUM
 from sharklib.errors import SharkError
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
 def find_chromium() -> str | None:
-    env = os.environ.get("SHARKLIB_CHROMIUM")
+    env = os.environ.get(ENV_CHROMIUM)
     if env:
         return env
     for name in CANDIDATES:

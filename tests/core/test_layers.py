@@ -79,19 +79,41 @@ def test_only_the_entry_point_imports_the_cli() -> None:
     assert not offenders, offenders
 
 
-def test_environment_variable_names_are_defined_in_config() -> None:
-    """Every ``SHARKLIB_*`` name a module defines (a module-level constant) is config.py's."""
-    # the child start-up hook reads SHARKLIB_CAPTURE before it may import anything of sharklib
-    exempt = {ROOT / "sharklib" / "config.py", ROOT / "sharklib" / "_bootstrap" / "sitecustomize.py"}
-    found = []
-    for path in sorted((ROOT / "sharklib").rglob("*.py")):
-        if path in exempt:
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        defined = [n for top in tree.body if isinstance(top, ast.Assign | ast.AnnAssign)
-                   for n in ast.walk(top)]
-        for node in defined:
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and re.fullmatch(r"SHARKLIB_[A-Z0-9_]+", node.value):
-                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
-    assert not found, "define these in sharklib/config.py:\n" + "\n".join(found)
+_ENV_NAME = re.compile(r"SHARKLIB_[A-Z0-9_]+(=.*)?", re.S)
+#: the child start-up hook reads SHARKLIB_CAPTURE before it may import anything of sharklib
+_BOOTSTRAP = ROOT / "sharklib" / "_bootstrap" / "sitecustomize.py"
+
+
+def _env_literals(path: Path) -> list[tuple[int, str]]:
+    """String literals (f-string pieces included) that are a ``SHARKLIB_*`` name, or start an
+    assignment of one (``"SHARKLIB_X=1"``); prose that mentions a name is not one."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(node.lineno, node.value) for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and _ENV_NAME.fullmatch(node.value)]
+
+
+def _config_names() -> set[str]:
+    tree = ast.parse((ROOT / "sharklib" / "config.py").read_text(encoding="utf-8"))
+    return {node.value.value for node in tree.body
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str) and _ENV_NAME.fullmatch(node.value.value)}
+
+
+def test_environment_variable_names_are_written_only_in_config() -> None:
+    """No module spells a ``SHARKLIB_*`` name: each uses config.py's constant, so a renamed or
+    misspelt variable cannot silently stop being read (``os.environ.get`` of a wrong name is
+    just None)."""
+    found = [f"{path.relative_to(ROOT)}:{line}: {value!r}"
+             for path in sorted((ROOT / "sharklib").rglob("*.py"))
+             if path not in (ROOT / "sharklib" / "config.py", _BOOTSTRAP)
+             for line, value in _env_literals(path)]
+    assert not found, "use the constant of sharklib/config.py:\n" + "\n".join(found)
+
+
+def test_bootstrap_spells_config_names() -> None:
+    """The start-up hook may not import sharklib.config (it runs in every child Python, in
+    environments without sharklib too); the names it spells out must be config's."""
+    spelled = {value for _, value in _env_literals(_BOOTSTRAP)}
+    assert spelled, "the bootstrap reads SHARKLIB_CAPTURE: this test no longer sees it"
+    assert spelled <= _config_names(), spelled - _config_names()

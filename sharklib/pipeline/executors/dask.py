@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from sharklib.config import ENV_DASK_TIMEOUT
 from sharklib.errors import SharkError
 from sharklib.pipeline.leaf import LeafJob, LeafResult, run_leaf
 
@@ -31,7 +32,7 @@ class DaskPool:
         self._cluster: Any = None
         try:
             if scheduler:
-                timeout = os.environ.get("SHARKLIB_DASK_TIMEOUT", "20s")
+                timeout = os.environ.get(ENV_DASK_TIMEOUT, "20s")
                 self._client = Client(scheduler, timeout=timeout)
             else:
                 self._cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
+from sharklib.config import ENV_LOCAL_POOL
 from sharklib.pipeline.leaf import LeafJob, LeafResult, run_leaf
 
 PoolKind = Literal["threads", "processes"]
@@ -27,13 +28,13 @@ PROCESSES_FROM = 100  # stages to run: below this, starting worker processes cos
 
 def forced_pool() -> PoolKind | None:
     """``SHARKLIB_LOCAL_POOL``, checked: a misspelt value would silently pick the pool by size."""
-    forced = os.environ.get("SHARKLIB_LOCAL_POOL", "").strip().lower()
+    forced = os.environ.get(ENV_LOCAL_POOL, "").strip().lower()
     if not forced:
         return None
     if forced not in ("threads", "processes"):
         from sharklib.errors import PipelineError
 
-        raise PipelineError(f"SHARKLIB_LOCAL_POOL={forced!r} is neither 'threads' nor 'processes'")
+        raise PipelineError(f"{ENV_LOCAL_POOL}={forced!r} is neither 'threads' nor 'processes'")
     return forced  # type: ignore[return-value]
 
 
