@@ -43,6 +43,19 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, 
 def _hash_path(path: str, chunk: int = CHUNK,
                before_large: Callable[[], None] | None = None) -> tuple[str, int]:
     """:func:`sha256_file`; ``before_large`` is called once the file is known to be large."""
+    digest, size, _ = _hash_path_stat(path, chunk, before_large)
+    return digest, size
+
+
+def _hash_path_stat(path: str, chunk: int = CHUNK,
+                    before_large: Callable[[], None] | None = None,
+                    ) -> tuple[str, int, os.stat_result | None]:
+    """:func:`_hash_path`, plus the file's ``fstat`` taken *after* its last byte was read.
+
+    A caller that took ``os.stat(path)`` before compares the two signatures: equal
+    (same device, inode, size, mtime, ctime) means nothing wrote to the file while it
+    was read, so the digest is of one state of it (see :func:`hash_files_stable`).
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
@@ -50,7 +63,8 @@ def _hash_path(path: str, chunk: int = CHUNK,
         except OSError:
             size = 0
         if size <= chunk:
-            # one read of the expected size, then until EOF (the file may have grown)
+            # one read of the expected size plus one byte: a short read of a regular file
+            # is its end, so a tiny file costs one read (the file may have grown: go on)
             h = _sha256()
             total = 0
             want = size + 1 if size else chunk
@@ -60,13 +74,15 @@ def _hash_path(path: str, chunk: int = CHUNK,
                     break
                 h.update(data)
                 total += len(data)
+                if len(data) < want:
+                    break
                 want = chunk
-            return h.hexdigest(), total
+            return h.hexdigest(), total, _fstat(fd)
         if before_large is not None and size >= SERIAL_BYTES:
             before_large()
         with open(fd, "rb", buffering=0, closefd=False) as fh:
             if size >= PIPELINE_MIN:
-                return _sha256_pipelined(fh, chunk)
+                return (*_sha256_pipelined(fh, chunk), _fstat(fd))
             h = _sha256()
             buf = _buffer(chunk)
             view = memoryview(buf)
@@ -77,9 +93,25 @@ def _hash_path(path: str, chunk: int = CHUNK,
                     break
                 h.update(view[:n])
                 total += n
-            return h.hexdigest(), total
+            return h.hexdigest(), total, _fstat(fd)
     finally:
         os.close(fd)
+
+
+def _fstat(fd: int) -> os.stat_result | None:
+    try:
+        return os.fstat(fd)
+    except OSError:
+        return None
+
+
+def signature(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What must stay equal for a file to be "the same bytes": device, inode, size, mtime, ctime."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+#: how often a file that changed while it was read is read again before it is given up
+STABLE_TRIES = 3
 
 
 _buffers = threading.local()
@@ -168,20 +200,71 @@ def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tu
     help there (hashing a few bytes holds the GIL). Larger files are hashed by
     ``workers`` threads at once, since ``hashlib`` releases the GIL for large updates.
     """
-    unique = list(dict.fromkeys(paths))
+    got = _hash_many(list(dict.fromkeys(paths)), None, workers)
+    return {p: (d[0], d[1]) for p, d in got.items()}
+
+
+def hash_files_stable(stats: dict[str, os.stat_result], workers: int | None = None,
+                      ) -> tuple[dict[str, tuple[str, int, os.stat_result]], list[str]]:
+    """Digests of files whose ``os.stat`` the caller took just before, proved unchanged.
+
+    Each file's ``fstat`` after its last byte was read must have the signature
+    (:func:`signature`) of the stat taken before: then no write happened in between
+    and the digest is of one state of the file. A file that changed while it was read
+    is read again (with a fresh stat), up to :data:`STABLE_TRIES` times; one that
+    keeps changing is returned in the second list and has no digest, so a caller can
+    never record a digest of bytes that were never all in the file at once.
+    Returns ({path: (digest, size, stat under which it holds)}, [unstable paths]).
+    Unreadable and vanished files are in neither.
+    """
+    out: dict[str, tuple[str, int, os.stat_result]] = {}
+    unstable: list[str] = []
+    todo = dict(stats)
+    for attempt in range(STABLE_TRIES):
+        got = _hash_many(list(todo), todo, workers)
+        again: dict[str, os.stat_result] = {}
+        for p, before in todo.items():
+            d = got.get(p)
+            if d is None:
+                continue
+            after = d[2]
+            if after is not None and signature(after) == signature(before) and \
+                    d[1] == before.st_size:
+                out[p] = (d[0], d[1], after)
+                continue
+            try:  # changed while it was read: read it once more, from a new starting point
+                st = os.stat(p)
+            except OSError:
+                continue
+            if attempt + 1 < STABLE_TRIES:
+                again[p] = st
+            else:
+                unstable.append(p)
+        if not again:
+            break
+        todo = again
+    return out, unstable
+
+
+def _hash_many(unique: list[str], stats: dict[str, os.stat_result] | None,
+               workers: int | None) -> dict[str, tuple[str, int, os.stat_result | None]]:
+    """The loop behind :func:`hash_files` (see there); results carry each file's last fstat."""
     if not unique:
         return {}
-    result: dict[str, tuple[str, int]] = {}
+    result: dict[str, tuple[str, int, os.stat_result | None]] = {}
     if any(p.endswith("/") for p in unique):
         for p in [p for p in unique if p.endswith("/")]:
             with contextlib.suppress(OSError):
-                result[p] = listing_digest(p)
+                result[p] = (*listing_digest(p), None)
         unique = [p for p in unique if not p.endswith("/")]
     n_threads = min(workers or os.cpu_count() or 2, len(unique))
-    out: list[tuple[str, int] | None] = [None] * len(unique)
+    out: list[tuple[str, int, os.stat_result | None] | None] = [None] * len(unique)
     lock = threading.Lock()
     state = {"next": 0, "hashed": 0, "helpers": n_threads <= 1}
     helpers: list[threading.Thread] = []
+    # sizes known (the caller's stats): helpers start at once when there are enough bytes
+    start_now = stats is not None and n_threads > 1 and \
+        sum(st.st_size for st in stats.values()) >= 2 * SERIAL_BYTES
 
     def take() -> int:
         with lock:
@@ -195,7 +278,7 @@ def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tu
             if i >= len(unique):
                 return
             try:
-                d = _hash_path(unique[i], before_large=start_helpers if main else None)
+                d = _hash_path_stat(unique[i], before_large=start_helpers if main else None)
             except OSError:
                 continue
             out[i] = d
@@ -218,6 +301,8 @@ def hash_files(paths: Iterable[str], workers: int | None = None) -> dict[str, tu
             pass
 
     try:
+        if start_now:
+            start_helpers()
         work(True)
     finally:
         for t in helpers:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from sharklib.hashing.digest import hash_files, listing_digest
+from sharklib.hashing.digest import hash_files_stable, listing_digest
 from sharklib.model.run import encode_path
 
 RACY_NS = 2_000_000_000
@@ -65,6 +65,8 @@ class StatCache:
         self._memo: dict[str, tuple[tuple[int, int, int, int, int], str]] = {}
         self.hashed_bytes = 0
         self.hashed_files = 0
+        #: files left without a digest because they changed each time they were read
+        self.unstable: list[str] = []
 
     def _conn(self) -> sqlite3.Connection | None:
         if self._opened:
@@ -153,7 +155,11 @@ class StatCache:
                     db.execute("ROLLBACK")
 
     def digests(self, paths: Iterable[str]) -> dict[str, tuple[str, int]]:
-        """Digest and size of each readable regular file; misses are hashed in parallel."""
+        """Digest and size of each readable regular file; misses are hashed in parallel.
+
+        A file that changed while it was read (and again on each retry) is left out and
+        named in :attr:`unstable`.
+        """
         return {p: (digest, size) for p, (digest, size, _) in self._resolve(paths).items()}
 
     def verified(self, paths: Iterable[str]) -> dict[str, tuple[str, int, os.stat_result | None]]:
@@ -196,21 +202,16 @@ class StatCache:
             else:
                 misses[p] = st
         if misses:
-            hashed = hash_files(misses)
+            # each miss is proved unchanged while it was read (fstat after == stat before);
+            # one that kept changing gets no digest at all, never one of a state in between
+            hashed, unstable = hash_files_stable(misses)
+            self.unstable.extend(unstable)
             fresh: list[tuple[str, os.stat_result, str]] = []
-            for p, (digest, size) in hashed.items():
+            for p, (digest, size, after) in hashed.items():
                 self.hashed_bytes += size
                 self.hashed_files += 1
-                try:
-                    after = os.stat(p)
-                except OSError:
-                    result[p] = (digest, size, None)
-                    continue
-                if _sig(after) == _sig(misses[p]):
-                    fresh.append((p, after, digest))
-                    result[p] = (digest, size, after)
-                else:  # changed while hashed: the digest is of some state in between
-                    result[p] = (digest, size, None)
+                fresh.append((p, after, digest))
+                result[p] = (digest, size, after)
             self._store(fresh)
         return result
 

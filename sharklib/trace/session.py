@@ -284,7 +284,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         result.uncacheable = (f"it appended to {first}, whose earlier content is in no record"
                               + (f" (and {len(asm.appended) - 1} more)"
                                  if len(asm.appended) > 1 else ""))
-    runs = _finish_runs(asm, session, proxy_log if use_proxy else None)
+    runs = _finish_runs(asm, session, proxy_log if use_proxy else None, result)
     result.runs = runs
     if sign:
         result.sidecars = _attest(runs, result.messages)
@@ -462,39 +462,50 @@ def _wait_pid_exit(pid: int, proc: subprocess.Popen[bytes], seen: threading.Even
         os.close(fd)
 
 
-STAT_CACHED_BYTES = 1 << 20
 _stat_caches = threading.local()
 
 
-def _digests(paths: Iterable[str]) -> dict[str, tuple[str, int]]:
-    """Digests of what a command touched; unchanged large files are not hashed again.
+def _digests(paths: Iterable[str]) -> tuple[dict[str, tuple[str, int]], list[str]]:
+    """Digests of what a command touched, through the persistent stat cache; and what kept changing.
 
-    A file of a megabyte or more goes through the persistent stat cache (one lookup
-    instead of re-reading it every time a command that reads it is traced); smaller
-    files cost less to hash than to look up.
+    Every regular file goes through the stat cache, small ones too: a file the tree
+    read before (the same path, device, inode, size, mtime and ctime) costs a ``stat``
+    and a batched lookup, not an open and a read. A file hashed now is proved
+    unchanged while it was read (its ``fstat`` after the last byte equals its ``stat``
+    before) or read again; one that changed every time is returned in the second list
+    and has no digest, so it can never be recorded with the digest of a state it was
+    never in. Without a usable stat cache the files are hashed the same way directly.
     """
-    from sharklib.hashing import hash_files
+    from sharklib.hashing.digest import hash_files_stable, listing_digest
 
-    small: list[str] = []
-    large: list[str] = []
+    digests: dict[str, tuple[str, int]] = {}
+    files: list[str] = []
     for p in paths:
-        if p.endswith("/"):  # "dir/": a listing
-            if os.path.isdir(p):
-                small.append(p)
+        if p.endswith("/"):  # "dir/": a listing (cheap, never cached)
+            with contextlib.suppress(OSError):
+                if os.path.isdir(p):
+                    digests[p] = listing_digest(p)
             continue
-        try:
-            st = os.stat(p)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode):
-            (large if st.st_size >= STAT_CACHED_BYTES else small).append(p)
-    digests = hash_files(small) if small else {}
-    if large:
-        try:
-            digests.update(_stat_cache().digests(large))
-        except Exception:  # an unusable stat cache only costs time
-            digests.update(hash_files(large))
-    return digests
+        files.append(p)
+    if not files:
+        return digests, []
+    try:
+        cache = _stat_cache()
+        before = len(cache.unstable)
+        digests.update(cache.digests(files))
+        unstable = cache.unstable[before:]
+        del cache.unstable[before:]
+        return digests, unstable
+    except Exception:  # an unusable stat cache only costs time
+        stats: dict[str, os.stat_result] = {}
+        for p in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(p)
+                if stat.S_ISREG(st.st_mode):
+                    stats[p] = st
+        got, unstable = hash_files_stable(stats)
+        digests.update({p: (d, size) for p, (d, size, _) in got.items()})
+        return digests, unstable
 
 
 def _stat_cache() -> StatCache:
@@ -512,8 +523,17 @@ def _stat_cache() -> StatCache:
     return cache
 
 
-def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None) -> list[Run]:
-    digests = _digests(asm.all_paths())
+def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None,
+                 result: TraceResult) -> list[Run]:
+    digests, unstable = _digests(asm.all_paths())
+    if unstable:
+        # no digest is recorded for them (it would be of no state the file was ever in), so
+        # the record cannot prove a reuse: signed with a warning, never cached
+        names = ", ".join(unstable[:5])
+        asm.root.warnings.append(f"{len(unstable)} file(s) kept changing while they were "
+                                 f"hashed and are recorded without a digest: {names}")
+        result.uncacheable = result.uncacheable or \
+            f"{unstable[0]} kept changing while it was hashed"
     runs = asm.build(digests)
     by_id = {r.run_id: r for r in runs}
     drafts = {d.run_id: d for d in asm.drafts}
@@ -541,10 +561,12 @@ def _attest(runs: list[Run], messages: list[str]) -> list[str]:
     """Sign runs upstream first, so each input links to the attestation that made it."""
     from sharklib.attest import attest_run, input_attestation
 
+    with_sidecar = _sidecar_candidates([a.path for run in runs for a in run.inputs
+                                        if a.attestation is None])
     sidecars: list[str] = []
     for run in runs:
         for a in run.inputs:
-            if a.attestation is None:
+            if a.attestation is None and a.path in with_sidecar:
                 with contextlib.suppress(Exception):
                     a.attestation = input_attestation(a.path, a.sha256)
         try:
@@ -552,6 +574,32 @@ def _attest(runs: list[Run], messages: list[str]) -> list[str]:
         except SharkError as exc:
             messages.append(f"warning: {exc}")
     return sidecars
+
+
+#: from this many inputs in one directory on, the directory is listed once to find their
+#: sidecars instead of one ``stat`` per input (20,000 inputs beside no sidecar cost 20,000 stats)
+LIST_DIR_FROM = 32
+
+
+def _sidecar_candidates(paths: list[str]) -> set[str]:
+    """The inputs that may have a sidecar beside them (a superset; each is then read to link it)."""
+    from sharklib.attest.naming import SUFFIX
+
+    by_dir: dict[str, list[str]] = {}
+    for p in dict.fromkeys(paths):
+        by_dir.setdefault(os.path.dirname(p), []).append(p)
+    out: set[str] = set()
+    for d, group in by_dir.items():
+        if len(group) < LIST_DIR_FROM:
+            out.update(group)  # few: input_attestation's own exists() is cheaper than a listing
+            continue
+        try:
+            names = {n for n in os.listdir(d) if n.endswith(SUFFIX)}
+        except OSError:
+            out.update(group)
+            continue
+        out.update(p for p in group if os.path.basename(p) + SUFFIX in names)
+    return out
 
 
 def exit_like(result: TraceResult) -> int:
