@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from sharklib.cache.entry import IndexEntry
-from sharklib.cache.facts import RunFacts, facts_text
 from sharklib.cache.store import CacheDamaged
 from sharklib.errors import StoreError
 from sharklib.model.run import decode_path, encode_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sharklib.cache.facts import RunFacts
 
 #: ``PRAGMA user_version`` of an index with every table this module uses (2: reuse facts).
 SCHEMA_VERSION = 2
@@ -201,7 +204,14 @@ class RunIndex:
         now = time.time()
         data = entry.to_dict()
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        facts = facts_text(data) if entry.exit_status == 0 else None
+        if entry.exit_status == 0:
+            # imported here: a process that only checks whether a script may be reused never
+            # writes or reads facts (one module less in every captured script's start-up)
+            from sharklib.cache.facts import facts_text
+
+            facts: str | None = facts_text(data)
+        else:
+            facts = None
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
@@ -361,6 +371,8 @@ class RunIndex:
             yield found
 
     def _facts(self, part: list[str]) -> tuple[dict[str, list[RunFacts]], list[str]]:
+        from sharklib.cache.facts import RunFacts
+
         unsaved = self._backfill(part)
         found: dict[str, list[RunFacts]] = {}
         bad: list[str] = []
@@ -410,6 +422,8 @@ class RunIndex:
             marks = ",".join("?" * len(part))
             rows += self._query("SELECT m.run_id, r.entry, r.created, r.duration FROM facts_missing m "
                                 f"JOIN runs r USING (run_id) WHERE m.key IN ({marks})", part)
+        from sharklib.cache.facts import facts_text
+
         made = []
         for rid, text, created, duration in rows:
             entry = IndexEntry.from_json(text, f"{self.path} (run {rid})")  # refuses bad entries
