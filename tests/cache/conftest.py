@@ -87,7 +87,6 @@ def is_root() -> bool:
 
 # -- real backends -------------------------------------------------------------------------
 import contextlib  # noqa: E402
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -99,32 +98,12 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="session")
 def btrfs_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A loop-mounted btrfs filesystem (root only), unmounted and detached afterwards."""
-    if not is_root():
-        pytest.skip("btrfs tests need root (loop devices, mount)")
-    if not (shutil.which("mkfs.btrfs") and shutil.which("losetup") and shutil.which("btrfs")):
-        pytest.skip("btrfs-progs not installed (scripts/apt-packages.txt lists it)")
-    base = tmp_path_factory.mktemp("btrfs")
-    img, mnt = base / "fs.img", base / "mnt"
-    mnt.mkdir()
-    with open(img, "wb") as fh:
-        fh.truncate(3 << 30)
-    dev = _run("losetup", "-f", "--show", str(img), check=False)
-    if dev.returncode != 0:
-        pytest.skip(f"no loop device available: {dev.stderr.strip()}")
-    loop = dev.stdout.strip()
-    try:
-        _run("mkfs.btrfs", "-q", loop)
-        _run("mount", loop, str(mnt))
-    except subprocess.CalledProcessError as exc:
-        _run("losetup", "-d", loop, check=False)
-        pytest.skip(f"cannot make a btrfs filesystem: {exc.stderr.strip()}")
-    try:
+    """A loop-mounted btrfs filesystem (root only); its subvolumes deleted, unmounted (for real)
+    and detached afterwards (tests/cache/loopfs.py)."""
+    from loopfs import btrfs_filesystem
+
+    with btrfs_filesystem(tmp_path_factory.mktemp("btrfs"), 3 << 30) as mnt:
         yield mnt
-    finally:
-        _run("umount", "-l", str(mnt), check=False)
-        _run("losetup", "-d", loop, check=False)
-        img.unlink(missing_ok=True)
 
 
 _ws_counter = iter(range(1_000_000))
@@ -142,46 +121,12 @@ def btrfs_workspace(btrfs_mount: Path) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def zfs_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A zfs-fuse pool on a file: the daemon is started (unless one runs) and the pool destroyed."""
-    if not is_root():
-        pytest.skip("ZFS tests need root (zfs-fuse)")
-    if not (shutil.which("zfs-fuse") and shutil.which("zpool") and shutil.which("zfs")):
-        pytest.skip("zfs-fuse not installed (scripts/apt-packages.txt lists it)")
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse")
-    base = tmp_path_factory.mktemp("zfs")
-    daemon = None
-    if _run("zpool", "list", check=False).returncode != 0:
-        daemon = subprocess.Popen(["zfs-fuse", "--no-daemon", "--no-kstat-mount",
-                                   "-p", str(base / "zfs.pid")],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if _run("zpool", "list", check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        else:
-            daemon.kill()
-            daemon.wait()
-            pytest.skip("zfs-fuse did not start")
-    pool = f"sharkcache{os.getpid()}"
-    img = base / "pool.img"
-    with open(img, "wb") as fh:
-        fh.truncate(1 << 30)
-    made = _run("zpool", "create", "-m", str(base / "mnt"), pool, str(img), check=False)
-    try:
-        if made.returncode != 0:
-            pytest.skip(f"cannot create a zfs-fuse pool: {made.stderr.strip()}")
+    """A zfs-fuse pool on a file: the daemon is started (unless one runs) and the pool destroyed
+    (tests/cache/loopfs.py)."""
+    from loopfs import zfs_pool as pool_on_file
+
+    with pool_on_file(tmp_path_factory.mktemp("zfs")) as pool:
         yield pool
-    finally:
-        _run("zpool", "destroy", "-f", pool, check=False)
-        if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(10)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
-        img.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the loop-mounted btrfs helper the cache tests use (tests/cache/loopfs.py)
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "cache"))
 
 from shellkit import Counter, make_workspace, tracer_reason
 

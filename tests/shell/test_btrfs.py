@@ -4,46 +4,24 @@ so ``:undo`` also puts back files that predate the session and were changed in p
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopfs import btrfs_filesystem
 from shellkit import run_shell, shell_env
-
-
-def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check)
 
 
 @pytest.fixture
 def btrfs_ws(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("a btrfs workspace needs root (loop device, mount)")
-    if not (shutil.which("mkfs.btrfs") and shutil.which("losetup") and shutil.which("btrfs")):
-        pytest.skip("btrfs-progs not installed (scripts/apt-packages.txt lists it)")
-    img, mnt = tmp_path / "fs.img", tmp_path / "mnt"
-    mnt.mkdir()
-    with open(img, "wb") as fh:
-        fh.truncate(1 << 30)
-    dev = _run("losetup", "-f", "--show", str(img), check=False)
-    if dev.returncode != 0:
-        pytest.skip(f"no loop device available: {dev.stderr.strip()}")
-    loop = dev.stdout.strip()
-    try:
-        _run("mkfs.btrfs", "-q", loop)
-        _run("mount", loop, str(mnt))
-    except subprocess.CalledProcessError as exc:
-        _run("losetup", "-d", loop, check=False)
-        pytest.skip(f"cannot make a btrfs filesystem: {exc.stderr.strip()}")
-    try:
+    """A subvolume on a fresh btrfs; everything (the shell's read-only before-snapshots too)
+    deleted and unmounted afterwards."""
+    with btrfs_filesystem(tmp_path, 1 << 30) as mnt:
         ws = mnt / "project"
-        _run("btrfs", "subvolume", "create", str(ws))
+        subprocess.run(["btrfs", "subvolume", "create", str(ws)], capture_output=True,
+                       check=True)
         yield ws
-    finally:
-        _run("umount", "-l", str(mnt), check=False)
-        _run("losetup", "-d", loop, check=False)
 
 
 @pytest.mark.timeout(300)
