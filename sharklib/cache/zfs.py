@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -36,6 +37,39 @@ def _zfs(*args: str) -> str:
     if proc.returncode != 0:
         raise StoreError(f"zfs {args[0]} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc.stdout
+
+
+def dataset_at(path: str) -> str | None:
+    """The ZFS dataset mounted exactly at ``path`` (kernel ZFS or zfs-fuse), else None.
+
+    Read from ``/proc/self/mountinfo`` (no process started unless the mount is ZFS's),
+    then confirmed with ``zfs get mountpoint``, as :func:`sharklib.cache.btrfs.is_subvolume`
+    confirms a subvolume.
+    """
+    target = os.path.realpath(path)
+    found = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, tail = left.split(), right.split()
+                if len(fields) < 5 or len(tail) < 2:
+                    continue
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+                if point == target:
+                    found = (tail[0], re.sub(r"\\([0-7]{3})",
+                                             lambda m: chr(int(m.group(1), 8)), tail[1]))
+    except OSError:
+        return None
+    if found is None or not (found[0] == "zfs" or found[0].startswith("fuse")):
+        return None
+    if shutil.which("zfs") is None:
+        return None
+    try:
+        mountpoint = _zfs("get", "-H", "-o", "value", "mountpoint", found[1]).strip()
+    except StoreError:
+        return None
+    return found[1] if os.path.realpath(mountpoint) == target else None
 
 
 def _lzc() -> Any | None:

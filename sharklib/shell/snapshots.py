@@ -149,7 +149,8 @@ class Snapshots:
         self.pre_used = False
 
     def _cow_store(self) -> SnapshotStore | None:
-        """Where the workspace is a btrfs subvolume: a snapshot store for the state before a line.
+        """Where the workspace is a btrfs subvolume or a ZFS dataset's mount point: a snapshot
+        store for the state before a line.
 
         Taken before every line (milliseconds, whatever the workspace's size) and dropped
         again unless the line changed a file, it holds the exact earlier content of every
@@ -160,9 +161,17 @@ class Snapshots:
         try:
             from sharklib.cache.btrfs import BtrfsStore, is_subvolume
 
-            if not is_subvolume(self.workspace):
+            if is_subvolume(self.workspace):
+                return BtrfsStore(self.workspace, statcache=self.statcache)
+        except (StoreError, OSError):
+            return None
+        try:
+            from sharklib.cache.zfs import ZfsStore, dataset_at
+
+            dataset = dataset_at(self.workspace)
+            if dataset is None:
                 return None
-            return BtrfsStore(self.workspace, statcache=self.statcache)
+            return ZfsStore(dataset, statcache=self.statcache)
         except (StoreError, OSError):
             return None
 
