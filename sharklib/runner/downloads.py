@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -43,14 +42,17 @@ Policy = Literal["revalidate", "strict", "trust"]
 POLICIES: tuple[str, ...] = ("revalidate", "strict", "trust")
 TIMEOUT = 10.0
 
-_IMMUTABLE = [
-    re.compile(r"^https?://(sandbox\.)?zenodo\.org/(api/)?records?/\d+/files/"),
-    re.compile(r"^https?://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/"),
-    re.compile(r"^https?://github\.com/[^/]+/[^/]+/(raw|blob)/[0-9a-f]{40}/"),
-    re.compile(r"^https?://[^/]+/.+/-/raw/[0-9a-f]{40}/"),
-    re.compile(r"^git\+[^#@]+(@|#)[0-9a-f]{40}\b"),
-    re.compile(r"/ipfs/[A-Za-z0-9]{46,}"),
-]
+#: URL shapes that pin their content, compiled on first use (every reuse check imports this
+#: module; few runs have downloads)
+_IMMUTABLE_PATTERNS = (
+    r"^https?://(sandbox\.)?zenodo\.org/(api/)?records?/\d+/files/",
+    r"^https?://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/",
+    r"^https?://github\.com/[^/]+/[^/]+/(raw|blob)/[0-9a-f]{40}/",
+    r"^https?://[^/]+/.+/-/raw/[0-9a-f]{40}/",
+    r"^git\+[^#@]+(@|#)[0-9a-f]{40}\b",
+    r"/ipfs/[A-Za-z0-9]{46,}",
+)
+_immutable: list[re.Pattern[str]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,9 @@ def default_policy() -> str:
 
 def is_immutable(url: str, sha256: str | None = None) -> bool:
     """True when the URL itself pins the content (record files, commits, content addresses)."""
-    if any(p.search(url) for p in _IMMUTABLE):
+    if not _immutable:
+        _immutable.extend(re.compile(p) for p in _IMMUTABLE_PATTERNS)
+    if any(p.search(url) for p in _immutable):
         return True
     return sha256 is not None and sha256 != "" and sha256 in url.lower()
 
@@ -80,6 +84,8 @@ def revalidate(download: Download, timeout: float = TIMEOUT) -> Verdict:
 
     if not (download.etag or download.last_modified):
         return Verdict(False, "no validator")
+    import urllib.parse
+
     parts = urllib.parse.urlsplit(download.url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return Verdict(False, "not http")
