@@ -76,17 +76,18 @@ def run_command(argv: Sequence[str] | str, *, cwd: str | os.PathLike[str] | None
                 quiet: bool = True, rerun: bool = False, use_cache: bool = True,
                 stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
                 stderr: IO[Any] | int | None = None,
-                pins: Mapping[str, str] | None = None) -> RunResult:
+                pins: Mapping[str, str] | None = None, preload: Any = None) -> RunResult:
     """Run ``argv`` (or a shell command line with ``shell=True``) as one cacheable step.
 
     A short call into :class:`sharklib.runner.step.Step`, which owns the key,
-    the reuse decision, the launch, the record and the replay.
+    the reuse decision, the launch, the record and the replay. ``preload``: a
+    :class:`sharklib.trace.ebpf.Preload` the caller started (used or freed).
     """
     from sharklib.runner.step import Step
 
     return Step(argv, cwd=cwd, env=env, shell=shell, capture=capture, env_tag=env_tag,
                 pins=pins).run(quiet=quiet, rerun=rerun, use_cache=use_cache, stdin=stdin,
-                               stdout=stdout, stderr=stderr)
+                               stdout=stdout, stderr=stderr, preload=preload)
 
 
 def _stream_files(*streams: IO[Any] | int | None) -> set[str]:

@@ -26,6 +26,8 @@ from sharklib.config import ENV_QUIET, ENV_RECIPE_NOTE, ENV_RECIPE_SHELL, ENV_RE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from sharklib.model import Run
 
 #: the shell the Makefile itself asked for (read by ``sharklib env``)
@@ -201,10 +203,11 @@ def main(argv: list[str]) -> int:
         _off_path(shim)
     if len(argv) < 2 or argv[-2] != "-c" or starts_python(argv[-1]):
         os.execv(inner, [inner, *argv])
+    preload = _preload()
     from sharklib.runner.command import run_command
 
     line = argv[-1]
-    result = run_command([inner, *argv], cwd=os.getcwd(), quiet=True)
+    result = run_command([inner, *argv], cwd=os.getcwd(), quiet=True, preload=preload)
     if result.reused and not flag(ENV_QUIET):
         sys.stderr.write(result.message + "\n")
     elif not result.reused and result.backend not in ("ebpf", "ptrace"):
@@ -214,6 +217,24 @@ def main(argv: list[str]) -> int:
     if result.recorded and result.runs:
         _remember(result.runs)
     return result.exit_status
+
+
+def _preload() -> Any:
+    """Start loading the eBPF tracer now, as ``sharklib trace`` does, or None.
+
+    The kernel verifies the programs in a thread while the runner is imported and the
+    line is keyed and looked up: every non-Python recipe line pays that start-up, one
+    after the other (it was ~0.2-1 s per ``mkdir -p out`` on a loaded machine). This
+    process exits right after a reuse, so a discarded load is not waited for.
+    """
+    try:
+        from sharklib.trace import ebpf
+
+        if ebpf.unavailable_reason() is None:
+            return ebpf.Preload(wait_on_discard=False)
+    except Exception:  # the runner then says why no tracer can run, as before
+        pass
+    return None
 
 
 def _remember(runs: list[Run]) -> None:

@@ -142,6 +142,9 @@ class Step:
             if preload is not None:
                 preload.discard()
             raise
+        if mode != "trace" and preload is not None:
+            preload.discard()  # no tracer runs this step after all
+            preload = None
         base = dict(self.env)
         caching = use_cache and self.capture != "none" and not base.get(ENV_NO_CACHE)
         key_parts, root = self.key()

@@ -338,14 +338,20 @@ class EbpfTracer:
 class Preload:
     """Loads the BPF object in a thread (ctypes releases the GIL) while the caller gets ready.
 
-    The kernel's verifier takes ~50 ms; started first, it overlaps the imports and
-    set-up that ``sharklib trace`` does before the command can start.
+    The kernel's verifier takes ~50 ms (several times that on a loaded machine); started
+    first, it overlaps the imports, the run key and the reuse check that come before the
+    command can start. ``wait_on_discard=False`` is for a process that exits right after a
+    discard (make's recipe shell, when the step was reused): it does not wait for the
+    verifier; the loader frees what it loaded itself, or the exit does.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, wait_on_discard: bool = True) -> None:
         self.tracer: EbpfTracer | None = None
         self.error: BaseException | None = None
         self._taken = False
+        self._discarded = False
+        self._wait = wait_on_discard
+        self._guard = threading.Lock()
         self._thread = threading.Thread(target=self._load, name="sharklib-ebpf-load", daemon=True)
         self._thread.start()
 
@@ -353,9 +359,14 @@ class Preload:
         try:
             tracer = EbpfTracer()
             tracer.load()
-            self.tracer = tracer
         except BaseException as exc:
             self.error = exc
+            return
+        with self._guard:
+            if not self._discarded:
+                self.tracer = tracer
+                return
+        tracer.close()  # discarded while the kernel was still verifying it
 
     def take(self) -> EbpfTracer:
         self._thread.join()
@@ -366,7 +377,13 @@ class Preload:
         return self.tracer
 
     def discard(self) -> None:
-        """Free a tracer nobody took (the command could not be started)."""
-        self._thread.join()
-        if not self._taken and self.tracer is not None:
-            self.tracer.close()
+        """Free a tracer nobody took (the command could not be started, or was reused)."""
+        if self._wait:
+            self._thread.join()
+        with self._guard:
+            self._discarded = True
+            tracer = None if self._taken else self.tracer
+            if tracer is not None:
+                self.tracer = None
+        if tracer is not None:
+            tracer.close()
