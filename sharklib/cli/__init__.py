@@ -2,9 +2,9 @@
 
 Each sub-command lives in its own module under :mod:`sharklib.cli` and is
 imported only when invoked (the group and its table are :mod:`sharklib.cli.group`).
-A command module exposes a ``click`` command named ``command``. ``run``,
+A command module exposes a ``click`` command named ``command``. ``run``, ``env``,
 ``trace`` and ``pipeline run|plan`` also have fast paths that read their
-options without click (:mod:`~sharklib.cli.trace_fast`,
+options without click (:mod:`~sharklib.cli.env_fast`, :mod:`~sharklib.cli.trace_fast`,
 :mod:`~sharklib.cli.pipeline_fast`); that is why importing this package costs
 nothing: click alone is ~20 ms. Nothing outside ``sharklib.cli`` imports it.
 """

@@ -117,3 +117,50 @@ def test_trace_anything_else_goes_to_click(args: list[str]) -> None:
     from sharklib.cli.trace_fast import parse as trace_parse
 
     assert trace_parse(args) is None
+
+
+def test_env_options_are_the_click_commands() -> None:
+    from sharklib.cli import env, env_fast
+
+    cmd = env.command
+    assert _click_options(cmd) == {**env_fast.FLAGS, **env_fast.TO_CLICK}
+    for opt in env_fast.FLAGS:
+        assert env_fast.parse([opt, "--", "make", "-s"]) == {"quiet": True,
+                                                             "argv": ["make", "-s"]}
+    for opt in env_fast.TO_CLICK:
+        assert env_fast.parse([opt, "--", "python", "s.py"]) is None, opt
+    # options stop at the command, as with click (allow_interspersed_args=False)
+    assert env_fast.parse(["make", "-q", "--", "x"]) == {"quiet": False,
+                                                         "argv": ["make", "-q", "--", "x"]}
+    assert env_fast.parse(["--", "--", "make"]) == {"quiet": False, "argv": ["--", "make"]}
+
+
+@pytest.mark.parametrize("args", [[], ["--"], ["-q"], ["--help"], ["-h"], ["--shell"],
+                                  ["--bogus", "make"], ["-j2", "make"]])
+def test_env_anything_else_goes_to_click(args: list[str]) -> None:
+    from sharklib.cli.env_fast import parse as env_parse
+
+    assert env_parse(args) is None
+
+
+def test_env_fast_path_says_what_click_says(tmp_path: Path) -> None:
+    """Exit status and error lines are the same through the fast path and through click."""
+    def cli(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sharklib", "env", *a], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    def via_click(*a: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from sharklib.cli import main; sys.exit(main(sys.argv[1:]))"
+        return subprocess.run([sys.executable, "-c", code, "env", *a], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    for args in (["--", "no-such-program-xyz"], ["-q", "sh", "-c", "echo hi; exit 3"]):
+        fast, slow = cli(*args), via_click(*args)
+        assert (fast.returncode, fast.stdout, fast.stderr) == \
+            (slow.returncode, slow.stdout, slow.stderr), args
+    assert cli("--", "no-such-program-xyz").returncode == 127
+    assert cli("sh", "-c", "exit 3").returncode == 3
+    assert "click" not in subprocess.run(
+        [sys.executable, "-c", "import sys; sys.argv = ['sharklib', 'env', 'true']\n"
+         "from sharklib.__main__ import _main\n_main()\nprint(sorted(sys.modules))"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120).stdout
