@@ -93,6 +93,8 @@ def history(shell: Shell, args: list[str]) -> None:
             lost = [ch.path for ch in c.changes if ch.before == UNKNOWN]
             tags.append(f"partly undone ({len(lost)} file{'s' if len(lost) != 1 else ''} could "
                         f"not be restored: {', '.join(lost)})" if lost else "undone")
+        if c.background:
+            tags.append("background job")
         if c.reused:
             tags.append(f"reused, saved {c.saved:.1f} s")
         if c.exit_status:

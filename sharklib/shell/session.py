@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from sharklib.config import ENV_SHELL_STATE
 from sharklib.errors import SharkError, printable
-from sharklib.shell import bashstate, classify
+from sharklib.shell import bashstate, classify, jobs
 from sharklib.shell.snapshots import Snapshots
 from sharklib.shell.store import Command, SessionStore
 
@@ -61,6 +61,8 @@ class Shell:
         self.env = dict(self.base_env)
         self.cwd = os.getcwd() if _under(os.getcwd(), self.workspace) else self.workspace
         self._said: set[str] = set()
+        self.jobs: list[jobs.Job] = []
+        self._warned_jobs = False
         self._saved: tuple[bytes, bytes] = (b"", b"")
         self._load_state()
         self.mode = self._capture_mode()
@@ -156,9 +158,17 @@ class Shell:
         if re.match(r":[A-Za-z]", text):  # `:`, `: > f`, `:>f` are bash's no-op
             from sharklib.shell import meta
 
-            return meta.dispatch(self, text)
+            return meta.dispatch(self, text) or self._may_leave()
         if text in ("exit", "logout") or text.startswith(("exit ", "logout ")):
-            return False
+            return self._may_leave()
+        words = jobs.builtin(text)
+        if words is not None:
+            self.job_builtin(words)
+            return True
+        body = jobs.background(line)
+        if body is not None:
+            self.start_job(body, stdin)
+            return True
         self.execute(line, stdin)
         return True
 
@@ -190,11 +200,29 @@ class Shell:
         self.cwd = os.path.realpath(cwd)
         with contextlib.suppress(OSError):
             os.chdir(self.cwd)
-        rel_cwd = os.path.relpath(start_cwd, self.workspace)
-        cmd = Command(n=n, line=line.rstrip("\n"), cwd=rel_cwd, started=started,
-                      duration=ended - started, exit_status=130 if result is None
-                      else result.exit_status, kind="inspect", parent=self.session.head,
+        cmd = Command(n=n, line=line.rstrip("\n"), cwd=os.path.relpath(start_cwd, self.workspace),
+                      started=started, duration=ended - started, exit_status=130
+                      if result is None else result.exit_status, kind="inspect",
+                      parent=self.session.head,
                       env=bashstate.session_exports(env_before, self.base_env))
+        self._record(cmd, result, coarse)
+        if interrupted:
+            sys.stderr.write(f"sharklib: [{n}] interrupted\n")
+        elif self.interactive and cmd.exit_status in (130, -2):
+            sys.stdout.write("\n")  # after the ^C the terminal echoed, as bash does
+            sys.stdout.flush()
+        self._add(cmd)
+        return cmd
+
+    def _add(self, cmd: Command) -> None:
+        self.session.add(cmd)
+        if cmd.kind == "mutate":
+            self.session.set_head(cmd.n)
+        self._save_state()
+
+    def _record(self, cmd: Command, result: Any, coarse: float) -> None:
+        """Classify a finished line from its result, store what it changed, fill in ``cmd``."""
+        n = cmd.n
         if result is not None:
             cmd.backend = result.backend
             cmd.run_id = result.run_id
@@ -231,16 +259,207 @@ class Shell:
                     cmd.kind = "mutate"
                     cmd.changes = changes
         self.snapshots.after_command(cmd.kind == "mutate" and self.snapshots.pre_used)
-        if interrupted:
-            sys.stderr.write(f"sharklib: [{n}] interrupted\n")
-        elif self.interactive and cmd.exit_status in (130, -2):
-            sys.stdout.write("\n")  # after the ^C the terminal echoed, as bash does
-            sys.stdout.flush()
-        self.session.add(cmd)
-        if cmd.kind == "mutate":
-            self.session.set_head(n)
-        self._save_state()
+
+    # -- background jobs -----------------------------------------------------------------
+    def start_job(self, body: str, stdin: IO[Any] | int | None = None) -> jobs.Job:
+        """Run ``body`` as a job (``body &``): its own process group, the prompt back at once."""
+        import json
+
+        number = max((j.number for j in self.jobs), default=0) + 1
+        started, coarse = time.time(), _coarse_now()
+        stamp = time.time_ns()
+        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env)
+        self.snapshots.before_command(f"shell-{self.session.id}-bg{stamp}-before", self.session)
+        pre = self.snapshots.detach()
+        workdir = os.path.join(self._tmp, f"job-{stamp}")
+        state = bashstate.BashState(workdir)  # a subshell's: what it sets stays in it
+        state.set_vars(self.bash.vars_text())
+        env = state.environ(self.env)
+        argv = ["bash", "-c", body]
+        spec = {"argv": argv, "cwd": self.cwd, "env": env, "tag": tag,
+                "capture": "auto" if self.mode != "python" else "python",
+                "rerun": not self._reusable(argv, self.cwd, env, tag),
+                "devnull": stdin is not None, "result": os.path.join(workdir, "result.json")}
+        spec_path = os.path.join(workdir, "spec.json")
+        with open(spec_path, "w", encoding="utf-8", errors="surrogateescape") as f:
+            json.dump(spec, f)
+        from sharklib.shell.jobrun import block_signals
+
+        proc = subprocess.Popen([sys.executable, "-m", "sharklib.shell.jobrun", spec_path],
+                                cwd=self.cwd, stdin=subprocess.DEVNULL if stdin is not None
+                                else None, process_group=0, preexec_fn=block_signals)
+        job = jobs.Job(number, proc, body, started, coarse, self.cwd, dict(self.env), workdir, pre)
+        self.jobs.append(job)
+        sys.stderr.write(f"[{number}] {proc.pid}\n")
+        sys.stderr.flush()
+        return job
+
+    def finish_job(self, job: jobs.Job) -> Command:
+        """Record a job that ended as a step of the session (numbered when it ended)."""
+        import json
+
+        from sharklib.model import Run
+        from sharklib.runner.command import RunResult
+
+        self.jobs.remove(job)
+        code = job.proc.wait()
+        result = None
+        try:
+            with open(os.path.join(job.workdir, "result.json"), encoding="utf-8",
+                      errors="surrogateescape") as f:
+                got = json.load(f)
+            result = RunResult(exit_status=got["exit_status"], reused=got["reused"],
+                               runs=[Run.from_dict(r) for r in got["runs"]],
+                               saved_seconds=got["saved_seconds"], message=got["message"],
+                               backend=got["backend"], run_id=got["run_id"],
+                               run_outputs=got["run_outputs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # its recorder was killed (SIGKILL): the line ran unrecorded
+        self.snapshots.attach(job.pre)
+        n = self.session.next_number()
+        cmd = Command(n=n, line=job.line, cwd=os.path.relpath(job.cwd, self.workspace),
+                      started=job.started, duration=time.time() - job.started,
+                      exit_status=result.exit_status if result is not None
+                      else (128 - code if code < 0 else code), kind="inspect",
+                      parent=self.session.head, background=True,
+                      env=bashstate.session_exports(job.env_before, self.base_env))
+        if result is None:
+            cmd.kind = "untraced"
+            self.snapshots.after_command(False)
+        else:
+            self._record(cmd, result, job.coarse)
+        self._add(cmd)
+        import shutil as _shutil
+
+        _shutil.rmtree(job.workdir, ignore_errors=True)
         return cmd
+
+    def reap(self) -> None:
+        """Record the jobs that ended; say so as bash does before a prompt."""
+        for job in list(self.jobs):
+            if job.running():
+                continue
+            mark = self._marks().get(job.number, " ")
+            cmd = self.finish_job(job)
+            sys.stderr.write(jobs.job_line(job, mark, jobs.status_word(cmd.exit_status)) + "\n")
+            sys.stderr.flush()
+
+    def wait_jobs(self) -> None:
+        """Every job to its end (a scripted session's end: nothing goes unrecorded)."""
+        for job in list(self.jobs):
+            job.proc.wait()
+        self.reap()
+
+    def _marks(self) -> dict[int, str]:
+        """``+`` for the current job (the newest), ``-`` for the one before, as bash marks."""
+        marks = {}
+        if self.jobs:
+            marks[self.jobs[-1].number] = "+"
+        if len(self.jobs) > 1:
+            marks[self.jobs[-2].number] = "-"
+        return marks
+
+    def _job(self, spec: str | None, what: str) -> jobs.Job:
+        if not self.jobs:
+            raise SharkError(f"{what}: {'current' if spec is None else spec}: no such job")
+        if spec is None or spec in ("%", "%%", "%+"):
+            return self.jobs[-1]
+        if spec == "%-" and len(self.jobs) > 1:
+            return self.jobs[-2]
+        key = spec[1:] if spec.startswith("%") else spec
+        for job in self.jobs:
+            if key.isdigit() and (job.number == int(key) if spec.startswith("%")
+                                  else job.pid == int(key)):
+                return job
+            if not key.isdigit() and job.line.startswith(key):
+                return job
+        raise SharkError(f"{what}: {spec}: no such job")
+
+    def job_builtin(self, words: list[str]) -> None:
+        """``jobs``, ``fg``, ``bg``, ``wait``, ``kill %N``: answered from the shell's job table."""
+        name, args = words[0], words[1:]
+        if name == "jobs":
+            self.reap()
+            marks = self._marks()
+            for job in self.jobs:
+                word = "Stopped" if job.stopped() else "Running"
+                line = jobs.job_line(job, marks.get(job.number, " "), word)
+                if "-l" in args or "-p" in args:
+                    line = str(job.pid) if "-p" in args else line.replace(
+                        "  ", f" {job.pid} ", 1)
+                self.out.write(line + "\n")
+            self.out.flush()
+        elif name == "fg":
+            self.foreground(self._job(args[0] if args else None, "fg"))
+        elif name == "bg":
+            job = self._job(args[0] if args else None, "bg")
+            with contextlib.suppress(OSError):
+                os.killpg(job.pid, signal.SIGCONT)
+            sys.stderr.write(f"sharklib: bg: job {job.number} already in background\n"
+                             if not job.stopped() else f"[{job.number}]+ {job.line} &\n")
+        elif name == "wait":
+            targets = [self._job(a, "wait") for a in args] if args else list(self.jobs)
+            try:
+                for job in targets:
+                    job.proc.wait()
+            except KeyboardInterrupt:  # the jobs go on, as in bash
+                sys.stdout.write("\n")
+        else:
+            self._kill(args)
+
+    def foreground(self, job: jobs.Job) -> Command:
+        """``fg``: the job gets the terminal (Ctrl-C reaches it, not the shell) until it ends."""
+        self.out.write(job.line + "\n")
+        self.out.flush()
+        old = jobs.give_terminal(job.pid) if self.interactive else None
+        try:
+            with contextlib.suppress(OSError):
+                os.killpg(job.pid, signal.SIGCONT)
+            while True:
+                try:
+                    job.proc.wait()
+                    break
+                except KeyboardInterrupt:  # no terminal to hand over: pass the ^C on
+                    with contextlib.suppress(OSError):
+                        os.killpg(job.pid, signal.SIGINT)
+        finally:
+            jobs.take_terminal(old)
+        cmd = self.finish_job(job)
+        if self.interactive and cmd.exit_status in (130, -2):
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        return cmd
+
+    def _kill(self, args: list[str]) -> None:
+        sig: int = signal.SIGTERM
+        rest = list(args)
+        if rest and rest[0] == "-s" and len(rest) > 1:
+            rest = [f"-{rest[1]}", *rest[2:]]
+        if rest and rest[0].startswith("-") and rest[0] != "--":
+            try:
+                sig = jobs.parse_signal(rest.pop(0))
+            except (ValueError, AttributeError):
+                raise SharkError(f"kill: {args[0]}: invalid signal specification") from None
+        for target in (a for a in rest if a != "--"):
+            try:
+                if target.startswith("%"):
+                    os.killpg(self._job(target, "kill").pid, sig)
+                else:
+                    os.kill(int(target), sig)
+            except (OSError, ValueError) as exc:
+                sys.stderr.write(f"sharklib: kill: {target}: {getattr(exc, 'strerror', exc)}\n")
+
+    def _may_leave(self) -> bool:
+        """``exit`` with jobs running: said once (as bash does); the second ``exit`` leaves."""
+        self.reap()
+        if self.jobs and self.interactive and not self._warned_jobs:
+            self._warned_jobs = True
+            sys.stderr.write("There are running jobs (they are recorded when they end; a "
+                             "second exit leaves them running unrecorded).\n")
+            return True
+        if not self.interactive:
+            self.wait_jobs()
+        return False
 
     def _reusable(self, argv: list[str], cwd: str, env: dict[str, str], tag: str) -> bool:
         """Whether a past run of this line may stand in for it: only one that made files.
@@ -307,6 +526,7 @@ class Shell:
         status = 0
         buf = ""
         for raw in lines:
+            self.reap()
             buf += raw
             if _continues(buf):
                 continue
@@ -323,6 +543,7 @@ class Shell:
             self.run_line(buf.rstrip("\n"), stdin=subprocess.DEVNULL)
             last = self.session.commands[-1] if self.session.commands else None
             status = last.exit_status if last is not None else status
+        self.wait_jobs()  # a script's jobs are recorded before the session ends
         return status
 
     def interactive_loop(self) -> int:
@@ -338,12 +559,15 @@ class Shell:
         with contextlib.suppress(OSError):
             os.chdir(self.cwd)
         while True:
+            self.reap()
             try:
                 line = input(self.prompt())
                 while _continues(line + "\n"):
                     line += "\n" + input("> ")
             except EOFError:
                 sys.stdout.write("\n")
+                if self._may_leave():
+                    continue
                 return 0
             except KeyboardInterrupt:
                 sys.stdout.write("^C\n")

@@ -195,6 +195,18 @@ class Snapshots:
             return
         self._pre = name
 
+    def detach(self) -> tuple[str | None, dict[str, str | None]]:
+        """Hand over the state before the line that just started (a background job, finished
+        later while other lines run): its before-snapshot and what the watched files held."""
+        pre, self._pre = (self._pre, self._pre_states), None
+        self._pre_states = {}
+        return pre
+
+    def attach(self, pre: tuple[str | None, dict[str, str | None]]) -> None:
+        """Take back a :meth:`detach` ed state to record the finished job against it."""
+        self._pre, self._pre_states = pre
+        self.pre_used = False
+
     def after_command(self, kept: bool) -> None:
         """Drop the line's before-snapshot unless it holds content a change refers to."""
         name, self._pre = self._pre, None

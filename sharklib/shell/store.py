@@ -65,6 +65,8 @@ class Command:
     distributions: dict[str, str] = field(default_factory=dict)  # imported, name -> version
     #: variables exported in the session (beyond the environment it started in) the line ran with
     env: dict[str, str] = field(default_factory=dict)
+    #: run as a job (``LINE &``): recorded when it ended, numbered then
+    background: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Command:
