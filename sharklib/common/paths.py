@@ -132,7 +132,8 @@ def state_dirs() -> list[str]:
 
 
 #: directories of a scheduler's or a version control system's own state, wherever they are
-PRIVATE_STATE = ("/__pycache__/", "/.snakemake/", "/.git/")
+#: (and the marker Snakemake leaves in each ``directory()`` output)
+PRIVATE_STATE = ("/__pycache__/", "/.snakemake/", "/.git/", "/.snakemake_timestamp")
 
 
 def is_ignored(path: str, prefixes: tuple[str, ...]) -> bool:

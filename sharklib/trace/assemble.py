@@ -6,10 +6,15 @@ command that floods millions of opens of the same files costs no more memory
 than one that opens them once.
 
 Which processes form a Run: the traced command is the root Run; every process
-forked by a ``make`` starts a child Run (one per recipe line, including
-``$(shell ...)``), whose own descendants belong to it. Nested makes nest. So
-``sharklib trace -- make all`` gives one Run per executed command, and a file
-one recipe writes and a later one reads links the two through its sidecar.
+forked by a *scheduler* starts a child Run (a step), whose own descendants belong
+to it. Schedulers are ``make`` (one Run per recipe line, including
+``$(shell ...)``), Snakemake (one per job), ``xargs`` and GNU ``parallel`` (one
+per command they start), and the traced command itself when it is a shell
+script (one per command of the script; processes the script has running at the
+same time, such as the stages of a pipeline ``a | b``, share one step). Nested
+schedulers nest. So ``sharklib trace -- make all`` or ``-- snakemake`` gives one
+Run per job, each listing what that job read, and a file one job writes and a
+later one reads links the two through its sidecar.
 """
 
 from __future__ import annotations
@@ -23,6 +28,11 @@ from sharklib.trace.classify import Classifier
 from sharklib.trace.events import Event, is_bookkeeping
 
 MAKE_NAMES = frozenset({"make", "gmake", "remake", "bmake"})
+#: programs whose every child process is a job of its own
+SCHEDULER_NAMES = MAKE_NAMES | {"snakemake", "xargs", "parallel"}
+#: interpreters that may run a scheduler script (``python .../bin/snakemake``, perl ``parallel``)
+_INTERPRETERS = ("python", "perl")
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
 INFINITY = float("inf")
 
 
@@ -91,6 +101,10 @@ class Draft:
     children: list[Draft] = field(default_factory=list)
     pids: set[int] = field(default_factory=set)
     streams: dict[str, str] = field(default_factory=dict)
+    #: processes of this step forked by the scheduler itself that are still running
+    running: int = 0
+    #: a step of a traced shell script (see :meth:`Assembler._join_pipe_readers`)
+    script_step: bool = False
 
 
 @dataclass(slots=True)
@@ -101,10 +115,74 @@ class _Proc:
     argv: list[str]
     started: float
     ppid: int | None = None
-    is_make: bool = False
+    #: ``"jobs"``: every child is a step; ``"script"``: a shell script's commands are steps,
+    #: those running at once (a pipeline) sharing one; ``None``: not a scheduler
+    scheduler: str | None = None
+    #: a script's step whose first processes are still running (the next child joins it)
+    open_step: Draft | None = None
     alive: bool = True
     #: started by sharklib for its own records (:func:`is_bookkeeping`): none of its doing counts
     bookkeeping: bool = False
+
+
+def scheduler_kind(path: str, path2: str, argv: list[str], is_root: bool) -> str | None:
+    """``"jobs"`` for make, Snakemake, xargs, parallel; ``"script"`` for the traced shell script.
+
+    A shell script is a scheduler only as the traced command itself: a script a recipe or job
+    calls (``bash summarize.sh in > out``) is part of that step, whose output it writes.
+    """
+    names = {os.path.basename(path), os.path.basename(path2)}
+    if argv:
+        names.add(os.path.basename(argv[0]))
+    if names & SCHEDULER_NAMES:
+        return "jobs"
+    first = _first_argument(argv)
+    if any(n.startswith(_INTERPRETERS) for n in names):
+        if first is not None and (first == "-m snakemake" or
+                                  os.path.basename(first) in SCHEDULER_NAMES):
+            return "jobs"
+        return None
+    if not is_root:
+        return None
+    if names & SHELLS:
+        return "script" if first is not None and not first.startswith("-m ") else None
+    return "script" if _shebang_shell(path) else None
+
+
+def _first_argument(argv: list[str]) -> str | None:
+    """The script an interpreter runs (``-m NAME`` for a module); None for ``-c`` or none."""
+    code = ("-e", "-E") if argv and os.path.basename(argv[0]).startswith("perl") else ("-c",)
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith(code):
+            return None
+        if a == "-m" and i + 1 < len(argv):
+            return "-m " + argv[i + 1].split(".")[0]
+        if a in ("-o", "-O", "+o", "+O", "-W", "-X"):
+            i += 2
+            continue
+        if a == "--" and i + 1 < len(argv):
+            return argv[i + 1]
+        if not a.startswith(("-", "+")):
+            return a
+        i += 1
+    return None
+
+
+def _shebang_shell(path: str) -> bool:
+    """Is ``path`` a script whose ``#!`` line names a shell (``./pipeline.sh`` as called)?"""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline(256)
+    except OSError:
+        return False
+    if not line.startswith(b"#!"):
+        return False
+    words = line[2:].split()
+    if words and os.path.basename(words[0]) == b"env":
+        words = [w for w in words[1:] if not w.startswith(b"-")]
+    return bool(words) and os.fsdecode(os.path.basename(words[0])) in SHELLS
 
 
 def wait_status_to_exit(status: int) -> int:
@@ -211,11 +289,18 @@ class Assembler:
         if parent is None:
             parent = self._proc(ppid)
         draft = parent.draft
-        if parent.is_make:
-            draft = Draft(run_id=_new_id(), top=pid, parent=parent.draft, started=time.time(),
-                          cwd=parent.cwd)
-            parent.draft.children.append(draft)
-            self.drafts.append(draft)
+        if parent.scheduler and not parent.bookkeeping:
+            joined = parent.open_step
+            if parent.scheduler == "script" and joined is not None and joined.running > 0:
+                draft = joined  # running beside the script's last command: one pipeline
+            else:
+                draft = Draft(run_id=_new_id(), top=pid, parent=parent.draft,
+                              started=time.time(), cwd=parent.cwd,
+                              script_step=parent.scheduler == "script")
+                parent.draft.children.append(draft)
+                self.drafts.append(draft)
+                parent.open_step = draft
+            draft.running += 1
         draft.pids.add(pid)
         self.procs[pid] = _Proc(pid, draft, parent.cwd, list(parent.argv), time.time(), ppid,
                                 bookkeeping=parent.bookkeeping)
@@ -229,10 +314,7 @@ class Assembler:
         if proc.bookkeeping or is_bookkeeping(proc.argv):
             proc.bookkeeping = True
             return
-        names = {os.path.basename(ev.path), os.path.basename(ev.path2)}
-        if ev.argv:
-            names.add(os.path.basename(ev.argv[0]))
-        proc.is_make = bool(names & MAKE_NAMES)
+        proc.scheduler = scheduler_kind(ev.path, ev.path2, proc.argv, ev.pid == self.root_pid)
         d.execs.append(Exec(pid=ev.pid, path=ev.path, argv=list(ev.argv), cwd=proc.cwd,
                             parent_pid=proc.ppid))
         if ev.pid == d.top and d is not self.root and d.argv is None:
@@ -249,6 +331,9 @@ class Assembler:
             return
         proc.alive = False
         d = proc.draft
+        parent = self.procs.get(proc.ppid) if proc.ppid is not None else None
+        if parent is not None and parent.scheduler and d is not parent.draft and d.running > 0:
+            d.running -= 1
         for out in d.outputs.values():
             if pid in out.writers and out.finished == INFINITY:
                 out.writers.discard(pid)
@@ -344,6 +429,7 @@ class Assembler:
 
     def build(self, digests: dict[str, tuple[str, int]]) -> list[Run]:
         """Runs in the order they finished (upstream before downstream), root last."""
+        self._join_pipe_readers()
         user = _user()
         host = os.uname().nodename  # what socket.gethostname() returns, without importing socket
         env = Environment(platform=platform_label())
@@ -357,6 +443,27 @@ class Assembler:
         order = sorted(self.drafts, key=lambda d: (d is self.root, d.ended_seq))
         return [runs[id(d)] for d in order]
 
+    def _join_pipe_readers(self) -> None:
+        """A script's step that read no file joins the step before it (the pipe's writer).
+
+        The stages of ``sort f | uniq > out`` share a step because they run at once; but a
+        first stage that is done before the shell forked the next (a small input on a busy
+        machine) would leave ``uniq`` a step that read nothing and ``out`` without ``f`` in its
+        lineage. Syscall tracing does not see pipes, so a script's command that read no file is
+        taken to have read its predecessor's output: a larger step, never a lost input.
+        """
+        for d in list(self.drafts):
+            kids = d.children
+            i = 1
+            while i < len(kids):
+                cur, prev = kids[i], kids[i - 1]
+                if cur.script_step and prev.script_step and not cur.inputs:
+                    _absorb(prev, cur)
+                    del kids[i]
+                    self.drafts.remove(cur)
+                    continue
+                i += 1
+
     def _to_run(self, d: Draft, digests: dict[str, tuple[str, int]], user: str, host: str,
                 env: Environment) -> Run:
         inputs: list[Artifact] = []
@@ -365,7 +472,10 @@ class Assembler:
         for path in d.inputs:
             dg = digests.get(path)
             if dg is None:
-                missing.append(path)
+                if path not in self.last_write:
+                    # one written within the tree and gone by its end is a temporary of the
+                    # tree (Snakemake's solver files), not an input the record lost
+                    missing.append(path)
                 continue
             inputs.append(Artifact(path=path, sha256=dg[0], size=dg[1]))
         if missing:
@@ -400,6 +510,33 @@ class Assembler:
             code=code, environment=env, inputs=inputs, outputs=outputs,
             temporaries=list(d.temporaries), removed=list(d.removed), execs=list(d.execs),
             connects=list(d.connects), warnings=warnings)
+
+
+def _absorb(into: Draft, d: Draft) -> None:
+    """Merge step ``d`` into ``into`` (which ran before it)."""
+    for path, seq in d.inputs.items():
+        into.inputs.setdefault(path, seq)
+    for path, out in d.outputs.items():
+        into.outputs[path] = out
+    for path in d.temporaries:
+        if path not in into.temporaries:
+            into.temporaries.append(path)
+    for path in d.removed:
+        if path not in into.removed:
+            into.removed.append(path)
+    for lst, more in ((into.code, d.code), (into.connects, d.connects),
+                      (into.warnings, d.warnings)):
+        lst.extend(x for x in more if x not in lst)
+    into.execs.extend(d.execs)
+    into.pids |= d.pids
+    into.streams.update(d.streams)
+    for child in d.children:
+        child.parent = into
+        into.children.append(child)
+    if d.ended_seq >= into.ended_seq or into.ended is None:
+        into.ended, into.ended_seq = d.ended, d.ended_seq
+        into.exit_status = d.exit_status
+    into.argv = (into.argv or []) + ["|"] + (d.argv or []) if d.argv else into.argv
 
 
 def _user() -> str:

@@ -18,9 +18,14 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sharklib.common.paths import PRIVATE_STATE
 from sharklib.config import ENV_CACHE, ENV_HOME
 
 Class = Literal["data", "environment", "ignored"]
+
+#: a scheduler's or version control system's own state (``.snakemake/``, ``.git/``): never a
+#: step's input or output, and so never a sidecar location
+PRIVATE_STATE_DIRS = tuple(p.rstrip("/") for p in PRIVATE_STATE if p.endswith("/"))
 
 IGNORED_PREFIXES = ("/proc/", "/sys/", "/dev/", "/run/")
 ENVIRONMENT_PREFIXES = ("/usr/", "/lib/", "/lib32/", "/lib64/", "/libx32/", "/bin/", "/sbin/",
@@ -89,7 +94,9 @@ class Classifier:
             return hit
         cls: Class
         if path.startswith(self._ignored) or path.endswith(IGNORED_SUFFIXES) or \
-                path.endswith(" (deleted)") or path in self._ignored_exact:
+                path.endswith(" (deleted)") or path in self._ignored_exact or \
+                any(part in path for part in PRIVATE_STATE) or \
+                path.endswith(PRIVATE_STATE_DIRS):
             cls = "ignored"
         elif path.startswith(self._environment) or any(p in path for p in ENVIRONMENT_PARTS):
             cls = "environment"
