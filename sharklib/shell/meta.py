@@ -30,7 +30,8 @@ meta-commands (everything else is run by bash, recorded and, if it changed files
   :graph [FILE] [--html OUT]  what FILE (default: every final result) depends on, as a tree;
                          --html writes FILE's lineage page, as `sharklib graph --format html`
   :export FILE TARGET…   a Markdown pipeline of exactly the commands TARGET depends on
-  :exit                  leave (Ctrl-D too); `sharklib shell` here resumes the session"""
+  :exit                  leave (Ctrl-D too); `sharklib shell` here resumes the session
+jobs: CMD & runs CMD in the background ([N] PID); jobs, fg [%N], bg, wait, kill [-SIG] %N"""
 
 
 def _p(shell: Shell, text: str = "") -> None:
