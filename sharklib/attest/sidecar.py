@@ -59,7 +59,7 @@ class BundleEntry:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        o: BundleEntry = other  # type: ignore[assignment]
+        o: BundleEntry = other
         return (self.digest, self.envelope, self.statement, self.line) == (
             o.digest, o.envelope, o.statement, o.line)
 
@@ -98,7 +98,7 @@ class Bundle:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
             return NotImplemented
-        o: Bundle = other  # type: ignore[assignment]
+        o: Bundle = other
         return (self.path, self.entries) == (o.path, o.entries)
 
     __hash__ = None  # type: ignore[assignment]

@@ -290,7 +290,7 @@ class RunCache:
         if self.remote is not None and isinstance(self.store, ContentStore):
             try:
                 with self.remote.open(sha256) as src:
-                    self.store.put_stream(src, sha256)  # type: ignore[arg-type]
+                    self.store.put_stream(src, sha256)
                 return True
             except RemoteUnreachable:
                 pass  # a miss: the step runs (a lookup said so already, if it got that far)

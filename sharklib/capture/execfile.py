@@ -136,7 +136,7 @@ def run_script(abspath: str, code: Any, argv: list[str]) -> None:
 def run_code(source: str, argv: list[str]) -> None:
     """``python -c CODE ARGS``."""
     main = _fresh_main()
-    main.__loader__ = BuiltinImporter  # type: ignore[assignment]
+    main.__loader__ = BuiltinImporter
     main.__spec__ = None
     main.__package__ = None
     main.__dict__["__annotations__"] = {}  # noqa: RUF063 - setting what python -c has

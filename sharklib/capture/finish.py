@@ -490,7 +490,7 @@ def _flush_library_patches() -> None:
     if libs is None:
         return
     try:
-        libs.flush()  # type: ignore[attr-defined]
+        libs.flush()
     except Exception as exc:
         warn_once(f"library patches not flushed: {describe(exc)}")
 

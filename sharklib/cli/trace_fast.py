@@ -78,7 +78,7 @@ def trace_main(args: list[str]) -> int:
     from sharklib.runner.step import trace_step
 
     try:
-        return trace_step(cmd, backend, use_proxy=proxy,  # type: ignore[arg-type]  # in BACKENDS
+        return trace_step(cmd, backend, use_proxy=proxy,  # in BACKENDS
                           python_capture=not parsed["no_python_capture"], preload=preload,
                           quiet=bool(parsed["quiet"])
                           or os.environ.get(ENV_QUIET, "") not in ("", "0"))

@@ -67,7 +67,7 @@ def plan_stages(specs: list[tuple[str, str, str, str | None]], rerun: bool) -> l
         return [plan_stage(c, cwd, tag, rerun) for c, cwd, tag, _ in specs]
     with paused_gc():
         try:
-            return batch([sharklib.runner.StageSpec(c, cwd, True, tag, path)  # type: ignore[no-any-return]
+            return batch([sharklib.runner.StageSpec(c, cwd, True, tag, path)
                           for c, cwd, tag, path in specs])
         except Exception as exc:
             return [StagePlan(action="run", reason=f"planner failed: {exc}") for _ in specs]

@@ -63,7 +63,7 @@ def memo(key: Hashable, compute: Callable[[], T]) -> T:
     if batch is None:
         return compute()
     try:
-        return batch.memo[key]  # type: ignore[no-any-return]
+        return batch.memo[key]
     except KeyError:
         value = batch.memo[key] = compute()
         return value

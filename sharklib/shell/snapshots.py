@@ -428,7 +428,7 @@ class Snapshots:
                 continue
             for link in ("reflink", "copy"):
                 try:
-                    store.restore(sha256, path, link=link)  # type: ignore[arg-type]
+                    store.restore(sha256, path, link=link)
                     return
                 except (StoreError, OSError) as exc:
                     error = exc

@@ -73,7 +73,7 @@ def _hook(name: str) -> Callable[[ModuleType], None]:
         if name in applied:
             return
         rec = sys.modules.get("sharklib.capture.recorder")
-        current = rec.current() if rec is not None else None  # type: ignore[attr-defined]
+        current = rec.current() if rec is not None else None
         # capture has ended (sharklib's own sqlite3 at exit): nothing left to record. Paused
         # (``active`` off while the reuse check opens the cache, which imports sqlite3) is not
         # ended: left unpatched then, the script's own sqlite3 went unrecorded

@@ -181,7 +181,7 @@ def _wrap(original: Any) -> Any:
     def connect(*args: Any, **kwargs: Any) -> Any:
         return _connect(original, None, args, kwargs)
 
-    connect.__wrapped__ = original  # type: ignore[attr-defined]
+    connect.__wrapped__ = original
     return connect
 
 
