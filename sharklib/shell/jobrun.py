@@ -60,8 +60,11 @@ def main(argv: list[str]) -> int:
                "saved_seconds": result.saved_seconds, "message": result.message,
                "backend": result.backend, "run_id": result.run_id,
                "run_outputs": result.run_outputs, "runs": [r.to_dict() for r in result.runs]}
-    atomic_write(spec["result"], json.dumps(out).encode("utf-8", "surrogateescape"),
-                 fsync=False)
+    try:
+        atomic_write(spec["result"], json.dumps(out).encode("utf-8", "surrogateescape"),
+                     fsync=False)
+    except OSError:  # the shell left (a second `exit`): the run is in the cache, not the session
+        return 1
     return 0
 
 

@@ -131,14 +131,17 @@ def parse_signal(word: str) -> int:
     return int(getattr(signal, name if name.startswith("SIG") else "SIG" + name))
 
 
-def give_terminal(pgid: int) -> int | None:
-    """Make ``pgid`` the terminal's foreground process group; the previous one (None: no tty)."""
+def give_terminal(pgid: int) -> tuple[int, Any] | None:
+    """Make ``pgid`` the terminal's foreground process group; what to give back (None: no tty):
+    the previous group and the terminal's modes (a job may leave them raw, as bash knows)."""
+    import termios
+
     try:
         fd = sys.stdin.fileno()
         if not os.isatty(fd):
             return None
-        old = os.tcgetpgrp(fd)
-    except (OSError, ValueError):
+        old = (os.tcgetpgrp(fd), termios.tcgetattr(fd))
+    except (OSError, ValueError, termios.error):
         return None
     handler = signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # we may be in the background now
     try:
@@ -150,13 +153,16 @@ def give_terminal(pgid: int) -> int | None:
     return old
 
 
-def take_terminal(pgid: int | None) -> None:
-    """Give the terminal back to ``pgid`` (what :func:`give_terminal` returned)."""
-    if pgid is None:
+def take_terminal(old: tuple[int, Any] | None) -> None:
+    """Take the terminal back (what :func:`give_terminal` returned), with its modes."""
+    import termios
+
+    if old is None:
         return
     handler = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
-        with contextlib.suppress(OSError, ValueError):
-            os.tcsetpgrp(sys.stdin.fileno(), pgid)
+        with contextlib.suppress(OSError, ValueError, termios.error):
+            os.tcsetpgrp(sys.stdin.fileno(), old[0])
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, old[1])
     finally:
         signal.signal(signal.SIGTTOU, handler)

@@ -140,7 +140,8 @@ class Shell:
         with contextlib.suppress(OSError):
             self._save_state()
         self.snapshots.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        if not any(job.running() for job in self.jobs):  # a job left running still writes there
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     # -- the prompt ----------------------------------------------------------------------
     def prompt(self) -> str:
@@ -409,9 +410,10 @@ class Shell:
 
     def foreground(self, job: jobs.Job) -> Command:
         """``fg``: the job gets the terminal (Ctrl-C reaches it, not the shell) until it ends."""
+        # the terminal first, then the line: once it shows, a Ctrl-C reaches the job
+        old = jobs.give_terminal(job.pid) if self.interactive else None
         self.out.write(job.line + "\n")
         self.out.flush()
-        old = jobs.give_terminal(job.pid) if self.interactive else None
         try:
             with contextlib.suppress(OSError):
                 os.killpg(job.pid, signal.SIGCONT)

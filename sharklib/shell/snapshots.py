@@ -346,7 +346,12 @@ class Snapshots:
                 and not session.known(rel)]
         if not rels:
             return
-        paths = {os.path.join(self.workspace, rel): rel for rel in rels}
+        paths = {}
+        for rel in rels:  # size first: a big file is not hashed again only to be skipped
+            path = os.path.join(self.workspace, rel)
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_size <= KEEP_INPUT_MAX:
+                    paths[path] = rel
         got = self.statcache.verified(list(paths))
         keep: list[tuple[str, str, list[int]]] = []
         with contextlib.suppress(StoreError, OSError), self.cache.shared():
