@@ -356,7 +356,8 @@ def finish(rec: Recorder, status: int | None) -> Finished:
             json_path = write_run(rec.session, run.to_dict())
         except Exception as exc:
             warn_once(f"run record not written to the session: {describe(exc)}")
-    if run.outputs and not sidecars and not signed_by_tracer:
+    if not sidecars and not signed_by_tracer and any(o.path not in no_sidecar
+                                                      for o in run.outputs):
         # a reuse would restore the outputs without their attestation (or beside a stale one)
         rec.not_cached = "its sidecars were not written"
         return Finished(run=run, sidecars=sidecars, json_path=json_path)

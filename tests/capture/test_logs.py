@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from tests.capture.conftest import clean_env
+from tests.runner.stepcount import count_file, executed
 
 STEP = """\
 import sys
@@ -75,3 +76,33 @@ def test_logs_outside_the_project_get_no_sidecar_and_are_signed_by_digest(tmp_pa
     digest = hashlib.sha256((logs / "o.log").read_bytes()).hexdigest()
     assert digest.encode() in statements
     assert _verify(project, "data.csv").returncode == 0
+
+
+PRINT_ONLY = """\
+import os
+with open(os.environ["COUNT_FILE"], "a") as fh:
+    fh.write("ran\\n")
+print("the summary")
+"""
+
+
+def test_a_print_only_step_logged_outside_the_project_is_reused(tmp_path: Path) -> None:
+    """Its only outputs are logs that get no sidecar: that is no reason not to cache it."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "summary.py").write_text(PRINT_ONLY)
+    env = clean_env({"COUNT_FILE": str(count_file())})
+    logs = tmp_path / "var-log"
+    logs.mkdir()
+    argv = [sys.executable, "-m", "sharklib", "run", "summary.py"]
+    for _ in range(2):  # nohup, cron, SLURM -o/-e, a CI log: both streams in files elsewhere
+        with open(logs / "o.log", "wb") as o, open(logs / "e.log", "wb") as e:
+            p = subprocess.run(argv, cwd=project, stdout=o, stderr=e, env=env, timeout=120)
+        assert p.returncode == 0, (logs / "e.log").read_text()
+        assert (logs / "o.log").read_bytes() == b"the summary\n"
+    assert executed() == ["ran"]
+    assert sorted(p.name for p in logs.iterdir()) == ["e.log", "o.log"]
+    for _ in range(2):
+        piped = subprocess.run(argv, cwd=project, capture_output=True, env=env, timeout=120)
+        assert piped.returncode == 0 and piped.stdout == b"the summary\n", piped.stderr
+    assert executed() == []
