@@ -22,7 +22,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -37,6 +37,7 @@ from sharklib.cache.store import (
 )
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache, StreamingDigest, sha256_file
+from sharklib.hashing.digest import sha256_copy, signature
 
 _NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.EXDEV, errno.EINVAL, errno.ENOTTY, errno.ENOSYS})
 
@@ -45,6 +46,30 @@ PINNED_MTIME_NS = 1_000_000_000 * 1_000_000_000
 
 
 _UNUSED = " (runs are neither reused nor cached while it is there)"
+
+#: (the store's tmp directory, real path, absolute source path) -> (the source's signature
+#: when it was copied, sha256, size, the copy in tmp/): outputs hashed while they were copied
+#: into the store (:meth:`ContentStore.spool`), waiting for :meth:`ContentStore.put` to
+#: commit them; what is never put is removed by :func:`discard_spooled`
+_SPOOLED: dict[tuple[str, str], tuple[tuple[int, int, int, int, int], str, int, str]] = {}
+
+
+def discard_spooled(paths: Iterable[str] | None = None) -> None:
+    """Remove the copies :meth:`ContentStore.spool` made (of ``paths``, else all) that no
+    ``put`` committed.
+
+    Called when the run will not be recorded after all. Steps traced at once from threads
+    of one process (a pipeline) each name their own outputs, so one never removes a copy
+    another is about to commit. A copy left by a killed process is a partial write in
+    ``tmp/``, which ``clean_tmp`` removes.
+    """
+    wanted = None if paths is None else {os.path.abspath(p) for p in paths}
+    for key in list(_SPOOLED):
+        if wanted is None or key[1] in wanted:
+            entry = _SPOOLED.pop(key, None)
+            if entry is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry[3])
 
 
 def refuse_link(path: str, root: str) -> None:
@@ -160,7 +185,96 @@ class ContentStore(ObjectStore):
         else:  # prime the stat cache (re-reads once; later serves are a stat)
             self.statcache.digest(final)
 
+    def spool(self, path: str) -> tuple[str, int] | None:
+        """Digest and size of ``path``, hashed while its bytes are copied into ``tmp/``.
+
+        For a large output that is about to be recorded: its digest is needed first (for
+        the signed record) and its bytes in the store next, and reading it twice cost a
+        second full pass. The copy (a reflink where the filesystem clones, then hashed;
+        else one read feeding both the hash and the write) waits in ``tmp/`` until
+        :meth:`put` of the same path and digest renames it into place, provided the file
+        has the same signature (device, inode, size, mtime, ctime) then; otherwise ``put``
+        works as without it. None when the file changed while it was copied (its fstat
+        after the last byte differs from the one before) or could not be copied: the
+        caller then hashes it the ordinary way.
+        """
+        key = (os.path.realpath(self._tmp), os.path.abspath(path))
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        tmp = ""
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                return None
+            tmp = self._tmpfile()
+            got = self._clone_hashing(fd, tmp, before.st_dev)
+            after = os.fstat(fd)
+            if signature(after) != signature(before) or got[1] != after.st_size:
+                os.unlink(tmp)
+                return None
+        except OSError:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            return None
+        finally:
+            os.close(fd)
+        old = _SPOOLED.pop(key, None)
+        if old is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(old[3])
+        _SPOOLED[key] = (signature(after), got[0], got[1], tmp)
+        return got
+
+    def _clone_hashing(self, fd: int, tmp: str, dev: int) -> tuple[str, int]:
+        """Put the bytes of ``fd`` into the fresh ``tmp``: reflinked and hashed, or hashed while copied."""
+        out = os.open(tmp, os.O_WRONLY | os.O_CLOEXEC)  # no O_TRUNC: see links._into
+        try:
+            if dev not in self._no_reflink:
+                try:
+                    import fcntl
+
+                    from sharklib.cache.links import FICLONE
+
+                    fcntl.ioctl(out, FICLONE, fd)
+                    return sha256_file(tmp)  # the clone shares the blocks: one read
+                except OSError as exc:
+                    if exc.errno not in _NO_REFLINK:
+                        raise
+                    self._no_reflink.add(dev)
+            return sha256_copy(fd, out)
+        finally:
+            os.close(out)
+
+    def _take_spooled(self, path: str, sha256: str | None) -> ObjectInfo | None:
+        """Commit the copy :meth:`spool` made of ``path``, when it still stands for the file."""
+        if not _SPOOLED:
+            return None
+        entry = _SPOOLED.pop((os.path.realpath(self._tmp), os.path.abspath(path)), None)
+        if entry is None:
+            return None
+        sig, got, size, tmp = entry
+        try:
+            same = signature(os.stat(path)) == sig
+        except OSError:
+            same = False
+        if not same or (sha256 is not None and got != sha256):
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            return None
+        try:
+            return self._commit(tmp, got, size)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
     def put(self, path: str, sha256: str | None = None) -> ObjectInfo:
+        spooled = self._take_spooled(path, sha256)
+        if spooled is not None:
+            return spooled
         if sha256 is not None:
             check_digest(sha256, path)
             existing = self._path(sha256)

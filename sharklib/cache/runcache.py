@@ -389,3 +389,47 @@ def _push_stream(remote: RemoteStore, src: Any, sha256: str) -> None:
         remote.put(name, sha256)
     else:
         remote.put_bytes(src.read())
+
+
+#: below this size an output is hashed and later copied as before: the copy in ``tmp/`` would
+#: cost a file create per small output, and reading a small file twice costs next to nothing
+SPOOL_MIN_BYTES = 8 << 20
+
+
+def spool_outputs(paths: list[str], root: str | None) -> dict[str, tuple[str, int]]:
+    """Digests of the large files among ``paths``, each hashed while copied into the store.
+
+    For a run that is about to be recorded under ``root``: each output of
+    :data:`SPOOL_MIN_BYTES` or more is read once for both its digest and its stored copy
+    (:meth:`ContentStore.spool`), which :meth:`RunCache.store`'s ``put`` then commits by
+    renaming. Only where the run's store is the default content store that the
+    environment's settings name (another store kind gets nothing: it is hashed as before);
+    never raises. Files left out (small, changed while copied, unreadable) are for the
+    caller to hash. :func:`sharklib.cache.cas.discard_spooled` drops unused copies.
+    """
+    large: list[str] = []
+    for p in paths:
+        with contextlib.suppress(OSError):
+            if os.stat(p).st_size >= SPOOL_MIN_BYTES:
+                large.append(p)
+    if not large:
+        return {}
+    try:
+        settings = RunCache.settings_from_env(root)
+        if settings["store"] is not None or settings["read_only"]:
+            return {}
+        directory = settings["directory"]
+        if directory is None:
+            from sharklib.config import cache_dir
+
+            directory = cache_dir()
+        store = ContentStore(directory)  # its stat cache opens no database unless used
+    except Exception:  # the record will say what is wrong with the cache; hashing goes on
+        return {}
+    out: dict[str, tuple[str, int]] = {}
+    for p in large:
+        got = store.spool(p)
+        if got is not None:
+            out[p] = got
+    return out
+

@@ -121,6 +121,31 @@ def _digests(files: list[str], heavy: bool) -> dict[str, tuple[str, int]]:
     return result
 
 
+def _spool_outputs(rec: Recorder, out_paths: list[str], status: int | None,
+                   ) -> dict[str, tuple[str, int]]:
+    """Digests of large outputs taken while copying them into the store (see runcache)."""
+    if not out_paths:
+        return {}
+    from sharklib.capture import reuse_hook
+
+    if not reuse_hook.would_record(rec, status, has_outputs=True):
+        return {}
+    try:
+        from sharklib.cache.runcache import spool_outputs
+
+        return spool_outputs(out_paths, reuse_hook._root(rec))
+    except Exception:  # only a faster path: the outputs are hashed the ordinary way
+        return {}
+
+
+def _discard_spooled() -> None:
+    """Drop copies made for a record that did not take them (the run was not cached)."""
+    cas = sys.modules.get("sharklib.cache.cas")
+    if cas is not None:
+        with contextlib.suppress(Exception):
+            cas.discard_spooled()
+
+
 def _total_size(files: list[str]) -> int:
     total = 0
     for f in files:
@@ -178,7 +203,11 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
             git_probe = identity.GitProbe(where)
         except Exception as exc:
             rec.warnings.append(f"git state not recorded: {describe(exc)}")
-    digests = _digests(wanted, heavy)
+    # a large output of a run about to be recorded is hashed while it is copied into the
+    # store (one read for both); record's put then renames the copy into place
+    spooled = _spool_outputs(rec, out_paths, status) if final else {}
+    digests = _digests([p for p in wanted if p not in spooled] if spooled else wanted, heavy)
+    digests.update(spooled)
     if known_script and script:
         digests[script] = known_script
 
@@ -329,6 +358,14 @@ def finish(rec: Recorder, status: int | None) -> Finished:
             split_streams(rec.session)
     if _leaves_nothing(rec, status):
         return Finished(run=None)
+    try:
+        return _finish_run(rec, status)
+    finally:
+        _discard_spooled()
+
+
+def _finish_run(rec: Recorder, status: int | None) -> Finished:
+    """:func:`finish` once there is something to record."""
     run, _ = build_run(rec, list(rec.outputs.values()), status, final=True)
     if rec.session:
         from sharklib.common.sessiondir import children_of

@@ -185,7 +185,8 @@ class Step:
                 traced = trace_command(self.argv, self.backend, cwd=self.cwd,  # type: ignore[arg-type]
                                        env=base, stdin=stdin, stdout=out, stderr=err,
                                        use_proxy=self.use_proxy,
-                                       python_capture=self.python_capture, preload=preload)
+                                       python_capture=self.python_capture, preload=preload,
+                                       spool_root=root if caching else None)
                 status, runs = traced.exit_status, traced.runs
                 complete = not traced.incomplete and traced.started and bool(runs)
                 if traced.uncacheable and complete:
@@ -208,18 +209,32 @@ class Step:
 
         result = command.RunResult(exit_status=status, runs=runs, duration=ended - started,
                                    backend=backend, trace=traced)
+        if traced is not None and not (caching and complete and status is not None):
+            _discard_spooled(traced)  # copies of large outputs made for a record not taken
         if caching and complete and status is not None:
             # a failed step is only noted in the ledger (`sharklib log --status failed`)
             agg = stage.aggregate(runs, argv=self.argv, cwd=self.cwd, started=started,
                                   ended=ended, exit_status=status, run_key=key_parts.digest(),
                                   inherited=command._stream_files(stdout, stderr))
-            entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts,
-                                 **(printed or {}))
+            try:
+                entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts,
+                                     **(printed or {}))
+            finally:
+                if traced is not None:
+                    _discard_spooled(traced)
             if entry is not None:
                 result.recorded = True
                 result.run_id = entry.run_id
                 result.run_outputs = [reuse.rebase(o.path, root) for o in entry.outputs()]
         return result
+
+
+def _discard_spooled(traced: Any) -> None:
+    """Remove the copies of large outputs a trace made for a record that did not take them."""
+    if traced.spooled:
+        from sharklib.cache.cas import discard_spooled
+
+        discard_spooled(traced.spooled)
 
 
 class PythonStep:

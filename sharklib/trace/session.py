@@ -67,6 +67,9 @@ class TraceResult:
     command_seconds: float = 0.0
     record_seconds: float = 0.0
     started: bool = True
+    #: large outputs hashed while copied into the store (``spool_root``), for the caller's
+    #: ``put`` to commit or :func:`sharklib.cache.cas.discard_spooled` to drop
+    spooled: list[str] = field(default_factory=list)
 
 
 def choose_backend(requested: BackendChoice) -> str:
@@ -179,7 +182,8 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
                   sign: bool = True, python_capture: bool = True,
                   stdin: IO[Any] | int | None = None, stdout: IO[Any] | int | None = None,
                   stderr: IO[Any] | int | None = None,
-                  preload: ebpf.Preload | None = None) -> TraceResult:
+                  preload: ebpf.Preload | None = None,
+                  spool_root: str | None = None) -> TraceResult:
     """Run ``argv`` under the tracer, write signed sidecars beside every output, return the record.
 
     Raises :class:`TraceError` (one line) when no backend can run here. A
@@ -189,6 +193,9 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
     this process's, and a stdout/stderr that is a regular file is an output.
     ``preload`` is a BPF load the caller started earlier (``sharklib trace`` starts it
     before importing the rest of sharklib); it is freed if it cannot be used.
+    ``spool_root``: the project root of a cache the caller will record the run into; large
+    outputs are then hashed while copied into its store (one read for both; see
+    :func:`sharklib.cache.runcache.spool_outputs`), and the caller's ``put`` commits them.
     """
     t_enter = time.perf_counter()
     if not argv:
@@ -218,7 +225,8 @@ def trace_command(argv: Sequence[str], backend: BackendChoice = "auto", *, use_p
         session = Path(tempfile.mkdtemp(prefix="sharklib-trace-"))
         try:
             return _trace(list(argv), chosen, use_proxy, run_cwd, base_env, session, sign,
-                          python_capture, t_enter, (stdin, stdout, stderr), preload, shared)
+                          python_capture, t_enter, (stdin, stdout, stderr), preload, shared,
+                          spool_root)
         finally:
             _remove_session(session)
     finally:
@@ -236,7 +244,7 @@ def _remove_session(session: Path) -> None:
 def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[str, str],
            session: Path, sign: bool, python_capture: bool, t_enter: float,
            stdio: tuple[Any, Any, Any], preload: ebpf.Preload | None,
-           shared: TraceService | None = None) -> TraceResult:
+           shared: TraceService | None = None, spool_root: str | None = None) -> TraceResult:
     classify = for_session(str(session))
     asm = Assembler(argv, cwd, classify, backend)
     result = TraceResult(exit_status=0, backend=backend)
@@ -284,7 +292,7 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         result.uncacheable = (f"it appended to {first}, whose earlier content is in no record"
                               + (f" (and {len(asm.appended) - 1} more)"
                                  if len(asm.appended) > 1 else ""))
-    runs = _finish_runs(asm, session, proxy_log if use_proxy else None, result)
+    runs = _finish_runs(asm, session, proxy_log if use_proxy else None, result, spool_root)
     result.runs = runs
     if sign:
         result.sidecars = _attest(runs, result.messages)
@@ -465,7 +473,9 @@ def _wait_pid_exit(pid: int, proc: subprocess.Popen[bytes], seen: threading.Even
 _stat_caches = threading.local()
 
 
-def _digests(paths: Iterable[str]) -> tuple[dict[str, tuple[str, int]], list[str]]:
+def _digests(paths: Iterable[str], outputs: Iterable[str] = (), spool_root: str | None = None,
+             spooled_into: list[str] | None = None,
+             ) -> tuple[dict[str, tuple[str, int]], list[str]]:
     """Digests of what a command touched, through the persistent stat cache; and what kept changing.
 
     Every regular file goes through the stat cache, small ones too: a file the tree
@@ -475,12 +485,23 @@ def _digests(paths: Iterable[str]) -> tuple[dict[str, tuple[str, int]], list[str
     before) or read again; one that changed every time is returned in the second list
     and has no digest, so it can never be recorded with the digest of a state it was
     never in. Without a usable stat cache the files are hashed the same way directly.
+    With ``spool_root``, large ``outputs`` are hashed while copied into the store the run
+    will be recorded in (one read for the digest and the stored copy).
     """
     from sharklib.hashing.digest import hash_files_stable, listing_digest
 
     digests: dict[str, tuple[str, int]] = {}
+    if spool_root is not None:
+        from sharklib.cache.runcache import spool_outputs
+
+        spooled = spool_outputs([p for p in outputs if not p.endswith("/")], spool_root)
+        digests.update(spooled)
+        if spooled_into is not None:
+            spooled_into.extend(spooled)
     files: list[str] = []
     for p in paths:
+        if p in digests:
+            continue
         if p.endswith("/"):  # "dir/": a listing (cheap, never cached)
             with contextlib.suppress(OSError):
                 if os.path.isdir(p):
@@ -524,8 +545,9 @@ def _stat_cache() -> StatCache:
 
 
 def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None,
-                 result: TraceResult) -> list[Run]:
-    digests, unstable = _digests(asm.all_paths())
+                 result: TraceResult, spool_root: str | None = None) -> list[Run]:
+    outputs = [p for d in asm.drafts for p in d.outputs] if spool_root is not None else []
+    digests, unstable = _digests(asm.all_paths(), outputs, spool_root, result.spooled)
     if unstable:
         # no digest is recorded for them (it would be of no state the file was ever in), so
         # the record cannot prove a reuse: signed with a warning, never cached

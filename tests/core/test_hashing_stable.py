@@ -32,9 +32,9 @@ def test_a_file_that_keeps_changing_gets_no_digest(tmp_path: Path) -> None:
                                "import time, sys\n"
                                "with open(sys.argv[1], 'ab', buffering=0) as f:\n"
                                "    while True:\n"
-                               "        f.write(b'x'); time.sleep(0.001)\n", str(big)])
+                               "        f.write(b'x')\n", str(big)])
     try:
-        time.sleep(0.2)
+        _wait_until_growing(big)
         cache = StatCache(tmp_path / "stat.sqlite")
         got = cache.digests([str(big)])
     finally:
@@ -56,3 +56,12 @@ def test_statcache_same_mtime_different_size_is_a_miss(tmp_path: Path) -> None:
     again = StatCache(tmp_path / "stat.sqlite")
     assert again.digest(str(f)) == (hashlib.sha256(b"abcdef").hexdigest(), 6)
     assert again.hashed_files == 1
+
+
+def _wait_until_growing(path: Path) -> None:
+    """Until the appending process has started writing (it may start late on a busy machine)."""
+    size = path.stat().st_size
+    deadline = time.monotonic() + 30
+    while path.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.stat().st_size > size, "the appending process never wrote"

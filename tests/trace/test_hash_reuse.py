@@ -82,14 +82,14 @@ def test_an_input_that_changes_while_hashed_gets_no_digest(tmp_path: Path, backe
     recorded with the digest of a state in between: no digest, a warning, not cached."""
     big = tmp_path / "grow.bin"
     big.write_bytes(os.urandom(48 << 20))
-    # appends a byte every millisecond, as fast as hashing can notice, until killed
+    # appends one byte after another, without pausing, until killed
     writer = subprocess.Popen([sys.executable, "-c",
                                "import time, sys\n"
                                "with open(sys.argv[1], 'ab', buffering=0) as f:\n"
                                "    while True:\n"
-                               "        f.write(b'x'); time.sleep(0.001)\n", str(big)])
+                               "        f.write(b'x')\n", str(big)])
     try:
-        time.sleep(0.2)
+        _wait_until_growing(big)
         res = run_traced(["sh", "-c", "head -c 1 grow.bin > one.txt"], backend, tmp_path)
     finally:
         writer.kill()
@@ -100,3 +100,12 @@ def test_an_input_that_changes_while_hashed_gets_no_digest(tmp_path: Path, backe
     assert any("kept changing while they were hashed" in w and "grow.bin" in w
                for w in warnings), warnings
     assert "kept changing" in res.uncacheable
+
+
+def _wait_until_growing(path: Path) -> None:
+    """Until the appending process has started writing (it may start late on a busy machine)."""
+    size = path.stat().st_size
+    deadline = time.monotonic() + 30
+    while path.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.stat().st_size > size, "the appending process never wrote"
