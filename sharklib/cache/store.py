@@ -18,10 +18,10 @@ import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, BinaryIO, Literal
 
 from sharklib.errors import StoreError
+from sharklib.model.run import FrozenRecord
 
 LinkMode = Literal["auto", "reflink", "hardlink", "copy"]
 
@@ -69,20 +69,32 @@ class CacheUnsafe(CacheReadOnly):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class ObjectInfo:
-    """One stored object: its digest and size in bytes."""
+class ObjectInfo(FrozenRecord):
+    """One stored object: its digest and size in bytes (immutable).
 
+    Not a dataclass: every reuse check and record imports this module, and
+    ``dataclasses`` (with ``inspect``) cost them ~6 ms.
+    """
+
+    __slots__ = ("sha256", "size")
+    _fields = __match_args__ = ("sha256", "size")
     sha256: str
     size: int
 
+    def __init__(self, sha256: str, size: int) -> None:
+        self._set(sha256=sha256, size=size)
 
-@dataclass(frozen=True, slots=True)
-class Restored:
+
+class Restored(FrozenRecord):
     """What :meth:`ObjectStore.restore` did: the path written and the link strategy used."""
 
+    __slots__ = ("path", "strategy")
+    _fields = __match_args__ = ("path", "strategy")
     path: str
     strategy: str
+
+    def __init__(self, path: str, strategy: str) -> None:
+        self._set(path=path, strategy=strategy)
 
 
 class ObjectStore(ABC):

@@ -55,6 +55,30 @@ class _Record:
                 + ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields) + ")")
 
 
+class FrozenRecord(_Record):
+    """:class:`_Record` that cannot change once built, and so hashes by its fields.
+
+    What ``@dataclass(frozen=True, slots=True)`` generates, without importing
+    ``dataclasses`` (and ``inspect``) on the paths every step takes. Subclasses
+    declare ``__slots__``/``_fields`` and set their fields with :meth:`_set`.
+    """
+
+    __slots__ = ()
+
+    def _set(self, **values: Any) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(getattr(self, f) for f in self._fields))
+
+
 def encode_path(path: str) -> str:
     """Turn an in-memory path (maybe with surrogate escapes) into JSON-safe text.
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from sharklib.config import ENV_DOWNLOAD_POLICY
 from sharklib.model import Download
+from sharklib.model.run import FrozenRecord
 
 Policy = Literal["revalidate", "strict", "trust"]
 POLICIES: tuple[str, ...] = ("revalidate", "strict", "trust")
@@ -55,12 +55,16 @@ _IMMUTABLE_PATTERNS = (
 _immutable: list[re.Pattern[str]] = []
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(FrozenRecord):
     """Whether one download is trusted, and why (``pinned``, ``immutable``, ``revalidated``...)."""
 
+    __slots__ = ("how", "trusted")
+    _fields = __match_args__ = ("trusted", "how")
     trusted: bool
     how: str
+
+    def __init__(self, trusted: bool, how: str) -> None:
+        self._set(trusted=trusted, how=how)
 
 
 def default_policy() -> str:
