@@ -17,11 +17,13 @@ from typing import Any
 from sharklib.errors import StoreError
 from sharklib.model.run import decode_path
 
-FACTS_VERSION = 1
+#: 2: output digests and the key ids the entry's attestation claims to be signed by
+FACTS_VERSION = 2
 
 # A facts row is NUL-separated text (NUL is the one character no path can hold):
-#   version, #inputs, #modules, (path, sha256) per input then module, output paths...,
-#   distributions (JSON), downloads (JSON)
+#   version, #inputs, #modules, #outputs, (path, sha256) per input, module then output,
+#   signers (the key ids the attestation names, comma-separated), distributions (JSON),
+#   downloads (JSON)
 # Splitting it is several times cheaper than decoding JSON, which is what a no-op
 # re-check of 10,000 stages spends its time on otherwise.
 _SEP = "\0"
@@ -30,21 +32,38 @@ _SEP = "\0"
 def facts_text(data: dict[str, Any]) -> str:
     """The compact reuse facts of an entry (as :meth:`IndexEntry.to_dict` gives it).
 
-    Just what deciding reuse needs — input and module paths with digests, output
-    paths, imported distributions, downloads — so a no-op re-check of a whole
-    pipeline splits a few hundred bytes per run instead of decoding the full record.
+    Just what deciding reuse needs — input and module paths with digests, outputs
+    with digests (what a reuse leaves on disk, which a downstream stage then reads),
+    who the attestation says signed it, imported distributions, downloads — so a
+    no-op re-check of a whole pipeline splits a few hundred bytes per run instead of
+    decoding the full record.
     """
     run = data["run"]
     dists = (run.get("environment") or {}).get("distributions") or {}
-    fields = [str(FACTS_VERSION), str(len(data["inputs"])), str(len(data["modules"]))]
-    for p, sha in (*data["inputs"], *data["modules"]):
+    outputs = [(o["path"], o["sha256"]) for o in data["objects"] if o["role"] == "output"]
+    fields = [str(FACTS_VERSION), str(len(data["inputs"])), str(len(data["modules"])),
+              str(len(outputs))]
+    for p, sha in (*data["inputs"], *data["modules"], *outputs):
         fields += (p, sha)
-    fields += [o["path"] for o in data["objects"] if o["role"] == "output"]
+    fields.append(",".join(claimed_signers(data.get("attestation"))))
     fields.append(json.dumps(dists, sort_keys=True, separators=(",", ":")))
     fields.append(json.dumps(run.get("downloads") or [], sort_keys=True, separators=(",", ":")))
     if any(_SEP in f for f in fields):
         raise StoreError("NUL byte in a cache index entry", None)
     return _SEP.join(fields)
+
+
+def claimed_signers(envelope: Any) -> list[str]:
+    """The key ids a DSSE envelope's signatures name (claimed, not verified: see runner/proof)."""
+    sigs = envelope.get("signatures") if isinstance(envelope, dict) else None
+    if not isinstance(sigs, list):
+        return []
+    out = []
+    for s in sigs:
+        kid = s.get("keyid") if isinstance(s, dict) else None
+        if isinstance(kid, str) and kid and kid.isalnum() and kid not in out:
+            out.append(kid)
+    return out
 
 
 def sig_text(st: os.stat_result) -> str:
@@ -62,24 +81,31 @@ class RunFacts:
     signature needs no digest lookup at all. Signatures are only stored outside
     the stat cache's racy window (see :mod:`sharklib.hashing.statcache`), so they
     prove exactly as much as a stat cache hit does.
+
+    ``signers`` are the key ids the entry's attestation *names*; ``proved``, the one
+    whose signature was verified on it (by :mod:`sharklib.runner.proof`, which sets
+    it), if any. Whether that key is trusted for reuse is decided at each lookup.
     """
 
-    __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "outputs",
-                 "plain", "relative", "run_id", "sigs", "started")
+    __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "output_digests",
+                 "outputs", "plain", "proved", "relative", "run_id", "signers", "sigs", "started")
 
     def __init__(self, run_id: str, key: str, started: float, duration: float,
-                 facts: str, sigs: str | None, where: str) -> None:
+                 facts: str, sigs: str | None, where: str, proved: str | None = None) -> None:
         try:
             fields = facts.split(_SEP)
-            if fields[0] != "1":
+            if fields[0] != "2":  # older facts lack the signers: derived again from the entry
                 raise ValueError(f"unknown facts version {fields[0][:20]!r}")
-            n_in, n_mod = int(fields[1]), int(fields[2])
-            end = 3 + 2 * (n_in + n_mod)
-            if n_in < 0 or n_mod < 0 or len(fields) < end + 2:
+            n_in, n_mod, n_out = int(fields[1]), int(fields[2]), int(fields[3])
+            mid = 4 + 2 * (n_in + n_mod)
+            end = mid + 2 * n_out
+            if n_in < 0 or n_mod < 0 or n_out < 0 or len(fields) != end + 3:
                 raise ValueError("truncated facts")
-            checked = [(fields[3], fields[4])] if end == 5 else \
-                list(zip(fields[3:end:2], fields[4:end:2], strict=True))
-            outputs = fields[end:-2]
+            checked = [(fields[4], fields[5])] if mid == 6 else \
+                list(zip(fields[4:mid:2], fields[5:mid:2], strict=True))
+            outputs = fields[mid:end:2]
+            digests = fields[mid + 1:end:2]
+            signers = fields[-3]
             self._dists, self._downloads = fields[-2], fields[-1]
             if "b64:" in facts:
                 checked = [(decode_path(p), s) for p, s in checked]
@@ -99,6 +125,9 @@ class RunFacts:
         self.checked = checked
         self.inputs = checked[:n_in] if n_mod else checked
         self.outputs = outputs
+        self.output_digests = digests
+        self.signers = signers.split(",") if signers else []
+        self.proved = proved
         parsed = sigs.split(_SEP) if sigs else None
         # a stale or damaged hint is only a lost shortcut
         self.sigs = parsed if parsed is not None and len(parsed) == len(checked) else None

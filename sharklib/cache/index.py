@@ -32,8 +32,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sharklib.cache.facts import RunFacts
 
-#: ``PRAGMA user_version`` of an index with every table this module uses (2: reuse facts).
-SCHEMA_VERSION = 2
+#: ``PRAGMA user_version`` of an index with every table this module uses (2: reuse facts;
+#: 3: ``run_facts.proved``, the key whose signature on the entry was verified).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -65,7 +66,8 @@ CREATE TABLE IF NOT EXISTS run_facts (
     created REAL NOT NULL,
     duration REAL NOT NULL,
     facts TEXT NOT NULL,
-    sigs TEXT
+    sigs TEXT,
+    proved TEXT
 );
 CREATE INDEX IF NOT EXISTS run_facts_by_key ON run_facts(key, created DESC);
 CREATE TABLE IF NOT EXISTS facts_missing (
@@ -157,6 +159,9 @@ class RunIndex:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(run_facts)")}
+            if "proved" not in columns:
+                db.execute("ALTER TABLE run_facts ADD COLUMN proved TEXT")
             db.execute(_TRIGGER)
             if not had_facts:
                 db.execute("INSERT OR IGNORE INTO facts_missing (run_id, key) "
@@ -199,8 +204,12 @@ class RunIndex:
             self._db.close()
 
     # -- writing ---------------------------------------------------------------------------
-    def add(self, entry: IndexEntry) -> bool:
-        """Index a run whose objects are already stored; False if it was already there."""
+    def add(self, entry: IndexEntry, proved: str | None = None) -> bool:
+        """Index a run whose objects are already stored; False if it was already there.
+
+        ``proved``: the key id whose signature on the entry the caller has just made or
+        verified (see :meth:`set_proved`).
+        """
         now = time.time()
         data = entry.to_dict()
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
@@ -225,7 +234,8 @@ class RunIndex:
                 [(entry.run_id, o.role, encode_path(o.path), o.sha256, o.size)
                  for o in entry.objects])
             if facts is not None:
-                self._put_facts(db, entry.run_id, entry.key, entry.started, entry.duration, facts)
+                self._put_facts(db, entry.run_id, entry.key, entry.started, entry.duration, facts,
+                                proved)
             from sharklib.cache import ledger  # the queryable ledger (log/uses/impact/report)
 
             ledger.on_add(db, data)
@@ -233,10 +243,23 @@ class RunIndex:
 
     @staticmethod
     def _put_facts(db: sqlite3.Connection, run_id: str, key: str, created: float,
-                   duration: float, facts: str) -> None:
-        db.execute("INSERT OR REPLACE INTO run_facts (run_id, key, created, duration, facts) "
-                   "VALUES (?,?,?,?,?)", (run_id, key, created, duration, facts))
+                   duration: float, facts: str, proved: str | None = None) -> None:
+        db.execute("INSERT OR REPLACE INTO run_facts (run_id, key, created, duration, facts, "
+                   "proved) VALUES (?,?,?,?,?,?)", (run_id, key, created, duration, facts, proved))
         db.execute("DELETE FROM facts_missing WHERE run_id=?", (run_id,))
+
+    def set_proved(self, run_id: str, keyid: str) -> None:
+        """Note that ``keyid``'s signature on the run's entry verified and the entry agrees
+        with what it signs; best effort.
+
+        Only a shortcut for planning (a plan need not verify the signature of every stage
+        again); a reuse always checks the signature itself (:mod:`sharklib.runner.proof`).
+        """
+        try:
+            with self._tx() as db:
+                db.execute("UPDATE run_facts SET proved=? WHERE run_id=?", (keyid, run_id))
+        except (sqlite3.Error, StoreError):
+            pass
 
     def update_sigs(self, sigs: Iterable[tuple[str, str]]) -> None:
         """Store freshly verified stat signatures (``(run_id, sigs_json)``); best effort.
@@ -377,14 +400,15 @@ class RunIndex:
         found: dict[str, list[RunFacts]] = {}
         bad: list[str] = []
         where = str(self.path)
-        rows: list[tuple[Any, ...]] = [(*u, None) for u in unsaved]
+        rows: list[tuple[Any, ...]] = [(*u, None, None) for u in unsaved]
         marks = ",".join("?" * len(part))
-        rows += self._query("SELECT run_id, key, created, duration, facts, sigs FROM run_facts "
+        rows += self._query("SELECT run_id, key, created, duration, facts, sigs, proved "
+                            "FROM run_facts "
                             f"WHERE key IN ({marks})", part)
         several = False
-        for rid, key, created, duration, facts, sigs in rows:
+        for rid, key, created, duration, facts, sigs, proved in rows:
             try:
-                f = RunFacts(rid, key, created, duration, facts, sigs, where)
+                f = RunFacts(rid, key, created, duration, facts, sigs, where, proved)
             except StoreError:
                 bad.append(rid)
                 continue

@@ -358,10 +358,14 @@ class RunCache:
                 if not os.path.islink(path.parent):
                     path.unlink()
 
-    def add(self, entry: IndexEntry, push: bool | None = None) -> bool:
-        """Index a run whose objects are stored; push it when a remote is configured."""
+    def add(self, entry: IndexEntry, push: bool | None = None, proved: str | None = None) -> bool:
+        """Index a run whose objects are stored; push it when a remote is configured.
+
+        ``proved``: the id of the key the entry was just signed with (see
+        :meth:`~sharklib.cache.index.RunIndex.set_proved`).
+        """
         self._keep_entry(entry)
-        added = self.index.add(entry)
+        added = self.index.add(entry, proved)
         if push is None:
             push = self.push_new
         if added and self.has_remote and push:

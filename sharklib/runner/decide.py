@@ -12,7 +12,7 @@ without touching the others.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sharklib.model import Download
@@ -124,6 +124,22 @@ def environment_reason(distributions: Mapping[str, Any], downloads: list[Any],
     return None
 
 
+def signer_reason(run_id: str, signers: Sequence[str], trusted: Container[str]) -> str | None:
+    """Why a past run's entry cannot prove anything to this user, or None.
+
+    ``signers`` are the key ids its attestation names, ``trusted`` those of the keys the
+    user trusts for reuse (:func:`sharklib.runner.proof.reuse_keys`). Whether a named
+    signature actually verifies is :func:`sharklib.runner.proof.prove`'s question.
+    """
+    if not signers:
+        return f"past run {run_id[:12]} is not signed (recorded by an older sharklib)"
+    if not any(k in trusted for k in signers):
+        who = ", ".join(k[:16] for k in signers)
+        return (f"past run {run_id[:12]} is signed by {who}, not trusted for reuse "
+                f"([reuse] trusted in trust.toml)")
+    return None
+
+
 class Accepted:
     """A past run that counts: how many recorded files were checked, how downloads are trusted."""
 
@@ -137,7 +153,9 @@ class Accepted:
 def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
               distributions: Mapping[str, Any], downloads: list[Any], *, root: str,
               now: Mapping[str, tuple[str, Any] | tuple[str, Any, Any]], policy: str | None,
-              pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
+              pins: Mapping[str, str] | None, cwd: str | None = None,
+              run_id: str = "", signers: Sequence[str] | None = None,
+              trusted: Container[str] | None = None) -> Accepted | str:
     """THE reuse decision, for the planner, the run and ``--explain`` alike.
 
     ``inputs``/``modules`` are the recorded ``(path, sha256)`` (relative to
@@ -145,7 +163,9 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
     (absolute path to ``(sha256, ...)``; a file absent there is missing). The
     answer is :class:`Accepted`, or the first reason, in words, why the past
     run does not count: the first changed input, then code, then environment,
-    then downloads.
+    then downloads, then (when ``trusted`` is given) an entry whose attestation
+    names no key trusted for reuse (:func:`signer_reason`). The signature itself is
+    checked by :func:`sharklib.runner.proof.prove` before anything is restored.
     """
     for pairs, code in ((inputs, False), (modules, True)):
         for path, sha in pairs:
@@ -160,19 +180,27 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
     reason, counts = download_reason(downloads, policy, pins)
     if reason is not None:
         return reason
+    if trusted is not None:
+        reason = signer_reason(run_id, signers or (), trusted)
+        if reason is not None:
+            return reason
     return Accepted(len(inputs) + len(modules), counts)
 
 
 def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | None,
                 pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
     """:func:`judge_run` for an index entry, the digests asked of the stat cache."""
+    from sharklib.cache.facts import claimed_signers
+    from sharklib.runner.proof import reuse_keys
+
     pairs = [*entry.inputs, *entry.modules]
     now = cache.statcache.digests([rebase(p, root) for p, _ in pairs]) if pairs else {}
     data = entry.run_data()
     return judge_run(entry.inputs, entry.modules,
                      (data.get("environment") or {}).get("distributions") or {},
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
-                     cwd=cwd)
+                     cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
+                     trusted=reuse_keys())
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,

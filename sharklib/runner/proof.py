@@ -85,8 +85,10 @@ def entry_statement(entry: IndexEntry) -> dict[str, Any]:
             "predicate": {"entry": entry.signed_part()}}
 
 
-def attach(entry: IndexEntry, key: SigningKey | None = None) -> None:
+def attach(entry: IndexEntry, key: SigningKey | None = None) -> str:
     """Sign ``entry`` with the user's key (the one sidecars are signed with), in place.
+
+    Returns the id of the key it was signed with.
 
     Raises :class:`StoreError` for a run that wrote inside a version-control or
     scheduler directory: a reuse never restores there, so it is not cached.
@@ -104,6 +106,7 @@ def attach(entry: IndexEntry, key: SigningKey | None = None) -> None:
     except SharkError as exc:
         raise StoreError(f"the run cannot be signed ({exc})") from None
     entry.attestation = sign_payload(_canonical(entry_statement(entry)), key)
+    return key.keyid
 
 
 # -- whom the user trusts for reuse -----------------------------------------------------------
@@ -278,7 +281,8 @@ def prove(entry: IndexEntry, key: str, cache: RunCache, warn: Warn) -> IndexEntr
     memo = _proven.get(entry.run_id)
     if memo is not None and memo[0] is entry and memo[1] is keys:
         return memo[2]
-    signed = _prove(entry, envelope, keys, key, cache, warn)
+    got = _prove(entry, envelope, keys, key, cache, warn)
+    signed = None if got is None else got[0]
     if signed is not None:
         if len(_proven) >= 4096:
             _proven.clear()
@@ -290,7 +294,8 @@ _proven: dict[str, tuple[IndexEntry, dict[str, Any], IndexEntry]] = {}
 
 
 def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519PublicKey],
-           key: str, cache: RunCache, warn: Warn) -> IndexEntry | None:
+           key: str, cache: RunCache, warn: Warn) -> tuple[IndexEntry, str] | None:
+    """The entry as signed and the id of a trusted key whose signature on it verifies."""
     from sharklib.attest.dsse import check_signatures, payload_of
     from sharklib.cache.entry import IndexEntry
 
@@ -332,29 +337,33 @@ def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519P
             _quarantine(entry, cache, warn, f"it names {obj.path}, inside {where}/")
             return None
     signed.attestation = envelope
-    return signed
+    return signed, good[0]
 
 
 def why_not(entry: IndexEntry, key: str) -> str | None:
     """Why ``entry`` would not be reused for lack of proof, in words; None if it would be.
 
-    For ``--explain``: nothing is quarantined or written here (:func:`prove` does that when
-    a run is actually looked up).
+    For ``--explain`` and the planner: nothing is quarantined or written here
+    (:func:`prove` does that when a run is actually looked up).
     """
+    return proven_by(entry, key)[1]
+
+
+def proven_by(entry: IndexEntry, key: str) -> tuple[str | None, str | None]:
+    """(the id of a key trusted for reuse whose signature on ``entry`` verifies and which
+    the entry agrees with, None) or (None, why not, in words). Nothing is quarantined or
+    written here.
+    """
+    from sharklib.cache.facts import claimed_signers
+    from sharklib.runner.decide import signer_reason
+
     envelope = entry.attestation
-    if not isinstance(envelope, dict):
-        return f"past run {entry.run_id[:12]} is not signed (recorded by an older sharklib)"
     keys = reuse_keys()
-    sigs = envelope.get("signatures")
-    ids = [str(s.get("keyid", "")) for s in sigs if isinstance(s, dict)] \
-        if isinstance(sigs, list) else []
-    if not any(k in keys for k in ids):
-        who = ", ".join(f"{k[:16]}" for k in ids) or "no key"
-        return (f"past run {entry.run_id[:12]} is signed by {who}, not trusted for reuse "
-                f"([reuse] trusted in trust.toml)")
-    signed = _proven.get(entry.run_id)
-    if signed is not None and signed[0] is entry and signed[1] is keys:
-        return None
+    ids = claimed_signers(envelope)
+    reason = signer_reason(entry.run_id, ids, keys)
+    if reason is not None:
+        return None, reason
+    assert isinstance(envelope, dict)
 
     def note(_message: str) -> None:
         pass
@@ -365,8 +374,8 @@ def why_not(entry: IndexEntry, key: str) -> str | None:
 
     got = _prove(entry, envelope, keys, key, _NoCache(), note)  # type: ignore[arg-type]
     if got is None:
-        return f"past run {entry.run_id[:12]} disagrees with its signed attestation"
-    return None
+        return None, f"past run {entry.run_id[:12]} disagrees with its signed attestation"
+    return got[1], None
 
 
 def _quarantine(entry: IndexEntry, cache: RunCache, warn: Warn, why: str) -> None:

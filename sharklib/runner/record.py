@@ -197,8 +197,9 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                     info = cache.store.put_bytes(data)
                     objects.append(StoredObject(role, "", info.sha256, info.size))
             entry = build_entry(run, root, objects, key_parts)
-            proof.attach(entry)  # signed: the entry alone, edited anywhere, proves nothing
-            added = cache.add(entry, push=False)
+            # signed: the entry alone, edited anywhere, proves nothing
+            signer = proof.attach(entry)
+            added = cache.add(entry, push=False, proved=signer)
         if added and cache.has_remote and cache.push_new:
             if str(cache.remote_url) in unreachable_remotes:
                 pass  # the lookup said so already; waiting on it again at exit would not help

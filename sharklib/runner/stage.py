@@ -427,9 +427,22 @@ class _Planner:
 
     def __init__(self, rc: Any, specs: Sequence[StageSpec], keys: list[str],
                  roots: list[str]) -> None:
+        from sharklib.runner.proof import reuse_keys
+
         self.rc, self.specs, self.keys, self.roots = rc, specs, keys, roots
         #: candidates of the stages the stat-only pass could not decide, by key
         self.found: dict[str, list[RunFacts]] = {}
+        #: the keys whose signatures this user accepts for reuse (runner/proof.py)
+        self.trusted = reuse_keys()
+        #: absolute path -> digest a reused stage leaves there (restored if it differs), which
+        #: a stage downstream then reads
+        self.restores: dict[str, str] = {}
+
+    def reuse(self, i: int, f: RunFacts, prefix: str) -> Plan:
+        """Plan stage ``i`` to reuse ``f``, noting what the reuse leaves on disk."""
+        plan = _reuse_plan(f, prefix)
+        self.restores.update(zip(plan.outputs, f.output_digests, strict=True))
+        return plan
 
     def plans(self) -> list[Plan]:
         keys, roots = self.keys, self.roots
@@ -468,8 +481,11 @@ class _Planner:
                                           f"{st.st_mtime_ns}:{st.st_ctime_ns}":
                                     ok = False
                                     break
-                    if ok and (f.plain or self._environment_reason(f, i) is None):
-                        plans[i] = _reuse_plan(f, prefix)
+                    # proved: signed by a key trusted for reuse, checked when it was recorded
+                    # or planned before (the signer is the one question not about files)
+                    if ok and f.proved is not None and f.proved in self.trusted \
+                            and (f.plain or self._environment_reason(f, i) is None):
+                        plans[i] = self.reuse(i, f, prefix)
                     else:
                         slow.append(i)
                         self.found[key] = cands
@@ -515,7 +531,12 @@ class _Planner:
         return decide.environment_reason(f.distributions, f.downloads, None, self.specs[i].pins)
 
     def _slow(self, slow: list[int], plans: list[Plan | None]) -> None:
-        """Stages whose inputs could not all be proved by signature: ask the stat cache."""
+        """Stages the stat-only pass could not prove: ask the stat cache, check signatures.
+
+        A file a reused stage upstream restores counts with the digest it will have
+        then (the run restores it before the stage downstream is looked at), so stages
+        are decided again while a new reuse changes what they would read.
+        """
         from sharklib.cache.facts import sig_text, sigs_text
         from sharklib.runner import decide
 
@@ -526,31 +547,68 @@ class _Planner:
                 wanted.update(_abs(p, root) for p, _ in f.checked)
         got = self.rc.statcache.verified(wanted)
         fresh: dict[str, str] = {}
-        for i in slow:
-            root, spec = self.roots[i], self.specs[i]
-            cands = self.found[self.keys[i]]
-            first_reason: str | None = None
-            for f in cands:
-                paths = [_abs(p, root) for p, _ in f.checked]
-                # the one decision the run makes too (sharklib.runner.decide)
-                verdict = decide.judge_run(f.inputs, f.modules, f.distributions, f.downloads,
-                                           root=root, now=got, policy=None, pins=spec.pins,
-                                           cwd=spec.cwd)
-                reason = verdict if isinstance(verdict, str) else None
-                if reason is None:
-                    plans[i] = _reuse_plan(f, root if root.endswith("/") else root + "/")
-                    sigs = [sig_text(st) if (st := got[p][2]) is not None else "" for p in paths]
-                    if any(sigs) and sigs != f.sigs:
-                        fresh[f.run_id] = sigs_text(sigs)
-                    break
-                if first_reason is None:
-                    first_reason = reason
+        reasons: dict[int, str] = {}
+        pending = slow
+        while pending:
+            overlaid = {p: (sha, None, None) for p, sha in self.restores.items()
+                        if p in wanted and (p not in got or got[p][0] != sha)}
+            now = {**got, **overlaid} if overlaid else got
+            before = len(self.restores)
+            left = []
+            for i in pending:
+                root, spec = self.roots[i], self.specs[i]
+                first_reason: str | None = None
+                for f in self.found[self.keys[i]]:
+                    # the one decision the run makes too (sharklib.runner.decide)
+                    verdict = decide.judge_run(f.inputs, f.modules, f.distributions, f.downloads,
+                                               root=root, now=now, policy=None, pins=spec.pins,
+                                               cwd=spec.cwd, run_id=f.run_id, signers=f.signers,
+                                               trusted=self.trusted)
+                    reason = verdict if isinstance(verdict, str) else self._unproved(f)
+                    if reason is None:
+                        plans[i] = self.reuse(i, f, root if root.endswith("/") else root + "/")
+                        paths = [_abs(p, root) for p, _ in f.checked]
+                        if not any(p in overlaid for p in paths):
+                            sigs = [sig_text(st) if (st := got[p][2]) is not None else ""
+                                    for p in paths]
+                            if any(sigs) and sigs != f.sigs:
+                                fresh[f.run_id] = sigs_text(sigs)
+                        break
+                    if first_reason is None:
+                        first_reason = reason
+                if plans[i] is None:
+                    reasons[i] = first_reason or ""
+                    left.append(i)
+            pending = left if len(self.restores) != before else []
+        for i, reason in reasons.items():
             if plans[i] is None:
-                f = cands[0]
-                plans[i] = Plan("run", first_reason or "", f.run_id, 0.0,
+                root = self.roots[i]
+                f = self.found[self.keys[i]][0]
+                plans[i] = Plan("run", reason, f.run_id, 0.0,
                                 [_abs(p, root) for p, _ in f.inputs],
                                 [_abs(p, root) for p in f.outputs])
         self.rc.index.update_sigs(fresh.items())
+
+    def _unproved(self, f: RunFacts) -> str | None:
+        """Why ``f``'s entry proves nothing (None: a trusted signature on it verifies).
+
+        Checked once per entry and key: the key whose signature verified is kept in the
+        index (``proved``), so a later plan costs no signature check. The run checks the
+        signature itself before restoring anything (:func:`sharklib.runner.proof.prove`).
+        """
+        if f.proved is not None and f.proved in self.trusted:
+            return None
+        from sharklib.runner.proof import proven_by
+
+        entry = self.rc.index.entry(f.run_id)
+        if entry is None:
+            return f"past run {f.run_id[:12]} was removed meanwhile"
+        keyid, reason = proven_by(entry, f.key)
+        if keyid is None:
+            return reason or "no proof"
+        self.rc.index.set_proved(f.run_id, keyid)
+        f.proved = keyid
+        return None
 
 
 def _reuse_plan(f: RunFacts, prefix: str) -> Plan:

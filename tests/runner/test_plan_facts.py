@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.cache.index import RunIndex
+from sharklib.cache.index import SCHEMA_VERSION, RunIndex
 from sharklib.cache.runcache import RunCache
 from sharklib.config import cache_dir
 from sharklib.errors import StoreError
@@ -141,7 +141,7 @@ def test_an_older_index_is_migrated_lazily(project: Path) -> None:
     with _index() as db:
         assert db.execute("SELECT COUNT(*) FROM run_facts").fetchone()[0] == 1
         assert db.execute("SELECT COUNT(*) FROM facts_missing").fetchone()[0] == 0
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_run_indexed_by_an_older_sharklib_is_seen(project: Path) -> None:
