@@ -122,6 +122,40 @@ def private_dir(path: Path) -> Path:
     return path
 
 
+#: the widest mode of a directory sharklib makes for itself (its cache and everything in it,
+#: session and state directories): writable by its owner only, whatever the umask
+DIR_MODE = 0o755
+
+
+def make_dirs(path: str | os.PathLike[str], mode: int = DIR_MODE) -> None:
+    """``mkdir -p path``, every directory it creates at most ``mode``, whatever the umask.
+
+    The one way sharklib creates its own directories. ``os.makedirs`` and
+    ``Path.mkdir(parents=True)`` give 0777 minus the umask (the parents always): under
+    ``umask 000`` the default cache, its ``objects/``, ``runs/`` and ``tmp/`` were
+    writable by every local user, who could plant objects and entries in them. A
+    stricter umask still applies; a directory that exists already is never changed.
+    """
+    path = os.fspath(path)
+    missing: list[str] = []
+    d = os.path.abspath(path)
+    while not os.path.isdir(d):
+        missing.append(d)
+        parent = os.path.dirname(d)
+        if parent == d:
+            break
+        d = parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            if not os.path.isdir(d):
+                raise
+            continue
+        if os.stat(d).st_mode & 0o700 != 0o700:  # a umask like 0277: keep it usable by its owner
+            os.chmod(d, (os.stat(d).st_mode | 0o700) & mode)
+
+
 def cache_dir() -> Path:
     """The default content store, run index and stat cache."""
     home = _home()

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 
 from sharklib.cache.snapshots import SnapshotStore
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -62,7 +63,7 @@ class BtrfsStore(SnapshotStore):
             snapshots = os.path.join(parent, f".{base}.sharklib")
         super().__init__(workspace, snapshots, statcache)
         self.snapdir = os.path.join(snapshots, "snapshots")
-        os.makedirs(self.snapdir, exist_ok=True)
+        make_dirs(self.snapdir)
 
     def _files(self, name: str) -> str:
         return os.path.join(self.snapdir, name)

@@ -35,6 +35,7 @@ from sharklib.cache.store import (
     Restored,
     check_digest,
 )
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache, StreamingDigest, sha256_file
 from sharklib.hashing.digest import sha256_copy, signature
@@ -123,7 +124,7 @@ class ContentStore(ObjectStore):
         self._where = str(self.root)
         for d in (self.objects, self.tmp, self.quarantined):
             refuse_link(str(d), self._where)
-            d.mkdir(parents=True, exist_ok=True)
+            make_dirs(d)
             refuse_link(str(d), self._where)
         self._objects = str(self.objects)
         self._tmp = str(self.tmp)
@@ -172,7 +173,7 @@ class ContentStore(ObjectStore):
         try:
             os.replace(tmp, final)
         except FileNotFoundError:  # the first object of this fan-out directory
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            make_dirs(os.path.dirname(final))
             refuse_link(os.path.dirname(final), self._where)
             os.replace(tmp, final)
         self._remember(final, sha256)

@@ -25,6 +25,7 @@ from typing import Any
 
 from sharklib.cache.entry import IndexEntry
 from sharklib.cache.store import CacheDamaged
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.model.run import decode_path, encode_path
 
@@ -131,7 +132,7 @@ class RunIndex:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         self._lock = threading.Lock()
         self._parsed: dict[str, IndexEntry] = {}  # run id -> its entry, as parsed before
         self._parsed_weight = 0

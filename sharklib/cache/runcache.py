@@ -50,6 +50,7 @@ from sharklib.config import (
     ENV_CACHE_REMOTE,
     ENV_TRUST_PROJECT_CACHE,
     flag,
+    make_dirs,
 )
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
@@ -117,7 +118,7 @@ class RunCache:
             directory = cache_dir()
         self.directory = Path(directory)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.directory)
         except OSError as exc:
             if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise CacheReadOnly(_READ_ONLY, str(self.directory)) from None
@@ -267,7 +268,7 @@ class RunCache:
             came_from = str(self.remote_url)
         with contextlib.suppress(OSError, StoreError):
             keep = self.directory / "quarantine" / "runs"
-            keep.mkdir(parents=True, exist_ok=True)
+            make_dirs(keep)
             name = "".join(c if c.isalnum() or c in "-_" else "_" for c in entry.run_id)[:100]
             atomic_write(keep / f"{name}.json", entry.to_json().encode())
         self.index.remove([entry.run_id])
@@ -345,7 +346,7 @@ class RunCache:
 
         target = self.entry_file(entry.key, entry.run_id)
         refuse_link(str(target.parent.parent), str(self.directory))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         refuse_link(str(target.parent), str(self.directory))
         refuse_file_link(str(target), str(self.directory))
         atomic_write(target, entry.to_json().encode(), fsync=False)

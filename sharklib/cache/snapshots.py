@@ -30,6 +30,7 @@ from typing import BinaryIO
 from sharklib.cache.cas import ContentStore
 from sharklib.cache.links import materialise
 from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, check_digest
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -55,7 +56,7 @@ class SnapshotStore(ObjectStore):
                  statcache: StatCache | None = None) -> None:
         self.workspace = os.path.abspath(workspace)
         self.state = Path(state)
-        self.state.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.state)
         self.statcache = statcache if statcache is not None else StatCache(
             self.state / "stat.sqlite")
         self.cas = ContentStore(self.state / "cas", statcache=self.statcache)

@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from sharklib.cache.snapshots import SnapshotStore
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
 
@@ -98,7 +99,7 @@ class ZfsStore(SnapshotStore):
         self.lzc = _lzc()
         super().__init__(mountpoint, state, statcache)
         self.clones = os.path.join(str(self.state), "clones")
-        os.makedirs(self.clones, exist_ok=True)
+        make_dirs(self.clones)
 
     def _snap(self, name: str) -> str:
         return f"{self.dataset}@{name}"

@@ -309,8 +309,9 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
     if entry is not None and _cache_location_is_default():
         marker = _marker(run.run_key)
         try:
-            os.makedirs(os.path.dirname(marker), exist_ok=True)
-            with open(marker, "ab"):
-                pass
+            from sharklib.config import make_dirs
+
+            make_dirs(os.path.dirname(marker))
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
         except OSError:
             pass

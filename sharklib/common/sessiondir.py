@@ -73,7 +73,9 @@ def write_run(session: str, run_dict: dict[str, Any]) -> str | None:
     run_dir = os.path.join(session, "runs")
     if not os.path.isdir(session):
         return None
-    os.makedirs(run_dir, exist_ok=True)
+    from sharklib.config import make_dirs
+
+    make_dirs(run_dir)
     target = os.path.join(run_dir, f"{run_dict['run_id']}.json")
     tmp = f"{target}.{os.getpid()}.tmp"
     import json  # not at the top: a captured process that records nothing never needs it

@@ -73,7 +73,9 @@ class StatCache:
             return self._db
         self._opened = True
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            from sharklib.config import make_dirs
+
+            make_dirs(self.path.parent)
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
                                  isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")

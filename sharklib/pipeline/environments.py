@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sharklib.config import cache_dir
+from sharklib.config import cache_dir, make_dirs
 from sharklib.errors import PipelineError
 from sharklib.model import canonical_json
 from sharklib.pipeline.document import Block
@@ -179,7 +179,7 @@ def _ensure_venv(spec: EnvSpec, doc: Path, log: Any) -> Path:
     from filelock import FileLock
 
     venv = venv_dir(spec)
-    venv.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(venv.parent)
     done = venv / ".sharklib-complete"
     if done.exists():
         return venv

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sharklib.config import cache_dir
+from sharklib.config import cache_dir, make_dirs
 from sharklib.hashing import atomic_write
 from sharklib.model.runkey import sha256_constructor
 from sharklib.pipeline.bulk import paused_gc
@@ -152,7 +152,7 @@ class PipelineState:
         """
         from filelock import FileLock
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.path.parent)
         with FileLock(str(self.path) + ".lock"):
             stages: dict[str, Any] = {}
             imports_now: dict[str, Any] = {}

@@ -19,6 +19,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 
+from sharklib.config import make_dirs
 from sharklib.model import Run
 
 DEPS_DIR = os.path.join(".sharklib", "make")
@@ -58,7 +59,7 @@ def remember(root: str, run: Run) -> None:
     from sharklib.hashing import atomic_write
 
     where = os.path.join(root, DEPS_DIR)
-    os.makedirs(where, exist_ok=True)
+    make_dirs(where)
     path = os.path.join(where, DEPS_FILE)
     with FileLock(path + ".lock", timeout=30):
         deps = load(path)

@@ -40,10 +40,10 @@ class Countersigned:
 
 
 def _lock_path(sidecar: str) -> str:
-    from sharklib.config import cache_dir
+    from sharklib.config import cache_dir, make_dirs
 
     d = cache_dir() / "locks"
-    d.mkdir(parents=True, exist_ok=True)
+    make_dirs(d)
     return str(d / (hashlib.sha256(os.fsencode(sidecar)).hexdigest()[:32] + ".lock"))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sharklib.cache import ledger as ledger_sql
 from sharklib.cache.ledger import Ledger
+from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 
 _MIRROR = """
@@ -35,7 +36,7 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
 
     path = Path(cache_dir) / "remote-ledgers" / (hashlib.sha256(url.encode()).hexdigest()[:24]
                                                  + ".sqlite")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     led = Ledger.open(path)
     db = led.db
     db.executescript(_MIRROR)

@@ -74,3 +74,35 @@ def test_a_private_key_readable_by_others_is_warned_about_once(tmp_path: Path,
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "a.txt.intoto.jsonl").exists() and (tmp_path / "b.txt.intoto.jsonl").exists()
     assert r.stderr.count("readable by other users") == 1, r.stderr
+
+
+def test_the_default_cache_is_not_writable_by_others_under_umask_000(tmp_path: Path) -> None:
+    """Every directory and file sharklib makes in its default cache (objects/, runs/, tmp/,
+    quarantine/, the index) and config is at most 0755/0644 under ``umask 000``: a world-
+    writable cache directory lets any local user plant objects or entries there."""
+    xdg = {"XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg-config")}
+    (tmp_path / "p" / ".git").mkdir(parents=True)
+    script = tmp_path / "p" / "step.py"
+    script.write_text("open('out.txt', 'w').write(open('in.txt').read().upper())\n")
+    (tmp_path / "p" / "in.txt").write_text("x\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    cmd = "umask 000; exec \"$0\" -m sharklib \"$@\""
+    for _ in range(2):  # recorded, then reused (restores what is missing)
+        r = subprocess.run(["sh", "-c", cmd, sys.executable, "run", "step.py"],
+                           cwd=tmp_path / "p", env={**env, **xdg}, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        (tmp_path / "p" / "out.txt").unlink()
+    cache = tmp_path / "xdg-cache" / "sharklib"
+    assert (cache / "objects").is_dir() and (cache / "index.sqlite").is_file()
+    seen = 0
+    for base in (cache, tmp_path / "xdg-config"):
+        for d, dirs, files in os.walk(base):
+            for name in [*dirs, *files]:
+                p = Path(d) / name
+                if p.is_symlink():
+                    continue
+                seen += 1
+                assert _mode(p) & 0o022 == 0, f"{p} is {_mode(p):04o} under umask 000"
+    assert seen > 10
