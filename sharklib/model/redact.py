@@ -90,3 +90,28 @@ def redact_url(url: str) -> str:
         fragment = _redact_params(fragment)
     out = url[:scheme_end] + authority + path + q + query + hash_ + fragment
     return url if out == url else out
+
+
+#: a ``scheme://`` URL inside a longer text (a shell command line, ``--url=…``): it ends at
+#: white space or a quote, as a shell would end the word
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`<>]+")
+
+
+def redact_text(text: str) -> str:
+    """``text`` with :func:`redact_url` applied to every URL in it (same object if none)."""
+    if not isinstance(text, str) or "://" not in text:
+        return text
+    out = _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+    return text if out == text else out
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """A command line as it may be recorded: the URLs in its arguments redacted.
+
+    ``python fetch.py https://me:pw@host/x?api_key=k`` is recorded (statement, index,
+    ledger, ``show``/``log``) as ``… https://me:REDACTED@host/x?api_key=REDACTED``; the
+    program itself still gets its real arguments. Same list if nothing changes.
+    """
+    if not any("://" in a for a in argv if isinstance(a, str)):
+        return argv
+    return [redact_text(a) for a in argv]

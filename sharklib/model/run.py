@@ -328,6 +328,16 @@ _DOWNLOAD_FIELDS = frozenset(Download._fields)
 _ENVIRONMENT_FIELDS = frozenset(Environment._fields)
 
 
+def redact_argv(argv: list[str]) -> list[str]:
+    """:func:`sharklib.model.redact.redact_argv`, imported only for a command line with a URL."""
+    for a in argv:
+        if isinstance(a, str) and "://" in a:
+            from sharklib.model.redact import redact_argv as redact
+
+            return redact(argv)
+    return argv
+
+
 class Exec(_Record):
     """A program executed inside the run (native tracer), with its argv."""
 
@@ -339,7 +349,7 @@ class Exec(_Record):
                  parent_pid: int | None = None) -> None:
         self.pid = pid
         self.path = path
-        self.argv = argv
+        self.argv = redact_argv(argv)  # the program got the real ones; no record holds secrets
         self.cwd = cwd
         self.parent_pid = parent_pid
 
@@ -388,7 +398,7 @@ class Run(_Record):
                  parent: str | None = None, run_key: str | None = None,
                  warnings: list[str] | None = None, stdin: str | None = None) -> None:
         self.run_id = run_id
-        self.argv = argv
+        self.argv = redact_argv(argv)  # the program got the real ones; no record holds secrets
         self.cwd = cwd
         self.started = started
         self.ended = ended

@@ -49,12 +49,21 @@ class Explanation:
         return f"sharklib: {what}would run: {self.reason}"
 
 
+def _as_recorded(parts: RunKeyParts) -> dict[str, Any]:
+    """``parts`` as an entry keeps them: the URLs of the command line redacted."""
+    from sharklib.model.run import redact_argv
+
+    mine = parts.to_dict()
+    mine["argv"] = redact_argv(list(mine["argv"]))
+    return mine
+
+
 def same_command_difference(cache: RunCache, parts: RunKeyParts) -> str | None:
     """The first key difference to the newest recorded run of the same command line, if any."""
     import json
 
-    mine = parts.to_dict()
-    needle = '"argv":' + json.dumps(parts.argv, separators=(",", ":"))
+    mine = _as_recorded(parts)
+    needle = '"argv":' + json.dumps(mine["argv"], separators=(",", ":"))
     try:
         found = cache.index.entries_containing(needle)
     except Exception:  # only a hint is lost
@@ -73,7 +82,7 @@ def _nearest(cache: RunCache, parts: RunKeyParts) -> str | None:
     quick = same_command_difference(cache, parts)
     if quick is not None:
         return quick
-    mine = parts.to_dict()
+    mine = _as_recorded(parts)
     best: tuple[int, str] | None = None
     scanned = 0
     for entry in reversed(list(_entries(cache))):

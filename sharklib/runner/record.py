@@ -16,6 +16,7 @@ from sharklib.cache.store import CacheReadOnly
 from sharklib.config import ENV_NO_CACHE, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run, RunKeyParts
+from sharklib.model.run import redact_argv
 from sharklib.model.runkey import relative_to_root
 from sharklib.runner import proof
 from sharklib.runner.notices import Warn, stderr_warn, unreachable_remotes
@@ -82,6 +83,8 @@ def build_entry(run: Run, root: str, objects: list[StoredObject],
     assert run.run_key is not None
     parts = key_parts.to_dict() if key_parts is not None and \
         key_parts.digest() == run.run_key else None
+    if parts is not None:  # kept to explain a key miss: the command line as the run records it
+        parts["argv"] = redact_argv(list(parts["argv"]))
     return IndexEntry(
         key=run.run_key, run=run, root=root, objects=objects, key_parts=parts,
         inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
