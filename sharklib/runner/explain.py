@@ -54,7 +54,7 @@ def _as_recorded(parts: RunKeyParts) -> dict[str, Any]:
     from sharklib.model.run import redact_argv
 
     mine = parts.to_dict()
-    mine["argv"] = redact_argv(list(mine["argv"]))
+    mine["argv"] = redact_argv(list(parts.argv))
     return mine
 
 

@@ -84,7 +84,7 @@ def build_entry(run: Run, root: str, objects: list[StoredObject],
     parts = key_parts.to_dict() if key_parts is not None and \
         key_parts.digest() == run.run_key else None
     if parts is not None:  # kept to explain a key miss: the command line as the run records it
-        parts["argv"] = redact_argv(list(parts["argv"]))
+        parts["argv"] = redact_argv(list(key_parts.argv))  # type: ignore[union-attr]
     return IndexEntry(
         key=run.run_key, run=run, root=root, objects=objects, key_parts=parts,
         inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.cache.index import SCHEMA_VERSION, RunIndex
+from sharklib.cache.index import FACTS_VERSION, SCHEMA_VERSION, RunIndex
 from sharklib.cache.runcache import RunCache
 from sharklib.config import cache_dir
 from sharklib.errors import StoreError
@@ -171,7 +171,7 @@ def test_damaged_facts_are_derived_again_and_damaged_entries_refused(project: Pa
         db.execute("UPDATE run_facts SET facts=?, sigs=?", ("2\0garbage", "x"))
     assert plan_command(CMD, cwd=str(project)).action == "reuse"
     with _index() as db:
-        assert db.execute("SELECT facts FROM run_facts").fetchone()[0].startswith("1\0")
+        assert db.execute("SELECT facts FROM run_facts").fetchone()[0].startswith(f"{FACTS_VERSION}\0")
         (key,) = db.execute("SELECT key FROM runs").fetchone()
         db.execute("UPDATE run_facts SET facts=?", ("1\0-5",))
         db.execute("UPDATE runs SET entry='{not json'")
