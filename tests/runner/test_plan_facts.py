@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sharklib.cache.index import FACTS_VERSION, SCHEMA_VERSION, RunIndex
+from sharklib.cache.facts import FACTS_VERSION
+from sharklib.cache.index import SCHEMA_VERSION, RunIndex
 from sharklib.cache.runcache import RunCache
 from sharklib.config import cache_dir
 from sharklib.errors import StoreError
