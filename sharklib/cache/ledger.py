@@ -369,6 +369,10 @@ class PathMatch:
         """A WHERE clause on ``{table}.path`` that the path index can answer."""
         if not self.prefix:
             return f"{table}.path = ?", [self.path]
+        if not self.path:
+            # the project root itself: every path recorded relative to it (a URL is no file)
+            return (f"(substr({table}.path, 1, 1) != '/' AND instr({table}.path, '://') = 0)",
+                    [])
         base = self.path.rstrip("/") + "/"
         # every path starting with base sorts in [base, base with its last '/' bumped to '0')
         return f"({table}.path >= ? AND {table}.path < ?)", [base, base[:-1] + "0"]
@@ -384,7 +388,6 @@ class Ledger:
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Ledger:
         """The ledger of the index at ``path``, back-filled first if runs are marked."""
-        from sharklib.errors import StoreError
 
         try:
             db = sqlite3.connect(path, timeout=60, isolation_level=None)
@@ -396,7 +399,7 @@ class Ledger:
             ledger = cls(db, str(path))
             ledger.refresh()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"run index unreadable: {exc}", str(path)) from None
+            raise _unreadable(exc, str(path)) from None
         return ledger
 
     def refresh(self) -> int:
@@ -419,7 +422,12 @@ class Ledger:
         self.db.close()
 
     def q(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        return self.db.execute(sql, tuple(args)).fetchall()
+        """Rows of one query; a database SQLite cannot read is one line naming it and the
+        way out (``sharklib cache repair``), never a traceback."""
+        try:
+            return self.db.execute(sql, tuple(args)).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _unreadable(exc, self.where) from None
 
     # -- runs --------------------------------------------------------------------------------
     def runs(self, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -593,7 +601,7 @@ class Ledger:
         depth = 0
         while frontier and (max_depth is None or depth < max_depth):
             depth += 1
-            produced = [w for ws in self.writes(frontier).values() for w in ws]
+            produced = self._every_form(self.writes(frontier))
             nxt = []
             for rid, path, _sha in self.consumers(produced):
                 got = found.get(rid)
@@ -604,6 +612,32 @@ class Ledger:
                     got[1].add(path)
             frontier = nxt
         return found
+
+    def _every_form(self, writes: dict[str, list[tuple[str, str]]]) -> list[tuple[str, str]]:
+        """``(path, sha256)`` of these runs' outputs as any run may have recorded reading them.
+
+        An output is kept relative to its run's project root; a run in another project
+        sharing this cache (its root elsewhere) reads it by its absolute path, and a run
+        writing into another project by absolute path is read there relative to that
+        project's root. One ledger knows every project: each form is tried.
+        """
+        roots = {rid: decode_path(str(r["root"])) for rid, r in self.runs(writes).items()}
+        known = [decode_path(r) for r in self.roots()]
+        out: set[tuple[str, str]] = set()
+        for rid, ws in writes.items():
+            root = roots.get(rid, "")
+            for path, sha in ws:
+                out.add((path, sha))
+                plain = decode_path(path)
+                if "://" in plain:
+                    continue
+                full = plain if plain.startswith("/") or not root else os.path.join(root, plain)
+                out.add((encode_path(full), sha))
+                for other in known:
+                    base = other.rstrip("/") + "/"
+                    if other and other != root and full.startswith(base):
+                        out.add((encode_path(full[len(base):]), sha))
+        return sorted(out)
 
     def newest_of_steps(self, steps: Iterable[str]) -> dict[str, str]:
         """step -> run id of its newest recorded run (successful or not)."""
@@ -630,6 +664,14 @@ CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, key TEXT NOT NULL, cre
     indexed REAL NOT NULL, last_used REAL NOT NULL, uses INTEGER NOT NULL DEFAULT 0,
     saved REAL NOT NULL DEFAULT 0);
 """
+
+
+def _unreadable(exc: sqlite3.DatabaseError, where: str) -> Exception:
+    """:func:`sharklib.cache.index.unreadable` (one line, with ``sharklib cache repair`` for a
+    damaged file); imported on the error path only."""
+    from sharklib.cache.index import unreadable
+
+    return unreadable(exc, where)
 
 
 def time_range(column: str, since: float | None, until: float | None) -> tuple[str, list[float]]:

@@ -586,15 +586,18 @@ def print_impact(doc: dict[str, Any], console: Any) -> None:
             console.print("no current recorded output depends on "
                           + ", ".join(_esc(x) for x in doc["targets"]))
         return
+    # the ledger is the cache's: steps of other projects sharing it are named with theirs
+    several = len({s["root"] for s in doc["steps"]}) > 1
     t = _table(f"{len(doc['steps'])} step(s) to redo, {doc['outputs']} output(s)",
-               ["depth", "command", "last run", "redo cost", "outputs"])
+               ["depth", *(["project"] if several else []), "command", "last run", "redo cost",
+                "outputs"])
     for s in doc["steps"]:
         outs = ", ".join(_esc(o["path"]) + ("" if o["state"] == "current" else f" [{o['state']}]")
                          for o in s["outputs"][:4])
         if len(s["outputs"]) > 4:
             outs += f" +{len(s['outputs']) - 4}"
-        t.add_row(str(s["depth"]), _esc(s["command"]), local_time(s["started"]),
-                  seconds(s["duration"]), outs)
+        t.add_row(str(s["depth"]), *([_esc(s["project"])] if several else []), _esc(s["command"]),
+                  local_time(s["started"]), seconds(s["duration"]), outs)
     console.print(t)
     console.print(f"redoing them costs {seconds(doc['redo_seconds'])} of recorded compute")
 
