@@ -79,9 +79,21 @@ class VerifyReport:
 
 @dataclass(slots=True)
 class SyncReport:
+    """What a push or pull did, run by run: each run is counted under exactly one outcome."""
+
+    #: runs sent (push) or fetched (pull)
     entries: int = 0
+    #: runs the other side already had, whole (push: the entry and every object it names)
     skipped: int = 0
+    #: runs whose entry the remote had but not every object (lost there): the objects sent
+    completed: int = 0
+    #: runs not sent or fetched: the reason of each is in ``problems``
+    failed: int = 0
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return self.entries + self.skipped + self.completed + self.failed
 
 
 def list_runs(cache: RunCache) -> list[RunRow]:
@@ -241,24 +253,39 @@ def push(cache: RunCache, run_ids: Collection[str] | None = None) -> SyncReport:
         missing = wanted - {e.run_id for e in entries}
         report.problems.extend(f"{cache.directory}: no run {r} in the cache"
                                for r in sorted(missing))
+        report.failed += len(missing)
         known = {e.run_id for e in entries
                  if any(p.endswith(f"/{e.run_id}.json.zst") for p in cache.remote.entry_paths(e.key))}
     else:
         entries = None
         known = {p.rsplit("/", 1)[-1].removesuffix(".json.zst")
                  for p in cache.remote.entry_paths()}
+    # a run is "already there" only when the remote can serve it: its entry and every object
+    present = cache.remote.object_names() if known else set()
     with cache.shared():
         for entry in cache.index.entries() if entries is None else entries:
-            if entry.run_id in known:
+            whole = entry.run_id in known
+            if whole and all(o.sha256 in present for o in entry.objects):
                 report.skipped += 1
                 continue
             try:
                 cache.push_entry(entry)
-                report.entries += 1
             except RemoteUnreachable:
                 raise  # once, not once per run (each after its own timeout)
             except StoreError as exc:
                 report.problems.append(str(exc))
+                report.failed += 1
+            except OSError as exc:  # a share that refuses the write (read-only, full, a file
+                # where a directory belongs): the run stays local; said, never "already there"
+                reason = exc.strerror or str(exc) or type(exc).__name__
+                report.problems.append(f"{cache.remote.url}: the remote refused the upload "
+                                       f"({reason})")
+                report.failed += 1
+            else:
+                if whole:
+                    report.completed += 1
+                else:
+                    report.entries += 1
     return report
 
 
@@ -287,6 +314,7 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
                 raise  # once, not once per run (each after its own timeout)
             except StoreError as exc:
                 report.problems.append(str(exc))
+                report.failed += 1
     return report
 
 

@@ -156,9 +156,21 @@ def pull_command(root: str | None, index_only: bool) -> None:
 def _sync_report(verb: str, rep: maintenance.SyncReport) -> None:
     console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
-    for p in rep.problems:  # on stderr: a caller (record's push at exit) reports the first
-        errors.print(p, style="red", markup=False, highlight=False)
-    console.print(f"{verb} {rep.entries} runs ({rep.skipped} already there)")
+    said: dict[str, int] = {}
+    for p in rep.problems:  # the same refusal for every run is one line, with the count
+        said[p] = said.get(p, 0) + 1
+    for p, n in said.items():  # on stderr: a caller (record's push at exit) reports the first
+        errors.print(p + (f" ({n} runs)" if n > 1 else ""), style="red", markup=False,
+                     highlight=False)
+    parts = [f"{verb} {rep.entries} of {rep.total} runs"]
+    if rep.skipped:
+        parts.append(f"{rep.skipped} already there")
+    if rep.completed:
+        parts.append(f"{rep.completed} completed (the remote had their entries but not all "
+                     f"their objects)")
+    if rep.failed:
+        parts.append(f"{rep.failed} refused" if verb == "pushed" else f"{rep.failed} failed")
+    console.print("; ".join(parts))
     if rep.problems:
         raise click.exceptions.Exit(1)
 

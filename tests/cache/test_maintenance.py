@@ -90,10 +90,10 @@ def test_cli_commands(project, tmp_path, write, make_run):  # type: ignore[no-un
     r = _cli("verify", env=env, cwd=project)
     assert r.returncode == 0 and "1 objects checked: all good" in r.stdout
     r = _cli("push", env=env, cwd=project)
-    assert r.returncode == 0 and "pushed 1 runs" in r.stdout
+    assert r.returncode == 0 and "pushed 1 of 1 runs" in r.stdout
     other = dict(env, SHARKLIB_CACHE=str(tmp_path / "c2"))
     r = _cli("pull", env=other, cwd=project)
-    assert r.returncode == 0 and "pulled 1 runs" in r.stdout
+    assert r.returncode == 0 and "pulled 1 of 1 runs" in r.stdout
     r = _cli("gc", "--max-size", "0", env=env, cwd=project)
     assert r.returncode == 0 and "removed 1 runs and 1 objects (600 B)" in r.stdout
     r = _cli("gc", "--max-age", "soon", env=env, cwd=project)
@@ -260,7 +260,7 @@ def test_verify_after_index_only_pull_counts_remote_objects(project, tmp_path, w
     assert _cli("push", env=env, cwd=project).returncode == 0
     other = dict(env, SHARKLIB_CACHE=str(tmp_path / "c2"))
     r = _cli("pull", "--index-only", env=other, cwd=project)
-    assert r.returncode == 0 and "pulled 1 runs" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "pulled 1 of 1 runs" in r.stdout, r.stdout + r.stderr
     r = _cli("verify", env=other, cwd=project)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "0 objects checked: all good; 1 more on the remote only" in r.stdout
