@@ -249,16 +249,19 @@ class RunIndex:
                    "proved) VALUES (?,?,?,?,?,?)", (run_id, key, created, duration, facts, proved))
         db.execute("DELETE FROM facts_missing WHERE run_id=?", (run_id,))
 
-    def set_proved(self, run_id: str, keyid: str) -> None:
-        """Note that ``keyid``'s signature on the run's entry verified and the entry agrees
-        with what it signs; best effort.
+    def set_proved(self, proved: Iterable[tuple[str, str]]) -> None:
+        """Note, per ``(run_id, keyid)``, that the key's signature on the run's entry verified
+        and the entry agrees with what it signs; best effort, one transaction.
 
         Only a shortcut for planning (a plan need not verify the signature of every stage
         again); a reuse always checks the signature itself (:mod:`sharklib.runner.proof`).
         """
+        rows = [(keyid, rid) for rid, keyid in proved]
+        if not rows:
+            return
         try:
             with self._tx() as db:
-                db.execute("UPDATE run_facts SET proved=? WHERE run_id=?", (keyid, run_id))
+                db.executemany("UPDATE run_facts SET proved=? WHERE run_id=?", rows)
         except (sqlite3.Error, StoreError):
             pass
 

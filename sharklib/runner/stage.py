@@ -437,6 +437,8 @@ class _Planner:
         #: absolute path -> digest a reused stage leaves there (restored if it differs), which
         #: a stage downstream then reads
         self.restores: dict[str, str] = {}
+        #: run id -> the key whose signature on its entry this plan verified (kept at the end)
+        self.proved: dict[str, str] = {}
 
     def reuse(self, i: int, f: RunFacts, prefix: str) -> Plan:
         """Plan stage ``i`` to reuse ``f``, noting what the reuse leaves on disk."""
@@ -588,6 +590,7 @@ class _Planner:
                                 [_abs(p, root) for p, _ in f.inputs],
                                 [_abs(p, root) for p in f.outputs])
         self.rc.index.update_sigs(fresh.items())
+        self.rc.index.set_proved(self.proved.items())
 
     def _unproved(self, f: RunFacts) -> str | None:
         """Why ``f``'s entry proves nothing (None: a trusted signature on it verifies).
@@ -606,8 +609,7 @@ class _Planner:
         keyid, reason = proven_by(entry, f.key)
         if keyid is None:
             return reason or "no proof"
-        self.rc.index.set_proved(f.run_id, keyid)
-        f.proved = keyid
+        self.proved[f.run_id] = f.proved = keyid
         return None
 
 
