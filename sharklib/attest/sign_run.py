@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shlex
+import tempfile
 from typing import TYPE_CHECKING, Any
 
 from sharklib.attest.dsse import envelope_line, merge_signatures, sign_payload, statement_bytes
@@ -92,13 +95,67 @@ class _Upstream:
         return b"".join(self._line(d, env) + b"\n" for d, env in found.items())
 
 
+_REDIRECT = re.compile(r"^(?:\d*[<>]+&?|&>>?)")
+
+
+def _named_paths(run: Run) -> set[str]:
+    """Every path the run's command line names, absolute (``a=b`` and ``>f`` words too).
+
+    A word that is itself a shell command line (``sh -c 'cp a /tmp/b'``) is split into words.
+    """
+    words: list[str] = []
+    for arg in run.argv[1:]:
+        if any(c.isspace() for c in arg):
+            try:
+                lexer = shlex.shlex(arg, posix=True, punctuation_chars=";&|()")
+                lexer.whitespace_split = True
+                words.extend(lexer)
+            except ValueError:
+                words.extend(arg.split())
+        else:
+            words.append(arg)
+    named: set[str] = set()
+    for word in words:
+        for part in {word, _REDIRECT.sub("", word), word.split("=", 1)[-1]}:
+            if part and part[0] != "-":
+                path = os.path.normpath(os.path.join(run.cwd, os.path.expanduser(part)))
+                named.add(path)
+                named.add(os.path.realpath(path))
+    return named
+
+
+def unnamed_outside(run: Run) -> frozenset[str]:
+    """The run's outputs outside its project that its command line does not name.
+
+    sharklib writes no sidecar outside the project except beside a file the user named as an
+    output (``sharklib run gen.py /tmp/out.txt``, ``cp -r a /tmp/copy`` and the files under
+    it): a library's cache in ``~/.cache``, a scratch file in ``/tmp`` or a log redirected to
+    ``/var/log`` is signed in its run's statement by digest but gets no file beside it.
+    """
+    from sharklib.common.identity import project_root
+
+    root = project_root(run.cwd or os.getcwd()).rstrip("/") + "/"
+    outside = [o.path for o in run.outputs if not o.path.startswith(root)]
+    if not outside:
+        return frozenset()
+    named = _named_paths(run)
+    # a directory named on the command line covers the files under it, unless it is so broad
+    # that it would cover everything (``/``, the home or temporary directory, the project's
+    # own ancestors)
+    broad = {"/", os.path.expanduser("~"), tempfile.gettempdir(),
+             os.path.realpath(tempfile.gettempdir())}
+    dirs = tuple(d.rstrip("/") + "/" for d in named
+                 if d not in broad and not root.startswith(d.rstrip("/") + "/"))
+    return frozenset(p for p in outside if p not in named and not p.startswith(dirs))
+
+
 def attest_run(run: Run, key: SigningKey | None = None,
                no_sidecar: frozenset[str] = frozenset()) -> list[str]:
     """Sign the run's outputs (a statement per group) and write each output's sidecar.
 
     ``no_sidecar``: outputs signed in their statement (by digest) that get no sidecar file
-    beside them: a log the command's stdout/stderr was redirected to outside the project
-    (``> /var/log/x.log``), where sharklib writes nothing the user did not name.
+    beside them. Outputs outside the project that the command line does not name
+    (:func:`unnamed_outside`) never get one: this is the one place run sidecars are written.
 
     Returns the sidecar paths. Raises :class:`SharkError` naming the first
     sidecar that could not be written (a read-only directory); callers inside
@@ -106,6 +163,7 @@ def attest_run(run: Run, key: SigningKey | None = None,
     """
     if not run.outputs:
         return []
+    no_sidecar = no_sidecar | unnamed_outside(run)
     key = key or load_signing_key()
     upstream = _Upstream(run)
     written: list[str] = []

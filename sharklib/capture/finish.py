@@ -423,11 +423,17 @@ def _logs_outside_the_project(rec: Recorder, run: Run) -> frozenset[str]:
     ``/var/log/x.log.intoto.jsonl``: sharklib writes no sidecar outside the project except
     beside an output the script itself wrote.
     """
-    logs = [o.path for o in run.outputs if o.stream]
-    if not logs:
-        return frozenset()
     root = identity.project_root(rec.cwd).rstrip("/") + "/"
-    return frozenset(p for p in logs if not p.startswith(root))
+    logs = frozenset(o.path for o in run.outputs if o.stream and not o.path.startswith(root))
+    if not any(not o.path.startswith(root) for o in run.outputs):
+        return logs
+    try:
+        from sharklib.attest.sign_run import unnamed_outside
+
+        # the same rule attest_run applies, so the summary predicts the sidecars it writes
+        return logs | unnamed_outside(run)
+    except Exception:
+        return logs
 
 
 def _summary_before_signing(rec: Recorder, run: Run, tree: list[Run] | None,
