@@ -54,6 +54,8 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
         argv = _through_recipe_shell(argv, env)
     else:
         shim = _snakemake_jobs_through_recipe_shell(argv, env)
+        if shim:
+            argv = [*argv, *_snakemake_forcerun(argv)]
     try:
         resolve_program(argv[0], env)
         proc = subprocess.run(argv, env=env, check=False)
@@ -121,3 +123,18 @@ def _snakemake_jobs_through_recipe_shell(argv: list[str], env: dict[str, str]) -
         env[ENV_RECIPE_NOTE] = os.path.join(
             tempfile.gettempdir(), f"sharklib-recipe-note-{os.getpid()}-{os.urandom(4).hex()}")
     return shim
+
+
+def _snakemake_forcerun(argv: list[str]) -> list[str]:
+    """What Snakemake must re-run because an undeclared dependency changed (recipe_shell)."""
+    from sharklib.common.identity import project_root
+    from sharklib.runner import recipe_shell
+
+    cwd = os.getcwd()
+    try:
+        return recipe_shell.snakemake_forcerun(argv, project_root(cwd), cwd)
+    except OSError as exc:
+        from sharklib.common.safety import warn_once
+
+        warn_once(f"observed dependencies not given to snakemake: {exc}")
+        return []

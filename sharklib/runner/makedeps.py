@@ -134,3 +134,33 @@ def makefiles_env(env: dict[str, str], root: str, cwd: str) -> None:
     if word is None:
         return
     env[MAKEFILES] = " ".join(x for x in (env.get(MAKEFILES, ""), word) if x)
+
+
+def stale_targets(root: str) -> list[str]:
+    """Recorded outputs (relative to ``root``) older than something they were seen to read.
+
+    make's rule over the observed dependencies, for a scheduler that has no ``MAKEFILES``: an
+    output is stale when a dependency changed after it was written (a newer mtime) or is gone.
+    """
+    deps = load(os.path.join(root, DEPS_DIR, DEPS_FILE))
+    stale: list[str] = []
+    mtimes: dict[str, int | None] = {}
+
+    def mtime(rel: str) -> int | None:
+        if rel not in mtimes:
+            try:
+                mtimes[rel] = os.stat(os.path.join(root, rel)).st_mtime_ns
+            except OSError:
+                mtimes[rel] = None
+        return mtimes[rel]
+
+    for target, needs in sorted(deps.items()):
+        made = mtime(target)
+        if made is None:
+            continue
+        for dep in needs:
+            when = mtime(dep)
+            if when is None or when > made:
+                stale.append(target)
+                break
+    return stale

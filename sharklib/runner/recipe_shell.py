@@ -190,6 +190,52 @@ def snakemake_shim(env: dict[str, str]) -> str | None:
     return shim
 
 
+_FORCING = ("-F", "--forceall", "-R", "--forcerun", "--forcerun=", "-f", "--force",
+            "--touch", "-t")
+
+
+def snakemake_forcerun(argv: list[str], root: str, cwd: str) -> list[str]:
+    """``--forcerun FILE...`` for the outputs an edit of what their job read reached.
+
+    Snakemake decides from timestamps and its own metadata, over the inputs a Snakefile
+    declares, before any job runs: after an edit of a shell script a job calls, or of a helper
+    module, it says "Nothing to be done" and sharklib is never asked. The dependencies every
+    recorded job was seen to read (:func:`sharklib.runner.makedeps.stale_targets`, as for make)
+    name the outputs that are now older than one of them; of those, the ones Snakemake made
+    (a record under ``.snakemake/metadata/``; a file inside a ``directory()`` output counts
+    as that directory) are forced, and Snakemake re-runs them and what depends on them. Each
+    forced job is a step, so one whose inputs are in fact unchanged (``touch``) is reused.
+    Nothing is added when the user already forces something, or when nothing is stale.
+    """
+    if any(a.startswith(_FORCING) for a in argv[1:]):
+        return []
+    from base64 import urlsafe_b64encode
+
+    from sharklib.runner.makedeps import stale_targets
+
+    meta = os.path.join(cwd, ".snakemake", "metadata")
+    if not os.path.isdir(meta):
+        return []
+    known: dict[str, bool] = {}
+
+    def made_by_snakemake(rel: str) -> bool:
+        if rel not in known:
+            name = urlsafe_b64encode(rel.encode()).decode()
+            known[rel] = len(name) < 250 and os.path.exists(os.path.join(meta, name))
+        return known[rel]
+
+    forced: list[str] = []
+    for target in stale_targets(root):
+        rel = os.path.relpath(os.path.join(root, target), cwd)
+        while rel and not rel.startswith(".."):
+            if made_by_snakemake(rel):
+                if rel not in forced:
+                    forced.append(rel)
+                break
+            rel = os.path.dirname(rel)
+    return ["--forcerun", *forced] if forced else []
+
+
 def _off_path(shim: str) -> None:
     """Take the shim directory off this process's ``PATH`` (what the job's commands see)."""
     parts = os.environ.get("PATH", "").split(os.pathsep)

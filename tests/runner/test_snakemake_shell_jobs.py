@@ -83,8 +83,9 @@ def _env() -> dict[str, str]:
     return step_env(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
 
 
-def snakemake(project: Path, *, plain: bool = False) -> subprocess.CompletedProcess[str]:
-    cmd = [_bin("snakemake"), "--cores", "2", "--forceall"]
+def snakemake(project: Path, *, plain: bool = False,
+              natural: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = [_bin("snakemake"), "--cores", "2", *([] if natural else ["--forceall"])]
     if not plain:
         cmd = [_bin("sharklib"), "env", "--", *cmd]
     proc = subprocess.run(cmd, cwd=project, env=_env(), capture_output=True, text=True,
@@ -167,3 +168,30 @@ def _python_job_kept_its_own_capture(project: Path) -> None:
     text = str(bundle.head.statement)
     assert "count.py" in text and "helper.py" in text
     assert "set -euo pipefail" not in text, "the job's bash line was recorded as well"
+
+
+def test_the_natural_command_reruns_what_an_undeclared_edit_reaches(project: Path) -> None:
+    """Without ``--forceall`` Snakemake decides first, from timestamps of declared inputs."""
+    snakemake(project, natural=True)
+    assert executed() == ["copy", "py", "report", "sorted", "tar"]
+
+    (project / "summarize.sh").write_text(SUMMARIZE.replace("lines", "rows"))  # undeclared
+    snakemake(project, natural=True)
+    assert executed() == ["report"]
+    assert (project / "report.txt").read_text() == "rows: 3\n"
+
+    (project / "helper.py").write_text(HELPER + "# a comment\n")  # undeclared, comment only
+    snakemake(project, natural=True)
+    assert executed() == ["py"]
+
+    os.utime(project / "nums.txt")  # Snakemake re-runs its dependants; sharklib reuses them
+    snakemake(project, natural=True)
+    assert executed() == []
+    out = snakemake(project, natural=True)
+    assert executed() == []
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+    (project / "nums.txt").write_text("5\n")
+    snakemake(project, natural=True)
+    assert executed() == ["py", "report", "sorted"]
+    _verified(project)
