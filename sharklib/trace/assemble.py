@@ -34,6 +34,9 @@ SCHEDULER_NAMES = MAKE_NAMES | {"snakemake", "xargs", "parallel"}
 _INTERPRETERS = ("python", "perl")
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "busybox"})
 INFINITY = float("inf")
+#: the system's scratch directories (a listed folder there, gone by the end, is a temporary)
+_TEMP_DIRS = tuple({d.rstrip("/") + "/" for d in ("/tmp", "/var/tmp",
+                                                  os.environ.get("TMPDIR") or "/tmp")})
 
 
 def platform_label() -> str:
@@ -472,9 +475,11 @@ class Assembler:
         for path in d.inputs:
             dg = digests.get(path)
             if dg is None:
-                if path not in self.last_write:
+                if path not in self.last_write and not (
+                        path.endswith("/") and path.startswith(_TEMP_DIRS)):
                     # one written within the tree and gone by its end is a temporary of the
-                    # tree (Snakemake's solver files), not an input the record lost
+                    # tree (Snakemake's solver files, the scratch folder it lists), not an
+                    # input the record lost
                     missing.append(path)
                 continue
             inputs.append(Artifact(path=path, sha256=dg[0], size=dg[1]))
