@@ -453,10 +453,19 @@ class Assembler:
         first stage that is done before the shell forked the next (a small input on a busy
         machine) would leave ``uniq`` a step that read nothing and ``out`` without ``f`` in its
         lineage. Syscall tracing does not see pipes, so a script's command that read no file is
-        taken to have read its predecessor's output: a larger step, never a lost input.
+        taken to have read its predecessor's output: a larger step, never a lost input. For the
+        same reason the script's own outputs (its redirected stdout, what ``echo > f`` or
+        ``n=$(wc -l < f)`` wrote) count everything its commands had read before as read.
         """
         for d in list(self.drafts):
             kids = d.children
+            for kid in kids:
+                if kid.script_step:
+                    # what the script's commands print reaches the shell (``$(wc -l < f)``,
+                    # the script's own stdout): the shell's outputs may hold any of it
+                    for path, seq in kid.inputs.items():
+                        if path not in d.outputs:
+                            d.inputs.setdefault(path, seq)
             i = 1
             while i < len(kids):
                 cur, prev = kids[i], kids[i - 1]

@@ -127,6 +127,15 @@ def test_each_command_of_a_traced_shell_script_is_a_step(project: Path, backend:
     assert "5 run(s)" in out.stderr, out.stderr  # the script and four steps
 
 
+def test_what_a_traced_script_prints_carries_what_its_commands_read(
+        project: Path, backend: str) -> None:
+    # `bash summarize.sh nums.txt > n.txt`: the shell writes n.txt from what `wc` read
+    trace(project, backend, "sh", "-c", "exec bash summarize.sh nums.txt > n.txt")
+    assert (project / "n.txt").read_text().startswith("lines: ")
+    assert read_by(project, "n.txt") == {"nums.txt", "summarize.sh"}
+    verified(project, "n.txt")
+
+
 def test_each_command_xargs_starts_is_a_step(project: Path, backend: str) -> None:
     (project / "a.txt").write_text("alpha\n")
     (project / "b.txt").write_text("beta\n")
