@@ -1,0 +1,28 @@
+"""relative_to_root's text fast path answers exactly what os.path.relpath would."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from sharklib.model.runkey import relative_to_root
+
+
+def _by_relpath(path: str, root: str) -> str:
+    if not os.path.isabs(path):
+        return path
+    rel = os.path.relpath(path, root)
+    if rel == ".." or rel.startswith(".." + os.sep):
+        return path
+    return rel + "/" if path.endswith("/") and not rel.endswith("/") else rel
+
+
+def test_same_answer_as_relpath_for_every_shape_of_path() -> None:
+    parts = ["a", ".", "..", "", ".h", "dir/"]
+    roots = ["/", "/a", "/a/b", "/a/", "/a/./b", "/ab", "a", "/a//b"]
+    for root in roots:
+        for k in range(1, 4):
+            for combo in itertools.product(parts, repeat=k):
+                p = "/" + "/".join(combo)
+                for path in (p, p + "/"):
+                    assert relative_to_root(path, root) == _by_relpath(path, root), (path, root)
