@@ -185,6 +185,7 @@ class Shell:
         coarse = _coarse_now()
         interrupted = False
         env_before = dict(self.env)
+        self.snapshots.keep_named(line, start_cwd, self.session)
         self.snapshots.before_command(f"shell-{self.session.id}-{n}-before", self.session)
         env = self.bash.environ(self.env)
         argv = ["bash", "-c", line]
@@ -270,6 +271,7 @@ class Shell:
         started, coarse = time.time(), _coarse_now()
         stamp = time.time_ns()
         tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env)
+        self.snapshots.keep_named(body, self.cwd, self.session)
         self.snapshots.before_command(f"shell-{self.session.id}-bg{stamp}-before", self.session)
         pre = self.snapshots.detach()
         workdir = os.path.join(self._tmp, f"job-{stamp}")

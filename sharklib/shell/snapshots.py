@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 
 from sharklib.attest.naming import SUFFIX
@@ -334,6 +336,39 @@ class Snapshots:
             changes.append(Change(rel, before, after, sidecar, size))
         return changes
 
+    def keep_named(self, line: str, cwd: str, session: SessionStore) -> None:
+        """Before a line runs: store and watch the workspace files its words name.
+
+        The file a line changes in place is nearly always named on it (``echo x >>
+        log.txt``, ``sed -i … notes.txt``, ``> out.csv`` over an older file), and its
+        content now is exactly the content before the line: kept here (a ``stat`` per
+        word, hashing and copying only content the store lacks, up to
+        :data:`KEEP_INPUT_MAX` a file), ``:undo`` can put it back. Files the session
+        already knows, or changed a moment ago (no stat proves their digest yet), are
+        left out.
+        """
+        import shlex
+
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError:
+            return
+        rels: list[str] = []
+        for word in words:
+            word = re.sub(r"^(\d*[<>]+|&>>?|--?[\w-]+=)", "", word)
+            if not word or word.startswith("-") or len(rels) >= 64:
+                continue
+            path = os.path.normpath(os.path.join(cwd, word))
+            rel = os.path.relpath(path, self.workspace)
+            if rel.startswith("..") or rel.startswith(".sharklib") or session.known(rel):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(path)
+                if stat.S_ISREG(st.st_mode) and st.st_size <= KEEP_INPUT_MAX:
+                    rels.append(rel)
+        if rels:
+            self._keep(rels, session)
+
     def keep_inputs(self, eff: Effect, session: SessionStore) -> None:
         """Store the workspace files this line read and left unchanged, and watch them.
 
@@ -344,8 +379,11 @@ class Snapshots:
         """
         rels = [rel for rel, sha in eff.inputs.items() if rel not in eff.written
                 and not session.known(rel)]
-        if not rels:
-            return
+        if rels:
+            self._keep(rels, session)
+
+    def _keep(self, rels: list[str], session: SessionStore) -> None:
+        """Store these workspace files (by content, once) and watch them with the proving stat."""
         paths = {}
         for rel in rels:  # size first: a big file is not hashed again only to be skipped
             path = os.path.join(self.workspace, rel)

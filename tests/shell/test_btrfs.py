@@ -30,16 +30,18 @@ def test_undo_restores_files_older_than_the_session(traced: None, btrfs_ws: Path
     (ws / "data.txt").write_text("b\na\nc\n")
     (ws / "notes.txt").write_text("keep me\n")
     env = shell_env()
-    res = run_shell(ws, "ls\ncat data.txt\necho extra >> data.txt\nsed -i s/keep/lose/ notes.txt\n"
+    # the changed files are not named on the lines (variables hold them): only the
+    # before-snapshots (and `cat`, once data.txt's stat is settled) hold their earlier content
+    res = run_shell(ws, "ls\ncat data.txt\nd=data; echo extra >> $d.txt\n"
+                        "n=notes; sed -i s/keep/lose/ $n.txt\n"
                         "rm data.txt\n:undo\n:undo\n:undo\n:history --all\n", env)
     assert res.returncode == 0, res.stderr
     assert (ws / "data.txt").read_text() == "b\na\nc\n"
     assert (ws / "notes.txt").read_text() == "keep me\n"
     assert "never recorded" not in res.stdout
     # only the lines that changed a file whose earlier content the session had not stored
-    # keep their before-snapshot: [4] (notes.txt was never read); [3] too unless `cat` [2]
-    # stored data.txt (it does once the file's stat is settled); [5] removed data.txt,
-    # whose content [3] recorded
+    # keep their before-snapshot: [4] (notes.txt was never read), [3] unless `cat` [2]
+    # stored data.txt; [5] removed data.txt, whose content [3] recorded
     snaps = sorted(os.listdir(ws.parent / ".project.sharklib" / "snapshots"))
     assert [s.split("-")[-2] for s in snaps] in (["3", "4"], ["4"]), snaps
     assert all("before" in s for s in snaps)

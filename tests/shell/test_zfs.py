@@ -31,7 +31,9 @@ def test_zfs_workspace_is_snapshotted(traced: None, zfs_ws: Path) -> None:
     (ws / "data.txt").write_text("b\na\nc\n")
     (ws / "notes.txt").write_text("keep me\n")
     env = shell_env()
-    res = run_shell(ws, "echo extra >> data.txt\nsed -i s/keep/lose/ notes.txt\n"
+    # the files are not named on the lines (variables hold them), so nothing but the
+    # before-snapshots holds their earlier content
+    res = run_shell(ws, "d=data; echo extra >> $d.txt\nn=notes; sed -i s/keep/lose/ $n.txt\n"
                         ":undo\n:undo\n:history\n", env)
     assert res.returncode == 0, res.stderr
     assert (ws / "data.txt").read_text() == "b\na\nc\n"
