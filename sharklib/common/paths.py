@@ -132,8 +132,9 @@ def state_dirs() -> list[str]:
 
 
 #: directories of a scheduler's or a version control system's own state, wherever they are
-#: (and the marker Snakemake leaves in each ``directory()`` output)
-PRIVATE_STATE = ("/__pycache__/", "/.snakemake/", "/.git/", "/.snakemake_timestamp")
+#: (and the marker Snakemake leaves in each ``directory()`` output; GNU parallel's ``~/.parallel``)
+PRIVATE_STATE = ("/__pycache__/", "/.snakemake/", "/.git/", "/.snakemake_timestamp",
+                 "/.parallel/")
 
 
 def is_ignored(path: str, prefixes: tuple[str, ...]) -> bool:

@@ -31,10 +31,11 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def trace(project: Path, backend: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def trace(project: Path, backend: str, *argv: str,
+          **extra: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([_bin("sharklib"), "trace", "--backend", backend, "--", *argv],
-                          cwd=project, env=_env(project.parent / "home"), capture_output=True,
-                          text=True, timeout=600)
+                          cwd=project, env={**_env(project.parent / "home"), **extra},
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -144,4 +145,19 @@ def test_each_command_xargs_starts_is_a_step(project: Path, backend: str) -> Non
           "xargs -n1 sh -c 'tr a-z A-Z < \"$0.txt\" > \"$0.up\"' < names")
     assert read_by(project, "a.up") == {"a.txt"}
     assert read_by(project, "b.up") == {"b.txt"}
+    verified(project, "a.up", "b.up")
+
+
+def test_each_command_gnu_parallel_starts_is_a_step(project: Path, backend: str) -> None:
+    if shutil.which("parallel") is None:
+        pytest.skip("GNU parallel is not installed (scripts/apt-packages.txt lists it)")
+    (project / "a.txt").write_text("alpha\n")
+    (project / "b.txt").write_text("beta\n")
+    state = project / ".parallel"  # its own state, fresh: it writes there on its first run
+    trace(project, backend, "parallel", "tr a-z A-Z < {}.txt > {}.up", ":::", "a", "b",
+          PARALLEL_HOME=str(state))
+    assert read_by(project, "a.up") == {"a.txt"}
+    assert read_by(project, "b.up") == {"b.txt"}
+    assert state.is_dir()
+    assert not list(state.rglob("*.intoto.jsonl")), "parallel's own state is nobody's output"
     verified(project, "a.up", "b.up")
