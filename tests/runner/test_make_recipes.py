@@ -192,3 +192,24 @@ def test_a_recipe_appending_to_a_log_runs_as_plain_make_would(project: Path) -> 
         subprocess.run([sharklib, "env", "--", "make", "-s", "out.txt"], cwd=project,
                        env=_env(), check=True, capture_output=True, timeout=120)
     assert (project / "build.log").read_text() == "built\n" * 3
+
+
+def test_a_python_line_chaining_other_commands_is_one_traced_step(project: Path) -> None:
+    # the Python capture alone would record gen.py and let the `cp` escape every record
+    (project / "gen.py").write_text("import os\nopen(os.environ['COUNT_FILE'], 'a')"
+                                    ".write('gen\\n')\nopen('gen.txt', 'w').write('made\\n')\n")
+    (project / "Makefile").write_text(MAKEFILE + "chain:\n\tpython gen.py && cp gen.txt "
+                                      "chained.txt\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    env = _env()
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
+    for _ in range(2):
+        (project / "chained.txt").unlink(missing_ok=True)
+        subprocess.run([sharklib, "env", "--", "make", "-B", "chain"], cwd=project, env=env,
+                       check=True, capture_output=True, timeout=120)
+        assert (project / "chained.txt").read_text() == "made\n"
+    assert executed() == ["gen"], "the second make -B reused the whole line"
+    assert (project / "chained.txt.intoto.jsonl").exists()
+    proc = subprocess.run([sharklib, "why", "chained.txt"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert "gen.py" in proc.stdout, proc.stdout  # made within the one step from gen.py
