@@ -97,6 +97,9 @@ class Source:
     remote: bool
     envelope: Callable[[dict[str, Any]], bytes | None]
     close: Callable[[], None]
+    #: the run's signed cache entry's envelope (JSON), for a run that kept no sidecar (a step
+    #: whose only outputs are logs outside the project): its record is signed all the same
+    record: Callable[[dict[str, Any]], bytes | None] = field(default=lambda run: None)
 
 
 def open_source(remote: bool | str = False, root: str | None = None) -> Source:
@@ -123,7 +126,7 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
                              f"{type(exc).__name__}: {reason}") from None
         finally:
             cache.close()
-        return Source(ledger, url, True, remote_envelope, ledger.close)
+        return Source(ledger, url, True, remote_envelope, ledger.close, remote_envelope)
     ledger = Ledger.open(cache.directory / "index.sqlite")
 
     def envelope(run: dict[str, Any]) -> bytes | None:
@@ -140,7 +143,15 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
         ledger.close()
         cache.close()
 
-    return Source(ledger, str(cache.directory), False, envelope, close)
+    def record(run: dict[str, Any]) -> bytes | None:
+        rows = ledger.q("SELECT entry FROM runs WHERE run_id=?", (run["run_id"],))
+        try:
+            attestation = json.loads(rows[0][0]).get("attestation") if rows else None
+        except (ValueError, AttributeError):
+            return None
+        return json.dumps(attestation).encode() if isinstance(attestation, dict) else None
+
+    return Source(ledger, str(cache.directory), False, envelope, close, record)
 
 
 def project_root(cwd: str) -> str:
@@ -175,11 +186,18 @@ class Signers:
     def _judge(self, run: dict[str, Any], writes: list[tuple[str, str]] | None) -> dict[str, Any]:
         from sharklib.attest.dsse import check_signatures, payload_of
 
+        entry = False
         if not run.get("sidecar"):
-            # a failed run is not cached: its attestation is beside its outputs, not here
-            state = "not-stored" if run.get("exit_status") not in (0, None) else "unsigned"
-            return {"keyid": None, "name": None, "trusted": False, "state": state}
-        line = self.source.envelope(run)
+            # no sidecar kept (its outputs are logs outside the project, or it failed): the
+            # signed cache entry of a cached run says who recorded it
+            line = self.source.record(run)
+            if not line:
+                # a failed run is not cached: its attestation is beside its outputs, not here
+                state = "not-stored" if run.get("exit_status") not in (0, None) else "unsigned"
+                return {"keyid": None, "name": None, "trusted": False, "state": state}
+            entry = True
+        else:
+            line = self.source.envelope(run)
         if not line:
             return {"keyid": None, "name": None, "trusted": False, "state": "not-stored"}
         try:
@@ -189,9 +207,11 @@ class Signers:
             statement = json.loads(payload_of(envelope))
             subjects = {str((s.get("digest") or {}).get("sha256", ""))
                         for s in statement.get("subject", [])}
+            if entry and statement["predicate"]["entry"]["run"]["run_id"] != run["run_id"]:
+                raise ValueError("the signed entry is another run's")
         except Exception:
             return {"keyid": None, "name": None, "trusted": False, "state": "bad"}
-        if writes and not subjects & {sha for _, sha in writes}:
+        if not entry and writes and not subjects & {sha for _, sha in writes}:
             # an attestation of other outputs: says nothing about this run
             return {"keyid": sigs[0] if sigs else None, "name": None, "trusted": False,
                     "state": "bad"}

@@ -13,6 +13,7 @@ query time against this user's keys (:class:`sharklib.views.queries.Signers`).
 from __future__ import annotations
 
 import hashlib
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +49,9 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
             entry = remote.get_entry(entry_path)
             data = entry.to_dict()
             line = _first_line(remote, data)
+            if line is None and isinstance(entry.attestation, dict):
+                # no sidecar stored: the signed entry says who recorded the run
+                line = json.dumps(entry.attestation).encode()
         except StoreError as exc:
             sys.stderr.write(f"sharklib: warning: {exc}; skipped\n")
             continue

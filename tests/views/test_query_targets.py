@@ -120,3 +120,29 @@ def test_a_damaged_ledger_is_one_line_naming_the_file_and_repair(
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
         assert str(index) in lines[0] and "sharklib cache repair" in lines[0], (args, lines)
+
+
+def test_a_run_without_a_sidecar_shows_the_signer_of_its_record(tmp_path: Path) -> None:
+    """A step whose only output is a log outside the project keeps no sidecar, but its cache
+    entry is signed: ``log`` names that signer, before and after ``sharklib cache repair``."""
+    p = tmp_path / "p"
+    (p / ".git").mkdir(parents=True)
+    (p / "s.py").write_text("import sys\nprint('progress', file=sys.stderr)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env.update(SHARKLIB_HOME=os.environ["SHARKLIB_HOME"], COLUMNS="200")
+    with open(tmp_path / "e.log", "w") as log:
+        r = subprocess.run([sys.executable, "-m", "sharklib", "run", "s.py"], cwd=p, env=env,
+                           stderr=log, timeout=120)
+    assert r.returncode == 0 and "progress" in (tmp_path / "e.log").read_text()
+
+    def signer() -> dict[str, Any]:
+        [event] = _json(p, "log")["events"]
+        return event["signed_by"]  # type: ignore[no-any-return]
+
+    assert signer()["state"] == "trusted" and signer()["name"] == "own", signer()
+    index = Path(os.environ["SHARKLIB_HOME"]) / "cache" / "index.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{index}{suffix}").unlink(missing_ok=True)
+    r = _shark(p, "cache", "repair")
+    assert "indexed 1 run" in r.stdout, r.stdout
+    assert signer()["state"] == "trusted" and signer()["name"] == "own", signer()
