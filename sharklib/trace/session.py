@@ -32,7 +32,7 @@ from sharklib.config import ENV_PARENT_RUN, ENV_QUIET, ENV_SESSION, ENV_SIGNED_B
 from sharklib.errors import SharkError, TraceError
 from sharklib.model import Run
 from sharklib.trace import ebpf
-from sharklib.trace.assemble import Assembler
+from sharklib.trace.assemble import Assembler, Draft
 from sharklib.trace.classify import for_session
 from sharklib.trace.merge import merge_python
 
@@ -547,7 +547,13 @@ def _stat_cache() -> StatCache:
 def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None,
                  result: TraceResult, spool_root: str | None = None) -> list[Run]:
     outputs = [p for d in asm.drafts for p in d.outputs] if spool_root is not None else []
-    digests, unstable = _digests(asm.all_paths(), outputs, spool_root, result.spooled)
+    py_runs = [(py, next((d for d in asm.drafts if py.pid in d.pids), None))
+               for py in session_runs(session)]
+    known = _read_time_digests(asm, py_runs)
+    paths = asm.all_paths()
+    digests, unstable = _digests(paths - known.keys() if known else paths, outputs, spool_root,
+                                 result.spooled)
+    digests.update(known)
     if unstable:
         # no digest is recorded for them (it would be of no state the file was ever in), so
         # the record cannot prove a reuse: signed with a warning, never cached
@@ -559,8 +565,7 @@ def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None,
     runs = asm.build(digests)
     by_id = {r.run_id: r for r in runs}
     drafts = {d.run_id: d for d in asm.drafts}
-    for py in session_runs(session):
-        owner = next((d for d in asm.drafts if py.pid in d.pids), None)
+    for py, owner in py_runs:
         if owner is None:
             py.parent = asm.root.run_id
             by_id[asm.root.run_id].children.append(py.run_id)
@@ -577,6 +582,41 @@ def _finish_runs(asm: Assembler, session: Path, proxy_log: str | None,
                     target = d
             by_id[target.run_id].downloads.append(dl)
     return runs
+
+
+def _read_time_digests(asm: Assembler, py_runs: list[tuple[Run, Draft | None]],
+                       ) -> dict[str, tuple[str, int]]:
+    """Inputs whose digest a Python process of the tree took when it read them, and no
+    one else needs hashed: not hashed again after the command.
+
+    The merge (:func:`merge_python`) gives the Python record's digest precedence for the
+    inputs it saw, so hashing them at the end was work thrown away (a script reading
+    20,000 files had each read twice more). A path is left out of the end-of-run hashing
+    only when every Run that touched it just read it and has this same digest from a
+    Python process of its own; an output, an executed file or a file another Run read
+    without such a record is hashed as before.
+    """
+    covered: dict[int, dict[str, tuple[str, int]]] = {}
+    for py, owner in py_runs:
+        if owner is None:
+            continue
+        mine = covered.setdefault(id(owner), {})
+        for a in py.inputs:
+            if a.sha256:  # "": read, then gone before the end (no digest to lend)
+                mine[a.path] = (a.sha256, a.size or 0)
+    if not covered:
+        return {}
+    need: set[str] = set()
+    lent: dict[str, tuple[str, int]] = {}
+    for d in asm.drafts:
+        need.update(d.outputs)
+        need.update(d.code)
+        have = covered.get(id(d), {})
+        for p in d.inputs:
+            got = have.get(p)
+            if got is None or lent.setdefault(p, got) != got:
+                need.add(p)
+    return {p: dg for p, dg in lent.items() if p not in need}
 
 
 def _attest(runs: list[Run], messages: list[str]) -> list[str]:

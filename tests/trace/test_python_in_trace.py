@@ -52,3 +52,33 @@ def test_sharklibs_own_git_processes_are_not_traced_as_the_steps_reads(
     assert any(r.code.git and r.code.git.commit for r in res.runs)  # git was still asked
     execs = [" ".join(e.argv[:2]) for r in res.runs for e in r.execs]
     assert not [e for e in execs if e.startswith("git")], execs
+
+
+def test_inputs_a_python_process_hashed_when_it_read_them_are_not_read_again(
+        tmp_path: Path, backend: str) -> None:
+    """The Python record's read-time digest wins in the merge: the tracer does not hash those
+    files again after the command (a file only `cat` read still is hashed by the tracer)."""
+    import hashlib
+
+    from sharklib.trace import session
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(30):
+        (data / f"f{i:02d}.txt").write_text(f"{i}\n")
+    (tmp_path / "side.txt").write_text("read by cat only\n")
+    (tmp_path / "s.py").write_text(
+        "import os\n"
+        "n = sum(len(open('data/' + f).read()) for f in sorted(os.listdir('data')))\n"
+        "open('out.txt', 'w').write(str(n))\n")
+    cache = session._stat_cache()
+    before = cache.hashed_files
+    res = run_traced(["sh", "-c", f"{sys.executable} s.py; cat side.txt > copy.txt"],
+                     backend, tmp_path)
+    assert res.exit_status == 0, res.messages
+    digests = {os.path.relpath(a.path, tmp_path): a.sha256 for r in res.runs for a in r.inputs}
+    assert digests["data/f07.txt"] == hashlib.sha256(b"7\n").hexdigest()
+    assert digests["side.txt"] == hashlib.sha256(b"read by cat only\n").hexdigest()
+    assert len([p for p in digests if p.startswith("data/f")]) == 30
+    # hashed by the tracer: side.txt, out.txt, copy.txt and the script; none of the 30 inputs
+    assert session._stat_cache().hashed_files - before <= 6
