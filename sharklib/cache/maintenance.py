@@ -246,6 +246,8 @@ def push(cache: RunCache, run_ids: Collection[str] | None = None) -> SyncReport:
     if cache.remote is None:
         raise StoreError("no remote configured (set SHARKLIB_CACHE_REMOTE or "
                          "SHARKLIB_CACHE to a URL)", str(cache.directory))
+    if cache.push_refused:
+        raise StoreError(cache.push_refused, cache.remote_url or str(cache.directory))
     report = SyncReport()
     if run_ids is not None:
         wanted = set(run_ids)

@@ -111,7 +111,8 @@ class RunCache:
     def __init__(self, directory: str | os.PathLike[str] | None = None, *,
                  remote: str | RemoteStore | None = None, push: bool = True,
                  store: ObjectStore | None = None, link: LinkMode = "auto",
-                 read_only: bool = False, statcache: StatCache | None = None) -> None:
+                 read_only: bool = False, statcache: StatCache | None = None,
+                 push_refused: str | None = None) -> None:
         if directory is None:
             from sharklib.config import cache_dir
 
@@ -138,6 +139,8 @@ class RunCache:
             (remote.describe() if remote is not None else None)
         self._remote: RemoteStore | None = None if isinstance(remote, str) else remote
         self.push_new = push
+        # why nothing may be uploaded to this remote at all (not even by ``cache push``)
+        self.push_refused = push_refused
         self.link: LinkMode = link
         self.read_only = read_only
         self.statcache = statcache if statcache is not None else StatCache()
@@ -190,6 +193,11 @@ class RunCache:
         trusted = flag(ENV_TRUST_PROJECT_CACHE)
         push = (bool(settings.get("push", True)) and (trusted or not from_project)) \
             if push_env is None else push_env.strip().lower() not in ("0", "false", "no", "off")
+        push_refused = None
+        if from_project and not trusted and not (push_env is not None and push):
+            push_refused = ("this remote is named by the project's .sharklib/cache.toml, which "
+                            "comes with a clone: your runs go there only with "
+                            "SHARKLIB_TRUST_PROJECT_CACHE=1")
         if settings.get("dir") and directory == settings.get("dir") and not trusted:
             directory = _inside_project(str(directory), root)
         elif directory and root and not os.path.isabs(directory):
@@ -200,7 +208,7 @@ class RunCache:
             store = open_store(backend, **settings.get("store_options", {}))
         return {"directory": directory, "remote": remote, "push": push, "store": store,
                 "link": settings.get("link", "auto"),
-                "read_only": bool(settings.get("read_only"))}
+                "read_only": bool(settings.get("read_only")), "push_refused": push_refused}
 
     def close(self) -> None:
         self.index.close()

@@ -260,6 +260,16 @@ def test_a_cloned_project_cannot_send_your_results_elsewhere(tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr
     assert not (remote / "objects").exists() and not (remote / "runs").exists()
     assert _local_runs(tmp_path / "h") == 1
+    # nor by hand: `sharklib cache push` in the clone would upload every run of every project
+    push = [sys.executable, "-m", "sharklib", "cache", "push"]
+    p = subprocess.run(push, cwd=root, env=_env(tmp_path / "h"), capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode != 0 and "SHARKLIB_TRUST_PROJECT_CACHE=1" in p.stderr, p
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (remote / "runs").exists()
+    p = subprocess.run(push, cwd=root, env=_env(tmp_path / "h", SHARKLIB_TRUST_PROJECT_CACHE="1"),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and (remote / "runs").exists(), p
 
     elsewhere = tmp_path / "attacker-dir"
     (root / ".sharklib" / "cache.toml").write_text(f'[cache]\ndir = "{elsewhere}"\n')
