@@ -44,19 +44,21 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = CHUNK) -> tuple[str, 
 def _hash_path(path: str, chunk: int = CHUNK,
                before_large: Callable[[], None] | None = None) -> tuple[str, int]:
     """:func:`sha256_file`; ``before_large`` is called once the file is known to be large."""
-    digest, size, _ = _hash_path_stat(path, chunk, before_large)
+    digest, size, _ = _hash_path_stat(path, chunk, before_large, want_stat=False)
     return digest, size
 
 
 def _hash_path_stat(path: str, chunk: int = CHUNK,
-                    before_large: Callable[[], None] | None = None,
+                    before_large: Callable[[], None] | None = None, want_stat: bool = True,
                     ) -> tuple[str, int, os.stat_result | None]:
     """:func:`_hash_path`, plus the file's ``fstat`` taken *after* its last byte was read.
 
     A caller that took ``os.stat(path)`` before compares the two signatures: equal
     (same device, inode, size, mtime, ctime) means nothing wrote to the file while it
     was read, so the digest is of one state of it (see :func:`hash_files_stable`).
+    Without ``want_stat`` that ``fstat`` is skipped (None): a syscall per tiny file.
     """
+    after = _fstat if want_stat else _no_stat
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         try:
@@ -78,12 +80,12 @@ def _hash_path_stat(path: str, chunk: int = CHUNK,
                 if len(data) < want:
                     break
                 want = chunk
-            return h.hexdigest(), total, _fstat(fd)
+            return h.hexdigest(), total, after(fd)
         if before_large is not None and size >= SERIAL_BYTES:
             before_large()
         with open(fd, "rb", buffering=0, closefd=False) as fh:
             if size >= PIPELINE_MIN:
-                return (*_sha256_pipelined(fh, chunk), _fstat(fd))
+                return (*_sha256_pipelined(fh, chunk), after(fd))
             h = _sha256()
             buf = _buffer(chunk)
             view = memoryview(buf)
@@ -94,9 +96,13 @@ def _hash_path_stat(path: str, chunk: int = CHUNK,
                     break
                 h.update(view[:n])
                 total += n
-            return h.hexdigest(), total, _fstat(fd)
+            return h.hexdigest(), total, after(fd)
     finally:
         os.close(fd)
+
+
+def _no_stat(fd: int) -> None:
+    return None
 
 
 def _fstat(fd: int) -> os.stat_result | None:
@@ -331,7 +337,8 @@ def _hash_many(unique: list[str], stats: dict[str, os.stat_result] | None,
             if i >= len(unique):
                 return
             try:
-                d = _hash_path_stat(unique[i], before_large=start_helpers if main else None)
+                d = _hash_path_stat(unique[i], before_large=start_helpers if main else None,
+                                    want_stat=stats is not None)
             except OSError:
                 continue
             out[i] = d
