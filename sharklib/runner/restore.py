@@ -139,6 +139,7 @@ def restore_outputs(entry: IndexEntry, root: str, cache: RunCache) -> tuple[list
         if done.strategy == "hardlink":
             linked.append(dest)
     _newer_than_inputs(linked)
+    _folders_made_now(root, [dest for _, dest in plan])
     return restored, in_place
 
 
@@ -194,6 +195,26 @@ def _newer_than_inputs(paths: list[str]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             os.utime(path)
+
+
+def _folders_made_now(root: str, outputs: list[str]) -> None:
+    """Give the folders holding the outputs (below the project root) the time of the reuse.
+
+    make's target may be the folder (``copy: raw`` with ``rm -rf copy; cp -r raw copy``):
+    running the recipe makes it anew, a reuse that only put files back inside it left its old
+    time, and make re-invoked the recipe on every later call, forever.
+    """
+    top = os.path.abspath(root).rstrip(os.sep)
+    folders: set[str] = set()
+    for path in outputs:
+        d = os.path.dirname(path)
+        while d.startswith(top + os.sep) and d not in folders:
+            folders.add(d)
+            d = os.path.dirname(d)
+    for d in folders:
+        if not os.path.islink(d):
+            with contextlib.suppress(OSError):
+                os.utime(d)
 
 
 def _made_now(dest: str, sha256: str, cache: RunCache) -> None:
