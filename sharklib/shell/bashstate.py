@@ -72,6 +72,10 @@ LINES|OPTIND|OPTERR|HOSTNAME|HOSTTYPE|MACHTYPE|OSTYPE|IFS|PS[0-9]|COMP_*|PYTHONP
   return $__sharklib_s
 }
 builtin trap __sharklib_dump EXIT
+__sharklib_st=0
+[ -r "$SHARKLIB_SHELL_STATE/status" ] && builtin read -r __sharklib_st < "$SHARKLIB_SHELL_STATE/status"
+__sharklib_rc() { return "${1:-0}"; }
+__sharklib_rc "$__sharklib_st" 2>/dev/null
 """.replace("@NAMES@", _NAMES)
 
 # what a new session starts from: the user's ~/.bashrc (aliases, functions), read once
@@ -89,6 +93,7 @@ class BashState:
     def __init__(self, directory: str) -> None:
         self.dir = directory
         self._vars: str | None = None  # what vars.sh holds (this object is its only writer)
+        self.status = 0
         os.makedirs(directory, exist_ok=True)
         self.restore = os.path.join(directory, "restore.sh")
         with open(self.restore, "w", encoding="utf-8") as f:
@@ -113,6 +118,13 @@ class BashState:
         with open(self.vars_path, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(text)
         self._vars = text
+
+    def set_status(self, status: int) -> None:
+        """What ``$?`` is when the next line starts: the last line's exit status, as in bash."""
+        status = 128 - status if status < 0 else status  # killed by a signal: 128 + its number
+        self.status = status & 0xFF
+        with open(os.path.join(self.dir, "status"), "w", encoding="ascii") as f:
+            f.write(f"{self.status}\n")
 
     def environ(self, base: dict[str, str]) -> dict[str, str]:
         """The environment a line runs with: ``base`` plus what points bash at the state."""
@@ -198,14 +210,19 @@ def seed(state: BashState, env: dict[str, str]) -> None:
             state.set_vars(f.read())
 
 
-def state_tag(vars_text: str, env: dict[str, str], base: dict[str, str]) -> str:
+def state_tag(vars_text: str, env: dict[str, str], base: dict[str, str], line: str = "",
+              status: int = 0) -> str:
     """The run key's environment tag: the shell state a line starts in.
 
     Aliases, functions, shell variables and every exported variable that differs
     from the environment sharklib was started in (not only the allow-listed ones):
-    ``N=6`` before ``python gen.py`` must not reuse the run made with ``N=5``.
+    ``N=6`` before ``python gen.py`` must not reuse the run made with ``N=5``. The last
+    line's exit status counts only where ``$?`` is spelled (in the line or a function it may
+    call), so ``ls`` after a failed line is still the ``ls`` run before.
     """
     h = hashlib.sha256(vars_text.encode("utf-8", "surrogateescape"))
+    if status and ("$?" in line or "$?" in vars_text):
+        h.update(f"\0$?={status}".encode())
     for name in sorted(set(env) | set(base)):
         if env.get(name) != base.get(name) and not _SPECIAL.match(name):
             h.update(f"\0{name}={env.get(name)!r}".encode("utf-8", "surrogateescape"))

@@ -177,7 +177,8 @@ class Shell:
         from sharklib.runner import run_command
 
         n = self.session.next_number()
-        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env)
+        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env, line,
+                                  self.bash.status)
         self.bash.clear_outputs()
         start_cwd = self.cwd
         started = time.time()
@@ -208,6 +209,7 @@ class Shell:
                       parent=self.session.head,
                       env=bashstate.session_exports(env_before, self.base_env))
         self._record(cmd, result, coarse)
+        self.bash.set_status(cmd.exit_status)
         if interrupted:
             sys.stderr.write(f"sharklib: [{n}] interrupted\n")
         elif self.interactive and cmd.exit_status in (130, -2):
@@ -270,7 +272,8 @@ class Shell:
         number = max((j.number for j in self.jobs), default=0) + 1
         started, coarse = time.time(), _coarse_now()
         stamp = time.time_ns()
-        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env)
+        tag = bashstate.state_tag(self.bash.vars_text(), self.env, self.base_env, body,
+                                  self.bash.status)
         self.snapshots.keep_named(body, self.cwd, self.session)
         self.snapshots.before_command(f"shell-{self.session.id}-bg{stamp}-before", self.session)
         pre = self.snapshots.detach()
@@ -293,6 +296,7 @@ class Shell:
                                 else None, process_group=0, preexec_fn=block_signals)
         job = jobs.Job(number, proc, body, started, coarse, self.cwd, dict(self.env), workdir, pre)
         self.jobs.append(job)
+        self.bash.set_status(0)  # `cmd &` itself succeeds, as in bash
         sys.stderr.write(f"[{number}] {proc.pid}\n")
         sys.stderr.flush()
         return job

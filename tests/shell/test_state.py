@@ -162,3 +162,16 @@ def test_file_made_and_removed_within_a_line_is_no_change(traced: None, workspac
     lines = res.stdout.splitlines()
     assert lines[0].endswith("rm t.txt  [inspect]"), lines
     assert "- k.txt" in res.stdout and "t.txt\n" not in res.stdout.replace("rm t.txt", "")
+
+
+@pytest.mark.timeout(300)
+def test_the_last_exit_status_reaches_the_next_line(traced: None, workspace: Path) -> None:
+    """``false`` then ``echo $?`` prints 1 as in bash; a reuse never replays another status."""
+    env = shell_env()
+    script = ("false\necho rc=$?\nbash -c 'exit 7'\necho rc=$?\necho rc=$?\n"
+              "f() { echo in=$?; }\n(exit 4)\nf\nfalse\necho rc=$?\ntrue\necho rc=$?\n")
+    res = run_shell(workspace, script, env)
+    assert res.returncode == 0, res.stderr
+    plain = subprocess.run(["bash", "-c", script], cwd=workspace, capture_output=True, text=True)
+    assert res.stdout.splitlines() == plain.stdout.splitlines()
+    assert res.stdout.splitlines() == ["rc=1", "rc=7", "rc=0", "in=4", "rc=1", "rc=0"]
