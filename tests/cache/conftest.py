@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from sharklib.cache.runcache import RunCache
+
+# tests/cache/loopfs.py (the loop-mounted btrfs and zfs-fuse helpers) when tests/cache runs alone
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sharklib.hashing import sha256_file
 from sharklib.model import Artifact, Output, Run, RunKeyParts, run_key_parts
 
