@@ -124,7 +124,11 @@ class RemoteStore(ObjectStore):
         self.threads = threads
         self._local = "file" in _protocols(self.fs)
         if self._local:
-            self.fs.makedirs(self.base, exist_ok=True)
+            try:
+                self.fs.makedirs(self.base, exist_ok=True)
+            except OSError as exc:  # a share that is not mounted, a file where a folder belongs
+                raise RemoteUnreachable(f"the remote cache folder cannot be used: "
+                                        f"{exc.strerror or exc}", self.url) from None
 
     def describe(self) -> str:
         return self.url

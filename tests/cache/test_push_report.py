@@ -57,3 +57,19 @@ def test_push_says_what_happened(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert "already there" not in r.stdout and "2 completed" in r.stdout, r.stdout
     assert len(list((remote / "objects").rglob("*.zst"))) >= 2
+
+
+def test_a_remote_folder_that_cannot_be_made_is_one_line_and_runs_go_on(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    (project / ".git").mkdir(parents=True)
+    (tmp_path / "a-file").write_text("a file where the share's folder belongs\n")
+    env = _env(tmp_path / "home", tmp_path / "a-file" / "remote")
+    (project / "a.py").write_text("open('a.txt', 'w').write('a')\n")
+    r = _shark(project, env, "run", "-q", "a.py")  # the step runs; the remote is only a miss
+    assert r.returncode == 0 and (project / "a.txt").read_text() == "a", r.stderr
+    for verb in ("push", "pull"):
+        r = _shark(project, env, "cache", verb)
+        assert r.returncode != 0, r
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot be used: Not a directory" in lines[0], r.stderr
+        assert "please report it" not in r.stderr
