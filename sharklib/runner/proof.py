@@ -25,6 +25,18 @@ signed only by keys the user does not trust for reuse (a colleague's, an
 attacker's), or not signed at all (recorded by an older sharklib), is passed
 over silently: the step runs and is recorded under the user's own key.
 
+Checking an Ed25519 signature needs ``cryptography`` (~7 ms to import, and the
+key to load), on every reuse. So a signature that verified once, or that this
+user just made, is remembered in ``<config>/verified/``: an empty file named by
+the sha256 of (key id, payload type, payload, signature). That directory is the
+user's own, 0700 beside their private key, never the (maybe shared) cache, so
+someone who can write the cache cannot add to it; and any change to the entry,
+its envelope or its signature names another file, which is not there, so the
+signature is checked in full. Whom the user trusts is still decided every time:
+the own key's id is remembered with the key file's identity (device, inode,
+size, times) and used only while no ``trust.toml`` exists (a policy's keys can
+expire, so with one every key is loaded as before).
+
 No subject may lie inside a version-control or scheduler directory
 (``.git/``, ``.hg/``, ``.snakemake/``, ...): a run that wrote there is not
 cached, and an entry naming such a path is never restored.
@@ -32,10 +44,11 @@ cached, and an entry naming such a path is never restored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sharklib.errors import SharkError, StoreError
@@ -106,6 +119,10 @@ def attach(entry: IndexEntry, key: SigningKey | None = None) -> str:
     except SharkError as exc:
         raise StoreError(f"the run cannot be signed ({exc})") from None
     entry.attestation = sign_payload(_canonical(entry_statement(entry)), key)
+    # made just now with this key: the first reuse need not load cryptography to check it
+    _remember_verified(entry.attestation, [key.keyid])
+    if reuse_key_ids() is None:
+        _note_own_key(key.keyid, str(key.path))
     return key.keyid
 
 
@@ -116,6 +133,122 @@ def _stamp(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
+
+
+def _key_stamp(path: str) -> str | None:
+    """The identity of a key file as text: any replacement or edit changes it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _memo_dir() -> str:
+    from sharklib.config import config_dir
+
+    return os.path.join(str(config_dir()), "verified")
+
+
+def _own_key_path() -> str:
+    from sharklib.config import ENV_KEY, config_dir
+
+    return os.environ.get(ENV_KEY) or os.path.join(str(config_dir()), "keys", "default.pem")
+
+
+_ids_memo: dict[str, frozenset[str]] = {}
+
+
+def reuse_key_ids() -> frozenset[str] | None:
+    """The ids of the keys trusted for reuse when known without loading any key, else None.
+
+    Only the own key, remembered by :func:`_note_own_key`, and only while there is no
+    ``trust.toml`` (see the module docstring). The same object is returned while the
+    key file stays the same.
+    """
+    from sharklib.config import config_dir
+
+    if os.path.exists(os.path.join(str(config_dir()), "trust.toml")):
+        return None
+    stamp = _key_stamp(_own_key_path())
+    if stamp is None:
+        return None
+    known = _ids_memo.get(stamp)
+    if known is not None:
+        return known
+    try:
+        with open(os.path.join(_memo_dir(), "own-key"), encoding="ascii") as fh:
+            remembered, _, keyid = fh.read().strip().partition(" ")
+    except (OSError, ValueError):
+        return None
+    if remembered != stamp or not _HEX64.match(keyid):
+        return None
+    _ids_memo.clear()
+    _ids_memo[stamp] = known = frozenset({keyid})
+    return known
+
+
+def _note_own_key(keyid: str, path: str) -> None:
+    """Remember the own key's id beside its file's identity (best effort)."""
+    if os.path.abspath(path) != os.path.abspath(_own_key_path()):
+        return
+    stamp = _key_stamp(path)
+    if stamp is None:
+        return
+    try:
+        from pathlib import Path
+
+        from sharklib.config import private_dir as make_private
+        from sharklib.hashing import atomic_write
+
+        make_private(Path(_memo_dir()))
+        atomic_write(Path(_memo_dir()) / "own-key", f"{stamp} {keyid}\n".encode("ascii"))
+    except Exception:
+        pass  # a later reuse loads the key, as without the memo
+
+
+def _signature_memo(keyid: str, envelope: Mapping[str, Any], sig: str) -> str:
+    from sharklib.model.runkey import sha256_constructor
+
+    h = sha256_constructor()()
+    for part in ("sharklib-verified-signature-v1", keyid, str(envelope.get("payloadType", "")),
+                 str(envelope.get("payload", "")), sig):
+        data = part.encode("utf-8", "surrogateescape")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    name: str = h.hexdigest()
+    return os.path.join(_memo_dir(), name[:2], name)
+
+
+def _verified_before(envelope: Mapping[str, Any], ids: Collection[str]) -> str | None:
+    """The id of a key of ``ids`` whose signature of ``envelope`` verified before (or which
+    this user just made), else None."""
+    for s in envelope.get("signatures") or []:
+        keyid = str(s.get("keyid", ""))
+        if keyid in ids and isinstance(s.get("sig"), str) and \
+                os.path.isfile(_signature_memo(keyid, envelope, s["sig"])):
+            return keyid
+    return None
+
+
+def _remember_verified(envelope: Mapping[str, Any], keyids: list[str]) -> None:
+    """Note that the signatures by ``keyids`` of ``envelope`` verify (best effort)."""
+    try:
+        from pathlib import Path
+
+        from sharklib.config import private_dir as make_private
+
+        for s in envelope.get("signatures") or []:
+            keyid = str(s.get("keyid", ""))
+            if keyid not in keyids or not isinstance(s.get("sig"), str):
+                continue
+            path = _signature_memo(keyid, envelope, s["sig"])
+            make_private(Path(os.path.dirname(path)))
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW,
+                                 0o600))
+    except Exception:
+        pass  # the next reuse checks the signature in full
 
 
 _keys_memo: dict[tuple[Any, ...], dict[str, Ed25519PublicKey]] = {}
@@ -139,6 +272,8 @@ def reuse_keys() -> dict[str, Ed25519PublicKey]:
         known = _load_reuse_keys(own, policy)
         _keys_memo.clear()
         _keys_memo[memo] = known
+        if len(known) == 1 and not os.path.exists(policy):
+            _note_own_key(next(iter(known)), own)
     return known
 
 
@@ -273,43 +408,58 @@ def prove(entry: IndexEntry, key: str, cache: RunCache, warn: Warn) -> IndexEntr
     envelope = entry.attestation
     if not isinstance(envelope, dict):
         return None
-    keys = reuse_keys()
-    if not keys:
+    # the own key's id without loading it (no trust.toml), else every trusted key, loaded
+    trusted: Collection[str] | None = reuse_key_ids()
+    if trusted is None:
+        trusted = reuse_keys()
+    if not trusted:
         return None
     # an entry object never changes once parsed (the index hands the same one out again): a
     # runner re-checking thousands of steps verifies each signature once per process
     memo = _proven.get(entry.run_id)
-    if memo is not None and memo[0] is entry and memo[1] is keys:
+    if memo is not None and memo[0] is entry and memo[1] is trusted:
         return memo[2]
-    got = _prove(entry, envelope, keys, key, cache, warn)
+    got = _prove(entry, envelope, trusted, key, cache, warn)
     signed = None if got is None else got[0]
     if signed is not None:
         if len(_proven) >= 4096:
             _proven.clear()
-        _proven[entry.run_id] = (entry, keys, signed)
+        _proven[entry.run_id] = (entry, trusted, signed)
     return signed
 
 
-_proven: dict[str, tuple[IndexEntry, dict[str, Any], IndexEntry]] = {}
+_proven: dict[str, tuple[IndexEntry, Collection[str], IndexEntry]] = {}
 
 
-def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519PublicKey],
-           key: str, cache: RunCache, warn: Warn) -> tuple[IndexEntry, str] | None:
-    """The entry as signed and the id of a trusted key whose signature on it verifies."""
-    from sharklib.attest.dsse import check_signatures, payload_of
+def _prove(entry: IndexEntry, envelope: dict[str, Any], trusted: Collection[str],
+           key: str, cache: RunCache, warn: Warn,
+           remember: bool = True) -> tuple[IndexEntry, str] | None:
+    """The entry as signed and the id of a trusted key whose signature on it verifies.
+
+    ``trusted``: the loaded keys by id, or only the own key's id (:func:`reuse_key_ids`).
+    """
+    from sharklib.attest.dsse import payload_of
     from sharklib.cache.entry import IndexEntry
 
     sigs = envelope.get("signatures")
     if not isinstance(sigs, list) or not all(isinstance(s, dict) for s in sigs):
         _quarantine(entry, cache, warn, "its attestation has no signature list")
         return None
-    if not any(str(s.get("keyid", "")) in keys for s in sigs):
+    if not any(str(s.get("keyid", "")) in trusted for s in sigs):
         return None  # signed by no one trusted for reuse: not ours to judge, just not reused
     try:
-        good, _bad = check_signatures(envelope, keys)
-        if not good:
-            _quarantine(entry, cache, warn, "its attestation's signature does not verify")
-            return None
+        signer = _verified_before(envelope, trusted)
+        if signer is None:
+            from sharklib.attest.dsse import check_signatures
+
+            keys = trusted if isinstance(trusted, dict) else reuse_keys()
+            good, _bad = check_signatures(envelope, keys)
+            if not good:
+                _quarantine(entry, cache, warn, "its attestation's signature does not verify")
+                return None
+            if remember:
+                _remember_verified(envelope, good)
+            signer = good[0]
         if envelope.get("payloadType") != "application/vnd.in-toto+json":
             raise ValueError("wrong payload type")
         statement = json.loads(payload_of(envelope))
@@ -337,7 +487,7 @@ def _prove(entry: IndexEntry, envelope: dict[str, Any], keys: dict[str, Ed25519P
             _quarantine(entry, cache, warn, f"it names {obj.path}, inside {where}/")
             return None
     signed.attestation = envelope
-    return signed, good[0]
+    return signed, signer
 
 
 def why_not(entry: IndexEntry, key: str) -> str | None:
@@ -372,7 +522,8 @@ def proven_by(entry: IndexEntry, key: str) -> tuple[str | None, str | None]:
         def quarantine_entry(self, _entry: IndexEntry) -> str:
             return ""
 
-    got = _prove(entry, envelope, keys, key, _NoCache(), note)  # type: ignore[arg-type]
+    got = _prove(entry, envelope, keys, key, _NoCache(), note,  # type: ignore[arg-type]
+                 remember=False)
     if got is None:
         return None, f"past run {entry.run_id[:12]} disagrees with its signed attestation"
     return got[1], None

@@ -143,6 +143,29 @@ def test_emptied_inputs_do_not_serve_a_stale_result(world: World) -> None:
     assert (world.project / "out.txt").read_text() == "CHANGED INPUT\n"
 
 
+def test_signed_payload_edited_after_its_signature_was_verified_is_refused(world: World) -> None:
+    """Alice's own sharklib remembers that this entry's signature verified (runner/proof.py);
+    an attacker rewrites the signed statement itself (inputs emptied, hint to match) and keeps
+    the signature: the memo names other bytes, so the signature is checked, and fails."""
+    import base64
+
+    memo = world.base / "alice" / "config" / "verified"
+    assert [p for p in memo.rglob("*") if p.is_file() and p.name != "own-key"]
+    data = world.read_entry()
+    envelope = data["attestation"]
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["predicate"]["entry"]["inputs"] = []
+    statement["predicate"]["entry"]["modules"] = []
+    envelope["payload"] = base64.b64encode(
+        json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()).decode()
+    data["inputs"] = []
+    data["modules"] = []
+    world.write_entry(data)
+    (world.project / "in.txt").write_text("changed input\n")
+    _executes_with_plain_result(world, "signature does not verify")
+    assert (world.project / "out.txt").read_text() == "CHANGED INPUT\n"
+
+
 def test_output_pointed_at_another_valid_object_is_not_served(world: World) -> None:
     data = world.read_entry()
     sha, size = world.plant_object(b"FORGED RESULT\n")
