@@ -191,7 +191,7 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                 pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
     """:func:`judge_run` for an index entry, the digests asked of the stat cache."""
     from sharklib.cache.facts import claimed_signers
-    from sharklib.runner.proof import reuse_keys
+    from sharklib.runner.proof import trusted_key_ids
 
     pairs = [*entry.inputs, *entry.modules]
     now = cache.statcache.digests([rebase(p, root) for p, _ in pairs]) if pairs else {}
@@ -200,7 +200,7 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                      (data.get("environment") or {}).get("distributions") or {},
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
                      cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
-                     trusted=reuse_keys())
+                     trusted=trusted_key_ids())
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,

@@ -188,6 +188,13 @@ def reuse_key_ids() -> frozenset[str] | None:
     return known
 
 
+def trusted_key_ids() -> Collection[str]:
+    """The ids of the keys trusted for reuse: :func:`reuse_key_ids` when they are known
+    without loading a key, else those of :func:`reuse_keys` (a dict by id)."""
+    ids = reuse_key_ids()
+    return ids if ids is not None else reuse_keys()
+
+
 def _note_own_key(keyid: str, path: str) -> None:
     """Remember the own key's id beside its file's identity (best effort)."""
     if os.path.abspath(path) != os.path.abspath(_own_key_path()):
@@ -409,9 +416,7 @@ def prove(entry: IndexEntry, key: str, cache: RunCache, warn: Warn) -> IndexEntr
     if not isinstance(envelope, dict):
         return None
     # the own key's id without loading it (no trust.toml), else every trusted key, loaded
-    trusted: Collection[str] | None = reuse_key_ids()
-    if trusted is None:
-        trusted = reuse_keys()
+    trusted = trusted_key_ids()
     if not trusted:
         return None
     # an entry object never changes once parsed (the index hands the same one out again): a
