@@ -44,14 +44,17 @@ def read_script(path: str) -> tuple[str, Any, bytes]:
     The bytes are what the run key and the code identity digest: the script as it ran.
     """
     abspath = os.path.abspath(path)
+    # what Python names the script (``__file__``, tracebacks): joined to the working directory,
+    # never normalised (``python ../s.py`` shows ``/w/sub/../s.py``); keys use ``abspath``
+    shown = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
     try:
         with io.open_code(abspath) as fh:
             source = fh.read()
     except OSError as exc:
         prog = (getattr(sys, "orig_argv", None) or [sys.executable])[0]
-        raise NoScript(f"{prog}: can't open file {abspath!r}: [Errno {exc.errno}] "
+        raise NoScript(f"{prog}: can't open file {shown!r}: [Errno {exc.errno}] "
                        f"{exc.strerror}") from None
-    return abspath, compile(source, abspath, "exec", dont_inherit=True), source
+    return abspath, compile(source, shown, "exec", dont_inherit=True), source
 
 
 def _interpreter_options() -> list[str]:
@@ -118,9 +121,10 @@ def _as_python(tail: list[str], exec_here: bool = True) -> None:
 def run_script(abspath: str, code: Any, argv: list[str]) -> None:
     """``python script.py ARGS``."""
     main = _fresh_main()
-    main.__file__ = abspath
+    shown = getattr(code, "co_filename", None) or abspath
+    main.__file__ = shown
     main.__cached__ = None  # type: ignore[attr-defined]
-    main.__loader__ = SourceFileLoader("__main__", abspath)
+    main.__loader__ = SourceFileLoader("__main__", shown)
     main.__spec__ = None
     main.__package__ = None
     sys.argv = list(argv)

@@ -67,3 +67,18 @@ def test_recursion_budget_and_orig_argv_are_plain_pythons(tmp_path: Path, form: 
     captured = run([*front, "run", "-q", "--no-cache", *args])
     assert captured == plain
     assert plain["deepest_raised"] > plain["deepest"]
+
+
+def test_a_script_named_through_dotdot_keeps_plain_pythons_name(tmp_path: Path) -> None:
+    """``python ../s.py``: ``__file__`` and the traceback say ``/w/sub/../s.py``, not a
+    normalised path (a tool parsing tracebacks or building paths from __file__ sees the same)."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "s.py").write_text("import sys\nprint(__file__, sys.argv[0])\nraise KeyError(1)\n")
+    cwd = tmp_path / "sub"
+    plain = subprocess.run([sys.executable, "../s.py"], cwd=cwd, capture_output=True, text=True)
+    ours = subprocess.run([sys.executable, "-m", "sharklib", "run", "-q", "../s.py"], cwd=cwd,
+                          capture_output=True, text=True, env=clean_env())
+    assert "/sub/../s.py" in plain.stdout
+    assert (ours.returncode, ours.stdout, ours.stderr) == \
+        (plain.returncode, plain.stdout, plain.stderr)
