@@ -146,3 +146,24 @@ def test_a_stage_reads_an_empty_standard_input(project: Path) -> None:
                           text=True, timeout=240, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (project / "n.txt").read_text().strip() == "0"
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_only_stages_that_printed_keep_log_files(project: Path, cli: Cli, pool: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two empty log files per trivial stage were two inodes per stage in the cache directory;
+    a stage that printed, or failed, keeps both (the failure's 'full log' line names them)."""
+    from sharklib.config import cache_dir
+
+    monkeypatch.setenv("SHARKLIB_LOCAL_POOL", pool)
+    write(project / "m.md", "```shark-run:host\n"
+          "echo quiet > q.txt\n"
+          "echo loud\n"
+          "python -c 'import sys; sys.exit(4)' > f.txt\n```\n")
+    proc = cli("run", "m.md", "-j", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [logs] = list((cache_dir() / "pipelines").glob("*/logs"))
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["stage-1.err", "stage-1.out", "stage-2.err", "stage-2.out"], names
+    assert (logs / "stage-1.out").read_text() == "loud\n"
+    assert f"full log: {logs / 'stage-2'}.err" in proc.stdout.replace("\n", "")
