@@ -3,6 +3,7 @@
 Layout under the store root::
 
     objects/ab/abcdef...   one file per sha256, mode 0444, mtime pinned
+    objects-pack.sqlite    objects of at most 16 KiB, one row each (see sharklib.cache.pack)
     tmp/                   partial writes (renamed into objects/ when complete)
     quarantine/            objects that failed verification, kept for inspection
 
@@ -26,7 +27,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from sharklib.cache.links import copy_hashing, materialise, reflink
+from sharklib.cache.links import copy_hashing, materialise, reflink, temp_beside
+from sharklib.cache.pack import OBJECTS_PACK, PACK_MAX, Pack
 from sharklib.cache.store import (
     CacheUnsafe,
     LinkMode,
@@ -134,6 +136,8 @@ class ContentStore(ObjectStore):
             refuse_file_link(str(self.root / "objects-stat.sqlite"), self._where)
         self.statcache = statcache if statcache is not None else StatCache(
             self.root / "objects-stat.sqlite")
+        #: small objects, one row each instead of one file each (sharklib.cache.pack)
+        self.pack = Pack(self.root / OBJECTS_PACK)
 
     def describe(self) -> str:
         return str(self.root)
@@ -281,6 +285,9 @@ class ContentStore(ObjectStore):
             existing = self._path(sha256)
             if os.path.exists(existing) and self.verify(sha256):
                 return ObjectInfo(sha256, os.stat(existing).st_size)
+        small = self._small(path)
+        if small is not None:
+            return self._put_small(small, sha256, path)
         tmp = self._tmpfile()
         try:
             dev = os.stat(path).st_dev
@@ -304,7 +311,46 @@ class ContentStore(ObjectStore):
                 os.unlink(tmp)
             raise
 
+    @staticmethod
+    def _small(path: str) -> bytes | None:
+        """The bytes of ``path`` when it is small enough to pack (one open, one read)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if os.fstat(fd).st_size > PACK_MAX:
+                return None
+            data = os.read(fd, PACK_MAX + 1)
+            if len(data) > PACK_MAX:  # it grew meanwhile: a file of its own after all
+                return None
+            while chunk := os.read(fd, PACK_MAX + 1 - len(data)):
+                data += chunk
+                if len(data) > PACK_MAX:
+                    return None
+            return data
+        finally:
+            os.close(fd)
+
+    def _put_small(self, data: bytes, sha256: str | None, where: str) -> ObjectInfo:
+        sd = StreamingDigest()
+        sd.update(data)
+        got = sd.hexdigest()
+        if sha256 is not None and got != sha256:
+            raise StoreError(f"file changed since it was recorded (sha256 {got[:12]}…, "
+                             f"expected {sha256[:12]}…)", where)
+        if not self._packed_ok(got):
+            self.pack.put_object(got, data)
+        return ObjectInfo(got, len(data))
+
+    def _packed_ok(self, sha256: str) -> bool:
+        data = self.pack.get_object(sha256)
+        if data is None:
+            return False
+        from sharklib.hashing import sha256_bytes
+
+        return sha256_bytes(data) == sha256
+
     def put_bytes(self, data: bytes) -> ObjectInfo:
+        if len(data) <= PACK_MAX:
+            return self._put_small(data, None, str(self.root))
         sd = StreamingDigest()
         sd.update(data)
         sha = sd.hexdigest()
@@ -323,10 +369,20 @@ class ContentStore(ObjectStore):
     def put_stream(self, stream: BinaryIO, sha256: str) -> ObjectInfo:
         """Store bytes read from ``stream`` (a remote pull); they must hash to ``sha256``."""
         check_digest(sha256)
+        head = stream.read(PACK_MAX + 1)
+        if len(head) <= PACK_MAX:
+            sd = StreamingDigest()
+            sd.update(head)
+            if sd.hexdigest() != sha256:
+                raise StoreError(f"object {sha256} arrived with different bytes "
+                                 f"(sha256 {sd.hexdigest()[:12]}…)", str(self.root))
+            return self._put_small(head, sha256, str(self.root))
         tmp = self._tmpfile()
         try:
             sd = StreamingDigest()
             with open(tmp, "wb") as fh:
+                sd.update(head)
+                fh.write(head)
                 while chunk := stream.read(1 << 20):
                     sd.update(chunk)
                     fh.write(chunk)
@@ -341,13 +397,19 @@ class ContentStore(ObjectStore):
 
     # -- reading -------------------------------------------------------------------------
     def has(self, sha256: str) -> bool:
-        return os.path.isfile(self._path(sha256))
+        return os.path.isfile(self._path(sha256)) or self.pack.has_object(sha256)
 
     def open(self, sha256: str) -> BinaryIO:
         try:
             fd = os.open(self._path(sha256), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
-            raise StoreError(f"object {sha256} is not in the store", str(self.root)) from None
+            data = self.pack.get_object(sha256)
+            if data is None:
+                raise StoreError(f"object {sha256} is not in the store",
+                                 str(self.root)) from None
+            import io
+
+            return io.BytesIO(data)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise CacheUnsafe(f"refusing to follow a symlink planted in the cache: "
@@ -357,6 +419,8 @@ class ContentStore(ObjectStore):
 
     def verify(self, sha256: str, *, full: bool = False) -> bool:
         p = self._path(sha256)
+        if not os.path.lexists(p):
+            return self._packed_ok(sha256)  # small: hashing it is as cheap as a stat
         if full:
             try:
                 return sha256_file(p)[0] == sha256
@@ -367,6 +431,8 @@ class ContentStore(ObjectStore):
 
     def restore(self, sha256: str, dest: str, *, link: LinkMode = "auto",
                 read_only: bool = False) -> Restored:
+        if not os.path.lexists(self._path(sha256)):
+            return self._restore_packed(sha256, dest, read_only)
         if not self.has(sha256):
             raise StoreError(f"object {sha256} is not in the store", str(self.root))
         if not self.verify(sha256):
@@ -382,6 +448,29 @@ class ContentStore(ObjectStore):
                              str(self.path(sha256)))
         return Restored(dest, strategy)
 
+    def _restore_packed(self, sha256: str, dest: str, read_only: bool) -> Restored:
+        """Write a packed object to ``dest``: verified bytes, temp file beside it, rename."""
+        data = self.pack.get_object(sha256)
+        if data is None:
+            raise StoreError(f"object {sha256} is not in the store", str(self.root))
+        from sharklib.hashing import sha256_bytes
+
+        if sha256_bytes(data) != sha256:
+            self.quarantine(sha256)
+            raise StoreError(f"object {sha256} does not match its digest (quarantined)",
+                             str(self.pack.path))
+        tmp = temp_beside(dest)
+        try:
+            with open(tmp, "r+b") as fh:  # fresh and empty: no O_TRUNC (see links._into)
+                fh.write(data)
+            os.chmod(tmp, 0o444 if read_only else 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return Restored(dest, "copy")
+
     def _same_bytes(self, path: str, sha256: str) -> bool:
         # a copy is cheap to double-check only if the object's stat did not move under us
         return self.verify(sha256)
@@ -390,12 +479,20 @@ class ContentStore(ObjectStore):
     def delete(self, sha256: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path(sha256))
+        self.pack.delete_object(sha256)
 
     def quarantine(self, sha256: str) -> None:
         src = self.path(sha256)
         refuse_link(str(self.quarantined), self._where)
         with contextlib.suppress(FileNotFoundError):
             os.replace(src, self.quarantined / sha256)
+        data = self.pack.get_object(sha256)
+        if data is not None:  # kept for inspection as a file, like any quarantined object
+            from sharklib.hashing import atomic_write
+
+            refuse_file_link(str(self.quarantined / sha256), self._where)
+            atomic_write(self.quarantined / sha256, data, mode=0o444, fsync=False)
+            self.pack.delete_object(sha256)
 
     def list(self) -> Iterator[ObjectInfo]:
         refuse_link(self._objects, self._where)
@@ -408,6 +505,8 @@ class ContentStore(ObjectStore):
                 name = entry.name
                 if len(name) == 64 and name.startswith(sub.name) and entry.is_file():
                     yield ObjectInfo(name, entry.stat().st_size)
+        for sha256, size in self.pack.objects():
+            yield ObjectInfo(sha256, size)
 
     def clean_tmp(self, older_than: float | None = None) -> int:
         """Remove partial writes left by killed writers; returns how many.
@@ -427,3 +526,4 @@ class ContentStore(ObjectStore):
 
     def close(self) -> None:
         self.statcache.close()
+        self.pack.close()

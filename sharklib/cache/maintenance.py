@@ -58,6 +58,10 @@ class RepairReport:
     runs: int = 0
     skipped: list[str] = field(default_factory=list)
     moved_aside: str | None = None
+    #: damaged packs (sharklib.cache.pack) moved aside, never deleted
+    packs_aside: list[str] = field(default_factory=list)
+    #: runs taken out of the index because an object they name was in a damaged pack
+    dropped: int = 0
 
 
 @dataclass(slots=True)
@@ -321,21 +325,31 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
 
 
 def repair(**settings: Any) -> RepairReport:
-    """Rebuild the run index from the entries kept beside it (``runs/<key>/<id>.json``).
+    """Rebuild the run index from the entries kept beside it (``runs-pack.sqlite``, and the
+    ``runs/<key>/<id>.json`` files of an older sharklib); set damaged packs aside.
 
     ``settings`` are :meth:`RunCache.settings_from_env`'s. A damaged ``index.sqlite`` (with
     its ``-wal``/``-shm``) is moved aside, never deleted; a sound one is kept and completed.
     Each kept entry is parsed as untrusted input and indexed when every object it names is
     in the store (reuse still requires its signature: runner/proof.py). Runs pulled from a
     remote are not kept as files here: the remote serves them again on the next lookup.
+    A damaged pack is moved aside like the index; the runs naming an object that was in a
+    damaged objects pack are taken out of the index (they would only fail to restore).
     """
+    from sharklib.cache.pack import OBJECTS_PACK, RUNS_PACK, Pack
     from sharklib.config import cache_dir
 
     report = RepairReport()
     directory = Path(settings.get("directory") or cache_dir())
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    objects_lost = False
+    for name in (OBJECTS_PACK, RUNS_PACK):
+        pack = Pack(directory / name)
+        if not pack.sound():
+            report.packs_aside.append(pack.move_aside(stamp))
+            objects_lost = objects_lost or name == OBJECTS_PACK
     index = directory / "index.sqlite"
     if index.exists() and not _index_sound(index):
-        stamp = time.strftime("%Y%m%d-%H%M%S")
         aside = directory / f"index.sqlite.damaged-{stamp}"
         for suffix in ("", "-wal", "-shm"):
             src = directory / f"index.sqlite{suffix}"
@@ -343,24 +357,48 @@ def repair(**settings: Any) -> RepairReport:
                 os.replace(src, f"{aside}{suffix}")
         report.moved_aside = str(aside)
     with RunCache(**settings) as cache, cache.exclusive():
+        if objects_lost:
+            _drop_runs_without_objects(cache, report)
         runs = directory / "runs"
         refuse_link(str(runs), str(directory))
+        kept: list[tuple[str, bytes | None]] = list(cache.kept.entries())
         for path in sorted(runs.glob("*/*.json")) if runs.is_dir() else []:
             if path.is_symlink() or path.parent.is_symlink():
                 report.skipped.append(f"{path}: a symlink, not followed")
                 continue
             try:
-                entry = IndexEntry.from_json(path.read_bytes(), str(path))
-            except (OSError, StoreError) as exc:
+                kept.append((str(path), path.read_bytes()))
+            except OSError as exc:
+                report.skipped.append(f"{path}: {exc.strerror}")
+        for where, data in kept:
+            if data is None:
+                report.skipped.append(f"{cache.kept.path} (run {where}): not zlib data")
+                continue
+            try:
+                entry = IndexEntry.from_json(data, where)
+            except StoreError as exc:
                 report.skipped.append(str(exc))
                 continue
             gone = [o.sha256 for o in entry.objects if not cache.store.has(o.sha256)]
             if gone:
-                report.skipped.append(f"{path}: object {gone[0]} is not in the store")
+                report.skipped.append(f"{where}: object {gone[0]} is not in the store")
                 continue
             if cache.index.add(entry):
                 report.runs += 1
     return report
+
+
+def _drop_runs_without_objects(cache: RunCache, report: RepairReport) -> None:
+    """Take out of the index the runs naming an object the store no longer has."""
+    try:
+        entries = list(cache.index.entries())
+    except StoreError as exc:
+        report.skipped.append(str(exc))
+        return
+    doomed = [e for e in entries if any(not cache.store.has(o.sha256) for o in e.objects)]
+    if doomed:
+        report.dropped = cache.index.remove([e.run_id for e in doomed])
+        cache.forget_entries([(e.key, e.run_id) for e in doomed])
 
 
 def _index_sound(path: Path) -> bool:

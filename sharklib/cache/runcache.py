@@ -33,9 +33,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sharklib.cache.cas import ContentStore, refuse_file_link, refuse_link
+from sharklib.cache.cas import ContentStore, refuse_file_link
 from sharklib.cache.entry import IndexEntry, StoredObject
 from sharklib.cache.index import RunIndex
+from sharklib.cache.pack import RUNS_PACK, Pack
 from sharklib.cache.store import (
     CacheReadOnly,
     LinkMode,
@@ -145,6 +146,8 @@ class RunCache:
         self.read_only = read_only
         self.statcache = statcache if statcache is not None else StatCache()
         self._lockfile = self.directory / "gc.lock"
+        #: every recorded entry, kept to rebuild a damaged index from (sharklib.cache.pack)
+        self.kept = Pack(self.directory / RUNS_PACK)
 
     @property
     def remote(self) -> RemoteStore | None:
@@ -213,6 +216,7 @@ class RunCache:
     def close(self) -> None:
         self.index.close()
         self.store.close()
+        self.kept.close()
 
     def __enter__(self) -> RunCache:
         return self
@@ -339,33 +343,31 @@ class RunCache:
 
     # -- writing ---------------------------------------------------------------------------
     def entry_file(self, key: str, run_id: str) -> Path:
-        """Where a recorded run's entry is kept beside the index (``runs/<key>/<id>.json``)."""
+        """Where an older sharklib kept a recorded run's entry (``runs/<key>/<id>.json``).
+
+        Entries are now rows of ``runs-pack.sqlite`` (one file per run was one file and one
+        directory per pipeline stage); repair and gc still read and remove these files.
+        """
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100]
         return self.directory / "runs" / key.removeprefix("sha256:")[:64] / f"{safe}.json"
 
     def _keep_entry(self, entry: IndexEntry) -> None:
-        """Keep the (signed) entry as a file too, so a damaged index can be rebuilt from them.
+        """Keep the (signed) entry in the runs pack too, so a damaged index can be rebuilt.
 
-        Written before the run is indexed: a crash between the two leaves a file whose
+        Written before the run is indexed: a crash between the two leaves a kept entry whose
         objects are stored (``sharklib cache repair`` indexes it), never an index row whose
         entry exists nowhere else.
         """
-        from sharklib.hashing import atomic_write
-
-        target = self.entry_file(entry.key, entry.run_id)
-        refuse_link(str(target.parent.parent), str(self.directory))
-        make_dirs(target.parent)
-        refuse_link(str(target.parent), str(self.directory))
-        refuse_file_link(str(target), str(self.directory))
-        atomic_write(target, entry.to_json().encode(), fsync=False)
+        self.kept.put_entry(entry.run_id, entry.key, entry.to_json().encode())
 
     def forget_entries(self, runs: list[tuple[str, str]]) -> None:
-        """Remove the kept entry files of ``(key, run id)`` runs taken out of the index."""
+        """Remove the kept entries of ``(key, run id)`` runs taken out of the index."""
         for key, run_id in runs:
             path = self.entry_file(key, run_id)
             with contextlib.suppress(OSError):
                 if not os.path.islink(path.parent):
                     path.unlink()
+        self.kept.delete_entries([run_id for _, run_id in runs])
 
     def add(self, entry: IndexEntry, push: bool | None = None, proved: str | None = None) -> bool:
         """Index a run whose objects are stored; push it when a remote is configured.

@@ -138,6 +138,8 @@ class SnapshotStore(ObjectStore):
         path = self._locate(sha256)
         if path is None:
             raise StoreError(f"object {sha256} is not in the store", self.describe())
+        if not os.path.isfile(path):  # a small object packed in the CAS (sharklib.cache.pack)
+            return self.cas.open(sha256)
         return open(path, "rb")
 
     def verify(self, sha256: str, *, full: bool = False) -> bool:

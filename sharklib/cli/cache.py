@@ -184,6 +184,11 @@ def repair_command(root: str | None) -> None:
     console = Console(soft_wrap=True)
     if rep.moved_aside:
         console.print(f"damaged index moved aside to {rep.moved_aside}")
+    for aside in rep.packs_aside:
+        console.print(f"damaged pack moved aside to {aside}")
+    if rep.dropped:
+        console.print(f"{rep.dropped} run{'s' if rep.dropped != 1 else ''} whose objects were in "
+                      f"it taken out of the index (they run again when next needed)")
     for problem in rep.skipped:
         click.echo(f"sharklib: warning: skipped {problem}", err=True)
     console.print(f"indexed {rep.runs} run{'s' if rep.runs != 1 else ''} from the stored entries")

@@ -193,3 +193,23 @@ def s3_bucket(s3_env: dict[str, str]) -> str:
                            client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]})
     fs.mkdir(name)
     return name
+
+
+def tamper_object(store: object, sha256: str, data: bytes) -> None:
+    """Replace a stored object's bytes behind the store's back: the file, or its packed row."""
+    import sqlite3
+    import zlib
+
+    path = store.path(sha256)  # type: ignore[attr-defined]
+    if path.exists():
+        os.chmod(path, 0o644)
+        path.write_bytes(data)
+        return
+    db = sqlite3.connect(store.pack.path)  # type: ignore[attr-defined]
+    try:
+        with db:
+            n = db.execute("UPDATE objects SET data=? WHERE sha256=?",
+                           (zlib.compress(data), sha256)).rowcount
+    finally:
+        db.close()
+    assert n == 1, f"object {sha256} is neither a file nor packed"

@@ -13,6 +13,7 @@ import pytest
 from sharklib.cache import maintenance
 from sharklib.cache.runcache import RunCache
 from sharklib.runner.reuse import record
+from tests.cache.conftest import tamper_object
 
 
 def _record(root: Path, cache: RunCache, write, make_run, name: str, data: bytes):  # type: ignore[no-untyped-def]
@@ -46,9 +47,7 @@ def test_gc_by_age_and_size_keeps_shared_objects(project, cache, write, make_run
 def test_verify_quarantines_bad_objects(project, cache, write, make_run):  # type: ignore[no-untyped-def]
     e = _record(project, cache, write, make_run, "a", b"good bytes")
     assert maintenance.verify(cache).ok
-    obj = cache.store.path(e.outputs()[0].sha256)  # type: ignore[attr-defined]
-    os.chmod(obj, 0o644)
-    obj.write_bytes(b"flipped")
+    tamper_object(cache.store, e.outputs()[0].sha256, b"flipped")
     rep = maintenance.verify(cache)
     assert rep.bad == [e.outputs()[0].sha256]
     assert rep.dangling == [(e.run_id, e.outputs()[0].sha256)]
@@ -104,9 +103,7 @@ def test_cli_verify_fails_on_corruption(project, tmp_path, write, make_run):  # 
     env = dict(os.environ, SHARKLIB_CACHE=str(tmp_path / "c"))
     with RunCache(tmp_path / "c") as cache:
         e = _record(project, cache, write, make_run, "a", b"payload")
-        obj = cache.store.path(e.outputs()[0].sha256)  # type: ignore[attr-defined]
-    os.chmod(obj, 0o644)
-    obj.write_bytes(b"tampered")
+        tamper_object(cache.store, e.outputs()[0].sha256, b"tampered")
     r = _cli("verify", env=env, cwd=project)
     assert r.returncode == 1
     assert f"bad object {e.outputs()[0].sha256} (quarantined)" in r.stderr

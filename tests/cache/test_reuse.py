@@ -15,6 +15,7 @@ from sharklib.hashing import sha256_bytes
 from sharklib.model import Output
 from sharklib.runner import proof
 from sharklib.runner.reuse import check, record, safe_destination
+from tests.cache.conftest import tamper_object
 
 
 @pytest.fixture
@@ -145,9 +146,7 @@ def test_corrupt_object_is_quarantined_and_run_recomputed(project, cache, write,
     entry = record(step(), root=str(project), cache=cache)
     assert entry is not None
     sha = entry.outputs()[0].sha256
-    obj = cache.store.path(sha)  # type: ignore[attr-defined]
-    os.chmod(obj, 0o644)
-    obj.write_bytes(b"bit rot")
+    tamper_object(cache.store, sha, b"bit rot")
     (project / "out" / "result.txt").unlink()
     warnings: list[str] = []
     assert again(warnings) is None

@@ -18,6 +18,7 @@ import zstandard
 from sharklib.cache.store import ObjectStore, open_store
 from sharklib.errors import StoreError
 from sharklib.hashing import sha256_bytes
+from tests.cache.conftest import tamper_object
 
 BACKENDS = ["cas", "btrfs", "zfs", "remote-file", "remote-s3"]
 
@@ -39,12 +40,6 @@ class Harness:
         return sha
 
 
-def _tamper_file(path: Path) -> None:
-    os.chmod(path, 0o644)
-    with open(path, "r+b") as fh:
-        fh.write(b"EVIL")
-
-
 @pytest.fixture(params=BACKENDS)
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     kind = request.param
@@ -53,16 +48,16 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         ws = tmp_path / "ws"
         ws.mkdir()
         store = open_store("cas", root=str(tmp_path / "store"))
-        yield Harness(store, ws, lambda sha: _tamper_file(store.path(sha)))  # type: ignore[attr-defined]
+        yield Harness(store, ws, lambda sha: tamper_object(store, sha, b"EVIL"))
     elif kind == "btrfs":
         ws = request.getfixturevalue("btrfs_workspace")
         store = open_store("btrfs", workspace=str(ws))
-        yield Harness(store, ws, lambda sha: _tamper_file(store.cas.path(sha)))  # type: ignore[attr-defined]
+        yield Harness(store, ws, lambda sha: tamper_object(store.cas, sha, b"EVIL"))  # type: ignore[attr-defined]
     elif kind == "zfs":
         ds = request.getfixturevalue("zfs_dataset")
         store = open_store("zfs", dataset=ds)
         yield Harness(store, Path(store.workspace),  # type: ignore[attr-defined]
-                      lambda sha: _tamper_file(store.cas.path(sha)))  # type: ignore[attr-defined]
+                      lambda sha: tamper_object(store.cas, sha, b"EVIL"))  # type: ignore[attr-defined]
     else:
         if kind == "remote-file":
             url = (tmp_path / "remote").as_uri()
