@@ -6,7 +6,8 @@
    created on first use from PyPI).
 2. Full first run of the map where each stage is a trivial ``cp``: stages/s at
    1,000 and 10,000, against running the same ``cp`` commands with a plain
-   2-thread pool (no capture, no records) in the same run.
+   2-thread pool (no capture, no records) in the same run; then the cache's
+   footprint per stage (files and directories, bytes: target <= 1 file, <= 2 KB).
 3. Scheduling overhead per stage on the local pool and on Dask: sharklib's
    scheduler driving a no-op leaf, minus the engine's own per-task cost for
    the same no-op (ThreadPoolExecutor.submit / distributed Client.map).
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import contextlib
 import os
 import shutil
 import statistics
@@ -187,6 +189,29 @@ def bench_full(work: Path, n: int, runs: int, rows: list[tuple[str, str, str]]) 
     rows.append((f"first run, {n:,} cp stages: sharklib -j 2", f"{t:.2f} s",
                  f"{n / t:,.0f} stages/s, {t / base:.2f}x the plain pool, "
                  f"{(t - base) / n * 1000:.2f} ms/stage extra"))
+    files, size = footprint(home / "cache")
+    ok = files / n <= 1 and size / n <= 2048
+    rows.append((f"cache footprint after the first run of {n:,} cp stages",
+                 f"{size / n / 1024:.1f} KiB/stage",
+                 f"{files / n:.2f} files/stage ({files:,} files, {size / 1e6:.1f} MB in all)"))
+    emit("sharklib pipeline run -j 2 m.md", f"cache footprint of {n:,} cp stages",
+         "none (absolute)", None, None, "<= 1 file and <= 2 KB per stage", ok,
+         value=f"{files / n:.2f} files, {size / n / 1024:.1f} KiB per stage")
+
+
+def footprint(cache: Path) -> tuple[int, int]:
+    """Files (and directories) under the cache directory, and their bytes (apparent sizes).
+
+    Everything counts: objects, packs, the index and its WAL, kept entries, stage logs;
+    for n stages the few fixed files (the index, the packs, the lock) are amortised.
+    """
+    files = size = 0
+    for dirpath, dirnames, filenames in os.walk(cache):
+        files += len(filenames) + len(dirnames)
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                size += os.lstat(os.path.join(dirpath, name)).st_size
+    return files, size
 
 
 # -- 3. scheduling overhead -----------------------------------------------------------------------
