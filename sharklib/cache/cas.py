@@ -3,7 +3,7 @@
 Layout under the store root::
 
     objects/ab/abcdef...   one file per sha256, mode 0444, mtime pinned
-    objects-pack.sqlite    objects of at most 16 KiB, one row each (see sharklib.cache.pack)
+    pack.sqlite            objects of at most 16 KiB, one row each (see sharklib.cache.pack)
     tmp/                   partial writes (renamed into objects/ when complete)
     quarantine/            objects that failed verification, kept for inspection
 
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sharklib.cache.links import copy_hashing, materialise, reflink, temp_beside
-from sharklib.cache.pack import OBJECTS_PACK, PACK_MAX, Pack
+from sharklib.cache.pack import PACK, PACK_MAX, Pack
 from sharklib.cache.store import (
     CacheUnsafe,
     LinkMode,
@@ -137,7 +137,10 @@ class ContentStore(ObjectStore):
         self.statcache = statcache if statcache is not None else StatCache(
             self.root / "objects-stat.sqlite")
         #: small objects, one row each instead of one file each (sharklib.cache.pack)
-        self.pack = Pack(self.root / OBJECTS_PACK)
+        self.pack = Pack(self.root / PACK)
+        #: small objects put inside :meth:`batch`, written together at its end (or with the
+        #: run's kept entry: :meth:`take_pending`)
+        self._pending: dict[str, bytes] | None = None
 
     def describe(self) -> str:
         return str(self.root)
@@ -336,9 +339,30 @@ class ContentStore(ObjectStore):
         if sha256 is not None and got != sha256:
             raise StoreError(f"file changed since it was recorded (sha256 {got[:12]}…, "
                              f"expected {sha256[:12]}…)", where)
-        if not self._packed_ok(got):
+        if self._pending is not None:
+            self._pending[got] = data
+        elif not self._packed_ok(got):
             self.pack.put_object(got, data)
         return ObjectInfo(got, len(data))
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Small objects put meanwhile are written in one transaction (see :meth:`take_pending`)."""
+        self._pending = {}
+        try:
+            yield
+            self.pack.put_many(self.take_pending())
+        finally:
+            self._pending = None
+
+    def take_pending(self) -> list[tuple[str, bytes]]:
+        """The small objects put in the current :meth:`batch` and not yet written (now the
+        caller's to write, before anything names them)."""
+        if not self._pending:
+            return []
+        got = [(sha, data) for sha, data in self._pending.items() if not self._packed_ok(sha)]
+        self._pending = {}
+        return got
 
     def _packed_ok(self, sha256: str) -> bool:
         data = self.pack.get_object(sha256)
@@ -397,7 +421,8 @@ class ContentStore(ObjectStore):
 
     # -- reading -------------------------------------------------------------------------
     def has(self, sha256: str) -> bool:
-        return os.path.isfile(self._path(sha256)) or self.pack.has_object(sha256)
+        return os.path.isfile(self._path(sha256)) or self.pack.has_object(sha256) or \
+            (self._pending is not None and sha256 in self._pending)
 
     def open(self, sha256: str) -> BinaryIO:
         try:

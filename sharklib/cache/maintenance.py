@@ -325,8 +325,8 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
 
 
 def repair(**settings: Any) -> RepairReport:
-    """Rebuild the run index from the entries kept beside it (``runs-pack.sqlite``, and the
-    ``runs/<key>/<id>.json`` files of an older sharklib); set damaged packs aside.
+    """Rebuild the run index from the entries kept beside it (``pack.sqlite``, and the
+    ``runs/<key>/<id>.json`` files of an older sharklib); set a damaged pack aside.
 
     ``settings`` are :meth:`RunCache.settings_from_env`'s. A damaged ``index.sqlite`` (with
     its ``-wal``/``-shm``) is moved aside, never deleted; a sound one is kept and completed.
@@ -336,18 +336,17 @@ def repair(**settings: Any) -> RepairReport:
     A damaged pack is moved aside like the index; the runs naming an object that was in a
     damaged objects pack are taken out of the index (they would only fail to restore).
     """
-    from sharklib.cache.pack import OBJECTS_PACK, RUNS_PACK, Pack
+    from sharklib.cache.pack import PACK, Pack
     from sharklib.config import cache_dir
 
     report = RepairReport()
     directory = Path(settings.get("directory") or cache_dir())
     stamp = time.strftime("%Y%m%d-%H%M%S")
     objects_lost = False
-    for name in (OBJECTS_PACK, RUNS_PACK):
-        pack = Pack(directory / name)
-        if not pack.sound():
-            report.packs_aside.append(pack.move_aside(stamp))
-            objects_lost = objects_lost or name == OBJECTS_PACK
+    pack = Pack(directory / PACK)  # (a store elsewhere checks its own: its objects stay)
+    if not pack.sound():
+        report.packs_aside.append(pack.move_aside(stamp))
+        objects_lost = True
     index = directory / "index.sqlite"
     if index.exists() and not _index_sound(index):
         aside = directory / f"index.sqlite.damaged-{stamp}"
@@ -372,7 +371,7 @@ def repair(**settings: Any) -> RepairReport:
                 report.skipped.append(f"{path}: {exc.strerror}")
         for where, data in kept:
             if data is None:
-                report.skipped.append(f"{cache.kept.path} (run {where}): not zlib data")
+                report.skipped.append(f"{cache.kept.path} (run {where}): cannot be decoded")
                 continue
             try:
                 entry = IndexEntry.from_json(data, where)

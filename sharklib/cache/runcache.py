@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sharklib.cache.cas import ContentStore, refuse_file_link
 from sharklib.cache.entry import IndexEntry, StoredObject
 from sharklib.cache.index import RunIndex
-from sharklib.cache.pack import RUNS_PACK, Pack
+from sharklib.cache.pack import PACK, Pack
 from sharklib.cache.store import (
     CacheReadOnly,
     LinkMode,
@@ -146,8 +146,11 @@ class RunCache:
         self.read_only = read_only
         self.statcache = statcache if statcache is not None else StatCache()
         self._lockfile = self.directory / "gc.lock"
-        #: every recorded entry, kept to rebuild a damaged index from (sharklib.cache.pack)
-        self.kept = Pack(self.directory / RUNS_PACK)
+        #: every recorded entry, kept to rebuild a damaged index from (sharklib.cache.pack):
+        #: the store's own pack when it lives here (a run's objects and entry: one commit)
+        own = getattr(self.store, "pack", None)
+        self.kept = own if isinstance(own, Pack) and own.path == self.directory / PACK \
+            else Pack(self.directory / PACK)
 
     @property
     def remote(self) -> RemoteStore | None:
@@ -216,7 +219,7 @@ class RunCache:
     def close(self) -> None:
         self.index.close()
         self.store.close()
-        self.kept.close()
+        self.kept.close()  # (again, when it is the store's: closing twice is harmless)
 
     def __enter__(self) -> RunCache:
         return self
@@ -345,7 +348,7 @@ class RunCache:
     def entry_file(self, key: str, run_id: str) -> Path:
         """Where an older sharklib kept a recorded run's entry (``runs/<key>/<id>.json``).
 
-        Entries are now rows of ``runs-pack.sqlite`` (one file per run was one file and one
+        Entries are now rows of ``pack.sqlite`` (one file per run was one file and one
         directory per pipeline stage); repair and gc still read and remove these files.
         """
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100]
@@ -358,7 +361,12 @@ class RunCache:
         objects are stored (``sharklib cache repair`` indexes it), never an index row whose
         entry exists nowhere else.
         """
-        self.kept.put_entry(entry.run_id, entry.key, entry.to_json().encode())
+        take = getattr(self.store, "take_pending", None)
+        pending: list[tuple[str, bytes]] = take() if take is not None else []
+        if pending and self.kept is not getattr(self.store, "pack", None):
+            self.store.pack.put_many(pending)  # type: ignore[attr-defined]
+            pending = []
+        self.kept.put_many(pending, (entry.run_id, entry.key, entry.to_dict()))
 
     def forget_entries(self, runs: list[tuple[str, str]]) -> None:
         """Remove the kept entries of ``(key, run id)`` runs taken out of the index."""

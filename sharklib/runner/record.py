@@ -6,6 +6,7 @@ line and the run is simply not cached.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -181,7 +182,8 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
                 shas[path] = found[path][0]
                 files.append(("output", rel, path, found[path][1]))
         objects: list[StoredObject] = []
-        with cache.shared():
+        batch = getattr(cache.store, "batch", None)  # small objects + entry: one commit
+        with cache.shared(), batch() if batch is not None else contextlib.nullcontext():
             cache.store.snapshot(run.run_id, root)
             for role, rel, path, _size in files:
                 if path.endswith(SUFFIX):

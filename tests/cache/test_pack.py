@@ -2,8 +2,8 @@
 
 A trivial pipeline stage left five files in the cache (issue 18: its output and sidecar as
 objects, its kept entry in a directory of its own, two empty logs). Objects of at most
-PACK_MAX bytes are now rows of ``objects-pack.sqlite`` and kept entries rows of
-``runs-pack.sqlite``. What must still hold: every write atomic (a writer killed mid-write
+PACK_MAX bytes are now rows of ``pack.sqlite``, and so are kept entries (one commit per
+run). What must still hold: every write atomic (a writer killed mid-write
 leaves a sound pack), concurrent writers serialised, gc/verify/quarantine/restore/list
 working on packed objects, push and pull through remotes (tests/cache/test_remote.py runs
 its small objects through the pack, file:// and S3), and a damaged pack one line naming
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from sharklib.cache.cas import ContentStore
-from sharklib.cache.pack import OBJECTS_PACK, PACK_MAX, RUNS_PACK
+from sharklib.cache.pack import PACK, PACK_MAX
 from sharklib.hashing import sha256_bytes
 
 
@@ -42,7 +42,7 @@ def test_small_objects_are_rows_large_ones_files(tmp_path: Path) -> None:
     tiny.write_bytes(b"7\n")
     t = store.put(str(tiny), sha256_bytes(b"7\n"))
     assert [p.name for p in _files(tmp_path / "cache")] == [big.sha256]
-    assert (tmp_path / "cache" / OBJECTS_PACK).is_file()
+    assert (tmp_path / "cache" / PACK).is_file()
     assert {i.sha256 for i in store.list()} == {small.sha256, big.sha256, t.sha256}
     for info in (small, t):
         assert store.has(info.sha256) and store.verify(info.sha256)
@@ -65,7 +65,7 @@ def test_a_packed_object_with_wrong_bytes_is_quarantined_never_served(tmp_path: 
     store = ContentStore(tmp_path / "cache")
     info = store.put_bytes(b"good bytes\n")
     store.close()
-    db = sqlite3.connect(tmp_path / "cache" / OBJECTS_PACK)
+    db = sqlite3.connect(tmp_path / "cache" / PACK)
     import zlib
 
     with db:
@@ -128,7 +128,7 @@ def test_a_writer_killed_mid_write_leaves_a_sound_pack(tmp_path: Path) -> None:
     p.join(30)
     done = counter.stat().st_size
     assert done >= 50
-    db = sqlite3.connect(Path(root) / OBJECTS_PACK)
+    db = sqlite3.connect(Path(root) / PACK)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     db.close()
     store = ContentStore(root)
@@ -178,7 +178,9 @@ def test_a_run_leaves_no_file_per_object_or_entry(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert _files(p.cache) == [], "a small object became a file of its own"
     assert not (p.cache / "runs").exists(), "the entry was kept as a file of its own"
-    assert (p.cache / RUNS_PACK).is_file()
+    db = sqlite3.connect(p.cache / PACK)
+    assert db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] == 1
+    db.close()
     (p.root / "out.txt").unlink()
     r = p.sharklib("run", "s.py")
     assert "reused run" in r.stderr, r.stderr
@@ -188,7 +190,7 @@ def test_a_run_leaves_no_file_per_object_or_entry(tmp_path: Path) -> None:
 def test_damaged_pack_is_one_line_and_repair_sets_it_aside(tmp_path: Path) -> None:
     p = Project(tmp_path)
     assert p.sharklib("run", "s.py").returncode == 0 and p.executions == 1
-    (p.cache / OBJECTS_PACK).write_bytes(b"not a database: a disk error\n" * 300)
+    (p.cache / PACK).write_bytes(b"not a database: a disk error\n" * 300)
     (p.root / "out.txt").unlink()
 
     r = p.sharklib("run", "s.py")  # runs as plain Python would, with one line saying why
@@ -196,7 +198,7 @@ def test_damaged_pack_is_one_line_and_repair_sets_it_aside(tmp_path: Path) -> No
     assert p.executions == 2 and (p.root / "out.txt").read_text() == "HELLO SHARKS\n"
     assert "Traceback" not in r.stderr
     lines = [x for x in r.stderr.splitlines() if "warning" in x]
-    assert lines and all(OBJECTS_PACK in x and "sharklib cache repair" in x for x in lines), \
+    assert lines and all(PACK in x and "sharklib cache repair" in x for x in lines), \
         r.stderr
     v = p.sharklib("cache", "verify")
     assert v.returncode != 0 and "Traceback" not in v.stderr, v.stdout + v.stderr
@@ -205,7 +207,7 @@ def test_damaged_pack_is_one_line_and_repair_sets_it_aside(tmp_path: Path) -> No
     fix = p.sharklib("cache", "repair")
     assert fix.returncode == 0, fix.stderr
     assert "damaged pack moved aside" in fix.stdout, fix.stdout
-    assert list(p.cache.glob(f"{OBJECTS_PACK}.damaged-*")), "the damaged pack was deleted"
+    assert list(p.cache.glob(f"{PACK}.damaged-*")), "the damaged pack was deleted"
 
     (p.root / "out.txt").unlink()
     r = p.sharklib("run", "s.py")
@@ -218,7 +220,7 @@ def test_damaged_pack_is_one_line_and_repair_sets_it_aside(tmp_path: Path) -> No
     assert p.sharklib("cache", "verify").returncode == 0
 
 
-def test_repair_rebuilds_the_index_from_the_runs_pack(tmp_path: Path) -> None:
+def test_repair_rebuilds_the_index_from_the_entries_in_the_pack(tmp_path: Path) -> None:
     p = Project(tmp_path)
     assert p.sharklib("run", "s.py").returncode == 0
     (p.cache / "index.sqlite").write_bytes(b"this is not a database\n" * 200)
@@ -230,3 +232,26 @@ def test_repair_rebuilds_the_index_from_the_runs_pack(tmp_path: Path) -> None:
     r = p.sharklib("run", "s.py")
     assert "reused run" in r.stderr, r.stderr
     assert p.executions == 1
+
+
+def test_kept_entries_come_back_byte_for_byte(tmp_path: Path) -> None:
+    """The runs pack keeps an entry with its attestation's payload decoded (it compresses
+    to ~60 %); what repair reads back must be the entry exactly, signature and all."""
+    import base64
+    import json
+
+    from sharklib.cache.pack import Pack
+
+    statement = json.dumps({"predicate": {"entry": {"key": "sha256:" + "a" * 64}}}).encode()
+    good = {"key": "k", "attestation": {"payload": base64.b64encode(statement).decode(),
+                                        "payloadType": "application/vnd.in-toto+json",
+                                        "signatures": [{"keyid": "x", "sig": "c2ln"}]}}
+    odd = {"key": "k", "attestation": {"payload": "not base64!", "signatures": []}}
+    unsigned = {"key": "k", "objects": []}
+    pack = Pack(tmp_path / PACK)
+    for i, entry in enumerate((good, odd, unsigned)):
+        pack.put_entry(f"run{i}", "k", entry)
+    got = dict(pack.entries())
+    for i, entry in enumerate((good, odd, unsigned)):
+        assert got[f"run{i}"] == json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+    pack.close()
