@@ -4,7 +4,7 @@ Audit events cover Python's ``open``, renames, removals and sockets. They do not
 cover bytes streaming out of HTTP clients (downloads must be hashed as the
 program reads them), remote filesystems behind fsspec, or C libraries that
 open files themselves (GDAL/OGR, rasterio, fiona, pyogrio, h5py, netCDF4,
-sqlite3, pyarrow). :func:`install` registers one post-import hook per library
+sqlite3, pyarrow, polars). :func:`install` registers one post-import hook per library
 (:mod:`~sharklib.capture.libs.import_hooks`, which does not even import
 ``wrapt``): nothing here imports any of them, and a patch is applied the moment
 the program's own import of that library completes (at once if it is already
@@ -53,6 +53,7 @@ PATCHES: dict[str, tuple[str, str]] = {
     "pyarrow.csv": ("pyarrow_io", "patch_csv"),
     "pyarrow.json": ("pyarrow_io", "patch_json"),
     "pyarrow.ipc": ("pyarrow_io", "patch_ipc"),
+    "polars": ("polars_io", "patch"),
     "multiprocessing.popen_fork": ("mp_terminate", "patch"),
 }
 
