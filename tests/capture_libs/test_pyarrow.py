@@ -196,6 +196,9 @@ def test_dataset_directory_read_and_written(tmp_path: Path) -> None:
                          partitioning_flavor="hive", file_visitor=lambda f: seen.append(f.path))
         assert len(seen) == 2, seen
         assert pq.ParquetDataset("src").read().num_rows == 3
+        assert ds.dataset(t).to_table().num_rows == 3  # in memory: nothing to record, no warning
+        union = ds.dataset([ds.dataset("src/k=1/part-0.parquet"), ds.dataset("src/k=2")])
+        assert union.to_table().num_rows == 3
         """)
     inputs = [src / "k=1" / "part-0.parquet", src / "k=2" / "part-0.parquet"]
     outputs = sorted((tmp_path / "dst").rglob("*.parquet"))

@@ -159,6 +159,8 @@ def _read_dataset(dataset: Any, source: Any, filesystem: Any) -> None:
         for child in children:
             _read_dataset(child, None, None)
         return
+    if not hasattr(dataset, "files"):  # an InMemoryDataset (a table): no file behind it
+        return
     base = _fs_base(getattr(dataset, "filesystem", None))
     if base is None:
         return
@@ -197,7 +199,8 @@ def _parquet_dataset_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -
     result = wrapped(*args, **kwargs)
     with guarded("pyarrow.parquet.ParquetDataset"):
         if recorder() is not None:
-            _read_dataset(instance._dataset, _arg(args, kwargs, 0, "path_or_paths"),
+            _read_dataset(getattr(instance, "_dataset", instance),
+                          _arg(args, kwargs, 0, "path_or_paths"),
                           _arg(args, kwargs, 1, "filesystem"))
     return result
 
