@@ -551,8 +551,10 @@ class Recorder:
 
                 found = stream_file(0)  # the same question as for a redirected stdout
                 if found is not None:
-                    self.read(found[0])
-                    return
+                    self.read(found[0])  # by name too: lineage links it to its producer
+                # the run key holds the digest of its content (identity.stdin_identity), also
+                # of a deleted file (a here-string): a reuse is asked the same question
+                return
             if kind is not None:
                 self.read_stdin = kind
         except Exception as exc:

@@ -144,6 +144,46 @@ def environment_key() -> dict[str, str]:
     return env
 
 
+def stdin_identity(fd: int = 0) -> str | None:
+    """What standard input holds, for the run key, when a rerun could be given the same bytes.
+
+    ``python upper.py < A.txt`` then ``< B.txt`` are two questions with two answers, and the
+    script's argv, code and environment are the same: the bytes on standard input must be in
+    the key. A regular file (also a deleted one: a bash here-string or here-document) counts
+    by the sha256 of what is left to read from its current offset (``pread``: the offset the
+    script will start from is not moved); a device that is not a terminal (``< /dev/null``,
+    the usual standard input of cron and batch jobs) by its device number, which is the same
+    on every machine. A terminal, pipe or socket gives None: those bytes are gone once read,
+    and a run that reads them is not cached at all (:mod:`sharklib.capture.stdin`).
+    """
+    import stat
+
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    if stat.S_ISCHR(st.st_mode):
+        if os.isatty(fd):
+            return None
+        return f"device:{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    import hashlib
+
+    try:
+        offset = os.lseek(fd, 0, os.SEEK_CUR)
+        h = hashlib.sha256()
+        while True:
+            chunk = os.pread(fd, 1 << 20, offset)
+            if not chunk:
+                break
+            h.update(chunk)
+            offset += len(chunk)
+    except OSError:
+        return None  # not readable (opened for writing only): nothing a script could read
+    return "file:sha256:" + h.hexdigest()
+
+
 def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | None = None,
               module: str | None = None, digest: str | None = None) -> RunKeyParts:
     """The run key parts of a Python run, computed before its body executes.
@@ -162,6 +202,9 @@ def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | No
     elif script:
         code[relative_to_root(os.path.abspath(script), root)] = digest or ""
     env = environment_key()
+    fed = stdin_identity()
+    if fed is not None:
+        env["stdin"] = fed
     search = search_path_key(cwd, root)
     if search:
         env["pythonpath"] = search

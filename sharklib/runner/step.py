@@ -57,6 +57,9 @@ class Step:
         self.use_proxy = use_proxy
         self.python_capture = python_capture
         self._key: tuple[RunKeyParts, str] | None = None
+        #: the command reads this process's standard input (no ``stdin=`` given to :meth:`run`):
+        #: what it holds is then part of the key (``sort`` under ``make < B.txt``)
+        self.inherits_stdin = True
         #: the caller prints the trace's messages and summary (``sharklib trace``)
         self.report_trace = False
 
@@ -73,6 +76,12 @@ class Step:
             environment = caches.memo(("stage-environment", env_tag, variables),
                                       lambda: stage.stage_environment(env_tag, base))
             root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
+            if self.inherits_stdin:
+                from sharklib.common.identity import stdin_identity
+
+                fed = stdin_identity()
+                if fed is not None:
+                    environment = {**environment, "stdin": fed}
             self._key = stage.stage_key(self.command, shell=self.shell, cwd=run_cwd,
                                         env_tag=env_tag, environment=environment, root=root,
                                         path=base.get("PATH", os.defpath))
@@ -146,6 +155,9 @@ class Step:
             preload.discard()  # no tracer runs this step after all
             preload = None
         base = dict(self.env)
+        if self.inherits_stdin != (stdin is None):
+            self.inherits_stdin = stdin is None
+            self._key = None
         caching = use_cache and self.capture != "none" and not base.get(ENV_NO_CACHE)
         key_parts, root = self.key()
         cache = caches.kept(root) if caching else None
