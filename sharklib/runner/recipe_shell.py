@@ -250,10 +250,12 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[-2] != "-c" or starts_python(argv[-1]):
         os.execv(inner, [inner, *argv])
     preload = _preload()
-    from sharklib.runner.command import run_command
+    from sharklib.runner.step import Step
 
     line = argv[-1]
-    result = run_command([inner, *argv], cwd=os.getcwd(), quiet=True, preload=preload)
+    step = Step([inner, *argv], cwd=os.getcwd())
+    step.keys_stdin = True  # a recipe reads make's standard input (``make < B.txt``)
+    result = step.run(quiet=True, preload=preload)
     if result.reused and not flag(ENV_QUIET):
         sys.stderr.write(result.message + "\n")
     elif not result.reused and result.backend not in ("ebpf", "ptrace"):

@@ -57,8 +57,11 @@ class Step:
         self.use_proxy = use_proxy
         self.python_capture = python_capture
         self._key: tuple[RunKeyParts, str] | None = None
-        #: the command reads this process's standard input (no ``stdin=`` given to :meth:`run`):
-        #: what it holds is then part of the key (``sort`` under ``make < B.txt``)
+        #: what this process's standard input holds is part of the key when the command reads
+        #: it (no ``stdin=`` given to :meth:`run`): set by the recipe shell, whose ``sort``
+        #: reads make's standard input (``make < B.txt``). Off elsewhere, so a step keys as
+        #: its plan does (pipeline stages get ``/dev/null``)
+        self.keys_stdin = False
         self.inherits_stdin = True
         #: the caller prints the trace's messages and summary (``sharklib trace``)
         self.report_trace = False
@@ -76,7 +79,7 @@ class Step:
             environment = caches.memo(("stage-environment", env_tag, variables),
                                       lambda: stage.stage_environment(env_tag, base))
             root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
-            if self.inherits_stdin:
+            if self.keys_stdin and self.inherits_stdin:
                 from sharklib.common.identity import stdin_identity
 
                 fed = stdin_identity()
