@@ -115,12 +115,23 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     root, cache_dir, violations = tmp_path / "ws", tmp_path / "cache", tmp_path / "violations"
     root.mkdir()
     rng = random.Random(20261125)
+    # kills land anywhere in a worker's first iterations: the window is a few times what one
+    # recorded iteration takes here (60 ms on a quiet machine; a loaded one needs more, or
+    # every worker dies before it records anything and nothing is tested)
+    (tmp_path / "probe").mkdir()
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:
+        _child(tmp_path / "probe", tmp_path / "probe-cache", 1, tmp_path / "probe" / "v",
+               iterations=1)
+    os.waitpid(pid, 0)
+    window = max(0.06, 3 * (time.monotonic() - started))
     kills = 0
     while kills < 220:
         pid = os.fork()
         if pid == 0:
             _child(root, cache_dir, rng.randrange(1 << 30), violations, iterations=1000)
-        time.sleep(rng.uniform(0.0, 0.06))
+        time.sleep(rng.uniform(0.0, window))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
