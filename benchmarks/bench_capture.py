@@ -188,8 +188,17 @@ def main() -> int:
             "import os\nos.makedirs('wout', exist_ok=True)\nsrc = open('opens/f0.txt').read()\n"
             "for i in range(4000):\n    with open(f'wout/w{i % 200}.txt', 'w') as fh:\n        fh.write(src)\n"
             "    open(f'opens/f{i % 100}.txt').read()\n")
+        # existence questions (issue 18): outside the project they must cost nothing measurable
+        (work / "stat_outside.py").write_text(
+            "import os, sys\np = sys.prefix\nfor _ in range(200000):\n    os.stat(p)\n"
+            "    os.path.exists(p + '/missing')\n")
+        (work / "stat_inside.py").write_text(
+            "import os\nfiles = [os.path.join('opens', f) for f in sorted(os.listdir('opens'))]\n"
+            "for _ in range(200):\n    for f in files:\n        os.path.exists(f)\n")
         for name, what in (("read_loop.py", "100,000 reads (open+read+close)"),
-                           ("write_loop.py", "4,000 write-opens + 4,000 reads")):
+                           ("write_loop.py", "4,000 write-opens + 4,000 reads"),
+                           ("stat_outside.py", "400,000 os.stat/exists outside the project"),
+                           ("stat_inside.py", "20,000 os.path.exists of project files")):
             res = interleaved({"plain": [PY, name], "captured": [PY, "-m", "sharklib", "run", "-q", "--no-cache", name]},
                               work, env, runs, warmup=1)
             p, c = (statistics.median(res[k][0]) for k in ("plain", "captured"))

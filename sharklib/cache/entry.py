@@ -16,7 +16,7 @@ from typing import Any
 from sharklib.cache.store import check_digest
 from sharklib.errors import StoreError
 from sharklib.model import Run
-from sharklib.model.run import decode_path, encode_path
+from sharklib.model.run import decode_path, encode_path, probes_from
 
 ENTRY_VERSION = 1
 #: ``streams``: both streams as one ordered (descriptor, bytes) log, replayed as the run wrote it
@@ -59,7 +59,9 @@ class IndexEntry:
 
     ``inputs`` are ``(path, sha256)`` pairs with paths relative to the project
     root when they were inside it (so a colleague's checkout elsewhere matches),
-    absolute otherwise; ``modules`` likewise for local code modules.
+    absolute otherwise; ``modules`` likewise for local code modules; ``probes``
+    ``(path, answer)`` pairs of project files the run asked about without reading
+    them (``os.path.exists``...), answer as :func:`sharklib.model.run.probe_text`.
 
     Parsed from storage, the full :class:`~sharklib.model.Run` is built only when
     asked for (:attr:`run`): a no-op re-check needs just the few facts kept
@@ -68,14 +70,15 @@ class IndexEntry:
     """
 
     __slots__ = ("_run", "_run_dict", "_where", "attestation", "ended", "exit_status", "inputs",
-                 "key", "key_parts", "modules", "objects", "root", "run_id", "started")
+                 "key", "key_parts", "modules", "objects", "probes", "root", "run_id", "started")
 
     def __init__(self, key: str, run: Run | None, root: str, objects: list[StoredObject],
                  inputs: list[tuple[str, str]] | None = None,
                  modules: list[tuple[str, str]] | None = None, *,
                  run_dict: dict[str, Any] | None = None, where: str | None = None,
                  key_parts: dict[str, Any] | None = None,
-                 attestation: dict[str, Any] | None = None) -> None:
+                 attestation: dict[str, Any] | None = None,
+                 probes: list[tuple[str, str]] | None = None) -> None:
         self.key = key
         #: what the key was digested from (``RunKeyParts.to_dict``), so ``--explain`` can
         #: name the first difference when a key is not found; None in older entries
@@ -88,6 +91,7 @@ class IndexEntry:
         self.objects = objects
         self.inputs = inputs or []
         self.modules = modules or []
+        self.probes = probes or []
         self._run = run
         self._run_dict = run_dict
         self._where = where
@@ -144,6 +148,8 @@ class IndexEntry:
             "inputs": [[encode_path(p), s] for p, s in self.inputs],
             "modules": [[encode_path(p), s] for p, s in self.modules],
             **({"key_parts": self.key_parts} if self.key_parts is not None else {}),
+            # only when there are some: an entry signed before probes existed verifies as signed
+            **({"probes": [[encode_path(p), t] for p, t in self.probes]} if self.probes else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,12 +196,13 @@ class IndexEntry:
                     raise ValueError(f"{name} is not a list")
                 pairs[name] = [(decode_path(p), s) if isinstance(p, str) and isinstance(s, str)
                                else _bad_pair(name) for p, s in items]
+            probes = list(probes_from(d.get("probes")).items())
             attestation = d.get("attestation")
             if attestation is not None and not isinstance(attestation, dict):
                 raise ValueError("attestation is not an object")
             return cls(key=key, run=None, root=decode_path(str(d["root"])), objects=objects,
                        inputs=pairs["inputs"], modules=pairs["modules"], run_dict=run_dict,
-                       where=where, attestation=attestation,
+                       where=where, attestation=attestation, probes=probes,
                        key_parts=d["key_parts"] if isinstance(d.get("key_parts"), dict) else None)
         except StoreError:
             raise

@@ -26,7 +26,11 @@ FACTS_VERSION = 2
 #   downloads (JSON)
 # Splitting it is several times cheaper than decoding JSON, which is what a no-op
 # re-check of 10,000 stages spends its time on otherwise.
+# A probe (a path the run asked about without reading it) is counted among the inputs, after
+# them, with ``probe:<answer>`` for a digest: no file hashes to that, so an older sharklib
+# sharing the cache plans such a run as changed (and runs it) instead of missing the probe.
 _SEP = "\0"
+_PROBE = "probe:"
 
 
 def facts_text(data: dict[str, Any]) -> str:
@@ -41,9 +45,11 @@ def facts_text(data: dict[str, Any]) -> str:
     run = data["run"]
     dists = (run.get("environment") or {}).get("distributions") or {}
     outputs = [(o["path"], o["sha256"]) for o in data["objects"] if o["role"] == "output"]
-    fields = [str(FACTS_VERSION), str(len(data["inputs"])), str(len(data["modules"])),
-              str(len(outputs))]
-    for p, sha in (*data["inputs"], *data["modules"], *outputs):
+    probes = data.get("probes") or []
+    fields = [str(FACTS_VERSION), str(len(data["inputs"]) + len(probes)),
+              str(len(data["modules"])), str(len(outputs))]
+    for p, sha in (*data["inputs"], *((p, _PROBE + t) for p, t in probes), *data["modules"],
+                   *outputs):
         fields += (p, sha)
     fields.append(",".join(claimed_signers(data.get("attestation"))))
     fields.append(json.dumps(dists, sort_keys=True, separators=(",", ":")))
@@ -75,7 +81,9 @@ class RunFacts:
     """What deciding reuse of one successful indexed run needs, decoded from its facts row.
 
     ``checked`` lists ``(path, sha256)`` of every input then module (paths relative
-    to the project root when they were inside it). ``sigs``, aligned with it,
+    to the project root when they were inside it); ``probes`` the ``(path, answer)`` of
+    paths the run asked about without reading them (one ``stat`` each). ``sigs``, aligned
+    with ``checked``,
     holds the stat signature (:func:`sig_text`) under which each file was last
     *verified* to have its recorded digest, or ``""``: a file still showing that
     signature needs no digest lookup at all. Signatures are only stored outside
@@ -88,7 +96,8 @@ class RunFacts:
     """
 
     __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "output_digests",
-                 "outputs", "plain", "proved", "relative", "run_id", "signers", "sigs", "started")
+                 "outputs", "plain", "probes", "proved", "relative", "run_id", "signers", "sigs",
+                 "started")
 
     def __init__(self, run_id: str, key: str, started: float, duration: float,
                  facts: str, sigs: str | None, where: str, proved: str | None = None) -> None:
@@ -110,6 +119,12 @@ class RunFacts:
             if "b64:" in facts:
                 checked = [(decode_path(p), s) for p, s in checked]
                 outputs = [decode_path(p) for p in outputs]
+            probes: list[tuple[str, str]] = []
+            if _PROBE in facts:
+                probes = [(p, s[len(_PROBE):]) for p, s in checked[:n_in] if s.startswith(_PROBE)]
+                if probes:
+                    checked = [c for c in checked if not c[1].startswith(_PROBE)]
+                    n_in -= len(probes)
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise StoreError(f"malformed reuse facts in cache index: {exc}",
                              f"{where} (run {run_id})") from None
@@ -124,6 +139,8 @@ class RunFacts:
         self.relative = "\0/" not in facts and "b64:" not in facts
         self.checked = checked
         self.inputs = checked[:n_in] if n_mod else checked
+        #: ``(path, answer)`` of paths the run asked about without reading them
+        self.probes = probes
         self.outputs = outputs
         self.output_digests = digests
         self.signers = signers.split(",") if signers else []

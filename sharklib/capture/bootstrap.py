@@ -226,6 +226,7 @@ def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> N
     hooks.patch_open()
     hooks.patch_os_open()
     hooks.patch_os_write()
+    hooks.patch_os_stat()
     hooks.patch_exit(save_at_exit)
     hooks.install_fork_handler(_before_fork, _after_fork_in_child)
     if sigterm:

@@ -220,6 +220,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
             temporaries.append(o.path)
 
     inputs: list[Artifact] = []
+    failed_reads: list[str] = []
     attest_links = heavy and bool(kept)
     for p in input_paths:
         d = rec.pre_digests.get(p) or digests.get(p)
@@ -227,6 +228,11 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
             if final and not os.path.lexists(p):
                 # read, then gone before the end: what fed it is found by Run.read_through
                 inputs.append(Artifact(path=p, sha256=""))
+                name = p.rstrip("/")  # a listed directory is `dir/`
+                if rec.project and p.startswith(rec.project) and name not in rec.touched:
+                    # or never there: `try: open("cfg.json") except FileNotFoundError:` took
+                    # the branch for a missing file, which must be missing again for a reuse
+                    failed_reads.append(name)
             continue
         art = Artifact(path=p, sha256=d[0], size=d[1])
         if attest_links:
@@ -250,6 +256,18 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         if o.finished is not None:
             feeding = known_order[:known_before[min(o.finished, len(known_before) - 1)]]
         outs.append(Output(path=o.path, sha256=sha, size=size, inputs=feeding, stream=o.stream))  # type: ignore[arg-type]
+
+    # what the script asked about a project file without reading it: an input of the run,
+    # unless the file is an input with a digest anyway (that checks more) or code
+    probes: dict[str, str] = {}
+    if rec.probes or failed_reads:
+        from sharklib.model.run import ABSENT_SHA256, probe_text
+
+        hashed = {a.path for a in inputs if a.sha256 and a.sha256 != ABSENT_SHA256}
+        probes = {p: probe_text(mask) for p, mask in rec.probes.items()
+                  if p not in hashed and p not in code_files}
+        for p in failed_reads:
+            probes.setdefault(p, "absent")
 
     full = bool(kept)
     git: GitInfo | None = None
@@ -288,6 +306,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         run_key=rec.run_key,
         warnings=list(rec.warnings),
         stdin=rec.read_stdin,
+        probes=probes,
     )
     return run, kept
 

@@ -128,6 +128,14 @@ def _on_truncate(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
         rec.closed(args[0])
 
 
+def _on_mkdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.made(args[0], args[2] if args[2] is not None and args[2] >= 0 else None)
+
+
+def _on_rmdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
+    rec.made(args[0], args[1] if args[1] is not None and args[1] >= 0 else None)
+
+
 def _on_chdir(rec: _rec.Recorder, args: tuple[Any, ...]) -> None:
     rec.cwd_changed()
 
@@ -174,6 +182,8 @@ _HANDLERS: dict[str, Callable[[_rec.Recorder, tuple[Any, ...]], None]] = {
     "os.link": _on_link,
     "os.truncate": _on_truncate,
     "os.chdir": _on_chdir,
+    "os.mkdir": _on_mkdir,
+    "os.rmdir": _on_rmdir,
     "subprocess.Popen": _on_popen,
     "os.exec": _on_exec,
     "os.posix_spawn": _on_spawn,
@@ -302,6 +312,92 @@ def patch_os_open() -> None:
     open.__doc__ = original.__doc__
     open.__wrapped__ = original  # type: ignore[attr-defined]
     os.open = open
+
+
+def patch_os_stat() -> None:
+    """``os.stat``/``os.lstat``/``os.access``: what the script asked about a project file.
+
+    ``os.path.exists``, ``isfile``, ``isdir``, ``getsize`` and pathlib's ``exists``,
+    ``is_file``, ``stat`` all call ``os.stat`` or ``os.lstat`` through the module
+    attribute, so these three wrappers see every such question (the recorder keeps those
+    about project files, :meth:`~sharklib.capture.recorder.Recorder.probed`). The import
+    system calls ``posix.stat`` itself and never comes here. A descriptor, a ``dir_fd``
+    path or capture being off costs one test; a path outside the project a prefix test.
+    """
+    if "os.stat" in _installed:
+        return
+    _installed.add("os.stat")
+    original_stat, original_lstat, original_access = os.stat, os.lstat, os.access
+    _originals["os.stat"], _originals["os.lstat"] = original_stat, original_lstat
+    _originals["os.access"] = original_access
+
+    fspath = os.fspath
+
+    def inside(prefix: str | None, path: Any) -> bool:
+        """Could ``path`` be a project file? (``prefix``: the project root and ``/``)."""
+        if prefix is None:
+            return False
+        cls = path.__class__
+        if cls is not str:
+            if cls is int or cls is bytes:
+                return False
+            try:
+                path = fspath(path)
+            except TypeError:
+                return False
+            if path.__class__ is not str:
+                return False
+        return path[:1] != "/" or path.startswith(prefix)
+
+    def stat(path: Any, *, dir_fd: int | None = None, follow_symlinks: bool = True) -> Any:
+        rec = _rec._current
+        # the common cases first, with no call: capture off, or an absolute path elsewhere
+        if rec is None or dir_fd is not None or (
+                path.__class__ is str and path[:1] == "/"
+                and not path.startswith(rec.project or "\0")) or not inside(rec.project, path):
+            if follow_symlinks and dir_fd is None:
+                return original_stat(path)
+            return original_stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        try:
+            st = original_stat(path, follow_symlinks=follow_symlinks)
+        except (FileNotFoundError, NotADirectoryError):
+            rec.probed(path, None)
+            raise
+        rec.probed(path, st.st_mode)
+        return st
+
+    def lstat(path: Any, *, dir_fd: int | None = None) -> Any:
+        rec = _rec._current
+        if rec is None or dir_fd is not None or (
+                path.__class__ is str and path[:1] == "/"
+                and not path.startswith(rec.project or "\0")) or not inside(rec.project, path):
+            return original_lstat(path) if dir_fd is None else original_lstat(path, dir_fd=dir_fd)
+        try:
+            st = original_lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            rec.probed(path, None)
+            raise
+        rec.probed(path, st.st_mode)
+        return st
+
+    def access(path: Any, mode: int, *, dir_fd: int | None = None,
+               effective_ids: bool = False, follow_symlinks: bool = True) -> bool:
+        ok = original_access(path, mode, dir_fd=dir_fd, effective_ids=effective_ids,
+                             follow_symlinks=follow_symlinks)
+        rec = _rec._current
+        if rec is None or dir_fd is not None or not inside(rec.project, path):
+            return ok
+        if ok and mode == os.F_OK:
+            rec.probed(path, 0o100000, "exists")  # present; which kind it did not ask
+        else:  # denied or missing, or allowed: the kind it has, looked up for a project file
+            rec.probed(path, -1, "exists" if mode == os.F_OK else "exact")
+        return ok
+
+    for wrapper, original in ((stat, original_stat), (lstat, original_lstat),
+                              (access, original_access)):
+        wrapper.__doc__ = original.__doc__
+        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+    os.stat, os.lstat, os.access = stat, lstat, access
 
 
 # -- exit ---------------------------------------------------------------------------------

@@ -47,6 +47,97 @@ def set_current(recorder: Recorder | None) -> None:
     _current = recorder
 
 
+def _project_prefix(cwd: str) -> str | None:
+    """The project root (nearest ``.git``, else ``cwd``; see ``identity.project_root``) + ``/``.
+
+    Worked out here, once, with the unpatched ``stat`` (so no probe is recorded for it):
+    ``identity`` costs imports a script's start-up should not pay.
+    """
+    try:
+        import posix
+
+        path = cwd
+        while True:
+            for marker in ("/.git", "/.sharklib/shell"):
+                try:
+                    posix.stat(path + marker)
+                except OSError:
+                    continue
+                return path.rstrip("/") + "/"
+            parent = os.path.dirname(path)
+            if parent == path:
+                return cwd.rstrip("/") + "/"
+            path = parent
+    except Exception:
+        return None
+
+
+#: where the interpreter's own modules are: a probe made inside them is asked by the standard
+#: library (``os.makedirs``, ``shutil.copy``, ``linecache``) unless it is one of :data:`QUESTIONS`
+_STDLIB = (os.path.dirname(os.__file__) + "/", "<frozen ")
+
+#: Standard library functions whose answer is the script's question, and which answers count
+#: as the same (see :data:`sharklib.model.run.PROBE_KINDS`): ``exists`` is absent/present,
+#: ``isfile``/``isdir`` one kind or not, ``exact`` the kind ``stat`` gives. A probe that comes
+#: from any other function of the standard library is not recorded: ``os.makedirs``,
+#: ``Path.mkdir``, ``shutil.copy``, ``os.path.realpath``, ``tempfile``, ``linecache`` look
+#: at paths they are about to create or that only name code, and their outcome does not
+#: depend on it. Called directly (``os.stat``, ``os.lstat``, ``os.access``), it is ``exact``.
+QUESTIONS: dict[tuple[str, str], str] = {
+    **{(m, f): q for m in ("genericpath", "posixpath", "os.path", "ntpath")
+       for f, q in (("exists", "exists"), ("lexists", "exists"), ("isfile", "isfile"),
+                    ("isdir", "isdir"), ("islink", "exact"), ("getsize", "exact"),
+                    ("getmtime", "exact"), ("getatime", "exact"), ("getctime", "exact"),
+                    ("samefile", "exact"))},
+    **{(m, f): q for m in ("pathlib", "pathlib._local", "pathlib._abc") for f, q in (("exists", "exists"), ("is_file", "isfile"),
+                                      ("is_dir", "isdir"), ("stat", "exact"),
+                                      ("lstat", "exact"), ("is_symlink", "exact"),
+                                      ("samefile", "exact"), ("glob", "exists"),
+                                      ("rglob", "exists"))},
+    ("glob", "glob"): "exists", ("glob", "iglob"): "exists",
+}
+
+#: which answer bits each question leaves possible, for the kind the path has (see model.run)
+_PRESENT = 2 | 4 | 8
+
+
+def _answer(question: str, kind: int) -> int:
+    if question == "exists":
+        return kind if kind == 1 else _PRESENT
+    if question == "isfile":
+        return kind if kind == 2 else 15 & ~2
+    if question == "isdir":
+        return kind if kind == 4 else 15 & ~4
+    return kind
+
+
+def _question(frame: Any, direct: str) -> tuple[str | None, bool]:
+    """What the code that asked (``frame``, the caller of the patched function) wanted to know.
+
+    Walks out through standard library frames: the outermost one names the function the
+    script called (:data:`QUESTIONS`), the first frame beyond is the one that decides. None:
+    not the script's question (sharklib's own, or a standard library function of another
+    kind). The flag says whether an installed library (site-packages) asked.
+    """
+    entry = None
+    f = frame
+    while f is not None:
+        name = f.f_code.co_filename
+        if not name.startswith(_STDLIB) or "-packages/" in name:
+            break
+        entry = f
+        f = f.f_back
+    library = False
+    if f is not None:
+        module = f.f_globals.get("__name__")
+        if module.__class__ is str and (module == "sharklib" or module.startswith("sharklib.")):
+            return None, False
+        library = "-packages/" in f.f_code.co_filename
+    if entry is None:
+        return direct, library
+    return QUESTIONS.get((entry.f_globals.get("__name__"), entry.f_code.co_name)), library
+
+
 def new_run_id() -> str:
     return os.urandom(16).hex()
 
@@ -129,6 +220,18 @@ class Recorder:
         self._seen: set[str] = set()
         #: modules loaded before capture started (site, .pth hooks): not the script's imports
         self.modules_at_start = frozenset(sys.modules)
+        #: path -> answer bits (:data:`sharklib.model.run.PROBE_KINDS`) of what the script asked
+        #: about a project file without opening it, before it changed that path itself
+        self.probes: dict[str, int] = {}
+        #: paths the run made, removed or renamed away (``os.mkdir``, ``os.rmdir``, a rename's
+        #: source): what it asks about them afterwards is its own doing, not an input
+        self.touched: set[str] = set()
+        #: probed paths only a library asked about, and found absent: a library that looks
+        #: before it writes a file (Pillow's ``Image.save``: was it created?) decides nothing
+        #: the run's result depends on, so once the run writes the file the probe is dropped
+        self.library_absent: set[str] = set()
+        #: the project root with a trailing slash: only probes inside it are recorded
+        self.project: str | None = _project_prefix(self.cwd)
 
     @property
     def run_key(self) -> str | None:
@@ -272,6 +375,69 @@ class Recorder:
         except Exception as exc:
             self._fail(exc)
 
+    def probed(self, path: Any, st_mode: int | None, direct: str = "exact") -> None:
+        """The script asked about ``path`` without opening it (``os.stat`` and what calls it).
+
+        ``st_mode`` is what the path turned out to be (None: absent, -1: not known yet; a
+        symlink is judged by what it points to). Costs a prefix test for a path outside the
+        project; inside it, probes of paths this run already wrote, made or removed are its own doing, and the
+        question is found on the stack (:func:`_question`); ``direct`` is the question when
+        the script called the patched function itself.
+        """
+        try:
+            prefix = self.project
+            if prefix is None or not self.active:
+                return
+            cls = path.__class__
+            if cls is str:
+                p = path
+            elif cls is int or cls is bytes:
+                return
+            else:
+                p = os.fspath(path)
+                if p.__class__ is not str:
+                    return
+            if p and p[0] == "/" and not p.startswith(prefix):
+                return
+            p = self.canonical(p)
+            if p is None or not p.startswith(prefix) or p in self.outputs \
+                    or p in self.touched or self._ignored(p):
+                return
+            question, library = _question(sys._getframe(2), direct)
+            if question is None:
+                return
+            if st_mode is not None and (st_mode == -1 or st_mode & 0o170000 == 0o120000):
+                import posix  # an lstat of a symlink, or os.access (which tells no kind)
+
+                try:
+                    st_mode = posix.stat(p).st_mode
+                except OSError:
+                    st_mode = None
+            kind = 1 if st_mode is None else 2 if st_mode & 0o170000 == 0o100000 else \
+                4 if st_mode & 0o170000 == 0o040000 else 8
+            answer = _answer(question, kind)
+            before = self.probes.get(p)
+            if before is None:
+                self.probes[p] = answer
+                if library and kind == 1:
+                    self.library_absent.add(p)
+            elif before & answer:
+                self.probes[p] = before & answer
+            if not library:
+                self.library_absent.discard(p)
+        except Exception as exc:
+            self._fail(exc)
+
+    def made(self, path: Any, dir_fd: int | None = None) -> None:
+        """The run created or removed a directory: later questions about it are its own."""
+        try:
+            if self.active and self.project is not None:
+                p = self.canonical(path, dir_fd)
+                if p is not None:
+                    self.touched.add(p)
+        except Exception as exc:
+            self._fail(exc)
+
     def read(self, path: Any, dir_fd: int | None = None) -> None:
         """A file was opened for reading."""
         try:
@@ -365,6 +531,9 @@ class Recorder:
                     self.changed_environment = p
                 return
             self._last_write = (path, p)
+            if p in self.library_absent:
+                self.library_absent.discard(p)
+                self.probes.pop(p, None)
             if p in self.inputs and p not in self.pre_digests and p not in self.outputs:
                 self._digest_before_overwrite(p)
             out = self.outputs.get(p)
@@ -438,6 +607,7 @@ class Recorder:
                 return
             if self.open_outputs:
                 self.poll()
+            self.touched.add(s)
             out = self.outputs.pop(s, None)
             if self._ignored(d):
                 return
@@ -469,6 +639,7 @@ class Recorder:
             p = self.canonical(path, dir_fd)
             if p is None or self._ignored(p):
                 return
+            self.touched.add(p)
             out = self.outputs.pop(p, None)
             if out is not None:
                 if out in self.open_outputs:
@@ -540,6 +711,7 @@ class Recorder:
         child.key_parts = self.key_parts
         child._run_key = self._run_key
         child.modules_at_start = self.modules_at_start
+        child.project = self.project
         return child
 
     def stdin_read(self) -> None:

@@ -28,7 +28,8 @@ Where each fact goes (see docs/manifest.md for the field table):
   told apart by ``annotations.role``;
 * ``runDetails``: builder, invocation id, start and finish times, and a
   ``sharklib/run`` byproduct with exit status, parent and child runs, execs,
-  connects, temporaries and removals.
+  connects, temporaries, removals and probes (project paths the run asked about
+  without reading them, and what it saw: ``[[path, "absent"], ...]``).
 
 Statements written before subjects carried annotations (one subject, with
 ``outputPath``/``outputSize``/``outputStream`` in the byproduct) are read as well.
@@ -52,6 +53,7 @@ from sharklib.model.run import (
     Run,
     decode_path,
     encode_path,
+    probes_from,
 )
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -223,6 +225,9 @@ def run_to_statement(run: Run, output: Output | Sequence[Output],
                     "removed": [encode_path(p) for p in run.removed],
                     "warnings": list(run.warnings),
                     **({"stdin": run.stdin} if run.stdin else {}),
+                    # paths asked about without reading them (os.path.exists...), as seen
+                    **({"probes": [[encode_path(p), t] for p, t in run.probes.items()]}
+                       if run.probes else {}),
                 },
             }],
         },
@@ -339,6 +344,7 @@ def statement_subjects(statement: dict[str, Any]) -> tuple[Run, list[Output]]:
         run_key=internal.get("runKey"),
         warnings=list(extra.get("warnings", [])),
         stdin=extra.get("stdin") if isinstance(extra.get("stdin"), str) else None,
+        probes=probes_from(extra.get("probes")),
     )
     return run, outputs
 

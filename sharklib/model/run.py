@@ -35,6 +35,62 @@ SCHEMA_VERSION = 1
 #: the file exists (or is deleted again), as plain Python would redo the append.
 ABSENT_SHA256 = "0" * 64
 
+#: What a path can be when a run asks about it without opening it (``os.path.exists``,
+#: ``os.stat``, ``Path.is_file``...). A probe is recorded as the set of kinds that would have
+#: given the script the same answer, as bits: ``isdir()`` answering False is "absent, file or
+#: other"; ``exists()`` answering True is "file, dir or other"; ``stat()`` tells the exact kind.
+PROBE_KINDS = ("absent", "file", "dir", "other")
+PROBE_ABSENT, PROBE_FILE, PROBE_DIR, PROBE_OTHER = 1, 2, 4, 8
+PROBE_ALL = 15
+
+
+def probe_text(mask: int) -> str:
+    """``"absent"``, ``"file|other"``...: a probe's answer set as recorded (kinds in order)."""
+    return "|".join(k for i, k in enumerate(PROBE_KINDS) if mask & (1 << i))
+
+
+def probe_mask(text: str) -> int:
+    """Inverse of :func:`probe_text`; ValueError for a kind it does not know (or none)."""
+    mask = 0
+    for k in text.split("|"):
+        mask |= 1 << PROBE_KINDS.index(k)
+    return mask
+
+
+def probe_kind(st_mode: int | None) -> int:
+    """The kind bit of a ``stat`` result's mode (None: the path does not exist)."""
+    if st_mode is None:
+        return PROBE_ABSENT
+    kind = st_mode & 0o170000
+    return PROBE_FILE if kind == 0o100000 else PROBE_DIR if kind == 0o040000 else PROBE_OTHER
+
+
+def probes_from(data: Any) -> dict[str, str]:
+    """``[[path, answer], ...]`` as recorded (None: a record from before probes) -> dict.
+
+    ValueError for a malformed list or an unknown kind: a record is never half believed.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, list):
+        raise ValueError("probes is not a list")
+    out: dict[str, str] = {}
+    for item in data:
+        if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                and isinstance(item[1], str)):
+            raise ValueError("malformed probe")
+        probe_mask(item[1])
+        out[decode_path(item[0])] = item[1]
+    return out
+
+
+def merge_probes(first: str | None, then: str) -> str:
+    """Two processes' answers about one path: both must hold (when they can at once)."""
+    if first is None or first == then:
+        return then
+    both = probe_mask(first) & probe_mask(then)
+    return probe_text(both) if both else first
+
 
 class _Record:
     """Plain data: equality and repr over ``_fields`` (what ``@dataclass`` would generate)."""
@@ -376,15 +432,19 @@ class Run(_Record):
     (:mod:`sharklib.model.runkey`). ``stdin`` names the kind of stream (``pipe``,
     ``terminal``, ``socket``) the run read as standard input: bytes no record
     holds, so such a run is never reused. A file it was redirected from is an input.
+    ``probes`` maps a path the run asked about without reading it (exists, stat, is_file),
+    before it wrote that path itself, to what it saw (:func:`probe_text`): an input as
+    much as a file read is, since the script may have taken another branch.
     """
 
     __slots__ = ("argv", "backend", "children", "code", "connects", "cwd", "downloads", "ended",
                  "environment", "execs", "exit_status", "host", "inputs", "outputs", "parent",
-                 "pid", "removed", "run_id", "run_key", "started", "stdin", "temporaries",
-                 "user", "warnings")
+                 "pid", "probes", "removed", "run_id", "run_key", "started", "stdin",
+                 "temporaries", "user", "warnings")
     _fields = ("run_id", "argv", "cwd", "started", "ended", "exit_status", "user", "host", "pid",
                "backend", "code", "environment", "inputs", "downloads", "outputs", "temporaries",
-               "removed", "execs", "connects", "children", "parent", "run_key", "warnings", "stdin")
+               "removed", "execs", "connects", "children", "parent", "run_key", "warnings", "stdin",
+               "probes")
     __match_args__ = _fields
 
     def __init__(self, run_id: str, argv: list[str], cwd: str, started: float,
@@ -396,7 +456,8 @@ class Run(_Record):
                  removed: list[str] | None = None, execs: list[Exec] | None = None,
                  connects: list[str] | None = None, children: list[str] | None = None,
                  parent: str | None = None, run_key: str | None = None,
-                 warnings: list[str] | None = None, stdin: str | None = None) -> None:
+                 warnings: list[str] | None = None, stdin: str | None = None,
+                 probes: dict[str, str] | None = None) -> None:
         self.run_id = run_id
         self.argv = redact_argv(argv)  # the program got the real ones; no record holds secrets
         self.cwd = cwd
@@ -421,6 +482,7 @@ class Run(_Record):
         self.run_key = run_key
         self.warnings = [] if warnings is None else warnings
         self.stdin = stdin
+        self.probes = {} if probes is None else probes
 
     @property
     def duration(self) -> float | None:
@@ -453,6 +515,9 @@ class Run(_Record):
             "run_key": self.run_key,
             "warnings": list(self.warnings),
             "stdin": self.stdin,
+            # only when there are some: a record without probes reads as before
+            **({"probes": [[encode_path(p), t] for p, t in self.probes.items()]}
+               if self.probes else {}),
         }
 
     @classmethod
@@ -487,6 +552,7 @@ class Run(_Record):
             run_key=d.get("run_key"),
             warnings=list(d.get("warnings", [])),
             stdin=d["stdin"] if isinstance(d.get("stdin"), str) else None,
+            probes=probes_from(d.get("probes")),
         )
 
     def failure(self) -> str | None:
@@ -541,6 +607,8 @@ class Run(_Record):
             self.execs.extend(r.execs)
             self.stdin = self.stdin or r.stdin
             self.environment.distributions.update(r.environment.distributions)
+            for p, t in r.probes.items():
+                self.probes[p] = merge_probes(self.probes.get(p), t)
         produced = {(o.path, o.sha256) for o in outputs.values()}
         produced.update((o.path, o.sha256) for r in others for o in r.outputs if o.path in gone)
         self.outputs = [o for o in outputs.values() if o.path not in gone]
@@ -550,6 +618,9 @@ class Run(_Record):
             temporaries.update((o.path, None) for o in r.outputs if o.path in gone)
         self.temporaries = list(temporaries)
         self.inputs = [a for a in self.inputs if (a.path, a.sha256) not in produced]
+        # a probed path that is also an input with a digest is checked by that digest
+        hashed = {a.path for a in self.inputs if a.sha256 and a.sha256 != ABSENT_SHA256}
+        self.probes = {p: t for p, t in self.probes.items() if p not in hashed}
 
     def read_through(self, others: list[Run], gone: Collection[str]) -> None:
         """Let this run's lineage flow through files the tree's processes passed it, in place.

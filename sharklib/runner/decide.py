@@ -12,6 +12,7 @@ without touching the others.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Container, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -53,13 +54,55 @@ def distributions_differ(dists: Mapping[str, Any]) -> str | None:
     return None
 
 
+# -- probes ----------------------------------------------------------------------------------
+def kind_now(path: str) -> int:
+    """What ``path`` is now, as a probe kind bit (a symlink counts as what it points to).
+
+    Any error is "absent": ``os.path.exists`` answers False for it too.
+    """
+    from sharklib.model.run import probe_kind
+
+    try:
+        return probe_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return probe_kind(None)
+
+
+_SAW = {"absent": "absent", "file": "as a file", "dir": "as a directory",
+        "other": "as a special file", "file|dir|other": "present",
+        "absent|dir|other": "not as a file", "absent|file|other": "not as a directory"}
+
+
+def probe_reason(path: str, recorded: str, now: int, cwd: str | None = None) -> str | None:
+    """Why a probed path no longer answers as the recorded run saw it (None: it does).
+
+    One line a user can act on: ``out.txt now exists; the recorded run saw it absent``.
+    """
+    from sharklib.model.run import PROBE_ABSENT, PROBE_DIR, PROBE_FILE, probe_mask
+
+    try:
+        mask = probe_mask(recorded)
+    except ValueError:
+        mask = 0  # a kind this sharklib does not know: never matches
+    if mask & now:
+        return None
+    name = shown(path, cwd)
+    if now == PROBE_ABSENT:
+        state = "no longer exists"
+    elif mask == PROBE_ABSENT:
+        state = "now exists" if now == PROBE_FILE else \
+            "now exists as a directory" if now == PROBE_DIR else "now exists (a special file)"
+    else:
+        state = "is now a file" if now == PROBE_FILE else \
+            "is now a directory" if now == PROBE_DIR else "is now a special file"
+    return f"{name} {state}; the recorded run saw it {_SAW.get(recorded, recorded)}"
+
+
 # -- inputs and downloads ----------------------------------------------------------------
 def shown(path: str, cwd: str | None) -> str:
     """``path`` as a user would type it from ``cwd`` (relative when inside it)."""
     if cwd is None or not path.startswith("/"):
         return path
-    import os
-
     rel = os.path.relpath(path, cwd)
     if rel == ".." or rel.startswith("../"):
         return path
@@ -155,25 +198,38 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
               now: Mapping[str, tuple[str, Any] | tuple[str, Any, Any]], policy: str | None,
               pins: Mapping[str, str] | None, cwd: str | None = None,
               run_id: str = "", signers: Sequence[str] | None = None,
-              trusted: Container[str] | None = None) -> Accepted | str:
+              trusted: Container[str] | None = None,
+              probes: Sequence[tuple[str, str]] = ()) -> Accepted | str:
     """THE reuse decision, for the planner, the run and ``--explain`` alike.
 
     ``inputs``/``modules`` are the recorded ``(path, sha256)`` (relative to
     ``root`` when inside it), ``now`` the digests of those files on disk now
-    (absolute path to ``(sha256, ...)``; a file absent there is missing). The
-    answer is :class:`Accepted`, or the first reason, in words, why the past
-    run does not count: the first changed input, then code, then environment,
+    (absolute path to ``(sha256, ...)``; a file absent there is missing);
+    ``probes`` the recorded ``(path, answer)`` of files the run asked about
+    without reading them, each looked at now (one ``stat``). The answer is
+    :class:`Accepted`, or the first reason, in words, why the past run does not
+    count: the first changed input, then probe, then code, then environment,
     then downloads, then (when ``trusted`` is given) an entry whose attestation
     names no key trusted for reuse (:func:`signer_reason`). The signature itself is
     checked by :func:`sharklib.runner.proof.prove` before anything is restored.
     """
-    for pairs, code in ((inputs, False), (modules, True)):
-        for path, sha in pairs:
-            full = rebase(path, root)
-            got = now.get(full)
-            reason = file_reason(full, sha, None if got is None else got[0], code=code, cwd=cwd)
-            if reason is not None:
-                return reason
+    for path, sha in inputs:
+        full = rebase(path, root)
+        got = now.get(full)
+        reason = file_reason(full, sha, None if got is None else got[0], code=False, cwd=cwd)
+        if reason is not None:
+            return reason
+    for path, answer in probes:
+        full = rebase(path, root)
+        reason = probe_reason(full, answer, kind_now(full), cwd)
+        if reason is not None:
+            return reason
+    for path, sha in modules:
+        full = rebase(path, root)
+        got = now.get(full)
+        reason = file_reason(full, sha, None if got is None else got[0], code=True, cwd=cwd)
+        if reason is not None:
+            return reason
     dist = distributions_differ(distributions) if distributions else None
     if dist is not None:
         return f"environment changed: {dist}"
@@ -184,7 +240,7 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
         reason = signer_reason(run_id, signers or (), trusted)
         if reason is not None:
             return reason
-    return Accepted(len(inputs) + len(modules), counts)
+    return Accepted(len(inputs) + len(modules) + len(probes), counts)
 
 
 def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | None,
@@ -200,7 +256,7 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                      (data.get("environment") or {}).get("distributions") or {},
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
                      cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
-                     trusted=trusted_key_ids())
+                     trusted=trusted_key_ids(), probes=entry.probes)
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,

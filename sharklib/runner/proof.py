@@ -396,9 +396,10 @@ def _policy_reuse_keys(path: str) -> dict[str, Ed25519PublicKey]:
 
 # -- the check ---------------------------------------------------------------------------------
 def _first_difference(hint: Mapping[str, Any], signed: Mapping[str, Any]) -> str:
-    for name in ("key", "root", "objects", "inputs", "modules", "run", "version"):
+    for name in ("key", "root", "objects", "inputs", "probes", "modules", "run", "version"):
         if _canonical(hint.get(name)) != _canonical(signed.get(name)):
             return {"objects": "its outputs", "inputs": "its recorded inputs",
+                    "probes": "its recorded probes",
                     "modules": "its recorded modules"}.get(name, f"its {name}")
     return "its content"
 

@@ -90,6 +90,7 @@ def build_entry(run: Run, root: str, objects: list[StoredObject],
         key=run.run_key, run=run, root=root, objects=objects, key_parts=parts,
         inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
         modules=[(relative_to_root(m.path, root), m.sha256) for m in run.code.modules],
+        probes=[(relative_to_root(p, root), t) for p, t in run.probes.items()],
     )
 
 
@@ -107,7 +108,8 @@ def note_failed(run: Run, *, root: str | None = None, cache: RunCache | None = N
         entry = IndexEntry(run.run_key or "", run, root, [],
                            inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
                            modules=[(relative_to_root(m.path, root), m.sha256)
-                                    for m in run.code.modules])
+                                    for m in run.code.modules],
+                           probes=[(relative_to_root(p, root), t) for p, t in run.probes.items()])
         cache.index.note_run(entry.to_dict())
     except Exception:
         pass  # the ledger is a record of what happened, never a reason for a run to fail

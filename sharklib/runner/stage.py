@@ -483,6 +483,10 @@ class _Planner:
                                           f"{st.st_mtime_ns}:{st.st_ctime_ns}":
                                     ok = False
                                     break
+                    # asked about without reading (os.path.exists): one stat each; a path an
+                    # upstream reuse is about to restore counts as it is now (so: run, safely)
+                    if ok and f.probes:
+                        ok = _probes_hold(f.probes, prefix)
                     # proved: signed by a key trusted for reuse, checked when it was recorded
                     # or planned before (the signer is the one question not about files)
                     if ok and f.proved is not None and f.proved in self.trusted \
@@ -565,7 +569,7 @@ class _Planner:
                     verdict = decide.judge_run(f.inputs, f.modules, f.distributions, f.downloads,
                                                root=root, now=now, policy=None, pins=spec.pins,
                                                cwd=spec.cwd, run_id=f.run_id, signers=f.signers,
-                                               trusted=self.trusted)
+                                               trusted=self.trusted, probes=f.probes)
                     reason = verdict if isinstance(verdict, str) else self._unproved(f)
                     if reason is None:
                         plans[i] = self.reuse(i, f, root if root.endswith("/") else root + "/")
@@ -611,6 +615,20 @@ class _Planner:
             return reason or "no proof"
         self.proved[f.run_id] = f.proved = keyid
         return None
+
+
+def _probes_hold(probes: list[tuple[str, str]], prefix: str) -> bool:
+    """Does each probed path still answer as the recorded run saw it?"""
+    from sharklib.model.run import probe_mask
+    from sharklib.runner.decide import kind_now
+
+    for p, answer in probes:
+        try:
+            if not probe_mask(answer) & kind_now(p if p.startswith("/") else prefix + p):
+                return False
+        except ValueError:
+            return False
+    return True
 
 
 def _reuse_plan(f: RunFacts, prefix: str) -> Plan:

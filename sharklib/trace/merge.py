@@ -66,6 +66,10 @@ def merge_python(traced: Run, py: Run, owns_top: bool) -> None:
     for attr in ("temporaries", "removed", "connects", "warnings"):
         mine = getattr(traced, attr)
         mine.extend(x for x in getattr(py, attr) if x not in mine)
+    from sharklib.model.run import merge_probes
+
+    for path, answer in py.probes.items():  # what the Python process asked without reading
+        traced.probes[path] = merge_probes(traced.probes.get(path), answer)
     have_dl = {(d.url, d.sha256) for d in traced.downloads}
     traced.downloads.extend(d for d in py.downloads if (d.url, d.sha256) not in have_dl)
     traced.backend = "merged"
