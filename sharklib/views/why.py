@@ -34,13 +34,17 @@ class Dependencies:
     code: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     downloads: list[dict[str, Any]] = field(default_factory=list)
+    #: paths a step asked about without reading them (``os.path.exists``), what it saw, and
+    #: ``changed``: the one line saying how they differ now (None while they answer the same)
+    probes: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "sha256": self.sha256, "steps": self.steps,
                 "truncated": self.truncated, "inputs": self.inputs, "code": self.code,
-                "environment": self.environment, "downloads": self.downloads}
+                "environment": self.environment, "downloads": self.downloads,
+                "probes": self.probes}
 
 
 def dependencies(lineage: Lineage, depth: int | None = None,
@@ -96,6 +100,12 @@ def dependencies(lineage: Lineage, depth: int | None = None,
                                   "git_branch": git.branch if git else None, "step": label,
                                   "state": "inline" if role == "script" and run.code.inline
                                   else disk_state(art.path, art.sha256, on_disk)})
+            for path, saw in run.probes.items():
+                from sharklib.runner.decide import kind_now, probe_reason
+
+                deps.probes.append({"path": path, "saw": saw, "depth": level, "step": label,
+                                    "changed": probe_reason(path, saw, kind_now(path),
+                                                            run.cwd or None)})
             env = run.environment
             if env.python_version or env.interpreter:
                 interpreters.setdefault(f"{env.interpreter} (Python {env.python_version})".strip(),
@@ -140,6 +150,12 @@ def why_tree(deps: Dependencies, base: str) -> Tree:
                   if i["made_by"] else "lineage not included")
         level.add(f"{escape(display_path(i['path'], base))} [dim]sha256:{short(i['sha256'])} · "
                   f"{origin}[/dim]{marks[i['state']]}")
+    if deps.probes:
+        asked = root.add(f"[bold]asked about, not read[/bold] ({len(deps.probes)})")
+        for pr in deps.probes:
+            state = f" [yellow]CHANGED[/yellow]: {escape(pr['changed'])}" if pr["changed"] else ""
+            asked.add(f"{escape(display_path(pr['path'], base))} [dim]the run saw it "
+                      f"{escape(pr['saw'])}[/dim]{state}")
     code = root.add(f"[bold]code[/bold] ({len(deps.code)})")
     for c in deps.code:
         git = ""
