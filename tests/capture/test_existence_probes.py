@@ -371,3 +371,25 @@ print(mode)
                                  [_nothing, settings, _nothing])
     assert printed == ["defaults\n", "defaults\n", "custom\n", "custom\n"]
     assert counts == [1, 0, 1, 0]
+
+
+def test_an_index_entry_with_its_probes_removed_is_not_believed(tmp_path: Path) -> None:
+    """The probes are signed: a hint edited to drop them is quarantined, and the step runs."""
+    import sqlite3
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "step.py").write_text(WRITE_ONCE)
+    _run(tmp_path, captured=True)
+    (index,) = Path(os.environ["SHARKLIB_HOME"]).rglob("index.sqlite")
+    with sqlite3.connect(index) as db:
+        (rid, text), = db.execute("SELECT run_id, entry FROM runs").fetchall()
+        entry = json.loads(text)
+        assert entry["probes"] == [["out.txt", "absent"]]
+        del entry["probes"]
+        db.execute("UPDATE runs SET entry=? WHERE run_id=?", (json.dumps(entry), rid))
+    (tmp_path / "out.txt").write_text("edited by hand\n")
+    executed()
+    p = _run(tmp_path, captured=True)
+    assert p.stdout == "out.txt exists: kept\n" and executed() == ["ran"]
+    assert "quarantined" in p.stderr and "its recorded probes differ" in p.stderr, p.stderr
+    assert (tmp_path / "out.txt").read_text() == "edited by hand\n"
