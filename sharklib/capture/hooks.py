@@ -393,10 +393,11 @@ def patch_os_stat() -> None:
             rec.probed(path, -1, "exists" if mode == os.F_OK else "exact")
         return ok
 
-    for wrapper, original in ((stat, original_stat), (lstat, original_lstat),
-                              (access, original_access)):
+    wrappers: tuple[tuple[Any, Any], ...] = ((stat, original_stat), (lstat, original_lstat),
+                                             (access, original_access))
+    for wrapper, original in wrappers:
         wrapper.__doc__ = original.__doc__
-        wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+        wrapper.__wrapped__ = original
     os.stat, os.lstat, os.access = stat, lstat, access
 
 
