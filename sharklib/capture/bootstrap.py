@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from sharklib.capture import hooks, stdin
 from sharklib.capture import recorder as _rec
@@ -29,6 +30,9 @@ from sharklib.config import (
     ENV_STREAMS,
     flag,
 )
+
+if TYPE_CHECKING:
+    from sharklib.capture.snakemake_script import ScriptJob
 
 #: ``sharklib env --explain -- python ...``: print the reuse verdict instead of running the script
 
@@ -124,6 +128,7 @@ def start() -> None:
         if module:
             rec.script = module_source(module, rec.cwd)
         digest = None
+        source = b""
         if rec.script and code is None:
             try:
                 with open(rec.script, "rb") as fh:
@@ -133,7 +138,24 @@ def start() -> None:
             except OSError:
                 pass
         script_argv = [a for a in (sys.argv or [])]
+        job = _snakemake_script_job(rec, source) if digest is not None else None
+        if job is not None:
+            # a Snakemake `script:` job: keyed and recorded as the user's script, not as
+            # the temporary copy whose name changes every run (capture.snakemake_script)
+            from sharklib.common.identity import key_places, project_root
+
+            rec.script = job.original
+            digest = sha256_hex(job.source)
+            rec.script_digest = (digest, len(job.source))
+            script_argv = [job.original, *script_argv[1:]]
+            # the record's command names the user's script too: the temporary copy is gone
+            # when the job ends, and lineage should lead to the file the user edits
+            rec.argv = [job.original if a == script else a for a in rec.argv]
         rec.key_parts = key_parts(script_argv, rec.cwd, rec.script, code, module, digest)
+        if job is not None:
+            places = [(project_root(rec.cwd), "<project>"), *key_places(),
+                      (os.path.expanduser("~"), "<home>")]
+            rec.key_parts.code["snakemake preamble"] = sha256_hex(job.key_text(places))
     except Exception as exc:
         warn_once(f"run key not computed: {describe(exc)}")
     if _is_multiprocessing_child(argv, code):
@@ -156,6 +178,19 @@ def start() -> None:
 
                 tee_streams(session)
         _reuse_before_script(rec)
+
+
+def _snakemake_script_job(rec: _rec.Recorder, source: bytes) -> ScriptJob | None:
+    """The Snakemake ``script:`` job this process runs (``None``: an ordinary script).
+
+    The module is imported only for a file where Snakemake writes one: this runs at the start
+    of every captured script.
+    """
+    if not rec.script or "/.snakemake/scripts/tmp" not in rec.script:
+        return None
+    from sharklib.capture import snakemake_script
+
+    return snakemake_script.parse(rec.script, source)
 
 
 def _reuse_before_script(rec: _rec.Recorder) -> None:
