@@ -15,7 +15,6 @@ import atexit
 import contextlib
 import os
 import sys
-from typing import TYPE_CHECKING
 
 from sharklib.capture import hooks, stdin
 from sharklib.capture import recorder as _rec
@@ -30,9 +29,6 @@ from sharklib.config import (
     ENV_STREAMS,
     flag,
 )
-
-if TYPE_CHECKING:
-    from sharklib.capture.snakemake_script import ScriptJob
 
 #: ``sharklib env --explain -- python ...``: print the reuse verdict instead of running the script
 
@@ -138,7 +134,13 @@ def start() -> None:
             except OSError:
                 pass
         script_argv = [a for a in (sys.argv or [])]
-        job = _snakemake_script_job(rec, source) if digest is not None else None
+        job = None
+        if digest is not None and rec.script and "/.snakemake/scripts/tmp" in rec.script:
+            # imported only where Snakemake writes a `script:` job's copy: this runs at the
+            # start of every captured script
+            from sharklib.capture import snakemake_script
+
+            job = snakemake_script.parse(rec.script, source)
         if job is not None:
             # a Snakemake `script:` job: keyed and recorded as the user's script, not as
             # the temporary copy whose name changes every run (capture.snakemake_script)
@@ -178,19 +180,6 @@ def start() -> None:
 
                 tee_streams(session)
         _reuse_before_script(rec)
-
-
-def _snakemake_script_job(rec: _rec.Recorder, source: bytes) -> ScriptJob | None:
-    """The Snakemake ``script:`` job this process runs (``None``: an ordinary script).
-
-    The module is imported only for a file where Snakemake writes one: this runs at the start
-    of every captured script.
-    """
-    if not rec.script or "/.snakemake/scripts/tmp" not in rec.script:
-        return None
-    from sharklib.capture import snakemake_script
-
-    return snakemake_script.parse(rec.script, source)
 
 
 def _reuse_before_script(rec: _rec.Recorder) -> None:
