@@ -199,10 +199,14 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
     if out_paths:
         where = rec.cwd if script is None or paths.is_ignored(script, rec.ignore) \
             else os.path.dirname(script)
+        # the probe reads git's config files itself: sharklib's reads, not the run's
+        active, rec.active = rec.active, False
         try:
             git_probe = identity.GitProbe(where)
         except Exception as exc:
             rec.warnings.append(f"git state not recorded: {describe(exc)}")
+        finally:
+            rec.active = active
     # a large output of a run about to be recorded is hashed while it is copied into the
     # store (one read for both); record's put then renames the copy into place
     spooled = _spool_outputs(rec, out_paths, status) if final else {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping
 
@@ -302,9 +303,14 @@ class GitProbe:
         from sharklib.config import BOOKKEEPING_MARK
 
         env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
+        #: the remote read from the repository's config, when that is provably what
+        #: ``git remote -v`` would say: then one ``git`` process instead of two per step
+        self._remote = config_remote(self.root)
+        commands = [["status", "--porcelain=v2", "--branch", "--untracked-files=no", "-z"]]
+        if self._remote is None:
+            commands.append(["remote", "-v"])
         try:
-            for args in (["status", "--porcelain=v2", "--branch", "--untracked-files=no", "-z"],
-                         ["remote", "-v"]):
+            for args in commands:
                 self._procs.append(subprocess.Popen(
                     ["git", "-c", BOOKKEEPING_MARK, *args], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
@@ -334,14 +340,127 @@ class GitProbe:
             except Exception:
                 outputs.append(None)
         self.close()
-        if len(outputs) != 2:
+        if not outputs:
             return info
-        status, remotes = outputs
+        status = outputs[0]
         if status is not None:
             _parse_status(status, info)
-        if remotes is not None:
-            info.remote = _pick_remote(remotes.decode("utf-8", "surrogateescape"))
+        if self._remote is not None:
+            info.remote = self._remote[0]
+        elif len(outputs) == 2 and outputs[1] is not None:
+            info.remote = _pick_remote(outputs[1].decode("utf-8", "surrogateescape"))
         return info
+
+
+_SECTION = re.compile(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"([^"\\]*)")?\s*\]$')
+_KEY = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(.*))?$")
+#: configuration that can change what ``git remote -v`` prints beyond a plain ``url =``
+_UNSURE = ("include", "insteadof")
+
+
+def config_remote(root: str) -> tuple[str | None] | None:
+    """``(url,)``: what :func:`_pick_remote` would take from ``git remote -v``, read from the
+    repository's config file without starting ``git``; None when that is not certain.
+
+    Certain means: no ``GIT_*`` variable that moves the repository or its config, the
+    ``.git`` directory (or the ``gitdir:`` file of a worktree and its ``commondir``) found,
+    no ``config.worktree``, no legacy ``remotes/``/``branches/`` files, a config with no
+    ``include``/``insteadOf`` and only plain values for ``url``, and no user or system
+    config (the usual places) that mentions remotes, includes or URL rewriting. Anything
+    else keeps the ``git remote -v`` process, so the recorded remote never differs.
+    """
+    if any(k.startswith(("GIT_CONFIG", "GIT_DIR", "GIT_COMMON_DIR", "GIT_WORK_TREE"))
+           for k in os.environ):
+        return None
+    gitdir = _git_dir(root)
+    if gitdir is None or os.path.exists(os.path.join(gitdir, "config.worktree")):
+        return None
+    common = gitdir
+    if any(_foreign(p) for p in (root, gitdir)):
+        return None  # git's "dubious ownership" refusal is git's to make
+    try:
+        with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as fh:
+            common = os.path.join(gitdir, fh.read().strip())
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    for legacy in ("remotes", "branches"):
+        with contextlib.suppress(OSError):
+            if os.listdir(os.path.join(common, legacy)):
+                return None
+    home = os.path.expanduser("~")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    for other in (os.path.join(home, ".gitconfig"), os.path.join(xdg, "git", "config"),
+                  "/etc/gitconfig", "/usr/local/etc/gitconfig"):
+        try:
+            with open(other, encoding="utf-8", errors="replace") as fh:
+                text = fh.read().lower()
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return None
+        if "remote" in text or any(u in text for u in _UNSURE):
+            return None
+    try:
+        with open(os.path.join(common, "config"), encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if any(u in text.lower() for u in _UNSURE):
+        return None
+    urls: dict[str, str] = {}
+    section: tuple[str, str | None] | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("["):
+            m = _SECTION.match(line)
+            if m is None:
+                return None
+            section = (m.group(1).lower(), m.group(2))
+            if section[0].startswith("remote") and (section[0] != "remote" or section[1] is None):
+                return None  # [remote.name] or [remote "a.b"] forms: leave them to git
+            continue
+        if section is None or section[0] != "remote":
+            continue
+        m = _KEY.match(line)
+        if m is None:
+            return None
+        if m.group(1).lower() != "url":
+            continue
+        value = m.group(2)
+        if not value or any(c in value for c in '"\\#;') or raw.rstrip().endswith("\\"):
+            return None
+        assert section[1] is not None
+        urls.setdefault(section[1], value.strip())
+    if "origin" in urls:
+        return (urls["origin"],)
+    return (urls[min(urls)] if urls else None,)
+
+
+def _foreign(path: str) -> bool:
+    try:
+        return os.stat(path).st_uid != os.getuid()
+    except OSError:
+        return True
+
+
+def _git_dir(root: str) -> str | None:
+    """The repository's git directory: ``ROOT/.git``, or where a worktree's ``.git`` file points."""
+    dot = os.path.join(root, ".git")
+    if os.path.isdir(dot):
+        return dot
+    try:
+        with open(dot, encoding="utf-8") as fh:
+            first = fh.readline().strip()
+    except OSError:
+        return None
+    if not first.startswith("gitdir:"):
+        return None
+    target = os.path.join(root, first[len("gitdir:"):].strip())
+    return target if os.path.isdir(target) else None
 
 
 def _parse_status(out: bytes, info: GitInfo) -> None:

@@ -73,3 +73,61 @@ def test_remote_origin_first_else_the_first_remote_with_rewrites(repo: Path) -> 
     _git(repo, "config", "url.https://example.org/.insteadOf", "ex:")
     _git(repo, "remote", "add", "origin", "ex:lab/repo.git")
     assert git_info(str(repo)).remote == "https://example.org/lab/repo.git"  # type: ignore[union-attr]
+
+
+def _two_process_result(path: Path) -> tuple[object, ...] | None:
+    """What the probe recorded before it read remotes from the config: ``git status`` and
+    ``git remote -v``, both asked of git (the old ``GitProbe``)."""
+    from sharklib.common.identity import _parse_status, _pick_remote, project_root
+    from sharklib.model import GitInfo
+
+    root = project_root(str(path))
+    if not os.path.exists(os.path.join(root, ".git")):
+        return None
+    info = GitInfo(root=root)
+    st = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no",
+                         "-z"], cwd=root, capture_output=True)
+    if st.returncode == 0:
+        _parse_status(st.stdout, info)
+    rv = subprocess.run(["git", "remote", "-v"], cwd=root, capture_output=True)
+    if rv.returncode == 0:
+        info.remote = _pick_remote(rv.stdout.decode())
+    return (info.root, info.commit, info.branch, info.dirty, info.remote)
+
+
+def test_remote_read_from_the_config_equals_what_git_remote_says(
+        repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sharklib.common.identity import config_remote
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no user config that mentions remotes
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+    def same(path: Path, one_process: bool = True) -> None:
+        info = git_info(str(path))
+        new = None if info is None else (info.root, info.commit, info.branch, info.dirty,
+                                         info.remote)
+        assert new == _two_process_result(path), path
+        if info is not None and one_process:
+            assert config_remote(info.root) is not None, "read without `git remote -v`"
+
+    same(repo)  # no remote
+    _git(repo, "remote", "add", "zed", "https://example.org/z.git")
+    _git(repo, "remote", "add", "abc", "git@example.org:a.git")
+    _git(repo, "config", "--add", "remote.abc.url", "https://example.org/a2.git")
+    _git(repo, "config", "remote.nourl.fetch", "+refs/heads/*:refs/remotes/nourl/*")
+    same(repo)  # the first remote by name, its first URL
+    (repo / "src" / "a.py").write_text("a = 2\n")
+    same(repo / "src")  # dirty
+    _git(repo, "remote", "add", "origin", "/srv/git/repo.git")
+    _git(repo, "checkout", "-q", "--detach")
+    same(repo)  # origin wins; detached HEAD
+    wt = tmp_path / "wt"
+    _git(repo, "worktree", "add", "-q", "-b", "side", str(wt))
+    same(wt)  # a `.git` file pointing into the main repository's worktrees/
+    _git(repo, "config", "url.https://example.org/.insteadOf", "ex:")
+    same(repo, one_process=False)  # URL rewriting: left to git
+    (tmp_path / "inc").write_text('[remote "origin"]\n\turl = https://other/x\n')
+    _git(repo, "config", "include.path", str(tmp_path / "inc"))
+    same(repo, one_process=False)  # includes: left to git
+    (tmp_path / "nogit").mkdir()
+    same(tmp_path / "nogit")
