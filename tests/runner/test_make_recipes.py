@@ -45,8 +45,8 @@ def _tracer_or_skip() -> None:
         pytest.skip(f"no native tracer may run here ({exc}); such recipes run untraced")
 
 
-def _env() -> dict[str, str]:
-    return step_env()
+def _env(**extra: str) -> dict[str, str]:
+    return step_env(**extra)
 
 
 @pytest.fixture
@@ -218,3 +218,44 @@ def test_a_python_line_chaining_other_commands_is_one_traced_step(project: Path)
     proc = subprocess.run([sharklib, "why", "chained.txt"], cwd=project, env=env,
                           capture_output=True, text=True, timeout=120)
     assert "gen.py" in proc.stdout, proc.stdout  # made within the one step from gen.py
+
+
+# one simple command from the allow-list, nothing that could write a file or hide a command
+PLAIN_LINES = ["mkdir -p out", "mkdir out", "mkdir -p out/a 'b c'", "echo building",
+               "echo 'done: all'", "true", ":", "printf 'done\\n'", "printf '%s\\n' x y",
+               "set -euo pipefail; echo hi", "echo *"]
+# everything else keeps the traced (recorded, reusable) path
+TRACED_LINES = ["echo x > f", "echo x >> log", "printf x>f", "echo $(cat f)", "echo `cat f`",
+                "echo $HOME", "echo ${X}", "FOO=1 echo x", "echo a; rm f", "echo a && cp a b",
+                "echo a | tee f", "true || rm f", "mkdir -m 700 out", "mkdir -p", "/bin/echo x",
+                "./mkdir -p out", "mkdir -p $(OUT)", "(echo a)", "{ echo a; }", "echo 'x",
+                "echo a\nrm f", "cat <<EOF\nx\nEOF", "sort a > b", "cp -r a b", "touch x",
+                "echo a & rm f", "mkdir --mode=700 d", "echo a # > f", "rm -rf out", ""]
+
+
+def test_only_inert_lines_run_plainly() -> None:
+    from sharklib.runner.recipe_shell import runs_plainly
+
+    assert [ln for ln in PLAIN_LINES if not runs_plainly(ln)] == []
+    assert [ln for ln in TRACED_LINES if runs_plainly(ln)] == []
+
+
+def test_inert_lines_run_as_plain_make_runs_them_and_leave_no_record(project: Path) -> None:
+    # before: each `@echo`/`@mkdir -p` was traced on every run and the echo recorded as a step
+    (project / "Makefile").write_text(
+        MAKEFILE + "made/x.txt: nums.txt\n\t@mkdir -p made\n\t@echo building\n\t@true\n"
+        "\techo x >> $$COUNT_FILE; cp nums.txt made/x.txt\n")
+    sharklib = os.path.join(os.path.dirname(sys.executable), "sharklib")
+    outs = []
+    for _ in range(2):
+        shutil.rmtree(project / "made", ignore_errors=True)
+        proc = subprocess.run([sharklib, "env", "--", "make", "-s", "made/x.txt"], cwd=project,
+                              env=_env(), check=True, capture_output=True, text=True,
+                              timeout=120)
+        outs.append(proc.stdout)
+        assert (project / "made" / "x.txt").read_text() == "3\n1\n2\n"
+    assert executed() == ["x"], "the cp step was reused the second time"
+    assert outs == ["building\n", "building\n"]
+    ls = subprocess.run([sharklib, "cache", "ls"], cwd=project, env=_env(COLUMNS="400"), check=True,
+                        capture_output=True, text=True, timeout=120).stdout
+    assert "cp nums.txt" in ls and "echo building" not in ls and "mkdir" not in ls, ls
