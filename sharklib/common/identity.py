@@ -283,9 +283,10 @@ def _artifact(path: str, d: tuple[str, int]) -> Artifact:
 class GitProbe:
     """Commit, branch, dirty state and remote of the repository holding a path, asked of ``git``.
 
-    Two ``git`` processes (``status --porcelain=v2 --branch`` and ``remote -v``)
-    start at once and run while the caller hashes files; :meth:`result` collects
-    them. This replaced GitPython, whose import alone cost ~40 ms and which ran
+    One ``git status --porcelain=v2 --branch`` process starts at once and runs while
+    the caller hashes files; :meth:`result` collects it. The remote is read from the
+    repository's config (:func:`config_remote`), or, when that cannot be certain, a
+    second process (``git remote -v``) runs beside the first. This replaced GitPython, whose import alone cost ~40 ms and which ran
     five ``git`` processes one after the other. ``status`` runs with
     ``GIT_OPTIONAL_LOCKS=0`` so it never writes the index under the user's own
     git commands. No repository (no ``.git`` up from the path) costs a few
