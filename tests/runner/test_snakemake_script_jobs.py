@@ -126,3 +126,5 @@ def test_script_job_is_reused_until_its_script_params_or_input_change(
     show = _run(project, _bin("sharklib"), "show", "out/b.txt").stdout
     assert "scripts/plot.py" in show and ".snakemake" not in show, show
     assert "data/b.txt" in show and "data/a.txt" not in show, show
+    for out in ("out/a.txt", "out/b.txt"):
+        _run(project, _bin("sharklib"), "verify", out)  # the user's script checks out
