@@ -400,6 +400,8 @@ def _finish_run(rec: Recorder, status: int | None) -> Finished:
     # libraries, which an interpreter of a pipeline's own environment may not have).
     signed_by_tracer = bool(rec.session) and os.environ.get(ENV_SIGNED_BY) == rec.session
     no_sidecar = _logs_outside_the_project(rec, run)
+    if rec.no_sidecar:
+        no_sidecar |= frozenset(o.path for o in run.outputs if o.path in rec.no_sidecar)
     if not signed_by_tracer:
         _summary_before_signing(rec, run, tree, no_sidecar)
     sidecars = [] if signed_by_tracer else sign(run, no_sidecar)

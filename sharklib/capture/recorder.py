@@ -195,6 +195,10 @@ class Recorder:
         self.outputs: dict[str, PendingOutput] = {}
         self.open_outputs: list[PendingOutput] = []
         self.temporaries: list[str] = []
+        #: outputs that get no sidecar beside them (signed by digest in the statement): the
+        #: part files of a dataset directory, which its readers take wholesale (pyarrow,
+        #: polars), so a ``.intoto.jsonl`` there would be read as one more part and fail
+        self.no_sidecar: set[str] = set()
         self.removed: list[str] = []
         self.downloads: list[Download] = []
         self.connects: list[str] = []
@@ -580,6 +584,15 @@ class Recorder:
             self.pre_digests[p] = (ABSENT_SHA256, 0)
         except OSError:
             pass
+
+    def dataset_part(self, path: Any) -> None:
+        """A file written into a dataset directory: an output, but no sidecar beside it."""
+        try:
+            p = self.canonical(path)
+            if p is not None:
+                self.no_sidecar.add(p)
+        except Exception as exc:
+            self._fail(exc)
 
     def closed(self, path: Any) -> None:
         """A written file was finished."""

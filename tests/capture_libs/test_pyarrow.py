@@ -219,3 +219,29 @@ def test_a_file_added_to_a_dataset_directory_runs_the_step_again(tmp_path: Path)
     pq.write_table(_table([2]), project / "parts" / "b.parquet")
     assert _sharklib_run(project).stdout == "2\n"
     assert executed() == ["ran"]
+
+
+def test_a_written_dataset_directory_gets_no_sidecars_and_reads_back(tmp_path: Path) -> None:
+    """Readers take a dataset folder wholesale: a ``.intoto.jsonl`` in it was read as a part
+    file ("Parquet magic bytes not found"), in the next step and in plain Python alike."""
+    project = _project(tmp_path)
+    (project / "write.py").write_text(COUNT + """\
+import pyarrow as pa
+import pyarrow.parquet as pq
+t = pa.table({"k": [1, 1, 2], "x": [1, 2, 3]})
+pq.write_to_dataset(t, "parts", partition_cols=["k"], basename_template="p-{i}.parquet")
+print("written")
+""")
+    (project / "read.py").write_text(
+        'import pyarrow.dataset as ds\n'
+        'print(ds.dataset("parts", partitioning="hive").to_table()["x"].to_pylist())\n')
+    assert _sharklib_run(project, "write.py").stdout == "written\n"
+    parts = sorted(p.relative_to(project).as_posix() for p in (project / "parts").rglob("*")
+                   if p.is_file())
+    assert parts == ["parts/k=1/p-0.parquet", "parts/k=2/p-0.parquet"]
+    assert _sharklib_run(project, "read.py").stdout == "[1, 2, 3]\n"
+    assert _plain(project, "read.py").stdout == "[1, 2, 3]\n"
+    (project / "parts" / "k=2" / "p-0.parquet").unlink()
+    assert _sharklib_run(project, "write.py").stdout == "written\n"
+    assert executed() == ["ran"], "nothing the step read changed: a reuse restores the part"
+    assert (project / "parts" / "k=2" / "p-0.parquet").exists()

@@ -90,6 +90,7 @@ def _writer(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
                         for name in files:
                             rec.write(os.path.join(d, name))
                             rec.closed(os.path.join(d, name))
+                            rec.dataset_part(os.path.join(d, name))
                 else:
                     rec.write(path)
                     rec.closed(path)

@@ -272,8 +272,12 @@ def _write_dataset(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     result = wrapped(*args, **kwargs)
     with guarded("pyarrow.dataset.write_dataset"):
         if base is not None:
+            rec = recorder()
             for f in written:
-                _written(os.path.join(base, f.lstrip("/")) if base else f)
+                path = os.path.join(base, f.lstrip("/")) if base else f
+                _written(path)
+                if rec is not None:  # read back wholesale: a sidecar there would be a "part"
+                    rec.dataset_part(path)
     return result
 
 
