@@ -221,6 +221,10 @@ class Assembler:
         #: data files the tree appended to before writing them whole: a run that depends on
         #: content no record holds, which a reuse cannot reproduce (``>> build.log``)
         self.appended: dict[str, None] = {}
+        #: when the tree first wrote, truncated or renamed onto each data file: a file read
+        #: before that and written after was edited in place (``sed -i f``, ``sort -o f f``)
+        self.first_write: dict[str, int] = {}
+        self._edited: dict[str, None] = {}
         if root_pid:
             self._start_root(root_pid)
 
@@ -356,6 +360,11 @@ class Assembler:
         cls = self.classify(path)
         if cls == "ignored":
             return
+        if mode == "u":
+            # an update in place reads what the file held, then writes it: both, in that order
+            self._open(d, path, "r", pid, seq)
+            self.seq += 1
+            seq, mode = self.seq, "rw"
         if mode == "r":
             if cls == "data" and path not in d.outputs and path not in d.inputs and \
                     path not in d.code and path not in self.stream_paths:
@@ -366,6 +375,7 @@ class Assembler:
             # appended to before the tree wrote it: what it held is in no record
             self.appended.setdefault(path, None)
         self.last_write[path] = seq
+        self.first_write.setdefault(path, seq)
         out = d.outputs.get(path)
         if out is None:
             out = d.outputs[path] = _Out(seq)
@@ -386,6 +396,7 @@ class Assembler:
         out.writers.clear()
         d.outputs[new] = out
         self.last_write[new] = seq
+        self.first_write.setdefault(new, seq)
         if new in d.removed:
             d.removed.remove(new)
 
@@ -422,6 +433,24 @@ class Assembler:
         self.root.outputs.setdefault(path, _Out(0))
         self.root.streams[path] = stream
 
+    def rewritten_in_place(self) -> dict[str, None]:
+        """Data files a Run read before the tree first wrote them, and the tree wrote after.
+
+        ``sed -i s/a/b/ f`` reads ``f`` and renames a temporary onto it; ``sort -o f f``
+        truncates it; a program opening it ``O_RDWR`` updates it. Inputs are hashed after the
+        command ended, so the digest there is of the new content (the output's own: its lineage
+        would be a cycle), and the content the run really read is in no record. Such a path is
+        recorded as an output only, and the run is never reused. A file the tree wrote first
+        and then read back (a compiler's own object file) is an ordinary output.
+        """
+        found: dict[str, None] = {}
+        for d in self.drafts:
+            for path, seq in d.inputs.items():
+                first = self.first_write.get(path)
+                if first is not None and first > seq:
+                    found.setdefault(path, None)
+        return found
+
     def all_paths(self) -> set[str]:
         paths: set[str] = set()
         for d in self.drafts:
@@ -433,6 +462,7 @@ class Assembler:
     def build(self, digests: dict[str, tuple[str, int]]) -> list[Run]:
         """Runs in the order they finished (upstream before downstream), root last."""
         self._join_pipe_readers()
+        self._edited = self.rewritten_in_place()
         user = _user()
         host = os.uname().nodename  # what socket.gethostname() returns, without importing socket
         env = Environment(platform=platform_label())
@@ -481,7 +511,8 @@ class Assembler:
         inputs: list[Artifact] = []
         warnings = list(d.warnings)
         missing: list[str] = []
-        for path in d.inputs:
+        read = {p: s for p, s in d.inputs.items() if p not in self._edited}
+        for path in read:
             dg = digests.get(path)
             if dg is None:
                 if path not in self.last_write and not (
@@ -495,7 +526,7 @@ class Assembler:
         if missing:
             warnings.append(f"{len(missing)} input(s) were gone before they could be hashed: "
                             + ", ".join(missing[:5]))
-        rewritten = [p for p, s in d.inputs.items() if self.last_write.get(p, 0) > s]
+        rewritten = [p for p, s in read.items() if self.last_write.get(p, 0) > s]
         if rewritten:
             warnings.append(f"{len(rewritten)} input(s) were written again after this run read "
                             "them, so their digest is of the later content: "
@@ -510,7 +541,7 @@ class Assembler:
             finish = out.finished if out.finished != INFINITY else d.ended_seq
             outputs.append(Output(
                 path=path, sha256=dg[0], size=dg[1],
-                inputs=[p for p, s in d.inputs.items() if s < finish and p in digests],
+                inputs=[p for p, s in read.items() if s < finish and p in digests],
                 stream=d.streams.get(path)))  # type: ignore[arg-type]
         code = CodeIdentity()
         arts = [Artifact(path=p, sha256=digests[p][0], size=digests[p][1])

@@ -22,8 +22,10 @@ if TYPE_CHECKING:
     Kind = Literal["fork", "exec", "exit", "open", "rename", "link", "symlink", "unlink",
                    "rmdir", "truncate", "chdir", "connect"]
 
-    #: how a file was opened: read only, write only, both, or appending (``O_APPEND``)
-    Mode = Literal["r", "w", "rw", "a"]
+    #: how a file was opened: read only, write only, both, appending (``O_APPEND``), or
+    #: updating: read-write of a file the open neither created nor truncated, whose old content
+    #: the program may read before changing it (``u``)
+    Mode = Literal["r", "w", "rw", "a", "u"]
 
 #: Put into the command line of a process sharklib starts for its own records (``git -c
 #: sharklib.bookkeeping=true status``, run at a captured script's exit): the tracer leaves such a

@@ -29,6 +29,7 @@ SYSCALLS = ("open,openat,openat2,creat,execve,execveat,rename,renameat,renameat2
             "clone,clone3,fork,vfork")
 CLONE_THREAD = 0x10000
 O_ACCMODE = 3
+O_CREAT, O_EXCL, O_TRUNC = 0o100, 0o200, 0o1000
 O_PATH = 0o10000000
 O_DIRECTORY = 0o200000
 O_APPEND = 0o2000
@@ -292,6 +293,11 @@ class StraceParser:
             mode = {0: "r", 1: "w"}.get(acc, "rw")
             if mode != "r" and flags & O_APPEND:
                 mode = "a"
+            elif mode == "rw" and not flags & O_TRUNC and \
+                    flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL:
+                # read-write of a file it may have found there: an update in place (strace
+                # does not say whether ``O_CREAT`` created it; counted as an update, the safe side)
+                mode = "u"
             if mode == "r" and (flags & O_DIRECTORY or os.path.isdir(path)):  # a listing
                 emit(Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True))
                 return

@@ -292,6 +292,13 @@ def _trace(argv: list[str], backend: str, use_proxy: bool, cwd: str, env: dict[s
         result.uncacheable = (f"it appended to {first}, whose earlier content is in no record"
                               + (f" (and {len(asm.appended) - 1} more)"
                                  if len(asm.appended) > 1 else ""))
+    elif edited := asm.rewritten_in_place():
+        first = next(iter(edited))
+        rel = os.path.relpath(first, cwd)
+        first = first if rel.startswith("..") else rel
+        result.uncacheable = (f"it rewrote its own input {first}, whose earlier content is in "
+                              "no record" + (f" (and {len(edited) - 1} more)"
+                                             if len(edited) > 1 else ""))
     runs = _finish_runs(asm, session, proxy_log if use_proxy else None, result, spool_root)
     result.runs = runs
     if sign:
