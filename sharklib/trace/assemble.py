@@ -221,9 +221,12 @@ class Assembler:
         #: data files the tree appended to before writing them whole: a run that depends on
         #: content no record holds, which a reuse cannot reproduce (``>> build.log``)
         self.appended: dict[str, None] = {}
-        #: when the tree first wrote, truncated or renamed onto each data file: a file read
-        #: before that and written after was edited in place (``sed -i f``, ``sort -o f f``)
+        #: when the tree first replaced each data file's content (created or truncated it,
+        #: renamed onto it): a read before that read content the tree did not make
         self.first_write: dict[str, int] = {}
+        #: data files read while they still held what they held before the tree ran: one the
+        #: tree also wrote was edited in place (``sed -i f``, ``sort -o f f``)
+        self.prior_reads: dict[str, int] = {}
         self._edited: dict[str, None] = {}
         if root_pid:
             self._start_root(root_pid)
@@ -364,8 +367,10 @@ class Assembler:
             # an update in place reads what the file held, then writes it: both, in that order
             self._open(d, path, "r", pid, seq)
             self.seq += 1
-            seq, mode = self.seq, "rw"
+            seq, mode = self.seq, "k"
         if mode == "r":
+            if cls == "data" and path not in self.first_write and path not in self.stream_paths:
+                self.prior_reads.setdefault(path, seq)
             if cls == "data" and path not in d.outputs and path not in d.inputs and \
                     path not in d.code and path not in self.stream_paths:
                 d.inputs[path] = seq
@@ -375,7 +380,8 @@ class Assembler:
             # appended to before the tree wrote it: what it held is in no record
             self.appended.setdefault(path, None)
         self.last_write[path] = seq
-        self.first_write.setdefault(path, seq)
+        if mode in ("w", "rw"):  # not "a", "k", "u": those keep what the file held
+            self.first_write.setdefault(path, seq)
         out = d.outputs.get(path)
         if out is None:
             out = d.outputs[path] = _Out(seq)
@@ -437,19 +443,14 @@ class Assembler:
         """Data files a Run read before the tree first wrote them, and the tree wrote after.
 
         ``sed -i s/a/b/ f`` reads ``f`` and renames a temporary onto it; ``sort -o f f``
-        truncates it; a program opening it ``O_RDWR`` updates it. Inputs are hashed after the
+        opens it for writing first without truncating it, reads it, then truncates it through
+        the descriptor; a program opening it ``O_RDWR`` updates it. Inputs are hashed after the
         command ended, so the digest there is of the new content (the output's own: its lineage
         would be a cycle), and the content the run really read is in no record. Such a path is
         recorded as an output only, and the run is never reused. A file the tree wrote first
         and then read back (a compiler's own object file) is an ordinary output.
         """
-        found: dict[str, None] = {}
-        for d in self.drafts:
-            for path, seq in d.inputs.items():
-                first = self.first_write.get(path)
-                if first is not None and first > seq:
-                    found.setdefault(path, None)
-        return found
+        return {p: None for p in self.prior_reads if p in self.last_write}
 
     def all_paths(self) -> set[str]:
         paths: set[str] = set()

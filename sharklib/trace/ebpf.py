@@ -66,10 +66,11 @@ def _joined(base_raw: bytes, name_raw: bytes) -> str:
 
 #: ``O_APPEND`` (asm-generic fcntl.h): a write that keeps what the file held
 O_APPEND = 0o2000
-#: ``FMODE_CREATED`` (linux/fs.h): the open created the file. A read-write open of a file that
-#: was there updates it in place (its old content is read); ``O_TRUNC`` is not kept in the open
-#: file, so a ``w+`` of an existing file counts as an update too (never reused: the safe side)
+#: ``FMODE_CREATED`` (linux/fs.h): the open created the file. A write-open that neither created
+#: nor truncated it (``O_TRUNC``, which tracer.bpf.c puts back into the flags it reports)
+#: keeps what the file held
 FMODE_CREATED = 0x100000
+O_TRUNC = 0o1000
 
 
 def decode(record: bytes) -> Event | None:
@@ -87,8 +88,8 @@ def decode(record: bytes) -> Event | None:
         mode: Mode = "rw" if aux1 & FMODE_READ and aux1 & FMODE_WRITE else ("w" if aux1 & FMODE_WRITE else "r")
         if mode != "r" and ret & O_APPEND:  # the open file's flags (see tracer.bpf.c)
             mode = "a"
-        elif mode == "rw" and not aux1 & FMODE_CREATED:
-            mode = "u"
+        elif mode != "r" and not aux1 & FMODE_CREATED and not ret & O_TRUNC:
+            mode = "u" if mode == "rw" else "k"
         path = _walked(s0)
         if mode == "r" and stat.S_ISDIR(aux2 & 0xFFFF):  # a listing: an input (see listing_digest)
             return Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True)

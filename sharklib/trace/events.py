@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     Kind = Literal["fork", "exec", "exit", "open", "rename", "link", "symlink", "unlink",
                    "rmdir", "truncate", "chdir", "connect"]
 
-    #: how a file was opened: read only, write only, both, appending (``O_APPEND``), or
-    #: updating: read-write of a file the open neither created nor truncated, whose old content
-    #: the program may read before changing it (``u``)
-    Mode = Literal["r", "w", "rw", "a", "u"]
+    #: how a file was opened: read only, write only, both, appending (``O_APPEND``); or
+    #: keeping what the file held (an open that neither created nor truncated it): write-only
+    #: (``k``), or read-write, an update whose old content the program may read (``u``)
+    Mode = Literal["r", "w", "rw", "a", "k", "u"]
 
 #: Put into the command line of a process sharklib starts for its own records (``git -c
 #: sharklib.bookkeeping=true status``, run at a captured script's exit): the tracer leaves such a

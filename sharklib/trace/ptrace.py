@@ -293,11 +293,11 @@ class StraceParser:
             mode = {0: "r", 1: "w"}.get(acc, "rw")
             if mode != "r" and flags & O_APPEND:
                 mode = "a"
-            elif mode == "rw" and not flags & O_TRUNC and \
+            elif mode != "r" and not flags & O_TRUNC and \
                     flags & (O_CREAT | O_EXCL) != O_CREAT | O_EXCL:
-                # read-write of a file it may have found there: an update in place (strace
-                # does not say whether ``O_CREAT`` created it; counted as an update, the safe side)
-                mode = "u"
+                # a write keeping what a file it may have found there held (strace does not say
+                # whether ``O_CREAT`` created it: counted as kept, the safe side)
+                mode = "u" if mode == "rw" else "k"
             if mode == "r" and (flags & O_DIRECTORY or os.path.isdir(path)):  # a listing
                 emit(Event("open", pid, path=path.rstrip("/") + "/", mode="r", regular=True))
                 return

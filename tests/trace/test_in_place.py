@@ -1,9 +1,10 @@
-"""A traced command that edits a file in place (``sed -i``, an ``O_RDWR`` update) read the
-file's earlier content, which the tracer cannot hash (inputs are hashed after the command ended, when the file holds the new content). The file is recorded as an output
+"""A traced command that edits a file in place (``sed -i``, ``sort -o f f``, an ``O_RDWR``
+update) read the file's earlier content, which the tracer cannot hash (inputs are hashed after
+the command ended, when the file holds the new content). The file is recorded as an output
 only, ``show``/``verify`` of it work (before: "lineage has a cycle"), and the run is never
-reused: plain sed and make redo the edit every time, and so does sharklib. Executions are
-counted through the edited file itself (each run adds one ``+``); a file the tree wrote first
-and then re-read or re-wrote is an ordinary output and still reused.
+reused: plain sed, sort and make redo the edit every time, and so does sharklib. Executions
+are counted through the edited file itself (each run adds one ``+``); a file the tree wrote
+first and then re-read or re-wrote is an ordinary output and still reused.
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def test_sed_i_runs_every_time_and_its_file_shows_and_verifies(backend: str,
     assert _cli("verify", "notes.txt", cwd=proj).returncode == 1
 
 
+def test_sort_o_onto_its_input_runs_every_time(backend: str, tmp_path: Path) -> None:
+    # GNU sort opens nums.txt for writing (no O_TRUNC) before it reads it, then truncates it
+    # through the descriptor: the write-open keeps the content the read then sees
+    proj = _project(tmp_path)
+    (proj / "nums.txt").write_text("3\n1\n")
+    _runs_every_time(["sort", "-n", "-o", "nums.txt", "nums.txt"], proj, backend)
+    (proj / "nums.txt").write_text("9\n5\n")
+    r = Step(["sort", "-n", "-o", "nums.txt", "nums.txt"], cwd=proj, capture="trace",
+             backend=backend).run()
+    assert not r.reused and (proj / "nums.txt").read_text() == "5\n9\n"
+    out = _cli("show", "nums.txt", cwd=proj)
+    assert out.returncode == 0 and "cycle" not in out.stdout + out.stderr, out.stderr
+
+
 def test_an_o_rdwr_update_runs_every_time(backend: str, tmp_path: Path,
                                           cprog: Callable[[str], str]) -> None:
     proj = _project(tmp_path)
@@ -77,7 +92,7 @@ def test_a_file_the_tree_made_and_then_rewrites_is_an_ordinary_output(
     proj = _project(tmp_path)
     prog = cprog("update")
     line = (f"rm -f own.txt made.txt; {prog} made.txt new; {prog} made.txt; "
-            "cat notes.txt > own.txt; sed -i s/a/b/ own.txt")
+            "cat notes.txt > own.txt; sed -i s/a/b/ own.txt; sort -o own.txt own.txt")
     first = Step(["sh", "-c", line], cwd=proj, capture="trace", backend=backend).run()
     assert first.exit_status == 0 and not first.reused
     again = Step(["sh", "-c", line], cwd=proj, capture="trace", backend=backend).run()

@@ -43,6 +43,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define AT_FDCWD_ -100
 #define O_PATH_ 010000000
+#define O_TRUNC_ 01000
 
 /* x86_64 syscall numbers */
 #define NR_open 2
@@ -390,7 +391,26 @@ int BPF_PROG(on_exit, struct task_struct *p)
 
 /* ---- syscalls, at exit ---- */
 
-static __always_inline int on_open(long ret)
+/* O_TRUNC as the call asked it: the kernel drops it from the open file's f_flags */
+static __always_inline u32 asked_trunc(long nr, struct pt_regs *regs)
+{
+	u64 flags = 0;
+	switch (nr) {
+	case NR_creat:
+		return O_TRUNC_;
+	case NR_open:
+		flags = regs->si; break;
+	case NR_openat:
+		flags = regs->dx; break;
+	case NR_openat2: /* struct open_how starts with its u64 flags */
+		if (bpf_probe_read_user(&flags, sizeof flags, (void *)regs->si))
+			flags = 0;
+		break;
+	}
+	return flags & O_TRUNC_;
+}
+
+static __always_inline int on_open(long nr, struct pt_regs *regs, long ret)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
 	struct file *f = fd_file(task, ret);
@@ -416,8 +436,9 @@ static __always_inline int on_open(long ret)
 		return 0;
 	s->ev.aux1 = BPF_CORE_READ(f, f_mode);
 	s->ev.aux2 = BPF_CORE_READ(f, f_inode, i_mode);
-	/* for an open, user space reads the file's flags (O_APPEND) here, not the descriptor */
-	s->ev.ret = BPF_CORE_READ(f, f_flags);
+	/* for an open, user space reads the file's flags (O_APPEND) here, not the descriptor,
+	 * with O_TRUNC put back when the call asked for it (a write that keeps the old content) */
+	s->ev.ret = BPF_CORE_READ(f, f_flags) | asked_trunc(nr, regs);
 	struct path fp = BPF_CORE_READ(f, f_path);
 	u32 end = walk(&fp, 0);
 	s->ev.len[0] = end & 0xffff;
@@ -523,7 +544,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
 		if (ret < 0)
 			return 0;
-		return on_open(ret);
+		return on_open(nr, regs, ret);
 	case NR_chdir: case NR_fchdir:
 		if (ret < 0)
 			return 0;
