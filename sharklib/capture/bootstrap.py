@@ -251,6 +251,11 @@ def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> N
     hooks.patch_os_open()
     hooks.patch_os_write()
     hooks.patch_os_stat()
+    with contextlib.suppress(Exception):
+        from sharklib.capture import envreads
+        from sharklib.common.identity import project_root
+
+        envreads.install(project_root(rec.cwd), code_text=rec.code_text is not None)
     hooks.patch_exit(save_at_exit)
     hooks.install_fork_handler(_before_fork, _after_fork_in_child)
     if sigterm:

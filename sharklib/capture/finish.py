@@ -311,6 +311,7 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         warnings=list(rec.warnings),
         stdin=rec.read_stdin,
         probes=probes,
+        variables_read=dict(rec.env_reads),
     )
     return run, kept
 

@@ -211,6 +211,10 @@ class Recorder:
         #: stream (pipe, terminal, socket) once the script read one: such a run is not reused
         self.stdin_kind: str | None = None
         self.read_stdin: str | None = None
+        #: environment variables the user's own code read, name -> digest of the value then
+        #: (:mod:`sharklib.capture.envreads`), and those it set itself (not inputs after that)
+        self.env_reads: dict[str, str] = {}
+        self.env_set: set[str] = set()
         #: the summary line was already written (into a redirected stderr, before signing it)
         self.summary_written = False
         #: why a run that could have been cached was not, for the summary line
@@ -726,6 +730,22 @@ class Recorder:
         child.modules_at_start = self.modules_at_start
         child.project = self.project
         return child
+
+    def env_read(self, name: str, value: str | None) -> None:
+        """The script's own code read ``name``: the first value it saw is an input."""
+        if name in self.env_reads or name in self.env_set or not isinstance(name, str):
+            return
+        try:
+            from sharklib.common.envread import value_digest
+
+            self.env_reads[name] = value_digest(name, value)
+        except Exception as exc:
+            self._fail(exc)
+
+    def env_written(self, name: str) -> None:
+        """The process set or removed ``name``: later reads see its own value, not an input."""
+        if isinstance(name, str):
+            self.env_set.add(name)
 
     def stdin_read(self) -> None:
         """The script read its standard input (a redirected file is an input like any other)."""

@@ -92,6 +92,19 @@ def merge_probes(first: str | None, then: str) -> str:
     return probe_text(both) if both else first
 
 
+def variables_from(data: Any) -> dict[str, str]:
+    """``{name: digest}`` of the environment variables a run read, as recorded (None: none).
+
+    ValueError for anything else: a record is never half believed.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ValueError("variables_read is not a map of names to digests")
+    return dict(data)
+
+
 class _Record:
     """Plain data: equality and repr over ``_fields`` (what ``@dataclass`` would generate)."""
 
@@ -435,16 +448,18 @@ class Run(_Record):
     ``probes`` maps a path the run asked about without reading it (exists, stat, is_file),
     before it wrote that path itself, to what it saw (:func:`probe_text`): an input as
     much as a file read is, since the script may have taken another branch.
+    ``variables_read`` maps an environment variable the user's own code read to a digest of
+    the value it saw (:mod:`sharklib.common.envread`; never the value): a reuse needs the same.
     """
 
     __slots__ = ("argv", "backend", "children", "code", "connects", "cwd", "downloads", "ended",
                  "environment", "execs", "exit_status", "host", "inputs", "outputs", "parent",
                  "pid", "probes", "removed", "run_id", "run_key", "started", "stdin",
-                 "temporaries", "user", "warnings")
+                 "temporaries", "user", "variables_read", "warnings")
     _fields = ("run_id", "argv", "cwd", "started", "ended", "exit_status", "user", "host", "pid",
                "backend", "code", "environment", "inputs", "downloads", "outputs", "temporaries",
                "removed", "execs", "connects", "children", "parent", "run_key", "warnings", "stdin",
-               "probes")
+               "probes", "variables_read")
     __match_args__ = _fields
 
     def __init__(self, run_id: str, argv: list[str], cwd: str, started: float,
@@ -457,7 +472,8 @@ class Run(_Record):
                  connects: list[str] | None = None, children: list[str] | None = None,
                  parent: str | None = None, run_key: str | None = None,
                  warnings: list[str] | None = None, stdin: str | None = None,
-                 probes: dict[str, str] | None = None) -> None:
+                 probes: dict[str, str] | None = None,
+                 variables_read: dict[str, str] | None = None) -> None:
         self.run_id = run_id
         self.argv = redact_argv(argv)  # the program got the real ones; no record holds secrets
         self.cwd = cwd
@@ -483,6 +499,7 @@ class Run(_Record):
         self.warnings = [] if warnings is None else warnings
         self.stdin = stdin
         self.probes = {} if probes is None else probes
+        self.variables_read = {} if variables_read is None else variables_read
 
     @property
     def duration(self) -> float | None:
@@ -518,6 +535,8 @@ class Run(_Record):
             # only when there are some: a record without probes reads as before
             **({"probes": [[encode_path(p), t] for p, t in self.probes.items()]}
                if self.probes else {}),
+            # only when there are some: a record without them reads (and verifies) as before
+            **({"variables_read": dict(self.variables_read)} if self.variables_read else {}),
         }
 
     @classmethod
@@ -553,6 +572,7 @@ class Run(_Record):
             warnings=list(d.get("warnings", [])),
             stdin=d["stdin"] if isinstance(d.get("stdin"), str) else None,
             probes=probes_from(d.get("probes")),
+            variables_read=variables_from(d.get("variables_read")),
         )
 
     def failure(self) -> str | None:
@@ -606,6 +626,8 @@ class Run(_Record):
             self.downloads.extend(r.downloads)
             self.execs.extend(r.execs)
             self.stdin = self.stdin or r.stdin
+            for name, value_seen in r.variables_read.items():
+                self.variables_read.setdefault(name, value_seen)
             self.environment.distributions.update(r.environment.distributions)
             for p, t in r.probes.items():
                 self.probes[p] = merge_probes(self.probes.get(p), t)

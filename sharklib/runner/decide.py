@@ -199,16 +199,20 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
               pins: Mapping[str, str] | None, cwd: str | None = None,
               run_id: str = "", signers: Sequence[str] | None = None,
               trusted: Container[str] | None = None,
-              probes: Sequence[tuple[str, str]] = ()) -> Accepted | str:
+              probes: Sequence[tuple[str, str]] = (),
+              variables: Mapping[str, str] | None = None) -> Accepted | str:
     """THE reuse decision, for the planner, the run and ``--explain`` alike.
 
     ``inputs``/``modules`` are the recorded ``(path, sha256)`` (relative to
     ``root`` when inside it), ``now`` the digests of those files on disk now
     (absolute path to ``(sha256, ...)``; a file absent there is missing);
     ``probes`` the recorded ``(path, answer)`` of files the run asked about
-    without reading them, each looked at now (one ``stat``). The answer is
-    :class:`Accepted`, or the first reason, in words, why the past run does not
-    count: the first changed input, then probe, then code, then environment,
+    without reading them, each looked at now (one ``stat``); ``variables`` the
+    environment variables the past run's own code read (name to
+    :func:`sharklib.common.envread.value_digest`, compared with this process's
+    environment). The answer is :class:`Accepted`, or the first reason, in words,
+    why the past run does not count: the first changed input, then probe, then code,
+    then variable, then environment,
     then downloads, then (when ``trusted`` is given) an entry whose attestation
     names no key trusted for reuse (:func:`signer_reason`). The signature itself is
     checked by :func:`sharklib.runner.proof.prove` before anything is restored.
@@ -230,6 +234,13 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
         reason = file_reason(full, sha, None if got is None else got[0], code=True, cwd=cwd)
         if reason is not None:
             return reason
+    if variables:
+        from sharklib.common.envread import variable_reason
+
+        for name, seen in variables.items():
+            reason = variable_reason(name, seen, os.environ)
+            if reason is not None:
+                return reason
     dist = distributions_differ(distributions) if distributions else None
     if dist is not None:
         return f"environment changed: {dist}"
@@ -256,7 +267,8 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                      (data.get("environment") or {}).get("distributions") or {},
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
                      cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
-                     trusted=trusted_key_ids(), probes=entry.probes)
+                     trusted=trusted_key_ids(), probes=entry.probes,
+                     variables=data.get("variables_read"))
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,

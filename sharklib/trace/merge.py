@@ -70,6 +70,8 @@ def merge_python(traced: Run, py: Run, owns_top: bool) -> None:
 
     for path, answer in py.probes.items():  # what the Python process asked without reading
         traced.probes[path] = merge_probes(traced.probes.get(path), answer)
+    for name, value_seen in py.variables_read.items():  # what its own code read is an input
+        traced.variables_read.setdefault(name, value_seen)
     have_dl = {(d.url, d.sha256) for d in traced.downloads}
     traced.downloads.extend(d for d in py.downloads if (d.url, d.sha256) not in have_dl)
     traced.backend = "merged"
