@@ -250,6 +250,12 @@ def on_reuse(db: sqlite3.Connection, run_id: str, at: float, saved: float) -> No
     on_reuses(db, [(run_id, saved)], at)
 
 
+# a run's uses: the totals ``runs`` keeps from older sharklibs plus its ``run_uses`` row
+_USE_TOTALS = ("r.run_id, r.entry, r.uses + COALESCE(u.uses, 0), r.saved + COALESCE(u.saved, 0), "
+               "MAX(r.last_used, COALESCE(u.last_used, 0)) FROM runs r "
+               "LEFT JOIN run_uses u ON u.run_id = r.run_id")
+
+
 def on_reuses(db: sqlite3.Connection, used: list[tuple[str, float]], at: float) -> None:
     """One ``ledger_reuses`` row per ``(run_id, saved wall seconds)``, by this user. Never raises.
 
@@ -312,8 +318,7 @@ def catch_up(db: sqlite3.Connection) -> int:
             part = missing[i:i + _BATCH]
             marks = ",".join("?" * len(part))
             for rid, text, uses, saved, last_used in db.execute(
-                    "SELECT run_id, entry, uses, saved, last_used FROM runs "
-                    f"WHERE run_id IN ({marks})", part).fetchall():
+                    f"SELECT {_USE_TOTALS} WHERE r.run_id IN ({marks})", part).fetchall():
                 try:
                     data = json.loads(text)
                     if str(data["run"]["run_id"]) != rid:

@@ -254,10 +254,12 @@ def test_a_reuse_replays_what_the_script_printed_not_sharklibs_warnings(
     (project / "w.py").write_text("import sys\nopen('o.txt', 'w').write('w')\n"
                                   "print('to stderr', file=sys.stderr)\n")
     shark(project, "run", "w.py")
+    from sharklib.cache.runcache import RunCache
+    from tests.cache.conftest import tamper_object
+
     digest = hashlib.sha256(b"w").hexdigest()
-    obj = shark_home / "cache" / "objects" / digest[:2] / digest
-    obj.chmod(0o644)
-    obj.write_bytes(b"corrupt")
+    with RunCache(shark_home / "cache") as cache:  # a file, or a row of the small-object pack
+        tamper_object(cache.store, digest, b"corrupt")
     (project / "o.txt").unlink()
     recheck = shark(project, "run", "w.py")  # the object is quarantined, the script runs
     assert "does not match its digest" in recheck.stderr, recheck.stderr
