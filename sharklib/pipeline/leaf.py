@@ -179,7 +179,7 @@ def keep_worker_state() -> None:
         import atexit
         from multiprocessing import util
 
-        from sharklib.runner.caches import kept_open
+        from sharklib.runner.opencaches import kept_open
         from sharklib.trace.service import shared_tracing
 
         stack = contextlib.ExitStack()

@@ -16,11 +16,11 @@ from typing import Literal
 from sharklib.pipeline.bulk import paused_gc
 from sharklib.pipeline.stages import Stage
 from sharklib.pipeline.state import Placed, in_place
-from sharklib.runner.stage import Plan
+from sharklib.runner.planner import Plan
 
 Action = Literal["reuse", "run"]
 
-#: A stage's plan is the runner's :class:`~sharklib.runner.stage.Plan` itself (``action``
+#: A stage's plan is the runner's :class:`~sharklib.runner.planner.Plan` itself (``action``
 #: ``reuse`` or ``run``, ``skip`` filled in by :func:`propagate`): one object per stage,
 #: not a copy of each of 10,000 of them.
 StagePlan = Plan

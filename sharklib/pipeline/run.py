@@ -273,7 +273,7 @@ def _note_reused(pipe: Pipeline) -> None:
         return
     try:
         from sharklib.cache.runcache import RunCache
-        from sharklib.runner.stage import project_root
+        from sharklib.runner.stagekey import project_root
 
         # the cache the stages were planned against: the project's, found as the runner finds it
         with RunCache.from_env(project_root(pipe.docdir)) as cache:
@@ -314,7 +314,7 @@ def _execute(jobs: dict[int, LeafJob], deps: dict[int, set[int]], executor: Exec
         return {}, set()
     from sharklib.pipeline.executors import schedule
     from sharklib.pipeline.progress import LiveProgress
-    from sharklib.runner.caches import kept_open
+    from sharklib.runner.opencaches import kept_open
     from sharklib.trace.service import shared_tracing
 
     workers = n or os.cpu_count() or 1

@@ -14,14 +14,14 @@ from sharklib._lazy import lazy_attributes
 
 TYPE_CHECKING = False  # no ``typing`` at run time
 
-_WHERE = {"RunResult": "command", "run_command": "command", "Plan": "stage",
-          "StageSpec": "stage", "plan_command": "stage", "plan_commands": "stage"}
+_WHERE = {"RunResult": "command", "run_command": "command", "Plan": "planner",
+          "StageSpec": "planner", "plan_command": "planner", "plan_commands": "planner"}
 
 __all__ = ["Plan", "RunResult", "StageSpec", "plan_command", "plan_commands", "run_command"]
 
 if TYPE_CHECKING:
     from sharklib.runner.command import RunResult, run_command
-    from sharklib.runner.stage import Plan, StageSpec, plan_command, plan_commands
+    from sharklib.runner.planner import Plan, StageSpec, plan_command, plan_commands
 
 
 # loaded on first use: a captured script's reuse check imports sharklib.runner.reuse only

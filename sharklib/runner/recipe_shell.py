@@ -442,10 +442,10 @@ def _remember(runs: list[Run]) -> None:
     """Keep the recorded step's observed dependencies for make (runner.makedeps)."""
     import contextlib
 
-    from sharklib.runner import makedeps, stage
+    from sharklib.runner import makedeps, stagekey
 
     with contextlib.suppress(Exception):
-        root = stage.project_root(os.getcwd())
+        root = stagekey.project_root(os.getcwd())
         top = runs[0]
         if len(runs) > 1:
             import copy

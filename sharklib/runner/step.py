@@ -43,12 +43,12 @@ class Step:
                  capture: CaptureMode = "auto", env_tag: str | None = None,
                  pins: Mapping[str, str] | None = None, backend: str = "auto",
                  use_proxy: bool = False, python_capture: bool = True) -> None:
-        from sharklib.runner import stage
+        from sharklib.runner import stagekey
 
         self.command = argv
         self.shell = shell
         self.cwd = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
-        self.argv = stage.command_argv(argv, shell)
+        self.argv = stagekey.command_argv(argv, shell)
         self.env = dict(os.environ if env is None else env)
         self.capture = capture
         self.env_tag = env_tag
@@ -71,21 +71,21 @@ class Step:
         """(run key parts, project root): what must be equal for a past run to count."""
         if self._key is None:
             from sharklib.common.identity import allowed_variables
-            from sharklib.runner import caches, stage
+            from sharklib.runner import opencaches, stagekey
 
             base, env_tag, run_cwd = self.env, self.env_tag, self.cwd
             # the key holds the variables the command runs with, not this (worker) process's
             variables = tuple(allowed_variables(base).items())
-            environment = caches.memo(("stage-environment", env_tag, variables),
-                                      lambda: stage.stage_environment(env_tag, base))
-            root = caches.memo(("project-root", run_cwd), lambda: stage.project_root(run_cwd))
+            environment = opencaches.memo(("stage-environment", env_tag, variables),
+                                      lambda: stagekey.stage_environment(env_tag, base))
+            root = opencaches.memo(("project-root", run_cwd), lambda: stagekey.project_root(run_cwd))
             if self.keys_stdin and self.inherits_stdin:
                 from sharklib.common.identity import stdin_identity
 
                 fed = stdin_identity()
                 if fed is not None:
                     environment = {**environment, "stdin": fed}
-            self._key = stage.stage_key(self.command, shell=self.shell, cwd=run_cwd,
+            self._key = stagekey.stage_key(self.command, shell=self.shell, cwd=run_cwd,
                                         env_tag=env_tag, environment=environment, root=root,
                                         path=base.get("PATH", os.defpath))
         return self._key
@@ -101,7 +101,7 @@ class Step:
         if not self.shell:
             resolve_program(self.argv[0], self.env, self.cwd)
             return
-        from sharklib.runner.stage import simple_command_program
+        from sharklib.runner.stagekey import simple_command_program
 
         program = simple_command_program(self.command)
         if program is not None:
@@ -139,7 +139,7 @@ class Step:
            single Python command) and it succeeded.
         """
         from sharklib.launch import LaunchError, say
-        from sharklib.runner import caches, command, reuse, stage
+        from sharklib.runner import command, opencaches, reuse, stagekey
 
         try:
             self.resolve()
@@ -163,7 +163,7 @@ class Step:
             self._key = None
         caching = use_cache and self.capture != "none" and not base.get(ENV_NO_CACHE)
         key_parts, root = self.key()
-        cache = caches.kept(root) if caching else None
+        cache = opencaches.kept(root) if caching else None
         if caching and not rerun:
             decision = reuse.check(key_parts, cwd=self.cwd, root=root, cache=cache,
                                    pins=self.pins)
@@ -211,7 +211,7 @@ class Step:
             else:
                 status, runs = command._run_plain(self.argv, self.cwd, base, mode, stdin, out,
                                                   err)
-                complete = mode == "python" and stage.is_single_python_command(self.command,
+                complete = mode == "python" and stagekey.is_single_python_command(self.command,
                                                                                self.shell)
                 backend = mode
         if traced is not None and not self.report_trace:  # else the caller reports it
@@ -228,7 +228,7 @@ class Step:
             _discard_spooled(traced)  # copies of large outputs made for a record not taken
         if caching and complete and status is not None:
             # a failed step is only noted in the ledger (`sharklib log --status failed`)
-            agg = stage.aggregate(runs, argv=self.argv, cwd=self.cwd, started=started,
+            agg = stagekey.aggregate(runs, argv=self.argv, cwd=self.cwd, started=started,
                                   ended=ended, exit_status=status, run_key=key_parts.digest(),
                                   inherited=command._stream_files(stdout, stderr))
             try:

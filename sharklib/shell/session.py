@@ -477,16 +477,16 @@ class Shell:
         reused ``ls`` would show yesterday's files, and a reused ``python plot.py
         --show`` would show no window at all.
         """
-        from sharklib.runner import caches, stage
+        from sharklib.runner import opencaches, stagekey
 
         try:
-            root = stage.project_root(cwd)
-            environment = caches.memo(("shell-environment", tag, tuple(sorted(env.items()))),
-                                      lambda: stage.stage_environment(tag, env))
-            key, root = stage.stage_key(argv, shell=False, cwd=cwd, env_tag=tag,
+            root = stagekey.project_root(cwd)
+            environment = opencaches.memo(("shell-environment", tag, tuple(sorted(env.items()))),
+                                      lambda: stagekey.stage_environment(tag, env))
+            key, root = stagekey.stage_key(argv, shell=False, cwd=cwd, env_tag=tag,
                                         environment=environment, root=root,
                                         path=env.get("PATH", os.defpath))
-            cache = caches.kept(root) or self.snapshots.cache
+            cache = opencaches.kept(root) or self.snapshots.cache
             return any(entry.outputs() for entry in cache.candidates(key.digest()))
         except Exception:  # no reuse then; the command runs and is recorded
             return False
@@ -680,7 +680,7 @@ class _Completer:
 @contextlib.contextmanager
 def _session_services() -> Iterator[None]:
     """Keep the tracer loaded and the run cache open for the whole session (not per line)."""
-    from sharklib.runner.caches import kept_open
+    from sharklib.runner.opencaches import kept_open
     from sharklib.trace.service import shared_tracing
 
     with shared_tracing(), kept_open():

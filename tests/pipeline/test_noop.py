@@ -1,7 +1,7 @@
 """A re-run of an unchanged pipeline executes nothing, and stays exact when something changes.
 
 The real CLI, runner and Python capture; the plan comes from the index's reuse facts and the
-stat signatures kept in them (see sharklib.runner.stage.plan_commands).
+stat signatures kept in them (see sharklib.runner.planner.plan_commands).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from sharklib.config import cache_dir
 from sharklib.errors import StoreError
 from sharklib.hashing import statcache
 from sharklib.runner import plan_command, plan_commands, run_command
-from sharklib.runner.stage import Plan, StageSpec, _mark_on_disk, stage_key, stage_keys
+from sharklib.runner.planner import Plan, StageSpec, _mark_on_disk, stage_keys
+from sharklib.runner.stagekey import stage_key
 
 PY = shlex.quote(sys.executable)
 

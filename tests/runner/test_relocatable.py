@@ -126,7 +126,7 @@ def test_an_import_stage_key_does_not_hold_the_interpreter_path(tmp_path: Path) 
                        (tmp_path / "b" / "c" / "p", tmp_path / "x" / "v2")):
         checkout(src, proj)
         python = make_venv(venv)
-        code = ("import shlex, sys\nfrom sharklib.runner.stage import stage_keys, StageSpec\n"
+        code = ("import shlex, sys\nfrom sharklib.runner.planner import stage_keys, StageSpec\n"
                 "cmd = shlex.join([sys.executable, '-m', 'sharklib.pipeline.fetch', "
                 "'https://example.org/a.csv', 'raw/a.csv'])\n"
                 "print(stage_keys([StageSpec(cmd, '.')])[0][0])\n")

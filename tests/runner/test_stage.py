@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sharklib.runner import plan_command, plan_commands, run_command
-from sharklib.runner.stage import StageSpec, is_single_python_command
+from sharklib.runner.planner import StageSpec
+from sharklib.runner.stagekey import is_single_python_command
 
 PY = shlex.quote(sys.executable)
 
