@@ -197,7 +197,12 @@ def tool_cache_prefixes() -> tuple[str, ...]:
     not writable.
     """
     tmp = os.environ.get("TMPDIR") or "/tmp"
-    return (*TOOL_CACHE_PREFIXES, os.path.join(tmp, "matplotlib-"))
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    # git's own settings: read by git, and by sharklib itself when it names a run's remote
+    # without starting git (common.identity); environment of a tool, never a step's data
+    gitconfig = (os.path.expanduser("~/.gitconfig"), os.path.join(xdg, "git", ""),
+                 "/etc/gitconfig")
+    return (*TOOL_CACHE_PREFIXES, os.path.join(tmp, "matplotlib-"), *gitconfig)
 
 
 def tool_cache_dirs() -> list[str]:

@@ -200,7 +200,8 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
               run_id: str = "", signers: Sequence[str] | None = None,
               trusted: Container[str] | None = None,
               probes: Sequence[tuple[str, str]] = (),
-              variables: Mapping[str, str] | None = None) -> Accepted | str:
+              variables: Mapping[str, str] | None = None,
+              environ: Mapping[str, str] | None = None) -> Accepted | str:
     """THE reuse decision, for the planner, the run and ``--explain`` alike.
 
     ``inputs``/``modules`` are the recorded ``(path, sha256)`` (relative to
@@ -209,8 +210,9 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
     ``probes`` the recorded ``(path, answer)`` of files the run asked about
     without reading them, each looked at now (one ``stat``); ``variables`` the
     environment variables the past run's own code read (name to
-    :func:`sharklib.common.envread.value_digest`, compared with this process's
-    environment). The answer is :class:`Accepted`, or the first reason, in words,
+    :func:`sharklib.common.envread.value_digest`, compared with ``environ``: the
+    environment the step will run with, this process's by default; a pipeline worker
+    deciding for a stage passes the stage's). The answer is :class:`Accepted`, or the first reason, in words,
     why the past run does not count: the first changed input, then probe, then code,
     then variable, then environment,
     then downloads, then (when ``trusted`` is given) an entry whose attestation
@@ -238,7 +240,7 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
         from sharklib.common.envread import variable_reason
 
         for name, seen in variables.items():
-            reason = variable_reason(name, seen, os.environ)
+            reason = variable_reason(name, seen, os.environ if environ is None else environ)
             if reason is not None:
                 return reason
     dist = distributions_differ(distributions) if distributions else None
@@ -255,7 +257,8 @@ def judge_run(inputs: list[tuple[str, str]], modules: list[tuple[str, str]],
 
 
 def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | None,
-                pins: Mapping[str, str] | None, cwd: str | None = None) -> Accepted | str:
+                pins: Mapping[str, str] | None, cwd: str | None = None,
+                environ: Mapping[str, str] | None = None) -> Accepted | str:
     """:func:`judge_run` for an index entry, the digests asked of the stat cache."""
     from sharklib.cache.facts import claimed_signers
     from sharklib.runner.proof import trusted_key_ids
@@ -268,11 +271,12 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
                      cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
                      trusted=trusted_key_ids(), probes=entry.probes,
-                     variables=data.get("variables_read"))
+                     variables=data.get("variables_read"), environ=environ)
 
 
 def accept(entry: IndexEntry, root: str, cache: RunCache, policy: str,
-           pins: Mapping[str, str] | None) -> tuple[int, dict[str, int]] | None:
+           pins: Mapping[str, str] | None,
+           environ: Mapping[str, str] | None = None) -> tuple[int, dict[str, int]] | None:
     """Does ``entry`` count as this run? (files checked, downloads by how trusted), or None."""
-    got = judge_entry(entry, root, cache, policy, pins)
+    got = judge_entry(entry, root, cache, policy, pins, environ=environ)
     return None if isinstance(got, str) else (got.checked, got.downloads)

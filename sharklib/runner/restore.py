@@ -272,7 +272,8 @@ def reuse_message(decision: ReuseDecision) -> str:
 
 def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, checked: int,
             downloads: dict[str, int], policy: str, pins: Mapping[str, str] | None = None,
-            warn: Warn | None = None) -> ReuseDecision | None:
+            warn: Warn | None = None,
+            environ: Mapping[str, str] | None = None) -> ReuseDecision | None:
     """Stand in for ``entry`` (accepted on its hint): fetch its streams, restore its outputs.
 
     The hint is only a way to say no cheaply: what is restored is the entry as signed by a
@@ -284,7 +285,7 @@ def restore(entry: IndexEntry, root: str, cache: RunCache, *, started: float, ch
     signed = proof.prove(entry, entry.key, cache, warn or stderr_warn)
     if signed is None:
         return None
-    accepted = decide.accept(signed, root, cache, policy, pins)
+    accepted = decide.accept(signed, root, cache, policy, pins, environ)
     if accepted is None:
         return None
     entry = signed

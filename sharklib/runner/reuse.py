@@ -53,7 +53,8 @@ from sharklib.runner.restore import (  # noqa: F401  (re-exported)
 
 def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None = None,
           policy: str | None = None, pins: Mapping[str, str] | None = None,
-          warn: Warn | None = None) -> ReuseDecision | None:
+          warn: Warn | None = None,
+          environ: Mapping[str, str] | None = None) -> ReuseDecision | None:
     """A past run that can stand in for this one (outputs already restored), or None.
 
     ``cwd`` is accepted for symmetry with the key; what matters is ``root``,
@@ -75,11 +76,12 @@ def check(key_parts: RunKeyParts, *, cwd: str, root: str, cache: RunCache | None
         for batch in (local, None):
             entries = batch if batch is not None else cache.pull_candidates(key, warn)
             for entry in entries:
-                accepted = decide.accept(entry, root, cache, policy, pins)
+                accepted = decide.accept(entry, root, cache, policy, pins, environ)
                 if accepted is not None:
                     decision = restore.restore(entry, root, cache, started=started,
                                                checked=accepted[0], downloads=accepted[1],
-                                               policy=policy, pins=pins, warn=warn)
+                                               policy=policy, pins=pins, warn=warn,
+                                               environ=environ)
                     if decision is not None:  # None: the entry proved nothing (runner/proof.py)
                         return decision
         return None

@@ -166,7 +166,7 @@ class Step:
         cache = opencaches.kept(root) if caching else None
         if caching and not rerun:
             decision = reuse.check(key_parts, cwd=self.cwd, root=root, cache=cache,
-                                   pins=self.pins)
+                                   pins=self.pins, environ=base)
             if decision is not None:
                 if preload is not None:
                     preload.discard()

@@ -221,7 +221,8 @@ def state_tag(vars_text: str, env: dict[str, str], base: dict[str, str], line: s
     call), so ``ls`` after a failed line is still the ``ls`` run before.
     """
     h = hashlib.sha256(vars_text.encode("utf-8", "surrogateescape"))
-    if status and ("$?" in line or "$?" in vars_text):
+    if status and ("$?" in line or any("$?" in t and "__sharklib" not in t
+                                          for t in vars_text.splitlines())):
         h.update(f"\0$?={status}".encode())
     for name in sorted(set(env) | set(base)):
         if env.get(name) != base.get(name) and not _SPECIAL.match(name):

@@ -64,7 +64,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def _run(project: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    env = step_env(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    # a wide terminal: `show` wraps long paths at the width it is given (80 with no terminal)
+    env = step_env(PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+                   COLUMNS="400")
     proc = subprocess.run(list(command), cwd=project, env=env, capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
