@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from sharklib.cache.links import copy_hashing, materialise, reflink, temp_beside
+from sharklib.cache.links import copy_hashing, materialise, reflink, write_beside
 from sharklib.cache.pack import PACK, PACK_MAX, Pack
 from sharklib.cache.store import (
     CacheUnsafe,
@@ -484,16 +484,7 @@ class ContentStore(ObjectStore):
             self.quarantine(sha256)
             raise StoreError(f"object {sha256} does not match its digest (quarantined)",
                              str(self.pack.path))
-        tmp = temp_beside(dest)
-        try:
-            with open(tmp, "r+b") as fh:  # fresh and empty: no O_TRUNC (see links._into)
-                fh.write(data)
-            os.chmod(tmp, 0o444 if read_only else 0o644)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_beside(dest, lambda fh: fh.write(data), read_only)
         return Restored(dest, "copy")
 
     def _same_bytes(self, path: str, sha256: str) -> bool:

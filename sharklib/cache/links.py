@@ -37,6 +37,23 @@ def temp_beside(dest: str) -> str:
     return tmp
 
 
+def write_beside(dest: str, fill: Callable[[BinaryIO], object], read_only: bool) -> None:
+    """Put ``dest`` in place whole: ``fill`` writes a fresh temporary beside it, then a rename.
+
+    A reader never sees a half-written output, and a failure leaves ``dest`` as it was.
+    """
+    tmp = temp_beside(dest)
+    try:
+        with _into(tmp) as fh:
+            fill(fh)
+        os.chmod(tmp, 0o444 if read_only else 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def _into(dst: str) -> BinaryIO:
     """Open the fresh, empty temporary ``dst`` for writing *without* ``O_TRUNC``.
 

@@ -32,7 +32,7 @@ import fsspec
 import zstandard
 
 from sharklib.cache.entry import IndexEntry
-from sharklib.cache.links import temp_beside
+from sharklib.cache.links import write_beside
 from sharklib.cache.store import (
     LinkMode,
     ObjectInfo,
@@ -257,16 +257,7 @@ class RemoteStore(ObjectStore):
 
     def restore(self, sha256: str, dest: str, *, link: LinkMode = "auto",
                 read_only: bool = False) -> Restored:
-        tmp = temp_beside(dest)
-        try:
-            with open(tmp, "r+b") as fh:  # the fresh temp, without O_TRUNC (see links._into)
-                self.copy_to(sha256, fh)
-            os.chmod(tmp, 0o444 if read_only else 0o644)
-            os.replace(tmp, dest)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_beside(dest, lambda fh: self.copy_to(sha256, fh), read_only)
         return Restored(dest, "download")
 
     def read(self, sha256: str) -> bytes:
