@@ -258,10 +258,13 @@ def install(rec: _rec.Recorder, sigterm: bool = False, script: bool = True) -> N
         envreads.install(project_root(rec.cwd), code_text=rec.code_text is not None)
     hooks.patch_exit(save_at_exit)
     hooks.install_fork_handler(_before_fork, _after_fork_in_child)
-    if sigterm:
-        hooks.install_sigterm(save_at_exit, ending)
     record_stream_outputs(rec)
     _install_library_patches()
+    # last: a SIGTERM (a pool's terminate) that lands while the modules above are still being
+    # imported would otherwise save through half-initialised modules; before this line it ends
+    # the process as plain Python does, and nothing has been done that needs recording
+    if sigterm:
+        hooks.install_sigterm(save_at_exit, ending)
     atexit.register(_at_exit)
 
 

@@ -557,10 +557,12 @@ def _discards_session(rec: Recorder) -> bool:
 def _flush_library_patches() -> None:
     """Let the library patches report what is still pending (half-read downloads, open DBs)."""
     libs = sys.modules.get("sharklib.capture.libs")
-    if libs is None:
+    # absent, or still being imported when a signal ended the process: no patch applied yet
+    flush = getattr(libs, "flush", None)
+    if flush is None:
         return
     try:
-        libs.flush()
+        flush()
     except Exception as exc:
         warn_once(f"library patches not flushed: {describe(exc)}")
 

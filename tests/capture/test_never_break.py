@@ -168,3 +168,28 @@ def test_tracebacks_under_env_are_the_interpreters(tmp_path: Path, run_plain) ->
                           sys.executable, "s.py"], cwd=tmp_path, capture_output=True, text=True,
                          env=env, timeout=120)
     assert (cap.returncode, cap.stdout, cap.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+
+
+def test_a_signal_during_the_patch_packages_import_ends_without_a_warning(tmp_path: Path) -> None:
+    """A pool's terminate can land while a spawned worker still imports the library patches.
+
+    The import system then holds a module object with none of its names yet; ending the run
+    from the SIGTERM handler must treat that as "nothing patched", not warn (CI saw the warning
+    from a spawn pool: "partially initialized module 'sharklib.capture.libs' has no attribute
+    'flush'"). The half-imported module is built here the way the import system leaves it.
+    """
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys, types
+        from sharklib.capture import finish
+        sys.modules["sharklib.capture.libs"] = types.ModuleType("sharklib.capture.libs")
+        finish._flush_library_patches()
+        print("ended")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "ended\n"
+    assert done.stderr == ""
