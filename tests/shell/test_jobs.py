@@ -17,6 +17,16 @@ from test_pty import PROMPT, _wait_for_process
 pexpect = pytest.importorskip("pexpect", reason="pexpect is in the test extra: pip install -e '.[test]'")
 
 
+def _has_the_terminal(pid: int) -> bool:
+    """Is ``pid``'s process group the foreground group of its terminal (``tpgid == pgrp``)?"""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[2] == fields[5]
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -40,7 +50,6 @@ def test_jobs_in_a_scripted_session(traced: None, workspace: Path) -> None:
               "fg\n"
               "sleep 30 &\n"
               ":history --all\n")  # the last job is waited for before the session ends
-    start = time.monotonic()
     res = run_shell(ws, script, env)
     assert res.returncode == 0, res.stderr
     err, out = res.stderr, res.stdout
@@ -61,7 +70,6 @@ def test_jobs_in_a_scripted_session(traced: None, workspace: Path) -> None:
     # the `sleep 30 &` left running at the end of the script was waited for, then recorded
     again = run_shell(ws, ":history --all\n", env)
     assert "sleep 30  [inspect; background job]" in again.stdout
-    assert time.monotonic() - start < 250
 
 
 @pytest.mark.timeout(300)
@@ -91,7 +99,11 @@ def test_jobs_at_a_terminal(traced: None, workspace: Path) -> None:
         # fg gives it the terminal: Ctrl-C stops it and not the shell
         child.sendline("fg %1")
         child.expect("sleep 77\r\n")
-        time.sleep(1)
+        # Ctrl-C before the job holds the terminal would reach the shell, which ignores it
+        deadline = time.time() + 60
+        while not _has_the_terminal(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        assert _has_the_terminal(pid)
         child.sendintr()
         child.expect(PROMPT, timeout=30)
         deadline = time.time() + 10
