@@ -162,6 +162,11 @@ def _report(shell: Shell, moved: Moved, what: str) -> None:
     for rel, sha in moved.kept:
         _p(shell, f"  {rel} had been changed outside the shell; that content is kept in the "
                f"store as sha256:{sha[:12]}")
+    if moved.refused:
+        _p(shell, f"  refused {len(moved.refused)} recorded path"
+                  f"{'s' if len(moved.refused) != 1 else ''} outside the workspace or inside "
+                  "a version-control or sharklib directory (the session's records were "
+                  "edited), left as they are: " + ", ".join(moved.refused))
     if moved.unknown:
         _p(shell, f"  {len(moved.unknown)} file{'s' if len(moved.unknown) != 1 else ''} could "
                   "not be restored (their earlier content was never recorded), left as they "

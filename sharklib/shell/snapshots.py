@@ -127,6 +127,8 @@ class Moved:
     removed: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)  # changed outside: (path, sha256)
     unknown: list[str] = field(default_factory=list)
+    #: recorded paths that lead outside the workspace or into .git/, .sharklib/...: left alone
+    refused: list[str] = field(default_factory=list)
 
 
 class Snapshots:
@@ -426,6 +428,9 @@ class Snapshots:
         moved = Moved()
         plan: list[tuple[str, str | None, str | None]] = []
         for rel in paths:
+            if self._place(rel) is None:
+                moved.refused.append(rel)
+                continue
             want = session.state(rel, chain=then)
             have = session.state(rel, chain=now)
             if want == UNKNOWN:
@@ -459,6 +464,29 @@ class Snapshots:
             self._sidecar(path, side_want[rel], want)
         session.set_head(target)
         return moved
+
+    def _place(self, rel: str) -> str | None:
+        """Where a recorded change's path is in the workspace; None when it leads outside it
+        (absolute, ``..``, through a symlinked directory) or into a version-control or
+        scheduler directory.
+
+        The session's records are files in the project, so whoever can write the project
+        can edit them: a move must never write or delete what they name outside it.
+        """
+        from sharklib.runner.proof import private_dir
+        from sharklib.runner.restore import checked_relpath
+
+        try:
+            path = checked_relpath(self.workspace, rel)
+        except StoreError:
+            return None
+        if private_dir(os.path.relpath(path, self.workspace)) is not None:
+            return None
+        root = os.path.realpath(self.workspace)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != root and not parent.startswith(root + os.sep):
+            return None
+        return path
 
     def _restore(self, sha256: str, path: str) -> None:
         if os.path.islink(path):

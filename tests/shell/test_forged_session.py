@@ -1,0 +1,64 @@
+"""A session's records live in the project (``.sharklib/shell/``), where anyone who can write the
+project (a shared folder, a cloned repository) can edit them. ``:undo``/``:checkout`` write and
+delete the paths those records name: a path that leads outside the workspace (``..``, an
+absolute path, a planted symlinked directory) or into ``.git/``/``.sharklib/`` is refused and
+named in one line; nothing outside is deleted or written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from shellkit import run_shell, shell_env
+
+
+@pytest.mark.timeout(300)
+def test_undo_of_a_forged_record_touches_nothing_outside(traced: None, tmp_path: Path) -> None:
+    ws = tmp_path / "project"
+    ws.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    precious = outside / "precious.txt"
+    precious.write_text("keep\n")
+    (ws / "link").symlink_to(outside)  # planted: a directory of the workspace that leads out
+    (ws / ".git").mkdir()
+    env = shell_env()
+    res = run_shell(ws, "echo one > a.txt\necho two > b.txt\n", env)
+    assert res.returncode == 0, res.stderr
+    assert (ws / "a.txt").read_text() == "one\n"
+
+    sdir = ws / ".sharklib" / "shell" / (ws / ".sharklib" / "shell" / "current").read_text().strip()
+    files = sorted((sdir / "commands").glob("*.json"))
+    last = json.loads(files[-1].read_text())
+    content = last["changes"][0]["after"]  # an object the user's store holds: b.txt's bytes
+    forged = dict(last, n=last["n"] + 1, line="true", parent=last["n"], changes=[
+        {"path": "../outside/precious.txt", "before": None, "after": content, "sidecar": None,
+         "size": 4},
+        {"path": str(outside / "abs.txt"), "before": content, "after": None, "sidecar": None,
+         "size": 4},
+        {"path": "link/planted.txt", "before": content, "after": None, "sidecar": None,
+         "size": 4},
+        {"path": ".git/hooks/pre-commit", "before": content, "after": None, "sidecar": None,
+         "size": 4},
+        {"path": "c.txt", "before": None, "after": content, "sidecar": None, "size": 4},
+    ])
+    (sdir / "commands" / f"{forged['n']:06d}.json").write_text(json.dumps(forged))
+    meta = json.loads((sdir / "session.json").read_text())
+    meta["head"] = forged["n"]
+    (sdir / "session.json").write_text(json.dumps(meta))
+    (ws / "c.txt").write_text("two\n")
+
+    res = run_shell(ws, ":undo\n", env)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert precious.read_text() == "keep\n"
+    assert sorted(os.listdir(outside)) == ["precious.txt"]
+    assert not (ws / ".git" / "hooks").exists()
+    assert not (ws / "c.txt").exists()  # the one path inside the workspace was undone
+    refused = [line for line in res.stdout.splitlines() if "refused" in line]
+    assert len(refused) == 1, res.stdout
+    for name in ("../outside/precious.txt", "abs.txt", "link/planted.txt",
+                 ".git/hooks/pre-commit"):
+        assert name in refused[0]
