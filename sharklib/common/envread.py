@@ -72,6 +72,20 @@ def _user_secret() -> bytes:
     return data
 
 
+def user_mac(*parts: bytes) -> str:
+    """An HMAC-SHA256 of ``parts`` under this user's secret, as hex.
+
+    For state sharklib keeps in a project folder and acts on later (a shell session's
+    saved bash state): anyone who can write the folder can edit the file, only this
+    user can make a tag that matches it.
+    """
+    mac = hmac.new(_user_secret(), b"", "sha256")
+    for part in parts:
+        mac.update(len(part).to_bytes(8, "big"))
+        mac.update(part)
+    return mac.hexdigest()
+
+
 def value_digest(name: str, value: str | None) -> str:
     """What is recorded of ``name``'s value: ``unset``, ``sha256:…`` or ``hmac-sha256:…``."""
     if value is None:

@@ -80,23 +80,60 @@ class Shell:
 
         d = self._state_dir()
         os.makedirs(d, exist_ok=True)
-        vars_file = os.path.join(d, "vars.sh")
-        if os.path.exists(vars_file):
-            with open(vars_file, encoding="utf-8", errors="surrogateescape") as f:
-                self.bash.set_vars(f.read())
-            with contextlib.suppress(OSError, ValueError):
-                with open(os.path.join(d, "env.json"), encoding="utf-8") as f:
-                    saved = json.load(f)
-                for name, value in saved.get("set", {}).items():
+        saved = self._read_state(d)
+        if saved is not None:
+            env, text = saved
+            self.bash.set_vars(text.decode("utf-8", "surrogateescape"))
+            with contextlib.suppress(ValueError, AttributeError, TypeError):
+                state = json.loads(env)
+                for name, value in state.get("set", {}).items():
                     self.env[name] = value
-                for name in saved.get("unset", []):
+                for name in state.get("unset", []):
                     self.env.pop(name, None)
-                cwd = os.path.join(self.workspace, saved.get("cwd", "."))
+                cwd = os.path.join(self.workspace, state.get("cwd", "."))
                 if os.path.isdir(cwd):
                     self.cwd = os.path.realpath(cwd)
         else:
             bashstate.seed(self.bash, self.env)
             self._save_state()
+
+    def _state_mac(self, env: bytes, text: bytes) -> str:
+        from sharklib.common.envread import user_mac
+
+        return user_mac(b"sharklib-shell-state-v1", os.fsencode(self.workspace), env, text)
+
+    def _read_state(self, d: str) -> tuple[bytes, bytes] | None:
+        """The saved (env.json, vars.sh) when this user wrote them, else None.
+
+        ``vars.sh`` is sourced before every line and ``env.json`` becomes the lines'
+        environment, and both lie in the project, where whoever can write it (a shared
+        folder, a cloned repository with a ``.sharklib/``) could plant an alias or a
+        ``PATH``: so they carry an HMAC under this user's secret, and state without a
+        matching one is not used (the session resumes with a fresh shell state).
+        """
+        try:
+            with open(os.path.join(d, "vars.sh"), "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            text = b""
+        try:
+            with open(os.path.join(d, "env.json"), "rb") as f:
+                env = f.read()
+            with open(os.path.join(d, "state.mac"), encoding="ascii") as f:
+                mac = f.read().strip()
+        except (OSError, ValueError):
+            mac, env = "", b""
+        import hmac
+
+        if not hmac.compare_digest(mac, self._state_mac(env, text)):
+            self.note("state", f"the saved shell state of session {self.session.id} was not "
+                      "written by you (edited, or from another machine): its variables, "
+                      "aliases and functions are not used; starting from your ~/.bashrc")
+            return None
+        self._saved = (env, text)
+        return env, text
 
     def _save_state(self) -> None:
         import json
@@ -115,6 +152,8 @@ class Shell:
             return
         atomic_write(os.path.join(d, "env.json"), env, fsync=False)
         atomic_write(os.path.join(d, "vars.sh"), text, fsync=False)
+        atomic_write(os.path.join(d, "state.mac"),
+                     self._state_mac(env, text).encode("ascii"), fsync=False)
         self._saved = (env, text)
 
     def _capture_mode(self) -> str:

@@ -7,6 +7,7 @@ Layout under the project's ``.sharklib/shell/``::
     SESSION/commands/000001.json
     SESSION/bash/vars.sh    the shell state after the last finished line
     SESSION/bash/env.json   the exported variables the user changed
+    SESSION/bash/state.mac  an HMAC of both under the user's secret (state without one is not used)
     SESSION/history         readline history
 
 A command's file is written (temporary file, fsync, rename) as soon as it

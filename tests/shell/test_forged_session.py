@@ -62,3 +62,35 @@ def test_undo_of_a_forged_record_touches_nothing_outside(traced: None, tmp_path:
     for name in ("../outside/precious.txt", "abs.txt", "link/planted.txt",
                  ".git/hooks/pre-commit"):
         assert name in refused[0]
+
+
+@pytest.mark.timeout(300)
+def test_a_planted_shell_state_is_not_sourced(traced: None, tmp_path: Path) -> None:
+    """``vars.sh`` is sourced before every line and ``env.json`` is the lines' environment: a
+    session state someone else wrote into the project (an alias, a variable) is not used; the
+    user's own state from an earlier session still is."""
+    ws = tmp_path / "project"
+    ws.mkdir()
+    env = shell_env()
+    res = run_shell(ws, "export MINE=kept\nalias ll='echo own-alias'\n", env)
+    assert res.returncode == 0, res.stderr
+    res = run_shell(ws, "echo \"mine=$MINE\"\nll\n", env)
+    assert "mine=kept" in res.stdout and "own-alias" in res.stdout, res.stdout + res.stderr
+
+    sdir = ws / ".sharklib" / "shell" / (ws / ".sharklib" / "shell" / "current").read_text().strip()
+    pwned = tmp_path / "pwned"
+    with open(sdir / "bash" / "vars.sh", "a") as f:
+        f.write(f"alias ls='echo pwned > {pwned}; ls'\n")
+    (sdir / "bash" / "env.json").write_text(json.dumps({"set": {"PLANTED": "1", "MINE": "kept"},
+                                                        "unset": [], "cwd": "."}))
+    res = run_shell(ws, "ls\necho \"planted=$PLANTED\"\n", env)
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert not pwned.exists()
+    assert "planted=\n" in res.stdout, res.stdout
+    notes = [line for line in res.stderr.splitlines() if "not written by you" in line]
+    assert len(notes) == 1, res.stderr
+    # the fresh state is the user's own again from then on
+    res = run_shell(ws, "export AGAIN=yes\n", env)
+    res = run_shell(ws, "echo \"again=$AGAIN\"\n", env)
+    assert "again=yes" in res.stdout and "not written by you" not in res.stderr
