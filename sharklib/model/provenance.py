@@ -105,9 +105,14 @@ def _artifact_dep(a: Artifact, role: str) -> dict[str, Any]:
     ann: dict[str, Any] = {"role": role, "size": a.size}
     if a.attestation:
         ann["attestation"] = a.attestation
-    # a directory listing (``dir/``) is named ``dir/``, not by the empty name after its slash
-    name = os.path.basename(encode_path(a.path).rstrip("/")) + ("/" if a.path.endswith("/") else "")
-    return {"uri": _file_uri(a.path), "name": name,
+    # a directory listing (``dir/``) is named ``dir/``, not by the empty name after its slash;
+    # the last part is cut by text (``os.path.basename``'s answer, without its cost per input)
+    encoded = encode_path(a.path)
+    if a.path.endswith("/"):
+        name = encoded.rstrip("/").rpartition("/")[2] + "/"
+    else:
+        name = encoded.rpartition("/")[2]
+    return {"uri": "file://" + encoded, "name": name,
             "digest": {"sha256": a.sha256}, "annotations": ann}
 
 

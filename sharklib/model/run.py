@@ -154,12 +154,14 @@ def encode_path(path: str) -> str:
     Valid UTF-8 paths are returned unchanged; others become ``b64:<base64 of the
     raw bytes>`` so that newlines, tabs and invalid UTF-8 survive a round trip.
     """
-    try:
-        path.encode("utf-8")
-        if not path.startswith("b64:"):
+    if not path.startswith("b64:"):
+        if path.isascii():  # valid UTF-8 without encoding it (this runs per file, several times)
             return path
-    except UnicodeEncodeError:
-        pass
+        try:
+            path.encode("utf-8")
+            return path
+        except UnicodeEncodeError:
+            pass
     import base64
 
     return "b64:" + base64.b64encode(os.fsencode(path)).decode("ascii")

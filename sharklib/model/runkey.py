@@ -74,6 +74,19 @@ def canonical_json(value: object) -> bytes:
                       default=str).encode("utf-8", "surrogateescape")
 
 
+#: roots already checked to be normalised (a run's inputs share one or two roots)
+_NORMAL_ROOTS: dict[str, bool] = {}
+
+
+def _normal(root: str) -> bool:
+    known = _NORMAL_ROOTS.get(root)
+    if known is None:
+        if len(_NORMAL_ROOTS) > 256:
+            _NORMAL_ROOTS.clear()
+        known = _NORMAL_ROOTS[root] = root == os.path.normpath(root)
+    return known
+
+
 def relative_to_root(path: str, root: str) -> str:
     """``path`` relative to ``root`` when inside it, else unchanged (absolute).
 
@@ -84,8 +97,7 @@ def relative_to_root(path: str, root: str) -> str:
     """
     if not os.path.isabs(path):
         return path
-    if root.startswith("/") and "/." not in path and "//" not in path and \
-            root == os.path.normpath(root):
+    if root.startswith("/") and "/." not in path and "//" not in path and _normal(root):
         base = root if root == "/" else root + "/"
         if path.startswith(base) and len(path) > len(base):
             return path[len(base):]

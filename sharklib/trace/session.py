@@ -655,8 +655,8 @@ def _sidecar_candidates(paths: list[str]) -> set[str]:
     from sharklib.attest.naming import SUFFIX
 
     by_dir: dict[str, list[str]] = {}
-    for p in dict.fromkeys(paths):
-        by_dir.setdefault(os.path.dirname(p), []).append(p)
+    for p in dict.fromkeys(paths):  # absolute paths: the directory is cut by text
+        by_dir.setdefault(p.rpartition("/")[0] or "/", []).append(p)
     out: set[str] = set()
     for d, group in by_dir.items():
         if len(group) < LIST_DIR_FROM:
@@ -667,7 +667,8 @@ def _sidecar_candidates(paths: list[str]) -> set[str]:
         except OSError:
             out.update(group)
             continue
-        out.update(p for p in group if os.path.basename(p) + SUFFIX in names)
+        if names:  # most data directories hold no sidecar: then no input of theirs is looked at
+            out.update(p for p in group if p.rpartition("/")[2] + SUFFIX in names)
     return out
 
 
