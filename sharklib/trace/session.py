@@ -663,11 +663,13 @@ def _sidecar_candidates(paths: list[str]) -> set[str]:
             out.update(group)  # few: input_attestation's own exists() is cheaper than a listing
             continue
         try:
-            names = {n for n in os.listdir(d) if n.endswith(SUFFIX)}
+            listing = os.listdir(d)
         except OSError:
             out.update(group)
             continue
-        if names:  # most data directories hold no sidecar: then no input of theirs is looked at
+        # most data directories hold no sidecar: one search of the joined names says so
+        if SUFFIX + "\0" in "\0".join(listing) + "\0":
+            names = {n for n in listing if n.endswith(SUFFIX)}
             out.update(p for p in group if p.rpartition("/")[2] + SUFFIX in names)
     return out
 
