@@ -111,10 +111,23 @@ def workloads(root: Path, quick: bool) -> dict[str, tuple[list[str], Path, bool]
     }
 
 
+#: " ".join(argv) + " " + mode -> CPU seconds (user + system) of the whole process tree, per run:
+#: the load-independent figure (wall time on a shared 2-core machine mostly measures the others)
+CPU: dict[str, list[float]] = {}
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_plain(argv: list[str], cwd: Path) -> float:
+    c = _children_cpu()
     t = time.perf_counter()
     subprocess.run(argv, cwd=cwd, env=ENV, stdout=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+    took = time.perf_counter() - t
+    CPU.setdefault(" ".join(argv) + " plain", []).append(_children_cpu() - c)
+    return took
 
 
 def run_strace(argv: list[str], cwd: Path, out: Path, seccomp: bool = False) -> float:
@@ -144,11 +157,13 @@ def run_cli(argv: list[str], cwd: Path, home: Path, mode: str) -> float:
         shutil.rmtree(home / "cache", ignore_errors=True)
     elif mode == "warm":
         env["SHARKLIB_RERUN"] = "1"
+    c = _children_cpu()
     t = time.perf_counter()
     done = subprocess.run([os.path.join(os.path.dirname(PY), "sharklib"), "trace", "--", *argv],
                           cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           check=True)
     took = time.perf_counter() - t
+    CPU.setdefault(" ".join(argv) + " " + mode, []).append(_children_cpu() - c)
     if mode == "reused":
         key = " ".join(argv)
         REUSED[key] = REUSED.get(key, True) and b"reused run of" in done.stderr
@@ -234,7 +249,11 @@ def end_to_end(name: str, argv: list[str], samples: dict[str, list[float]], plai
     if has_strace:
         emit(f"strace --seccomp-bpf -f -e trace=<sharklib's set> -o FILE ({name}) (peer)", "ptrace peer", "plain command", plain,
              med["strace --seccomp-bpf -f"], "(peer, no target)", None)
+    key = " ".join(argv)
+    cpu = {m: statistics.median(CPU[f"{key} {m}"][1:] or CPU[f"{key} {m}"])  # after the warm-up
+           for m in ("plain", "warm")}
     row = [name, f"{plain:.3f}", *(f"{med[m] / plain:.2f}x" for m in ("cold", "warm", "reused")),
+           f"{cpu['warm'] / cpu['plain']:.2f}x" if cpu["plain"] else "-",
            f"{med['strace --seccomp-bpf -f'] / plain:.2f}x" if has_strace else "-",
            target, "-" if ok is None else ("yes" if ok else "NO")]
     return row
@@ -329,13 +348,14 @@ def main() -> int:
             rows.append(row)
             e2e_rows.append(end_to_end(name, argv, samples, plain, root, has_strace))
             print("  measured:", name, flush=True)
-        h = ["workload", "plain s", "trace cold", "trace warm", "trace reused",
+        h = ["workload", "plain s", "trace cold", "trace warm", "trace reused", "warm CPU",
              "strace --seccomp-bpf -f", "target", "met"]
         widths = [max(len(str(r[i])) for r in [h, *e2e_rows]) for i in range(len(h))]
         print()
         print(f"sharklib trace -- CMD, end to end, default mode: median of {runs} interleaved runs after "
               "a warm-up; ratios to plain (cold: empty cache; warm: SHARKLIB_RERUN=1, files seen "
-              "before; reused: same command again)")
+              "before; reused: same command again; warm CPU: user+system time of the whole process "
+              f"tree, the load-independent figure); load average {os.getloadavg()[0]:.1f}")
         for r in [h, *e2e_rows]:
             print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
         header = ["workload", "plain s"]
