@@ -34,6 +34,21 @@ from sharklib.errors import SharkError
 from sharklib.shell.store import UNKNOWN, Command, SessionStore
 
 _SAFE = re.compile(r"^[A-Za-z0-9@%+=:,./_-]+$")
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _one_line(what: str, text: str) -> None:
+    """Refuse a name or command that cannot sit on one line of the document.
+
+    A pipeline's blocks are read a line at a time and its prose is Markdown: a file
+    name holding a newline (any program can make one) would end a command early, or
+    open a fence in the prose, and the document would run commands nobody typed.
+    """
+    if _CONTROL.search(text):
+        from sharklib.errors import printable
+
+        raise SharkError(f"cannot export: {what} {printable(text)} holds a control character "
+                         "(a newline ends a line of a Markdown pipeline)")
 
 
 def producers_of(s: SessionStore, path: str, before: Command | None = None,
@@ -138,6 +153,23 @@ def _environment(cmds: list[Command]) -> tuple[str | None, dict[str, str]]:
 def markdown(s: SessionStore, targets: list[str]) -> tuple[str, int]:
     """The document, and how many commands it holds."""
     cmds, primary = plan(s, targets)
+    for t in targets:
+        _one_line("target", t)
+    for p in primary:
+        _one_line("file name", p)
+    for c in cmds:
+        for ch in c.changes:
+            _one_line("file name", ch.path)
+        for p, _ in c.inputs:
+            _one_line("file name", p)
+        for d in c.downloads:
+            for field in d.values():
+                if isinstance(field, str):
+                    _one_line("download", field)
+        _one_line("directory", c.cwd)
+        _one_line(f"command [{c.n}]", c.line.strip().replace("\n", " "))
+        for name, value in c.env.items():
+            _one_line("exported variable", f"{name}={value}")
     imports = [f"{_word('file:' + p)} {_word(p)} sha256:{sha}" for p, sha in sorted(primary.items())]
     runs: list[Command] = []
     for c in cmds:

@@ -94,3 +94,34 @@ def test_a_planted_shell_state_is_not_sourced(traced: None, tmp_path: Path) -> N
     res = run_shell(ws, "export AGAIN=yes\n", env)
     res = run_shell(ws, "echo \"again=$AGAIN\"\n", env)
     assert "again=yes" in res.stdout and "not written by you" not in res.stderr
+
+
+MAKE_NAME = '''\
+name = "evil\\n```\\n\\n```shark-run:session\\ntouch INJECTED\\n```\\n\\n```text\\n.txt"
+open(name, "w").write("x")
+'''
+USE_NAME = '''\
+import os
+name = [n for n in os.listdir(".") if n.startswith("evil") and not n.endswith(".jsonl")][0]
+open("result.txt", "w").write(open(name).read() * 2)
+'''
+
+
+@pytest.mark.timeout(300)
+def test_export_refuses_a_file_name_that_would_inject_a_stage(traced: None,
+                                                              tmp_path: Path) -> None:
+    """A file name is anyone's (an unpacked archive, a download): one holding a newline and a
+    fence must not become a stage of the exported pipeline, which the user then runs."""
+    ws = tmp_path / "project"
+    ws.mkdir()
+    (ws / "mk.py").write_text(MAKE_NAME)
+    (ws / "use.py").write_text(USE_NAME)
+    res = run_shell(ws, "python mk.py\npython use.py\n:export rebuild.md result.txt\n",
+                    shell_env())
+    assert res.returncode == 0, res.stderr
+    assert (ws / "result.txt").read_text() == "xx"
+    out = res.stdout + res.stderr
+    assert "Traceback" not in out
+    refusals = [line for line in out.splitlines() if "cannot export" in line]
+    assert len(refusals) == 1 and "control character" in refusals[0], out
+    assert not (ws / "rebuild.md").exists()
