@@ -15,10 +15,12 @@ not in it, because nothing TARGET depends on came from them.
 * the interpreter the commands ran Python with, and the distributions they
   imported, become a ``shark-build`` block that the run blocks use;
 * each command is the line as typed (``cd DIR &&`` first when it ran in a
-  sub-directory). ``sharklib pipeline run`` links stages through the paths a
-  line names; a line that reads or writes a file it does not name gets a
-  leading ``: FILE…;`` (the shell's no-op) naming them, so the order holds on
-  the very first run.
+  sub-directory; a command typed over several lines is rebuilt exactly by
+  ``eval "$(printf '%s\\n' LINE…)"``, since a block is read a line at a
+  time). ``sharklib pipeline run`` links stages through the paths a line
+  names; a line that reads or writes a file it does not name gets a leading
+  ``: FILE…;`` (the shell's no-op) naming them, so the order holds on the very
+  first run.
 """
 
 from __future__ import annotations
@@ -235,12 +237,17 @@ def markdown(s: SessionStore, targets: list[str]) -> tuple[str, int]:
 def _line(c: Command, reads: list[str], writes: list[str]) -> str:
     """The command as typed, in its directory, naming every file it reads or writes."""
     line = c.line.strip()
-    if "\n" in line:
-        line = "; ".join(part.strip() for part in line.splitlines() if part.strip())
+    multi = "\n" in line
+    if multi:
+        # a block is read a line at a time; joining the lines with "; " changes what they
+        # mean (a newline inside quotes, `do`/`then` followed by a newline): the exact
+        # script is rebuilt from one quoted word per line and run by the same shell
+        line = "eval \"$(printf '%s\\n' " + " ".join(shlex.quote(part)
+                                                     for part in line.split("\n")) + ')"'
     unnamed = []
     for p in [*reads, *writes]:
         rel = os.path.relpath(p, c.cwd) if c.cwd != "." else p
-        if rel not in line and p not in line:
+        if multi or (rel not in line and p not in line):
             unnamed.append(p)
     if c.env:
         # what the session exported: `N=5 python gen.py` runs as it ran at the prompt

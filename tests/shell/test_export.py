@@ -62,3 +62,29 @@ def test_download_exported_as_pinned_import(traced: None, workspace: Path, serve
                          check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     assert (clean / "counts.txt").read_bytes() == (workspace / "counts.txt").read_bytes()
+
+
+@pytest.mark.timeout(600)
+def test_multi_line_commands_export_as_typed(traced: None, tmp_path: Path) -> None:
+    """A command typed over several lines (a newline inside quotes, a ``for`` loop) runs in the
+    exported pipeline as it ran at the prompt: same bytes in a clean copy."""
+    ws = tmp_path / "project"
+    ws.mkdir()
+    env = shell_env()
+    script = ("printf 'a\nb\\n' > f.txt\n"
+              "for i in 1 2; do\n  echo $i >> g.txt\ndone\n"
+              "cat f.txt g.txt > h.txt\n"
+              ":export rebuild.md h.txt\n")
+    res = run_shell(ws, script, env)
+    assert res.returncode == 0, res.stderr
+    assert (ws / "h.txt").read_text() == "a\nb\n1\n2\n"
+    assert "wrote rebuild.md: 3 commands" in res.stdout, res.stdout + res.stderr
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    shutil.copy(ws / "rebuild.md", clean / "rebuild.md")
+    run = subprocess.run([sys.executable, "-m", "sharklib", "pipeline", "run", "rebuild.md"],
+                         cwd=clean, env=env, capture_output=True, text=True, timeout=300,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert (clean / "h.txt").read_bytes() == (ws / "h.txt").read_bytes()
