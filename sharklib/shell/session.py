@@ -63,6 +63,8 @@ class Shell:
         self._said: set[str] = set()
         self.jobs: list[jobs.Job] = []
         self._warned_jobs = False
+        #: the status ``exit N`` asked the shell to leave with
+        self.exit_request: int | None = None
         self._saved: tuple[bytes, bytes] = (b"", b"")
         self._load_state()
         self.mode = self._capture_mode()
@@ -200,6 +202,10 @@ class Shell:
 
             return meta.dispatch(self, text) or self._may_leave()
         if text in ("exit", "logout") or text.startswith(("exit ", "logout ")):
+            args = text.split()[1:]
+            if args:  # as bash: `exit 3` leaves with 3, a word that is no number with 2
+                self.exit_request = int(args[0]) & 0xFF if re.fullmatch(r"[+-]?\d+", args[0]) \
+                    else 2
             return self._may_leave()
         words = jobs.builtin(text)
         if words is not None:
@@ -591,7 +597,7 @@ class Shell:
             last = self.session.commands[-1] if self.session.commands else None
             status = last.exit_status if last is not None else status
         self.wait_jobs()  # a script's jobs are recorded before the session ends
-        return status
+        return status if self.exit_request is None else self.exit_request
 
     def interactive_loop(self) -> int:
         import readline
@@ -623,7 +629,7 @@ class Shell:
                 readline.write_history_file(hist)
             try:
                 if not self.run_line(line):
-                    return 0
+                    return self.exit_request or 0
             except SharkError as exc:
                 sys.stderr.write(f"sharklib: error: {exc}\n")
             except KeyboardInterrupt:
