@@ -102,7 +102,18 @@ class SessionStore:
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
     def base(workspace: str) -> str:
-        return os.path.join(workspace, ".sharklib", "shell")
+        """``<workspace>/.sharklib/shell``, refusing one that leads elsewhere.
+
+        The shell writes there (records, ``.gitignore``, the bash state) and deletes there
+        (``--delete``): a ``.sharklib`` or ``shell`` symlink planted in the project must
+        not turn that into writes in another directory.
+        """
+        base = os.path.join(workspace, ".sharklib", "shell")
+        real = os.path.realpath(base)
+        if real != os.path.join(os.path.realpath(workspace), ".sharklib", "shell"):
+            raise SharkError(f"refusing to keep shell sessions there: it leads to {real} "
+                             "(a symlink in the project)", base)
+        return base
 
     @classmethod
     def open(cls, workspace: str, new: bool = False) -> tuple[SessionStore, bool]:
@@ -154,7 +165,9 @@ class SessionStore:
             raise ValueError(session_id)
         with open(os.path.join(base, session_id, "session.json"), encoding="utf-8") as f:
             meta = json.load(f)
-        store = cls(base, workspace, meta["id"], meta["created"], int(meta.get("head", 0)))
+        if meta.get("id") != session_id:  # the folder's name is the id, never a path in it
+            raise ValueError(session_id)
+        store = cls(base, workspace, session_id, meta["created"], int(meta.get("head", 0)))
         cdir = os.path.join(store.dir, "commands")
         for name in sorted(os.listdir(cdir)):
             if not name.endswith(".json"):

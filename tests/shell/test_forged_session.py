@@ -125,3 +125,34 @@ def test_export_refuses_a_file_name_that_would_inject_a_stage(traced: None,
     refusals = [line for line in out.splitlines() if "cannot export" in line]
     assert len(refusals) == 1 and "control character" in refusals[0], out
     assert not (ws / "rebuild.md").exists()
+
+
+@pytest.mark.timeout(300)
+def test_planted_session_folders_write_nothing_outside(traced: None, tmp_path: Path) -> None:
+    """A ``.sharklib`` symlink, or a session whose record names another folder as its id,
+    never makes the shell write its records outside the project."""
+    env = shell_env()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    ws = tmp_path / "linked"
+    ws.mkdir()
+    (ws / ".sharklib").symlink_to(outside)
+    res = run_shell(ws, "echo hi > a.txt\n", env)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stdout + res.stderr
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "symlink" in errors[0], res.stderr
+    assert list(outside.iterdir()) == []
+
+    ws = tmp_path / "forged"
+    sdir = ws / ".sharklib" / "shell" / "s1"
+    (sdir / "commands").mkdir(parents=True)
+    (ws / ".sharklib" / "shell" / "current").write_text("s1\n")
+    escape = os.path.relpath(outside, sdir.parent)
+    (sdir / "session.json").write_text(json.dumps({"id": escape, "created": 1.0, "head": 0}))
+    (outside / "commands").mkdir()
+    (outside / "bash").mkdir()
+    res = run_shell(ws, "echo hi > a.txt\n", env)
+    assert res.returncode == 0, res.stderr
+    assert (ws / "a.txt").read_text() == "hi\n"
+    assert sorted(p.name for p in outside.rglob("*")) == ["bash", "commands"]
