@@ -40,6 +40,8 @@ def test_zfs_workspace_is_snapshotted(traced: None, zfs_ws: Path) -> None:
     assert (ws / "notes.txt").read_text() == "keep me\n"
     assert "could not be restored" not in res.stdout
     assert "partly" not in res.stdout and "[undone]" in res.stdout
-    # the before-snapshots of the two lines are ZFS snapshots of the dataset
-    snaps = _zfs("list", "-H", "-t", "snapshot", "-o", "name")
+    # the before-snapshots of the two lines are ZFS snapshots of the dataset (of this test's
+    # dataset only: other tests on the machine may hold pools of their own)
+    dataset = _zfs("list", "-H", "-o", "name", str(ws)).strip()
+    snaps = _zfs("list", "-H", "-t", "snapshot", "-o", "name", "-r", dataset)
     assert snaps.count("-before") == 2, snaps
