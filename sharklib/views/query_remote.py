@@ -2,9 +2,12 @@
 
 A remote holds one compressed index entry per run (``runs/<key>/<run>.json.zst``).
 The mirror (``<cache>/remote-ledgers/<hash of URL>.sqlite``) keeps the ledger
-rows of every entry it has read, plus the run's own attestation (the first
-line of one stored sidecar, fetched and checked against its digest), so a
-later query only fetches entries that are new. Entries and objects are parsed as
+rows of every entry it has read, plus the attestation they are judged by, so a
+later query only fetches entries that are new. A row is the entry as its own
+signed attestation says (the readable part of an entry is anyone's to edit on
+a shared remote), and that attestation is the one kept; an entry from before
+entries were signed keeps its readable part and the run's sidecar attestation
+(the first line of one stored sidecar, fetched and checked against its digest). Entries and objects are parsed as
 hostile input (:meth:`RemoteStore.get_entry`); a bad one is skipped with one
 warning line. Nothing in the mirror is trusted: who signed a run is decided at
 query time against this user's keys (:class:`sharklib.views.queries.Signers`).
@@ -16,13 +19,17 @@ import hashlib
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sharklib.cache import ledger as ledger_sql
 from sharklib.cache.ledger import Ledger
 from sharklib.config import make_dirs
 from sharklib.errors import StoreError
+
+if TYPE_CHECKING:
+    from sharklib.cache.entry import IndexEntry
 
 _MIRROR = """
 CREATE TABLE IF NOT EXISTS mirror_seen (path TEXT PRIMARY KEY, run_id TEXT);
@@ -35,8 +42,9 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
     """Bring the mirror of ``url`` up to date; the ledger over it and an attestation reader."""
     from sharklib.cache.remote import RemoteStore
 
-    path = Path(cache_dir) / "remote-ledgers" / (hashlib.sha256(url.encode()).hexdigest()[:24]
-                                                 + ".sqlite")
+    # v2: rows are what entries' attestations sign (a v1 mirror may hold edited hints)
+    path = Path(cache_dir) / "remote-ledgers" / (
+        hashlib.sha256(f"v2\0{url}".encode()).hexdigest()[:24] + ".sqlite")
     make_dirs(path.parent)
     led = Ledger.open(path)
     db = led.db
@@ -47,11 +55,16 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
     for entry_path in new:
         try:
             entry = remote.get_entry(entry_path)
-            data = entry.to_dict()
-            line = _first_line(remote, data)
-            if line is None and isinstance(entry.attestation, dict):
-                # no sidecar stored: the signed entry says who recorded the run
+            signed = _as_signed(entry, f"{url}/{entry_path}")
+            line: bytes | None
+            if signed is not None:
+                # the row shows what the entry's attestation signs, and that attestation
+                # is the one judged: an edited hint shows neither as signed
+                data = signed.to_dict()
                 line = json.dumps(entry.attestation).encode()
+            else:
+                data = entry.to_dict()
+                line = _first_line(remote, data)
         except StoreError as exc:
             sys.stderr.write(f"sharklib: warning: {exc}; skipped\n")
             continue
@@ -74,6 +87,33 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
         return bytes(row[0]) if row else None
 
     return led, envelope
+
+
+def _as_signed(entry: IndexEntry, where: str) -> IndexEntry | None:
+    """The entry as its attestation signs it (None for an entry from before entries were
+    signed); a hint that differs from it is said in one warning line."""
+    from sharklib.attest.dsse import payload_of
+    from sharklib.cache.entry import IndexEntry
+    from sharklib.runner.proof import PREDICATE_TYPE
+
+    envelope = entry.attestation
+    if not isinstance(envelope, dict):
+        return None
+    try:
+        statement = json.loads(payload_of(envelope))
+        if not isinstance(statement, dict) or statement.get("predicateType") != PREDICATE_TYPE:
+            raise ValueError("not a cache-entry statement")
+        signed_dict = statement["predicate"]["entry"]
+        signed = IndexEntry.from_dict(signed_dict, where)
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise StoreError(f"its attestation is malformed ({exc})", where) from None
+    if signed.run_id != entry.run_id:
+        raise StoreError("its attestation is another run's", where)
+    canonical = partial(json.dumps, sort_keys=True, separators=(",", ":"))
+    if canonical(entry.signed_part()) != canonical(signed_dict):
+        sys.stderr.write(f"sharklib: warning: {where}: the entry differs from what its "
+                         "attestation signs; shown as signed\n")
+    return signed
 
 
 def _first_line(remote: Any, data: dict[str, Any]) -> bytes | None:
