@@ -641,10 +641,23 @@ class Run(_Record):
             temporaries.update(dict.fromkeys(r.temporaries))
             temporaries.update((o.path, None) for o in r.outputs if o.path in gone)
         self.temporaries = list(temporaries)
+        self._temporaries_of_tree(self.temporaries)
         self.inputs = [a for a in self.inputs if (a.path, a.sha256) not in produced]
         # a probed path that is also an input with a digest is checked by that digest
         hashed = {a.path for a in self.inputs if a.sha256 and a.sha256 != ABSENT_SHA256}
         self.probes = {p: t for p, t in self.probes.items() if p not in hashed}
+
+    def _temporaries_of_tree(self, made: Collection[str]) -> None:
+        """Files another process of the tree wrote and this one deleted are temporaries.
+
+        This process saw only the deletion, so it listed them as files it removed; a removal
+        is of a file that existed before the run, which these did not.
+        """
+        made = set(made)
+        moved = [p for p in self.removed if p in made]
+        if moved:
+            self.removed = [p for p in self.removed if p not in made]
+            self.temporaries.extend(p for p in moved if p not in self.temporaries)
 
     def read_through(self, others: list[Run], gone: Collection[str]) -> None:
         """Let this run's lineage flow through files the tree's processes passed it, in place.
@@ -662,6 +675,7 @@ class Run(_Record):
         for r in others:  # oldest first: the last writer of a path is its producer
             for o in r.outputs:
                 producers[(o.path, o.sha256)] = producers[(o.path, "")] = (r, o)
+        self._temporaries_of_tree({p for p, _ in producers if p in gone})
 
         def sources(art: Artifact, seen: set[tuple[str, str]]) -> list[Artifact]:
             key = (art.path, art.sha256)
