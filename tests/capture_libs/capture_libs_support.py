@@ -44,8 +44,11 @@ class Captured:
 
 
 def run_captured(cwd: Path, script: str, *args: str, shim: bool = True,
-                 timeout: float = 120) -> Captured:
-    """Write ``script`` to ``cwd/script.py`` and run it under capture; return its top-level Run."""
+                 timeout: float = 120, python: str = sys.executable) -> Captured:
+    """Write ``script`` to ``cwd/script.py`` and run it under capture; return its top-level Run.
+
+    ``python``: the interpreter (of a venv with sharklib installed) that runs ``sharklib run``.
+    """
     path = cwd / "script.py"
     path.write_text(textwrap.dedent(script))
     session = cwd.parent / f"{cwd.name}-session"
@@ -56,7 +59,7 @@ def run_captured(cwd: Path, script: str, *args: str, shim: bool = True,
         env["SHARKLIB_TEST_LIBS_SHIM"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(
         [str(SHIM)] * shim + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    proc = subprocess.run([sys.executable, "-m", "sharklib", "run", "-q", "script.py", *args],
+    proc = subprocess.run([python, "-m", "sharklib", "run", "-q", "script.py", *args],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     runs = []
     for f in sorted((session / "runs").glob("*.json")):
@@ -64,6 +67,25 @@ def run_captured(cwd: Path, script: str, *args: str, shim: bool = True,
     top = [r for r in runs if r.parent is None]
     assert len(top) == 1, f"expected one top-level run, got {len(top)}\n{proc.stderr}"
     return Captured(proc=proc, run=top[0], cwd=cwd)
+
+
+def gdal_python(bindings: str) -> str:
+    """The interpreter whose GDAL bindings a test runs against, or skip saying why.
+
+    ``debian``: this venv's, built against Debian's libgdal (scripts/prepare.d/20-gdal-python.sh),
+    the oldest supported. ``newest``: ``.venv-gdal``'s, the newest GDAL wheel on PyPI
+    (scripts/prepare.d/30-gdal-wheel.sh).
+    """
+    import pytest
+
+    py = sys.executable if bindings == "debian" else str(REPO / ".venv-gdal" / "bin" / "python")
+    probe = subprocess.run([py, "-c", "from osgeo import gdal, ogr; print(gdal.__version__)"],
+                           capture_output=True, text=True, check=False) \
+        if os.path.exists(py) else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"GDAL bindings ({bindings}) are not installed for {py} "
+                    f"(scripts/prepare.d builds them in CI)")
+    return py
 
 
 def data_inputs(captured: Captured) -> set[str]:

@@ -11,11 +11,12 @@ closed (the unrelated later read is not in its lineage).
 from __future__ import annotations
 
 import importlib
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture_libs_support import Captured, data_inputs, file_sha256, run_captured
+from capture_libs_support import Captured, data_inputs, file_sha256, gdal_python, run_captured
 
 LATE = "late.txt"
 
@@ -174,14 +175,15 @@ def test_rasterio_update_and_copy(tmp_path: Path) -> None:
     _check(c, [src], [tmp_path / "copy.tif"])
 
 
-def test_gdal_and_ogr(tmp_path: Path) -> None:
-    gdal = _need("osgeo.gdal")
-    gdal.UseExceptions()
+@pytest.mark.parametrize("bindings", ["debian", "newest"])
+def test_gdal_and_ogr(tmp_path: Path, bindings: str) -> None:
+    python = gdal_python(bindings)
     src = tmp_path / "dem.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(src), 20, 10, 1, gdal.GDT_Float32)
-    ds.SetGeoTransform((0, 1, 0, 10, 0, -1))
-    ds.GetRasterBand(1).Fill(42.0)
-    ds = None
+    subprocess.run([python, "-c", (
+        "import sys; from osgeo import gdal; gdal.UseExceptions()\n"
+        "ds = gdal.GetDriverByName('GTiff').Create(sys.argv[1], 20, 10, 1, gdal.GDT_Float32)\n"
+        "ds.SetGeoTransform((0, 1, 0, 10, 0, -1)); ds.GetRasterBand(1).Fill(42.0); ds = None"),
+        str(src)], check=True)
     c = run_captured(tmp_path, """
         from osgeo import gdal, ogr, osr
         gdal.UseExceptions()
@@ -206,7 +208,7 @@ def test_gdal_and_ogr(tmp_path: Path) -> None:
         copy = None
         src = None
         print(len(raw))
-        """ + _late_read(tmp_path))
+        """ + _late_read(tmp_path), python=python)
     shp = [tmp_path / f"pts.{ext}" for ext in ("shp", "shx", "dbf", "prj")]
     shp = [p for p in shp if p.exists()]
     outputs = [tmp_path / n for n in ("small.tif", "warped.tif", "burn.tif", "pts.geojson",
