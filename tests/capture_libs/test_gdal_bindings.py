@@ -99,3 +99,54 @@ def test_a_missing_symbol_skips_only_that_wrapper(tmp_path: Path) -> None:
     assert c.proc.returncode == 0, c.proc.stderr
     assert "warning" not in c.proc.stderr, c.proc.stderr
     assert "a.tif" in {Path(p).name for p in c.inputs()}
+
+
+#: rasterio and fiona as a release without some of the symbols the patches wrap: rasterio with
+#: no ``BufferedDatasetWriter`` (nor ``rasterio.shutil.copy``), fiona with no ``Collection.close``.
+#: Their ``open`` never touches the file (as the real ones read it in C): only the patch can
+#: record the read.
+STAND_INS = {
+    "rasterio/__init__.py": '''
+        from rasterio import io
+        class Dataset:
+            def __init__(self, path):
+                self.name = path
+                self.files = [path]
+        def open(fp, mode="r"):
+            return Dataset(fp)
+        ''',
+    "rasterio/io.py": '''
+        class DatasetWriter:
+            def close(self):
+                pass
+        ''',
+    "rasterio/shutil.py": "",
+    "fiona/__init__.py": '''
+        class Collection:
+            pass
+        def open(fp, mode="r"):
+            return Collection()
+        collection = open
+        ''',
+}
+
+
+def test_rasterio_and_fiona_without_a_symbol_skip_only_that_wrapper(tmp_path: Path) -> None:
+    libs = tmp_path / "stand-ins"
+    for name, text in STAND_INS.items():
+        (libs / name).parent.mkdir(parents=True, exist_ok=True)
+        (libs / name).write_text(textwrap.dedent(text))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "dem.tif").write_text("raster")
+    (work / "sites.gpkg").write_text("vector")
+    c = run_captured(work, f"""
+        import sys
+        sys.path.insert(0, {str(libs)!r})
+        import rasterio, rasterio.shutil, fiona
+        rasterio.open("dem.tif")
+        fiona.open("sites.gpkg")
+        """, shim=False)
+    assert c.proc.returncode == 0, c.proc.stderr
+    assert "warning" not in c.proc.stderr, c.proc.stderr
+    assert {"dem.tif", "sites.gpkg"} <= {Path(p).name for p in c.inputs()}

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import wrapt
-
 from sharklib.capture.libs.recording import (
     OpenMode,
     dataset_files,
@@ -22,6 +20,7 @@ from sharklib.capture.libs.recording import (
     record_finished,
     record_open,
     recorder,
+    wrap_each,
 )
 
 _MODES: dict[str, OpenMode] = {"r": "read", "w": "create", "a": "update"}
@@ -59,8 +58,7 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 def patch(module: Any) -> None:
     """Wrap ``fiona.open`` (and its alias ``fiona.collection``) and ``Collection.close``."""
-    original = module.open
-    wrapt.wrap_function_wrapper(module, "open", _open)
-    if getattr(module, "collection", None) is original:
+    original = getattr(module, "open", None)
+    wrap_each(module, [("open", _open), ("Collection.close", _close)])
+    if original is not None and getattr(module, "collection", None) is original:
         module.collection = module.open
-    wrapt.wrap_function_wrapper(module, "Collection.close", _close)

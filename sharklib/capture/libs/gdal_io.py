@@ -23,8 +23,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-import wrapt
-
 from sharklib.capture.libs.recording import (
     OpenMode,
     guarded,
@@ -32,6 +30,7 @@ from sharklib.capture.libs.recording import (
     record_finished,
     record_open,
     recorder,
+    wrap_each,
 )
 
 #: dataset object -> the finalizer that reports its written files finished
@@ -179,24 +178,6 @@ def _close(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 _pending: list[tuple[Any, str, Any]] = []
 
 
-def _wrap_each(module: Any, table: list[tuple[str, Any]]) -> list[tuple[Any, str, Any]]:
-    """Wrap every ``name`` of ``table`` that ``module`` has; return those it did not have yet.
-
-    Bindings differ between GDAL releases (a method added in 3.8, a class defined late): a
-    symbol that is not there is skipped for that symbol alone, and every other wrapper applies.
-    """
-    missing = []
-    for name, wrapper in table:
-        owner = module
-        for part in name.split(".")[:-1]:
-            owner = getattr(owner, part, None)
-        if owner is None or not hasattr(owner, name.rsplit(".", 1)[-1]):
-            missing.append((module, name, wrapper))
-            continue
-        wrapt.wrap_function_wrapper(module, name, wrapper)
-    return missing
-
-
 def patch_gdal(module: Any) -> None:
     """Wrap the opening, creating and utility functions of ``osgeo.gdal``."""
     update = int(getattr(module, "OF_UPDATE", 1))
@@ -211,10 +192,10 @@ def patch_gdal(module: Any) -> None:
         ("RasterizeLayer", _rasterize_layer),
         ("Dataset.Close", _close),
     ]
-    _wrap_each(module, table)
+    wrap_each(module, table)
     late, _pending[:] = list(_pending), []
     for ogr, name, wrapper in late:
-        _wrap_each(ogr, [(name, wrapper)])
+        wrap_each(ogr, [(name, wrapper)])
 
 
 def patch_ogr(module: Any) -> None:
@@ -226,4 +207,4 @@ def patch_ogr(module: Any) -> None:
         ("Driver.CopyDataSource", _creator(1)),
         ("DataSource.Close", _close),
     ]
-    _pending.extend(_wrap_each(module, table))
+    _pending.extend(wrap_each(module, table))

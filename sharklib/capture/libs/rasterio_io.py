@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import wrapt
-
 from sharklib.capture.libs.recording import (
     OpenMode,
     guarded,
@@ -22,6 +20,7 @@ from sharklib.capture.libs.recording import (
     record_finished,
     record_open,
     recorder,
+    wrap_each,
 )
 
 _MODES: dict[str, OpenMode] = {"r": "read", "r+": "update", "w": "create", "w+": "create"}
@@ -86,14 +85,19 @@ def _copy(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 def patch(module: Any) -> None:
-    """Wrap ``rasterio.open`` and the writers' ``close``."""
-    from rasterio import io
+    """Wrap ``rasterio.open`` and the writers' ``close`` (each only where this release has it)."""
+    import importlib
 
-    wrapt.wrap_function_wrapper(module, "open", _open)
-    for name in ("DatasetWriter", "BufferedDatasetWriter"):
-        wrapt.wrap_function_wrapper(io, f"{name}.close", _close)
+    wrap_each(module, [("open", _open)])
+    try:
+        io = importlib.import_module(f"{module.__name__}.io")
+    except ImportError:
+        io = None
+    if io is not None:
+        wrap_each(io, [(f"{name}.close", _close)
+                       for name in ("DatasetWriter", "BufferedDatasetWriter")])
 
 
 def patch_shutil(module: Any) -> None:
     """Wrap ``rasterio.shutil.copy``."""
-    wrapt.wrap_function_wrapper(module, "copy", _copy)
+    wrap_each(module, [("copy", _copy)])

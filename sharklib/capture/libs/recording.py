@@ -30,6 +30,27 @@ COMPANIONS = {
 _VSI_LOCAL = ("/vsizip/", "/vsigzip/", "/vsitar/", "/vsi7z/", "/vsirar/", "/vsisubfile/")
 
 
+def wrap_each(module: Any, table: list[tuple[str, Any]]) -> list[tuple[Any, str, Any]]:
+    """Wrap every ``name`` of ``table`` that ``module`` has; return those it did not have yet.
+
+    A library's releases differ (a method added in one, a class renamed or defined late in
+    another): a symbol that is not there is skipped for that symbol alone, silently, and every
+    other wrapper applies.
+    """
+    import wrapt
+
+    missing = []
+    for name, wrapper in table:
+        owner = module
+        for part in name.split(".")[:-1]:
+            owner = getattr(owner, part, None)
+        if owner is None or not hasattr(owner, name.rsplit(".", 1)[-1]):
+            missing.append((module, name, wrapper))
+            continue
+        wrapt.wrap_function_wrapper(module, name, wrapper)
+    return missing
+
+
 def recorder() -> Recorder | None:
     """The current recorder, or ``None`` when capture is off (every patch then passes through)."""
     try:
