@@ -309,6 +309,7 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
                 continue
             try:
                 entry: IndexEntry = cache.remote.get_entry(path)
+                _check_signed_part(entry, cache.remote.describe())
                 if objects:
                     for obj in entry.objects:
                         if not cache.ensure_local(obj.sha256):
@@ -322,6 +323,35 @@ def pull(cache: RunCache, *, objects: bool = True) -> SyncReport:
                 report.problems.append(str(exc))
                 report.failed += 1
     return report
+
+
+def _check_signed_part(entry: IndexEntry, where: str) -> None:
+    """Refuse an entry whose readable part differs from what its attestation signs.
+
+    Anyone who can write a shared remote can edit an entry's readable part (its command,
+    user, inputs); the local index then showed the edit in ``log``/``uses`` beside the
+    key that signed the original. Only the agreement is checked here (no key is loaded):
+    a reuse still proves the signature (runner/proof.py), and queries judge the signer.
+    """
+    import base64
+    import json
+
+    envelope = entry.attestation
+    if not isinstance(envelope, dict):
+        return  # recorded before entries were signed: never reused, judged by its sidecar
+    try:
+        statement = json.loads(base64.b64decode(str(envelope.get("payload", "")),
+                                                validate=True))
+        signed = statement["predicate"]["entry"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        signed = None
+
+    def canonical(data: Any) -> str:
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+    if signed is None or canonical(signed) != canonical(entry.signed_part()):
+        raise StoreError(f"run {entry.run_id[:12]} differs from what its attestation signs; "
+                         "not pulled", where)
 
 
 def repair(**settings: Any) -> RepairReport:

@@ -57,3 +57,28 @@ def test_an_edited_remote_entry_is_shown_as_signed(tmp_path: Path) -> None:
     assert len(warnings) == 1, done.stderr
     uses = _sharklib(root, env, "uses", "data/in.txt", "--remote", "--format", "json")
     assert [r["command"] for r in json.loads(uses.stdout)["readers"]] == ["python step.py"]
+
+
+def test_an_edited_remote_entry_is_not_pulled(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "in.txt").write_text("hello\n")
+    (root / "step.py").write_text(STEP)
+    remote = tmp_path / "remote"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_")}
+    env.update(SHARKLIB_HOME=str(tmp_path / "home"), SHARKLIB_CACHE_REMOTE=remote.as_uri(),
+               COLUMNS="200")
+    assert _sharklib(root, env, "run", "step.py").returncode == 0
+    entries = glob.glob(str(remote / "runs" / "*" / "*.json.zst"))
+    with open(entries[0], "rb") as fh:
+        entry = json.loads(zstandard.ZstdDecompressor().decompress(fh.read()))
+    entry["run"]["argv"] = ["python", "innocent.py"]
+    with open(entries[0], "wb") as fh:
+        fh.write(zstandard.ZstdCompressor().compress(json.dumps(entry).encode()))
+
+    other = {**env, "SHARKLIB_CACHE": str(tmp_path / "other-cache")}  # a second machine's
+    pulled = _sharklib(root, other, "cache", "pull")
+    assert "Traceback" not in pulled.stdout + pulled.stderr
+    assert "differs from what its attestation signs" in pulled.stdout + pulled.stderr
+    log = _sharklib(root, other, "log", "--format", "json")
+    assert "innocent" not in log.stdout
