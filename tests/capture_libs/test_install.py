@@ -161,3 +161,34 @@ def test_the_capture_core_installs_the_patches(tmp_path: Path, http_server: str)
     assert c.proc.returncode == 0, c.proc.stderr
     assert [d.sha256 for d in c.run.downloads] == [sha256(PAYLOAD)], (
         "sharklib.capture.bootstrap.install() does not call sharklib.capture.libs.install()")
+
+
+def test_pyarrow_patch_does_not_import_wrapt(tmp_path: Path) -> None:
+    """pandas imports pyarrow in every script: its patch must not bring wrapt's imports along.
+
+    wrapt 2.x imports asyncio, ssl and importlib.metadata, tens of milliseconds of every
+    captured pandas script's run. The patched functions and methods keep their names, their
+    documentation and what they return, called on an instance or through the class.
+    """
+    import pytest
+
+    pytest.importorskip("pyarrow", reason="pyarrow is not installed (pip install '.[test]')")
+    proc = _python("""
+        import sys
+        import sharklib.capture.libs as libs
+        libs.install()
+        import pyarrow as pa, pyarrow.ipc as ipc, pyarrow.parquet as pq
+        t = pa.table({"x": [1, 2]})
+        with ipc.RecordBatchFileWriter("t.arrow", t.schema) as w:
+            w.write_table(t)
+        reader = ipc.RecordBatchFileReader.__new__(ipc.RecordBatchFileReader)
+        ipc.RecordBatchFileReader.__init__(reader, pa.memory_map("t.arrow"))
+        print(sorted(libs.applied), "wrapt" in sys.modules, "asyncio" in sys.modules)
+        print(pa.memory_map.__name__, ipc.RecordBatchFileWriter.close.__name__,
+              pq.ParquetFile.__init__.__wrapped__ is not None, bool(pa.memory_map.__doc__))
+        print(reader.read_all().equals(t), ipc.open_file("t.arrow").read_all().num_rows)
+    """, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:3] == [
+        "['pyarrow', 'pyarrow.ipc', 'pyarrow.parquet'] False False",
+        "memory_map close True True", "True 2"]

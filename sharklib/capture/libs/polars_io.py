@@ -18,10 +18,8 @@ import glob
 import os
 from typing import Any
 
-import wrapt
-
 from sharklib.capture.libs.pyarrow_io import arrow_path
-from sharklib.capture.libs.recording import guarded, recorder
+from sharklib.capture.libs.recording import guarded, recorder, wrap_function_wrapper
 
 _READERS = ("read_parquet", "scan_parquet", "read_csv", "scan_csv", "read_csv_batched",
             "read_ipc", "scan_ipc", "read_ipc_stream", "read_ndjson", "scan_ndjson",
@@ -101,8 +99,8 @@ def patch(module: Any) -> None:
     """Wrap polars' public readers and the DataFrame/LazyFrame writers (``module`` is ``polars``)."""
     for name in _READERS:
         if callable(getattr(module, name, None)):
-            wrapt.wrap_function_wrapper(module, name, _reader)
+            wrap_function_wrapper(module, name, _reader)
     for cls, names in (("DataFrame", _DATAFRAME_WRITERS), ("LazyFrame", _LAZY_WRITERS)):
         for name in names:
             if callable(getattr(getattr(module, cls), name, None)):
-                wrapt.wrap_function_wrapper(module, f"{cls}.{name}", _writer)
+                wrap_function_wrapper(module, f"{cls}.{name}", _writer)

@@ -37,9 +37,7 @@ import os
 import threading
 from typing import Any
 
-import wrapt
-
-from sharklib.capture.libs.recording import guarded, local_path, recorder
+from sharklib.capture.libs.recording import guarded, local_path, recorder, wrap_function_wrapper
 
 #: what an output of a writer object is: (path,) kept on the writer until it is closed
 _OUT = "_sharklib_output"
@@ -231,10 +229,10 @@ def _close_output(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 def patch_parquet(module: Any) -> None:
     """Wrap ``ParquetFile``, ``ParquetDataset`` and ``ParquetWriter`` (``module`` is ``pyarrow.parquet``)."""
     core = getattr(module, "core", module)
-    wrapt.wrap_function_wrapper(core, "ParquetFile.__init__", _parquet_file_init)
-    wrapt.wrap_function_wrapper(core, "ParquetDataset.__init__", _parquet_dataset_init)
-    wrapt.wrap_function_wrapper(core, "ParquetWriter.__init__", _parquet_writer_init)
-    wrapt.wrap_function_wrapper(core, "ParquetWriter.close", _close_output)
+    wrap_function_wrapper(core, "ParquetFile.__init__", _parquet_file_init)
+    wrap_function_wrapper(core, "ParquetDataset.__init__", _parquet_dataset_init)
+    wrap_function_wrapper(core, "ParquetWriter.__init__", _parquet_writer_init)
+    wrap_function_wrapper(core, "ParquetWriter.close", _close_output)
 
 
 # -- pyarrow.dataset -------------------------------------------------------------------------
@@ -283,8 +281,8 @@ def _write_dataset(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 def patch_dataset(module: Any) -> None:
     """Wrap ``pyarrow.dataset.dataset`` and ``write_dataset`` (``pq.write_to_dataset`` uses it)."""
-    wrapt.wrap_function_wrapper(module, "dataset", _dataset)
-    wrapt.wrap_function_wrapper(module, "write_dataset", _write_dataset)
+    wrap_function_wrapper(module, "dataset", _dataset)
+    wrap_function_wrapper(module, "write_dataset", _write_dataset)
 
 
 # -- pyarrow.feather, pyarrow.csv, pyarrow.json ----------------------------------------------
@@ -294,15 +292,15 @@ def patch_feather(module: Any) -> None:
     """Wrap the Feather readers and ``write_feather`` (``module`` is ``pyarrow.feather``)."""
     for name in ("read_table", "read_feather", "_read_table_internal"):
         if hasattr(module, name):
-            wrapt.wrap_function_wrapper(module, name, _reader(0, "source"))
-    wrapt.wrap_function_wrapper(module, "write_feather", _writer(1, "dest"))
+            wrap_function_wrapper(module, name, _reader(0, "source"))
+    wrap_function_wrapper(module, "write_feather", _writer(1, "dest"))
 
 
 def patch_csv(module: Any) -> None:
     """Wrap ``read_csv``, ``open_csv``, ``write_csv`` and ``CSVWriter`` (``module`` is ``pyarrow.csv``)."""
     for name in ("read_csv", "open_csv"):
-        wrapt.wrap_function_wrapper(module, name, _reader(0, "input_file"))
-    wrapt.wrap_function_wrapper(module, "write_csv", _writer(1, "output_file"))
+        wrap_function_wrapper(module, name, _reader(0, "input_file"))
+    wrap_function_wrapper(module, "write_csv", _writer(1, "output_file"))
     if getattr(module.CSVWriter, "_sharklib_original", None) is None:
         module.CSVWriter = _writer_class(module.CSVWriter, "sink")
 
@@ -311,7 +309,7 @@ def patch_json(module: Any) -> None:
     """Wrap ``read_json`` and ``open_json`` (``module`` is ``pyarrow.json``)."""
     for name in ("read_json", "open_json"):
         if hasattr(module, name):
-            wrapt.wrap_function_wrapper(module, name, _reader(0, "input_file"))
+            wrap_function_wrapper(module, name, _reader(0, "input_file"))
 
 
 def _writer_class(original: type, sink: str) -> type:
@@ -380,10 +378,10 @@ def _ipc_writer_init(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any
 def patch_ipc(module: Any) -> None:
     """Wrap the IPC reader and writer classes (``module`` is ``pyarrow.ipc``)."""
     for name in ("RecordBatchStreamReader", "RecordBatchFileReader"):
-        wrapt.wrap_function_wrapper(module, f"{name}.__init__", _ipc_reader_init)
+        wrap_function_wrapper(module, f"{name}.__init__", _ipc_reader_init)
     for name in ("RecordBatchStreamWriter", "RecordBatchFileWriter"):
-        wrapt.wrap_function_wrapper(module, f"{name}.__init__", _ipc_writer_init)
-        wrapt.wrap_function_wrapper(module, f"{name}.close", _close_output)
+        wrap_function_wrapper(module, f"{name}.__init__", _ipc_writer_init)
+        wrap_function_wrapper(module, f"{name}.close", _close_output)
 
 
 # -- pyarrow: OSFile, memory maps, streams ---------------------------------------------------
@@ -481,9 +479,9 @@ def _create_memory_map(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> A
 
 def patch_lib(module: Any) -> None:
     """Wrap ``pyarrow``'s path-taking file functions and ``OSFile`` (``module`` is ``pyarrow``)."""
-    wrapt.wrap_function_wrapper(module, "memory_map", _memory_map)
-    wrapt.wrap_function_wrapper(module, "create_memory_map", _create_memory_map)
-    wrapt.wrap_function_wrapper(module, "input_stream", _stream("input"))
-    wrapt.wrap_function_wrapper(module, "output_stream", _stream("output"))
+    wrap_function_wrapper(module, "memory_map", _memory_map)
+    wrap_function_wrapper(module, "create_memory_map", _create_memory_map)
+    wrap_function_wrapper(module, "input_stream", _stream("input"))
+    wrap_function_wrapper(module, "output_stream", _stream("output"))
     if getattr(module.OSFile, "_sharklib_original", None) is None:
         module.OSFile = _osfile_class(module.OSFile)

@@ -158,3 +158,49 @@ def record_finished(rec: Recorder, path: str, mode: OpenMode) -> None:
         rec.write(extra, append=mode == "update")
     for p in files:
         rec.closed(p)
+
+
+#: code flags of ``async def`` functions and async generators: their wrapper must stay one
+_ASYNC_FLAGS = 0x80 | 0x100 | 0x200
+
+
+def wrap_function_wrapper(module: Any, name: str, wrapper: Any) -> None:
+    """``wrapt.wrap_function_wrapper(module, name, wrapper)``, without importing ``wrapt``.
+
+    ``wrapper(wrapped, instance, args, kwargs)`` is called as wrapt calls it. Importing
+    ``wrapt`` 2.x brings ``asyncio``, ``ssl`` and ``importlib.metadata`` (~35 ms of
+    imports on this machine, measured with ``-X importtime``), and pandas imports pyarrow in
+    every script, so a patch of a plain function or of an instance method (``Class.meth``:
+    a Python function, or a method of an extension type) is a small function instead.
+    Anything else (a ``staticmethod``, ``classmethod``, an ``async def``) goes to wrapt.
+    """
+    path, _, attr = name.rpartition(".")
+    parent = module
+    for part in path.split(".") if path else ():
+        parent = getattr(parent, part)
+    on_class = isinstance(parent, type)
+    original = getattr(parent, attr)
+    raw = parent.__dict__.get(attr, original) if on_class else original
+    code = getattr(raw, "__code__", None)
+    plain = callable(raw) and not isinstance(raw, (staticmethod, classmethod, type)) and \
+        not (code is not None and code.co_flags & _ASYNC_FLAGS)
+    if not plain:
+        import wrapt
+
+        wrapt.wrap_function_wrapper(module, name, wrapper)
+        return
+    if on_class:
+        def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(original.__get__(self, type(self)), self, args, kwargs)
+
+        made = method
+    else:
+        def function(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(original, None, args, kwargs)
+
+        made = function
+    for field in ("__module__", "__name__", "__qualname__", "__doc__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(made, field, getattr(original, field))
+    made.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(parent, attr, made)
