@@ -79,6 +79,9 @@ def main() -> int:
         with open(big, "wb") as fh:
             for _ in range(args.size_mb):
                 fh.write(block)
+            # written back now, not by the kernel while the rows below are timed
+            fh.flush()
+            os.fsync(fh.fileno())
         data = big.read_bytes()
         size = len(data)
         rows: list[tuple[str, str, str]] = []
