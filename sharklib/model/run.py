@@ -167,6 +167,20 @@ def encode_path(path: str) -> str:
     return "b64:" + base64.b64encode(os.fsencode(path)).decode("ascii")
 
 
+def encode_paths(paths: list[str]) -> list[str]:
+    """:func:`encode_path` of each path, in one pass of C code when all are plain ASCII.
+
+    A run's outputs each list the inputs read before them, so a script that reads file
+    *i* and writes output *i* holds outputs x inputs paths (45,000 for 300 of each), and
+    its record is serialised several times at exit (session, signed entry, index): one
+    Python call per path was ~12 ms of each.
+    """
+    joined = "\0".join(paths)
+    if joined.isascii() and "b64:" not in joined:
+        return list(paths)
+    return [encode_path(p) for p in paths]
+
+
 def decode_path(text: str) -> str:
     """Inverse of :func:`encode_path`."""
     if text.startswith("b64:"):
@@ -237,7 +251,7 @@ class Output(Artifact):
     def to_dict(self) -> dict[str, Any]:
         d = Artifact.to_dict(self)
         if self.inputs is not None:
-            d["inputs"] = [encode_path(p) for p in self.inputs]
+            d["inputs"] = encode_paths(self.inputs)
         if self.stream:
             d["stream"] = self.stream
         return d

@@ -57,3 +57,17 @@ def test_json_pickle_and_copies_round_trip() -> None:
     env = run.environment.to_dict()
     env["distributions"]["numpy"] = "3"
     assert run.environment.distributions == {"numpy": "2"}  # to_dict copies, as asdict did
+
+
+def test_output_inputs_encode_like_each_path() -> None:
+    """The one-pass encoding of an output's inputs gives what encoding each path gives."""
+    from sharklib.model import Output
+    from sharklib.model.run import decode_path, encode_path
+
+    odd = ["/p/a.csv", "/p/\udcff.bin", "/p/x b64:y", "b64:z", "/p/é.txt", "/p/tab\t\n"]
+    for inputs in (odd, odd[:1], [], [p for p in odd if p.isascii()]):
+        out = Output(path="/p/o", sha256="0" * 64, inputs=list(inputs))
+        d = out.to_dict()
+        assert d["inputs"] == [encode_path(p) for p in inputs]
+        assert Output.from_dict(d).inputs == inputs
+        assert [decode_path(p) for p in d["inputs"]] == inputs
