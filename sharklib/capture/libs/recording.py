@@ -183,7 +183,8 @@ def wrap_function_wrapper(module: Any, name: str, wrapper: Any) -> None:
     raw = parent.__dict__.get(attr, original) if on_class else original
     code = getattr(raw, "__code__", None)
     plain = callable(raw) and not isinstance(raw, (staticmethod, classmethod, type)) and \
-        not (code is not None and code.co_flags & _ASYNC_FLAGS)
+        not (code is not None and code.co_flags & _ASYNC_FLAGS) and \
+        (not on_class or hasattr(raw, "__get__"))  # a builtin function on a class binds no self
     if not plain:
         import wrapt
 
