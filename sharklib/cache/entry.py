@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sharklib.cache.compact import entry_value, pack_entry
 from sharklib.cache.store import check_digest
 from sharklib.errors import StoreError
 from sharklib.model import Run
@@ -211,11 +212,17 @@ class IndexEntry:
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str | None = None) -> IndexEntry:
+        """Parse an entry's JSON, or the compact bytes the index and packs keep
+        (:func:`sharklib.cache.compact.pack_entry`), as untrusted input."""
         try:
-            data = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+            data = entry_value(text)
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
             raise StoreError(f"cache index entry is not JSON: {exc}", where) from None
         return cls.from_dict(data, where)
+
+    def to_stored(self) -> bytes:
+        """The compact bytes the index keeps (:func:`sharklib.cache.compact.pack_entry`)."""
+        return pack_entry(self.to_dict())
 
 
 def _bad_pair(name: str) -> tuple[str, str]:

@@ -14,8 +14,8 @@ What one row holds is defined elsewhere: the entry format in
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sharklib.cache.compact import entry_value, inflated_entry, pack_entry
 from sharklib.cache.entry import IndexEntry
 from sharklib.cache.store import CacheDamaged
 from sharklib.config import make_dirs
@@ -103,7 +104,22 @@ BEGIN INSERT OR IGNORE INTO facts_missing (run_id, key) VALUES (NEW.run_id, NEW.
 
 #: parsed entries kept per index, counted in inputs + modules + objects
 _PARSED_MAX = 1_000_000
-_LOOKUP_BATCH = 900  # below SQLite's default limit of 999 bound parameters on old builds
+_LOOKUP_BATCH = 900
+#: compact entries a hint search inflates at most, newest first (~20 us each)
+_COMPACT_SCAN = 2000  # below SQLite's default limit of 999 bound parameters on old builds
+
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _holds(body: bytes, needles: set[bytes]) -> bool:
+    """Whether a compact entry's inflated bytes hold one of ``needles`` (True when damaged:
+    the caller's parse then skips it)."""
+    try:
+        data = inflated_entry(body)
+    except ValueError:
+        return True
+    return any(n in data for n in needles)
 
 
 class RunRow:
@@ -229,7 +245,7 @@ class RunIndex:
         """
         now = time.time()
         data = entry.to_dict()
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        stored = pack_entry(data)  # compact bytes (~0.5 KB for a trivial stage, JSON was 5.6)
         if entry.exit_status == 0:
             # imported here: a process that only checks whether a script may be reused never
             # writes or reads facts (one module less in every captured script's start-up)
@@ -243,7 +259,7 @@ class RunIndex:
                 "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
                 "bytes, indexed, last_used) VALUES (?,?,?,?,?,?,?,?,?)",
                 (entry.run_id, entry.key, entry.started, entry.duration, entry.exit_status,
-                 text, entry.size, now, now))
+                 stored, entry.size, now, now))
             if cur.rowcount == 0:
                 return False
             db.executemany(
@@ -493,21 +509,31 @@ class RunIndex:
             yield IndexEntry.from_json(text, f"{self.path} (run {rid})")
 
     def entries_containing(self, text: str, limit: int = 20) -> list[IndexEntry]:
-        """The newest successful entries whose stored JSON contains ``text`` (a hint search).
+        """The newest successful entries whose JSON contains ``text`` (a hint search).
 
         For ``--explain``/plans naming how a missed key differs from the nearest
-        recorded run: one SQL scan, no JSON decoded but the matches.
+        recorded run: one SQL scan of entries kept as JSON text (older sharklibs'), and of
+        the newest :data:`_COMPACT_SCAN` compact ones, inflated but not decoded unless they
+        match. A signed compact entry keeps its statement as signed (non-ASCII as UTF-8),
+        so ``text`` is looked for in both spellings.
         """
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        rows = self._query("SELECT run_id, entry FROM runs WHERE exit_status=0 AND entry LIKE ? "
-                           "ESCAPE '\\' ORDER BY created DESC LIMIT ?",
-                           (f"%{escaped}%", limit))
+        rows = self._query("SELECT run_id, entry FROM runs WHERE exit_status=0 AND "
+                           "(typeof(entry)='blob' OR entry LIKE ? ESCAPE '\\') "
+                           "ORDER BY created DESC LIMIT ?",
+                           (f"%{escaped}%", _COMPACT_SCAN + limit))
+        needles = {text.encode(), _UNICODE_ESCAPE.sub(
+            lambda m: chr(int(m.group(1), 16)), text).encode("utf-8", "surrogatepass")}
         out = []
         for rid, body in rows:
+            if isinstance(body, bytes) and not _holds(body, needles):
+                continue
             try:
                 out.append(IndexEntry.from_json(body, f"{self.path} (run {rid})"))
             except StoreError:
                 continue
+            if len(out) >= limit:
+                break
         return out
 
     def rows(self) -> list[RunRow]:
@@ -519,7 +545,7 @@ class RunIndex:
                 "r.saved + COALESCE(u.saved, 0), r.entry FROM runs r "
                 "LEFT JOIN run_uses u ON u.run_id = r.run_id ORDER BY r.created"):
             try:
-                argv = [decode_path(a) for a in json.loads(entry)["run"]["argv"]]
+                argv = [decode_path(a) for a in entry_value(entry)["run"]["argv"]]
             except (ValueError, KeyError, TypeError):
                 argv = ["?"]
             out.append(RunRow(rid, key, created, duration, status, size, last_used, uses,

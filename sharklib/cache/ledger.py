@@ -30,12 +30,12 @@ true after the objects are gone.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from sharklib.cache.compact import entry_value
 from sharklib.model.run import decode_path, encode_path
 
 SIDECAR_SUFFIX = ".intoto.jsonl"
@@ -320,7 +320,7 @@ def catch_up(db: sqlite3.Connection) -> int:
             for rid, text, uses, saved, last_used in db.execute(
                     f"SELECT {_USE_TOTALS} WHERE r.run_id IN ({marks})", part).fetchall():
                 try:
-                    data = json.loads(text)
+                    data = entry_value(text)  # JSON text, or the compact bytes kept now
                     if str(data["run"]["run_id"]) != rid:
                         continue
                     put(db, data)

@@ -5,7 +5,9 @@ its output and its sidecar as objects, its kept entry (``runs/<key>/<id>.json``,
 directory of its own) and two empty logs. A 100,000-stage map was half a million
 inodes and as many creates, renames and ``chmod`` calls on the runner's critical path.
 Now an object of at most :data:`PACK_MAX` bytes is a row of ``pack.sqlite`` beside
-``objects/``, and so is the kept entry (a row of another table), both zlib-compressed, and a
+``objects/``, and so is the kept entry (a row of another table), both compacted
+(:mod:`sharklib.cache.compact`: DSSE payloads as their bytes, deflated against a preset
+dictionary; rows an older sharklib wrote, plain zlib, read as before), and a
 run's small objects and its entry are written in one transaction. Larger objects stay
 files (reflinks and hardlinks need files).
 
@@ -24,7 +26,6 @@ empty one; the runs whose objects were in it are re-run when next needed.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import json
 import os
@@ -34,6 +35,14 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from sharklib.cache.compact import (
+    ENTRY_PLAIN,
+    ENTRY_SIGNED,
+    entry_json,
+    pack_entry,
+    pack_object,
+    unpack_object,
+)
 from sharklib.cache.store import CacheDamaged
 from sharklib.errors import StoreError
 
@@ -127,8 +136,8 @@ class Pack:
         A run's sidecar, its tiny output and its entry are one commit (one lock taken
         among concurrent runs), objects before the entry as always.
         """
-        rows = [(sha, len(data), zlib.compress(data, 6)) for sha, data in objects]
-        kept = (entry[0], entry[1], zlib.compress(encode_entry(entry[2]), 6)) if entry else None
+        rows = [(sha, len(data), pack_object(data)) for sha, data in objects]
+        kept = (entry[0], entry[1], pack_entry(entry[2])) if entry else None
         if not rows and kept is None:
             return
         with self._use() as db:
@@ -161,9 +170,9 @@ class Pack:
         if row is None:
             return None
         try:
-            return zlib.decompress(row[0])
-        except (zlib.error, TypeError):
-            return b""  # bytes that are not zlib are as wrong as bytes with another digest
+            return unpack_object(row[0])
+        except (zlib.error, ValueError, TypeError):
+            return b""  # bytes that cannot be unpacked are as wrong as bytes with another digest
 
     def delete_object(self, sha256: str) -> bool:
         if not self.path.exists():
@@ -205,7 +214,11 @@ class Pack:
             rows = db.execute("SELECT run_id, data FROM entries ORDER BY run_id").fetchall()
         for run_id, data in rows:
             try:
-                yield str(run_id), decode_entry(zlib.decompress(data))
+                if data[:1] in (ENTRY_SIGNED, ENTRY_PLAIN):
+                    text = entry_json(data)
+                    yield str(run_id), text if isinstance(text, bytes) else text.encode()
+                else:  # an older sharklib's: zlib over :func:`decode_entry`'s forms
+                    yield str(run_id), decode_entry(zlib.decompress(data))
             except (zlib.error, TypeError, ValueError, KeyError):
                 yield str(run_id), None
 
@@ -235,27 +248,9 @@ class Pack:
         return aside
 
 
-# -- a kept entry's bytes -----------------------------------------------------------------------
-# An entry's attestation signs a statement holding the whole entry, as base64: the entry is
-# there twice, once hidden from the compressor. Kept with that payload decoded (b"D": the
-# entry's JSON without it, a newline, the payload's bytes), it compresses to ~60 % of the
-# plain form (1.6 KiB for a trivial stage instead of 2.6). A payload that would not come
-# back byte for byte from base64 is kept as it is (b"J": the entry's JSON).
-
-
-def encode_entry(entry: dict[str, object]) -> bytes:
-    att = entry.get("attestation")
-    payload = att.get("payload") if isinstance(att, dict) else None
-    if isinstance(att, dict) and isinstance(payload, str):
-        try:
-            raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raw = None
-        if raw is not None and base64.b64encode(raw).decode("ascii") == payload:
-            rest = {**entry, "attestation": {**att, "payload": None}}
-            return b"D" + json.dumps(rest, sort_keys=True, separators=(",", ":")).encode() \
-                + b"\n" + raw
-    return b"J" + json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+# -- kept entries an older sharklib wrote --------------------------------------------------------
+# zlib over b"D" (the entry's JSON without its attestation's payload, a newline, the payload's
+# bytes) or b"J" (the entry's JSON); what is written now is :func:`compact.pack_entry`'s.
 
 
 def decode_entry(data: bytes) -> bytes:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+from sharklib.cache.compact import entry_value
 from sharklib.cache.ledger import Ledger, PathMatch
 from sharklib.errors import SharkError
 from sharklib.model.run import decode_path
@@ -146,8 +147,8 @@ def open_source(remote: bool | str = False, root: str | None = None) -> Source:
     def record(run: dict[str, Any]) -> bytes | None:
         rows = ledger.q("SELECT entry FROM runs WHERE run_id=?", (run["run_id"],))
         try:
-            attestation = json.loads(rows[0][0]).get("attestation") if rows else None
-        except (ValueError, AttributeError):
+            attestation = entry_value(rows[0][0]).get("attestation") if rows else None
+        except (ValueError, AttributeError, KeyError, TypeError):
             return None
         return json.dumps(attestation).encode() if isinstance(attestation, dict) else None
 
