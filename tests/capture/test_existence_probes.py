@@ -377,13 +377,15 @@ def test_an_index_entry_with_its_probes_removed_is_not_believed(tmp_path: Path) 
     """The probes are signed: a hint edited to drop them is quarantined, and the step runs."""
     import sqlite3
 
+    from sharklib.cache.compact import entry_value
+
     (tmp_path / ".git").mkdir()
     (tmp_path / "step.py").write_text(WRITE_ONCE)
     _run(tmp_path, captured=True)
     (index,) = Path(os.environ["SHARKLIB_HOME"]).rglob("index.sqlite")
     with sqlite3.connect(index) as db:
-        (rid, text), = db.execute("SELECT run_id, entry FROM runs").fetchall()
-        entry = json.loads(text)
+        (rid, stored), = db.execute("SELECT run_id, entry FROM runs").fetchall()
+        entry = entry_value(stored)  # kept compact (sharklib.cache.compact)
         assert entry["probes"] == [["out.txt", "absent"]]
         del entry["probes"]
         db.execute("UPDATE runs SET entry=? WHERE run_id=?", (json.dumps(entry), rid))

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from stepcount import executed, step_env
 
+from sharklib.cache.compact import entry_value
 from sharklib.config import cache_dir
 
 STEP = """\
@@ -67,9 +68,9 @@ def _unsign(project: Path, stage: str) -> None:
     """Make the stage's entry what an older sharklib (no signatures) left in the index."""
     with sqlite3.connect(cache_dir() / "index.sqlite") as db:
         rows = db.execute("SELECT run_id, key, entry FROM runs").fetchall()
-        hits = [(rid, key, json.loads(text)) for rid, key, text in rows
-                if f"step.py {stage} " in " ".join(json.loads(text)["run"]["argv"]) + " "]
-        assert len(hits) == 1, [json.loads(t)["run"]["argv"] for _, _, t in rows]
+        hits = [(rid, key, entry_value(stored)) for rid, key, stored in rows
+                if f"step.py {stage} " in " ".join(entry_value(stored)["run"]["argv"]) + " "]
+        assert len(hits) == 1, [entry_value(t)["run"]["argv"] for _, _, t in rows]
         rid, key, entry = hits[0]
         entry.pop("attestation", None)
         db.execute("UPDATE runs SET entry=? WHERE run_id=?",
