@@ -37,6 +37,17 @@ CORPUS = [
     "printf 'done\\n'", "printf x", "VAR=1 echo x", "echo x > f", "echo $HOME", "echo *",
     "/bin/echo x", "sort a > b", "cp -r raw copy", "tar -cf x.tar d", "bash s.sh x",
     "touch x", "rm -rf out", "true || rm f", "if python x.py", "python=1 sort x",
+    # quotes, variables and redirections around one Python command
+    "python count.py data/a.txt > out/a.count", "python x.py < in.txt > out.txt",
+    "python plot.py '--title=A B' \"$OUT\"", "python x.py ${A:-b} $HOME/y", "python x 'open",
+    "python x '\"'\"", "python x \"a'b\" 'c\"d'", "python x 'a''b'\"c\"", "A='x y' python x.py",
+    "A=1 python x.py > o", "\"python\" x.py", "'python' x.py", "python x.py 2>&1 > log",
+    "python x.py > o; cp o p", "python x.py > o # c", "python -c 'print(1)' \\\n",
+    "python -c 'a\nb'", "python x.py $(cat f)", "python x.py `cat f`", ">o python x.py",
+    "2>e python x.py", "python3.11 -m pkg.mod --out=\"o.txt\"", "sort a > b", "echo 'x'",
+    "mkdir -p 'a b'", "cat x | python y.py", "python x.py\r", "\tpython 'x.py'",
+    "./venv/bin/python 'x.py'", "ipython 'x'", "python3.x 'y'", "env python 'x'",
+    "exec python 'x.py'", "{ python x.py; }", "python x.py {a,b}", "python x.py *.txt",
 ]
 
 
@@ -79,6 +90,19 @@ def test_the_usual_lines_never_start_an_interpreter(front: tuple[Path, dict[str,
                  "VAR=1 python x.py", "echo building", "true", ":"):
         assert _front(front, line) == "real", line
     for line in ("sort a", "cp -r raw copy", "bash s.sh"):
+        assert _front(front, line) == "python", line
+
+
+def test_python_lines_with_quotes_or_redirections_start_no_interpreter_here(
+        front: tuple[Path, dict[str, str]]) -> None:
+    """Issue 18: such a line used to start the Python recipe shell only to exec the real one."""
+    for line in ("python count.py data/a.txt > out/a.count", "python -c 'print(1)'",
+                 "python plot.py --title 'A B' \"$OUT\" 2> log.txt", "VAR=1 python x.py < in.txt",
+                 "python x.py ${N:-3}"):
+        assert starts_python(line), line
+        assert _front(front, line) == "real", line
+    for line in ("python x.py > o && cp o p", "python x.py 'open", "python x.py $(cat f)",
+                 "python x.py > o # note", "\"python\" x.py"):
         assert _front(front, line) == "python", line
 
 
