@@ -25,8 +25,6 @@ from sharklib.model.runkey import relative_to_root, relocate, run_key_parts, sha
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
-    import subprocess
-
     from sharklib.model import Artifact, CodeIdentity, Environment, GitInfo, RunKeyParts
 
 #: Variables that change what a scientific script computes; more via SHARKLIB_ENV_ALLOW.
@@ -290,17 +288,18 @@ class GitProbe:
     five ``git`` processes one after the other. ``status`` runs with
     ``GIT_OPTIONAL_LOCKS=0`` so it never writes the index under the user's own
     git commands. No repository (no ``.git`` up from the path) costs a few
-    ``stat`` calls and no process.
+    ``stat`` calls and no process. ``git`` is started with ``os.posix_spawnp`` (``-C ROOT``
+    for the working directory): every recorded step asks, and importing ``subprocess`` for
+    it was a few milliseconds of each step's start-up that its script did not ask for.
     """
 
     def __init__(self, path: str) -> None:
         root = project_root(path)
         self.root: str | None = root if os.path.exists(os.path.join(root, ".git")) else None
-        self._procs: list[subprocess.Popen[bytes]] = []
+        #: (pid, read end of its stdout) of each ``git`` process started
+        self._procs: list[tuple[int, int]] = []
         if self.root is None:
             return
-        import subprocess
-
         from sharklib.config import BOOKKEEPING_MARK
 
         env = dict(os.environ, GIT_OPTIONAL_LOCKS="0")
@@ -312,18 +311,22 @@ class GitProbe:
             commands.append(["remote", "-v"])
         try:
             for args in commands:
-                self._procs.append(subprocess.Popen(
-                    ["git", "-c", BOOKKEEPING_MARK, *args], cwd=self.root, env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL))
+                self._procs.append(_spawn(["git", "-c", BOOKKEEPING_MARK, "-C", self.root,
+                                           *args], env))
         except OSError:  # no git on PATH: the repository is known, its state is not
             self.close()
 
     def close(self) -> None:
         """Stop and reap the ``git`` processes (when their answer is not wanted after all)."""
-        for proc in self._procs:
-            with contextlib.suppress(Exception):
-                proc.kill()
-                proc.wait()
+        import signal
+
+        for pid, fd in self._procs:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
         self._procs = []
 
     def result(self, timeout: float = 60) -> GitInfo | None:
@@ -333,24 +336,72 @@ class GitProbe:
         from sharklib.model import GitInfo
 
         info = GitInfo(root=self.root)
+        import time
+
+        deadline = time.monotonic() + timeout
         outputs: list[bytes | None] = []
-        for proc in self._procs:
-            try:
-                out, _ = proc.communicate(timeout=timeout)
-                outputs.append(out if proc.returncode == 0 else None)
-            except Exception:
+        running = []
+        for pid, fd in self._procs:
+            out = None
+            with contextlib.suppress(Exception):
+                out = _read_all(fd, deadline)
+            if out is None:
+                running.append((pid, fd))  # killed and reaped by close()
                 outputs.append(None)
+                continue
+            os.close(fd)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except OSError:
+                status = -1
+            outputs.append(out if status == 0 else None)
+        self._procs = running
         self.close()
         if not outputs:
             return info
-        status = outputs[0]
-        if status is not None:
-            _parse_status(status, info)
+        status_out = outputs[0]
+        if status_out is not None:
+            _parse_status(status_out, info)
         if self._remote is not None:
             info.remote = self._remote[0]
         elif len(outputs) == 2 and outputs[1] is not None:
             info.remote = _pick_remote(outputs[1].decode("utf-8", "surrogateescape"))
         return info
+
+
+def _spawn(argv: list[str], env: Mapping[str, str]) -> tuple[int, int]:
+    """Start ``argv`` (looked up on ``PATH``) with stdin and stderr on /dev/null: (pid, stdout)."""
+    read, write = os.pipe()
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = os.posix_spawnp(argv[0], argv, env, file_actions=[
+                (os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, write, 1),
+                (os.POSIX_SPAWN_DUP2, null, 2)])
+        finally:
+            os.close(null)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return pid, read
+
+
+def _read_all(fd: int, deadline: float) -> bytes | None:
+    """Everything ``fd`` yields until end of file, or None when ``deadline`` passes first."""
+    import select
+    import time
+
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 _SECTION = re.compile(r'^\[\s*([A-Za-z0-9.-]+)(?:\s+"([^"\\]*)")?\s*\]$')

@@ -131,3 +131,35 @@ def test_remote_read_from_the_config_equals_what_git_remote_says(
     same(repo, one_process=False)  # includes: left to git
     (tmp_path / "nogit").mkdir()
     same(tmp_path / "nogit")
+
+
+def test_asking_git_imports_no_subprocess_and_leaves_no_process(repo: Path) -> None:
+    """Every recorded step asks; ``subprocess`` was a few ms of start-up its script never asked
+    for (issue 18). The answer is git's own, and no ``git`` is left running or unreaped."""
+    code = (
+        "import os, sys\n"
+        "from sharklib.common.identity import git_info\n"
+        "before = set(sys.modules)\n"
+        "info = git_info(sys.argv[1])\n"
+        "print(info.commit, info.branch, info.dirty)\n"
+        "print(' '.join(sorted(set(sys.modules) - before)))\n"
+        "try:\n"
+        "    print(os.waitpid(-1, os.WNOHANG))\n"
+        "except ChildProcessError:\n"
+        "    print('no children')\n"
+    )
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code, str(repo)], check=True,
+                         capture_output=True, text=True, timeout=60).stdout.splitlines()
+    assert out[0] == f"{_git(repo, 'rev-parse', 'HEAD')} main False"
+    assert "subprocess" not in out[1].split(), out[1]
+    assert out[2] == "no children"
+
+
+def test_no_git_on_the_path_knows_the_repository_but_not_its_state(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(repo / "nowhere"))
+    info = git_info(str(repo))
+    assert info is not None
+    assert (info.root, info.commit, info.branch) == (str(repo), None, None)
