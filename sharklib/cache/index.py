@@ -140,6 +140,21 @@ class RunRow:
         return f"RunRow({', '.join(f'{n}={getattr(self, n)!r}' for n in self.__slots__)})"
 
 
+def forget_memo(directory: str | os.PathLike[str], key: str) -> None:
+    """Empty the reuse memo of ``key`` in the cache at ``directory`` (a run of it left the index).
+
+    The memo (:mod:`sharklib.runner.memo`) stands in for an index lookup while the index is
+    unchanged; emptied, it is the bare marker it replaced: "this key was recorded, ask the
+    index". Best effort: a memo left behind is refused anyway, the index having changed.
+    """
+    digest = key.split(":", 1)[-1]
+    if not digest or "/" in digest or digest.startswith("."):
+        return
+    path = os.path.join(os.fspath(directory), "keys", digest[:2], digest)
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC))
+
+
 REPAIR_HINT = ("the index is damaged: `sharklib cache repair` rebuilds it from the runs "
                "stored beside it")
 
@@ -254,6 +269,7 @@ class RunIndex:
             facts: str | None = facts_text(data)
         else:
             facts = None
+        self.fold_uses()
         with self._tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO runs (run_id, key, created, duration, exit_status, entry, "
@@ -313,12 +329,31 @@ class RunIndex:
             pass
 
     def mark_used(self, run_id: str, saved: float) -> None:
-        from sharklib.cache import ledger  # the queryable ledger (log/uses/impact/report)
+        """Count one reuse of ``run_id``: a line in the uses journal, no write to the index.
+
+        A write transaction here cost every reuse four ``fdatasync`` calls (the WAL created,
+        synced, checkpointed, removed); :mod:`sharklib.cache.uses` says how the line is
+        counted later. Where the journal cannot be written, the use is counted here.
+        """
+        from sharklib.cache import ledger, uses
 
         now = time.time()
+        user, host = uses.who()
+        if uses.append(uses.journal_of(self.path), run_id, now, saved, user, host):
+            return
         with self._lock:  # one statement: its own (autocommit) transaction
             self._db.execute(_MARK_USED, (run_id, now, max(0.0, saved)))
             ledger.on_reuse(self._db, run_id, now, saved)
+
+    def fold_uses(self) -> int:
+        """Count the reuses waiting in the uses journal (one ``stat`` when there are none)."""
+        from sharklib.cache import uses
+
+        journal = uses.journal_of(self.path)
+        if not uses.pending(journal):
+            return 0
+        with self._lock:
+            return uses.fold(self._db, journal, _MARK_USED)
 
     def note_run(self, data: dict[str, Any]) -> None:
         """Ledger rows only, for a run that is not cached (it failed); see :mod:`.ledger`."""
@@ -344,6 +379,8 @@ class RunIndex:
         with self._tx() as db:
             n = 0
             for rid in ids:
+                for (key,) in db.execute("SELECT key FROM runs WHERE run_id=?", (rid,)):
+                    forget_memo(self.path.parent, str(key))
                 self._parsed.pop(rid, None)
                 db.execute("DELETE FROM run_objects WHERE run_id=?", (rid,))
                 db.execute("DELETE FROM run_facts WHERE run_id=?", (rid,))
@@ -537,6 +574,7 @@ class RunIndex:
         return out
 
     def rows(self) -> list[RunRow]:
+        self.fold_uses()
         out = []
         for (rid, key, created, duration, status, size, last_used, uses, saved,
              entry) in self._query(

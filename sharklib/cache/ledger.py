@@ -36,6 +36,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sharklib.cache.compact import entry_value
+from sharklib.cache.uses import who as _who
 from sharklib.model.run import decode_path, encode_path
 
 SIDECAR_SUFFIX = ".intoto.jsonl"
@@ -263,6 +264,15 @@ def on_reuses(db: sqlite3.Connection, used: list[tuple[str, float]], at: float) 
     recorded CPU time scaled by the share of its wall time saved.
     """
     user, host = _who()
+    on_reuse_rows(db, [(rid, at, saved, user, host) for rid, saved in used])
+
+
+def on_reuse_rows(db: sqlite3.Connection, rows: list[tuple[str, float, float, str, str]]) -> None:
+    """One ``ledger_reuses`` row per ``(run_id, at, saved wall seconds, user, host)``: reuses
+    counted in the uses journal (:mod:`sharklib.cache.uses`), each by whom and when it
+    happened. Never raises."""
+    if not rows:
+        return
     try:
         db.execute("SAVEPOINT ledger")
     except sqlite3.Error:
@@ -270,7 +280,8 @@ def on_reuses(db: sqlite3.Connection, used: list[tuple[str, float]], at: float) 
     try:
         ensure(db)
         db.executemany("INSERT INTO ledger_reuses VALUES (?,?,?,?,?,?)",
-                       [(rid, at, max(0.0, saved), None, user, host) for rid, saved in used])
+                       [(rid, at, max(0.0, saved), None, user, host)
+                        for rid, at, saved, user, host in rows])
         db.execute("RELEASE ledger")
     except Exception:
         try:
@@ -278,29 +289,6 @@ def on_reuses(db: sqlite3.Connection, used: list[tuple[str, float]], at: float) 
             db.execute("RELEASE ledger")
         except sqlite3.Error:
             pass
-
-
-def _who() -> tuple[str, str]:
-    """``getpass.getuser()`` and ``socket.gethostname()``, without importing either module.
-
-    A reuse writes this row before the user's step returns; getpass (termios) and socket
-    (selectors) cost it ~3 ms of imports. The same variables are read in the same order,
-    then the password database; on Linux ``gethostname`` is the uname node name.
-    """
-    user = next((v for v in (os.environ.get(n) for n in ("LOGNAME", "USER", "LNAME", "USERNAME"))
-                 if v), "")
-    if not user:
-        try:
-            import pwd
-
-            user = pwd.getpwuid(os.getuid())[0]
-        except Exception:
-            user = str(os.getuid())
-    try:
-        host = os.uname().nodename
-    except Exception:
-        host = ""
-    return user, host
 
 
 def catch_up(db: sqlite3.Connection) -> int:
@@ -402,10 +390,22 @@ class Ledger:
             if not has_runs:
                 db.executescript(_EMPTY_RUNS)
             ledger = cls(db, str(path))
+            ledger.fold_uses()
             ledger.refresh()
         except sqlite3.DatabaseError as exc:
             raise _unreadable(exc, str(path)) from None
         return ledger
+
+    def fold_uses(self) -> int:
+        """Count the reuses waiting in the uses journal beside the index (:mod:`.uses`)."""
+        from sharklib.cache import uses
+
+        journal = uses.journal_of(self.where)
+        if not uses.pending(journal):
+            return 0
+        from sharklib.cache.index import _MARK_USED
+
+        return uses.fold(self.db, journal, _MARK_USED)
 
     def refresh(self) -> int:
         """Back-fill marked runs (one cheap query when there are none)."""
