@@ -9,10 +9,24 @@
 * :mod:`sharklib.cache.maintenance`: ls, du, gc, verify, push, pull.
 """
 
-from sharklib.cache.entry import IndexEntry, StoredObject
-from sharklib.cache.index import RunIndex
-from sharklib.cache.runcache import RunCache
-from sharklib.cache.store import ObjectInfo, ObjectStore, Restored, open_store
+from __future__ import annotations
+
+from sharklib._lazy import lazy_attributes
+
+TYPE_CHECKING = False
+
+_WHERE = {"IndexEntry": "entry", "StoredObject": "entry", "RunIndex": "index",
+          "RunCache": "runcache", "ObjectInfo": "store", "ObjectStore": "store",
+          "Restored": "store", "open_store": "store"}
+
+if TYPE_CHECKING:
+    from sharklib.cache.entry import IndexEntry, StoredObject
+    from sharklib.cache.index import RunIndex
+    from sharklib.cache.runcache import RunCache
+    from sharklib.cache.store import ObjectInfo, ObjectStore, Restored, open_store
+
+# loaded on first use: reading an entry (the reuse memo's path) must not import sqlite3
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 __all__ = ["IndexEntry", "ObjectInfo", "ObjectStore", "Restored", "RunCache", "RunIndex",
            "StoredObject", "open_store"]

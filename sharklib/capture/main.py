@@ -205,7 +205,14 @@ def run_main(argv: list[str]) -> int:
     if opts.explain:
         return explain_run(opts, abspath, source)
 
-    rec = _start_recording(opts, abspath, source)
+    keyed = None
+    if opts.script is not None and not (opts.no_cache or opts.rerun):
+        # a reuse the key's memo proves replays before capture is installed: nothing runs
+        keyed = key_of(opts, abspath, source, os.getcwd())
+        status = _quick_reuse(keyed[0], opts.quiet)
+        if status is not None:
+            return status
+    rec = _start_recording(opts, abspath, source, keyed)
     # ``-m`` whose file was not found: the run key would not name the code, so no reuse
     if rec is not None and (opts.module is None or rec.script):
         status = _reuse_check(rec)
@@ -259,8 +266,29 @@ def _bootstrap_present() -> bool:
     return True
 
 
+def _quick_reuse(parts: RunKeyParts, quiet: bool = False) -> int | None:
+    """Replay the reuse the key's memo proves (:mod:`sharklib.runner.memo`), else None.
+
+    Tried before capture is installed, so a reused step costs neither the session, the
+    hooks nor the index; anything less than a proof leaves the full check, after capture
+    is on (:func:`before_script`), to decide as before. Never raises.
+    """
+    from sharklib.config import ENV_PARENT_RUN
+
+    if flag(ENV_NO_CACHE) or flag(ENV_RERUN) or os.environ.get(ENV_PARENT_RUN):
+        return None
+    try:
+        from sharklib.capture import reuse_hook
+
+        return reuse_hook.quick_check(parts, os.getcwd(), quiet=quiet or None)
+    except Exception:
+        return None
+
+
 def _start_recording(opts: RunOptions, abspath: str | None,
-                     source: bytes | None = None) -> Recorder | None:
+                     source: bytes | None = None,
+                     keyed: tuple[RunKeyParts, str | None, str | None] | None = None,
+                     ) -> Recorder | None:
     """Install capture for this process; a failure leaves the script to run uncaptured."""
     try:
         from sharklib.capture import bootstrap
@@ -280,7 +308,9 @@ def _start_recording(opts: RunOptions, abspath: str | None,
                        session=session)
         rec.script = abspath
         rec.code_text = opts.code
-        rec.key_parts, module_file, digest = key_of(opts, abspath, source, rec.cwd)
+        if keyed is None or rec.cwd != os.getcwd():
+            keyed = key_of(opts, abspath, source, rec.cwd)
+        rec.key_parts, module_file, digest = keyed
         if digest is not None and source is not None:
             rec.script_digest = (digest, len(source))
         if module_file:

@@ -76,7 +76,11 @@ def check(rec: Recorder) -> int | None:
     looked = time.time()
     active, rec.active = rec.active, False
     try:
-        decision = step.reuse()
+        decision = _memo_reuse(rec, root)
+        if decision is None:
+            decision = step.reuse()
+            if decision is not None:
+                _write_memo(decision.entry, (decision.stdout, decision.stderr, decision.streams))
     finally:
         rec.active = active
     if decision is None:
@@ -84,6 +88,59 @@ def check(rec: Recorder) -> int | None:
         rec.started += time.time() - looked
         return None
     return step.replay(decision)
+
+
+def quick_check(key_parts: Any, cwd: str, quiet: bool | None = None) -> int | None:
+    """Before capture is installed: replay the reuse the key's memo proves; its exit status.
+
+    None (the full :func:`check` then decides, after capture is on) when the key was never
+    recorded, the memo does not hold or does not prove a reuse. The environment judged is
+    the one the script would run with under capture.
+    """
+    if flag(ENV_NO_CACHE) or flag(ENV_RERUN) or not _cache_location_is_default():
+        return None
+    key = key_parts.digest()
+    if not os.path.exists(_marker(key)):
+        return None
+    from sharklib.common.identity import project_root
+
+    root = project_root(cwd)
+    if not _memo_ok(root):
+        return None
+    from sharklib.common.environ import capture_environ
+    from sharklib.config import cache_dir
+    from sharklib.runner import memo
+
+    decision = memo.reuse(key_parts, cwd=cwd, root=root, directory=cache_dir(),
+                          environ=capture_environ(os.environ))
+    if decision is None:
+        return None
+    from sharklib.runner.restore import replay
+
+    return replay(decision, quiet=quiet)
+
+
+def _memo_ok(root: str) -> bool:
+    """Is the default cache the one this step uses (where markers, and memos, are kept)?"""
+    return _cache_location_is_default() and \
+        not os.path.exists(os.path.join(root, ".sharklib", "cache.toml"))
+
+
+def _memo_reuse(rec: Recorder, root: str) -> Any:
+    """The reuse the key's memo proves (:mod:`sharklib.runner.memo`), else None."""
+    if not _memo_ok(root):
+        return None
+    from sharklib.config import cache_dir
+    from sharklib.runner import memo
+
+    return memo.reuse(rec.key_parts, cwd=rec.cwd, root=root, directory=cache_dir())
+
+
+def _write_memo(entry: Any, found: Any) -> None:
+    from sharklib.config import cache_dir
+    from sharklib.runner import memo
+
+    memo.write(cache_dir(), entry, found)
 
 
 #: Programs libraries start to learn about the machine, not to read a step's data: matplotlib
@@ -307,11 +364,23 @@ def record(rec: Recorder, run: Run, stdout: Any = None, stderr: Any = None,
 
         makedeps.remember(_root(rec), folded)
     if entry is not None and _cache_location_is_default():
-        marker = _marker(run.run_key)
-        try:
-            from sharklib.config import make_dirs
+        # the key's marker, holding what its next reuse needs (runner/memo.py)
+        _write_memo(entry, [*_session_streams(rec), *printed.values()])
 
-            make_dirs(os.path.dirname(marker))
-            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644))
+
+def _session_streams(rec: Recorder) -> list[bytes]:
+    """What the run printed, as the session kept it (small copies only: a memo inlines those)."""
+    from sharklib.runner.memo import INLINE_MAX
+
+    found = []
+    for name in ("stdout", "stderr", "streams"):
+        if not rec.session:
+            break
+        try:
+            with open(os.path.join(rec.session, name), "rb") as fh:
+                data = fh.read(INLINE_MAX + 1)
         except OSError:
-            pass
+            continue
+        if len(data) <= INLINE_MAX:
+            found.append(data)
+    return found

@@ -14,14 +14,17 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Container, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sharklib.model import Download
 from sharklib.runner.downloads import default_policy, judge
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no ``typing`` at run time (a reuse from its memo decides here)
+    from typing import Any
+
     from sharklib.cache.entry import IndexEntry
     from sharklib.cache.runcache import RunCache
+    from sharklib.hashing.statcache import StatCache
 
 
 def rebase(path: str, root: str) -> str:
@@ -260,17 +263,37 @@ def judge_entry(entry: IndexEntry, root: str, cache: RunCache, policy: str | Non
                 pins: Mapping[str, str] | None, cwd: str | None = None,
                 environ: Mapping[str, str] | None = None) -> Accepted | str:
     """:func:`judge_run` for an index entry, the digests asked of the stat cache."""
-    from sharklib.cache.facts import claimed_signers
-    from sharklib.runner.proof import trusted_key_ids
+    return judge_with(entry, root, cache.statcache, policy, pins, cwd, environ=environ)
 
+
+def judge_with(entry: IndexEntry, root: str, statcache: StatCache | None, policy: str | None,
+               pins: Mapping[str, str] | None, cwd: str | None = None, *,
+               trusted: Container[str] | None = None,
+               environ: Mapping[str, str] | None = None) -> Accepted | str:
+    """:func:`judge_entry` with the stat cache itself (``None`` will do for an entry that
+    recorded no input or module: the reuse memo's lookup opens none then), and the ids of
+    the keys trusted for reuse when the caller has them already."""
+    from sharklib.cache.facts import claimed_signers
+
+    if trusted is None:
+        from sharklib.runner.proof import trusted_key_ids
+
+        trusted = trusted_key_ids()
     pairs = [*entry.inputs, *entry.modules]
-    now = cache.statcache.digests([rebase(p, root) for p, _ in pairs]) if pairs else {}
+    if pairs:
+        if statcache is None:
+            from sharklib.hashing import StatCache
+
+            statcache = StatCache()
+        now = statcache.digests([rebase(p, root) for p, _ in pairs])
+    else:
+        now = {}
     data = entry.run_data()
     return judge_run(entry.inputs, entry.modules,
                      (data.get("environment") or {}).get("distributions") or {},
                      data.get("downloads") or [], root=root, now=now, policy=policy, pins=pins,
                      cwd=cwd, run_id=entry.run_id, signers=claimed_signers(entry.attestation),
-                     trusted=trusted_key_ids(), probes=entry.probes,
+                     trusted=trusted, probes=entry.probes,
                      variables=data.get("variables_read"), environ=environ)
 
 

@@ -49,11 +49,13 @@ import json
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Any
 
 from sharklib.errors import SharkError, StoreError
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no ``typing`` at run time (a reuse from its memo proves here)
+    from typing import Any
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.attest.keys import SigningKey
@@ -533,6 +535,28 @@ def proven_by(entry: IndexEntry, key: str) -> tuple[str | None, str | None]:
     if got is None:
         return None, f"past run {entry.run_id[:12]} disagrees with its signed attestation"
     return got[1], None
+
+
+class _NoQuarantine:
+    """A hint that is no index entry (the reuse memo) is refused, never quarantined: the
+    index, asked next, judges its own entry."""
+
+    def quarantine_entry(self, _entry: IndexEntry) -> str:
+        return ""
+
+
+def prove_hint(entry: IndexEntry, key: str, trusted: Collection[str]) -> IndexEntry | None:
+    """:func:`prove` for a hint kept outside the index (:mod:`sharklib.runner.memo`): the entry
+    as signed by a key of ``trusted`` (:func:`trusted_key_ids`), or None, silently."""
+    envelope = entry.attestation
+    if not isinstance(envelope, dict) or not trusted:
+        return None
+
+    def ignore(_message: str) -> None:
+        pass
+
+    got = _prove(entry, envelope, trusted, key, _NoQuarantine(), ignore)  # type: ignore[arg-type]
+    return None if got is None else got[0]
 
 
 def _quarantine(entry: IndexEntry, cache: RunCache, warn: Warn, why: str) -> None:

@@ -10,7 +10,6 @@ report.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import sys
 import time
@@ -18,7 +17,6 @@ from collections.abc import Mapping
 
 from sharklib.attest.naming import is_sidecar
 from sharklib.cache.entry import IndexEntry
-from sharklib.cache.runcache import RunCache
 from sharklib.config import ENV_QUIET, ENV_REPORT, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run
@@ -26,6 +24,10 @@ from sharklib.model.run import _Record
 from sharklib.runner import decide, proof
 from sharklib.runner.decide import rebase  # noqa: F401  (re-exported: callers map paths here)
 from sharklib.runner.notices import Warn, stderr_warn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not at run time: the reuse memo's path opens no index (runner/memo.py)
+    from sharklib.cache.runcache import RunCache
 
 
 class ReuseDecision(_Record):
@@ -249,7 +251,7 @@ def _step_label(entry: IndexEntry, width: int = 72) -> str:
 
 
 def reuse_message(decision: ReuseDecision) -> str:
-    when = _dt.datetime.fromtimestamp(decision.entry.started).strftime("%Y-%m-%d %H:%M")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(decision.entry.started))
     # a user counts the files their script wrote; the sidecars travel with them
     n = sum(not is_sidecar(p) for p in decision.restored)
     outputs = f"{n} output{'s' if n != 1 else ''} restored"
