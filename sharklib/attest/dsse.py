@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
-from typing import TYPE_CHECKING, Any
 
 from sharklib.errors import SignatureError
 from sharklib.model.provenance import PAYLOAD_TYPE
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no ``typing`` at run time: a reuse proves a signature through here
+    from typing import Any
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     from sharklib.attest.keys import SigningKey
@@ -45,6 +46,8 @@ def payload_of(envelope: dict[str, Any]) -> bytes:
 
 def attestation_digest(envelope: dict[str, Any]) -> str:
     """``sha256:<hex>`` of the envelope's payload: the attestation's stable name."""
+    import hashlib  # OpenSSL, loaded here: a reuse proving a signature never needs it
+
     return "sha256:" + hashlib.sha256(payload_of(envelope)).hexdigest()
 
 

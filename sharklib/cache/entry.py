@@ -11,13 +11,16 @@ remote and the runner need the format without the database.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from sharklib.cache.compact import entry_value, pack_entry
 from sharklib.cache.store import check_digest
 from sharklib.errors import StoreError
 from sharklib.model import Run
 from sharklib.model.run import decode_path, encode_path, probes_from
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no ``typing`` at run time: a reuse from its memo parses an entry
+    from typing import Any
 
 ENTRY_VERSION = 1
 #: ``streams``: both streams as one ordered (descriptor, bytes) log, replayed as the run wrote it

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from sharklib.errors import StoreError
 from sharklib.model.run import decode_path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: 2: output digests and the key ids the entry's attestation claims to be signed by
 FACTS_VERSION = 2

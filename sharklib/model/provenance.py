@@ -37,10 +37,8 @@ Statements written before subjects carried annotations (one subject, with
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from sharklib.model.run import (
     Artifact,
@@ -56,6 +54,10 @@ from sharklib.model.run import (
     probes_from,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # neither ``typing`` nor ``datetime`` at run time: the reuse path needs
+    from typing import Any  # only this module's names of statement and payload types
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://sharklib.dev/run/v1"
@@ -69,12 +71,16 @@ def iso(ts: float | None) -> str | None:
     """Seconds since the epoch as RFC 3339 UTC with microseconds."""
     if ts is None:
         return None
+    import datetime as _dt
+
     return _dt.datetime.fromtimestamp(ts, _dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def from_iso(text: str | None) -> float | None:
     if not text:
         return None
+    import datetime as _dt
+
     return _dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 

@@ -32,13 +32,18 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Literal
 
 from sharklib.config import ENV_DOWNLOAD_POLICY
 from sharklib.model import Download
 from sharklib.model.run import FrozenRecord
 
-Policy = Literal["revalidate", "strict", "trust"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # no ``typing`` at run time (a reuse from its memo judges downloads here)
+    from typing import Literal
+
+    Policy = Literal["revalidate", "strict", "trust"]
+else:
+    Policy = str
 POLICIES: tuple[str, ...] = ("revalidate", "strict", "trust")
 TIMEOUT = 10.0
 
