@@ -93,6 +93,28 @@ def interleaved(cmds: dict[str, list[str]], cwd: Path, env: dict[str, str], runs
     return out
 
 
+def imported_modules(cmd: list[str], cwd: Path, env: dict[str, str]) -> int | None:
+    """How many modules the command imports (lines of ``python -X importtime``)."""
+    proc = subprocess.run([cmd[0], "-X", "importtime", *cmd[1:]], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=True)
+    return sum(line.startswith("import time:") and "| imported package" not in line
+               for line in proc.stderr.splitlines())
+
+
+def sync_calls(cmd: list[str], cwd: Path, env: dict[str, str]) -> int | None:
+    """How many fsync/fdatasync calls the command's process tree makes (None: no strace)."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    with tempfile.NamedTemporaryFile(prefix="sharklib-bench-strace-") as log:
+        proc = subprocess.run([strace, "-f", "-qq", "-e", "trace=fsync,fdatasync", "-o", log.name,
+                               *cmd], cwd=cwd, env=env, capture_output=True)
+        if proc.returncode != 0:
+            return None
+        return sum(1 for line in Path(log.name).read_text().splitlines()
+                   if "fsync(" in line or "fdatasync(" in line)
+
+
 def venv_tool(root: Path, name: str, packages: list[str]) -> tuple[Path | None, str]:
     """A venv with ``packages`` (created once); (python, "") or (None, why not)."""
     venv = root / name
@@ -176,6 +198,17 @@ def main() -> int:
         p, c = (statistics.median(warm[k][2]) for k in ("plain", "run"))
         rows.append(("start-up: CPU time, reused", f"{p * 1000:.1f} ms", f"{c * 1000:.1f} ms",
                      f"+{(c - p) * 1000:.1f} ms", "", ""))
+        # what the reused run does, counted: the same on a loaded machine as on a quiet one
+        for what, unit, count in (("modules imported (-X importtime)", "modules", imported_modules),
+                                  ("fsync/fdatasync calls (strace -f)", "calls", sync_calls)):
+            p_n, c_n = count([PY, "step.py"], work, env), count(
+                [PY, "-m", "sharklib", "run", "step.py"], work, env)
+            if p_n is None or c_n is None:
+                rows.append((f"start-up, reused: {what}", "", "", "not measured (no strace)",
+                             "", ""))
+                continue
+            rows.append((f"start-up, reused: {what}", f"{p_n} {unit}", f"{c_n} {unit}",
+                         f"+{c_n - p_n}", "", ""))
 
         # 2. the per-open cost (worst case: a loop that only opens files)
         (work / "opens").mkdir()

@@ -44,6 +44,11 @@ def imported_sqlite(proc: subprocess.CompletedProcess[str]) -> bool:
                for line in proc.stderr.splitlines() if line.startswith("import time:"))
 
 
+def imported_index(proc: subprocess.CompletedProcess[str]) -> bool:
+    return any(line.rsplit("|", 1)[-1].strip() == "sharklib.cache.index"
+               for line in proc.stderr.splitlines() if line.startswith("import time:"))
+
+
 def cache() -> Path:
     return Path(os.environ["SHARKLIB_HOME"]) / "cache"
 
@@ -153,3 +158,20 @@ def test_quiet_reuse_from_the_memo_prints_only_what_the_step_printed(project: Pa
                           timeout=120)
     assert (proc.stdout, proc.stderr, proc.returncode) == ("done\n", "", 0)
     assert executed() == ["step"]
+
+
+def test_outputs_in_place_are_served_from_the_memo_and_missing_ones_by_the_index(
+        project: Path) -> None:
+    (project / "write.py").write_text(
+        "import os\nopen(os.environ['COUNT_FILE'], 'a').write('write\\n')\n"
+        "open('out.txt', 'w').write('result')\nprint('wrote')\n")
+    run(project, "write.py")
+    fast = run(project, "write.py", "-X", "importtime")
+    # the stat cache answers for the output in place (SQLite), the index is not opened
+    assert fast.stdout == "wrote\n" and "reused" in fast.stderr and not imported_index(fast)
+    (project / "out.txt").unlink()
+    restored = run(project, "write.py")
+    assert restored.stdout == "wrote\n" and "1 output restored" in restored.stderr, \
+        restored.stderr
+    assert (project / "out.txt").read_text() == "result"
+    assert executed() == ["write"]
