@@ -260,6 +260,8 @@ def build_run(rec: Recorder, outputs: list[PendingOutput], status: int | None,
         if o.finished is not None:
             feeding = known_order[:known_before[min(o.finished, len(known_before) - 1)]]
         outs.append(Output(path=o.path, sha256=sha, size=size, inputs=feeding, stream=o.stream))  # type: ignore[arg-type]
+    if final and rec.moved_in:
+        _link_moved_in(rec, outs, inputs)
 
     # what the script asked about a project file without reading it: an input of the run,
     # unless the file is an input with a digest anyway (that checks more) or code
@@ -525,6 +527,44 @@ def _not_cached_now(rec: Recorder, run: Run, tree: list[Run] | None) -> str | No
     return None
 
 
+def _link_moved_in(rec: Recorder, outs: list[Output], inputs: list[Artifact]) -> None:
+    """An output renamed from a file that is gone now was fed by that file.
+
+    A worker writes ``part.tmp``, the parent renames it to ``final.txt``: the parent read
+    nothing, yet ``final.txt`` holds what the worker computed. The gone name joins the inputs
+    without a digest, so :meth:`Run.read_through` replaces it by what fed it in the process
+    that wrote it, or drops it when no process of the run did (a file older than the run).
+    """
+    from sharklib.model import Artifact
+
+    known = {a.path for a in inputs}
+    for o in outs:
+        src = rec.moved_in.get(o.path)
+        if src is None or os.path.lexists(src):
+            continue
+        if src not in known:
+            known.add(src)
+            inputs.append(Artifact(path=src, sha256=""))
+        if o.inputs is not None and src not in o.inputs:
+            o.inputs = [*o.inputs, src]
+
+
+def _remove_sidecars_of_temporaries(run: Run) -> None:
+    """A worker signed its partial before the parent deleted or renamed it: that sidecar
+    describes a file that no longer exists, and was written by this run, so it goes too."""
+    from sharklib.attest import sidecar_path
+
+    for p in run.temporaries:
+        if os.path.lexists(p):
+            continue
+        side = sidecar_path(p)
+        try:
+            if stat.S_ISREG(os.lstat(side).st_mode):
+                os.unlink(side)
+        except OSError:
+            continue
+
+
 def _read_through_tree(rec: Recorder, run: Run) -> list[Run] | None:
     """Read this run's descendants and let its lineage flow through the files they passed it.
 
@@ -541,6 +581,12 @@ def _read_through_tree(rec: Recorder, run: Run) -> list[Run] | None:
         if rec.session and (run.outputs or rec.top):
             tree = reuse_hook.descendants(run, rec.session, whole_session=owns_session(rec))
         run.read_through(tree or [], reuse_hook.gone([run, *(tree or [])]))
+        if tree:
+            produced = {o.path for r in tree for o in r.outputs}
+            run.temporaries.extend(  # renamed away: gone under the name its writer gave it
+                src for src in rec.moved_in.values()
+                if src in produced and src not in run.temporaries and not os.path.lexists(src))
+            _remove_sidecars_of_temporaries(run)
     except Exception as exc:
         warn_once(f"lineage through child processes not linked: {describe(exc)}")
         run.read_through([], ())

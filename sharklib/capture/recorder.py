@@ -195,6 +195,8 @@ class Recorder:
         self.outputs: dict[str, PendingOutput] = {}
         self.open_outputs: list[PendingOutput] = []
         self.temporaries: list[str] = []
+        #: output -> the file it was renamed from, written by another process of the run
+        self.moved_in: dict[str, str] = {}
         #: outputs that get no sidecar beside them (signed by digest in the statement): the
         #: part files of a dataset directory, which its readers take wholesale (pyarrow,
         #: polars), so a ``.intoto.jsonl`` there would be read as one more part and fail
@@ -629,6 +631,9 @@ class Recorder:
             if self._ignored(d):
                 return
             if out is None:
+                # another process wrote it (a worker's partial), or it predates the run: what
+                # fed it is found at the end, if the run's tree produced it (finish.build_run)
+                self.moved_in[d] = s
                 out = PendingOutput(d, confirmed=True)
                 out.finished = len(self.inputs)
             else:

@@ -169,6 +169,54 @@ def test_a_partial_the_parent_keeps_is_still_an_output(project: Path) -> None:
     assert (project / "parts" / "sp1.txt.part").read_text() == "3"
 
 
+
+RENAME = r"""
+import multiprocessing as mp, os, sys
+
+def work(src):
+    with open(src) as f:
+        total = sum(int(x) for x in f.read().split())
+    part = os.path.basename(src) + ".part"
+    with open(part, "w") as f:
+        f.write(f"{total}\n")
+    return part
+
+if __name__ == "__main__":
+    with open(os.environ["COUNT_FILE"], "a") as c:
+        c.write("ran\n")
+    with mp.get_context(sys.argv[1]).Pool(2) as p:
+        parts = p.map(work, ["maps/sp1.txt", "maps/sp2.txt"])
+    os.rename(parts[0], "final.txt")
+    os.remove(parts[1])
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_a_partial_the_parent_renames_into_place_carries_what_its_worker_read(
+        project: Path, method: str) -> None:
+    # the parent reads nothing: final.txt is the file a worker wrote, under a new name
+    (project / "rename.py").write_text(RENAME)
+    shark(project, "run", "rename.py", method)
+    assert (project / "final.txt").read_text() == "3\n"
+    signed = statements(project / "final.txt.intoto.jsonl")
+    deps = {d.get("uri") for d in signed[0]["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert (project / "maps" / "sp1.txt").as_uri() in deps, deps
+    assert all(".part" not in outside_temporaries(st) for st in signed), signed
+    # the workers signed their partials before the parent renamed and deleted them: those
+    # sidecars describe files that are gone, and go with them
+    assert not list(project.glob("*.part*")), list(project.iterdir())
+    why = shark(project, "why", "final.txt").stdout
+    assert "maps/sp1.txt" in why and ".part" not in why, why
+    verify = shark(project, "verify", "final.txt")
+    assert "verified" in verify.stdout + verify.stderr
+
+    shark(project, "run", "rename.py", method)
+    assert executions() == 1, "an unchanged step is reused"
+    (project / "maps" / "sp1.txt").write_text("5 5 5\n")
+    shark(project, "run", "rename.py", method)
+    assert executions() == 2, "a map only a worker read changed: the step runs again"
+    assert (project / "final.txt").read_text() == "15\n"
+
 GDAL_COMBINE = r'''
 import glob, os, sys, tempfile
 import multiprocessing as mp
