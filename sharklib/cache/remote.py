@@ -103,12 +103,16 @@ def default_options(url: str) -> dict[str, Any]:
 
 
 class RemoteStore(ObjectStore):
-    """Objects and index entries under an fsspec URL, zstd-compressed."""
+    """Objects and index entries under an fsspec URL, zstd-compressed.
+
+    A ``file://`` remote's folder is made on first use (``create``), so a push to a new share
+    works; a reader that must write nothing (a query) passes ``create=False``.
+    """
 
     name = "remote"
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None,
-                 level: int = 3, threads: int = -1) -> None:
+                 level: int = 3, threads: int = -1, create: bool = True) -> None:
         self.url = url.rstrip("/")
         options = {**default_options(self.url), **(storage_options or {})}
         try:
@@ -123,7 +127,7 @@ class RemoteStore(ObjectStore):
         self.level = level
         self.threads = threads
         self._local = "file" in _protocols(self.fs)
-        if self._local:
+        if self._local and create:
             try:
                 self.fs.makedirs(self.base, exist_ok=True)
             except OSError as exc:  # a share that is not mounted, a file where a folder belongs

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from sharklib.cache import ledger as ledger_sql
 from sharklib.cache.ledger import Ledger
 from sharklib.config import make_dirs
-from sharklib.errors import StoreError
+from sharklib.errors import SharkError, StoreError
 
 if TYPE_CHECKING:
     from sharklib.cache.entry import IndexEntry
@@ -49,7 +49,12 @@ def mirror(url: str, cache_dir: str | Path) -> tuple[Ledger, Callable[[dict[str,
     led = Ledger.open(path)
     db = led.db
     db.executescript(_MIRROR)
-    remote = RemoteStore(url)
+    remote = RemoteStore(url, create=False)  # a query writes nothing there
+    if not remote.fs.exists(remote.base):
+        led.close()
+        # a mistyped folder or bucket would otherwise read as a remote where nobody ran anything
+        raise SharkError(f"remote {url}: nothing is there (no such folder or bucket; "
+                         "has anything been pushed to it?)")
     seen = {r[0] for r in db.execute("SELECT path FROM mirror_seen")}
     new = [p for p in remote.entry_paths() if p not in seen]
     for entry_path in new:

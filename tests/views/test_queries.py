@@ -253,6 +253,18 @@ def test_remote_queries_mark_who_signed(project: Project, tmp_path: Path) -> Non
     assert commands(imp["steps"]) == sorted([MAP[0], GATHER])
 
 
+
+@pytest.mark.parametrize("command", [("log",), ("uses", "data/raw.csv")])
+def test_a_remote_that_is_not_there_is_one_line_and_nothing_is_made(
+        project: Project, tmp_path: Path, command: tuple[str, ...]) -> None:
+    # a mistyped folder read as a remote where nobody had run anything (exit 0), and was created
+    typo = tmp_path / "no-such-share"
+    done = project.sharklib(*command, "--remote", typo.as_uri(), check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "nothing is there" in done.stderr, done.stderr
+    assert typo.as_uri() in done.stderr and "Traceback" not in done.stderr
+    assert not typo.exists()
+
 def test_html_report_renders_in_chromium(project: Project, tmp_path: Path) -> None:
     from sharklib.views.headless import find_chromium
 
