@@ -63,8 +63,9 @@ if __name__ == "__main__":
 
 CASES = [("pool", "fork", "outside"), ("pool", "fork", "inside"),
          ("pool", "spawn", "outside"), ("pool", "spawn", "inside"),
-         ("pool", "forkserver", "outside"), ("executor", "spawn", "inside"),
-         ("subprocess", "-", "outside")]
+         ("pool", "forkserver", "outside"), ("pool", "forkserver", "inside"),
+         ("executor", "spawn", "inside"), ("executor", "fork", "outside"),
+         ("executor", "forkserver", "outside"), ("subprocess", "-", "outside")]
 
 
 @pytest.fixture
