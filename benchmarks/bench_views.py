@@ -58,10 +58,16 @@ def _run(argv: list[str], cwd: str, inputs: list[Artifact], out: Output, t: floa
                inputs=inputs, outputs=[out])
 
 
-def make_lineage(directory: str, steps: int, fan_in: bool = True) -> str:
+MAP = ("python", "make_part.py", "{src}", "{dst}")
+
+
+def make_lineage(directory: str, steps: int, fan_in: bool = True,
+                 commands: tuple[tuple[str, ...], ...] = (MAP,)) -> str:
     """Write real files and one sidecar holding ``steps`` signed statements; return the result path.
 
-    fan_in: steps-1 producers (input_i -> part_i) and a final step reading every part.
+    fan_in: steps-1 producers (input_i -> part_i) and a final step reading every part; producer
+    i's argv is ``commands[i % len(commands)]`` with ``{src}``/``{dst}`` (absolute paths) and
+    ``{src_rel}``/``{dst_rel}`` (relative to ``directory``) filled in.
     chain: step i reads file i-1 and writes file i.
     """
     key = load_signing_key()
@@ -81,9 +87,10 @@ def make_lineage(directory: str, steps: int, fan_in: bool = True) -> str:
             src = file(root / "in" / f"input{i}.csv", f"input {i}\n".encode())
             part = file(root / "parts" / f"part{i}.csv", f"part {i}\n".encode())
             out = Output(part.path, part.sha256, part.size, inputs=[src.path])
-            env = sign_statement(run_to_statement(
-                _run(["python", "make_part.py", src.path, part.path], str(root), [src], out, t),
-                out), key)
+            names = {"src": src.path, "dst": part.path, "src_rel": f"in/input{i}.csv",
+                     "dst_rel": f"parts/part{i}.csv"}
+            argv = [w.format(**names) for w in commands[i % len(commands)]]
+            env = sign_statement(run_to_statement(_run(argv, str(root), [src], out, t), out), key)
             envelopes.append(env)
             parts.append(Artifact(part.path, part.sha256, part.size, attestation_digest(env)))
         result = file(root / "result.txt", b"result\n")

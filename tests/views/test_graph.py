@@ -137,19 +137,134 @@ def test_html_page_in_headless_chromium(tmp_path: Path, browser: Browser) -> Non
     assert browser.console_errors() == []
 
 
-def test_html_stays_self_contained_with_a_large_graph(tmp_path: Path) -> None:
-    """A 300-node lineage renders to one file without external references (no browser needed)."""
+def _maps(root: Path, maps: int, *commands: tuple[str, ...]) -> Path:
+    """A signed fan-in lineage: ``maps`` map steps (input_i -> part_i, their argv cycling through
+    ``commands``) and one combine step reading every part (benchmarks/bench_views.py)."""
     code = f"""
 import sys
 sys.path.insert(0, {str(REPO / 'benchmarks')!r})
-from bench_views import make_lineage
-make_lineage({str(tmp_path)!r}, 150, fan_in=True)
+from bench_views import MAP, make_lineage
+make_lineage({str(root)!r}, {maps + 1}, fan_in=True, commands={commands or None!r} or (MAP,))
 """
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    return root / "result.txt"
+
+
+def _page_data(text: str) -> dict:
+    data_start = text.index('id="shark-data">') + len('id="shark-data">')
+    return json.loads(text[data_start:text.index("</script>", data_start)])
+
+
+CP = ("sh", "-c", "cp {src_rel} {dst_rel}")
+
+
+def test_html_stays_self_contained_with_a_large_graph(tmp_path: Path) -> None:
+    """A 150-step lineage renders to one file without external references (no browser needed)."""
+    result = _maps(tmp_path, 149)
     out = tmp_path / "g.html"
-    r = shark("graph", str(tmp_path / "result.txt"), "--format", "html", "-o", str(out))
+    r = shark("graph", str(result), "--format", "html", "-o", str(out))
     assert r.returncode == 0, r.stderr
     text = out.read_text()
-    data_start = text.index('id="shark-data">') + len('id="shark-data">')
-    data = json.loads(text[data_start:text.index("</script>", data_start)])
-    assert len(data["nodes"]) == 3 * 149 + 2  # 149 inputs, 149 steps, 149 parts, combine, result
+    assert "<script src" not in text and "<link" not in text
+    data = _page_data(text)
+    # 149 inputs, 149 steps, 149 parts folded into three nodes; combine, result
+    assert len(data["nodes"]) == 5
+    assert sorted(n.get("count", 1) for n in data["nodes"]) == [1, 1, 149, 149, 149]
+
+
+def test_map_stage_is_one_node_with_its_members(tmp_path: Path) -> None:
+    """1,000 identical `cp` steps feeding one combine step: one step node listing 1,000 members
+    (JSON keeps each member whole), one node for their inputs and one for their outputs; the
+    HTML page stays small where the page drawing every step is megabytes."""
+    n = 1000
+    result = _maps(tmp_path, n, CP)
+    g = json.loads(shark("graph", str(result), "--format", "json").stdout)
+    assert len(g["nodes"]) == 5 and len(g["edges"]) == 4
+    by_label = {nd["label"]: nd for nd in g["nodes"]}
+    step = by_label["cp in/{…}.csv parts/{…}.csv ×1,000"]
+    assert step["kind"] == "step" and step["count"] == n and step["state"] == "verified"
+    assert len(step["members"]) == n
+    assert {m["label"] for m in step["members"]} == {f"cp in/input{i}.csv parts/part{i}.csv"
+                                                     for i in range(n)}
+    assert all(m["details"]["attestation"].startswith("sha256:") for m in step["members"])
+    assert step["details"]["steps"] == "1,000"
+    assert "run id" not in step["details"]  # differs between members: only in the member list
+    inputs, parts = by_label["in/{…}.csv ×1,000"], by_label["parts/{…}.csv ×1,000"]
+    assert inputs["count"] == parts["count"] == n
+    assert {m["label"] for m in parts["members"]} == {f"parts/part{i}.csv" for i in range(n)}
+    combine = by_label["python combine.py parts/"]
+    ids = {nd["label"]: nd["id"] for nd in g["nodes"]}
+    assert sorted(g["edges"]) == sorted([
+        [inputs["id"], step["id"]], [step["id"], parts["id"]], [parts["id"], combine["id"]],
+        [combine["id"], ids["result.txt"]]])
+
+    dot = shark("graph", str(result), "--format", "dot").stdout
+    assert dot.count("->") == 4 and "×1,000" in dot and dot.count("peripheries=2") == 3
+    mm = shark("graph", str(result), "--format", "mermaid").stdout
+    assert mm.count("-->") == 4 and mm.count("class n") == 3
+
+    out = tmp_path / "g.html"
+    assert shark("graph", str(result), "--format", "html", "-o", str(out)).returncode == 0
+    grouped = out.stat().st_size
+    code = f"""
+from sharklib.attest.lineage import load_lineage
+from sharklib.views.graph import build_graph, to_html
+g = build_graph(load_lineage({str(result)!r}), group=False)
+print(len(g.nodes), len(to_html(g).encode()))
+"""
+    nodes, ungrouped = map(int, subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO,
+                                               capture_output=True, text=True).stdout.split())
+    assert nodes == 3 * n + 2
+    assert grouped < 150_000 < ungrouped, (grouped, ungrouped)
+    page = _page_data(out.read_text())
+    step_page = next(nd for nd in page["nodes"] if nd["kind"] == "step" and nd.get("count"))
+    assert "members" not in step_page and len(step_page["fills"]) == n
+    assert step_page["parts"] == ["cp in/", ".csv parts/", ".csv"]
+
+
+def test_different_commands_are_not_folded_together(tmp_path: Path) -> None:
+    """Maps running two different scripts, or one script with a different option, are different
+    stages: three step nodes, each with its own members, never one."""
+    result = _maps(tmp_path, 30, ("python", "make_part.py", "{src}", "{dst}"),
+                   ("python", "other.py", "{src}", "{dst}"),
+                   ("python", "make_part.py", "--fast", "{src}", "{dst}"))
+    g = json.loads(shark("graph", str(result), "--format", "json").stdout)
+    steps = sorted((nd["label"].split(" ×")[0].replace(str(tmp_path), "T"), nd.get("count"))
+                   for nd in g["nodes"] if nd["kind"] == "step")
+    assert steps == [("python combine.py parts/", None),
+                     ("python make_part.py --fast T/in/{…}.csv T/parts/{…}.csv", 10),
+                     ("python make_part.py T/in/{…}.csv T/parts/{…}.csv", 10),
+                     ("python other.py T/in/{…}.csv T/parts/{…}.csv", 10)]
+    folded = [nd for nd in g["nodes"] if nd["kind"] == "step" and nd.get("count")]
+    assert len({m["id"] for nd in folded for m in nd["members"]}) == 30
+
+
+def test_folded_node_expands_in_headless_chromium(tmp_path: Path, browser: Browser) -> None:
+    """Clicking the folded node shows its count; opening its list shows every member."""
+    n = 300
+    result = _maps(tmp_path, n, CP)
+    out = tmp_path / "g.html"
+    assert shark("graph", str(result), "--format", "html", "-o", str(out)).returncode == 0
+    browser.navigate(out.as_uri())
+    assert browser.evaluate("sharkGraph.nodeCount") == 5
+    assert browser.console_errors() == []
+    data = json.loads(browser.evaluate("document.getElementById('shark-data').textContent"))
+    step_id = next(nd["id"] for nd in data["nodes"] if nd["kind"] == "step" and nd.get("count"))
+    assert browser.evaluate(f"sharkGraph.focus({json.dumps(step_id)})")
+    pos = browser.evaluate(f"sharkGraph.screenPosition({json.dumps(step_id)})")
+    browser.click(pos["x"], pos["y"])
+    assert browser.evaluate("document.querySelector('#details h2').textContent") == \
+        "cp in/{…}.csv parts/{…}.csv ×300"
+    assert browser.evaluate("document.querySelectorAll('#details li').length") == 0
+    assert browser.evaluate("document.querySelector('#details details summary').textContent") == \
+        "300 steps folded into this node"
+    browser.evaluate("document.querySelector('#details details').open = true")
+    browser.evaluate("new Promise(r => setTimeout(r, 50))")
+    items = browser.evaluate("[...document.querySelectorAll('#details li')].map(e => e.textContent)")
+    assert items == [f"cp in/input{i}.csv parts/part{i}.csv" for i in range(n)]
+    browser.evaluate("document.getElementById('fit').click()")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "lineage-graph-folded.png"
+    browser.screenshot(str(shot))
+    assert shot.stat().st_size > 5000
+    assert browser.console_errors() == []

@@ -35,8 +35,10 @@
     return "file";
   }
   var colour = new Array(n);
-  var stale = 0, bad = 0;
+  var stale = 0, bad = 0, folded = [], steps = 0;
   for (i = 0; i < n; i++) {
+    if (nodes[i].count) folded.push(i);
+    if (nodes[i].kind === "step") steps += nodes[i].count || 1;
     colour[i] = colourOf(nodes[i]);
     if (colour[i] === "stale") stale++;
     if (colour[i] === "bad") bad++;
@@ -50,6 +52,7 @@
 
   document.getElementById("title").textContent = "lineage of " + data.target;
   document.getElementById("counts").textContent = n + " nodes, " + data.edges.length + " edges" +
+    (folded.length ? ", " + steps.toLocaleString("en-US") + " steps" : "") +
     (stale ? ", " + stale + " stale" : "") + (bad ? ", " + bad + " unverified" : "");
 
   function resize() {
@@ -69,6 +72,14 @@
   function clip(text, px) {
     var max = Math.floor(px / 6.6);
     return text.length > max ? text.slice(0, Math.max(1, max - 1)) + "\u2026" : text;
+  }
+  // What a node shows: its label clipped to the box; a folded node's count is never clipped.
+  function labelOf(j) {
+    var nd = nodes[j];
+    if (!nd.count) return clip(nd.label, W - 12);
+    var tail = " \u00d7" + nd.count.toLocaleString("en-US");
+    var body = nd.label.slice(0, nd.label.length - tail.length);
+    return clip(body, W - 12 - tail.length * 6.6) + tail;
   }
   function draw() {
     pending = false;
@@ -99,6 +110,15 @@
       (groups[c] || (groups[c] = [])).push(visible[v]);
     }
     ctx.strokeStyle = "#44506a";
+    for (var f = 0; f < folded.length; f++) {  // a folded node is drawn as a stack of cards
+      var fj = folded[f];
+      if (!vis(fj)) continue;
+      ctx.fillStyle = FILL[colour[fj]];
+      for (var d = 8; d > 0; d -= 4) {
+        ctx.fillRect(xs[fj] + d, ys[fj] - d, W, H);
+        ctx.strokeRect(xs[fj] + d, ys[fj] - d, W, H);
+      }
+    }
     for (var key in groups) {
       ctx.fillStyle = FILL[key];
       ctx.beginPath();
@@ -119,7 +139,7 @@
         j = visible[v];
         var cc = colour[j];
         ctx.fillStyle = (cc === "step" || cc === "bad" || cc === "download") ? "#fff" : "#1d2330";
-        ctx.fillText(clip(nodes[j].label, W - 12), xs[j] + 6, ys[j] + H / 2);
+        ctx.fillText(labelOf(j), xs[j] + 6, ys[j] + H / 2);
       }
     }
   }
@@ -147,8 +167,38 @@
     var d = nd.details || {};
     for (var key in d) if (Object.prototype.hasOwnProperty.call(d, key)) row(dl, key, String(d[key]));
     details.appendChild(dl);
+    if (nd.count) details.appendChild(memberList(nd));
     details.setAttribute("data-node", nd.id);
     request();
+  }
+  // Member k of a folded node: its label pieces around holes, filled with its own words.
+  function memberLabel(nd, k) {
+    var fill = nd.fills[k], parts = nd.parts, text = parts[0];
+    for (var p = 1; p < parts.length; p++) {
+      text += (typeof fill === "string" ? fill : fill[p - 1]) + parts[p];
+    }
+    return text;
+  }
+  // A collapsed list of a folded node's members, built only when opened.
+  function memberList(nd) {
+    var box = document.createElement("details");
+    box.className = "members";
+    var sum = document.createElement("summary");
+    sum.textContent = nd.count.toLocaleString("en-US") + " " +
+      (nd.kind === "step" ? "steps" : "files") + " folded into this node";
+    box.appendChild(sum);
+    box.addEventListener("toggle", function () {
+      if (!box.open || box.querySelector("ol")) return;
+      var ol = document.createElement("ol"), frag = document.createDocumentFragment();
+      for (var k = 0; k < nd.count; k++) {
+        var li = document.createElement("li");
+        li.textContent = memberLabel(nd, k);
+        frag.appendChild(li);
+      }
+      ol.appendChild(frag);
+      box.appendChild(ol);
+    });
+    return box;
   }
   function hit(cx, cy) {
     var wx = (cx - view.tx) / view.s, wy = (cy - view.ty) / view.s;
@@ -207,6 +257,14 @@
   draw();
   var api = {
     nodeCount: n,
+    // The labels of folded node ``id``'s members (what its list shows when opened).
+    members: function (id) {
+      var j = index.get(id);
+      if (j === undefined || !nodes[j].count) return null;
+      var out = [];
+      for (var k = 0; k < nodes[j].count; k++) out.push(memberLabel(nodes[j], k));
+      return out;
+    },
     edgeCount: ea.length,
     rendered: true,
     renderMs: performance.now() - t0,
