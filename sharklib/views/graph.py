@@ -133,10 +133,8 @@ def _shape(steps: list[Step]) -> tuple[tuple[Any, ...], list[str]]:
 
     run = steps[0].run
     cwd = run.cwd or ""
-    files: set[str] = set()
-    for s in steps:
-        files.update(os.path.normpath(a.path) for a in s.inputs)
-        files.update(os.path.normpath(o.path) for o in s.outputs or [s.output])
+    files = {a.path for s in steps for a in s.inputs}
+    files.update(o.path for s in steps for o in s.outputs or [s.output])
     words: list[Any] = []
     tokens = _tokens(run)
     for tok in tokens:
@@ -156,7 +154,23 @@ def _shape(steps: list[Step]) -> tuple[tuple[Any, ...], list[str]]:
 
 def build_graph(lineage: Lineage, on_disk: dict[str, str] | None = None,
                 keys: dict[str, Ed25519PublicKey] | None = None, group: bool = True) -> Graph:
-    """The lineage's graph, laid out; ``group`` folds map stages (see :func:`fold`)."""
+    """The lineage's graph, laid out; ``group`` folds map stages (see :func:`fold`).
+
+    The cyclic garbage collector is off meanwhile: a 10,000-step lineage is millions of
+    acyclic objects, and each full collection walking them cost more than the work itself."""
+    import gc
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_graph(lineage, on_disk, keys, group)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_graph(lineage: Lineage, on_disk: dict[str, str] | None,
+                 keys: dict[str, Ed25519PublicKey] | None, group: bool) -> Graph:
     from sharklib.attest.keys import trusted_key_names
 
     on_disk = lineage.disk_digests() if on_disk is None else on_disk
@@ -291,12 +305,17 @@ def fold(graph: Graph, shapes: dict[int, tuple[tuple[Any, ...], list[str]]]) -> 
             if not indeg[j]:
                 queue.append(j)
     nodes = graph.nodes
-    key: list[Any] = [("node", i) for i in range(n)]
+    ids: dict[Any, int] = {}  # keys nest (a step's key holds its consumers'): intern them as ints
+
+    def intern(k: Any) -> int:
+        return ids.setdefault(k, len(ids))
+
+    key = [intern(("node", i)) for i in range(n)]
     for i in reversed(order):
         if i in shapes:
             after = frozenset(key[c] for f in succ[i] for c in succ[f])
-            key[i] = ("step", shapes[i][0], nodes[i].state, after)
-    size: dict[Any, int] = {}
+            key[i] = intern(("step", shapes[i][0], nodes[i].state, after))
+    size: dict[int, int] = {}
     for i in shapes:
         size[key[i]] = size.get(key[i], 0) + 1
     folded = [i in shapes and size[key[i]] > 1 for i in range(n)]
@@ -305,9 +324,9 @@ def fold(graph: Graph, shapes: dict[int, tuple[tuple[Any, ...], list[str]]]) -> 
         if nd.kind != "file" or not any(folded[j] for j in (*pred[i], *succ[i])):
             continue
         head, tail = os.path.split(nd.details.get("path", ""))
-        key[i] = ("file", head, os.path.splitext(tail)[1], nd.state,
-                  frozenset(key[j] for j in pred[i]), frozenset(key[j] for j in succ[i]))
-    members: dict[Any, list[int]] = {}
+        key[i] = intern(("file", head, os.path.splitext(tail)[1], nd.state,
+                         frozenset(key[j] for j in pred[i]), frozenset(key[j] for j in succ[i])))
+    members: dict[int, list[int]] = {}
     for i in range(n):
         members.setdefault(key[i], []).append(i)
     out = Graph(target=graph.target)
@@ -482,15 +501,25 @@ def render(graph: Graph, fmt: str) -> str:
 
 
 def graph_command(path: str, fmt: str, out: str | None) -> str:
-    """What ``sharklib graph`` does: render, write to ``out`` (atomically) or return the text."""
+    """What ``sharklib graph`` does: render, write to ``out`` (atomically) or return the text.
+
+    The cyclic garbage collector is off while the lineage loads, as in :func:`build_graph`."""
+    import gc
+
     from sharklib.views.output import write_output
     from sharklib.views.text import note
 
-    lineage = load_lineage(path)
-    said = lineage.relocation_note()
-    if said:
-        note(said)
-    text = render(build_graph(lineage), fmt)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        lineage = load_lineage(path)
+        said = lineage.relocation_note()
+        if said:
+            note(said)
+        text = render(build_graph(lineage), fmt)
+    finally:
+        if enabled:
+            gc.enable()
     if out:
         write_output(out, text.encode("utf-8"))
         return ""
