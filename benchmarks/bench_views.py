@@ -284,8 +284,9 @@ def main(argv: list[str]) -> int:
         if target.startswith("<"):
             ok = "  ok" if med < float(target.split()[1]) else "  MISSED"
         print(f"{name:52} {med:8.3f}s {base:8.3f}s {med / base:6.1f}x  {target}{ok}")
-    print(f"(medians of {runs} runs after a warm-up; verify baseline = parse + Ed25519 check of "
-          "every line; graph baseline = loading a trivial page; load average at end: "
+    print(f"(medians of {runs} runs after a warm-up; verify and graph CLI baseline = parse + "
+          "Ed25519 check of every line; Chromium baseline = loading a trivial page; load average "
+          "at end: "
           f"{os.getloadavg()[0]:.2f})")
     return 0
 
