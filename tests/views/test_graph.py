@@ -268,3 +268,44 @@ def test_folded_node_expands_in_headless_chromium(tmp_path: Path, browser: Brows
     browser.screenshot(str(shot))
     assert shot.stat().st_size > 5000
     assert browser.console_errors() == []
+
+
+def test_a_chain_of_maps_folds_stage_by_stage_and_a_bad_step_stays_apart() -> None:
+    """raw_i -> clean_i -> count_i -> combine: each map stage is one node, though their outputs
+    feed different steps one by one; the one step whose signature fails is drawn on its own,
+    and so are the files only it touches."""
+    from sharklib.views.graph import Graph, Node, fold
+
+    g = Graph(target="total.txt")
+    shapes: dict = {}
+
+    def add(kind: str, label: str, state: str, words: list[str] | None = None) -> int:
+        g.nodes.append(Node(f"{kind}:{label}", kind, label, state, {"path": label}))
+        if words is not None:
+            shapes[len(g.nodes) - 1] = ((tuple(words[:1]), None, (), None), words)
+        return len(g.nodes) - 1
+
+    combine = add("step", "combine counts/", "verified", ["combine", "counts/"])
+    g.edges.append((combine, add("file", "total.txt", "ok")))
+    for i in range(20):
+        bad = "unverified" if i == 7 else "verified"
+        raw, clean, count = (add("file", f"{d}/x{i}.csv", "ok") for d in ("raw", "clean", "counts"))
+        s1 = add("step", f"clean raw/x{i}.csv clean/x{i}.csv", bad,
+                 ["clean", f"raw/x{i}.csv", f"clean/x{i}.csv"])
+        s2 = add("step", f"count clean/x{i}.csv counts/x{i}.csv", "verified",
+                 ["count", f"clean/x{i}.csv", f"counts/x{i}.csv"])
+        g.edges += [(raw, s1), (s1, clean), (clean, s2), (s2, count), (count, combine)]
+    out = fold(g, shapes)
+    labels = sorted(n.label for n in out.nodes)
+    assert labels == sorted([
+        "combine counts/", "total.txt",
+        "clean raw/{…}.csv clean/{…}.csv ×19", "count clean/{…}.csv counts/{…}.csv ×20",
+        "raw/{…}.csv ×19", "clean/{…}.csv ×19", "counts/{…}.csv ×20",
+        "clean raw/x7.csv clean/x7.csv", "raw/x7.csv", "clean/x7.csv"])
+    cleaned = next(n for n in out.nodes if n.label.startswith("clean raw/{"))
+    assert [m.label for m in cleaned.members][:3] == [
+        "clean raw/x0.csv clean/x0.csv", "clean raw/x1.csv clean/x1.csv",
+        "clean raw/x2.csv clean/x2.csv"]
+    assert cleaned.members[-1].label == "clean raw/x19.csv clean/x19.csv"
+    # total<-combine<-counts<-count<-clean{…}/clean7; clean{…}<-clean<-raw{…}; clean7<-bad<-raw7
+    assert len(out.edges) == 9
