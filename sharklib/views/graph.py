@@ -288,22 +288,7 @@ def fold(graph: Graph, shapes: dict[int, tuple[tuple[Any, ...], list[str]]]) -> 
     of those is a folded step. Steps are keyed from the sink backwards so that a chain of
     maps (raw -> clean -> count -> combine) folds stage by stage; files are keyed after."""
     n = len(graph.nodes)
-    succ: list[list[int]] = [[] for _ in range(n)]
-    pred: list[list[int]] = [[] for _ in range(n)]
-    indeg = [0] * n
-    for a, b in graph.edges:
-        succ[a].append(b)
-        pred[b].append(a)
-        indeg[b] += 1
-    order: list[int] = []
-    queue = [i for i in range(n) if indeg[i] == 0]
-    while queue:
-        i = queue.pop()
-        order.append(i)
-        for j in succ[i]:
-            indeg[j] -= 1
-            if not indeg[j]:
-                queue.append(j)
+    succ, pred, order = _topology(graph)
     nodes = graph.nodes
     ids: dict[Any, int] = {}  # keys nest (a step's key holds its consumers'): intern them as ints
 
@@ -369,8 +354,9 @@ def _group(members: list[Node], labels: list[list[str]]) -> Node:
 
 
 
-def layout(graph: Graph, dx: float = 260.0, dy: float = 56.0) -> None:
-    """Layered layout: layer = longest path from a source; barycenter order inside a layer."""
+
+def _topology(graph: Graph) -> tuple[list[list[int]], list[list[int]], list[int]]:
+    """Successors and predecessors of every node, and the nodes in a topological order."""
     n = len(graph.nodes)
     succ: list[list[int]] = [[] for _ in range(n)]
     pred: list[list[int]] = [[] for _ in range(n)]
@@ -379,17 +365,25 @@ def layout(graph: Graph, dx: float = 260.0, dy: float = 56.0) -> None:
         succ[a].append(b)
         pred[b].append(a)
         indeg[b] += 1
-    layer = [0] * n
-    queue = [i for i in range(n) if indeg[i] == 0]
     order: list[int] = []
+    queue = [i for i in range(n) if indeg[i] == 0]
     while queue:
         i = queue.pop()
         order.append(i)
         for j in succ[i]:
-            layer[j] = max(layer[j], layer[i] + 1)
             indeg[j] -= 1
-            if indeg[j] == 0:
+            if not indeg[j]:
                 queue.append(j)
+    return succ, pred, order
+
+def layout(graph: Graph, dx: float = 260.0, dy: float = 56.0) -> None:
+    """Layered layout: layer = longest path from a source; barycenter order inside a layer."""
+    n = len(graph.nodes)
+    succ, pred, order = _topology(graph)
+    layer = [0] * n
+    for i in order:  # topological: every predecessor's layer is final before its successors'
+        for j in succ[i]:
+            layer[j] = max(layer[j], layer[i] + 1)
     for i in order:  # sources sit just before their first consumer, not all in column 0
         if not pred[i] and succ[i]:
             layer[i] = min(layer[j] for j in succ[i]) - 1
