@@ -29,6 +29,7 @@ from sharklib.cache.store import CacheDamaged
 from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.model.run import decode_path, encode_path
+from sharklib.sqlitedb import connect, is_damaged
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -159,16 +160,9 @@ REPAIR_HINT = ("the index is damaged: `sharklib cache repair` rebuilds it from t
                "stored beside it")
 
 
-def _damaged(exc: sqlite3.DatabaseError) -> bool:
-    """A damaged file, as opposed to a busy or read-only one."""
-    text = str(exc).lower()
-    return not isinstance(exc, sqlite3.OperationalError) or "malformed" in text \
-        or "not a database" in text or "corrupt" in text
-
-
 def unreadable(exc: sqlite3.DatabaseError, path: str | os.PathLike[str]) -> StoreError:
     """One line for an index SQLite cannot use, with the way out when the file is damaged."""
-    if _damaged(exc):
+    if is_damaged(exc):
         return CacheDamaged(f"run index unreadable: {exc} ({REPAIR_HINT}; runs are neither "
                             f"reused nor cached until then)", str(path))
     return StoreError(f"run index unreadable: {exc}", str(path))
@@ -184,10 +178,7 @@ class RunIndex:
         self._parsed: dict[str, IndexEntry] = {}  # run id -> its entry, as parsed before
         self._parsed_weight = 0
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = connect(self.path, timeout=60)
             self._db.execute("PRAGMA foreign_keys=ON")
             # an index already at this schema needs no write transaction just to be opened
             if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
@@ -228,7 +219,7 @@ class RunIndex:
             except sqlite3.DatabaseError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
-                if _damaged(exc):
+                if is_damaged(exc):
                     raise unreadable(exc, self.path) from None
                 raise
             except BaseException:

@@ -38,6 +38,7 @@ from typing import Any
 from sharklib.cache.compact import entry_value
 from sharklib.cache.uses import who as _who
 from sharklib.model.run import decode_path, encode_path
+from sharklib.sqlitedb import connect
 
 SIDECAR_SUFFIX = ".intoto.jsonl"
 _BATCH = 900
@@ -383,8 +384,7 @@ class Ledger:
         """The ledger of the index at ``path``, back-filled first if runs are marked."""
 
         try:
-            db = sqlite3.connect(path, timeout=60, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+            db = connect(path, timeout=60, synchronous=None, check_same_thread=True)
             has_runs = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' "
                                   "AND name='runs'").fetchone()
             if not has_runs:

@@ -45,6 +45,7 @@ from sharklib.cache.compact import (
 )
 from sharklib.cache.store import CacheDamaged
 from sharklib.errors import StoreError
+from sharklib.sqlitedb import connect, is_damaged
 
 #: objects up to this many bytes are packed; larger ones stay files of their own
 PACK_MAX = 16 * 1024
@@ -66,9 +67,7 @@ _SCHEMA = (
 
 def pack_damaged(exc: sqlite3.DatabaseError, path: str | os.PathLike[str]) -> StoreError:
     """The one line for a pack SQLite cannot use: damaged (with the way out) or unreadable."""
-    text = str(exc).lower()
-    if not isinstance(exc, sqlite3.OperationalError) or "malformed" in text \
-            or "not a database" in text:
+    if is_damaged(exc):
         return CacheDamaged(f"cache pack damaged ({exc}): run 'sharklib cache repair' "
                             f"(it moves the pack aside; runs whose objects were in it run "
                             f"again)", str(path))
@@ -98,13 +97,7 @@ class Pack:
             for suffix in ("", "-wal", "-shm"):
                 refuse_file_link(f"{self.path}{suffix}", where)
             try:
-                db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
-                                     check_same_thread=False)
-                db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # a new pack's only (before WAL)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                for stmt in _SCHEMA:
-                    db.execute(stmt)
+                db = connect(self.path, timeout=60, schema=_SCHEMA, page_size=PAGE_SIZE)
             except sqlite3.DatabaseError as exc:
                 raise pack_damaged(exc, self.path) from None
             self._db = db

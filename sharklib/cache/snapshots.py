@@ -20,7 +20,6 @@ import builtins
 import contextlib
 import os
 import re
-import sqlite3
 import threading
 from abc import abstractmethod
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from sharklib.cache.store import LinkMode, ObjectInfo, ObjectStore, Restored, ch
 from sharklib.config import make_dirs
 from sharklib.errors import StoreError
 from sharklib.hashing import StatCache
+from sharklib.sqlitedb import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapobjects (
@@ -61,10 +61,8 @@ class SnapshotStore(ObjectStore):
             self.state / "stat.sqlite")
         self.cas = ContentStore(self.state / "cas", statcache=self.statcache)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.state / "snapshots.sqlite", timeout=60,
-                                   isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db = connect(self.state / "snapshots.sqlite", timeout=60, schema=[_SCHEMA],
+                           synchronous=None)
         self._current: str | None = None
 
     # -- what a backend provides -----------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sharklib.hashing.digest import hash_files_stable, listing_digest
 from sharklib.model.run import encode_path
+from sharklib.sqlitedb import connect, is_damaged
 
 RACY_NS = 2_000_000_000
 _BATCH = 500
@@ -76,17 +77,14 @@ class StatCache:
             from sharklib.config import make_dirs
 
             make_dirs(self.path.parent)
-            db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                 isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
+            db = connect(self.path, timeout=30, schema=[_SCHEMA])
             self._db = db
-        except sqlite3.Error:
-            quarantine = self.path.with_suffix(".corrupt")
-            with contextlib.suppress(OSError):
-                if self.path.exists():
-                    os.replace(self.path, quarantine)
+        except sqlite3.Error as exc:
+            # busy past the timeout or unwritable: hash this time, keep the file for next time
+            if isinstance(exc, sqlite3.DatabaseError) and is_damaged(exc):
+                with contextlib.suppress(OSError):
+                    if self.path.exists():
+                        os.replace(self.path, self.path.with_suffix(".corrupt"))
             self._db = None
         return self._db
 
