@@ -20,8 +20,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-#: 2: output digests and the key ids the entry's attestation claims to be signed by
-FACTS_VERSION = 2
+#: 2: output digests and the key ids the entry's attestation claims to be signed by;
+#: 3: the environment variables the run's own code read (rows of 2 are derived again)
+FACTS_VERSION = 3
 
 # A facts row is NUL-separated text (NUL is the one character no path can hold):
 #   version, #inputs, #modules, #outputs, (path, sha256) per input, module then output,
@@ -32,8 +33,11 @@ FACTS_VERSION = 2
 # A probe (a path the run asked about without reading it) is counted among the inputs, after
 # them, with ``probe:<answer>`` for a digest: no file hashes to that, so an older sharklib
 # sharing the cache plans such a run as changed (and runs it) instead of missing the probe.
+# An environment variable the run's own code read is counted among them the same way, its
+# name for a path and ``env:<digest of the value>`` for a digest.
 _SEP = "\0"
 _PROBE = "probe:"
+_VARIABLE = "env:"
 
 
 def facts_text(data: dict[str, Any]) -> str:
@@ -49,9 +53,11 @@ def facts_text(data: dict[str, Any]) -> str:
     dists = (run.get("environment") or {}).get("distributions") or {}
     outputs = [(o["path"], o["sha256"]) for o in data["objects"] if o["role"] == "output"]
     probes = data.get("probes") or []
-    fields = [str(FACTS_VERSION), str(len(data["inputs"]) + len(probes)),
+    variables = sorted((run.get("variables_read") or {}).items())
+    fields = [str(FACTS_VERSION), str(len(data["inputs"]) + len(probes) + len(variables)),
               str(len(data["modules"])), str(len(outputs))]
-    for p, sha in (*data["inputs"], *((p, _PROBE + t) for p, t in probes), *data["modules"],
+    for p, sha in (*data["inputs"], *((p, _PROBE + t) for p, t in probes),
+                   *((name, _VARIABLE + seen) for name, seen in variables), *data["modules"],
                    *outputs):
         fields += (p, sha)
     fields.append(",".join(claimed_signers(data.get("attestation"))))
@@ -100,13 +106,13 @@ class RunFacts:
 
     __slots__ = ("_dists", "_downloads", "checked", "duration", "inputs", "key", "output_digests",
                  "outputs", "plain", "probes", "proved", "relative", "run_id", "signers", "sigs",
-                 "started")
+                 "started", "variables")
 
     def __init__(self, run_id: str, key: str, started: float, duration: float,
                  facts: str, sigs: str | None, where: str, proved: str | None = None) -> None:
         try:
             fields = facts.split(_SEP)
-            if fields[0] != "2":  # older facts lack the signers: derived again from the entry
+            if fields[0] != str(FACTS_VERSION):  # older facts: derived again from the entry
                 raise ValueError(f"unknown facts version {fields[0][:20]!r}")
             n_in, n_mod, n_out = int(fields[1]), int(fields[2]), int(fields[3])
             mid = 4 + 2 * (n_in + n_mod)
@@ -128,6 +134,13 @@ class RunFacts:
                 if probes:
                     checked = [c for c in checked if not c[1].startswith(_PROBE)]
                     n_in -= len(probes)
+            variables: dict[str, str] = {}
+            if _SEP + _VARIABLE in facts:
+                variables = {p: s[len(_VARIABLE):] for p, s in checked[:n_in]
+                             if s.startswith(_VARIABLE)}
+                if variables:
+                    checked = [c for c in checked if not c[1].startswith(_VARIABLE)]
+                    n_in -= len(variables)
         except (ValueError, TypeError, AttributeError, IndexError) as exc:
             raise StoreError(f"malformed reuse facts in cache index: {exc}",
                              f"{where} (run {run_id})") from None
@@ -144,6 +157,8 @@ class RunFacts:
         self.inputs = checked[:n_in] if n_mod else checked
         #: ``(path, answer)`` of paths the run asked about without reading them
         self.probes = probes
+        #: environment variables the run's own code read: name -> digest of the value it saw
+        self.variables = variables
         self.outputs = outputs
         self.output_digests = digests
         self.signers = signers.split(",") if signers else []

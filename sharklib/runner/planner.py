@@ -264,6 +264,9 @@ class _Planner:
                     # upstream reuse is about to restore counts as it is now (so: run, safely)
                     if ok and f.probes:
                         ok = _probes_hold(f.probes, prefix)
+                    # the variables the run's own code read: same values in this environment
+                    if ok and f.variables:
+                        ok = _variables_hold(f.variables)
                     # proved: signed by a key trusted for reuse, checked when it was recorded
                     # or planned before (the signer is the one question not about files)
                     if ok and f.proved is not None and f.proved in self.trusted \
@@ -346,7 +349,8 @@ class _Planner:
                     verdict = decide.judge_run(f.inputs, f.modules, f.distributions, f.downloads,
                                                root=root, now=now, policy=None, pins=spec.pins,
                                                cwd=spec.cwd, run_id=f.run_id, signers=f.signers,
-                                               trusted=self.trusted, probes=f.probes)
+                                               trusted=self.trusted, probes=f.probes,
+                                               variables=f.variables)
                     reason = verdict if isinstance(verdict, str) else self._unproved(f)
                     if reason is None:
                         plans[i] = self.reuse(i, f, root if root.endswith("/") else root + "/")
@@ -392,6 +396,14 @@ class _Planner:
             return reason or "no proof"
         self.proved[f.run_id] = f.proved = keyid
         return None
+
+
+def _variables_hold(variables: dict[str, str]) -> bool:
+    """Does each variable the run's own code read still have the value it saw (here, now)?"""
+    from sharklib.common.envread import variable_reason
+
+    return all(variable_reason(name, seen, os.environ) is None
+               for name, seen in variables.items())
 
 
 def _probes_hold(probes: list[tuple[str, str]], prefix: str) -> bool:

@@ -140,3 +140,29 @@ def test_a_variable_the_script_sets_itself_is_not_an_input(project: Path) -> Non
     assert _run(project, "sets.py", STAGE="a").stdout == "x\n"
     assert _run(project, "sets.py", STAGE="b").stdout == "x\n"
     assert executed() == ["sets"]
+
+
+def _pipeline(project: Path, verb: str, task: str) -> str:
+    proc = subprocess.run([sys.executable, "-m", "sharklib", "pipeline", verb, "m.md"],
+                          cwd=project, env=step_env(SLURM_ARRAY_TASK_ID=task, COLUMNS="250"),
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_a_pipeline_stage_reading_a_variable_is_planned_and_run_again_when_it_changes(
+        project: Path) -> None:
+    """The planner (and a no-op re-run, which trusts the plan) used to skip the variables:
+    task 1 after task 0 was "reuse" and left task 0's result in place."""
+    (project / "m.md").write_text("```shark-run:host\npython task.py > log.txt\n```\n")
+    for task, plans in (("0", "run"), ("0", "reuse"), ("0", "reuse"), ("1", "run"),
+                        ("1", "reuse"), ("0", "reuse"), ("2", "run")):
+        plan = _pipeline(project, "plan", task)
+        row = next(line for line in plan.splitlines() if "python task.py" in line)
+        assert [c.strip() for c in row.split("│")][3] == plans, plan
+        if plans == "run" and task != "0":
+            assert "SLURM_ARRAY_TASK_ID" in row, row
+        _pipeline(project, "run", task)
+        assert executed() == ([f"task{task}"] if plans == "run" else [])
+        # plain Python's result: this task's line, whichever run was reused
+        assert (project / "log.txt").read_text() == f"task {task} data{task}\n"
