@@ -52,6 +52,7 @@ def env_main(argv: list[str], shell: bool = False, quiet: bool = False,
     shim = None
     if os.path.basename(argv[0]) in ("make", "gmake"):
         argv = _through_recipe_shell(argv, env)
+        _note_make_stdin(env)
     else:
         shim = _snakemake_jobs_through_recipe_shell(argv, env)
         if shim:
@@ -84,6 +85,17 @@ def _observed_dependencies(env: dict[str, str]) -> None:
         from sharklib.common.safety import warn_once
 
         warn_once(f"observed dependencies not given to make: {exc}")
+
+
+def _note_make_stdin(env: dict[str, str]) -> None:
+    """Tell make's jobs what make's standard input holds (``identity.make_job_stdin``)."""
+    from sharklib.common.identity import stdin_identity
+    from sharklib.config import ENV_MAKE_STDIN
+
+    env.pop(ENV_MAKE_STDIN, None)
+    fed = stdin_identity()
+    if fed is not None:
+        env[ENV_MAKE_STDIN] = fed
 
 
 def _through_recipe_shell(argv: list[str], env: dict[str, str]) -> list[str]:

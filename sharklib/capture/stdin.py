@@ -41,7 +41,10 @@ def _kind(st: os.stat_result) -> str | None:
     if stat.S_ISREG(st.st_mode):
         return "file"
     if stat.S_ISFIFO(st.st_mode):
-        return "pipe"
+        from sharklib.common.identity import make_job_stdin
+
+        # make -j's closed pipe, keyed as make's own empty input (/dev/null)
+        return None if make_job_stdin(0) is not None else "pipe"
     if stat.S_ISSOCK(st.st_mode):
         return "socket"
     if stat.S_ISCHR(st.st_mode) and os.isatty(0):

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable, Mapping
 
 from sharklib.common import paths
-from sharklib.config import ENV_ALLOW, ENV_TAG
+from sharklib.config import ENV_ALLOW, ENV_MAKE_STDIN, ENV_TAG
 from sharklib.model.runkey import relative_to_root, relocate, run_key_parts, sha256_hex
 
 # ``typing`` is not imported at run time: it costs every captured script ~2.5 ms of start-up
@@ -165,6 +165,8 @@ def stdin_identity(fd: int = 0) -> str | None:
         if os.isatty(fd):
             return None
         return f"device:{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    if stat.S_ISFIFO(st.st_mode):
+        return make_job_stdin(fd)
     if not stat.S_ISREG(st.st_mode):
         return None
     import hashlib
@@ -181,6 +183,39 @@ def stdin_identity(fd: int = 0) -> str | None:
     except OSError:
         return None  # not readable (opened for writing only): nothing a script could read
     return "file:sha256:" + h.hexdigest()
+
+
+#: stdin identities that read as nothing at all: ``/dev/null`` and a file with nothing left
+_READS_EMPTY = ("device:1:3",
+                "file:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+
+
+def make_job_stdin(fd: int) -> str | None:
+    """The identity of make's standard input for a job of ``make -j`` handed make's dead pipe.
+
+    GNU make gives its own standard input to one running job at a time and to every other
+    job the read end of a pipe whose write end it closed: an immediate end of file. Which
+    job holds the real one depends on timing, so with make's input on ``/dev/null`` (CI,
+    cron, pytest) a step was keyed ``device:1:3`` in one run and without standard input in
+    the next, and was run again instead of reused. A pipe that nobody can write to and that
+    holds nothing reads exactly as an empty input, so under ``sharklib env -- make`` whose
+    own input reads empty it gets that input's identity; any other pipe stays unkeyed.
+    """
+    made = os.environ.get(ENV_MAKE_STDIN)
+    if made not in _READS_EMPTY:
+        return None
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return None
+    revents = events[0][1] if events else 0
+    if revents & select.POLLHUP and not revents & select.POLLIN:
+        return made
+    return None
 
 
 def key_parts(argv: list[str], cwd: str, script: str | None, code_text: str | None = None,
