@@ -49,7 +49,10 @@ def render_verification(v: VerifyReport, console: Console, max_rows: int = 60) -
         console.print(table)
     lineage = v.lineage
     checked = {lineage.locate(p) for p in lineage.artifact_paths()}
-    files = len({p for p in checked if digestible(p)})
+    # a file whose digest was just compared is on disk: only the others are looked at again
+    compared = {lineage.locate(p) for p in lineage.on_disk or ()}
+    files = len(compared.intersection(checked)) + sum(
+        1 for p in checked.difference(compared) if digestible(p))
     sigs = sum(len(sr.signers) for sr in v.steps)
     if v.ok:
         pol = f", policy {os.path.basename(v.policy.path)}" if v.policy else ""
@@ -113,12 +116,25 @@ def _escape(text: str) -> str:
 
 
 def verify_command(path: str, policy: str | None, console: Console) -> int:
-    """What ``sharklib verify`` does: verify, print, exit 0 (ok) or 1 (problems)."""
+    """What ``sharklib verify`` does: verify, print, exit 0 (ok) or 1 (problems).
+
+    The cyclic garbage collector stays paused while the report is rendered, as it is
+    while it is made (:func:`~sharklib.attest.verify.verify_file`): the lineage is
+    all alive until the end, and collections would only walk it again.
+    """
+    import gc
+
     from sharklib.views.text import note
 
-    v = verify_file(path, policy=policy)
-    said = v.lineage.relocation_note(code=False)
-    if said:
-        note(said)
-    render_verification(v, console)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        v = verify_file(path, policy=policy)
+        said = v.lineage.relocation_note(code=False)
+        if said:
+            note(said)
+        render_verification(v, console)
+    finally:
+        if enabled:
+            gc.enable()
     return 0 if v.ok else 1
