@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sharklib.attest.dsse import check_signatures
 from sharklib.attest.naming import SUFFIX, is_sidecar, sidecar_path
 from sharklib.attest.sidecar import (
     MAX_LINE,
@@ -34,7 +35,6 @@ from sharklib.attest.sidecar import (
     reject_repeats,
 )
 from sharklib.errors import SidecarError
-from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run, narrowed, statement_subjects
 from sharklib.model.links import head_subject, link
 
@@ -283,8 +283,9 @@ class Lineage:
         from sharklib.hashing import StatCache
 
         known = self.on_disk or {}
+        # no on_disk filter: the stat cache stats each path itself and answers only for
+        # regular files and directory listings, so filtering first stated every file twice
         where = {p: self.locate(p) for p in self.artifact_paths(code) if p not in known}
-        where = {p: now for p, now in where.items() if digestible(now)}
         cache = statcache or StatCache()
         found = {q: d for q, (d, _) in cache.digests(list(set(where.values()))).items()} \
             if where else {}
@@ -339,8 +340,6 @@ def decode_line(raw: bytes, sidecar: str, lineno: int,
     run, outputs = _decode(entry, sidecar)
     d = Decoded(entry, run, outputs[0], outputs=outputs)
     if keys is not None:
-        from sharklib.attest import check_signatures
-
         d.good, d.bad = check_signatures(entry.envelope, keys)
     return d
 

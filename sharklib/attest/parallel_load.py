@@ -17,7 +17,6 @@ process can tell which outputs the lineage involves).
 from __future__ import annotations
 
 import gc
-import itertools
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,6 @@ from sharklib.attest.lineage import (
 )
 from sharklib.attest.sidecar import BundleEntry, open_sidecar
 from sharklib.errors import SidecarError
-from sharklib.hashing import on_disk as digestible
 from sharklib.model import Artifact, Output, Run
 
 if TYPE_CHECKING:
@@ -69,51 +67,72 @@ def _decoded(row: Row) -> Decoded:
     return Decoded(entry, run, outputs[0], good, bad, outputs=outputs)
 
 
+def _decode_piece(data: bytes, sidecar: str, first_line: int,
+                  keys: dict[str, Ed25519PublicKey]) -> tuple[list[Decoded], dict[str, str]]:
+    """Decode and check the lines in ``data`` and look up the digests of the files they name.
+
+    No ``on_disk`` filter before the stat cache: it stats every path itself and answers
+    only for regular files and directory listings, so a filter would stat each one twice.
+    """
+    from sharklib.hashing import StatCache
+
+    decoded: list[Decoded] = []
+    paths: set[str] = set()
+    for i, raw in enumerate(data.split(b"\n")):
+        d = decode_line(raw, sidecar, first_line + i, keys)
+        if d is None:
+            continue
+        decoded.append(d)
+        paths.update(o.path for o in d.outputs or [d.output])
+        paths.update(a.path for a in d.run.inputs)
+    cache = StatCache()
+    try:
+        found = cache.digests(paths)
+    finally:
+        cache.close()
+    return decoded, {p: v[0] for p, v in found.items()}
+
+
 def _worker(sidecar: str, start: int, end: int, first_line: int,
             keys_raw: dict[str, bytes]) -> tuple[list[Row], dict[str, str], tuple[str, int] | None]:
     """Decode and check lines [start, end) of the sidecar; module level so it pickles by name."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from sharklib.hashing import StatCache
-
     keys = {k: Ed25519PublicKey.from_public_bytes(v) for k, v in keys_raw.items()}
     gc.disable()  # bulk allocation of acyclic objects: collections would only cost time
-    rows: list[Row] = []
-    paths: set[str] = set()
     try:
         with open_sidecar(sidecar) as fh:
             fh.seek(start)
             data = fh.read(end - start)
-        for i, raw in enumerate(data.split(b"\n")):
-            d = decode_line(raw, sidecar, first_line + i, keys)
-            if d is None:
-                continue
-            rows.append(_row(d))
-            paths.update(o.path for o in d.outputs or [d.output])
-            paths.update(a.path for a in d.run.inputs)
+        decoded, disk = _decode_piece(data, sidecar, first_line, keys)
     except SidecarError as exc:
         return [], {}, (exc.message, exc.line or 0)
     except OSError as exc:
         return [], {}, (f"cannot read sidecar: {exc.strerror}", 0)
-    cache = StatCache()
-    try:
-        found = cache.digests(p for p in paths if digestible(p))
-    finally:
-        cache.close()
-    return rows, {p: v[0] for p, v in found.items()}, None
+    return [_row(d) for d in decoded], disk, None
 
 
-def _bounds(sidecar: str, size: int, parts: int) -> list[tuple[int, int, int]]:
-    """(start, end, first line number) of ``parts`` pieces cut after a newline."""
-    with open_sidecar(sidecar) as fh:
-        data = fh.read()
-    cuts = [0]
+def _bounds(data: bytes, parts: int) -> list[tuple[int, int, int]]:
+    """(start, end, first line number) of ``parts`` pieces of ``data`` with as many lines each.
+
+    Cut by lines, not bytes: a line costs about the same to check whatever its length
+    (one signature, one statement), and the head line naming every input is a big share
+    of the bytes.
+    """
+    total = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    cuts = [(0, 1)]
+    pos, line = 0, 0
     for k in range(1, parts):
-        nl = data.find(b"\n", size * k // parts)
-        if nl >= 0 and nl + 1 > cuts[-1] and nl + 1 < len(data):
-            cuts.append(nl + 1)
-    cuts.append(len(data))
-    return [(a, b, data.count(b"\n", 0, a) + 1) for a, b in itertools.pairwise(cuts)]
+        target = total * k // parts
+        while line < target:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break
+            pos, line = nl + 1, line + 1
+        if cuts[-1][0] < pos < len(data):
+            cuts.append((pos, line + 1))
+    ends = [c[0] for c in cuts[1:]] + [len(data)]
+    return [(start, end, first) for (start, first), end in zip(cuts, ends, strict=True)]
 
 
 def wants_parallel(path: str | os.PathLike[str]) -> bool:
@@ -135,21 +154,39 @@ def load_for_verification(path: str | os.PathLike[str],
     from cryptography.hazmat.primitives import serialization
 
     p, sidecar = split_target(path)
-    size = os.path.getsize(sidecar)
+    with open_sidecar(sidecar) as fh:
+        data = fh.read()
     workers = min(os.cpu_count() or 1, 8)
-    pieces = _bounds(sidecar, size, workers)
+    pieces = _bounds(data, workers)
     keys_raw = {k: v.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
                 for k, v in keys.items()}
-    with ProcessPoolExecutor(len(pieces), mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_worker, sidecar, a, b, first, keys_raw) for a, b, first in pieces]
+    # this process decodes the first piece itself while the workers decode the others: it
+    # would only wait otherwise, and its own lines need no pickling or rebuilding
+    own_error: tuple[str, int] | None = None
+    own: tuple[list[Decoded], dict[str, str]] = ([], {})
+    enabled = gc.isenabled()
+    with ProcessPoolExecutor(max(1, len(pieces) - 1),
+                             mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_worker, sidecar, a, b, first, keys_raw)
+                   for a, b, first in pieces[1:]]
+        start, end, first = pieces[0]
+        gc.disable()  # tens of thousands of small objects; nothing cyclic to collect
+        try:
+            own = _decode_piece(data[start:end], sidecar, first, keys)
+        except SidecarError as exc:
+            own_error = (exc.message, exc.line or 0)
+        finally:
+            if enabled:
+                gc.enable()
+        del data
         results = [f.result() for f in futures]
     errors = [err for _, _, err in results if err is not None]
+    if own_error is not None:
+        errors.append(own_error)
     if errors:
         message, line = min(errors, key=lambda e: e[1])
         raise SidecarError(message, sidecar, line or None)
-    decoded: list[Decoded] = []
-    on_disk: dict[str, str] = {}
-    enabled = gc.isenabled()
+    decoded, on_disk = own
     gc.disable()  # tens of thousands of small objects; nothing cyclic to collect
     try:
         for rows, disk, _ in results:
