@@ -88,12 +88,17 @@ def envelope_line(envelope: dict[str, Any]) -> bytes:
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode("ascii")
 
 
-def check_signatures(envelope: dict[str, Any],
-                     keys: dict[str, Ed25519PublicKey]) -> tuple[list[str], list[str]]:
-    """Key ids whose signatures verify, and a reason for each signature that does not."""
+def check_signatures(envelope: dict[str, Any], keys: dict[str, Ed25519PublicKey],
+                     payload: bytes | None = None) -> tuple[list[str], list[str]]:
+    """Key ids whose signatures verify, and a reason for each signature that does not.
+
+    ``payload``: the envelope's payload already decoded (``payload_of(envelope)``) by a
+    caller that validated the line, so the base64 is not decoded a second time.
+    """
     from cryptography.exceptions import InvalidSignature
 
-    payload = payload_of(envelope)
+    if payload is None:
+        payload = payload_of(envelope)
     message = pae(str(envelope.get("payloadType", "")), payload)
     good: list[str] = []
     bad: list[str] = []

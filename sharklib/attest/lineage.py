@@ -31,7 +31,7 @@ from sharklib.attest.sidecar import (
     Bundle,
     BundleEntry,
     iter_lines,
-    parse_line,
+    parse_line_payload,
     reject_repeats,
 )
 from sharklib.errors import SidecarError
@@ -336,11 +336,11 @@ def decode_line(raw: bytes, sidecar: str, lineno: int,
                            "(not a sidecar?)", sidecar, lineno)
     if not raw.strip():
         return None
-    entry = parse_line(raw, sidecar, lineno)
+    entry, payload = parse_line_payload(raw, sidecar, lineno)
     run, outputs = _decode(entry, sidecar)
     d = Decoded(entry, run, outputs[0], outputs=outputs)
     if keys is not None:
-        d.good, d.bad = check_signatures(entry.envelope, keys)
+        d.good, d.bad = check_signatures(entry.envelope, keys, payload)
     return d
 
 

@@ -152,7 +152,19 @@ def parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     return _parse_line(raw, path, lineno)
 
 
+def parse_line_payload(raw: bytes, path: str, lineno: int) -> tuple[BundleEntry, bytes | None]:
+    """:func:`parse_line`, and the payload bytes it decoded (None for a shared long line),
+    for a caller that checks the signatures next (:func:`sharklib.attest.dsse.check_signatures`)."""
+    if len(raw) >= _SHARED_MIN:
+        return parse_line(raw, path, lineno), None
+    return _parse(raw, path, lineno)
+
+
 def _parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
+    return _parse(raw, path, lineno)[0]
+
+
+def _parse(raw: bytes, path: str, lineno: int) -> tuple[BundleEntry, bytes]:
     try:
         envelope = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -177,7 +189,8 @@ def _parse_line(raw: bytes, path: str, lineno: int) -> BundleEntry:
     except RecursionError:
         raise SidecarError("undecodable payload (JSON nested too deeply)", path, lineno) from None
     _check_statement(statement, path, lineno)
-    return BundleEntry("sha256:" + hashlib.sha256(payload).hexdigest(), envelope, statement, lineno)
+    return (BundleEntry("sha256:" + hashlib.sha256(payload).hexdigest(), envelope, statement,
+                        lineno), payload)
 
 
 def open_sidecar(path: str, missing: str = "no sidecar") -> IO[bytes]:
