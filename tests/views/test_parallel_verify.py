@@ -61,3 +61,35 @@ def test_parallel_reports_the_first_bad_line(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(SidecarError) as exc:
         verify_file(result)
     assert exc.value.line == 201 and "malformed JSON" in str(exc.value)
+
+
+def test_a_bad_line_in_the_main_process_piece(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verifying process checks the first piece itself: its errors are reported, and the
+    first bad line wins over a worker's later one, as in one process."""
+    result = make_lineage(str(tmp_path / "l"), 300, fan_in=False)
+    side = Path(sidecar_path(result))
+    lines = side.read_bytes().splitlines(keepends=True)
+    good_281 = lines[280]
+    lines[4] = b'{"not": "an envelope"}\n'
+    lines[280] = b"garbage\n"
+    side.write_bytes(b"".join(lines))
+    for threshold in (10**15, 1):
+        monkeypatch.setattr(parallel_load, "PARALLEL_BYTES", threshold)
+        with pytest.raises(SidecarError) as exc:
+            verify_file(result)
+        assert exc.value.line == 5 and "wrong payload type" in str(exc.value)
+    lines[4], lines[280] = lines[3], good_281
+    side.write_bytes(b"".join(lines))
+    with pytest.raises(SidecarError) as exc:
+        verify_file(result)
+    assert exc.value.line == 5 and "duplicate attestation" in str(exc.value)
+
+
+def test_pieces_are_whole_lines_numbered_from_one() -> None:
+    data = b"head line naming every input " * 50 + b"\na\nbb\nccc\nd"
+    for parts in (1, 2, 3, 8):
+        pieces = parallel_load._bounds(data, parts)
+        assert b"".join(data[a:b] for a, b, _ in pieces) == data
+        assert all(data.count(b"\n", 0, a) + 1 == first for a, _, first in pieces)
+        assert all(a == 0 or data[a - 1:a] == b"\n" for a, _, _ in pieces)
+    assert [first for _, _, first in parallel_load._bounds(data, 2)] == [1, 3]
