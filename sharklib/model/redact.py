@@ -105,13 +105,72 @@ def redact_text(text: str) -> str:
     return text if out == text else out
 
 
+#: an HTTP header carrying a credential, as ``curl -H``/``wget --header``/``http`` take it:
+#: ``Authorization: Bearer TOKEN``, ``X-API-Key: K``, ``Cookie: session=S``. The value ends at
+#: a quote or the end of the text (a header value may hold spaces: ``Basic dXNl...``)
+_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|cookie|[A-Za-z][A-Za-z0-9-]*)"
+                     r"(\s*:[ \t]*)((?:bearer|basic|token|digest)[ \t]+)?([^'\"\n]+)")
+#: ``--password=VALUE``, ``--api-key VALUE`` (the option's value is the next word)
+_OPTION = re.compile(r"(?<![\w-])(--?[A-Za-z][A-Za-z0-9_-]*)(=|[ \t]+)([^\s'\"]+)")
+#: option names whose value is a credential: narrower than query parameter names, since
+#: ``--key 2`` (sort) or ``--code x`` are not secrets
+_SECRET_OPTIONS = frozenset({
+    "password", "passwd", "token", "api_key", "apikey", "access_token", "auth_token",
+    "secret", "client_secret", "private_token", "personal_access_token", "bearer",
+})
+_SECRET_OPTION_SUFFIXES = ("_token", "_secret", "_password", "_passwd", "apikey", "api_key")
+
+
+def _secret_header(name: str) -> bool:
+    n = name.lower().replace("-", "_")
+    return n in ("authorization", "proxy_authorization", "cookie") or secret_param(n)
+
+
+def _secret_option(name: str) -> bool:
+    n = name.lstrip("-").lower().replace("-", "_")
+    return n in _SECRET_OPTIONS or n.endswith(_SECRET_OPTION_SUFFIXES)
+
+
+def _redact_header(m: re.Match[str]) -> str:
+    if not _secret_header(m.group(1)) or m.group(4).strip() == REDACTED:
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}"
+
+
+def _redact_option(m: re.Match[str]) -> str:
+    if not _secret_option(m.group(1)) or m.group(3) == REDACTED or \
+            (m.group(2) != "=" and m.group(3).startswith("-")):
+        return m.group(0)
+    return f"{m.group(1)}{m.group(2)}{REDACTED}"
+
+
+def redact_word(text: str) -> str:
+    """One argument (or a shell line) with URLs, credential headers and options redacted."""
+    if not isinstance(text, str):
+        return text
+    out = redact_text(text)
+    if ":" in out:
+        out = _HEADER.sub(_redact_header, out)
+    if "-" in out:
+        out = _OPTION.sub(_redact_option, out)
+    return text if out == text else out
+
+
 def redact_argv(argv: list[str]) -> list[str]:
-    """A command line as it may be recorded: the URLs in its arguments redacted.
+    """A command line as it may be recorded: credentials in its arguments redacted.
 
     ``python fetch.py https://me:pw@host/x?api_key=k`` is recorded (statement, index,
-    ledger, ``show``/``log``) as ``… https://me:REDACTED@host/x?api_key=REDACTED``; the
-    program itself still gets its real arguments. Same list if nothing changes.
+    ledger, ``show``/``log``) as ``… https://me:REDACTED@host/x?api_key=REDACTED``;
+    ``curl -H 'Authorization: Bearer T'`` as ``… 'Authorization: Bearer REDACTED'``;
+    ``tool --password P`` / ``--api-key=K`` as ``--password REDACTED``. The program itself
+    still gets its real arguments. Same list if nothing changes.
     """
-    if not any("://" in a for a in argv if isinstance(a, str)):
-        return argv
-    return [redact_text(a) for a in argv]
+    out = [redact_word(a) for a in argv]
+    # an option and its value as two words: ``--password P``
+    for i in range(1, len(out)):
+        prev = out[i - 1]
+        if isinstance(prev, str) and prev.startswith("-") and "=" not in prev \
+                and _secret_option(prev) and isinstance(out[i], str) \
+                and not out[i].startswith("-"):
+            out[i] = REDACTED
+    return argv if all(a is b for a, b in zip(out, argv, strict=True)) else out

@@ -413,10 +413,17 @@ _DOWNLOAD_FIELDS = frozenset(Download._fields)
 _ENVIRONMENT_FIELDS = frozenset(Environment._fields)
 
 
+#: what every credential :func:`sharklib.model.redact.redact_argv` removes contains (a URL,
+#: or the name of a credential header or option, lower-cased); other command lines skip it
+_MAYBE_SECRET = ("://", "pass", "pwd", "token", "key", "secret", "auth", "cookie", "bearer",
+                 "sig", "session", "cred", "code", "access")
+
+
 def redact_argv(argv: list[str]) -> list[str]:
-    """:func:`sharklib.model.redact.redact_argv`, imported only for a command line with a URL."""
+    """:func:`sharklib.model.redact.redact_argv`, imported only for a command line that may
+    hold a credential."""
     for a in argv:
-        if isinstance(a, str) and "://" in a:
+        if isinstance(a, str) and any(m in a.lower() for m in _MAYBE_SECRET):
             from sharklib.model.redact import redact_argv as redact
 
             return redact(argv)
