@@ -27,7 +27,7 @@ _SECRET_NAMES = frozenset({
     "password", "passwd", "pwd", "pass", "sig", "signature", "code", "session", "sessionid",
     "x_amz_signature", "x_amz_credential", "x_amz_security_token",
     "x_goog_signature", "x_goog_credential", "awsaccesskeyid", "googleaccessid",
-    "private_token", "personal_access_token",
+    "private_token", "personal_access_token", "jwt",
 })
 _SECRET_SUFFIXES = ("_token", "_key", "_secret", "_password", "_signature", "_sig",
                     "_credential", "apikey", "accesskey")

@@ -131,6 +131,7 @@ def test_the_trace_proxy_log_and_records_are_redacted(tmp_path: Path) -> None:
     ("https://h/p?Signature=s&Expires=1&GoogleAccessId=g", "https://h/p?Signature=REDACTED&Expires=1&GoogleAccessId=REDACTED"),
     ("https://h/cb#access_token=t&state=1", "https://h/cb#access_token=REDACTED&state=1"),
     ("https://h/p?password=&monkey=1&private_token=t", "https://h/p?password=&monkey=1&private_token=REDACTED"),
+    ("https://h/p?jwt=eyJh.eyJz.sig&n=2", "https://h/p?jwt=REDACTED&n=2"),
 ])
 def test_redaction_keeps_everything_but_the_credentials(url: str, expected: str) -> None:
     assert redact_url(url) == expected
