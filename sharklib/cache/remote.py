@@ -24,6 +24,7 @@ import contextlib
 import functools
 import io
 import os
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO, TypeVar
@@ -165,9 +166,14 @@ class RemoteStore(ObjectStore):
             for part in parts[:-1]:
                 where = f"{where}/{part}"
                 refuse_link(where, self.base)
-            refuse_file_link(path, self.base)
+            st = refuse_file_link(path, self.base)
         except StoreError as exc:  # the remote is refused; the local cache goes on working
             raise StoreError(exc.message.removesuffix(_UNUSED), self.url) from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # a FIFO planted in a share blocks the reader's open() for ever; a device reads
+            # without end
+            raise StoreError(f"refusing to open {path[len(self.base) + 1:]}: not a regular "
+                             f"file", self.url)
         return path
 
     # -- atomic upload ---------------------------------------------------------------------
@@ -320,9 +326,11 @@ class RemoteStore(ObjectStore):
     def _content_size(self, path: str, info: dict[str, Any]) -> int:
         """The uncompressed size, from the zstd frame header (compressed size if unknown)."""
         try:
+            if self._local and path.startswith(self.base + "/"):
+                self._unlinked(path)
             with self.fs.open(path, "rb") as fh:
                 size = zstandard.frame_content_size(fh.read(18))
-        except (OSError, zstandard.ZstdError):
+        except (OSError, StoreError, zstandard.ZstdError):
             size = -1
         return size if size >= 0 else int(info.get("size") or 0)
 
@@ -356,6 +364,8 @@ class RemoteStore(ObjectStore):
     @_answering
     def get_entry(self, path: str) -> IndexEntry:
         where = f"{self.fs.unstrip_protocol(path)}"
+        if self._local and path.startswith(self.base + "/"):
+            self._unlinked(path)
         try:
             with self.fs.open(path, "rb") as fh:
                 raw = fh.read(MAX_ENTRY_BYTES)

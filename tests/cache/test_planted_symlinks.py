@@ -108,3 +108,43 @@ def test_planted_link_in_a_file_remote_receives_nothing(project: Path, tmp_path:
     assert f"symlink planted in the cache: objects/{fan} -> {elsewhere}" in line, line
     assert "kept locally" in line, line  # the run is cached locally all the same
     assert "Traceback" not in r.stderr
+
+
+def _pushed_remote(project: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A ``file://`` remote holding the run of ``s.py``, pushed by a first user."""
+    remote = tmp_path / "shared-remote"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SHARKLIB_CACHE")}
+    env.update(SHARKLIB_CACHE=str(tmp_path / "first"), SHARKLIB_CACHE_REMOTE=remote.as_uri())
+    for args in (["run", "s.py"], ["cache", "push"]):
+        r = subprocess.run([sys.executable, "-m", "sharklib", *args], cwd=project, env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
+        assert r.returncode == 0, r.stderr
+    env["SHARKLIB_CACHE"] = str(tmp_path / "second")
+    return remote, env
+
+
+@pytest.mark.parametrize("planted", ["entry", "object"])
+def test_a_fifo_planted_in_a_file_remote_is_refused_not_waited_on(
+        project: Path, tmp_path: Path, planted: str) -> None:
+    """Opening a FIFO blocks until someone writes to it: ``cache pull`` and every pull-through
+    reuse hung for ever on one planted in a share. Only regular files are opened."""
+    pytest.importorskip("zstandard", reason="the remote cache needs zstandard")
+    remote, env = _pushed_remote(project, tmp_path)
+    if planted == "entry":
+        [victim] = (remote / "runs").rglob("*.json.zst")
+    else:
+        victim = remote / "objects" / (h := sha256_bytes(b"shark result\n"))[:2] / f"{h}.zst"
+    victim.unlink()
+    os.mkfifo(victim)
+    rel = victim.relative_to(remote).as_posix()
+    r = subprocess.run([sys.executable, "-m", "sharklib", "cache", "pull"], cwd=project,
+                       env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"refusing to open {rel}: not a regular file" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    (project / "out.txt").unlink()
+    r = subprocess.run([sys.executable, "-m", "sharklib", "run", "s.py"], cwd=project,
+                       env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert (project / "out.txt").read_text() == "shark result\n"
+    assert "Traceback" not in r.stderr
