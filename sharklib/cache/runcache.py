@@ -68,20 +68,57 @@ def is_url(location: str) -> bool:
     return "://" in location
 
 
-def _inside_project(directory: str, root: str | None) -> str:
+def _inside_project(directory: str, root: str | None, what: str = "the cache dir") -> str:
     """A cache ``dir`` from a project's cache.toml, refused unless it lies inside the project.
 
     The file is the project's, so hostile input: a cache there may not make sharklib write
     objects, an index and temporaries into any other directory of the user's.
     """
     if root is None:
-        raise StoreError("a cache dir in .sharklib/cache.toml needs a project root", directory)
+        raise StoreError(f"{what} in .sharklib/cache.toml needs a project root", directory)
     full = os.path.realpath(os.path.join(root, directory))
     real_root = os.path.realpath(root)
     if full != real_root and not full.startswith(real_root + os.sep):
-        raise StoreError("the cache dir named in .sharklib/cache.toml is outside the project "
+        raise StoreError(f"{what} named in .sharklib/cache.toml is outside the project "
                          "(SHARKLIB_TRUST_PROJECT_CACHE=1 uses it)", directory)
     return full
+
+
+#: per backend, the ``[store_options]`` that name a directory the store writes into
+_STORE_DIRS = {"btrfs": ("snapshots",), "zfs": ("state",)}
+
+
+def _project_store(settings: dict[str, Any], root: str | None,
+                   trusted: bool) -> ObjectStore | None:
+    """The object store a project's cache.toml asks for (None: the default content store).
+
+    The file comes with a clone, so it is hostile input like ``dir`` and ``remote``:
+    ``store = "remote"`` with ``[store_options] url = …`` sent every output the user
+    computed to wherever the project said, and a btrfs/ZFS store's own directory may not be
+    put outside the project either, unless the user trusts the project's settings. A wrong
+    type or option is one line naming the file, not a Python error.
+    """
+    where = os.path.join(root or ".", PROJECT_CONFIG)
+    backend = settings.get("store", "cas")
+    options = settings.get("store_options", {})
+    if not isinstance(backend, str) or not isinstance(options, dict):
+        raise StoreError("`store` must be a name and [store_options] a table", where)
+    if backend == "cas":
+        return None
+    if backend == "remote" and not trusted:
+        raise StoreError('store = "remote" would send your results where the project says '
+                         "(a `remote` there is pulled from only; SHARKLIB_TRUST_PROJECT_CACHE=1 "
+                         "uses it)", where)
+    options = dict(options)
+    if not trusted:
+        for name in _STORE_DIRS.get(backend, ()):
+            if name in options:
+                options[name] = _inside_project(str(options[name]), root,
+                                                f"the {backend} store's {name}")
+    try:
+        return open_store(backend, **options)
+    except TypeError as exc:
+        raise StoreError(f"store {backend!r}: unusable [store_options] ({exc})", where) from None
 
 
 def project_settings(root: str | None) -> dict[str, Any]:
@@ -183,6 +220,10 @@ class RunCache:
         location = os.environ.get(ENV_CACHE) or None
         directory: str | None = settings.get("dir")
         remote: str | None = settings.get("remote")
+        for name, value in (("dir", directory), ("remote", remote)):
+            if value is not None and not isinstance(value, str):
+                raise StoreError(f"`{name}` must be a string, not {type(value).__name__}",
+                                 os.path.join(root or ".", PROJECT_CONFIG))
         if location:
             if is_url(location):
                 remote = location
@@ -208,10 +249,7 @@ class RunCache:
             directory = _inside_project(str(directory), root)
         elif directory and root and not os.path.isabs(directory):
             directory = os.path.join(root, directory)
-        store = None
-        backend = settings.get("store", "cas")
-        if backend != "cas":
-            store = open_store(backend, **settings.get("store_options", {}))
+        store = _project_store(settings, root, trusted)
         return {"directory": directory, "remote": remote, "push": push, "store": store,
                 "link": settings.get("link", "auto"),
                 "read_only": bool(settings.get("read_only")), "push_refused": push_refused}
