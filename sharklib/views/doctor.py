@@ -119,8 +119,9 @@ def _cache_location(root: str) -> tuple[str, str | None]:
     from sharklib.config import ENV_CACHE, ENV_CACHE_REMOTE, cache_dir
 
     settings = project_settings(root)
-    directory = settings.get("dir")
-    remote = settings.get("remote")
+    # a setting of the wrong type is the run's one warning line; here it is no location
+    directory = settings.get("dir") if isinstance(settings.get("dir"), str) else None
+    remote = settings.get("remote") if isinstance(settings.get("remote"), str) else None
     location = os.environ.get(ENV_CACHE) or None
     if location:
         if is_url(location):

@@ -61,3 +61,15 @@ def test_a_reachable_remote_is_ok(tmp_path: Path) -> None:
     r = shark("doctor", cwd=tmp_path, env={"SHARKLIB_CACHE_REMOTE": remote})
     assert r.returncode == 0, r.stderr
     assert _line(r.stdout, "shared remote cache").lstrip().startswith("ok"), r.stdout
+
+
+def test_a_project_setting_of_the_wrong_type_is_no_internal_error(tmp_path: Path) -> None:
+    """A cloned project's ``.sharklib/cache.toml`` is anyone's text (``dir = 3`` was a
+    ``TypeError`` ending in "please report it"); doctor stays informational."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".sharklib").mkdir()
+    (tmp_path / ".sharklib" / "cache.toml").write_text("dir = 3\nremote = [1]\n")
+    r = shark("doctor", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Error" not in r.stdout + r.stderr
+    assert _line(r.stdout, "shared remote cache")
