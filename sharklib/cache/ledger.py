@@ -644,15 +644,22 @@ class Ledger:
                         out.add((encode_path(full[len(base):]), sha))
         return sorted(out)
 
-    def newest_of_steps(self, steps: Iterable[str]) -> dict[str, str]:
-        """step -> run id of its newest recorded run (successful or not)."""
-        out: dict[str, str] = {}
-        for part in batches(set(steps)):
+    def newest_of_steps(self, steps: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """(root, step) -> run id of its newest recorded run (successful or not).
+
+        A step is its command in its working directory *in its project*: the same
+        ``python plot.py`` in two checkouts is two steps, and the newer run in one project
+        does not make the other project's run history.
+        """
+        wanted = set(steps)
+        out: dict[tuple[str, str], str] = {}
+        for part in batches({step for _root, step in wanted}):
             marks = ",".join("?" * len(part))
-            for step, rid, _created in self.q(
-                    "SELECT step, run_id, MAX(created) FROM ledger_runs "
-                    f"WHERE step IN ({marks}) GROUP BY step", part):
-                out[step] = rid
+            for root, step, rid, _created in self.q(
+                    "SELECT root, step, run_id, MAX(created) FROM ledger_runs "
+                    f"WHERE step IN ({marks}) GROUP BY root, step", part):
+                if (root, step) in wanted:
+                    out[(root, step)] = rid
         return out
 
     def newest_readers_under(self, root: str) -> list[tuple[str, str, str, str]]:

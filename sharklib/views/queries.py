@@ -446,8 +446,8 @@ def impact(source: Source, given: list[str], *, changed: bool = False,
                                 "run_id": rid})
     down = led.downstream(seeds)
     runs = led.runs(down)
-    newest = led.newest_of_steps(r["step"] for r in runs.values())
-    current = {rid for rid, r in runs.items() if newest.get(r["step"]) == rid}
+    newest = led.newest_of_steps((r["root"], r["step"]) for r in runs.values())
+    current = {rid for rid, r in runs.items() if newest.get((r["root"], r["step"])) == rid}
     writes = led.writes(current)
     signers = Signers(source)
     steps = []
