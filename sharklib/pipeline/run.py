@@ -173,7 +173,7 @@ def run_pipeline(path: str | os.PathLike[str], *, jobs: int | None = None, dry_r
         console = Console()
     for note in pipe.notes:
         console.print(f"[dim]{_esc(note)}[/]")
-    console.print(plan_table(stages, plans, f"plan for {pipe.doc.path.name}"))
+    console.print(plan_table(stages, plans, f"plan for {_esc(pipe.doc.path.name)}"))
     console.print(plan_counts(plans))
     if dry_run:
         return report

@@ -100,3 +100,17 @@ def test_keys_export_and_countersign_escape_paths(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     _no_raw_control(r.stdout + r.stderr)
     assert "evil\\x1b" in r.stdout.replace("\n", ""), r.stdout
+
+
+def test_pipeline_plan_title_escapes_the_document_name(tmp_path: Path) -> None:
+    """The plan table's title is the document's file name: shown escaped, and a ``[red]`` in
+    it is text, not Rich markup."""
+    (tmp_path / ".git").mkdir()
+    for name in (f"{ESC_NAME}.md", "[red]doc.md"):
+        (tmp_path / name).write_text("```shark-run:host\necho hi > out.txt\n```\n")
+        r = shark("pipeline", "plan", name, cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        _no_raw_control(r.stdout + r.stderr)
+    assert "plan for evil\\x1b]0;pwned\\x07\\x1b[2J.md" in shark(
+        "pipeline", "plan", f"{ESC_NAME}.md", cwd=tmp_path).stdout
+    assert "plan for [red]doc.md" in shark("pipeline", "plan", "[red]doc.md", cwd=tmp_path).stdout
