@@ -45,17 +45,20 @@ def platform_label() -> str:
     ``platform.platform()`` unpacks ``platform.uname()``, whose processor field runs the
     ``uname -p`` program (10-100 ms, after the traced command ended); on Linux the
     function then drops that field whenever it is ``unknown`` or equals the machine,
-    which is what ``uname -p`` prints there. Elsewhere the library is asked.
+    which is what ``uname -p`` prints there. Elsewhere the library is asked. The C library
+    is what ``platform.libc_ver()`` answers first, ``confstr(CS_GNU_LIBC_VERSION)`` (read
+    here without importing ``platform``, whose import compiles a dozen expressions); where
+    that is not available the module is asked.
     """
     global _PLATFORM
     if _PLATFORM is None:
-        import platform
-
         u = os.uname()
         if u.sysname != "Linux":
+            import platform
+
             _PLATFORM = platform.platform()
         else:
-            libc, version = platform.libc_ver()
+            libc, version = _libc()
             text = "-".join(x.strip() for x in (u.sysname, u.release, u.machine, "with",
                                                  libc + version) if x)
             for bad in " /\\:;\"()":
@@ -68,6 +71,19 @@ def platform_label() -> str:
 
 
 _PLATFORM: str | None = None
+
+
+def _libc() -> tuple[str, str]:
+    """``platform.libc_ver()``: its answer from ``confstr`` when there is one, else its own."""
+    try:
+        parts = (os.confstr("CS_GNU_LIBC_VERSION") or "").split(maxsplit=1)
+    except (AttributeError, ValueError, OSError):
+        parts = []
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    import platform
+
+    return platform.libc_ver()
 
 
 @dataclass(slots=True)

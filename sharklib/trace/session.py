@@ -74,20 +74,22 @@ class TraceResult:
 
 def choose_backend(requested: BackendChoice) -> str:
     """The backend to use, or a one-line TraceError saying why none can run."""
-    from sharklib.trace import ptrace  # imported only when it may be needed
+    if requested != "ptrace":
+        why_ebpf = ebpf.unavailable_reason()
+        if requested == "ebpf":
+            if why_ebpf:
+                raise TraceError(f"eBPF backend unavailable: {why_ebpf}")
+            return "ebpf"
+        if why_ebpf is None:
+            return "ebpf"
+    # imported only when it may be needed (its parser's expressions are compiled on import)
+    from sharklib.trace import ptrace
 
     if requested == "ptrace":
         why_ptrace = ptrace.unavailable_reason()
         if why_ptrace:
             raise TraceError(f"ptrace backend unavailable: {why_ptrace}")
         return "ptrace"
-    why_ebpf = ebpf.unavailable_reason()
-    if requested == "ebpf":
-        if why_ebpf:
-            raise TraceError(f"eBPF backend unavailable: {why_ebpf}")
-        return "ebpf"
-    if why_ebpf is None:
-        return "ebpf"
     why_ptrace = ptrace.unavailable_reason()
     if why_ptrace is None:
         return "ptrace"
@@ -627,17 +629,28 @@ def _read_time_digests(asm: Assembler, py_runs: list[tuple[Run, Draft | None]],
 
 
 def _attest(runs: list[Run], messages: list[str]) -> list[str]:
-    """Sign runs upstream first, so each input links to the attestation that made it."""
-    from sharklib.attest import attest_run, input_attestation
+    """Sign runs upstream first, so each input links to the attestation that made it.
 
+    Each run's inputs are linked just before it is signed (an upstream run of the same
+    tree has written its sidecars by then). The sidecar reader is imported only when an
+    input may have a sidecar, the signing code only for a run with outputs (``attest_run``
+    of one without writes nothing), so a tree that wrote no file imports neither.
+    """
     with_sidecar = _sidecar_candidates([a.path for run in runs for a in run.inputs
                                         if a.attestation is None])
     sidecars: list[str] = []
     for run in runs:
-        for a in run.inputs:
-            if a.attestation is None and a.path in with_sidecar:
+        linked = [a for a in run.inputs if a.attestation is None and a.path in with_sidecar]
+        if linked:
+            from sharklib.attest import input_attestation
+
+            for a in linked:
                 with contextlib.suppress(Exception):
                     a.attestation = input_attestation(a.path, a.sha256)
+        if not run.outputs:
+            continue
+        from sharklib.attest import attest_run
+
         try:
             sidecars.extend(attest_run(run))
         except SharkError as exc:
