@@ -18,9 +18,10 @@ from sharklib.config import ENV_NO_CACHE, flag
 from sharklib.errors import StoreError
 from sharklib.model import Run, RunKeyParts
 from sharklib.model.run import redact_argv
-from sharklib.model.runkey import relative_to_root
+from sharklib.model.runkey import relative_to_root, relative_to_root_all
 from sharklib.runner import proof
 from sharklib.runner.notices import Warn, stderr_warn, unreachable_remotes
+from sharklib.runner.stagekey import leaves_nothing
 
 
 def _read_stream(value: bytes | str | os.PathLike[str] | None) -> bytes | None:
@@ -91,7 +92,8 @@ def build_entry(run: Run, root: str, objects: list[StoredObject],
     return IndexEntry(
         key=run.run_key, run=run, run_dict=run.to_dict(), root=root, objects=objects,
         key_parts=parts,
-        inputs=[(relative_to_root(a.path, root), a.sha256) for a in run.inputs],
+        inputs=list(zip(relative_to_root_all([a.path for a in run.inputs], root),
+                        [a.sha256 for a in run.inputs], strict=True)),
         modules=[(relative_to_root(m.path, root), m.sha256) for m in run.code.modules],
         probes=[(relative_to_root(p, root), t) for p, t in run.probes.items()],
     )
@@ -158,9 +160,7 @@ def record(run: Run, session_dir: str | os.PathLike[str] | None = None, *,
             stdout = stdout if stdout is not None else os.path.join(session_dir, "stdout")
             stderr = stderr if stderr is not None else os.path.join(session_dir, "stderr")
         streams = {"stdout": _read_stream(stdout), "stderr": _read_stream(stderr)}
-        if run.execs and not run.outputs and not any(streams.values()):
-            # nothing to restore or replay, and programs ran whose every effect no record holds
-            # (`mkdir -p out`, `chmod`, a copy to another machine): a reuse would skip those
+        if leaves_nothing(run, streams):
             return None
         # the two streams interleaved as written (capture's session log): what a replay writes
         ordered = _read_stream(os.path.join(session_dir, "streams")) if session_dir else None

@@ -246,3 +246,15 @@ def aggregate(runs: Iterable[Run], *, argv: list[str], cwd: str, started: float,
         stage.user, stage.host = runs[0].user, runs[0].host
         stage.environment.interpreter = runs[-1].environment.interpreter
     return stage
+
+
+def leaves_nothing(run: Run, streams: Mapping[str, bytes | None]) -> bool:
+    """True when a finished step has nothing a reuse could restore or replay.
+
+    Programs ran (``run.execs``) but no output file was written and nothing was printed
+    (``mkdir -p out``, ``chmod``, a copy to another machine): a reuse would skip effects that
+    no record holds, so such a step is never recorded. The one rule for it:
+    :func:`sharklib.runner.record.record` applies it, and :meth:`sharklib.runner.step.Step.run`
+    asks it first so that a step recording nothing never imports the cache.
+    """
+    return bool(run.execs) and not run.outputs and not any(streams.values())

@@ -26,11 +26,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_TAG
+from sharklib.config import ENV_NO_CACHE, ENV_QUIET, ENV_RERUN, ENV_TAG, flag
 from sharklib.errors import printable
 from sharklib.model import RunKeyParts
 
 if TYPE_CHECKING:
+    from sharklib.cache.entry import IndexEntry
     from sharklib.runner.command import CaptureMode, RunResult
     from sharklib.runner.explain import Explanation
 
@@ -139,7 +140,7 @@ class Step:
            single Python command) and it succeeded.
         """
         from sharklib.launch import LaunchError, say
-        from sharklib.runner import command, opencaches, reuse, stagekey
+        from sharklib.runner import command, opencaches, stagekey
 
         try:
             self.resolve()
@@ -164,7 +165,11 @@ class Step:
         caching = use_cache and self.capture != "none" and not base.get(ENV_NO_CACHE)
         key_parts, root = self.key()
         cache = opencaches.kept(root) if caching else None
-        if caching and not rerun:
+        # reuse.check answers None at once under SHARKLIB_NO_CACHE/SHARKLIB_RERUN: asked here
+        # first, a rerun imports no part of the cache before its command starts
+        if caching and not rerun and not flag(ENV_NO_CACHE) and not flag(ENV_RERUN):
+            from sharklib.runner import reuse
+
             decision = reuse.check(key_parts, cwd=self.cwd, root=root, cache=cache,
                                    pins=self.pins, environ=base)
             if decision is not None:
@@ -232,15 +237,25 @@ class Step:
                                   ended=ended, exit_status=status, run_key=key_parts.digest(),
                                   inherited=command._stream_files(stdout, stderr))
             try:
-                entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts,
-                                     **(printed or {}))
+                entry: IndexEntry | None = None
+                # a step that leaves nothing to keep is not recorded (record's own first
+                # answer); said here, such a step never imports the cache at all
+                shown = {"stdout": printed.get("stdout"), "stderr": printed.get("stderr")} \
+                    if printed else {}
+                if not (status == 0 and not agg.stdin and stagekey.leaves_nothing(agg, shown)):
+                    from sharklib.runner import reuse
+
+                    entry = reuse.record(agg, root=root, cache=cache, key_parts=key_parts,
+                                         **(printed or {}))
             finally:
                 if traced is not None:
                     _discard_spooled(traced)
             if entry is not None:
+                from sharklib.runner.decide import rebase
+
                 result.recorded = True
                 result.run_id = entry.run_id
-                result.run_outputs = [reuse.rebase(o.path, root) for o in entry.outputs()]
+                result.run_outputs = [rebase(o.path, root) for o in entry.outputs()]
         return result
 
 
