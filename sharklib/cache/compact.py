@@ -84,8 +84,16 @@ _PAYLOAD = re.compile(rb'"payload":"([A-Za-z0-9+/]*={0,2})"')
 _HOLE = b'"payload":"\x00"'
 
 
+#: from this size on, entries are deflated at level 1: a traced step's entry with 5,000 inputs
+#: (1 MB of statement) took 74 ms at level 9 and takes 20 ms at level 1 for 4 % more bytes;
+#: below it, where the footprint of a trivial stage's entry is what counts, level 9 costs
+#: next to nothing. Any level inflates the same way.
+FAST_FROM = 64 << 10
+
+
 def _deflate(data: bytes) -> bytes:
-    c = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=_ZDICT_V1)
+    level = 1 if len(data) >= FAST_FROM else 9
+    c = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, zdict=_ZDICT_V1)
     return c.compress(data) + c.flush()
 
 

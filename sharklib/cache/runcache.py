@@ -392,7 +392,7 @@ class RunCache:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in run_id)[:100]
         return self.directory / "runs" / key.removeprefix("sha256:")[:64] / f"{safe}.json"
 
-    def _keep_entry(self, entry: IndexEntry) -> None:
+    def _keep_entry(self, entry: IndexEntry, data: dict[str, Any] | None = None) -> None:
         """Keep the (signed) entry in the runs pack too, so a damaged index can be rebuilt.
 
         Written before the run is indexed: a crash between the two leaves a kept entry whose
@@ -404,7 +404,8 @@ class RunCache:
         if pending and self.kept is not getattr(self.store, "pack", None):
             self.store.pack.put_many(pending)  # type: ignore[attr-defined]
             pending = []
-        self.kept.put_many(pending, (entry.run_id, entry.key, entry.to_dict()))
+        self.kept.put_many(pending, (entry.run_id, entry.key,
+                                     entry.to_dict() if data is None else data))
 
     def forget_entries(self, runs: list[tuple[str, str]]) -> None:
         """Remove the kept entries of ``(key, run id)`` runs taken out of the index."""
@@ -421,8 +422,9 @@ class RunCache:
         ``proved``: the id of the key the entry was just signed with (see
         :meth:`~sharklib.cache.index.RunIndex.set_proved`).
         """
-        self._keep_entry(entry)
-        added = self.index.add(entry, proved)
+        data = entry.to_dict()  # built once for the kept copy and the index (a path per input)
+        self._keep_entry(entry, data)
+        added = self.index.add(entry, proved, data)
         if push is None:
             push = self.push_new
         if added and self.has_remote and push:

@@ -107,6 +107,21 @@ def relative_to_root(path: str, root: str) -> str:
     return rel + "/" if path.endswith("/") and not rel.endswith("/") else rel
 
 
+def relative_to_root_all(paths: list[str], root: str) -> list[str]:
+    """:func:`relative_to_root` of each path, the root's checks made once for all of them.
+
+    A traced step's record relativises every input (20,000 for a step reading 20,000 files);
+    a plain path under the normalised root is cut by text here without a call per path,
+    anything else gets :func:`relative_to_root`'s own answer.
+    """
+    if not (root.startswith("/") and _normal(root)):
+        return [relative_to_root(p, root) for p in paths]
+    base = root if root == "/" else root + "/"
+    cut = len(base)
+    return [p[cut:] if p.startswith(base) and len(p) > cut and "/." not in p and "//" not in p
+            else relative_to_root(p, root) for p in paths]
+
+
 def relocate(text: str, places: Sequence[tuple[str, str]]) -> str:
     """``text`` with each absolute directory of ``places`` replaced by its symbol.
 

@@ -22,6 +22,7 @@ import pytest
 from sharklib.cache.compact import (
     ENTRY_PLAIN,
     ENTRY_SIGNED,
+    FAST_FROM,
     OBJECT,
     entry_json,
     entry_value,
@@ -61,6 +62,17 @@ def test_a_signed_entry_is_kept_once_and_comes_back_exactly(ascii_only: bool) ->
     assert entry_value(stored)["attestation"]["payload"] == entry["attestation"]["payload"]
     assert len(stored) < len(json.dumps(entry)) / 3
     assert json.loads(entry_json(stored)) == entry
+
+
+def test_a_large_entry_is_packed_fast_and_comes_back_exactly() -> None:
+    """An entry past FAST_FROM (a traced step with thousands of inputs) is deflated at the
+    fast level; it reads back the same, signed or plain."""
+    big = {**ENTRY, "inputs": [[f"in/f{i:05d}.txt", f"{i:064x}"] for i in range(5000)]}
+    for entry in (_signed(big), big):
+        stored = pack_entry(entry)
+        assert len(json.dumps(entry)) > FAST_FROM
+        assert entry_value(stored) == entry
+        assert json.loads(entry_json(stored)) == entry
 
 
 def test_an_entry_its_statement_does_not_hold_is_kept_plain() -> None:
