@@ -500,10 +500,11 @@ def _digests(paths: Iterable[str], outputs: Iterable[str] = (), spool_root: str 
     from sharklib.hashing.digest import hash_files_stable, listing_digest
 
     digests: dict[str, tuple[str, int]] = {}
-    if spool_root is not None:
+    files_out = [p for p in outputs if not p.endswith("/")] if spool_root is not None else []
+    if files_out and spool_root is not None:  # the store is imported only for outputs to spool
         from sharklib.cache.runcache import spool_outputs
 
-        spooled = spool_outputs([p for p in outputs if not p.endswith("/")], spool_root)
+        spooled = spool_outputs(files_out, spool_root)
         digests.update(spooled)
         if spooled_into is not None:
             spooled_into.extend(spooled)
