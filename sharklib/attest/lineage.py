@@ -268,9 +268,14 @@ class Lineage:
                     stack.append((nxt, iter(self.parents(nxt))))
         return order
 
-    def artifact_paths(self, code: bool = True) -> set[str]:
+    def artifact_paths(self, code: bool = True, signed_only: bool = False) -> set[str]:
+        """The file itself and what its steps name; ``signed_only``: only steps whose signature
+        by a trusted key verified (what an unproved statement names is not looked at: a
+        forged sidecar naming ``/etc/shadow`` must not get its digest printed)."""
         paths = {self.path}
         for step in self.steps.values():
+            if signed_only and not step.signers:
+                continue
             paths.update(o.path for o in step.outputs or [step.output])
             paths.update(a.path for a in step.inputs)
             if code:
@@ -278,14 +283,16 @@ class Lineage:
                 paths.update(m.path for m in ([c.script] if c.script else []) + c.modules)
         return paths
 
-    def disk_digests(self, statcache: StatCache | None = None, code: bool = True) -> dict[str, str]:
+    def disk_digests(self, statcache: StatCache | None = None, code: bool = True,
+                     signed_only: bool = False) -> dict[str, str]:
         """Current sha256 of every artifact of the lineage still on disk (a stat when known)."""
         from sharklib.hashing import StatCache
 
         known = self.on_disk or {}
         # no on_disk filter: the stat cache stats each path itself and answers only for
         # regular files and directory listings, so filtering first stated every file twice
-        where = {p: self.locate(p) for p in self.artifact_paths(code) if p not in known}
+        where = {p: self.locate(p) for p in self.artifact_paths(code, signed_only)
+                 if p not in known}
         cache = statcache or StatCache()
         found = {q: d for q, (d, _) in cache.digests(list(set(where.values()))).items()} \
             if where else {}

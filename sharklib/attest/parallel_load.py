@@ -83,8 +83,9 @@ def _decode_piece(data: bytes, sidecar: str, first_line: int,
         if d is None:
             continue
         decoded.append(d)
-        paths.update(o.path for o in d.outputs or [d.output])
-        paths.update(a.path for a in d.run.inputs)
+        if d.good:  # what a statement without a trusted signature names is not looked at
+            paths.update(o.path for o in d.outputs or [d.output])
+            paths.update(a.path for a in d.run.inputs)
     cache = StatCache()
     try:
         found = cache.digests(paths)
@@ -207,5 +208,5 @@ def load_for_verification(path: str | os.PathLike[str],
     if lineage.relocation is not None:
         # the workers looked at the recorded paths; a moved tree is checked where it is now
         lineage.on_disk = None
-        lineage.on_disk = lineage.disk_digests(code=False)
+        lineage.on_disk = lineage.disk_digests(code=False, signed_only=True)
     return lineage

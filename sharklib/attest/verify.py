@@ -102,7 +102,7 @@ def check_lineage(lineage: Lineage, keys: dict[str, Ed25519PublicKey],
         if step.signers is None:
             step.signers, step.bad_signatures = check_signatures(step.entry.envelope, keys)
     lineage.on_disk = None
-    lineage.on_disk = lineage.disk_digests(statcache or StatCache(), code=False)
+    lineage.on_disk = lineage.disk_digests(statcache or StatCache(), code=False, signed_only=True)
 
 
 def verify_file(path: str | os.PathLike[str], keys: dict[str, Ed25519PublicKey] | None = None,

@@ -93,3 +93,33 @@ def test_pieces_are_whole_lines_numbered_from_one() -> None:
         assert all(data.count(b"\n", 0, a) + 1 == first for a, _, first in pieces)
         assert all(a == 0 or data[a - 1:a] == b"\n" for a, _, _ in pieces)
     assert [first for _, _, first in parallel_load._bounds(data, 2)] == [1, 3]
+
+
+def test_a_forged_statement_gets_no_file_it_names_hashed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sidecar edited to name a file outside the project (``/etc/shadow``) as an input used
+    to get that file hashed and 12 hex digits of its digest printed by ``verify``; a statement
+    whose signature does not verify is reported, and what it names is not looked at."""
+    import base64
+    import hashlib
+    import json
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the user's secret\n")
+    digest = hashlib.sha256(secret.read_bytes()).hexdigest()
+    result = make_lineage(str(tmp_path / "l"), 300, fan_in=False)
+    side = Path(sidecar_path(result))
+    lines = side.read_bytes().splitlines(keepends=True)
+    envelope = json.loads(lines[-1])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    deps = statement["predicate"]["buildDefinition"]["resolvedDependencies"]
+    forged = next(d for d in deps if (d.get("annotations") or {}).get("role") == "input")
+    forged["uri"], forged["name"] = secret.as_uri(), str(secret)
+    forged["digest"] = {"sha256": "0" * 64}
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    lines[-1] = json.dumps(envelope).encode() + b"\n"
+    side.write_bytes(b"".join(lines))
+    serial, parallel = _both(result, monkeypatch)
+    for problems in (serial, parallel):
+        assert any("does not verify" in p for p in problems), problems
+        assert not any(digest[:12] in p or str(secret) in p for p in problems), problems
