@@ -433,12 +433,17 @@ def _drop_runs_without_objects(cache: RunCache, report: RepairReport) -> None:
 def _index_sound(path: Path) -> bool:
     import sqlite3
 
+    from sharklib.sqlitedb import is_damaged
+
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
             return bool(db.execute("PRAGMA quick_check").fetchone() == ("ok",))
         finally:
             db.close()
+    except sqlite3.DatabaseError as exc:
+        # locked by a busy writer past the wait is no damage: never a reason to move it aside
+        return not is_damaged(exc)
     except sqlite3.Error:
         return False
 

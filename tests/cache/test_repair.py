@@ -130,3 +130,25 @@ def test_repair_of_a_sound_index_changes_nothing(tmp_path: Path) -> None:
     assert "moved aside" not in fix.stdout and "indexed 0 runs" in fix.stdout, fix.stdout
     r = p.sharklib("run", "s.py")
     assert "reused run" in r.stderr and p.executions == 1, r.stderr
+
+
+def test_an_index_locked_by_a_writer_is_not_judged_damaged(tmp_path: Path) -> None:
+    """``cache repair`` moved aside an index that a writer held past its wait ("database is
+    locked") as if it were damaged; only a damaged file is."""
+    import sqlite3
+
+    from sharklib.cache.maintenance import _index_sound
+
+    path = tmp_path / "index.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    try:
+        assert _index_sound(path)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    path.write_bytes(b"not a database, just bytes" * 100)
+    assert not _index_sound(path)
