@@ -637,8 +637,11 @@ def _attest(runs: list[Run], messages: list[str]) -> list[str]:
     input may have a sidecar, the signing code only for a run with outputs (``attest_run``
     of one without writes nothing), so a tree that wrote no file imports neither.
     """
-    with_sidecar = _sidecar_candidates([a.path for run in runs for a in run.inputs
-                                        if a.attestation is None])
+    unlinked = [a.path for run in runs for a in run.inputs if a.attestation is None]
+    # a file a run of this tree wrote gets its sidecar below, after any listing made now
+    produced = {o.path for run in runs for o in run.outputs}
+    with_sidecar = _sidecar_candidates([p for p in unlinked if p not in produced])
+    with_sidecar.update(p for p in unlinked if p in produced)
     sidecars: list[str] = []
     for run in runs:
         linked = [a for a in run.inputs if a.attestation is None and a.path in with_sidecar]

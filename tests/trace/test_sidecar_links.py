@@ -7,6 +7,7 @@ these tests pin what that listing must still find.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -53,3 +54,29 @@ def test_sidecar_candidates_of_directories_with_and_without_sidecars(tmp_path: P
     few = [str(tmp_path / "alone.txt")]  # too few in its directory to list it: kept as is
     got = session._sidecar_candidates(paths + few + [str(mixed) + "/"])
     assert got == {str(mixed / "f03.txt"), *few}
+
+
+def test_inputs_a_step_of_the_same_tree_wrote_link_to_it(tmp_path: Path, backend: str) -> None:
+    """A directory listed for sidecars before any run of the tree was signed held none of the
+    sidecars its upstream run was about to write: a later step reading many files the
+    earlier step made in one traced command (``make``: one run per recipe) was left unlinked
+    to it."""
+    n = session.LIST_DIR_FROM + 8
+    (tmp_path / "gen.py").write_text(
+        "import os\nos.mkdir('gen')\n"
+        f"for i in range({n}):\n    open(f'gen/f{{i}}.txt', 'w').write(str(i))\n")
+    (tmp_path / "combine.py").write_text(
+        "import glob\nopen('all.txt', 'w').write(''.join(open(p).read() "
+        "for p in sorted(glob.glob('gen/*.txt'))))\n")
+    (tmp_path / "Makefile").write_text(
+        f"all.txt: gen/f0.txt\n\t{sys.executable} combine.py\n"
+        f"gen/f0.txt:\n\t{sys.executable} gen.py\n")
+    result = run_traced(["make", "-s"], backend, tmp_path)
+    assert result.exit_status == 0
+    gen = str(tmp_path / "gen") + os.sep
+    readers = [r for r in result.runs if any(a.path.startswith(gen) for a in r.inputs)]
+    assert readers, [r.argv for r in result.runs]
+    for r in readers:
+        linked = [a for a in r.inputs if a.path.startswith(gen) and a.path.endswith(".txt")]
+        assert len(linked) == n, r.argv
+        assert all(a.attestation for a in linked), [a.path for a in linked if not a.attestation]
